@@ -1,0 +1,264 @@
+// Package config holds cri-shim's configuration: its keys, their defaults, the TOML file format and
+// validation. Every error names the key it is about.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/pelletier/go-toml/v2"
+	"github.com/sirupsen/logrus"
+)
+
+// DefaultPath is where the daemon looks for its config file when --config is not given. A missing
+// file at the default path is not an error; a missing file given explicitly is.
+const DefaultPath = "/etc/cri-shim/config.toml"
+
+// Config is the daemon's configuration. The `toml` tag is the key in the file, `flag` the
+// command-line flag that overrides it, and `doc` the one-line comment `config default` prints.
+type Config struct {
+	Socket                   string   `toml:"socket" json:"socket" flag:"socket" doc:"unix socket the CRI gRPC services listen on (created mode 0660)"`
+	ContainerdAddress        string   `toml:"containerd_address" json:"containerd_address" flag:"containerd-address" doc:"containerd socket to use; when nothing answers there a managed containerd is started"`
+	ContainerdNamespace      string   `toml:"containerd_namespace" json:"containerd_namespace" flag:"containerd-namespace" doc:"containerd namespace holding cri-shim's pods, containers and images (kept apart from containerd's own CRI plugin, which uses k8s.io)"`
+	ManagedContainerd        bool     `toml:"managed_containerd" json:"managed_containerd" flag:"managed-containerd" doc:"always start a containerd child (root, state and socket under cri-shim's own dirs), even when one answers at containerd_address"`
+	ContainerdBinaryDir      string   `toml:"containerd_binary_dir" json:"containerd_binary_dir" flag:"containerd-binary-dir" doc:"where the managed containerd and containerd-shim-runc-v2 binaries are; empty: PATH, then /var/cache/cri-shim/bin"`
+	RootDir                  string   `toml:"root_dir" json:"root_dir" flag:"root" doc:"persistent state (pod files, managed containerd's root)"`
+	StateDir                 string   `toml:"state_dir" json:"state_dir" flag:"state" doc:"runtime state that does not survive a reboot (network namespaces, managed containerd's state and socket)"`
+	SandboxImage             string   `toml:"sandbox_image" json:"sandbox_image" flag:"sandbox-image" doc:"the pause image every pod sandbox runs"`
+	CNIBinDirs               []string `toml:"cni_bin_dirs" json:"cni_bin_dirs" flag:"cni-bin-dir" doc:"directories searched for CNI plugin binaries"`
+	CNIConfDir               string   `toml:"cni_conf_dir" json:"cni_conf_dir" flag:"cni-conf-dir" doc:"directory holding the CNI network configuration"`
+	RegistryConfigPath       string   `toml:"registry_config_path" json:"registry_config_path" flag:"registry-config-path" doc:"registry hosts dir in containerd's certs.d/hosts.toml format (mirrors, TLS, plain-http hosts); empty: none"`
+	MaxConcurrentPulls       int      `toml:"max_concurrent_pulls" json:"max_concurrent_pulls" flag:"max-concurrent-pulls" doc:"image pulls running at once (0 = unlimited, 1 = serialized)"`
+	ImagePullProgressTimeout Duration `toml:"image_pull_progress_timeout" json:"image_pull_progress_timeout" flag:"image-pull-progress-timeout" doc:"cancel a pull that transfers nothing for this long"`
+	StreamServerAddress      string   `toml:"stream_server_address" json:"stream_server_address" flag:"stream-address" doc:"host:port of the exec/attach/port-forward streaming server (port 0: a free one)"`
+	MetricsAddress           string   `toml:"metrics_address" json:"metrics_address" flag:"metrics-address" doc:"host:port serving Prometheus metrics on /metrics; empty: off"`
+	LogLevel                 string   `toml:"log_level" json:"log_level" flag:"log-level" doc:"trace, debug, info, warn or error"`
+	LogFormat                string   `toml:"log_format" json:"log_format" flag:"log-format" doc:"text or json"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5m", "90s") in TOML.
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (such as \"5m\" or \"90s\"): %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Default returns the configuration used for every key the file and flags leave unset.
+func Default() Config {
+	return Config{
+		Socket:                   "/run/cri-shim/cri-shim.sock",
+		ContainerdAddress:        "/run/containerd/containerd.sock",
+		ContainerdNamespace:      "cri-shim",
+		RootDir:                  "/var/lib/cri-shim",
+		StateDir:                 "/run/cri-shim",
+		SandboxImage:             "registry.k8s.io/pause:3.10",
+		CNIBinDirs:               []string{"/opt/cni/bin", "/usr/lib/cni"},
+		CNIConfDir:               "/etc/cni/net.d",
+		MaxConcurrentPulls:       3,
+		ImagePullProgressTimeout: Duration(5 * time.Minute),
+		StreamServerAddress:      "127.0.0.1:0",
+		LogLevel:                 "info",
+		LogFormat:                "text",
+	}
+}
+
+// ManagedContainerdAddress is the socket of a containerd started by cri-shim.
+func (c *Config) ManagedContainerdAddress() string {
+	return filepath.Join(c.StateDir, "containerd", "containerd.sock")
+}
+
+// Load reads the TOML file at path over the defaults. An empty path means DefaultPath, which may be
+// absent.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	explicit := path != ""
+	if !explicit {
+		path = DefaultPath
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if !explicit && errors.Is(err, os.ErrNotExist) {
+			return cfg, nil
+		}
+		return cfg, fmt.Errorf("config file: %w", err)
+	}
+	if err := Decode(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Decode parses TOML into cfg, keeping cfg's values for absent keys. Unknown keys and values of the
+// wrong type are errors naming the key.
+func Decode(data []byte, cfg *Config) error {
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(cfg)
+	if err == nil {
+		return nil
+	}
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		keys := make([]string, 0, len(strict.Errors))
+		for _, e := range strict.Errors {
+			keys = append(keys, strings.Join(e.Key(), "."))
+		}
+		return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		if k := de.Key(); len(k) > 0 {
+			return fmt.Errorf("key %s (line %d, column %d): %s", strings.Join(k, "."), row, col, de.Error())
+		}
+		return fmt.Errorf("line %d, column %d: %s", row, col, de.Error())
+	}
+	return err
+}
+
+// Validate checks every key and returns all the problems found, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	absPath := func(key, p string, mayBeEmpty bool) {
+		switch {
+		case p == "" && mayBeEmpty:
+		case p == "":
+			bad(key, "must not be empty")
+		case !filepath.IsAbs(p):
+			bad(key, "must be an absolute path, got %q", p)
+		case filepath.Clean(p) != p:
+			bad(key, "must be a clean path (no '..', '//' or trailing '/'), got %q", p)
+		}
+	}
+	absPath("socket", c.Socket, false)
+	// A unix socket path is limited to 107 bytes by the kernel.
+	if len(c.Socket) > 107 {
+		bad("socket", "path longer than 107 bytes: %q", c.Socket)
+	}
+	if len(c.ManagedContainerdAddress()) > 107 {
+		bad("state_dir", "too long: the managed containerd socket %q would exceed 107 bytes", c.ManagedContainerdAddress())
+	}
+	absPath("containerd_address", c.ContainerdAddress, false)
+	absPath("containerd_binary_dir", c.ContainerdBinaryDir, true)
+	if c.ContainerdBinaryDir != "" {
+		mustBeDir(&errs, "containerd_binary_dir", c.ContainerdBinaryDir)
+	}
+	absPath("root_dir", c.RootDir, false)
+	absPath("state_dir", c.StateDir, false)
+	if c.RootDir != "" && c.RootDir == c.StateDir {
+		bad("state_dir", "must differ from root_dir")
+	}
+	if c.ContainerdNamespace == "" {
+		bad("containerd_namespace", "must not be empty")
+	} else if !validNamespace(c.ContainerdNamespace) {
+		bad("containerd_namespace", "%q is not a valid containerd namespace (lower-case letters, digits, '.', '-', '_')", c.ContainerdNamespace)
+	}
+	if c.SandboxImage == "" {
+		bad("sandbox_image", "must not be empty")
+	} else if _, err := reference.ParseNormalizedNamed(c.SandboxImage); err != nil {
+		bad("sandbox_image", "%q is not an image reference: %v", c.SandboxImage, err)
+	}
+	if len(c.CNIBinDirs) == 0 {
+		bad("cni_bin_dirs", "must list at least one directory")
+	}
+	for _, d := range c.CNIBinDirs {
+		absPath("cni_bin_dirs", d, false)
+	}
+	absPath("cni_conf_dir", c.CNIConfDir, false)
+	absPath("registry_config_path", c.RegistryConfigPath, true)
+	if c.RegistryConfigPath != "" {
+		mustBeDir(&errs, "registry_config_path", c.RegistryConfigPath)
+	}
+	if c.MaxConcurrentPulls < 0 {
+		bad("max_concurrent_pulls", "must be 0 (unlimited) or more, got %d", c.MaxConcurrentPulls)
+	}
+	if c.ImagePullProgressTimeout <= 0 {
+		bad("image_pull_progress_timeout", "must be positive, got %s", c.ImagePullProgressTimeout)
+	}
+	if _, _, err := net.SplitHostPort(c.StreamServerAddress); err != nil {
+		bad("stream_server_address", "%q is not host:port: %v", c.StreamServerAddress, err)
+	}
+	if c.MetricsAddress != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddress); err != nil {
+			bad("metrics_address", "%q is not host:port: %v", c.MetricsAddress, err)
+		}
+	}
+	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
+		bad("log_level", "%q is not one of trace, debug, info, warn, error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log_format", "%q is not text or json", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+func mustBeDir(errs *[]error, key, p string) {
+	st, err := os.Stat(p)
+	switch {
+	case err != nil:
+		*errs = append(*errs, fmt.Errorf("%s: %w", key, err))
+	case !st.IsDir():
+		*errs = append(*errs, fmt.Errorf("%s: %s is not a directory", key, p))
+	}
+}
+
+func validNamespace(ns string) bool {
+	for _, r := range ns {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return len(ns) <= 76
+}
+
+// Field describes one key for `config default` and the command-line flags.
+type Field struct {
+	Key, Flag, Doc string
+	Value          reflect.Value
+}
+
+// Fields lists the keys of c in file order, with addressable values.
+func (c *Config) Fields() []Field {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	out := make([]Field, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		out = append(out, Field{Key: f.Tag.Get("toml"), Flag: f.Tag.Get("flag"), Doc: f.Tag.Get("doc"), Value: v.Field(i)})
+	}
+	return out
+}
+
+// WriteDefault writes every key with its default value and a one-line comment, as a valid TOML file.
+func WriteDefault(buf *bytes.Buffer) error {
+	d := Default()
+	buf.WriteString("# cri-shim configuration: every key with its default.\n")
+	for _, f := range d.Fields() {
+		val, err := toml.Marshal(map[string]any{f.Key: f.Value.Interface()})
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Key, err)
+		}
+		fmt.Fprintf(buf, "\n# %s\n%s", f.Doc, val)
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
+	"github.com/cri-shim/cri-shim/cmd/cri-shim/managed"
+	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/sandbox"
+	"github.com/cri-shim/cri-shim/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+)
+
+// backend is the daemon's connection to containerd: the client and, when cri-shim started it, the
+// managed containerd child it supervises.
+type backend struct {
+	cfg     config.Config
+	client  *containerd.Client
+	managed *managed.Containerd
+	stopSup chan struct{}
+	supDone chan struct{}
+}
+
+// connectContainerd uses the containerd at cfg.ContainerdAddress when one answers there (unless a
+// managed one is forced), and otherwise starts a managed containerd under cri-shim's own dirs.
+func connectContainerd(ctx context.Context, cfg config.Config) (*backend, error) {
+	b := &backend{cfg: cfg}
+	address := cfg.ContainerdAddress
+	if cfg.ManagedContainerd || !managed.Serving(ctx, address) {
+		address = cfg.ManagedContainerdAddress()
+		if managed.Serving(ctx, address) {
+			// A managed containerd of an earlier run that outlived it: use it as it is.
+			logrus.WithField("address", address).Warn("a managed containerd from an earlier run is still serving; using it")
+		} else {
+			if !cfg.ManagedContainerd {
+				logrus.WithField("address", cfg.ContainerdAddress).Info("no containerd answers; starting a managed one")
+			}
+			m, err := managed.Start(ctx, managedConfig(cfg))
+			if err != nil {
+				return nil, err
+			}
+			b.managed = m
+		}
+	}
+	client, err := containerd.New(address, containerd.WithDefaultNamespace(cfg.ContainerdNamespace),
+		containerd.WithTimeout(10*time.Second))
+	if err != nil {
+		b.close()
+		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
+	}
+	b.client = client
+	logrus.WithFields(logrus.Fields{"address": address, "namespace": cfg.ContainerdNamespace, "managed": b.managed != nil}).Info("connected to containerd")
+	if b.managed != nil {
+		b.stopSup, b.supDone = make(chan struct{}), make(chan struct{})
+		go b.supervise()
+	}
+	return b, nil
+}
+
+func managedConfig(cfg config.Config) managed.Config {
+	return managed.Config{
+		BinaryDir: cfg.ContainerdBinaryDir,
+		Root:      filepath.Join(cfg.RootDir, "containerd"),
+		State:     filepath.Join(cfg.StateDir, "containerd"),
+		Address:   cfg.ManagedContainerdAddress(),
+		LogPath:   filepath.Join(cfg.RootDir, "containerd.log"),
+	}
+}
+
+// supervise restarts the managed containerd when it dies; the client reconnects by itself.
+func (b *backend) supervise() {
+	defer close(b.supDone)
+	delay := time.Second
+	for {
+		select {
+		case <-b.stopSup:
+			return
+		case <-b.managed.Done():
+		}
+		logrus.WithField("pid", b.managed.Pid()).Error("managed containerd exited; restarting it")
+		for {
+			select {
+			case <-b.stopSup:
+				return
+			case <-time.After(delay):
+			}
+			m, err := managed.Start(context.Background(), managedConfig(b.cfg))
+			if err == nil {
+				b.managed, delay = m, time.Second
+				break
+			}
+			logrus.WithError(err).Error("restart managed containerd")
+			delay = min(2*delay, 30*time.Second)
+		}
+	}
+}
+
+func (b *backend) close() {
+	if b.client != nil {
+		b.client.Close()
+	}
+	if b.managed != nil {
+		if b.stopSup != nil {
+			close(b.stopSup)
+			<-b.supDone
+		}
+		if err := b.managed.Stop(15 * time.Second); err != nil {
+			logrus.WithError(err).Warn("stop managed containerd")
+		}
+	}
+}
+
+// listenCRI prepares the CRI socket: it refuses to start while another daemon answers on it,
+// removes a stale one, and creates the new one with mode 0660.
+func listenCRI(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(path); err == nil {
+		conn, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			conn.Close()
+			return nil, fmt.Errorf("socket %s: another daemon is serving on it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	}
+	old := syscall.Umask(0o117)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func runDaemon(ctx context.Context, cfg config.Config) error {
+	for _, d := range []string{cfg.RootDir, cfg.StateDir} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return err
+		}
+	}
+	lis, err := listenCRI(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Socket)
+
+	b, err := connectContainerd(ctx, cfg)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer b.close()
+
+	network := sandbox.NewNetwork(cfg.CNIBinDirs, cfg.CNIConfDir)
+	rt := legacy.NewContainerdRuntime(b.client, cfg.ContainerdNamespace, network)
+	images, err := newImageService(b.client, cfg)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	grpcServer := server.NewGRPCServer(server.Options{
+		Version: version,
+		Backend: rt,
+		Images:  images,
+		Config:  cfg,
+	})
+
+	if cfg.MetricsAddress != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddress)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- grpcServer.Serve(lis) }()
+	logrus.WithFields(logrus.Fields{"socket": cfg.Socket, "version": version}).Info("cri-shim serving CRI")
+
+	select {
+	case <-ctx.Done():
+		logrus.Info("shutting down")
+	case err := <-serveErr:
+		return fmt.Errorf("grpc server: %w", err)
+	}
+	gracefulStop(grpcServer, 10*time.Second)
+	return nil
+}
+
+func gracefulStop(s *grpc.Server, grace time.Duration) {
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		s.Stop()
+	}
+}
+
+func serveMetrics(addr string) (func(), error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(server.Collectors()...)
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logrus.WithError(err).Error("metrics server")
+		}
+	}()
+	logrus.WithField("address", lis.Addr().String()).Info("serving metrics")
+	return func() { srv.Close() }, nil
+}

@@ -1,0 +1,122 @@
+// Command cri-shim is a Kubernetes CRI runtime on containerd.
+//
+//	cri-shim [flags]              run the daemon
+//	cri-shim version              print the version
+//	cri-shim config default       print every config key with its default
+//	cri-shim pull [flags] IMAGE   pull an image as the daemon would
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
+	"github.com/sirupsen/logrus"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "cri-shim:", err)
+		os.Exit(1)
+	}
+}
+
+func usage(fs *flag.FlagSet) func() {
+	return func() {
+		fmt.Fprintf(fs.Output(), `Usage:
+  cri-shim [flags]             run the CRI daemon
+  cri-shim version             print the version
+  cri-shim config default      print every config key with its default and a comment
+  cri-shim pull [flags] IMAGE  pull an image into cri-shim's containerd namespace
+
+Flags (each overrides the config key it names):
+`)
+		fs.PrintDefaults()
+	}
+}
+
+func run(args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version", "--version":
+			fmt.Printf("cri-shim %s\nCRI API: v1\n", version)
+			return nil
+		case "config":
+			if len(args) == 2 && args[1] == "default" {
+				var buf bytes.Buffer
+				if err := config.WriteDefault(&buf); err != nil {
+					return err
+				}
+				_, err := os.Stdout.Write(buf.Bytes())
+				return err
+			}
+			return errors.New("usage: cri-shim config default")
+		}
+	}
+	sub := "daemon"
+	if len(args) > 0 && args[0] == "pull" {
+		sub, args = "pull", args[1:]
+	}
+
+	fs := flag.NewFlagSet("cri-shim", flag.ContinueOnError)
+	fs.Usage = usage(fs)
+	configPath := fs.String("config", "", "TOML config file (default "+config.DefaultPath+" when it exists)")
+	scratch := config.Default()
+	bindFlags(fs, &scratch)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return err
+	}
+	applyFlags(fs, &scratch, &cfg)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid config:\n%w", err)
+	}
+	if err := setupLogging(cfg); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	switch sub {
+	case "pull":
+		if fs.NArg() != 1 {
+			return errors.New("usage: cri-shim pull [flags] IMAGE")
+		}
+		return pullMain(ctx, cfg, fs.Arg(0))
+	default:
+		if fs.NArg() != 0 {
+			return fmt.Errorf("unexpected arguments %q (see cri-shim --help)", fs.Args())
+		}
+		return runDaemon(ctx, cfg)
+	}
+}
+
+func setupLogging(cfg config.Config) error {
+	level, err := logrus.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	logrus.SetLevel(level)
+	logrus.SetOutput(os.Stderr)
+	if cfg.LogFormat == "json" {
+		logrus.SetFormatter(&logrus.JSONFormatter{TimestampFormat: "2006-01-02T15:04:05.000000000Z07:00"})
+	} else {
+		logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "2006-01-02T15:04:05.000Z07:00"})
+	}
+	return nil
+}

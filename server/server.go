@@ -1,0 +1,118 @@
+// Package server is the CRI gRPC front of cri-shim: it validates requests, converts between CRI
+// messages and the model in legacy/, and maps errors to gRPC codes. It never talks to containerd.
+package server
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/cri-shim/cri-shim/legacy"
+	"google.golang.org/grpc"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// RuntimeName is what Version reports as the runtime's name.
+const RuntimeName = "cri-shim"
+
+// kubeletAPIVersion is the version of the kubelet's runtime API, which CRI's Version reports.
+const kubeletAPIVersion = "0.1.0"
+
+// Backend is what the runtime service needs of the model.
+type Backend interface {
+	Status(ctx context.Context) []legacy.RuntimeCondition
+}
+
+// Options configures the CRI services.
+type Options struct {
+	// Version is cri-shim's own version.
+	Version string
+	// Backend is the model the services run on.
+	Backend Backend
+	// Images serves the CRI ImageService; nil answers Unimplemented.
+	Images runtime.ImageServiceServer
+	// Config is the effective daemon config, returned as JSON by a verbose Status.
+	Config any
+	// RuntimeHandlers are the runtime handlers pods may name (the default one first).
+	RuntimeHandlers []string
+}
+
+// RuntimeServer implements CRI's RuntimeService. RPCs not implemented yet answer Unimplemented
+// through the embedded type.
+type RuntimeServer struct {
+	runtime.UnimplementedRuntimeServiceServer
+	opts Options
+}
+
+// NewRuntimeServer returns the RuntimeService on opts.Backend.
+func NewRuntimeServer(opts Options) *RuntimeServer {
+	if len(opts.RuntimeHandlers) == 0 {
+		opts.RuntimeHandlers = []string{"runc"}
+	}
+	return &RuntimeServer{opts: opts}
+}
+
+// NewGRPCServer returns a gRPC server with the CRI RuntimeService and ImageService registered and
+// the logging/recovery interceptors installed.
+func NewGRPCServer(opts Options) *grpc.Server {
+	s := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(UnaryInterceptor),
+		grpc.ChainStreamInterceptor(StreamInterceptor),
+		grpc.MaxRecvMsgSize(16<<20),
+		grpc.MaxSendMsgSize(16<<20),
+	)
+	runtime.RegisterRuntimeServiceServer(s, NewRuntimeServer(opts))
+	images := opts.Images
+	if images == nil {
+		images = runtime.UnimplementedImageServiceServer{}
+	}
+	runtime.RegisterImageServiceServer(s, images)
+	return s
+}
+
+// Version returns the runtime's name and version and the CRI API version.
+func (s *RuntimeServer) Version(ctx context.Context, req *runtime.VersionRequest) (*runtime.VersionResponse, error) {
+	return &runtime.VersionResponse{
+		Version:           kubeletAPIVersion,
+		RuntimeName:       RuntimeName,
+		RuntimeVersion:    s.opts.Version,
+		RuntimeApiVersion: "v1",
+	}, nil
+}
+
+// Status reports RuntimeReady and NetworkReady, the runtime handlers and, when verbose, the
+// effective config.
+func (s *RuntimeServer) Status(ctx context.Context, req *runtime.StatusRequest) (*runtime.StatusResponse, error) {
+	var conds []*runtime.RuntimeCondition
+	for _, c := range s.opts.Backend.Status(ctx) {
+		conds = append(conds, &runtime.RuntimeCondition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message})
+	}
+	resp := &runtime.StatusResponse{
+		Status: &runtime.RuntimeStatus{Conditions: conds},
+		Features: &runtime.RuntimeFeatures{
+			SupplementalGroupsPolicy: true,
+		},
+	}
+	for i, h := range s.opts.RuntimeHandlers {
+		feat := &runtime.RuntimeHandlerFeatures{}
+		if i == 0 {
+			// The empty name is the default handler.
+			resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{Name: "", Features: feat})
+		}
+		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{Name: h, Features: feat})
+	}
+	if req.GetVerbose() {
+		b, err := json.Marshal(s.opts.Config)
+		if err != nil {
+			return nil, err
+		}
+		resp.Info = map[string]string{"config": string(b)}
+	}
+	return resp, nil
+}
+
+// RuntimeConfig reports the cgroup driver: cgroupfs (cri-shim does not drive cgroups via systemd).
+func (s *RuntimeServer) RuntimeConfig(ctx context.Context, req *runtime.RuntimeConfigRequest) (*runtime.RuntimeConfigResponse, error) {
+	return &runtime.RuntimeConfigResponse{
+		Linux: &runtime.LinuxRuntimeConfiguration{CgroupDriver: runtime.CgroupDriver_CGROUPFS},
+	}, nil
+}
