@@ -1,0 +1,50 @@
+# cri-shim: a Kubernetes CRI runtime on containerd.
+#   make run    install what is missing, then run the daemon (managed containerd) in the foreground
+#   make test   install what is missing, then unit, integration and critest conformance tests
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+export GOFLAGS ?= -buildvcs=false
+CACHE ?= /var/cache/cri-shim
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+RUN_ARGS ?=
+
+.PHONY: all build setup run test unit integration critest bench fmt vet clean
+
+all: build
+
+build:
+	go build -ldflags "$(LDFLAGS)" -o bin/cri-shim ./cmd/cri-shim
+
+setup:
+	./hack/setup.sh
+
+run: setup build
+	./bin/cri-shim $(RUN_ARGS)
+
+# unit tests, then integration tests against a real containerd (started by the tests themselves),
+# then the critest conformance run with its ratchet.
+test: setup vet unit integration critest
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	go vet ./...
+	go vet -tags integration ./...
+
+unit:
+	go test ./...
+
+integration:
+	CRI_SHIM_INTEGRATION=1 go test -tags integration -count=1 -p 1 ./...
+
+critest: build
+	./test/critest/run.sh
+
+bench: setup build
+	./hack/bench.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin test/critest/last-run

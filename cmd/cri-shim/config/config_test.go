@@ -1,0 +1,127 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadOverridesDefaults(t *testing.T) {
+	p := writeConfig(t, `
+socket = "/run/x/cri.sock"
+max_concurrent_pulls = 1
+image_pull_progress_timeout = "90s"
+cni_bin_dirs = ["/opt/cni/bin"]
+`)
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Socket != "/run/x/cri.sock" || cfg.MaxConcurrentPulls != 1 || cfg.ImagePullProgressTimeout.String() != "1m30s" ||
+		len(cfg.CNIBinDirs) != 1 {
+		t.Fatalf("file values not applied: %+v", cfg)
+	}
+	if cfg.ContainerdNamespace != Default().ContainerdNamespace {
+		t.Fatalf("absent key lost its default: %q", cfg.ContainerdNamespace)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("valid config rejected: %v", err)
+	}
+}
+
+func TestLoadErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"bad toml", "socket = \"/run/x\nlog_level = 3", "line"},
+		{"unknown key", "sockett = \"/run/x.sock\"", "unknown key sockett"},
+		{"unknown nested key", "[streaming]\naddress = \"x\"", "unknown key streaming"},
+		{"wrong type", "max_concurrent_pulls = \"three\"", "max_concurrent_pulls"},
+		{"wrong type bool", "managed_containerd = \"yes\"", "managed_containerd"},
+		{"bad duration", "image_pull_progress_timeout = \"soon\"", "image_pull_progress_timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeConfig(t, tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "absent.toml")); err == nil {
+		t.Fatal("an explicitly named missing file must be an error")
+	}
+}
+
+func TestValidateNamesKeys(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "absent")
+	for _, tc := range []struct {
+		key    string
+		mutate func(*Config)
+	}{
+		{"socket", func(c *Config) { c.Socket = "relative.sock" }},
+		{"root_dir", func(c *Config) { c.RootDir = "/var/lib/../x" }},
+		{"state_dir", func(c *Config) { c.StateDir = "" }},
+		{"registry_config_path", func(c *Config) { c.RegistryConfigPath = missing }},
+		{"containerd_binary_dir", func(c *Config) { c.ContainerdBinaryDir = missing }},
+		{"containerd_namespace", func(c *Config) { c.ContainerdNamespace = "Bad NS" }},
+		{"sandbox_image", func(c *Config) { c.SandboxImage = "UPPER:case:bad" }},
+		{"cni_bin_dirs", func(c *Config) { c.CNIBinDirs = nil }},
+		{"max_concurrent_pulls", func(c *Config) { c.MaxConcurrentPulls = -1 }},
+		{"image_pull_progress_timeout", func(c *Config) { c.ImagePullProgressTimeout = 0 }},
+		{"stream_server_address", func(c *Config) { c.StreamServerAddress = "nope" }},
+		{"log_level", func(c *Config) { c.LogLevel = "loud" }},
+		{"log_format", func(c *Config) { c.LogFormat = "xml" }},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			c := Default()
+			tc.mutate(&c)
+			err := c.Validate()
+			if err == nil || !strings.HasPrefix(err.Error(), tc.key+":") {
+				t.Fatalf("got %v, want an error starting with %q", err, tc.key+":")
+			}
+		})
+	}
+	d := Default()
+	if err := d.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+func TestWriteDefaultRoundTrips(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteDefault(&buf); err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	for _, f := range c.Fields() {
+		if !strings.Contains(buf.String(), "\n"+f.Key+" = ") {
+			t.Errorf("key %s missing from the default config", f.Key)
+		}
+		if f.Doc == "" || f.Flag == "" {
+			t.Errorf("key %s lacks a comment or flag", f.Key)
+		}
+	}
+	// Decoding the printed defaults must give the defaults back.
+	var got Config
+	if err := Decode(buf.Bytes(), &got); err != nil {
+		t.Fatalf("printed default config does not parse: %v", err)
+	}
+	if got.Socket != Default().Socket || got.ImagePullProgressTimeout != Default().ImagePullProgressTimeout ||
+		len(got.CNIBinDirs) != len(Default().CNIBinDirs) {
+		t.Fatalf("round trip changed values: %+v", got)
+	}
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The conformance harness: starts the local test registry, then cri-shim (with a managed containerd)
+# in a temp dir, runs critest over every spec, stops all it started, writes test/critest/results.txt
+# and fails when a spec listed in test/critest/baseline.txt did not pass (the ratchet).
+#
+# Env: CRITEST_PARALLEL (ginkgo nodes, default 4: specs mostly wait on containers, not on CPU),
+#      CRITEST_FOCUS (a ginkgo focus regexp), CRITEST_ARGS (extra critest flags),
+#      CRITEST_NO_RATCHET=1 (record results without enforcing the baseline).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE=$ROOT/test/critest
+CACHE=${CRI_SHIM_CACHE:-/var/cache/cri-shim}
+export PATH=$CACHE/bin:/usr/local/go/bin:$PATH
+export GOFLAGS=${GOFLAGS:--buildvcs=false}
+PARALLEL=${CRITEST_PARALLEL:-4}
+CRITEST_VERSION=v1.37.0
+
+for b in critest ginkgo containerd crictl; do
+  command -v "$b" >/dev/null || { echo "run.sh: $b missing: run hack/setup.sh (make setup)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/crishim-critest.XXXXXX)
+LOGS=$HERE/last-run
+rm -rf "$LOGS" && mkdir -p "$LOGS"
+REG_PID= SHIM_PID=
+
+cleanup() {
+  set +e
+  if [ -n "$SHIM_PID" ] && kill -0 "$SHIM_PID" 2>/dev/null; then
+    # Leave nothing running: remove every pod and container critest left behind.
+    crictl -r "unix://$WORK/cri.sock" rmp -a -f >/dev/null 2>&1
+    crictl -r "unix://$WORK/cri.sock" rm -a -f >/dev/null 2>&1
+    kill -TERM "$SHIM_PID"; wait "$SHIM_PID"
+  fi
+  if [ -n "$REG_PID" ] && kill -0 "$REG_PID" 2>/dev/null; then kill -TERM "$REG_PID"; wait "$REG_PID"; fi
+  # Unmount whatever is still mounted below the work dir, deepest first, then remove it.
+  grep -o " $WORK[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "run.sh: building cri-shim and the test registry" >&2
+go build -o "$WORK/cri-shim" "$ROOT/cmd/cri-shim"
+go build -o "$WORK/testregistry" "$ROOT/test/critest/testregistry/cmd/testregistry"
+
+"$WORK/testregistry" --listen 127.0.0.1:0 --hosts-dir "$WORK/certs.d" --ready-file "$WORK/registry.addr" \
+  >"$LOGS/registry.log" 2>&1 &
+REG_PID=$!
+for _ in $(seq 600); do [ -s "$WORK/registry.addr" ] && break; kill -0 "$REG_PID" || break; sleep 0.1; done
+[ -s "$WORK/registry.addr" ] || { echo "run.sh: test registry did not start" >&2; cat "$LOGS/registry.log" >&2; exit 1; }
+echo "run.sh: test registry on $(cat "$WORK/registry.addr")" >&2
+
+"$WORK/cri-shim" --managed-containerd --root "$WORK/root" --state "$WORK/state" --socket "$WORK/cri.sock" \
+  --registry-config-path "$WORK/certs.d" --log-level debug >"$LOGS/cri-shim.log" 2>&1 &
+SHIM_PID=$!
+for _ in $(seq 600); do [ -S "$WORK/cri.sock" ] && break; kill -0 "$SHIM_PID" || break; sleep 0.1; done
+[ -S "$WORK/cri.sock" ] || { echo "run.sh: cri-shim did not start" >&2; cat "$LOGS/cri-shim.log" >&2; exit 1; }
+
+args=(-runtime-endpoint "unix://$WORK/cri.sock" -image-endpoint "unix://$WORK/cri.sock"
+      -ginkgo.junit-report "$LOGS/junit.xml" -ginkgo.no-color -ginkgo.timeout 60m)
+[ "$PARALLEL" -gt 1 ] && args+=(-parallel "$PARALLEL")
+[ -n "${CRITEST_FOCUS:-}" ] && args+=(-ginkgo.focus "$CRITEST_FOCUS")
+# shellcheck disable=SC2206
+[ -n "${CRITEST_ARGS:-}" ] && args+=($CRITEST_ARGS)
+
+echo "run.sh: critest ${args[*]}" >&2
+start=$(date +%s)
+set +e
+(cd "$WORK" && critest "${args[@]}") >"$LOGS/critest.log" 2>&1
+critest_rc=$?
+set -e
+echo "run.sh: critest exited $critest_rc after $(( $(date +%s) - start ))s (log: $LOGS/critest.log)" >&2
+[ -s "$LOGS/junit.xml" ] || { echo "run.sh: critest wrote no report" >&2; tail -50 "$LOGS/critest.log" >&2; exit 1; }
+
+ratchet=(--baseline "$HERE/baseline.txt")
+[ "${CRITEST_NO_RATCHET:-}" = 1 ] && ratchet=()
+out=$HERE/results.txt
+[ -n "${CRITEST_FOCUS:-}" ] && out=$LOGS/results.txt   # a focused run does not replace the full results
+go run "$ROOT/test/critest/report" --junit "$LOGS/junit.xml" --out "$out" --notes "$HERE/notes.txt" \
+  --critest-version "$CRITEST_VERSION" "${ratchet[@]}"
