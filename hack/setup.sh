@@ -77,7 +77,7 @@ if [ ! -f "$stamp" ] || [ ! -x "$BIN/critest" ] || [ ! -x "$BIN/crictl" ] || [ !
 fi
 
 # --- a default CNI config ------------------------------------------------------------------------
-if ! ls "$CNI_CONF_DIR"/*.conf "$CNI_CONF_DIR"/*.conflist "$CNI_CONF_DIR"/*.json >/dev/null 2>&1; then
+if [ -z "$(find "$CNI_CONF_DIR" -maxdepth 1 \( -name '*.conf' -o -name '*.conflist' -o -name '*.json' \) 2>/dev/null)" ]; then
   log "writing $CNI_CONF_DIR/10-cri-shim.conflist"
   mkdir -p "$CNI_CONF_DIR"
   cat >"$CNI_CONF_DIR/10-cri-shim.conflist" <<'JSON'

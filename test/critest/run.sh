@@ -5,7 +5,8 @@
 #
 # Env: CRITEST_PARALLEL (ginkgo nodes, default 4: specs mostly wait on containers, not on CPU),
 #      CRITEST_FOCUS (a ginkgo focus regexp), CRITEST_ARGS (extra critest flags),
-#      CRITEST_NO_RATCHET=1 (record results without enforcing the baseline).
+#      CRITEST_NO_RATCHET=1 (record results without enforcing the baseline),
+#      CRITEST_BENCHMARK_DIR=DIR (run critest -benchmark instead, writing its JSON results to DIR).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -59,7 +60,12 @@ for _ in $(seq 600); do [ -S "$WORK/cri.sock" ] && break; kill -0 "$SHIM_PID" ||
 
 args=(-runtime-endpoint "unix://$WORK/cri.sock" -image-endpoint "unix://$WORK/cri.sock"
       -ginkgo.junit-report "$LOGS/junit.xml" -ginkgo.no-color -ginkgo.timeout 60m)
-[ "$PARALLEL" -gt 1 ] && args+=(-parallel "$PARALLEL")
+if [ -n "${CRITEST_BENCHMARK_DIR:-}" ]; then
+  mkdir -p "$CRITEST_BENCHMARK_DIR"
+  args+=(-benchmark -benchmarking-output-dir "$CRITEST_BENCHMARK_DIR")
+elif [ "$PARALLEL" -gt 1 ]; then
+  args+=(-parallel "$PARALLEL")
+fi
 [ -n "${CRITEST_FOCUS:-}" ] && args+=(-ginkgo.focus "$CRITEST_FOCUS")
 # shellcheck disable=SC2206
 [ -n "${CRITEST_ARGS:-}" ] && args+=($CRITEST_ARGS)
@@ -71,6 +77,10 @@ set +e
 critest_rc=$?
 set -e
 echo "run.sh: critest exited $critest_rc after $(( $(date +%s) - start ))s (log: $LOGS/critest.log)" >&2
+if [ -n "${CRITEST_BENCHMARK_DIR:-}" ]; then
+  echo "run.sh: benchmark results in $CRITEST_BENCHMARK_DIR" >&2
+  exit "$critest_rc"
+fi
 [ -s "$LOGS/junit.xml" ] || { echo "run.sh: critest wrote no report" >&2; tail -50 "$LOGS/critest.log" >&2; exit 1; }
 
 ratchet=(--baseline "$HERE/baseline.txt")
