@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -262,8 +263,19 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
+// gomegaNoise matches what gomega prints around an error value: type and address, which would make
+// results.txt change on every run.
+var gomegaNoise = regexp.MustCompile(`<[^<>]*\| 0x[0-9a-f]+>:?\s*`)
+
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
+	s = gomegaNoise.ReplaceAllString(s, "")
+	if i := strings.Index(s, " { msg:"); i > 0 {
+		s = s[:i]
+	}
+	if i := strings.Index(s, " {s: {"); i > 0 {
+		s = s[:i]
+	}
 	if len(s) > 300 {
 		s = s[:297] + "..."
 	}
