@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	containerd "github.com/containerd/containerd/v2/client"
 )
 
 // RuntimeCondition is one condition of the runtime's status, as CRI reports it.
@@ -27,28 +25,21 @@ type NetworkStatuser interface {
 	Status() error
 }
 
-// ContainerdRuntime is the model's Runtime implemented on containerd.
-type ContainerdRuntime struct {
-	client    *containerd.Client
-	namespace string
-	network   NetworkStatuser
-}
-
-// NewContainerdRuntime returns the Runtime on a connected containerd client, working in namespace.
-func NewContainerdRuntime(client *containerd.Client, namespace string, network NetworkStatuser) *ContainerdRuntime {
-	return &ContainerdRuntime{client: client, namespace: namespace, network: network}
-}
-
 // Type is the runtime's type, the scheme of its ContainerIDs.
 func (r *ContainerdRuntime) Type() string { return "containerd" }
 
 // Version returns containerd's version.
-func (r *ContainerdRuntime) Version(ctx context.Context) (string, error) {
+func (r *ContainerdRuntime) Version(ctx context.Context) (Version, error) {
 	v, err := r.client.Version(ctx)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return v.Version, nil
+	return ParseVersion(v.Version)
+}
+
+// APIVersion returns the version of the runtime API cri-shim speaks (CRI v1).
+func (r *ContainerdRuntime) APIVersion() (Version, error) {
+	return ParseVersion("1.0.0")
 }
 
 // Status returns the RuntimeReady and NetworkReady conditions.
@@ -61,7 +52,9 @@ func (r *ContainerdRuntime) Status(ctx context.Context) []RuntimeCondition {
 			Message: fmt.Sprintf("containerd is not serving: %v", err)}
 	}
 	nw := RuntimeCondition{Type: NetworkReady, Status: true}
-	if err := r.network.Status(); err != nil {
+	if r.network == nil {
+		nw = RuntimeCondition{Type: NetworkReady, Reason: "NetworkPluginNotReady", Message: "no pod network configured"}
+	} else if err := r.network.Status(); err != nil {
 		nw = RuntimeCondition{Type: NetworkReady, Reason: "NetworkPluginNotReady", Message: err.Error()}
 	}
 	return []RuntimeCondition{rt, nw}

@@ -15,6 +15,7 @@ import (
 )
 
 type fakeBackend struct {
+	legacy.FakeRuntime
 	panic bool
 	conds []legacy.RuntimeCondition
 }
@@ -71,7 +72,7 @@ func TestStreamInterceptorRecovers(t *testing.T) {
 
 func TestUnimplementedRPCs(t *testing.T) {
 	c := dial(t, Options{Backend: &fakeBackend{}})
-	_, err := c.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{})
+	_, err := c.CheckpointContainer(context.Background(), &runtime.CheckpointContainerRequest{})
 	if status.Code(err) != codes.Unimplemented {
 		t.Fatalf("got %v, want Unimplemented", err)
 	}

@@ -20,6 +20,9 @@ const kubeletAPIVersion = "0.1.0"
 // Backend is what the runtime service needs of the model.
 type Backend interface {
 	Status(ctx context.Context) []legacy.RuntimeCondition
+	// HasRuntimeHandler tells whether pods may name the runtime handler ("" is the default).
+	HasRuntimeHandler(handler string) bool
+	legacy.SandboxManager
 }
 
 // Options configures the CRI services.

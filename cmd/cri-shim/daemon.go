@@ -171,17 +171,29 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	}
 	defer b.close()
 
-	network := sandbox.NewNetwork(cfg.CNIBinDirs, cfg.CNIConfDir)
-	rt := legacy.NewContainerdRuntime(b.client, cfg.ContainerdNamespace, network)
-	images, err := newImageService(b.client, cfg)
+	images, err := newImageService(b, cfg)
 	if err != nil {
 		lis.Close()
 		return err
 	}
+	defer images.Close()
+	rt, err := legacy.NewContainerdRuntime(ctx, b.client, legacy.Options{
+		Namespace:    cfg.ContainerdNamespace,
+		RootDir:      cfg.RootDir,
+		StateDir:     cfg.StateDir,
+		SandboxImage: cfg.SandboxImage,
+		Images:       legacy.NewImageServiceBackend(images),
+		Network:      sandbox.NewNetwork(cfg.CNIBinDirs, cfg.CNIConfDir),
+	})
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer rt.Close()
 	grpcServer := server.NewGRPCServer(server.Options{
 		Version: version,
 		Backend: rt,
-		Images:  images,
+		Images:  server.NewImageServer(images),
 		Config:  cfg,
 	})
 

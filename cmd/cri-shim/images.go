@@ -2,19 +2,46 @@ package main
 
 import (
 	"context"
-	"errors"
+	"os"
+	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
-	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"github.com/cri-shim/cri-shim/imageservice"
 )
 
-// newImageService returns the CRI ImageService; until the image service lands it is nil
-// (Unimplemented).
-func newImageService(client *containerd.Client, cfg config.Config) (runtime.ImageServiceServer, error) {
-	return nil, nil
+// newImageService returns the image service on the connected containerd.
+func newImageService(b *backend, cfg config.Config) (*imageservice.Service, error) {
+	root := ""
+	if b.managed != nil {
+		root = managedConfig(cfg).Root
+	}
+	return imageservice.New(b.client, imageservice.Config{
+		Namespace:           cfg.ContainerdNamespace,
+		RegistryConfigPath:  cfg.RegistryConfigPath,
+		MaxConcurrentPulls:  cfg.MaxConcurrentPulls,
+		PullProgressTimeout: time.Duration(cfg.ImagePullProgressTimeout),
+		PinnedImages:        []string{cfg.SandboxImage},
+		ContainerdRoot:      root,
+	})
 }
 
-func pullMain(ctx context.Context, cfg config.Config, image string) error {
-	return errors.New("pull: the image service is not built yet")
+// pullMain is `cri-shim pull`: it pulls through the same containerd (managed when needed) and the
+// model's image puller, as the daemon would.
+func pullMain(ctx context.Context, cfg config.Config, args []string) error {
+	for _, d := range []string{cfg.RootDir, cfg.StateDir} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return err
+		}
+	}
+	b, err := connectContainerd(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	svc, err := newImageService(b, cfg)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	return runPull(ctx, svc, args, os.Stdout)
 }

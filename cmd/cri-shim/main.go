@@ -72,6 +72,16 @@ func run(args []string) error {
 	configPath := fs.String("config", "", "TOML config file (default "+config.DefaultPath+" when it exists)")
 	scratch := config.Default()
 	bindFlags(fs, &scratch)
+	// pull's own flags, handed on to it.
+	var pullFlags []string
+	if sub == "pull" {
+		for _, name := range []string{"creds", "auth", "policy"} {
+			name := name
+			fs.Func(name, "pull: "+map[string]string{"creds": "registry credentials USER[:PASSWORD]",
+				"auth": "registry credentials, base64 of USER:PASSWORD", "policy": "pull policy: Always, IfNotPresent or Never"}[name],
+				func(v string) error { pullFlags = append(pullFlags, "--"+name, v); return nil })
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -95,9 +105,9 @@ func run(args []string) error {
 	switch sub {
 	case "pull":
 		if fs.NArg() != 1 {
-			return errors.New("usage: cri-shim pull [flags] IMAGE")
+			return errors.New("usage: cri-shim pull [--creds USER[:PASSWORD]] [--auth BASE64] [--policy POLICY] [daemon flags] IMAGE")
 		}
-		return pullMain(ctx, cfg, fs.Arg(0))
+		return pullMain(ctx, cfg, append(pullFlags, fs.Arg(0)))
 	default:
 		if fs.NArg() != 0 {
 			return fmt.Errorf("unexpected arguments %q (see cri-shim --help)", fs.Args())

@@ -69,14 +69,6 @@ type Registry struct {
 // UpstreamHosts are the registry hosts the images come from; WriteHostsDir mirrors each.
 var UpstreamHosts = []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io", "public.ecr.aws", "docker.io"}
 
-// upstreamServer is the hosts.toml "server" of an upstream host.
-func upstreamServer(host string) string {
-	if host == "docker.io" {
-		return "https://registry-1.docker.io"
-	}
-	return "https://" + host
-}
-
 // Start builds every image (once per process), starts the registry on opts.Addr and pushes the
 // images into it.
 func Start(ctx context.Context, opts Options) (*Registry, error) {
@@ -175,14 +167,13 @@ func (r *Registry) LocalRef(upstream string) (string, error) {
 
 // HostsTOML returns the hosts.toml mirroring upstream host to this registry.
 func (r *Registry) HostsTOML(host string) string {
-	return fmt.Sprintf(`# Written by cri-shim's test registry: %[1]s is mirrored to the local registry, under the
-# path prefix /v2/%[1]s. The server below is never reached (the mirror answers first).
+	return fmt.Sprintf(`# Written by cri-shim's test registry: %[1]s is served by the local registry, under the
+# path prefix /v2/%[1]s. It is the only server: a reference the local registry lacks fails
+# instead of falling back to the real %[1]s (tests never leave this machine).
 server = %[2]q
-
-[host.%[3]q]
-  capabilities = ["pull", "resolve"]
-  override_path = true
-`, host, upstreamServer(host), "http://"+r.addr+"/v2/"+host)
+override_path = true
+capabilities = ["pull", "resolve"]
+`, host, "http://"+r.addr+"/v2/"+host)
 }
 
 // WriteHostsDir writes containerd's registry hosts dir: <dir>/<host>/hosts.toml for every

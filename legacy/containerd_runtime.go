@@ -1,0 +1,187 @@
+package legacy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/cri-shim/cri-shim/sandbox"
+	"github.com/distribution/reference"
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Labels cri-shim puts on the containerd containers it creates. Containers of a pod (issue 5) carry
+// LabelKind=KindContainer and LabelSandboxID, so that stopping or removing the pod finds them.
+const (
+	LabelKind          = "io.cri-shim.kind"
+	KindSandbox        = "sandbox"
+	KindContainer      = "container"
+	LabelSandboxID     = "io.cri-shim.sandbox.id"
+	LabelPodName       = "io.cri-shim.pod.name"
+	LabelPodNamespace  = "io.cri-shim.pod.namespace"
+	LabelPodUID        = "io.cri-shim.pod.uid"
+	LabelAttempt       = "io.cri-shim.attempt"
+	sandboxExtensionID = "io.cri-shim.sandbox.metadata"
+)
+
+// PodNetwork sets a pod's network up and tears it down (CNI); sandbox.Network implements it.
+type PodNetwork interface {
+	NetworkStatuser
+	Setup(ctx context.Context, id, netnsPath string, config *runtime.PodSandboxConfig) (*sandbox.NetworkResult, error)
+	Teardown(ctx context.Context, id, netnsPath string, config *runtime.PodSandboxConfig) error
+}
+
+// Options configure the containerd runtime.
+type Options struct {
+	// Namespace is the containerd namespace of everything cri-shim creates.
+	Namespace string
+	// RootDir keeps per-pod files that survive a restart (<RootDir>/sandboxes/<id>).
+	RootDir string
+	// StateDir keeps what does not survive a reboot: network namespaces (<StateDir>/netns) and
+	// /dev/shm mounts (<StateDir>/sandboxes/<id>).
+	StateDir string
+	// SandboxImage is the pause image every sandbox runs.
+	SandboxImage string
+	// Images finds and pulls the sandbox image (required).
+	Images ImageBackend
+	// Network is the pod network (CNI); nil: pods can only use the host's network.
+	Network PodNetwork
+	// RuntimeHandlers the pods may name; the first is the default. Empty: runc.
+	RuntimeHandlers []RuntimeHandler
+	// ShmSize is the size of a pod's /dev/shm; 0: 64 MiB.
+	ShmSize int64
+}
+
+// ContainerdRuntime is the model's Runtime implemented on containerd.
+type ContainerdRuntime struct {
+	client    *containerd.Client
+	namespace string
+	network   NetworkStatuser
+	opts      Options
+	net       PodNetwork
+	images    ImageBackend
+	handlers  map[string]RuntimeHandler
+	sandboxes *sandboxStore
+	// podContainers stops and removes the containers of a pod (nil: by their labels).
+	podContainers PodContainers
+
+	imageMu    sync.Mutex
+	imageCache map[string]*cachedImage // by image target digest
+	// bg is the context of background work (exit monitors); cancelled by Close.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+type cachedImage struct {
+	config  imagespec.ImageConfig
+	chainID string
+	// unpacked per snapshotter
+	unpacked map[string]bool
+}
+
+var _ Runtime = (*ContainerdRuntime)(nil)
+
+// NewContainerdRuntime returns the Runtime on a connected containerd client and rebuilds its
+// sandbox store from containerd and the root dir.
+func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts Options) (*ContainerdRuntime, error) {
+	if opts.Namespace == "" {
+		return nil, fmt.Errorf("containerd runtime: no namespace")
+	}
+	if opts.RootDir == "" || opts.StateDir == "" {
+		return nil, fmt.Errorf("containerd runtime: root and state dirs are required")
+	}
+	if opts.SandboxImage == "" {
+		return nil, fmt.Errorf("containerd runtime: no sandbox image")
+	}
+	named, err := reference.ParseDockerRef(opts.SandboxImage)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox image %q: %w", opts.SandboxImage, err)
+	}
+	opts.SandboxImage = named.String()
+	if len(opts.RuntimeHandlers) == 0 {
+		opts.RuntimeHandlers = DefaultRuntimeHandlers()
+	}
+	r := &ContainerdRuntime{
+		client:     client,
+		namespace:  opts.Namespace,
+		opts:       opts,
+		net:        opts.Network,
+		images:     opts.Images,
+		handlers:   map[string]RuntimeHandler{},
+		sandboxes:  newSandboxStore(),
+		imageCache: map[string]*cachedImage{},
+	}
+	if opts.Network != nil {
+		r.network = opts.Network
+	}
+	if r.images == nil {
+		return nil, errors.New("legacy: Options.Images is required")
+	}
+	for i, h := range opts.RuntimeHandlers {
+		if h.Type == "" {
+			h.Type = "io.containerd.runc.v2"
+		}
+		if i == 0 {
+			r.handlers[""] = h
+		}
+		r.handlers[h.Name] = h
+	}
+	for _, d := range []string{r.sandboxesRoot(), r.sandboxesState(), r.netnsDir()} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	r.bg, r.bgCancel = context.WithCancel(namespaces.WithNamespace(context.Background(), opts.Namespace))
+	if err := r.recover(ctx); err != nil {
+		r.bgCancel()
+		return nil, fmt.Errorf("recover sandboxes: %w", err)
+	}
+	return r, nil
+}
+
+// Close stops the runtime's background work; containers keep running.
+func (r *ContainerdRuntime) Close() error {
+	r.bgCancel()
+	r.wg.Wait()
+	return nil
+}
+
+// Client is the containerd client the runtime works with.
+func (r *ContainerdRuntime) Client() *containerd.Client { return r.client }
+
+// Namespace is the containerd namespace the runtime works in.
+func (r *ContainerdRuntime) Namespace() string { return r.namespace }
+
+// HasRuntimeHandler tells whether pods may name handler ("" is the default).
+func (r *ContainerdRuntime) HasRuntimeHandler(handler string) bool {
+	_, ok := r.handlers[handler]
+	return ok
+}
+
+func (r *ContainerdRuntime) withNS(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, r.namespace)
+}
+
+func (r *ContainerdRuntime) sandboxesRoot() string { return filepath.Join(r.opts.RootDir, "sandboxes") }
+func (r *ContainerdRuntime) sandboxesState() string {
+	return filepath.Join(r.opts.StateDir, "sandboxes")
+}
+func (r *ContainerdRuntime) netnsDir() string { return filepath.Join(r.opts.StateDir, "netns") }
+
+// SandboxRootDir is where the files of sandbox id that survive a restart live (hostname, hosts,
+// resolv.conf), for the containers that mount them.
+func (r *ContainerdRuntime) SandboxRootDir(id string) string {
+	return filepath.Join(r.sandboxesRoot(), id)
+}
+
+// SandboxStateDir is where the volatile files of sandbox id live (its /dev/shm mount).
+func (r *ContainerdRuntime) SandboxStateDir(id string) string {
+	return filepath.Join(r.sandboxesState(), id)
+}

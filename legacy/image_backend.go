@@ -1,0 +1,86 @@
+package legacy
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-shim/cri-shim/imageservice"
+)
+
+// PullProgress is a snapshot of a pull in progress.
+type PullProgress = imageservice.Progress
+
+// ImageServiceBackend is the ImageBackend (and the image half of the Runtime) over the CRI image
+// service on containerd.
+type ImageServiceBackend struct {
+	svc *imageservice.Service
+}
+
+var _ ImageBackend = (*ImageServiceBackend)(nil)
+
+// NewImageServiceBackend returns the backend of svc.
+func NewImageServiceBackend(svc *imageservice.Service) *ImageServiceBackend {
+	return &ImageServiceBackend{svc: svc}
+}
+
+// ImageRef returns the ID of the local image spec names, "" when there is none.
+func (b *ImageServiceBackend) ImageRef(ctx context.Context, spec ImageSpec) (string, error) {
+	if img, ok := b.svc.Image(spec.Image); ok {
+		return img.ID, nil
+	}
+	return "", nil
+}
+
+// IsImagePresent tells whether the image spec names is local.
+func (b *ImageServiceBackend) IsImagePresent(ctx context.Context, spec ImageSpec) (bool, error) {
+	id, err := b.ImageRef(ctx, spec)
+	return id != "", err
+}
+
+// PullImage pulls through the image service; an Unavailable failure wraps RegistryUnavailable.
+func (b *ImageServiceBackend) PullImage(ctx context.Context, spec ImageSpec, auth *runtime.AuthConfig, progress func(PullProgress)) (string, error) {
+	id, err := b.svc.Pull(ctx, spec.Image, imageservice.PullOptions{
+		Auth:           auth,
+		RuntimeHandler: spec.RuntimeHandler,
+		Progress:       progress,
+	})
+	if err != nil {
+		if status.Code(err) == codes.Unavailable {
+			return "", fmt.Errorf("%w: %w", RegistryUnavailable, err)
+		}
+		return "", err
+	}
+	return id, nil
+}
+
+// ListImages returns the local images.
+func (b *ImageServiceBackend) ListImages(ctx context.Context) ([]Image, error) {
+	imgs := b.svc.Images()
+	out := make([]Image, len(imgs))
+	for i, img := range imgs {
+		out[i] = toImage(img)
+	}
+	return out, nil
+}
+
+// GetImage returns the local image spec names; ok is false when there is none.
+func (b *ImageServiceBackend) GetImage(ctx context.Context, spec ImageSpec) (Image, bool) {
+	img, ok := b.svc.Image(spec.Image)
+	if !ok {
+		return Image{}, false
+	}
+	return toImage(img), true
+}
+
+// RemoveImage removes the image spec names with all its names; an absent image is no error.
+func (b *ImageServiceBackend) RemoveImage(ctx context.Context, spec ImageSpec) error {
+	return b.svc.Remove(ctx, spec.Image)
+}
+
+func toImage(img imageservice.Image) Image {
+	return Image{ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests, Size: img.Size, Pinned: img.Pinned}
+}

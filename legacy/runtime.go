@@ -1,0 +1,102 @@
+package legacy
+
+import (
+	"context"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Runtime is the model's container runtime: what the kubelet of old drove, modernised (context
+// first, CRI configs for what is created). Implementations are safe for concurrent use.
+//
+// The CRI server maps the CRI verbs onto it; each state-changing operation reports a PodSyncResult.
+// Later parts of the model (containers, images, streaming, GC, SyncPod for standalone pods) join the
+// interface as the pieces that implement them land.
+type Runtime interface {
+	// Type returns the runtime's type, the scheme of its ContainerIDs.
+	Type() string
+	// Version returns the version of the runtime engine.
+	Version(ctx context.Context) (Version, error)
+	// APIVersion returns the version of the runtime's API.
+	APIVersion() (Version, error)
+	// Status returns the RuntimeReady and NetworkReady conditions.
+	Status(ctx context.Context) []RuntimeCondition
+	// GetPods returns the pods, their sandboxes and containers; all includes exited ones.
+	GetPods(ctx context.Context, all bool) ([]*Pod, error)
+	// GetPodStatus returns the status of the pod with that UID, name and namespace, with every
+	// sandbox and container of it the runtime knows. An unknown pod gives an empty status.
+	GetPodStatus(ctx context.Context, uid UID, name, namespace string) (*PodStatus, error)
+	// KillPod stops every sandbox (and so every container) of the running pod.
+	KillPod(ctx context.Context, pod Pod) PodSyncResult
+
+	SandboxManager
+}
+
+// SandboxManager runs pod sandboxes: a pause container holding the pod's namespaces, and the pod's
+// network. Errors wrap github.com/containerd/errdefs classes (ErrNotFound, ErrAlreadyExists,
+// ErrInvalidArgument) and the model's sentinels (ErrSetupNetwork, ErrRunContainer...).
+type SandboxManager interface {
+	// RunPodSandbox creates and starts a sandbox for config with the named runtime handler ("" is
+	// the default) and returns its ID. The result holds the SetupNetwork and StartContainer
+	// steps; on failure every step done is undone and the ID is "".
+	RunPodSandbox(ctx context.Context, config *runtime.PodSandboxConfig, runtimeHandler string) (string, PodSyncResult)
+	// StopPodSandbox stops every container of the sandbox, its pause container, and tears its
+	// network down. Stopping a stopped sandbox succeeds.
+	StopPodSandbox(ctx context.Context, id string) PodSyncResult
+	// RemovePodSandbox removes the sandbox (stopping it first when it runs), its containers and
+	// files. Removing an absent sandbox succeeds.
+	RemovePodSandbox(ctx context.Context, id string) error
+	// PodSandboxStatus returns the status of the sandbox id (or a unique prefix of it); verbose
+	// adds Info.
+	PodSandboxStatus(ctx context.Context, id string, verbose bool) (*SandboxStatus, error)
+	// ListPodSandbox returns the sandboxes that match filter (nil: all).
+	ListPodSandbox(ctx context.Context, filter *SandboxFilter) ([]*SandboxStatus, error)
+}
+
+// SandboxFilter selects sandboxes: every set field must match.
+type SandboxFilter struct {
+	// ID is a sandbox ID or a prefix of one.
+	ID string
+	// State, when not nil, is the state wanted.
+	State *SandboxState
+	// Labels must all be present with these values.
+	Labels map[string]string
+}
+
+// Match tells whether s passes the filter.
+func (f *SandboxFilter) Match(s *SandboxStatus) bool {
+	if f == nil {
+		return true
+	}
+	if f.ID != "" && !hasPrefix(s.ID, f.ID) {
+		return false
+	}
+	if f.State != nil && s.State != *f.State {
+		return false
+	}
+	for k, v := range f.Labels {
+		if got, ok := s.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+// RuntimeHandler is a runtime handler pods may name: the containerd runtime (shim) that runs them.
+type RuntimeHandler struct {
+	// Name the pods use (RuntimeClass handler).
+	Name string
+	// Type is the containerd runtime type, e.g. io.containerd.runc.v2.
+	Type string
+	// Snapshotter for the handler's containers; empty: containerd's default.
+	Snapshotter string
+	// Options are the runtime's options (e.g. *runc options), nil for the defaults.
+	Options any
+}
+
+// DefaultRuntimeHandlers are the handlers when none are configured: runc.
+func DefaultRuntimeHandlers() []RuntimeHandler {
+	return []RuntimeHandler{{Name: "runc", Type: "io.containerd.runc.v2"}}
+}

@@ -1,0 +1,404 @@
+package legacy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/sandbox"
+	"github.com/opencontainers/image-spec/identity"
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// cleanupTimeout bounds the undo of a failed operation, which runs even when the request's context
+// is cancelled.
+const cleanupTimeout = time.Minute
+
+func newSandboxID() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// RunPodSandbox creates and starts a pod sandbox. The pod's network namespace is set up by CNI while
+// the pause container's task is created and started; the sandbox is ready when both are done.
+func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.PodSandboxConfig, runtimeHandler string) (_ string, result PodSyncResult) {
+	if err := ValidateSandboxConfig(config); err != nil {
+		result.Fail(err)
+		return "", result
+	}
+	md := config.GetMetadata()
+	handler, ok := r.handlers[runtimeHandler]
+	if !ok {
+		result.Fail(fmt.Errorf("unknown runtime handler %q: %w", runtimeHandler, errdefs.ErrInvalidArgument))
+		return "", result
+	}
+	if runtimeHandler == "" {
+		runtimeHandler = handler.Name
+	}
+	fullName := BuildPodFullName(md.GetName(), md.GetNamespace())
+	hostNet := config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtime.NamespaceMode_NODE
+	if !hostNet && r.net == nil {
+		result.Fail(fmt.Errorf("no pod network is configured: %w", errdefs.ErrFailedPrecondition))
+		return "", result
+	}
+
+	id := newSandboxID()
+	name := nameKey(md)
+	if err := r.sandboxes.reserve(name, id); err != nil {
+		result.Fail(err)
+		return "", result
+	}
+	ctx = r.withNS(ctx)
+	// undo collects the steps to take back, last first, when the sandbox fails.
+	var undo []func(context.Context)
+	failed := true
+	defer func() {
+		if !failed {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i](cctx)
+		}
+		r.sandboxes.release(name, id)
+	}()
+	log := logrus.WithFields(logrus.Fields{"sandbox": id, "pod": fullName})
+
+	tStart := time.Now()
+	var tImage, tFiles, tNetNS, tCNI, tContainer, tTask, tStartTask, tWaitNet time.Duration
+	image, imgCfg, chainID, err := r.sandboxImage(ctx, handler)
+	tImage = time.Since(tStart)
+	if err != nil {
+		result.Fail(fmt.Errorf("sandbox image %s: %w", r.opts.SandboxImage, err))
+		return "", result
+	}
+
+	rawConfig, err := proto.Marshal(config)
+	if err != nil {
+		result.Fail(err)
+		return "", result
+	}
+	sb := &podSandbox{
+		config: config,
+		meta: sandboxMetadata{
+			ID: id, Config: rawConfig, RuntimeHandler: runtimeHandler, RuntimeType: handler.Type,
+			Image: r.opts.SandboxImage, CreatedAt: time.Now(),
+		},
+	}
+	hostIPC := config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc() == runtime.NamespaceMode_NODE
+	rootDir, stateDir := r.SandboxRootDir(id), r.SandboxStateDir(id)
+	sb.files = sandbox.PodFiles(rootDir, stateDir, hostIPC)
+	undo = append(undo, func(context.Context) {
+		if err := sb.files.Cleanup(); err != nil {
+			log.WithError(err).Warn("undo: unmount pod shm")
+		}
+		os.RemoveAll(rootDir)
+		os.RemoveAll(stateDir)
+	})
+	// The pod's files are written while the network namespace and the container are made.
+	filesDone := make(chan error, 1)
+	go func() {
+		t := time.Now()
+		err := sb.files.Write(config, r.opts.ShmSize)
+		tFiles = time.Since(t)
+		filesDone <- err
+	}()
+	filesErr := func() error {
+		err := <-filesDone
+		filesDone <- err
+		return err
+	}
+	// The undo of the files must not run before their writing is over.
+	undo = append(undo, func(context.Context) { filesErr() })
+
+	snapshotter := handler.Snapshotter
+	if snapshotter == "" {
+		snapshotter = defaults.DefaultSnapshotter
+	}
+
+	// The network: a pinned namespace, then CNI ADD in the background.
+	netResult := NewSyncResult(SetupNetwork, fullName)
+	type netOutcome struct {
+		res *sandbox.NetworkResult
+		err error
+	}
+	netDone := make(chan netOutcome, 1)
+	if hostNet {
+		netDone <- netOutcome{}
+	} else {
+		t := time.Now()
+		nsPath, err := sandbox.NewNetNS(r.netnsDir(), id)
+		tNetNS = time.Since(t)
+		if err != nil {
+			netResult.Fail(ErrSetupNetwork, err.Error())
+			result.AddSyncResult(netResult)
+			return "", result
+		}
+		sb.meta.NetNSPath = nsPath
+		undo = append(undo, func(context.Context) {
+			if err := sandbox.RemoveNetNS(nsPath); err != nil {
+				log.WithError(err).Warn("undo: remove netns")
+			}
+		})
+		go func() {
+			t := time.Now()
+			res, err := r.net.Setup(ctx, id, nsPath, config)
+			tCNI = time.Since(t)
+			netDone <- netOutcome{res, err}
+		}()
+		// Whatever CNI ADD did, partly or wholly, DEL takes back (after the ADD has returned).
+		undo = append(undo, func(cctx context.Context) {
+			if err := r.net.Teardown(cctx, id, nsPath, config); err != nil {
+				log.WithError(err).Warn("undo: CNI DEL")
+			}
+		})
+	}
+	waitNet := func() netOutcome {
+		o := <-netDone
+		netDone <- o // keep it for the next reader
+		return o
+	}
+	// The CNI goroutine must have returned before any undo runs.
+	undo = append(undo, func(context.Context) { waitNet() })
+
+	startResult := NewSyncResult(StartContainer, fullName)
+	fail := func(err error) (string, PodSyncResult) {
+		startResult.Fail(ErrRunContainer, err.Error())
+		result.AddSyncResult(startResult)
+		if o := waitNet(); o.err != nil {
+			netResult.Fail(ErrSetupNetwork, o.err.Error())
+		}
+		result.AddSyncResult(netResult)
+		return "", result
+	}
+
+	specOpts, err := sandbox.SpecOpts(sandbox.SpecInput{
+		ID: id, Config: config, Image: imgCfg, ImageName: r.opts.SandboxImage,
+		NetNSPath: sb.meta.NetNSPath, Files: sb.files, OOMScoreAdj: sandbox.DefaultSandboxOOMScoreAdj,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("sandbox spec: %v: %w", err, errdefs.ErrInvalidArgument))
+	}
+	labels := map[string]string{
+		LabelKind:         KindSandbox,
+		LabelSandboxID:    id,
+		LabelPodName:      md.GetName(),
+		LabelPodNamespace: md.GetNamespace(),
+		LabelPodUID:       md.GetUid(),
+		LabelAttempt:      strconv.FormatUint(uint64(md.GetAttempt()), 10),
+	}
+	copyMeta := sb.meta
+	t := time.Now()
+	container, err := r.client.NewContainer(ctx, id,
+		containerd.WithSnapshotter(snapshotter),
+		withSnapshotFrom(id, image.Name(), snapshotter, chainID),
+		containerd.WithNewSpec(specOpts...),
+		containerd.WithContainerLabels(labels),
+		containerd.WithContainerExtension(sandboxExtensionID, &copyMeta),
+		containerd.WithRuntime(handler.Type, handler.Options),
+	)
+	if err != nil {
+		return fail(fmt.Errorf("create pause container: %w", err))
+	}
+	undo = append(undo, func(cctx context.Context) {
+		if err := container.Delete(cctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			log.WithError(err).Warn("undo: delete pause container")
+		}
+	})
+	tContainer = time.Since(t)
+	t = time.Now()
+	task, err := container.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		return fail(fmt.Errorf("create pause task: %w", err))
+	}
+	undo = append(undo, func(cctx context.Context) {
+		if _, err := task.Delete(cctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			log.WithError(err).Warn("undo: delete pause task")
+		}
+	})
+	exitCh, err := task.Wait(r.bg)
+	if err != nil {
+		return fail(fmt.Errorf("wait pause task: %w", err))
+	}
+	tTask = time.Since(t)
+	t = time.Now()
+	if err := task.Start(ctx); err != nil {
+		return fail(fmt.Errorf("start pause task: %w", err))
+	}
+	result.AddSyncResult(startResult)
+
+	tStartTask = time.Since(t)
+	if err := filesErr(); err != nil {
+		return fail(fmt.Errorf("sandbox files: %w", err))
+	}
+	t = time.Now()
+	o := waitNet()
+	tWaitNet = time.Since(t)
+	if o.err != nil {
+		netResult.Fail(ErrSetupNetwork, o.err.Error())
+		result.AddSyncResult(netResult)
+		return "", result
+	}
+	if !hostNet {
+		sb.meta.IP, sb.meta.AdditionalIPs = o.res.IP, o.res.AdditionalIPs
+		sb.cni = o.res
+	}
+	sb.meta.NetworkReady = true
+	persisted := sb.meta
+	if err := container.Update(ctx, containerd.UpdateContainerOpts(containerd.WithContainerExtension(sandboxExtensionID, &persisted))); err != nil {
+		netResult.Fail(ErrSetupNetwork, fmt.Sprintf("record the pod network: %v", err))
+		result.AddSyncResult(netResult)
+		return "", result
+	}
+	result.AddSyncResult(netResult)
+
+	sb.state, sb.pid, sb.netUp = SandboxStateReady, task.Pid(), !hostNet
+	failed = false
+	r.sandboxes.add(sb)
+	r.monitorExit(sb, exitCh)
+	log.WithFields(logrus.Fields{"ip": sb.meta.IP, "pid": sb.pid, "total": time.Since(tStart), "image": tImage,
+		"files": tFiles, "netns": tNetNS, "cni": tCNI, "container": tContainer, "task": tTask, "start": tStartTask,
+		"wait_net": tWaitNet}).Debug("sandbox ready")
+	return id, result
+}
+
+// monitorExit marks the sandbox NotReady when its pause task exits.
+func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd.ExitStatus) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		select {
+		case st := <-exitCh:
+			if st.Error() != nil && (errors.Is(st.Error(), context.Canceled) || r.bg.Err() != nil) {
+				return
+			}
+			if st.Error() != nil {
+				// containerd went away: find out again once it is back.
+				r.rewatch(sb)
+				return
+			}
+			sb.setStopped(st.ExitTime())
+		case <-r.bg.Done():
+		}
+	}()
+}
+
+// rewatch waits for the pause task again after the wait failed (containerd restarted).
+func (r *ContainerdRuntime) rewatch(sb *podSandbox) {
+	delay := 200 * time.Millisecond
+	for r.bg.Err() == nil {
+		time.Sleep(delay)
+		delay = min(2*delay, 5*time.Second)
+		task, err := r.loadTask(r.bg, sb.meta.ID)
+		if errdefs.IsNotFound(err) {
+			sb.setStopped(time.Now())
+			return
+		}
+		if err != nil {
+			continue
+		}
+		exitCh, err := task.Wait(r.bg)
+		if err != nil {
+			continue
+		}
+		r.monitorExit(sb, exitCh)
+		return
+	}
+}
+
+func (r *ContainerdRuntime) loadTask(ctx context.Context, id string) (containerd.Task, error) {
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c.Task(ctx, nil)
+}
+
+// sandboxImage returns the sandbox image, pulled when absent and unpacked for the handler's
+// snapshotter, with its config.
+func (r *ContainerdRuntime) sandboxImage(ctx context.Context, h RuntimeHandler) (containerd.Image, imagespec.ImageConfig, string, error) {
+	ref := r.opts.SandboxImage
+	img, err := r.client.GetImage(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		if _, perr := r.images.PullImage(ctx, ImageSpec{Image: ref, RuntimeHandler: h.Name}, nil, nil); perr != nil {
+			return nil, imagespec.ImageConfig{}, "", fmt.Errorf("pull: %w", perr)
+		}
+		img, err = r.client.GetImage(ctx, ref)
+	}
+	if err != nil {
+		return nil, imagespec.ImageConfig{}, "", err
+	}
+	key := img.Target().Digest.String()
+	r.imageMu.Lock()
+	ci := r.imageCache[key]
+	r.imageMu.Unlock()
+	if ci == nil {
+		spec, err := img.Spec(ctx)
+		if err != nil {
+			return nil, imagespec.ImageConfig{}, "", fmt.Errorf("image config: %w", err)
+		}
+		diffIDs, err := img.RootFS(ctx)
+		if err != nil {
+			return nil, imagespec.ImageConfig{}, "", fmt.Errorf("image rootfs: %w", err)
+		}
+		ci = &cachedImage{config: spec.Config, chainID: identity.ChainID(diffIDs).String(), unpacked: map[string]bool{}}
+		r.imageMu.Lock()
+		r.imageCache[key] = ci
+		r.imageMu.Unlock()
+	}
+	r.imageMu.Lock()
+	unpacked := ci.unpacked[snapshotterOr(h.Snapshotter)]
+	r.imageMu.Unlock()
+	if !unpacked {
+		ok, err := img.IsUnpacked(ctx, snapshotterOr(h.Snapshotter))
+		if err != nil {
+			return nil, imagespec.ImageConfig{}, "", fmt.Errorf("image unpacked: %w", err)
+		}
+		if !ok {
+			if err := img.Unpack(ctx, snapshotterOr(h.Snapshotter)); err != nil {
+				return nil, imagespec.ImageConfig{}, "", fmt.Errorf("unpack: %w", err)
+			}
+		}
+		r.imageMu.Lock()
+		ci.unpacked[snapshotterOr(h.Snapshotter)] = true
+		r.imageMu.Unlock()
+	}
+	return img, ci.config, ci.chainID, nil
+}
+
+// withSnapshotFrom prepares the container's writable snapshot on the image's unpacked layers
+// (chainID, cached per image) without reading the image's manifest and config again.
+func withSnapshotFrom(id, imageName, snapshotter, chainID string) containerd.NewContainerOpts {
+	return func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
+		if _, err := client.SnapshotService(snapshotter).Prepare(ctx, id, chainID); err != nil {
+			return fmt.Errorf("prepare snapshot: %w", err)
+		}
+		c.SnapshotKey = id
+		c.Image = imageName
+		return nil
+	}
+}
+
+func snapshotterOr(s string) string {
+	if s == "" {
+		return defaults.DefaultSnapshotter
+	}
+	return s
+}

@@ -1,0 +1,153 @@
+package legacy
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/cri-shim/cri-shim/sandbox"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// PodSandboxStatus returns the status of the sandbox id (or a unique prefix of it). verbose adds
+// Info["info"]: JSON with the pid, netns path, image, runtime handler and type, config and CNI
+// result.
+func (r *ContainerdRuntime) PodSandboxStatus(ctx context.Context, id string, verbose bool) (*SandboxStatus, error) {
+	sb, err := r.sandboxes.get(id)
+	if err != nil {
+		return nil, err
+	}
+	st := sb.status()
+	if verbose {
+		info, err := r.verboseInfo(ctx, sb, st)
+		if err != nil {
+			return nil, err
+		}
+		st.Info = map[string]string{"info": info}
+	}
+	return st, nil
+}
+
+func (r *ContainerdRuntime) verboseInfo(ctx context.Context, sb *podSandbox, st *SandboxStatus) (string, error) {
+	config, err := protojson.Marshal(sb.config)
+	if err != nil {
+		return "", err
+	}
+	sb.mu.RLock()
+	cni := sb.cni
+	exitedAt := sb.exitedAt
+	sb.mu.RUnlock()
+	info := map[string]any{
+		"pid":                st.Pid,
+		"processStatus":      string(st.State),
+		"netNamespaceClosed": st.NetNSPath == "" || !sandbox.NetNSPinned(st.NetNSPath),
+		"netns":              st.NetNSPath,
+		"image":              sb.meta.Image,
+		"runtimeHandler":     sb.meta.RuntimeHandler,
+		"runtimeType":        sb.meta.RuntimeType,
+		"config":             json.RawMessage(config),
+		"rootDir":            r.SandboxRootDir(sb.meta.ID),
+		"shm":                sb.files.Shm,
+		"resolvConf":         sb.files.ResolvConf,
+		"hostname":           sb.files.Hostname,
+		"hosts":              sb.files.Hosts,
+	}
+	if !exitedAt.IsZero() {
+		info["exitedAt"] = exitedAt.Format(time.RFC3339Nano)
+	}
+	if cni != nil && cni.Raw != nil {
+		info["cniResult"] = cni.Raw
+	}
+	if c, err := r.client.LoadContainer(r.withNS(ctx), sb.meta.ID); err == nil {
+		if spec, err := c.Spec(r.withNS(ctx)); err == nil {
+			info["runtimeSpec"] = spec
+		}
+	}
+	b, err := json.Marshal(info)
+	return string(b), err
+}
+
+// ListPodSandbox returns the sandboxes that match filter, newest first.
+func (r *ContainerdRuntime) ListPodSandbox(ctx context.Context, filter *SandboxFilter) ([]*SandboxStatus, error) {
+	var out []*SandboxStatus
+	if filter != nil && filter.ID != "" {
+		// An exact ID or a unique prefix; an unknown or ambiguous one lists nothing.
+		sb, err := r.sandboxes.get(filter.ID)
+		if err != nil {
+			return nil, nil
+		}
+		if st := sb.status(); filter.Match(st) {
+			out = append(out, st)
+		}
+		return out, nil
+	}
+	for _, sb := range r.sandboxes.list() {
+		if st := sb.status(); filter.Match(st) {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// GetPods returns the pods of the runtime with their sandboxes (and, once the container manager
+// lands, containers); all includes the pods whose sandboxes are all stopped.
+func (r *ContainerdRuntime) GetPods(ctx context.Context, all bool) ([]*Pod, error) {
+	pods := map[UID]*Pod{}
+	var order []UID
+	for _, sb := range r.sandboxes.list() {
+		st := sb.status()
+		if !all && st.State != SandboxStateReady {
+			continue
+		}
+		p, ok := pods[st.UID]
+		if !ok {
+			p = &Pod{ID: st.UID, Name: st.Name, Namespace: st.Namespace}
+			pods[st.UID] = p
+			order = append(order, st.UID)
+		}
+		p.Sandboxes = append(p.Sandboxes, sandboxAsContainer(r.Type(), st))
+	}
+	out := make([]*Pod, 0, len(order))
+	for _, uid := range order {
+		out = append(out, pods[uid])
+	}
+	return out, nil
+}
+
+func sandboxAsContainer(typ string, st *SandboxStatus) *Container {
+	state := ContainerStateExited
+	if st.State == SandboxStateReady {
+		state = ContainerStateRunning
+	}
+	return &Container{ID: BuildContainerID(typ, st.ID), Name: st.Name, Created: st.CreatedAt, State: state}
+}
+
+// GetPodStatus returns the status of a pod: its sandboxes (newest first) and the IPs of the newest.
+func (r *ContainerdRuntime) GetPodStatus(ctx context.Context, uid UID, name, namespace string) (*PodStatus, error) {
+	ps := &PodStatus{ID: uid, Name: name, Namespace: namespace}
+	for _, sb := range r.sandboxes.list() {
+		st := sb.status()
+		if st.UID != uid {
+			continue
+		}
+		ps.SandboxStatuses = append(ps.SandboxStatuses, st)
+	}
+	sort.SliceStable(ps.SandboxStatuses, func(i, j int) bool {
+		return ps.SandboxStatuses[i].CreatedAt.After(ps.SandboxStatuses[j].CreatedAt)
+	})
+	if len(ps.SandboxStatuses) > 0 {
+		if newest := ps.SandboxStatuses[0]; newest.IP != "" {
+			ps.IPs = append([]string{newest.IP}, newest.AdditionalIPs...)
+		}
+	}
+	return ps, nil
+}
+
+// KillPod stops every sandbox of the pod.
+func (r *ContainerdRuntime) KillPod(ctx context.Context, pod Pod) (result PodSyncResult) {
+	for _, s := range pod.Sandboxes {
+		result.AddPodSyncResult(r.StopPodSandbox(ctx, s.ID.ID))
+	}
+	return result
+}
