@@ -270,10 +270,7 @@ var gomegaNoise = regexp.MustCompile(`<[^<>]*\| 0x[0-9a-f]+>:?\s*`)
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	s = gomegaNoise.ReplaceAllString(s, "")
-	if i := strings.Index(s, " { msg:"); i > 0 {
-		s = s[:i]
-	}
-	if i := strings.Index(s, " {s: {"); i > 0 {
+	if i := strings.Index(s, " { "); i > 0 {
 		s = s[:i]
 	}
 	if len(s) > 300 {
