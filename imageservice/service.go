@@ -169,6 +169,10 @@ func (s *Service) refresh(ctx context.Context, name string) error {
 }
 
 func (s *Service) refreshLocked(ctx context.Context, name string) error {
+	// The images changed, so does their disk usage: the next ImageFsInfo measures again.
+	s.fsMu.Lock()
+	s.fsCache = nil
+	s.fsMu.Unlock()
 	img, err := s.client.ImageService().Get(ctx, name)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
