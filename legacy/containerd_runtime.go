@@ -143,6 +143,11 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 		r.bgCancel()
 		return nil, fmt.Errorf("recover sandboxes: %w", err)
 	}
+	// The containers of the pods (container_*.go): their store, and the sandbox hooks.
+	if err := r.initContainers(ctx); err != nil {
+		r.bgCancel()
+		return nil, fmt.Errorf("recover containers: %w", err)
+	}
 	return r, nil
 }
 

@@ -23,6 +23,7 @@ type Backend interface {
 	// HasRuntimeHandler tells whether pods may name the runtime handler ("" is the default).
 	HasRuntimeHandler(handler string) bool
 	legacy.SandboxManager
+	legacy.ContainerManager
 }
 
 // Options configures the CRI services.
@@ -37,6 +38,9 @@ type Options struct {
 	Config any
 	// RuntimeHandlers are the runtime handlers pods may name (the default one first).
 	RuntimeHandlers []string
+	// Streaming hands out the URLs of Exec, Attach and PortForward (streaming.Server); nil
+	// answers Unimplemented.
+	Streaming StreamURLs
 }
 
 // RuntimeServer implements CRI's RuntimeService. RPCs not implemented yet answer Unimplemented

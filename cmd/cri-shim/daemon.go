@@ -17,6 +17,7 @@ import (
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/cri-shim/cri-shim/server"
+	"github.com/cri-shim/cri-shim/streaming"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -190,11 +191,20 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer rt.Close()
+	streamServer, err := streaming.NewServer(streaming.Config{Addr: cfg.StreamServerAddress}, rt)
+	if err != nil {
+		lis.Close()
+		return fmt.Errorf("stream_server_address: %w", err)
+	}
+	streamServer.Start()
+	defer streamServer.Stop()
+	logrus.WithField("url", streamServer.URL().String()).Info("serving exec, attach and port-forward streams")
 	grpcServer := server.NewGRPCServer(server.Options{
-		Version: version,
-		Backend: rt,
-		Images:  server.NewImageServer(images),
-		Config:  cfg,
+		Version:   version,
+		Backend:   rt,
+		Images:    server.NewImageServer(images),
+		Config:    cfg,
+		Streaming: streamServer,
 	})
 
 	if cfg.MetricsAddress != "" {
@@ -215,6 +225,9 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		logrus.Info("shutting down")
 	case err := <-serveErr:
 		return fmt.Errorf("grpc server: %w", err)
+	case <-streamServer.Done():
+		gracefulStop(grpcServer, 10*time.Second)
+		return fmt.Errorf("streaming server: %w", streamServer.Err())
 	}
 	gracefulStop(grpcServer, 10*time.Second)
 	return nil

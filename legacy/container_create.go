@@ -1,0 +1,213 @@
+package legacy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// ValidateContainerConfig checks what CreateContainer needs of a container config.
+func ValidateContainerConfig(config *runtime.ContainerConfig) error {
+	if config == nil {
+		return fmt.Errorf("container config is required: %w", errdefs.ErrInvalidArgument)
+	}
+	md := config.GetMetadata()
+	if md == nil {
+		return fmt.Errorf("container config must include metadata: %w", errdefs.ErrInvalidArgument)
+	}
+	if md.GetName() == "" {
+		return fmt.Errorf("container metadata.name is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if config.GetImage().GetImage() == "" {
+		return fmt.Errorf("container image is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if p := config.GetLogPath(); p != "" && !filepath.IsLocal(p) {
+		return fmt.Errorf("log_path %q must be a relative path inside the sandbox's log directory: %w", p, errdefs.ErrInvalidArgument)
+	}
+	for _, m := range config.GetMounts() {
+		if m.GetContainerPath() == "" {
+			return fmt.Errorf("mount without container_path: %w", errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// CreateContainer creates a container in the ready sandbox sandboxID: its spec from the config,
+// the image and the sandbox; a snapshot of the image; a containerd container holding the metadata
+// that rebuilds it after a restart.
+func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID string, config *runtime.ContainerConfig) (_ string, retErr error) {
+	if err := ValidateContainerConfig(config); err != nil {
+		return "", err
+	}
+	sb, err := r.sandboxes.get(sandboxID)
+	if err != nil {
+		return "", err
+	}
+	sbStatus := sb.status()
+	if sbStatus.State != SandboxStateReady || sbStatus.Pid == 0 {
+		return "", fmt.Errorf("sandbox %s is not ready: %w", sb.meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	ctx = r.withNS(ctx)
+	st := r.ctrs()
+	md := config.GetMetadata()
+	id := newSandboxID()
+	name := containerNameKey(sb.meta.ID, md)
+	if err := st.store.reserve(name, id); err != nil {
+		return "", err
+	}
+	log := logrus.WithFields(logrus.Fields{"container": id, "sandbox": sb.meta.ID, "name": md.GetName()})
+	var undo []func(context.Context)
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		cctx, cancel := withoutCancel(ctx, cleanupTimeout)
+		defer cancel()
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i](cctx)
+		}
+		st.store.release(name, id)
+	}()
+
+	handler, ok := r.handlers[sb.meta.RuntimeHandler]
+	if !ok {
+		handler = r.handlers[""]
+	}
+	snapshotter := snapshotterOr(handler.Snapshotter)
+	img, err := r.localImage(ctx, config.GetImage().GetImage())
+	if err != nil {
+		return "", err
+	}
+	if err := r.ensureUnpacked(ctx, img, snapshotter); err != nil {
+		return "", err
+	}
+
+	rootDir := filepath.Join(r.containersRoot(), id)
+	stateDir := filepath.Join(r.containersState(), id)
+	for _, d := range []string{rootDir, stateDir} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return "", err
+		}
+	}
+	undo = append(undo, func(context.Context) {
+		os.RemoveAll(rootDir)
+		os.RemoveAll(stateDir)
+	})
+	volumes, err := imageVolumeMounts(rootDir, config, &img.Config)
+	if err != nil {
+		return "", err
+	}
+
+	// A target pid namespace is another running container of the same sandbox.
+	var targetPid uint32
+	nsOpts := config.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if nsOpts.GetPid() == runtime.NamespaceMode_TARGET {
+		target, err := st.store.get(nsOpts.GetTargetId())
+		if err != nil {
+			return "", fmt.Errorf("target container of the pid namespace: %w", err)
+		}
+		if target.meta.SandboxID != sb.meta.ID {
+			return "", fmt.Errorf("target container %s is not in sandbox %s: %w", target.meta.ID, sb.meta.ID, errdefs.ErrInvalidArgument)
+		}
+		state, _, pid := target.snapshot()
+		if state != ContainerStateRunning {
+			return "", fmt.Errorf("target container %s is not running: %w", target.meta.ID, errdefs.ErrFailedPrecondition)
+		}
+		targetPid = pid
+	}
+
+	imageName := config.GetImage().GetUserSpecifiedImage()
+	if imageName == "" {
+		imageName = img.Name
+	}
+	specOpts, err := containerSpecOpts(containerSpecInput{
+		ID: id, Config: config, SandboxID: sb.meta.ID, SandboxConfig: sb.config, SandboxPid: sbStatus.Pid,
+		TargetPid: targetPid, Files: sb.files, Image: img.Config, ImageName: imageName, VolumeMounts: volumes,
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrCreateContainerConfig, err)
+	}
+
+	rawConfig, err := marshalProto(config)
+	if err != nil {
+		return "", err
+	}
+	meta := containerMetadata{
+		ID: id, SandboxID: sb.meta.ID, Config: rawConfig, CreatedAt: time.Now(),
+		ImageRef: config.GetImage().GetImage(), ImageID: img.ID, ImageName: img.Name,
+		RepoTag: img.RepoTag, RepoDigest: img.RepoDigest, StopSignal: img.Config.StopSignal,
+	}
+	if dir, p := sb.config.GetLogDirectory(), config.GetLogPath(); dir != "" && p != "" {
+		meta.LogPath = filepath.Join(dir, p)
+	}
+	labels := map[string]string{
+		LabelKind:          KindContainer,
+		LabelSandboxID:     sb.meta.ID,
+		LabelPodName:       sb.config.GetMetadata().GetName(),
+		LabelPodNamespace:  sb.config.GetMetadata().GetNamespace(),
+		LabelPodUID:        sb.config.GetMetadata().GetUid(),
+		LabelAttempt:       strconv.FormatUint(uint64(md.GetAttempt()), 10),
+		LabelContainerName: md.GetName(),
+		LabelContainerHash: strconv.FormatUint(HashContainer(config), 16),
+	}
+	copyMeta := meta
+	cntr, err := r.client.NewContainer(ctx, id,
+		containerd.WithSnapshotter(snapshotter),
+		withSnapshotFrom(id, img.Name, snapshotter, img.ChainID),
+		containerd.WithNewSpec(specOpts...),
+		containerd.WithContainerLabels(labels),
+		containerd.WithContainerExtension(containerExtensionID, &copyMeta),
+		containerd.WithRuntime(handler.Type, handler.Options),
+	)
+	if err != nil {
+		// A failed NewContainer may leave the snapshot it prepared.
+		undo = append(undo, func(cctx context.Context) {
+			_ = r.client.SnapshotService(snapshotter).Remove(cctx, id)
+		})
+		if errdefs.IsInvalidArgument(err) || errdefs.IsNotFound(err) {
+			return "", fmt.Errorf("%w: %w", ErrCreateContainerConfig, err)
+		}
+		return "", fmt.Errorf("%w: create containerd container: %w", ErrCreateContainer, err)
+	}
+	undo = append(undo, func(cctx context.Context) {
+		if err := cntr.Delete(cctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			log.WithError(err).Warn("undo: delete container")
+		}
+	})
+	spec, err := cntr.Spec(ctx)
+	if err != nil {
+		return "", err
+	}
+	meta.UID, meta.GID = spec.Process.User.UID, spec.Process.User.GID
+	meta.Groups = spec.Process.User.AdditionalGids
+	if spec.Linux != nil {
+		meta.CgroupsPath = spec.Linux.CgroupsPath
+	}
+	copyMeta = meta
+	if err := cntr.Update(ctx, containerd.UpdateContainerOpts(containerd.WithContainerExtension(containerExtensionID, &copyMeta))); err != nil {
+		return "", fmt.Errorf("record container metadata: %w", err)
+	}
+
+	c := &podContainer{
+		meta: meta, config: proto.Clone(config).(*runtime.ContainerConfig), rootDir: rootDir, stateDir: stateDir,
+		state: ContainerStateCreated, resources: resourcesFromSpec(spec), exited: make(chan struct{}),
+	}
+	c.mu.Lock()
+	err = c.saveRecordLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return "", fmt.Errorf("write container status: %w", err)
+	}
+	st.store.add(c)
+	log.Debug("container created")
+	return id, nil
+}

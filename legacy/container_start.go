@@ -1,0 +1,337 @@
+package legacy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/cgroups/v3"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/legacy/crilog"
+	"github.com/sirupsen/logrus"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Reasons of a terminated container.
+const (
+	ReasonCompleted  = "Completed"
+	ReasonError      = "Error"
+	ReasonOOMKilled  = "OOMKilled"
+	ReasonStartError = "StartError"
+	ReasonUnknown    = "Unknown"
+)
+
+// maxTerminationMessage caps the message read from the termination-message file (the kubelet's
+// limit).
+const maxTerminationMessage = 4096
+
+// ioDrainTimeout bounds the wait for the last output of an exited container to reach its log.
+const ioDrainTimeout = 5 * time.Second
+
+// fifoSet is the container's stdio FIFOs, at fixed paths under its state dir so that a restarted
+// daemon finds them again.
+func fifoSet(stateDir string, stdin, tty bool) *cio.FIFOSet {
+	dir := filepath.Join(stateDir, "io")
+	cfg := cio.Config{Stdout: filepath.Join(dir, "stdout"), Terminal: tty}
+	if stdin {
+		cfg.Stdin = filepath.Join(dir, "stdin")
+	}
+	if !tty {
+		cfg.Stderr = filepath.Join(dir, "stderr")
+	}
+	return cio.NewFIFOSet(cfg, func() error { return os.RemoveAll(dir) })
+}
+
+// openContainerIO opens the FIFOs and the log and starts copying the output into the log.
+func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer) (*containerIO, error) {
+	fifos := fifoSet(c.stateDir, c.config.GetStdin(), c.config.GetTty())
+	if err := os.MkdirAll(filepath.Join(c.stateDir, "io"), 0o700); err != nil {
+		return nil, err
+	}
+	ctrIO := &containerIO{fifos: fifos}
+	if c.meta.LogPath != "" {
+		w, err := crilog.Open(c.meta.LogPath)
+		if err != nil {
+			return nil, err
+		}
+		ctrIO.log = w
+	}
+	dio, err := newDirectIO(r.bg, fifos)
+	if err != nil {
+		if ctrIO.log != nil {
+			ctrIO.log.Close()
+		}
+		return nil, fmt.Errorf("open container stdio: %w", err)
+	}
+	ctrIO.dio = dio
+	copyOut := func(stream crilog.Stream, rd io.Reader) {
+		defer ctrIO.copies.Done()
+		if ctrIO.log == nil {
+			_, _ = io.Copy(io.Discard, rd)
+			return
+		}
+		if err := ctrIO.log.Copy(stream, rd); err != nil && !errors.Is(err, crilog.ErrClosed) {
+			logrus.WithError(err).WithField("container", c.meta.ID).Warn("container log")
+		}
+	}
+	if dio.Stdout != nil {
+		ctrIO.copies.Add(1)
+		go copyOut(crilog.Stdout, dio.Stdout)
+	}
+	if dio.Stderr != nil {
+		ctrIO.copies.Add(1)
+		go copyOut(crilog.Stderr, dio.Stderr)
+	}
+	return ctrIO, nil
+}
+
+// newDirectIO opens the FIFOs without blocking on the other side.
+var newDirectIO = func(ctx context.Context, fifos *cio.FIFOSet) (*cio.DirectIO, error) {
+	return cio.NewDirectIO(ctx, fifos)
+}
+
+// StartContainer starts a created container: its task with stdio into the CRI log, and a monitor
+// that records its exit.
+func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retErr error) {
+	c, err := r.ctrs().store.get(id)
+	if err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.RLock()
+	state, removing := c.state, c.removing
+	c.mu.RUnlock()
+	if removing {
+		return fmt.Errorf("container %s is being removed: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	if state != ContainerStateCreated {
+		return fmt.Errorf("container %s is %s, not created: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
+	}
+	sb, err := r.sandboxes.get(c.meta.SandboxID)
+	if err != nil {
+		return fmt.Errorf("sandbox of the container: %w", err)
+	}
+	if sb.status().State != SandboxStateReady {
+		return fmt.Errorf("sandbox %s is not ready: %w", sb.meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	ctx = r.withNS(ctx)
+	log := logrus.WithField("container", c.meta.ID)
+
+	var task containerd.Task
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		// A container that failed to start is exited, with the reason.
+		cctx, cancel := withoutCancel(ctx, cleanupTimeout)
+		defer cancel()
+		if task != nil {
+			if _, err := task.Delete(cctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+				log.WithError(err).Warn("undo: delete task")
+			}
+		}
+		c.mu.Lock()
+		if c.io != nil {
+			c.io.close(0)
+			c.io = nil
+		}
+		c.state = ContainerStateExited
+		c.rec.FinishedAt = time.Now()
+		c.rec.ExitCode = 128
+		c.rec.Reason, c.rec.Message = ReasonStartError, retErr.Error()
+		_ = c.saveRecordLocked()
+		c.mu.Unlock()
+		close(c.exited)
+		retErr = fmt.Errorf("%w: %w", ErrRunContainer, retErr)
+	}()
+
+	cntr, err := r.loadContainer(ctx, c.meta.ID)
+	if err != nil {
+		return err
+	}
+	ctrIO, err := r.openContainerIO(ctx, c)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.io = ctrIO
+	c.mu.Unlock()
+	task, err = cntr.NewTask(ctx, func(string) (cio.IO, error) { return ctrIO.dio, nil })
+	if err != nil {
+		return fmt.Errorf("create task: %w", err)
+	}
+	exitCh, err := task.Wait(r.bg)
+	if err != nil {
+		return fmt.Errorf("wait task: %w", err)
+	}
+	if err := task.Start(ctx); err != nil {
+		return fmt.Errorf("start task: %w", err)
+	}
+	c.mu.Lock()
+	c.state, c.pid, c.task = ContainerStateRunning, task.Pid(), task
+	c.rec.StartedAt = time.Now()
+	err = c.saveRecordLocked()
+	c.mu.Unlock()
+	if err != nil {
+		log.WithError(err).Warn("write container status")
+	}
+	r.monitorContainer(c, task, exitCh)
+	log.WithField("pid", task.Pid()).Debug("container started")
+	return nil
+}
+
+// monitorContainer records the container's exit when its task exits.
+func (r *ContainerdRuntime) monitorContainer(c *podContainer, task containerd.Task, exitCh <-chan containerd.ExitStatus) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		select {
+		case st := <-exitCh:
+			if st.Error() != nil {
+				if r.bg.Err() != nil {
+					return
+				}
+				r.rewatchContainer(c)
+				return
+			}
+			r.handleContainerExit(c, task, st.ExitCode(), st.ExitTime())
+		case <-r.bg.Done():
+		}
+	}()
+}
+
+// rewatchContainer waits for the task again after the wait failed (containerd restarted).
+func (r *ContainerdRuntime) rewatchContainer(c *podContainer) {
+	delay := 200 * time.Millisecond
+	for r.bg.Err() == nil {
+		time.Sleep(delay)
+		delay = min(2*delay, 5*time.Second)
+		task, err := r.loadTask(r.bg, c.meta.ID)
+		if errdefs.IsNotFound(err) {
+			r.handleContainerExit(c, nil, 255, time.Now())
+			return
+		}
+		if err != nil {
+			continue
+		}
+		exitCh, err := task.Wait(r.bg)
+		if err != nil {
+			continue
+		}
+		r.monitorContainer(c, task, exitCh)
+		return
+	}
+}
+
+// handleContainerExit records the exit: code, time, reason (OOMKilled, Completed, Error) and the
+// termination message; it deletes the task (its shim goes away) and drains the output into the log.
+func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd.Task, code uint32, at time.Time) {
+	ctx, cancel := context.WithTimeout(r.bg, cleanupTimeout)
+	defer cancel()
+	oom := cgroupOOMKilled(c.meta.CgroupsPath)
+	if task != nil {
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			logrus.WithError(err).WithField("container", c.meta.ID).Warn("delete exited task")
+		}
+	}
+	c.mu.Lock()
+	ctrIO := c.io
+	c.io = nil
+	c.mu.Unlock()
+	if ctrIO != nil {
+		ctrIO.close(ioDrainTimeout)
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == ContainerStateExited {
+		return
+	}
+	c.state, c.pid, c.task = ContainerStateExited, 0, nil
+	c.rec.FinishedAt = at
+	c.rec.ExitCode = int32(code)
+	switch {
+	case oom || c.oomKilled:
+		c.rec.Reason = ReasonOOMKilled
+	case code == 0:
+		c.rec.Reason = ReasonCompleted
+	default:
+		c.rec.Reason = ReasonError
+	}
+	c.rec.Message = terminationMessage(c.config)
+	if err := c.saveRecordLocked(); err != nil {
+		logrus.WithError(err).WithField("container", c.meta.ID).Warn("write container status")
+	}
+	close(c.exited)
+	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "exit_code": code, "reason": c.rec.Reason}).Debug("container exited")
+}
+
+// terminationMessage reads the container's termination-message file (the host side of the mount
+// on its terminationMessagePath), capped.
+func terminationMessage(config *runtime.ContainerConfig) string {
+	path := config.GetAnnotations()[annotationTerminationMessagePath]
+	if path == "" {
+		return ""
+	}
+	for _, m := range config.GetMounts() {
+		if filepath.Clean(m.GetContainerPath()) != filepath.Clean(path) {
+			continue
+		}
+		f, err := os.Open(m.GetHostPath())
+		if err != nil {
+			return ""
+		}
+		defer f.Close()
+		b, _ := io.ReadAll(io.LimitReader(f, maxTerminationMessage))
+		return string(b)
+	}
+	return ""
+}
+
+// cgroupOOMKilled tells whether the kernel's OOM killer killed a process of the cgroup.
+func cgroupOOMKilled(cgroupsPath string) bool {
+	if cgroupsPath == "" || strings.Contains(cgroupsPath, ":") {
+		return false // a systemd cgroup: unknown here
+	}
+	var file, key string
+	if cgroups.Mode() == cgroups.Unified {
+		file, key = filepath.Join("/sys/fs/cgroup", cgroupsPath, "memory.events"), "oom_kill"
+	} else {
+		file, key = filepath.Join("/sys/fs/cgroup/memory", cgroupsPath, "memory.oom_control"), "oom_kill"
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && k == key {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n > 0
+		}
+	}
+	return false
+}
+
+// signalTask sends sig to the task's process; a task that is gone is no error.
+func signalTask(ctx context.Context, task containerd.Task, sig syscall.Signal) error {
+	if err := task.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,199 @@
+package legacy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	"github.com/moby/sys/signal"
+	"github.com/sirupsen/logrus"
+)
+
+// StopContainer stops a running container: the image's stop signal (SIGTERM by default), then
+// SIGKILL once timeout passed. A container that does not run is left as it is.
+func (r *ContainerdRuntime) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	c, err := r.ctrs().store.get(id)
+	if err != nil {
+		return err
+	}
+	return r.stopContainer(r.withNS(ctx), c, timeout)
+}
+
+func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, timeout time.Duration) error {
+	c.mu.RLock()
+	state, task := c.state, c.task
+	c.mu.RUnlock()
+	if state != ContainerStateRunning || task == nil {
+		return nil
+	}
+	log := logrus.WithField("container", c.meta.ID)
+	if timeout > 0 {
+		sig := syscall.SIGTERM
+		if c.meta.StopSignal != "" {
+			if s, err := signal.ParseSignal(c.meta.StopSignal); err == nil {
+				sig = s
+			} else {
+				log.WithError(err).Warn("unknown stop signal; using SIGTERM")
+			}
+		}
+		if err := signalTask(ctx, task, sig); err != nil {
+			return fmt.Errorf("%w: signal %v: %w", ErrKillContainer, sig, err)
+		}
+		select {
+		case <-c.exited:
+			return nil
+		case <-time.After(timeout):
+			log.WithField("timeout", timeout).Debug("container did not stop in time; killing it")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := signalTask(ctx, task, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("%w: SIGKILL: %w", ErrKillContainer, err)
+	}
+	select {
+	case <-c.exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RemoveContainer removes a container: killed first when it runs, then its task, containerd
+// container, snapshot and dirs. The log file stays (the kubelet owns it). An absent container is
+// no error.
+func (r *ContainerdRuntime) RemoveContainer(ctx context.Context, id string) error {
+	st := r.ctrs()
+	c, err := st.store.get(id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx = r.withNS(ctx)
+	c.mu.Lock()
+	c.removing = true
+	c.mu.Unlock()
+	c.op.Lock()
+	defer c.op.Unlock()
+	if _, err := st.store.get(c.meta.ID); err != nil {
+		return nil // removed meanwhile
+	}
+	if err := r.stopContainer(ctx, c, 0); err != nil {
+		return fmt.Errorf("stop container before removing it: %w", err)
+	}
+	if task, err := r.loadTask(ctx, c.meta.ID); err == nil {
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete task: %w", err)
+		}
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("load task: %w", err)
+	}
+	if cntr, err := r.loadContainer(ctx, c.meta.ID); err == nil {
+		if err := cntr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete container: %w", err)
+		}
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("load container: %w", err)
+	}
+	c.mu.Lock()
+	if c.io != nil {
+		c.io.close(0)
+		c.io = nil
+	}
+	c.mu.Unlock()
+	if err := errors.Join(os.RemoveAll(c.rootDir), os.RemoveAll(c.stateDir)); err != nil {
+		logrus.WithError(err).WithField("container", c.meta.ID).Warn("remove container dirs")
+	}
+	st.store.remove(c)
+	logrus.WithField("container", c.meta.ID).Debug("container removed")
+	return nil
+}
+
+// containerManagerHooks stops and removes a pod's containers for StopPodSandbox and
+// RemovePodSandbox, keeping the container store in step.
+type containerManagerHooks struct{ r *ContainerdRuntime }
+
+func (h containerManagerHooks) StopPodContainers(ctx context.Context, sandboxID string) []*SyncResult {
+	cs := h.r.ctrs().store.ofSandbox(sandboxID)
+	results := make([]*SyncResult, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		results[i] = NewSyncResult(KillContainer, c.config.GetMetadata().GetName())
+		wg.Add(1)
+		go func(res *SyncResult, c *podContainer) {
+			defer wg.Done()
+			if err := h.r.stopContainer(h.r.withNS(ctx), c, 0); err != nil {
+				res.Fail(ErrKillContainer, err.Error())
+			}
+		}(results[i], c)
+	}
+	wg.Wait()
+	// Containers of the sandbox the store does not know (half made): by their labels.
+	results = append(results, h.orphans(ctx, sandboxID, false)...)
+	return results
+}
+
+func (h containerManagerHooks) RemovePodContainers(ctx context.Context, sandboxID string) error {
+	cs := h.r.ctrs().store.ofSandbox(sandboxID)
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func(i int, c *podContainer) {
+			defer wg.Done()
+			errs[i] = h.r.RemoveContainer(ctx, c.meta.ID)
+		}(i, c)
+	}
+	wg.Wait()
+	for _, res := range h.orphans(ctx, sandboxID, true) {
+		if res.Error != nil {
+			errs = append(errs, fmt.Errorf("%s: %s", res.Target, res.Message))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// orphans kills (and with remove, deletes) the containerd containers of the sandbox that the
+// store does not hold.
+func (h containerManagerHooks) orphans(ctx context.Context, sandboxID string, remove bool) []*SyncResult {
+	ctx = h.r.withNS(ctx)
+	list, err := labelledContainers{h.r}.list(ctx, sandboxID)
+	if err != nil {
+		res := NewSyncResult(KillContainer, sandboxID)
+		res.Fail(ErrKillContainer, fmt.Sprintf("list the pod's containers: %v", err))
+		return []*SyncResult{res}
+	}
+	var out []*SyncResult
+	for _, cntr := range list {
+		if _, err := h.r.ctrs().store.get(cntr.ID()); err == nil {
+			continue
+		}
+		res := NewSyncResult(KillContainer, cntr.ID())
+		out = append(out, res)
+		if err := killTask(ctx, cntr); err != nil {
+			res.Fail(ErrKillContainer, err.Error())
+			continue
+		}
+		if !remove {
+			continue
+		}
+		if task, err := cntr.Task(ctx, nil); err == nil {
+			if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+				res.Fail(ErrKillContainer, err.Error())
+				continue
+			}
+		}
+		if err := cntr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			res.Fail(ErrKillContainer, err.Error())
+		}
+	}
+	return out
+}

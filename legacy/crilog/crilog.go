@@ -1,0 +1,244 @@
+// Package crilog writes container output in the CRI log format the kubelet reads:
+//
+//	<RFC3339Nano timestamp> <stdout|stderr> <P|F> <content>\n
+//
+// One file takes both streams of a container. A line longer than the maximum line size is split
+// into parts tagged P (partial) with the last part tagged F (full); output that ends without a
+// newline when its stream closes is written as a P entry. The file can be reopened after the kubelet
+// rotated it (ReopenContainerLog).
+package crilog
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Stream names a container output stream.
+type Stream string
+
+const (
+	Stdout Stream = "stdout"
+	Stderr Stream = "stderr"
+)
+
+// Tags of a log entry.
+const (
+	TagPartial = "P"
+	TagFull    = "F"
+)
+
+// TimestampFormat is the format of an entry's timestamp (RFC3339Nano with a fixed number of
+// digits, so that entries sort as text).
+const TimestampFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// DefaultMaxLineSize is the default size at which a line is split (16 KiB, as containerd).
+const DefaultMaxLineSize = 16 * 1024
+
+// readBufSize is the read buffer of a stream copier.
+const readBufSize = 32 * 1024
+
+// ErrClosed is returned by a Writer used after Close.
+var ErrClosed = errors.New("crilog: writer closed")
+
+// Writer is one container's log file. It is safe for concurrent use: every entry is written with
+// one write under the writer's lock, so entries of the two streams never interleave.
+type Writer struct {
+	path    string
+	maxLine int
+	now     func() time.Time
+
+	mu     sync.Mutex
+	f      *os.File
+	closed bool
+}
+
+// Option configures a Writer.
+type Option func(*Writer)
+
+// WithMaxLineSize sets the size at which lines are split; <= 0 means DefaultMaxLineSize.
+func WithMaxLineSize(n int) Option {
+	return func(w *Writer) {
+		if n > 0 {
+			w.maxLine = n
+		}
+	}
+}
+
+// WithClock sets the clock of the timestamps (for tests).
+func WithClock(now func() time.Time) Option { return func(w *Writer) { w.now = now } }
+
+// Open opens (creating it and its directory when needed) the log file at path for appending.
+func Open(path string, opts ...Option) (*Writer, error) {
+	w := &Writer{path: path, maxLine: DefaultMaxLineSize, now: time.Now}
+	for _, o := range opts {
+		o(w)
+	}
+	f, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	w.f = f
+	return w, nil
+}
+
+func openFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("crilog: create log dir: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("crilog: open %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Path returns the log file's path.
+func (w *Writer) Path() string { return w.path }
+
+// MaxLineSize returns the size at which lines are split.
+func (w *Writer) MaxLineSize() int { return w.maxLine }
+
+// Reopen closes the file and opens path again (it was renamed away by log rotation). Entries
+// written meanwhile wait for the lock and go to the new file.
+func (w *Writer) Reopen() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	f, err := openFile(w.path)
+	if err != nil {
+		return err
+	}
+	old := w.f
+	w.f = f
+	return old.Close()
+}
+
+// Close closes the file; later writes fail with ErrClosed.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	return w.f.Close()
+}
+
+// WriteEntry writes one entry of stream with tag and content (which must not hold a newline).
+func (w *Writer) WriteEntry(stream Stream, tag string, content []byte) error {
+	return w.writeEntry(stream, tag, [][]byte{content})
+}
+
+func (w *Writer) writeEntry(stream Stream, tag string, parts [][]byte) error {
+	n := len(TimestampFormat) + len(stream) + len(tag) + 4
+	for _, p := range parts {
+		n += len(p)
+	}
+	buf := make([]byte, 0, n)
+	buf = w.now().AppendFormat(buf, TimestampFormat)
+	buf = append(buf, ' ')
+	buf = append(buf, stream...)
+	buf = append(buf, ' ')
+	buf = append(buf, tag...)
+	buf = append(buf, ' ')
+	for _, p := range parts {
+		buf = append(buf, p...)
+	}
+	buf = append(buf, '\n')
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	_, err := w.f.Write(buf)
+	return err
+}
+
+// Copy reads stream's output from r until EOF (or an error) and writes it as entries: a line per
+// F entry (without its "\n" or "\r\n"), lines longer than the maximum split into P entries, and
+// what is left without a newline at the end as a P entry. Write errors do not stop the copy (the
+// container's output must keep draining); the first one is returned at the end.
+func (w *Writer) Copy(stream Stream, r io.Reader) error {
+	bufSize := readBufSize
+	if w.maxLine < bufSize {
+		bufSize = w.maxLine
+	}
+	if bufSize < 16 {
+		bufSize = 16 // bufio's minimum
+	}
+	br := bufio.NewReaderSize(r, bufSize)
+	var (
+		parts    [][]byte
+		length   int
+		firstErr error
+	)
+	emit := func(tag string) {
+		if err := w.writeEntry(stream, tag, parts); err != nil && firstErr == nil {
+			firstErr = err
+		}
+		parts, length = nil, 0
+	}
+	for {
+		line, isPrefix, err := readLine(br)
+		if len(line) > 0 {
+			parts = append(parts, bytes.Clone(line))
+			length += len(line)
+		}
+		// Split what exceeds the maximum, as often as needed.
+		for length > w.maxLine {
+			excess := length - w.maxLine
+			last := parts[len(parts)-1]
+			parts[len(parts)-1] = last[:len(last)-excess]
+			rest := last[len(last)-excess:]
+			emit(TagPartial)
+			parts, length = [][]byte{rest}, len(rest)
+		}
+		if err != nil {
+			if length > 0 {
+				emit(TagPartial)
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) {
+				return firstErr
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+			return firstErr
+		}
+		if isPrefix {
+			continue
+		}
+		emit(TagFull)
+	}
+}
+
+// readLine returns the next line without its "\n" or "\r\n"; isPrefix tells that the line goes on
+// (the buffer was full). An error comes with the content read before it, which had no newline.
+func readLine(b *bufio.Reader) (line []byte, isPrefix bool, err error) {
+	line, err = b.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		// Keep a trailing '\r' for the next read: it may be half of "\r\n".
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			_ = b.UnreadByte()
+			line = line[:len(line)-1]
+		}
+		return line, true, nil
+	}
+	if len(line) > 0 && line[len(line)-1] == '\n' {
+		drop := 1
+		if len(line) > 1 && line[len(line)-2] == '\r' {
+			drop = 2
+		}
+		return line[:len(line)-drop], false, nil
+	}
+	return line, false, err
+}

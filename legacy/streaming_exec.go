@@ -1,0 +1,190 @@
+package legacy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/streaming"
+	"github.com/sirupsen/logrus"
+)
+
+// The runtime serves the streaming server: exec and port-forward (streaming_exec.go,
+// streaming_portforward.go) and attach (streaming_attach.go).
+var _ streaming.Runtime = (*ContainerdRuntime)(nil)
+
+// execOutputDrain bounds the wait for an exec'd process's output to reach the client after the
+// process exited (a child it left behind may hold the pipes open).
+const execOutputDrain = 5 * time.Second
+
+// execKillWait bounds the wait for a killed exec'd process to exit.
+const execKillWait = 10 * time.Second
+
+// ExecInContainer runs cmd in the running container id with the container's process settings
+// (user, env, cwd, capabilities), connected to the client's streams, optionally on a terminal
+// (TERM=xterm unless the container sets TERM) resized by the client. It returns the process's exit:
+// nil for 0, a streaming.ExitError otherwise. When ctx ends before (the client went away) the
+// process is killed; it is always deleted.
+func (r *ContainerdRuntime) ExecInContainer(ctx context.Context, id string, cmd []string, stdin io.Reader, stdout, stderr io.WriteCloser, tty bool, resize <-chan streaming.TerminalSize) error {
+	if len(cmd) == 0 {
+		return fmt.Errorf("exec: empty command: %w", errdefs.ErrInvalidArgument)
+	}
+	c, task, err := r.runningContainer(id)
+	if err != nil {
+		return err
+	}
+	nctx := r.withNS(ctx)
+	cntr, err := r.loadContainer(nctx, c.meta.ID)
+	if err != nil {
+		return err
+	}
+	spec, err := cntr.Spec(nctx)
+	if err != nil {
+		return err
+	}
+	pspec := spec.Process
+	pspec.Args = cmd
+	pspec.Terminal = tty
+	if tty && !slices.ContainsFunc(pspec.Env, func(e string) bool { return strings.HasPrefix(e, "TERM=") }) {
+		pspec.Env = append(pspec.Env, "TERM=xterm")
+	}
+	if tty {
+		stderr = nil // one stream on a terminal
+	}
+	opts := []cio.Opt{cio.WithStreams(stdin, writerOrNil(stdout), writerOrNil(stderr)), cio.WithFIFODir(filepath.Join(c.stateDir, "exec"))}
+	if tty {
+		opts = append(opts, cio.WithTerminal)
+	}
+	execID := "exec-" + newSandboxID()[:32]
+	log := logrus.WithFields(logrus.Fields{"container": c.meta.ID, "exec": execID})
+	process, err := task.Exec(nctx, execID, pspec, cio.NewCreator(opts...))
+	if err != nil {
+		return fmt.Errorf("exec in container %s: %w", c.meta.ID, err)
+	}
+	// Whatever happens the process is killed (when still running) and deleted, and its IO closed.
+	defer func() {
+		dctx, cancel := withoutCancel(nctx, cleanupTimeout)
+		defer cancel()
+		if _, err := process.Delete(dctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			log.WithError(err).Warn("delete exec process")
+		}
+	}()
+	exitCh, err := process.Wait(context.WithoutCancel(nctx))
+	if err != nil {
+		return err
+	}
+	if err := process.Start(nctx); err != nil {
+		return fmt.Errorf("start exec in container %s: %w", c.meta.ID, err)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	if tty && resize != nil {
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case size, ok := <-resize:
+					if !ok {
+						return
+					}
+					if size.Width == 0 || size.Height == 0 {
+						continue
+					}
+					if err := process.Resize(nctx, uint32(size.Width), uint32(size.Height)); err != nil && !errdefs.IsNotFound(err) {
+						log.WithError(err).Debug("resize exec terminal")
+					}
+				}
+			}
+		}()
+	}
+	select {
+	case st := <-exitCh:
+		code, _, err := st.Result()
+		if err != nil {
+			return fmt.Errorf("wait for exec in container %s: %w", c.meta.ID, err)
+		}
+		waitIO(process.IO(), execOutputDrain)
+		log.WithField("exit_code", code).Debug("exec exited")
+		if code != 0 {
+			return streaming.NewExitError(cmd, int(code))
+		}
+		return nil
+	case <-ctx.Done():
+		log.Debug("exec client went away; killing the process")
+		kctx, cancel := withoutCancel(nctx, execKillWait)
+		defer cancel()
+		if err := process.Kill(kctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
+			log.WithError(err).Warn("kill exec process")
+		}
+		select {
+		case <-exitCh:
+		case <-kctx.Done():
+		}
+		process.IO().Cancel()
+		return ctx.Err()
+	}
+}
+
+// RunInContainer runs cmd in the running container and returns its combined output; a non-zero
+// exit gives a streaming.ExitError (with the output).
+func (r *ContainerdRuntime) RunInContainer(ctx context.Context, id string, cmd []string, timeout time.Duration) ([]byte, error) {
+	res, err := r.ExecSync(ctx, id, cmd, timeout)
+	if err != nil {
+		return nil, err
+	}
+	out := append(res.Stdout, res.Stderr...)
+	if res.ExitCode != 0 {
+		return out, streaming.NewExitError(cmd, int(res.ExitCode))
+	}
+	return out, nil
+}
+
+// runningContainer returns the container id (or unique prefix) and its task when it runs:
+// NotFound for an unknown container, FailedPrecondition for one that does not run.
+func (r *ContainerdRuntime) runningContainer(id string) (*podContainer, containerd.Task, error) {
+	c, err := r.ctrs().store.get(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.mu.RLock()
+	state, task := c.state, c.task
+	c.mu.RUnlock()
+	if state != ContainerStateRunning || task == nil {
+		return nil, nil, fmt.Errorf("container %s is %s, not running: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
+	}
+	return c, task, nil
+}
+
+// waitIO waits up to d for the copies of an IO to end, then cancels them.
+func waitIO(pio cio.IO, d time.Duration) {
+	if pio == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { pio.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		pio.Cancel()
+	}
+}
+
+// writerOrNil keeps a nil io.WriteCloser nil as an io.Writer (cio tells "not wanted" by nil).
+func writerOrNil(w io.WriteCloser) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return w
+}
+
+var errNoNetNS = errors.New("sandbox has no network namespace")

@@ -1,0 +1,227 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/legacy"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// CreateContainer creates a container in a ready sandbox.
+func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (*runtime.CreateContainerResponse, error) {
+	if req.GetPodSandboxId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "pod_sandbox_id is required")
+	}
+	if err := legacy.ValidateContainerConfig(req.GetConfig()); err != nil {
+		return nil, toStatus(err)
+	}
+	id, err := s.opts.Backend.CreateContainer(ctx, req.GetPodSandboxId(), req.GetConfig())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtime.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// StartContainer starts a created container.
+func (s *RuntimeServer) StartContainer(ctx context.Context, req *runtime.StartContainerRequest) (*runtime.StartContainerResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "container_id is required")
+	}
+	if err := s.opts.Backend.StartContainer(ctx, req.GetContainerId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtime.StartContainerResponse{}, nil
+}
+
+// StopContainer stops a running container within the grace period (seconds); stopping a stopped
+// or unknown container succeeds.
+func (s *RuntimeServer) StopContainer(ctx context.Context, req *runtime.StopContainerRequest) (*runtime.StopContainerResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "container_id is required")
+	}
+	if req.GetTimeout() < 0 {
+		return nil, status.Error(codes.InvalidArgument, "timeout must not be negative")
+	}
+	timeout := time.Duration(min(req.GetTimeout(), int64(365*24*3600))) * time.Second
+	if err := s.opts.Backend.StopContainer(ctx, req.GetContainerId(), timeout); err != nil && !errdefs.IsNotFound(err) {
+		return nil, toStatus(err)
+	}
+	return &runtime.StopContainerResponse{}, nil
+}
+
+// RemoveContainer removes a container, killing it when it runs; removing an absent one succeeds.
+func (s *RuntimeServer) RemoveContainer(ctx context.Context, req *runtime.RemoveContainerRequest) (*runtime.RemoveContainerResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "container_id is required")
+	}
+	if err := s.opts.Backend.RemoveContainer(ctx, req.GetContainerId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtime.RemoveContainerResponse{}, nil
+}
+
+// ContainerStatus returns a container's status; an unknown ID is NotFound.
+func (s *RuntimeServer) ContainerStatus(ctx context.Context, req *runtime.ContainerStatusRequest) (*runtime.ContainerStatusResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "container_id is required")
+	}
+	d, err := s.opts.Backend.ContainerStatus(ctx, req.GetContainerId(), req.GetVerbose())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtime.ContainerStatusResponse{Status: toCRIContainerStatus(d), Info: d.Info}, nil
+}
+
+// ListContainers lists the containers that match the filter.
+func (s *RuntimeServer) ListContainers(ctx context.Context, req *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
+	var filter *legacy.ContainerFilter
+	if f := req.GetFilter(); f != nil {
+		filter = &legacy.ContainerFilter{ID: f.GetId(), SandboxID: f.GetPodSandboxId(), Labels: f.GetLabelSelector()}
+		if sv := f.GetState(); sv != nil {
+			st := modelContainerState(sv.GetState())
+			filter.State = &st
+		}
+	}
+	list, err := s.opts.Backend.ListContainers(ctx, filter)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	items := make([]*runtime.Container, 0, len(list))
+	for _, d := range list {
+		items = append(items, &runtime.Container{
+			Id:           d.ID.ID,
+			PodSandboxId: d.SandboxID,
+			Metadata:     &runtime.ContainerMetadata{Name: d.Name, Attempt: d.Attempt},
+			Image:        imageSpec(d),
+			ImageRef:     d.ImageID,
+			ImageId:      d.ImageID,
+			State:        criContainerState(d.State),
+			CreatedAt:    unixNano(d.CreatedAt),
+			Labels:       d.Config.GetLabels(),
+			Annotations:  d.Config.GetAnnotations(),
+		})
+	}
+	return &runtime.ListContainersResponse{Containers: items}, nil
+}
+
+// UpdateContainerResources changes the resources of a created or running container.
+func (s *RuntimeServer) UpdateContainerResources(ctx context.Context, req *runtime.UpdateContainerResourcesRequest) (*runtime.UpdateContainerResourcesResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "container_id is required")
+	}
+	if err := s.opts.Backend.UpdateContainerResources(ctx, req.GetContainerId(), req.GetLinux()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtime.UpdateContainerResourcesResponse{}, nil
+}
+
+// ExecSync runs a command in a running container and returns its output and exit code.
+func (s *RuntimeServer) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*runtime.ExecSyncResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "container_id is required")
+	}
+	if len(req.GetCmd()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "cmd is required")
+	}
+	if req.GetTimeout() < 0 {
+		return nil, status.Error(codes.InvalidArgument, "timeout must not be negative")
+	}
+	timeout := time.Duration(min(req.GetTimeout(), int64(365*24*3600))) * time.Second
+	res, err := s.opts.Backend.ExecSync(ctx, req.GetContainerId(), req.GetCmd(), timeout)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtime.ExecSyncResponse{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}, nil
+}
+
+// ReopenContainerLog reopens a running container's log file after the kubelet rotated it.
+func (s *RuntimeServer) ReopenContainerLog(ctx context.Context, req *runtime.ReopenContainerLogRequest) (*runtime.ReopenContainerLogResponse, error) {
+	if req.GetContainerId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "container_id is required")
+	}
+	if err := s.opts.Backend.ReopenContainerLog(ctx, req.GetContainerId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtime.ReopenContainerLogResponse{}, nil
+}
+
+func imageSpec(d *legacy.ContainerDetails) *runtime.ImageSpec {
+	img := d.Config.GetImage()
+	return &runtime.ImageSpec{
+		Image:              d.Image,
+		Annotations:        img.GetAnnotations(),
+		UserSpecifiedImage: img.GetUserSpecifiedImage(),
+		RuntimeHandler:     img.GetRuntimeHandler(),
+	}
+}
+
+func toCRIContainerStatus(d *legacy.ContainerDetails) *runtime.ContainerStatus {
+	st := &runtime.ContainerStatus{
+		Id:          d.ID.ID,
+		Metadata:    &runtime.ContainerMetadata{Name: d.Name, Attempt: d.Attempt},
+		State:       criContainerState(d.State),
+		CreatedAt:   unixNano(d.CreatedAt),
+		StartedAt:   unixNano(d.StartedAt),
+		FinishedAt:  unixNano(d.FinishedAt),
+		ExitCode:    int32(d.ExitCode),
+		Image:       imageSpec(d),
+		ImageRef:    d.ImageRef,
+		ImageId:     d.ImageID,
+		Reason:      d.Reason,
+		Message:     d.Message,
+		Labels:      d.Config.GetLabels(),
+		Annotations: d.Config.GetAnnotations(),
+		Mounts:      d.Config.GetMounts(),
+		LogPath:     d.LogPath,
+		User: &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{
+			Uid: int64(d.UID), Gid: int64(d.GID), SupplementalGroups: toInt64s(d.Groups),
+		}},
+	}
+	if d.Resources != nil {
+		st.Resources = &runtime.ContainerResources{Linux: d.Resources}
+	}
+	return st
+}
+
+func toInt64s(in []uint32) []int64 {
+	out := make([]int64, len(in))
+	for i, v := range in {
+		out[i] = int64(v)
+	}
+	return out
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func criContainerState(s legacy.ContainerState) runtime.ContainerState {
+	switch s {
+	case legacy.ContainerStateCreated:
+		return runtime.ContainerState_CONTAINER_CREATED
+	case legacy.ContainerStateRunning:
+		return runtime.ContainerState_CONTAINER_RUNNING
+	case legacy.ContainerStateExited:
+		return runtime.ContainerState_CONTAINER_EXITED
+	}
+	return runtime.ContainerState_CONTAINER_UNKNOWN
+}
+
+func modelContainerState(s runtime.ContainerState) legacy.ContainerState {
+	switch s {
+	case runtime.ContainerState_CONTAINER_CREATED:
+		return legacy.ContainerStateCreated
+	case runtime.ContainerState_CONTAINER_RUNNING:
+		return legacy.ContainerStateRunning
+	case runtime.ContainerState_CONTAINER_EXITED:
+		return legacy.ContainerStateExited
+	}
+	return legacy.ContainerStateUnknown
+}
