@@ -33,6 +33,15 @@ func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, 
 		return nil
 	}
 	log := logrus.WithField("container", c.meta.ID)
+	// A wait of our own, besides the monitor's: it also ends when the task is gone already (the
+	// runtime was closed, or another daemon deleted it).
+	waitCh, err := task.Wait(ctx)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return r.afterTaskExit(c)
+		}
+		return fmt.Errorf("%w: wait: %w", ErrKillContainer, err)
+	}
 	if timeout > 0 {
 		sig := syscall.SIGTERM
 		if c.meta.StopSignal != "" {
@@ -48,6 +57,8 @@ func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, 
 		select {
 		case <-c.exited:
 			return nil
+		case <-waitCh:
+			return r.afterTaskExit(c)
 		case <-time.After(timeout):
 			log.WithField("timeout", timeout).Debug("container did not stop in time; killing it")
 		case <-ctx.Done():
@@ -60,9 +71,21 @@ func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, 
 	select {
 	case <-c.exited:
 		return nil
+	case <-waitCh:
+		return r.afterTaskExit(c)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// afterTaskExit waits, briefly, for the exit monitor to record the exit of a task that is gone.
+func (r *ContainerdRuntime) afterTaskExit(c *podContainer) error {
+	select {
+	case <-c.exited:
+	case <-r.bg.Done():
+	case <-time.After(10 * time.Second):
+	}
+	return nil
 }
 
 // RemoveContainer removes a container: killed first when it runs, then its task, containerd
