@@ -148,6 +148,27 @@ func TestContainers(t *testing.T) {
 		if _, err := e.rt.CreateContainer(ctx, sb.ID, cfg); !errdefs.IsAlreadyExists(err) {
 			t.Fatalf("duplicate name: %v", err)
 		}
+		// The model's view: the running container is part of its pod.
+		pods, err := e.rt.GetPods(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found *Container
+		for _, p := range pods {
+			if p.ID == sb.UID {
+				found = p.FindContainerByName("sleeper")
+			}
+		}
+		if found == nil || found.ID.ID != id || found.State != ContainerStateRunning || found.Hash == 0 {
+			t.Fatalf("GetPods: container %+v in %+v", found, pods)
+		}
+		ps, err := e.rt.GetPodStatus(ctx, sb.UID, sb.Name, sb.Namespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs := ps.FindContainerStatusByName("sleeper"); cs == nil || cs.ID.ID != id || cs.State != ContainerStateRunning {
+			t.Fatalf("GetPodStatus: %+v", ps.ContainerStatuses)
+		}
 		res, err := e.rt.ExecSync(ctx, id, []string{"sh", "-c", "echo $GREETING; echo e >&2; exit 5"}, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)

@@ -90,8 +90,9 @@ func (r *ContainerdRuntime) ListPodSandbox(ctx context.Context, filter *SandboxF
 	return out, nil
 }
 
-// GetPods returns the pods of the runtime with their sandboxes (and, once the container manager
-// lands, containers); all includes the pods whose sandboxes are all stopped.
+// GetPods returns the pods of the runtime with their sandboxes and containers: with all, every
+// pod and container; without, only running containers and the pods that have a ready sandbox or a
+// running container.
 func (r *ContainerdRuntime) GetPods(ctx context.Context, all bool) ([]*Pod, error) {
 	pods := map[UID]*Pod{}
 	var order []UID
@@ -107,6 +108,26 @@ func (r *ContainerdRuntime) GetPods(ctx context.Context, all bool) ([]*Pod, erro
 			order = append(order, st.UID)
 		}
 		p.Sandboxes = append(p.Sandboxes, sandboxAsContainer(r.Type(), st))
+	}
+	for _, sb := range r.sandboxes.list() {
+		st := sb.status()
+		p, ok := pods[st.UID]
+		cs, err := r.ListContainers(ctx, &ContainerFilter{SandboxID: st.ID})
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			if c.SandboxID != st.ID || (!all && c.State != ContainerStateRunning) {
+				continue
+			}
+			if !ok {
+				p = &Pod{ID: st.UID, Name: st.Name, Namespace: st.Namespace}
+				pods[st.UID], ok = p, true
+				order = append(order, st.UID)
+			}
+			p.Containers = append(p.Containers, &Container{ID: c.ID, Name: c.Name, Image: c.Image,
+				ImageID: c.ImageID, Hash: c.Hash, Created: c.CreatedAt, State: c.State})
+		}
 	}
 	out := make([]*Pod, 0, len(order))
 	for _, uid := range order {
@@ -132,7 +153,21 @@ func (r *ContainerdRuntime) GetPodStatus(ctx context.Context, uid UID, name, nam
 			continue
 		}
 		ps.SandboxStatuses = append(ps.SandboxStatuses, st)
+		cs, err := r.ListContainers(ctx, &ContainerFilter{SandboxID: st.ID})
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			if c.SandboxID == st.ID {
+				status := c.ContainerStatus
+				ps.ContainerStatuses = append(ps.ContainerStatuses, &status)
+			}
+		}
 	}
+	// Newest first, as ShouldContainerBeRestarted expects.
+	sort.SliceStable(ps.ContainerStatuses, func(i, j int) bool {
+		return ps.ContainerStatuses[i].CreatedAt.After(ps.ContainerStatuses[j].CreatedAt)
+	})
 	sort.SliceStable(ps.SandboxStatuses, func(i, j int) bool {
 		return ps.SandboxStatuses[i].CreatedAt.After(ps.SandboxStatuses[j].CreatedAt)
 	})
