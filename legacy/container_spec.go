@@ -364,7 +364,15 @@ func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount
 			return nil, fmt.Errorf("mount %s: resolve host path %q: %w", dst, src, err)
 		}
 		if m.GetRecursiveReadOnly() {
-			return nil, fmt.Errorf("mount %s: recursive read-only mounts are not supported: %w", dst, errdefs.ErrInvalidArgument)
+			// As the CRI API defines it: only for read-only mounts that do not propagate.
+			switch {
+			case !m.GetReadonly():
+				return nil, fmt.Errorf("mount %s: recursive read-only needs readonly: %w", dst, errdefs.ErrInvalidArgument)
+			case m.GetPropagation() != runtime.MountPropagation_PROPAGATION_PRIVATE:
+				return nil, fmt.Errorf("mount %s: recursive read-only needs private propagation, got %s: %w", dst, m.GetPropagation(), errdefs.ErrInvalidArgument)
+			case !rroSupported():
+				return nil, fmt.Errorf("mount %s: recursive read-only mounts are not supported by this host's runc: %w", dst, errdefs.ErrInvalidArgument)
+			}
 		}
 		if len(m.GetUidMappings())+len(m.GetGidMappings()) > 0 {
 			return nil, fmt.Errorf("mount %s: id-mapped mounts are not supported: %w", dst, errdefs.ErrInvalidArgument)
@@ -410,6 +418,9 @@ func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount
 			}
 			if r.m.GetReadonly() {
 				options = append(options, "ro")
+				if r.m.GetRecursiveReadOnly() {
+					options = append(options, "rro")
+				}
 			} else {
 				options = append(options, "rw")
 			}

@@ -3,6 +3,7 @@ package legacy
 import (
 	"context"
 	"errors"
+	"github.com/containerd/errdefs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -755,5 +756,42 @@ func TestImageVolumeMounts(t *testing.T) {
 	}
 	if !slices.Equal(dsts, []string{"/data", "/rel"}) {
 		t.Fatalf("volumes %v", dsts)
+	}
+}
+
+func TestRecursiveReadOnlyMounts(t *testing.T) {
+	hostDir := t.TempDir()
+	defer func(old func() bool) { rroSupported = old }(rroSupported)
+	for _, c := range []struct {
+		name      string
+		mount     *runtime.Mount
+		supported bool
+		wantErr   string
+	}{
+		{"applied", &runtime.Mount{ContainerPath: "/m", HostPath: hostDir, Readonly: true, RecursiveReadOnly: true}, true, ""},
+		{"needs readonly", &runtime.Mount{ContainerPath: "/m", HostPath: hostDir, RecursiveReadOnly: true}, true, "needs readonly"},
+		{"needs private propagation", &runtime.Mount{ContainerPath: "/m", HostPath: hostDir, Readonly: true, RecursiveReadOnly: true,
+			Propagation: runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, true, "needs private propagation"},
+		{"host runc lacks it", &runtime.Mount{ContainerPath: "/m", HostPath: hostDir, Readonly: true, RecursiveReadOnly: true}, false, "not supported"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rroSupported = func() bool { return c.supported }
+			in := baseInput(t)
+			in.Config.Mounts = []*runtime.Mount{c.mount}
+			s, err := generate(t, in, testRootfs(t))
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) || !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("err %v, want an InvalidArgument with %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := mountAt(s, "/m")
+			if m == nil || !slices.Contains(m.Options, "ro") || !slices.Contains(m.Options, "rro") {
+				t.Fatalf("mount %+v", m)
+			}
+		})
 	}
 }

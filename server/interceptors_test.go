@@ -83,7 +83,7 @@ func TestStatusConditionsAndVerbose(t *testing.T) {
 		{Type: legacy.RuntimeReady, Status: true},
 		{Type: legacy.NetworkReady, Status: false, Reason: "NetworkPluginNotReady", Message: "no config"},
 	}}
-	c := dial(t, Options{Backend: be, Config: map[string]string{"socket": "/x.sock"}})
+	c := dial(t, Options{Backend: be, Config: map[string]string{"socket": "/x.sock"}, RecursiveReadOnlyMounts: true})
 	resp, err := c.Status(context.Background(), &runtime.StatusRequest{Verbose: true})
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +97,11 @@ func TestStatusConditionsAndVerbose(t *testing.T) {
 	}
 	if len(resp.RuntimeHandlers) < 2 || resp.RuntimeHandlers[0].Name != "" || resp.RuntimeHandlers[1].Name != "runc" {
 		t.Fatalf("handlers: %v", resp.RuntimeHandlers)
+	}
+	for _, h := range resp.RuntimeHandlers {
+		if !h.GetFeatures().GetRecursiveReadOnlyMounts() {
+			t.Errorf("handler %q does not advertise recursive read-only mounts", h.Name)
+		}
 	}
 	rc, err := c.RuntimeConfig(context.Background(), &runtime.RuntimeConfigRequest{})
 	if err != nil || rc.GetLinux().GetCgroupDriver() != runtime.CgroupDriver_CGROUPFS {

@@ -24,6 +24,7 @@ type Backend interface {
 	HasRuntimeHandler(handler string) bool
 	legacy.SandboxManager
 	legacy.ContainerManager
+	legacy.StatsProvider
 }
 
 // Options configures the CRI services.
@@ -38,6 +39,8 @@ type Options struct {
 	Config any
 	// RuntimeHandlers are the runtime handlers pods may name (the default one first).
 	RuntimeHandlers []string
+	// RecursiveReadOnlyMounts is advertised for every handler: the host's runc applies them.
+	RecursiveReadOnlyMounts bool
 	// Streaming hands out the URLs of Exec, Attach and PortForward (streaming.Server); nil
 	// answers Unimplemented.
 	Streaming StreamURLs
@@ -100,7 +103,7 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtime.StatusRequest) 
 		},
 	}
 	for i, h := range s.opts.RuntimeHandlers {
-		feat := &runtime.RuntimeHandlerFeatures{}
+		feat := &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: s.opts.RecursiveReadOnlyMounts}
 		if i == 0 {
 			// The empty name is the default handler.
 			resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{Name: "", Features: feat})

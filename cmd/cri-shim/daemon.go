@@ -205,6 +205,8 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		Images:    server.NewImageServer(images),
 		Config:    cfg,
 		Streaming: streamServer,
+		// Recursive read-only mounts are advertised only when runc applies them.
+		RecursiveReadOnlyMounts: legacy.RecursiveReadOnlySupported(),
 	})
 
 	if cfg.MetricsAddress != "" {
