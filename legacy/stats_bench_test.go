@@ -1,0 +1,79 @@
+package legacy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// BenchmarkListContainerStats lists the stats of 500 running containers whose cgroups are real
+// (empty) cgroups made for the benchmark, on the host's cgroup filesystem: "cold" reads every
+// cgroup on each call (no reading is young enough), "cached" is back-to-back calls. Needs root.
+func BenchmarkListContainerStats(b *testing.B) {
+	const n = 500
+	fs := detectCgroupFS()
+	base := fmt.Sprintf("/crishim-bench-%d", os.Getpid())
+	var roots []string
+	if fs.unified {
+		roots = []string{fs.v2Root}
+	} else {
+		for _, c := range []string{"cpuacct", "memory", "pids"} {
+			if fs.v1[c] != "" {
+				roots = append(roots, fs.v1[c])
+			}
+		}
+	}
+	b.Cleanup(func() {
+		for _, root := range roots {
+			for i := range n {
+				os.Remove(filepath.Join(root, base, fmt.Sprint(i)))
+			}
+			os.Remove(filepath.Join(root, base))
+		}
+	})
+	r := &ContainerdRuntime{sandboxes: newSandboxStore()}
+	st := r.ctrs().store
+	for i := range n {
+		for _, root := range roots {
+			if err := os.MkdirAll(filepath.Join(root, base, fmt.Sprint(i)), 0o755); err != nil {
+				b.Fatalf("make cgroup (root needed): %v", err)
+			}
+		}
+		id := fmt.Sprintf("%064d", i)
+		st.add(&podContainer{
+			meta: containerMetadata{ID: id, SandboxID: fmt.Sprintf("sb%d", i/5), CgroupsPath: filepath.Join(base, fmt.Sprint(i)),
+				CreatedAt: time.Unix(int64(i), 0)},
+			config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: fmt.Sprint("c", i)},
+				Labels: map[string]string{"app": "bench"}},
+			state: ContainerStateRunning,
+		})
+	}
+	b.Cleanup(func() { containerStates.Delete(r); statsCollectors.Delete(r) })
+	ctx := context.Background()
+	run := func(b *testing.B, maxAge time.Duration) {
+		old := statsMaxAge
+		statsMaxAge = maxAge
+		defer func() { statsMaxAge = old }()
+		var ru0, ru1 syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+		b.ResetTimer()
+		for range b.N {
+			list, err := r.ListContainerStats(ctx, nil)
+			if err != nil || len(list) != n || list[0].CPU == nil || list[0].Memory == nil {
+				b.Fatalf("list: %d %v", len(list), err)
+			}
+		}
+		b.StopTimer()
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+		cpu := time.Duration(ru1.Utime.Nano()-ru0.Utime.Nano()) + time.Duration(ru1.Stime.Nano()-ru0.Stime.Nano())
+		b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+	}
+	b.Run("cold", func(b *testing.B) { run(b, 0) })
+	b.Run("cached", func(b *testing.B) { run(b, time.Hour) })
+}

@@ -1,0 +1,158 @@
+package legacy
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+)
+
+// fakeUsage is what FakeRuntime reports for its running containers.
+type fakeUsage struct {
+	mu    sync.Mutex
+	usage map[string]*ContainerStats // by container ID: the CPU and Memory to report
+}
+
+var fakeUsages sync.Map // *FakeRuntime -> *fakeUsage
+
+func (f *FakeRuntime) usage() *fakeUsage {
+	v, _ := fakeUsages.LoadOrStore(f, &fakeUsage{usage: map[string]*ContainerStats{}})
+	return v.(*fakeUsage)
+}
+
+var _ StatsProvider = (*FakeRuntime)(nil)
+
+// SetFakeUsage sets the CPU and memory the fake reports for the container id while it runs.
+func (f *FakeRuntime) SetFakeUsage(id string, cpu *CPUStats, mem *MemoryStats) {
+	u := f.usage()
+	u.mu.Lock()
+	u.usage[id] = &ContainerStats{CPU: cpu, Memory: mem}
+	u.mu.Unlock()
+}
+
+func (f *FakeRuntime) fakeContainerStats(d *ContainerDetails) *ContainerStats {
+	out := &ContainerStats{
+		ID: d.ID.ID, SandboxID: d.SandboxID, Name: d.Name, Attempt: d.Attempt,
+		Labels: d.Config.GetLabels(), Annotations: d.Config.GetAnnotations(),
+	}
+	if d.State == ContainerStateRunning {
+		u := f.usage()
+		u.mu.Lock()
+		if s := u.usage[d.ID.ID]; s != nil {
+			out.CPU, out.Memory = s.CPU, s.Memory
+		}
+		u.mu.Unlock()
+	}
+	return out
+}
+
+// ContainerStats returns the fake usage of a container.
+func (f *FakeRuntime) ContainerStats(ctx context.Context, id string) (*ContainerStats, error) {
+	f.record("ContainerStats")
+	fc := f.containers()
+	fc.mu.Lock()
+	d, err := fc.getLocked(id)
+	var cp ContainerDetails
+	if err == nil {
+		cp = *d
+	}
+	fc.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return f.fakeContainerStats(&cp), nil
+}
+
+// ListContainerStats returns the fake usage of the containers that match filter.
+func (f *FakeRuntime) ListContainerStats(ctx context.Context, filter *ContainerStatsFilter) ([]*ContainerStats, error) {
+	f.record("ListContainerStats")
+	var out []*ContainerStats
+	for _, d := range f.FakeContainers() {
+		if filter != nil {
+			if (filter.ID != "" && !hasPrefix(d.ID.ID, filter.ID)) || (filter.SandboxID != "" && !hasPrefix(d.SandboxID, filter.SandboxID)) ||
+				!labelsMatch(d.Config.GetLabels(), filter.Labels) {
+				continue
+			}
+		}
+		out = append(out, f.fakeContainerStats(d))
+	}
+	return out, nil
+}
+
+func (f *FakeRuntime) fakePodStats(s *SandboxStatus) *PodStats {
+	out := &PodStats{ID: s.ID, Name: s.Name, Namespace: s.Namespace, UID: string(s.UID), Attempt: s.Attempt,
+		Labels: s.Labels, Annotations: s.Annotations}
+	var cpu CPUStats
+	var mem MemoryStats
+	var haveCPU, haveMem bool
+	for _, d := range f.FakeContainers() {
+		if d.SandboxID != s.ID {
+			continue
+		}
+		cs := f.fakeContainerStats(d)
+		out.Containers = append(out.Containers, cs)
+		if cs.CPU != nil {
+			haveCPU = true
+			cpu.At = cs.CPU.At
+			cpu.UsageCoreNanoSeconds += cs.CPU.UsageCoreNanoSeconds
+		}
+		if cs.Memory != nil {
+			haveMem = true
+			mem.At = cs.Memory.At
+			mem.WorkingSetBytes += cs.Memory.WorkingSetBytes
+			mem.UsageBytes += cs.Memory.UsageBytes
+		}
+	}
+	if haveCPU {
+		out.CPU = &cpu
+	}
+	if haveMem {
+		out.Memory = &mem
+	}
+	if out.CPU != nil && out.CPU.At.IsZero() {
+		out.CPU.At = time.Now()
+	}
+	return out
+}
+
+// PodSandboxStats returns the fake usage of a sandbox: the sum of its containers'.
+func (f *FakeRuntime) PodSandboxStats(ctx context.Context, id string) (*PodStats, error) {
+	s, err := f.PodSandboxStatus(ctx, id, false)
+	if err != nil {
+		return nil, err
+	}
+	return f.fakePodStats(s), nil
+}
+
+// ListPodSandboxStats returns the fake usage of the ready sandboxes that match filter.
+func (f *FakeRuntime) ListPodSandboxStats(ctx context.Context, filter *SandboxStatsFilter) ([]*PodStats, error) {
+	var sf *SandboxFilter
+	if filter != nil {
+		sf = &SandboxFilter{ID: filter.ID, Labels: filter.Labels}
+	}
+	ready := SandboxStateReady
+	if sf == nil {
+		sf = &SandboxFilter{}
+	}
+	sf.State = &ready
+	list, err := f.ListPodSandbox(ctx, sf)
+	if err != nil {
+		return nil, err
+	}
+	var out []*PodStats
+	for _, s := range list {
+		out = append(out, f.fakePodStats(s))
+	}
+	return out, nil
+}
+
+// ListMetricDescriptors is not implemented by the fake.
+func (f *FakeRuntime) ListMetricDescriptors(ctx context.Context) ([]MetricDescriptor, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+
+// ListPodSandboxMetrics is not implemented by the fake.
+func (f *FakeRuntime) ListPodSandboxMetrics(ctx context.Context) ([]*PodMetrics, error) {
+	return nil, errdefs.ErrNotImplemented
+}

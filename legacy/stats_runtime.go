@@ -1,0 +1,184 @@
+package legacy
+
+import (
+	"context"
+	"time"
+)
+
+// ContainerStats returns the stats of the container id (or a unique prefix of it).
+func (r *ContainerdRuntime) ContainerStats(ctx context.Context, id string) (*ContainerStats, error) {
+	pc, err := r.ctrs().store.get(id)
+	if err != nil {
+		return nil, err
+	}
+	c := r.stats()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.containerStatsLocked(pc, time.Now()), nil
+}
+
+// ListContainerStats returns the stats of the containers that match filter (nil: all), newest
+// first.
+func (r *ContainerdRuntime) ListContainerStats(ctx context.Context, filter *ContainerStatsFilter) ([]*ContainerStats, error) {
+	var cs []*podContainer
+	st := r.ctrs().store
+	if filter != nil && filter.ID != "" {
+		pc, err := st.get(filter.ID)
+		if err != nil {
+			return nil, nil // unknown or ambiguous: nothing
+		}
+		cs = []*podContainer{pc}
+	} else {
+		cs = st.list()
+	}
+	c := r.stats()
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*ContainerStats, 0, len(cs))
+	for _, pc := range cs {
+		if !filter.match(pc) {
+			continue
+		}
+		out = append(out, c.containerStatsLocked(pc, now))
+	}
+	return out, nil
+}
+
+func (f *ContainerStatsFilter) match(pc *podContainer) bool {
+	if f == nil {
+		return true
+	}
+	if f.ID != "" && !hasPrefix(pc.meta.ID, f.ID) {
+		return false
+	}
+	if f.SandboxID != "" && !hasPrefix(pc.meta.SandboxID, f.SandboxID) {
+		return false
+	}
+	return labelsMatch(pc.config.GetLabels(), f.Labels)
+}
+
+func labelsMatch(labels, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// PodSandboxStats returns the stats of the sandbox id (or a unique prefix of it); a sandbox that
+// is not ready has no usage to report.
+func (r *ContainerdRuntime) PodSandboxStats(ctx context.Context, id string) (*PodStats, error) {
+	sb, err := r.sandboxes.get(id)
+	if err != nil {
+		return nil, err
+	}
+	ctrs := r.ctrs().store.ofSandbox(sb.meta.ID)
+	c := r.stats()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.podStatsLocked(ctx, sb, ctrs, time.Now()), nil
+}
+
+// ListPodSandboxStats returns the stats of the ready sandboxes that match filter (nil: all).
+func (r *ContainerdRuntime) ListPodSandboxStats(ctx context.Context, filter *SandboxStatsFilter) ([]*PodStats, error) {
+	var sbs []*podSandbox
+	if filter != nil && filter.ID != "" {
+		sb, err := r.sandboxes.get(filter.ID)
+		if err != nil {
+			return nil, nil
+		}
+		sbs = []*podSandbox{sb}
+	} else {
+		sbs = r.sandboxes.list()
+	}
+	all := r.ctrs().store.list()
+	st := r.ctrs().store
+	c := r.stats()
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*PodStats
+	for _, sb := range sbs {
+		if filter != nil && !labelsMatch(sb.config.GetLabels(), filter.Labels) {
+			continue
+		}
+		sb.mu.RLock()
+		ready := sb.state == SandboxStateReady
+		sb.mu.RUnlock()
+		if !ready {
+			continue
+		}
+		out = append(out, c.podStatsLocked(ctx, sb, st.ofSandboxIn(all, sb.meta.ID), now))
+	}
+	return out, nil
+}
+
+// containerStatsLocked builds a container's stats from its (possibly fresh) reading.
+func (c *statsCollector) containerStatsLocked(pc *podContainer, now time.Time) *ContainerStats {
+	md := pc.config.GetMetadata()
+	out := &ContainerStats{
+		ID: pc.meta.ID, SandboxID: pc.meta.SandboxID, Name: md.GetName(), Attempt: md.GetAttempt(),
+		Labels: pc.config.GetLabels(), Annotations: pc.config.GetAnnotations(),
+	}
+	if s := c.sampleContainerLocked(pc, now); s != nil && s.ok {
+		out.CPU, out.Memory, out.Swap, out.Processes = usageOf(s)
+	}
+	out.WritableLayer = c.layer(pc.meta.ID)
+	return out
+}
+
+// podStatsLocked builds a pod's stats, its containers' included.
+func (c *statsCollector) podStatsLocked(ctx context.Context, sb *podSandbox, ctrs []*podContainer, now time.Time) *PodStats {
+	md := sb.config.GetMetadata()
+	out := &PodStats{
+		ID: sb.meta.ID, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt(),
+		Labels: sb.config.GetLabels(), Annotations: sb.config.GetAnnotations(),
+	}
+	for _, pc := range ctrs {
+		out.Containers = append(out.Containers, c.containerStatsLocked(pc, now))
+	}
+	if s := c.samplePodLocked(ctx, sb, ctrs, now); s != nil {
+		if s.ok {
+			out.CPU, out.Memory, out.Swap, out.Processes = usageOf(s)
+		}
+		out.Network = s.net
+	}
+	return out
+}
+
+// usageOf converts a reading into the model's stats; what the reading lacks stays nil.
+func usageOf(s *sampled) (*CPUStats, *MemoryStats, *SwapStats, *ProcessStats) {
+	var cpu *CPUStats
+	var mem *MemoryStats
+	var swap *SwapStats
+	var procs *ProcessStats
+	g := s.cg
+	if g.HasCPU {
+		cpu = &CPUStats{At: s.at, UsageCoreNanoSeconds: g.CPUUsageNanos}
+		if s.hasNano {
+			n := s.nano
+			cpu.UsageNanoCores = &n
+		}
+	}
+	if g.HasMemory {
+		mem = &MemoryStats{At: s.at, WorkingSetBytes: g.WorkingSet, UsageBytes: g.MemoryUsage, RSSBytes: g.RSS,
+			PageFaults: g.PageFaults, MajorPageFaults: g.MajorPageFaults}
+		if g.MemoryLimit > 0 {
+			a := sub0(g.MemoryLimit, g.WorkingSet)
+			mem.AvailableBytes = &a
+		}
+	}
+	if g.HasSwap {
+		swap = &SwapStats{At: s.at, UsageBytes: g.SwapUsage}
+		if g.SwapLimit > 0 {
+			a := sub0(g.SwapLimit, g.SwapUsage)
+			swap.AvailableBytes = &a
+		}
+	}
+	if g.HasPids {
+		procs = &ProcessStats{At: s.at, Count: g.Pids}
+	}
+	return cpu, mem, swap, procs
+}
