@@ -208,6 +208,7 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 		return "", fmt.Errorf("write container status: %w", err)
 	}
 	st.store.add(c)
+	r.emitContainerEvent(ContainerEventCreated, c)
 	log.Debug("container created")
 	return id, nil
 }

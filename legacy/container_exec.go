@@ -86,7 +86,12 @@ func (r *ContainerdRuntime) ExecSync(ctx context.Context, id string, cmd []strin
 	if err != nil {
 		return nil, err
 	}
-	if err := process.Start(ctx); err != nil {
+	// Start is not tied to the caller's context: a cancel in the middle of it would leave a
+	// running process that the deferred delete cannot remove. ctx is honoured right after.
+	sctx, scancel := withoutCancel(ctx, cleanupTimeout)
+	err = process.Start(sctx)
+	scancel()
+	if err != nil {
 		return nil, fmt.Errorf("start exec in container %s: %w", c.meta.ID, err)
 	}
 	var timer <-chan time.Time

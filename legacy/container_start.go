@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cri-shim/cri-shim/streaming"
 	"io"
 	"os"
 	"path/filepath"
@@ -74,8 +75,10 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 		return nil, fmt.Errorf("open container stdio: %w", err)
 	}
 	ctrIO.dio = dio
+	ctrIO.attach = streaming.NewStdio(dio.Stdin)
 	copyOut := func(stream crilog.Stream, rd io.Reader) {
 		defer ctrIO.copies.Done()
+		rd = ctrIO.attach.Tee(stream == crilog.Stderr, rd)
 		if ctrIO.log == nil {
 			_, _ = io.Copy(io.Discard, rd)
 			return
@@ -153,6 +156,7 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		_ = c.saveRecordLocked()
 		c.mu.Unlock()
 		close(c.exited)
+		r.emitContainerEvent(ContainerEventStopped, c)
 		retErr = fmt.Errorf("%w: %w", ErrRunContainer, retErr)
 	}()
 
@@ -186,6 +190,7 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	if err != nil {
 		log.WithError(err).Warn("write container status")
 	}
+	r.emitContainerEvent(ContainerEventStarted, c)
 	r.monitorContainer(c, task, exitCh)
 	log.WithField("pid", task.Pid()).Debug("container started")
 	return nil
@@ -276,6 +281,7 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd
 		logrus.WithError(err).WithField("container", c.meta.ID).Warn("write container status")
 	}
 	close(c.exited)
+	r.emitContainerEvent(ContainerEventStopped, c)
 	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "exit_code": code, "reason": c.rec.Reason}).Debug("container exited")
 }
 

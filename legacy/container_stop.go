@@ -136,6 +136,7 @@ func (r *ContainerdRuntime) RemoveContainer(ctx context.Context, id string) erro
 		logrus.WithError(err).WithField("container", c.meta.ID).Warn("remove container dirs")
 	}
 	st.store.remove(c)
+	r.emitContainerEvent(ContainerEventDeleted, c)
 	logrus.WithField("container", c.meta.ID).Debug("container removed")
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/cri-shim/cri-shim/streaming"
 	"os"
 	"path/filepath"
 	"sort"
@@ -97,7 +98,12 @@ type containerIO struct {
 	dio    *cio.DirectIO
 	log    *crilog.Writer
 	copies sync.WaitGroup
+	// attach shares the container's stdio with attach clients; the log keeps all output.
+	attach *streaming.Stdio
 }
+
+// attachStdio is the container's stdio as attach clients see it.
+func (c *containerIO) attachStdio() *streaming.Stdio { return c.attach }
 
 // close waits (up to wait) for the output to be drained into the log, then closes everything.
 func (c *containerIO) close(wait time.Duration) {
@@ -113,6 +119,9 @@ func (c *containerIO) close(wait time.Duration) {
 	}
 	if c.log != nil {
 		c.log.Close()
+	}
+	if c.attach != nil {
+		c.attach.Close()
 	}
 }
 

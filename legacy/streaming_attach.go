@@ -15,12 +15,6 @@ import (
 // ErrAttachUnsupported is the error of an attach to a container whose stdio cannot be shared.
 var ErrAttachUnsupported = errors.New("attach: the container's stdio is not shared with attach clients")
 
-// attachable is what the container's IO (containerIO, made at StartContainer) offers attach: the
-// container's stdio, fanned out to attach clients while the CRI log keeps receiving the output.
-type attachable interface {
-	attachStdio() *streaming.Stdio
-}
-
 // AttachContainer connects the client's streams to the stdio of the running container id:
 // the container's output (which keeps going to the CRI log) to stdout/stderr, stdin (when the
 // container was created with stdin) from the client. With stdin_once (and no tty) the end of the
@@ -35,8 +29,8 @@ func (r *ContainerdRuntime) AttachContainer(ctx context.Context, id string, stdi
 	ctrIO := c.io
 	c.mu.RUnlock()
 	var stdio *streaming.Stdio
-	if a, ok := any(ctrIO).(attachable); ok && ctrIO != nil {
-		stdio = a.attachStdio()
+	if ctrIO != nil {
+		stdio = ctrIO.attachStdio()
 	}
 	if stdio == nil {
 		return fmt.Errorf("container %s: %w", c.meta.ID, ErrAttachUnsupported)

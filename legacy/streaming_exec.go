@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -57,10 +58,22 @@ func (r *ContainerdRuntime) ExecInContainer(ctx context.Context, id string, cmd 
 	if tty && !slices.ContainsFunc(pspec.Env, func(e string) bool { return strings.HasPrefix(e, "TERM=") }) {
 		pspec.Env = append(pspec.Env, "TERM=xterm")
 	}
-	if tty {
-		stderr = nil // one stream on a terminal
+	// The end of the client's stdin closes the process's: the shim holds a writer of the FIFO
+	// until CloseIO, done once the process started.
+	var stdinEOF chan struct{}
+	if stdin != nil {
+		stdinEOF = make(chan struct{})
+		stdin = &eofReader{r: stdin, eof: stdinEOF}
 	}
-	opts := []cio.Opt{cio.WithStreams(stdin, writerOrNil(stdout), writerOrNil(stderr)), cio.WithFIFODir(filepath.Join(c.stateDir, "exec"))}
+	// The shim wants every output FIFO: what the client does not want is discarded.
+	var out, errw io.Writer = io.Discard, io.Discard
+	if stdout != nil {
+		out = stdout
+	}
+	if stderr != nil && !tty {
+		errw = stderr
+	}
+	opts := []cio.Opt{cio.WithStreams(stdin, out, errw), cio.WithFIFODir(filepath.Join(c.stateDir, "exec"))}
 	if tty {
 		opts = append(opts, cio.WithTerminal)
 	}
@@ -70,23 +83,54 @@ func (r *ContainerdRuntime) ExecInContainer(ctx context.Context, id string, cmd 
 	if err != nil {
 		return fmt.Errorf("exec in container %s: %w", c.meta.ID, err)
 	}
-	// Whatever happens the process is killed (when still running) and deleted, and its IO closed.
+	exitCh, err := process.Wait(context.WithoutCancel(nctx))
+	if err != nil {
+		if _, derr := process.Delete(context.WithoutCancel(nctx)); derr != nil && !errdefs.IsNotFound(derr) {
+			log.WithError(derr).Warn("delete exec process")
+		}
+		return err
+	}
+	exited := false
+	// Whatever happens the process is killed (when still running), reaped and deleted, and its
+	// IO closed. None of it depends on the client's context, which ends when the client goes.
 	defer func() {
 		dctx, cancel := withoutCancel(nctx, cleanupTimeout)
 		defer cancel()
+		if !exited {
+			if err := process.Kill(dctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
+				log.WithError(err).Debug("kill exec process")
+			}
+			select {
+			case <-exitCh:
+			case <-time.After(execKillWait):
+				log.Warn("exec process did not exit after SIGKILL")
+			}
+		}
+		process.IO().Cancel()
 		if _, err := process.Delete(dctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			log.WithError(err).Warn("delete exec process")
 		}
 	}()
-	exitCh, err := process.Wait(context.WithoutCancel(nctx))
+	// Start is not cancelled with the client: the process may run before the call returns.
+	sctx, scancel := withoutCancel(nctx, cleanupTimeout)
+	err = process.Start(sctx)
+	scancel()
 	if err != nil {
-		return err
-	}
-	if err := process.Start(nctx); err != nil {
 		return fmt.Errorf("start exec in container %s: %w", c.meta.ID, err)
 	}
 	done := make(chan struct{})
 	defer close(done)
+	if stdinEOF != nil {
+		go func() {
+			select {
+			case <-stdinEOF:
+				if err := process.CloseIO(nctx, containerd.WithStdinCloser); err != nil && !errdefs.IsNotFound(err) {
+					log.WithError(err).Debug("close exec stdin")
+				}
+			case <-done:
+			}
+		}()
+	}
 	if tty && resize != nil {
 		go func() {
 			for {
@@ -109,6 +153,7 @@ func (r *ContainerdRuntime) ExecInContainer(ctx context.Context, id string, cmd 
 	}
 	select {
 	case st := <-exitCh:
+		exited = true
 		code, _, err := st.Result()
 		if err != nil {
 			return fmt.Errorf("wait for exec in container %s: %w", c.meta.ID, err)
@@ -121,17 +166,7 @@ func (r *ContainerdRuntime) ExecInContainer(ctx context.Context, id string, cmd 
 		return nil
 	case <-ctx.Done():
 		log.Debug("exec client went away; killing the process")
-		kctx, cancel := withoutCancel(nctx, execKillWait)
-		defer cancel()
-		if err := process.Kill(kctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
-			log.WithError(err).Warn("kill exec process")
-		}
-		select {
-		case <-exitCh:
-		case <-kctx.Done():
-		}
-		process.IO().Cancel()
-		return ctx.Err()
+		return ctx.Err() // the deferred cleanup kills and reaps it
 	}
 }
 
@@ -179,12 +214,19 @@ func waitIO(pio cio.IO, d time.Duration) {
 	}
 }
 
-// writerOrNil keeps a nil io.WriteCloser nil as an io.Writer (cio tells "not wanted" by nil).
-func writerOrNil(w io.WriteCloser) io.Writer {
-	if w == nil {
-		return nil
-	}
-	return w
+var errNoNetNS = errors.New("sandbox has no network namespace")
+
+// eofReader closes eof once its reader ended (EOF or error).
+type eofReader struct {
+	r    io.Reader
+	eof  chan struct{}
+	once sync.Once
 }
 
-var errNoNetNS = errors.New("sandbox has no network namespace")
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
+}
