@@ -77,6 +77,20 @@ set +e
 critest_rc=$?
 set -e
 echo "run.sh: critest exited $critest_rc after $(( $(date +%s) - start ))s (log: $LOGS/critest.log)" >&2
+
+# The Streaming specs again, over websockets instead of SPDY (critest's websocket flags); their
+# results are recorded with a " [websocket]" suffix.
+ws=()
+if [ -z "${CRITEST_BENCHMARK_DIR:-}" ] && [ -z "${CRITEST_FOCUS:-}" ] && [ "${CRITEST_WEBSOCKET:-1}" = 1 ]; then
+  wsargs=(-runtime-endpoint "unix://$WORK/cri.sock" -image-endpoint "unix://$WORK/cri.sock"
+          -ginkgo.junit-report "$LOGS/junit-websocket.xml" -ginkgo.no-color -ginkgo.timeout 20m
+          -ginkgo.focus Streaming -websocket-exec -websocket-attach -websocket-portforward)
+  set +e
+  (cd "$WORK" && critest "${wsargs[@]}") >"$LOGS/critest-websocket.log" 2>&1
+  echo "run.sh: critest (websocket streaming) exited $? (log: $LOGS/critest-websocket.log)" >&2
+  set -e
+  [ -s "$LOGS/junit-websocket.xml" ] && ws=(--junit-websocket "$LOGS/junit-websocket.xml")
+fi
 if [ -n "${CRITEST_BENCHMARK_DIR:-}" ]; then
   echo "run.sh: benchmark results in $CRITEST_BENCHMARK_DIR" >&2
   exit "$critest_rc"
@@ -87,5 +101,5 @@ ratchet=(--baseline "$HERE/baseline.txt")
 [ "${CRITEST_NO_RATCHET:-}" = 1 ] && ratchet=()
 out=$HERE/results.txt
 [ -n "${CRITEST_FOCUS:-}" ] && out=$LOGS/results.txt   # a focused run does not replace the full results
-go run "$ROOT/test/critest/report" --junit "$LOGS/junit.xml" --out "$out" --notes "$HERE/notes.txt" \
+go run "$ROOT/test/critest/report" --junit "$LOGS/junit.xml" "${ws[@]}" --out "$out" --notes "$HERE/notes.txt" \
   --critest-version "$CRITEST_VERSION" "${ratchet[@]}"

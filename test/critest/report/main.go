@@ -53,29 +53,30 @@ type Result struct {
 
 func main() {
 	junit := flag.String("junit", "", "critest JUnit report")
+	junitWS := flag.String("junit-websocket", "", "JUnit report of the Streaming specs run over websockets (recorded with a \" [websocket]\" suffix)")
 	out := flag.String("out", "", "results file to write")
 	baseline := flag.String("baseline", "", "specs that must pass")
 	notes := flag.String("notes", "", "known reasons for failing or skipped specs")
 	version := flag.String("critest-version", "v1.37.0", "critest version, for the header")
 	flag.Parse()
-	if err := run(*junit, *out, *baseline, *notes, *version); err != nil {
+	if err := run(*junit, *junitWS, *out, *baseline, *notes, *version); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
 }
 
-func run(junitPath, outPath, baselinePath, notesPath, version string) error {
-	f, err := os.Open(junitPath)
+func run(junitPath, junitWSPath, outPath, baselinePath, notesPath, version string) error {
+	results, err := parseFile(junitPath, "")
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	results, err := Parse(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", junitPath, err)
-	}
-	if len(results) == 0 {
-		return fmt.Errorf("%s: no specs ran", junitPath)
+	if junitWSPath != "" {
+		ws, err := parseFile(junitWSPath, WebsocketSuffix)
+		if err != nil {
+			return err
+		}
+		results = append(results, ws...)
+		sort.Slice(results, func(i, j int) bool { return results[i].Name < results[j].Name })
 	}
 	known, err := readNotes(notesPath)
 	if err != nil {
@@ -106,6 +107,29 @@ func run(junitPath, outPath, baselinePath, notesPath, version string) error {
 	}
 	fmt.Printf("ratchet: all %d baseline specs passed\n", len(want))
 	return nil
+}
+
+// WebsocketSuffix marks the results of the Streaming specs run over websockets.
+const WebsocketSuffix = " [websocket]"
+
+// parseFile parses a JUnit report, appending suffix to every spec name.
+func parseFile(path, suffix string) ([]Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	results, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(results) == 0 {
+		return nil, fmt.Errorf("%s: no specs ran", path)
+	}
+	for i := range results {
+		results[i].Name += suffix
+	}
+	return results, nil
 }
 
 // Parse reads a ginkgo JUnit report. Suite-level nodes ([BeforeSuite] ...) are left out, and so are

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -41,5 +42,21 @@ func TestParseFormatRatchet(t *testing.T) {
 	missing := Ratchet(res, []string{"[k8s.io] A passes", "[k8s.io] B fails", "[k8s.io] not run"})
 	if len(missing) != 2 || missing[0] != "[k8s.io] B fails" || missing[1] != "[k8s.io] not run" {
 		t.Fatalf("ratchet: %v", missing)
+	}
+}
+
+func TestParseFileSuffix(t *testing.T) {
+	p := t.TempDir() + "/ws.xml"
+	if err := os.WriteFile(p, []byte(sample), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := parseFile(p, WebsocketSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if !strings.HasSuffix(r.Name, " [websocket]") {
+			t.Fatalf("name without suffix: %q", r.Name)
+		}
 	}
 }
