@@ -55,7 +55,9 @@ var EventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
 })
 
 // Collectors are the Prometheus collectors of this package, for the daemon's registry.
-func Collectors() []prometheus.Collector { return []prometheus.Collector{EventsDropped} }
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{EventsDropped, ContainersGarbageCollected}
+}
 
 // EventHub fans container events out to subscribers. Publish never blocks: each subscriber has
 // a bounded channel, and an event that does not fit is dropped for that subscriber (counted

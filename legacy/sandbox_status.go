@@ -59,6 +59,9 @@ func (r *ContainerdRuntime) verboseInfo(ctx context.Context, sb *podSandbox, st 
 	if cni != nil && cni.Raw != nil {
 		info["cniResult"] = cni.Raw
 	}
+	if overhead, res := r.PodSandboxResources(sb.meta.ID); overhead != nil || res != nil {
+		info["podResources"] = map[string]any{"overhead": overhead, "resources": res}
+	}
 	if c, err := r.client.LoadContainer(r.withNS(ctx), sb.meta.ID); err == nil {
 		if spec, err := c.Spec(r.withNS(ctx)); err == nil {
 			info["runtimeSpec"] = spec

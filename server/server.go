@@ -25,6 +25,8 @@ type Backend interface {
 	legacy.SandboxManager
 	legacy.ContainerManager
 	legacy.StatsProvider
+	legacy.ContainerEventSource
+	legacy.SandboxResourceUpdater
 }
 
 // Options configures the CRI services.

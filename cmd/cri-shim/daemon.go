@@ -191,6 +191,17 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer rt.Close()
+	// The kubelet collects the containers it created; the shim only removes orphans (containers
+	// whose sandbox is gone).
+	orphanGC, err := legacy.NewContainerGC(rt, legacy.OrphanGCPolicy)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	gcCtx, stopGC := context.WithCancel(ctx)
+	gcDone := make(chan struct{})
+	go func() { defer close(gcDone); orphanGC.Run(gcCtx, 5*time.Minute) }()
+	defer func() { stopGC(); <-gcDone }()
 	streamServer, err := streaming.NewServer(streaming.Config{Addr: cfg.StreamServerAddress}, rt)
 	if err != nil {
 		lis.Close()
@@ -249,6 +260,7 @@ func serveMetrics(addr string) (func(), error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(server.Collectors()...)
+	reg.MustRegister(legacy.Collectors()...)
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics_address: %w", err)
