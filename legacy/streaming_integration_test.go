@@ -103,6 +103,45 @@ func TestStreaming(t *testing.T) {
 		if err != nil || res.ExitCode != 4 || out.String() != "ws\n" {
 			t.Fatalf("websocket: %+v %v %q", res, err, out.String())
 		}
+		// Websocket with v5.channel.k8s.io: the end of stdin is the close signal.
+		out.Reset()
+		var errb2 bytes.Buffer
+		resp, err = s.GetExec(&runtime.ExecRequest{ContainerId: sleeper, Cmd: []string{"sh", "-c", "cat; echo err >&2; exit 3"}, Stdin: true, Stdout: true, Stderr: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err = streamingtest.StreamWebSocketV5(ctx, resp.Url, streamingtest.Options{Stdin: strings.NewReader("hello v5\n"), Stdout: &out, Stderr: &errb2})
+		if err != nil || res.ExitCode != 3 || out.String() != "hello v5\n" || errb2.String() != "err\n" {
+			t.Fatalf("websocket v5: %+v %v stdout %q stderr %q", res, err, out.String(), errb2.String())
+		}
+	})
+
+	t.Run("websocket v5 exec with tty and resize", func(t *testing.T) {
+		var out lockedBuffer
+		sizes := make(chan streamingtest.Size, 1)
+		sizes <- streamingtest.Size{Width: 101, Height: 31}
+		inR, inW := io.Pipe()
+		resp, err := s.GetExec(&runtime.ExecRequest{ContainerId: sleeper, Cmd: []string{"sh", "-c", "test -t 0 && echo TTY $TERM; read x; stty size"}, Stdin: true, Stdout: true, Tty: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			res streamingtest.Result
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			res, err := streamingtest.StreamWebSocketV5(ctx, resp.Url, streamingtest.Options{Stdin: inR, Stdout: &out, TTY: true, Resize: sizes})
+			done <- result{res, err}
+		}()
+		eventually(t, "the tty", 10*time.Second, func() bool { return strings.Contains(out.String(), "TTY xterm") })
+		time.Sleep(200 * time.Millisecond)
+		fmt.Fprintln(inW, "go")
+		r := <-done
+		inW.Close()
+		if r.err != nil || r.res.ExitCode != 0 || !strings.Contains(out.String(), "31 101") {
+			t.Fatalf("result %+v %v, output %q", r.res, r.err, out.String())
+		}
 	})
 
 	t.Run("exec with tty and resize", func(t *testing.T) {
@@ -128,13 +167,13 @@ func TestStreaming(t *testing.T) {
 	t.Run("client that goes away", func(t *testing.T) {
 		task := e.rt.ctrs().store.byID[sleeper].task
 		before := goruntime.NumGoroutine()
-		for _, ws := range []bool{false, true} {
+		for _, proto := range []string{"", "v4.channel.k8s.io", "v5.channel.k8s.io"} {
 			resp, err := s.GetExec(&runtime.ExecRequest{ContainerId: sleeper, Cmd: []string{"sh", "-c", "echo started; exec sleep 100001"}, Stdout: true, Stdin: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ws {
-				conn, err := streamingtest.DialWebSocket(ctx, resp.Url, "v4.channel.k8s.io")
+			if proto != "" {
+				conn, err := streamingtest.DialWebSocket(ctx, resp.Url, proto)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -203,52 +242,42 @@ func TestStreaming(t *testing.T) {
 				c.Close()
 			}
 		}()
-		resp, err := s.GetPortForward(&runtime.PortForwardRequest{PodSandboxId: sb.ID, Port: []int32{80}})
+		for _, ws := range []bool{false, true} {
+			t.Run(fmt.Sprintf("websocket=%v", ws), func(t *testing.T) { portForwardNginx(t, s, sb.ID, ws) })
+		}
+	})
+
+	t.Run("websocket v5 attach", func(t *testing.T) {
+		// stdin_once over v5.channel.k8s.io: the close signal closes the container's stdin.
+		cfg := ctrCfg("cat5", "cat")
+		cfg.Stdin, cfg.StdinOnce = true, true
+		id := e.createStart(sb.ID, cfg)
+		resp, err := s.GetAttach(&runtime.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Stderr: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		pf, err := streamingtest.NewPortForward(ctx, resp.Url)
-		if err != nil {
+		var out lockedBuffer
+		inR, inW := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			res, err := streamingtest.StreamWebSocketV5(ctx, resp.Url, streamingtest.Options{Stdin: inR, Stdout: &out, Stderr: io.Discard})
+			if err == nil && res.Failure != "" {
+				err = fmt.Errorf("%s", res.Failure)
+			}
+			done <- err
+		}()
+		fmt.Fprintln(inW, "hello v5 attach")
+		eventually(t, "the echo", 10*time.Second, func() bool { return out.String() == "hello v5 attach\n" })
+		inW.Close()
+		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		defer pf.Close()
-		get := func(port int, req string) (string, string) {
-			f, err := pf.Dial(port)
-			if err != nil {
-				t.Error(err)
-				return "", ""
-			}
-			if req != "" {
-				f.Data.Write([]byte(req))
-			}
-			f.Data.Close()
-			b, _ := io.ReadAll(f.Data)
-			return string(b), <-f.Err
+		st := e.waitExited(e.rt, id)
+		if got := readCRILog(t, st.LogPath); len(got) != 1 || got[0] != "stdout F hello v5 attach" {
+			t.Fatalf("log %q", got)
 		}
-		eventually(t, "nginx to serve", 10*time.Second, func() bool {
-			out, _ := get(80, "GET / HTTP/1.0\r\n\r\n")
-			return strings.HasPrefix(out, "HTTP/1.")
-		})
-		var wg sync.WaitGroup
-		for range 10 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				out, e := get(80, "GET / HTTP/1.0\r\n\r\n")
-				if !strings.Contains(out, " 200 ") || e != "" {
-					t.Errorf("GET through the forward: %q, error %q", out, e)
-				}
-			}()
-		}
-		wg.Wait()
-		if _, e := get(81, ""); !strings.Contains(e, "refused") {
-			t.Fatalf("refused port: error %q", e)
-		}
-		if out, e := get(8086, ""); out != "v6 here" || e != "" {
-			t.Fatalf("IPv6 port: %q %q", out, e)
-		}
-		if out, _ := get(80, "GET / HTTP/1.0\r\n\r\n"); !strings.Contains(out, " 200 ") {
-			t.Fatalf("after a refused port: %q", out)
+		if _, err := streamingtest.StreamWebSocketV5(ctx, resp.Url, streamingtest.Options{Stdout: io.Discard}); err == nil {
+			t.Fatal("attach URL used twice")
 		}
 	})
 
@@ -311,4 +340,65 @@ func TestStreaming(t *testing.T) {
 		}
 		e.waitExited(e.rt, id)
 	})
+}
+
+// portForwardNginx forwards to the nginx (port 80) and the IPv6 listener (8086) of the pod, over
+// SPDY or over SPDY tunnelled in a websocket.
+func portForwardNginx(t *testing.T, s *streaming.Server, podID string, ws bool) {
+	ctx := context.Background()
+	resp, err := s.GetPortForward(&runtime.PortForwardRequest{PodSandboxId: podID, Port: []int32{80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := streamingtest.NewPortForward
+	if ws {
+		dial = streamingtest.NewPortForwardWebSocket
+	}
+	pf, err := dial(ctx, resp.Url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	get := func(port int, req string) (string, string) {
+		f, err := pf.Dial(port)
+		if err != nil {
+			t.Error(err)
+			return "", ""
+		}
+		if req != "" {
+			f.Data.Write([]byte(req))
+		}
+		f.Data.Close()
+		b, _ := io.ReadAll(f.Data)
+		return string(b), <-f.Err
+	}
+	eventually(t, "nginx to serve", 10*time.Second, func() bool {
+		out, _ := get(80, "GET / HTTP/1.0\r\n\r\n")
+		return strings.HasPrefix(out, "HTTP/1.")
+	})
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, e := get(80, "GET / HTTP/1.0\r\n\r\n")
+			if !strings.Contains(out, " 200 ") || e != "" {
+				t.Errorf("GET through the forward: %q, error %q", out, e)
+			}
+		}()
+	}
+	wg.Wait()
+	if _, e := get(81, ""); !strings.Contains(e, "refused") {
+		t.Fatalf("refused port: error %q", e)
+	}
+	if out, e := get(8086, ""); out != "v6 here" || e != "" {
+		t.Fatalf("IPv6 port: %q %q", out, e)
+	}
+	if out, _ := get(80, "GET / HTTP/1.0\r\n\r\n"); !strings.Contains(out, " 200 ") {
+		t.Fatalf("after a refused port: %q", out)
+	}
+	// The URL served once.
+	if _, err := dial(ctx, resp.Url); err == nil {
+		t.Fatal("port-forward URL used twice")
+	}
 }

@@ -43,6 +43,11 @@ type Server struct {
 	http *http.Server
 	url  *url.URL
 
+	// for the websocket protocols served in websocket.go
+	rt          Runtime
+	reqs        requests
+	idleTimeout time.Duration
+
 	mu      sync.Mutex
 	started bool
 	done    chan struct{}
@@ -84,16 +89,18 @@ func NewServer(cfg Config, rt Runtime) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cri: cri,
-		url: base,
+		cri:         cri,
+		url:         base,
+		rt:          rt,
+		idleTimeout: cc.StreamIdleTimeout,
 		http: &http.Server{
-			Handler:           cri,
 			TLSConfig:         cfg.TLSConfig,
 			ReadHeaderTimeout: 30 * time.Second,
 			ConnContext:       connContext,
 		},
 		done: make(chan struct{}),
 	}
+	s.http.Handler = s
 	s.lis = &trackingListener{Listener: lis}
 	if cfg.TLSConfig != nil {
 		s.lis = tls.NewListener(s.lis, cfg.TLSConfig)
@@ -154,12 +161,20 @@ func (s *Server) URL() *url.URL { u := *s.url; return &u }
 
 // GetExec validates req and returns the single-use URL that runs it.
 func (s *Server) GetExec(req *runtime.ExecRequest) (*runtime.ExecResponse, error) {
-	return s.cri.GetExec(req)
+	resp, err := s.cri.GetExec(req)
+	if err == nil {
+		s.reqs.add(resp.GetUrl(), req)
+	}
+	return resp, err
 }
 
 // GetAttach validates req and returns the single-use URL that attaches.
 func (s *Server) GetAttach(req *runtime.AttachRequest) (*runtime.AttachResponse, error) {
-	return s.cri.GetAttach(req)
+	resp, err := s.cri.GetAttach(req)
+	if err == nil {
+		s.reqs.add(resp.GetUrl(), req)
+	}
+	return resp, err
 }
 
 // GetPortForward validates req and returns the single-use URL that forwards ports.

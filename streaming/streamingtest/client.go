@@ -1,5 +1,5 @@
 // Package streamingtest is a small client of the streaming server (exec / attach over SPDY and
-// websockets, port-forward over SPDY), for tests.
+// websockets, port-forward over SPDY and over SPDY tunnelled in a websocket), for tests.
 package streamingtest
 
 import (
@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cri-shim/cri-shim/streaming"
 	"github.com/gorilla/websocket"
 	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/streaming/pkg/httpstream/spdy"
@@ -173,22 +174,46 @@ func StreamOn(conn httpstream.Connection, o Options) (Result, error) {
 // StreamWebSocket runs an exec or attach URL over a websocket (v4.channel.k8s.io) until the
 // server ends it. With stdin, the client's stdin is sent and never closed (v4 cannot).
 func StreamWebSocket(ctx context.Context, rawURL string, o Options) (Result, error) {
-	conn, err := DialWebSocket(ctx, rawURL, "v4.channel.k8s.io")
+	return StreamWebSocketProtocol(ctx, rawURL, "v4.channel.k8s.io", o)
+}
+
+// StreamWebSocketV5 runs an exec or attach URL over a websocket with v5.channel.k8s.io, the
+// protocol kubectl and critest ask for: at the end of the client's stdin, stdin is closed.
+func StreamWebSocketV5(ctx context.Context, rawURL string, o Options) (Result, error) {
+	return StreamWebSocketProtocol(ctx, rawURL, "v5.channel.k8s.io", o)
+}
+
+// StreamWebSocketProtocol runs an exec or attach URL over a websocket with the given channel
+// protocol; with v5.channel.k8s.io the end of stdin is sent as the close signal.
+func StreamWebSocketProtocol(ctx context.Context, rawURL, protocol string, o Options) (Result, error) {
+	conn, err := DialWebSocket(ctx, rawURL, protocol)
 	if err != nil {
 		return Result{}, err
 	}
 	defer conn.Close()
+	if got := conn.Subprotocol(); got != protocol {
+		return Result{}, fmt.Errorf("server chose subprotocol %q, not %q", got, protocol)
+	}
+	var wmu sync.Mutex
+	write := func(ch byte, b []byte) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return conn.WriteMessage(websocket.BinaryMessage, append([]byte{ch}, b...))
+	}
 	if o.Stdin != nil {
 		go func() {
 			buf := make([]byte, 32<<10)
 			for {
 				n, err := o.Stdin.Read(buf)
 				if n > 0 {
-					if werr := conn.WriteMessage(websocket.BinaryMessage, append([]byte{0}, buf[:n]...)); werr != nil {
+					if werr := write(0, buf[:n]); werr != nil {
 						return
 					}
 				}
 				if err != nil {
+					if protocol == "v5.channel.k8s.io" {
+						write(255, []byte{0})
+					}
 					return
 				}
 			}
@@ -198,7 +223,7 @@ func StreamWebSocket(ctx context.Context, rawURL string, o Options) (Result, err
 		go func() {
 			for sz := range o.Resize {
 				b, _ := json.Marshal(map[string]uint16{"Width": sz.Width, "Height": sz.Height})
-				if err := conn.WriteMessage(websocket.BinaryMessage, append([]byte{4}, b...)); err != nil {
+				if err := write(4, b); err != nil {
 					return
 				}
 			}
@@ -246,7 +271,7 @@ func DialWebSocket(ctx context.Context, rawURL, protocol string) (*websocket.Con
 	if err != nil {
 		if resp != nil {
 			b, _ := io.ReadAll(resp.Body)
-			return nil, fmt.Errorf("websocket %s: %v: %s", u, err, b)
+			return nil, fmt.Errorf("websocket %s: %v (%s): %s", u, err, resp.Status, b)
 		}
 		return nil, err
 	}
@@ -264,6 +289,21 @@ type PortForward struct {
 func NewPortForward(ctx context.Context, rawURL string) (*PortForward, error) {
 	conn, err := DialSPDY(ctx, rawURL, "portforward.k8s.io")
 	if err != nil {
+		return nil, err
+	}
+	return &PortForward{conn: conn}, nil
+}
+
+// NewPortForwardWebSocket connects to a port-forward URL with SPDY tunnelled in a websocket
+// (subprotocol SPDY/3.1+portforward.k8s.io), as critest's -websocket-portforward does.
+func NewPortForwardWebSocket(ctx context.Context, rawURL string) (*PortForward, error) {
+	ws, err := DialWebSocket(ctx, rawURL, "SPDY/3.1+portforward.k8s.io")
+	if err != nil {
+		return nil, err
+	}
+	conn, err := spdy.NewClientConnection(streaming.NewWebSocketConn(ws))
+	if err != nil {
+		ws.Close()
 		return nil, err
 	}
 	return &PortForward{conn: conn}, nil
