@@ -21,7 +21,7 @@ func (r *ContainerdRuntime) details(c *podContainer) *ContainerDetails {
 	res := c.resources
 	c.mu.RUnlock()
 	md := c.config.GetMetadata()
-	hash := HashContainer(c.config)
+	hash := c.configHash()
 	d := &ContainerDetails{
 		ContainerStatus: ContainerStatus{
 			ID: BuildContainerID(r.Type(), c.meta.ID), Name: md.GetName(), State: state,
@@ -97,6 +97,10 @@ func (r *ContainerdRuntime) ListContainers(ctx context.Context, filter *Containe
 	}
 	var out []*ContainerDetails
 	for _, c := range cs {
+		// The sandbox is known without building the details: skip the other pods' containers.
+		if filter != nil && filter.SandboxID != "" && !hasPrefix(c.meta.SandboxID, filter.SandboxID) {
+			continue
+		}
 		if d := r.details(c); filter.Match(d) {
 			out = append(out, d)
 		}

@@ -76,6 +76,9 @@ type podContainer struct {
 
 	meta   containerMetadata
 	config *runtime.ContainerConfig
+	// hash is HashContainer(config), computed once (the config never changes after creation).
+	hashOnce sync.Once
+	hash     uint64
 	// rootDir keeps its status file and image volumes; stateDir its FIFOs.
 	rootDir, stateDir string
 
@@ -123,6 +126,12 @@ func (c *containerIO) close(wait time.Duration) {
 	if c.attach != nil {
 		c.attach.Close()
 	}
+}
+
+// configHash is HashContainer of the container's config, computed on first use.
+func (c *podContainer) configHash() uint64 {
+	c.hashOnce.Do(func() { c.hash = HashContainer(c.config) })
+	return c.hash
 }
 
 func (c *podContainer) snapshot() (ContainerState, containerRecord, uint32) {

@@ -70,6 +70,8 @@ type ContainerdRuntime struct {
 	sandboxes *sandboxStore
 	// podContainers stops and removes the containers of a pod (nil: by their labels).
 	podContainers PodContainers
+	// podStatus feeds the pod status cache (pod_status_cache.go).
+	podStatus *podStatusFeeder
 
 	imageMu    sync.Mutex
 	imageCache map[string]*cachedImage // by image target digest
@@ -117,6 +119,7 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 		handlers:   map[string]RuntimeHandler{},
 		sandboxes:  newSandboxStore(),
 		imageCache: map[string]*cachedImage{},
+		podStatus:  newPodStatusFeeder(),
 	}
 	if opts.Network != nil {
 		r.network = opts.Network
@@ -148,6 +151,7 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 		r.bgCancel()
 		return nil, fmt.Errorf("recover containers: %w", err)
 	}
+	r.startPodStatusCache()
 	return r, nil
 }
 

@@ -14,19 +14,32 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// nextEvent returns the next event of container id, skipping those of other containers.
-func nextEvent(t *testing.T, ch <-chan ContainerEvent, id string) ContainerEvent {
+// eventQueue hands out the events of one container at a time, in order, keeping those of other
+// containers for later (the containers of a pod are stopped and removed concurrently, so their
+// events interleave in any order).
+type eventQueue struct {
+	ch      <-chan ContainerEvent
+	pending map[string][]ContainerEvent
+}
+
+// next returns the next event of container id.
+func (q *eventQueue) next(t *testing.T, id string) ContainerEvent {
 	t.Helper()
+	if evs := q.pending[id]; len(evs) > 0 {
+		q.pending[id] = evs[1:]
+		return evs[0]
+	}
 	timeout := time.After(30 * time.Second)
 	for {
 		select {
-		case ev, ok := <-ch:
+		case ev, ok := <-q.ch:
 			if !ok {
 				t.Fatal("event channel closed")
 			}
 			if ev.ContainerID == id {
 				return ev
 			}
+			q.pending[ev.ContainerID] = append(q.pending[ev.ContainerID], ev)
 		case <-timeout:
 			t.Fatalf("no event for container %s", id)
 		}
@@ -39,11 +52,12 @@ func TestContainerEvents(t *testing.T) {
 	sb, _ := e.podWithLogs("events")
 	ch, cancel := e.rt.SubscribeContainerEvents(0)
 	defer cancel()
+	q := &eventQueue{ch: ch, pending: map[string][]ContainerEvent{}}
 
 	expect := func(id string, want ...ContainerEventType) {
 		t.Helper()
 		for _, w := range want {
-			ev := nextEvent(t, ch, id)
+			ev := q.next(t, id)
 			if ev.Type != w || ev.SandboxID != sb.ID || ev.At.IsZero() {
 				t.Fatalf("event %+v, want %s", ev, w)
 			}

@@ -272,6 +272,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	sb.state, sb.pid, sb.netUp = SandboxStateReady, task.Pid(), !hostNet
 	failed = false
 	r.sandboxes.add(sb)
+	r.podSandboxChanged(sb, time.Now())
 	r.monitorExit(sb, exitCh)
 	log.WithFields(logrus.Fields{"ip": sb.meta.IP, "pid": sb.pid, "total": time.Since(tStart), "image": tImage,
 		"files": tFiles, "netns": tNetNS, "cni": tCNI, "container": tContainer, "task": tTask, "start": tStartTask,
@@ -295,6 +296,7 @@ func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd
 				return
 			}
 			sb.setStopped(st.ExitTime())
+			r.podSandboxChanged(sb, time.Now())
 		case <-r.bg.Done():
 		}
 	}()
@@ -309,6 +311,7 @@ func (r *ContainerdRuntime) rewatch(sb *podSandbox) {
 		task, err := r.loadTask(r.bg, sb.meta.ID)
 		if errdefs.IsNotFound(err) {
 			sb.setStopped(time.Now())
+			r.podSandboxChanged(sb, time.Now())
 			return
 		}
 		if err != nil {

@@ -156,15 +156,10 @@ func (r *ContainerdRuntime) GetPodStatus(ctx context.Context, uid UID, name, nam
 			continue
 		}
 		ps.SandboxStatuses = append(ps.SandboxStatuses, st)
-		cs, err := r.ListContainers(ctx, &ContainerFilter{SandboxID: st.ID})
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range cs {
-			if c.SandboxID == st.ID {
-				status := c.ContainerStatus
-				ps.ContainerStatuses = append(ps.ContainerStatuses, &status)
-			}
+		// The sandbox's own containers only (not a prefix match), straight from the store.
+		for _, c := range r.ctrs().store.ofSandbox(st.ID) {
+			status := r.details(c).ContainerStatus
+			ps.ContainerStatuses = append(ps.ContainerStatuses, &status)
 		}
 	}
 	// Newest first, as ShouldContainerBeRestarted expects.

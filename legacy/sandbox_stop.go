@@ -64,6 +64,7 @@ func (r *ContainerdRuntime) stopLocked(ctx context.Context, sb *podSandbox, resu
 			return
 		}
 		sb.setStopped(time.Now())
+		r.podSandboxChanged(sb, time.Now())
 	}()
 	sb.mu.RLock()
 	netUp := sb.netUp
@@ -193,6 +194,7 @@ func (r *ContainerdRuntime) RemovePodSandbox(ctx context.Context, id string) err
 		errs = append(errs, err)
 	}
 	r.sandboxes.remove(sb)
+	r.podSandboxChanged(sb, time.Now())
 	if err := errors.Join(errs...); err != nil {
 		logrus.WithError(err).WithField("sandbox", sb.meta.ID).Warn("remove sandbox files")
 	}

@@ -191,16 +191,16 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer rt.Close()
-	// The kubelet collects the containers it created; the shim only removes orphans (containers
-	// whose sandbox is gone).
-	orphanGC, err := legacy.NewContainerGC(rt, legacy.OrphanGCPolicy)
+	// The container GC by the config's policy. By default (no limits) it removes only orphans
+	// (dead containers whose sandbox is gone): the kubelet collects the containers it created.
+	containerGC, err := legacy.NewContainerGC(rt, gcPolicy(cfg))
 	if err != nil {
 		lis.Close()
-		return err
+		return fmt.Errorf("gc_min_age: %w", err)
 	}
 	gcCtx, stopGC := context.WithCancel(ctx)
 	gcDone := make(chan struct{})
-	go func() { defer close(gcDone); orphanGC.Run(gcCtx, 5*time.Minute) }()
+	go func() { defer close(gcDone); containerGC.Run(gcCtx, time.Duration(cfg.GCInterval)) }()
 	defer func() { stopGC(); <-gcDone }()
 	streamServer, err := streaming.NewServer(streaming.Config{Addr: cfg.StreamServerAddress}, rt)
 	if err != nil {

@@ -4,6 +4,7 @@
 //	cri-shim version              print the version
 //	cri-shim config default       print every config key with its default
 //	cri-shim pull [flags] IMAGE   pull an image as the daemon would
+//	cri-shim gc --dry-run         print what the container GC policy would remove
 package main
 
 import (
@@ -37,6 +38,7 @@ func usage(fs *flag.FlagSet) func() {
   cri-shim version             print the version
   cri-shim config default      print every config key with its default and a comment
   cri-shim pull [flags] IMAGE  pull an image into cri-shim's containerd namespace
+  cri-shim gc --dry-run        print the containers the config's GC policy would remove now
 
 Flags (each overrides the config key it names):
 `)
@@ -63,8 +65,8 @@ func run(args []string) error {
 		}
 	}
 	sub := "daemon"
-	if len(args) > 0 && args[0] == "pull" {
-		sub, args = "pull", args[1:]
+	if len(args) > 0 && (args[0] == "pull" || args[0] == "gc") {
+		sub, args = args[0], args[1:]
 	}
 
 	fs := flag.NewFlagSet("cri-shim", flag.ContinueOnError)
@@ -81,6 +83,10 @@ func run(args []string) error {
 				"auth": "registry credentials, base64 of USER:PASSWORD", "policy": "pull policy: Always, IfNotPresent or Never"}[name],
 				func(v string) error { pullFlags = append(pullFlags, "--"+name, v); return nil })
 		}
+	}
+	var dryRun bool
+	if sub == "gc" {
+		fs.BoolVar(&dryRun, "dry-run", false, "gc: print what would be removed, remove nothing")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -108,6 +114,11 @@ func run(args []string) error {
 			return errors.New("usage: cri-shim pull [--creds USER[:PASSWORD]] [--auth BASE64] [--policy POLICY] [daemon flags] IMAGE")
 		}
 		return pullMain(ctx, cfg, append(pullFlags, fs.Arg(0)))
+	case "gc":
+		if fs.NArg() != 0 {
+			return errors.New("usage: cri-shim gc --dry-run [daemon flags]")
+		}
+		return gcMain(ctx, cfg, dryRun)
 	default:
 		if fs.NArg() != 0 {
 			return fmt.Errorf("unexpected arguments %q (see cri-shim --help)", fs.Args())

@@ -40,6 +40,10 @@ type Config struct {
 	ImagePullProgressTimeout Duration `toml:"image_pull_progress_timeout" json:"image_pull_progress_timeout" flag:"image-pull-progress-timeout" doc:"cancel a pull that transfers nothing for this long"`
 	StreamServerAddress      string   `toml:"stream_server_address" json:"stream_server_address" flag:"stream-address" doc:"host:port of the exec/attach/port-forward streaming server (port 0: a free one)"`
 	MetricsAddress           string   `toml:"metrics_address" json:"metrics_address" flag:"metrics-address" doc:"host:port serving Prometheus metrics on /metrics; empty: off"`
+	GCMinAge                 Duration `toml:"gc_min_age" json:"gc_min_age" flag:"gc-min-age" doc:"container GC: a dead container younger than this is never removed; containers whose sandbox is gone (orphans) are removed once this old, always"`
+	GCMaxPerPodContainer     int      `toml:"gc_max_per_pod_container" json:"gc_max_per_pod_container" flag:"gc-max-per-pod-container" doc:"container GC: dead containers kept per (pod, container name) of a live sandbox; -1: no limit, so a kubelet's dead containers are left to the kubelet (set a limit only for pods no kubelet collects)"`
+	GCMaxContainers          int      `toml:"gc_max_containers" json:"gc_max_containers" flag:"gc-max-containers" doc:"container GC: dead containers of live sandboxes kept on the node in all (oldest removed first, at least one per pod container name); -1: no limit"`
+	GCInterval               Duration `toml:"gc_interval" json:"gc_interval" flag:"gc-interval" doc:"how often the container GC runs (gc_min_age, gc_max_per_pod_container, gc_max_containers; cri-shim gc --dry-run prints what it would remove)"`
 	LogLevel                 string   `toml:"log_level" json:"log_level" flag:"log-level" doc:"trace, debug, info, warn or error"`
 	LogFormat                string   `toml:"log_format" json:"log_format" flag:"log-format" doc:"text or json"`
 }
@@ -74,6 +78,10 @@ func Default() Config {
 		MaxConcurrentPulls:       3,
 		ImagePullProgressTimeout: Duration(5 * time.Minute),
 		StreamServerAddress:      "127.0.0.1:0",
+		GCMinAge:                 Duration(time.Minute),
+		GCMaxPerPodContainer:     -1,
+		GCMaxContainers:          -1,
+		GCInterval:               Duration(5 * time.Minute),
 		LogLevel:                 "info",
 		LogFormat:                "text",
 	}
@@ -202,6 +210,18 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.MetricsAddress); err != nil {
 			bad("metrics_address", "%q is not host:port: %v", c.MetricsAddress, err)
 		}
+	}
+	if c.GCMinAge < 0 {
+		bad("gc_min_age", "must not be negative, got %s", c.GCMinAge)
+	}
+	if c.GCMaxPerPodContainer < -1 {
+		bad("gc_max_per_pod_container", "must be -1 (no limit) or more, got %d", c.GCMaxPerPodContainer)
+	}
+	if c.GCMaxContainers < -1 {
+		bad("gc_max_containers", "must be -1 (no limit) or more, got %d", c.GCMaxContainers)
+	}
+	if c.GCInterval <= 0 {
+		bad("gc_interval", "must be positive, got %s", c.GCInterval)
 	}
 	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
 		bad("log_level", "%q is not one of trace, debug, info, warn, error", c.LogLevel)

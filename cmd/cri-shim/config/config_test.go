@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -83,6 +84,10 @@ func TestValidateNamesKeys(t *testing.T) {
 		{"max_concurrent_pulls", func(c *Config) { c.MaxConcurrentPulls = -1 }},
 		{"image_pull_progress_timeout", func(c *Config) { c.ImagePullProgressTimeout = 0 }},
 		{"stream_server_address", func(c *Config) { c.StreamServerAddress = "nope" }},
+		{"gc_min_age", func(c *Config) { c.GCMinAge = Duration(-time.Second) }},
+		{"gc_max_per_pod_container", func(c *Config) { c.GCMaxPerPodContainer = -2 }},
+		{"gc_max_containers", func(c *Config) { c.GCMaxContainers = -5 }},
+		{"gc_interval", func(c *Config) { c.GCInterval = 0 }},
 		{"log_level", func(c *Config) { c.LogLevel = "loud" }},
 		{"log_format", func(c *Config) { c.LogFormat = "xml" }},
 	} {
@@ -123,5 +128,35 @@ func TestWriteDefaultRoundTrips(t *testing.T) {
 	if got.Socket != Default().Socket || got.ImagePullProgressTimeout != Default().ImagePullProgressTimeout ||
 		len(got.CNIBinDirs) != len(Default().CNIBinDirs) {
 		t.Fatalf("round trip changed values: %+v", got)
+	}
+}
+
+func TestGCPolicyKeys(t *testing.T) {
+	d := Default()
+	if d.GCMinAge != Duration(time.Minute) || d.GCMaxPerPodContainer != -1 || d.GCMaxContainers != -1 ||
+		d.GCInterval != Duration(5*time.Minute) {
+		t.Fatalf("GC defaults: %+v", d)
+	}
+	c := Default()
+	err := Decode([]byte("gc_min_age = \"30s\"\ngc_max_per_pod_container = 2\ngc_max_containers = 100\ngc_interval = \"90s\"\n"), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GCMinAge != Duration(30*time.Second) || c.GCMaxPerPodContainer != 2 || c.GCMaxContainers != 100 ||
+		c.GCInterval != Duration(90*time.Second) {
+		t.Fatalf("decoded: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ toml, key string }{
+		{"gc_min_age = \"soon\"\n", "gc_min_age"},
+		{"gc_interval = \"every day\"\n", "gc_interval"},
+		{"gc_max_containers = \"many\"\n", "gc_max_containers"},
+	} {
+		c := Default()
+		if err := Decode([]byte(tc.toml), &c); err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%q: got %v, want an error naming %s", tc.toml, err, tc.key)
+		}
 	}
 }
