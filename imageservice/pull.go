@@ -168,8 +168,10 @@ func (s *Service) pull(ctx context.Context, named reference.Named, snapshotter s
 		}
 		log.WithError(err).WithField("duration", time.Since(tr.start).Round(time.Millisecond)).Info("image pull failed")
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			pullsTotal.WithLabelValues("canceled").Inc()
 			return "", err
 		}
+		pullsTotal.WithLabelValues("failure").Inc()
 		return "", pullStatus(what, err)
 	}
 
@@ -211,6 +213,9 @@ func (s *Service) pull(ctx context.Context, named reference.Named, snapshotter s
 		"duration":   final.Elapsed.Round(time.Millisecond),
 		"fetch":      fetched.Round(time.Millisecond),
 	}).Info("pulled image")
+	pullsTotal.WithLabelValues("success").Inc()
+	pullBytes.Add(float64(final.BytesRead))
+	pullDuration.Observe(time.Since(tr.start).Seconds())
 	return id, nil
 }
 

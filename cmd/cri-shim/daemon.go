@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/managed"
+	"github.com/cri-shim/cri-shim/imageservice"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/cri-shim/cri-shim/server"
@@ -221,7 +223,7 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	})
 
 	if cfg.MetricsAddress != "" {
-		stopMetrics, err := serveMetrics(cfg.MetricsAddress)
+		stopMetrics, err := serveMetrics(cfg.MetricsAddress, cfg.EnablePprof, rt.StateCollector())
 		if err != nil {
 			lis.Close()
 			return err
@@ -256,17 +258,27 @@ func gracefulStop(s *grpc.Server, grace time.Duration) {
 	}
 }
 
-func serveMetrics(addr string) (func(), error) {
+// serveMetrics serves Prometheus metrics on addr (/metrics), and /debug/pprof with pprof.
+func serveMetrics(addr string, pprofOn bool, extra ...prometheus.Collector) (func(), error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(server.Collectors()...)
 	reg.MustRegister(legacy.Collectors()...)
+	reg.MustRegister(imageservice.Collectors()...)
+	reg.MustRegister(extra...)
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics_address: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -5,7 +5,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,6 +186,61 @@ func TestDaemonManagedContainerd(t *testing.T) {
 	d2 := startDaemon(t, bin, dir, "--cni-conf-dir", conf)
 	if _, err := criClient(t, d2.socket).Version(ctx, &runtime.VersionRequest{}); err != nil {
 		t.Fatalf("restarted daemon: %v", err)
+	}
+}
+
+func TestDaemonMetrics(t *testing.T) {
+	bin := buildDaemon(t)
+	dir, err := os.MkdirTemp("/tmp", "crishim-it-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	d := startDaemon(t, bin, dir, "--metrics-address", addr, "--enable-pprof")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := criClient(t, d.socket)
+	if _, err := c.Status(ctx, &runtime.StatusRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: "absent"}); err == nil {
+		t.Fatal("status of an absent container succeeded")
+	}
+	get := func(path string) string {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %s", path, resp.Status)
+		}
+		return string(b)
+	}
+	body := get("/metrics")
+	for _, want := range []string{
+		`cri_shim_grpc_request_duration_seconds_count{code="OK",method="/runtime.v1.RuntimeService/Status"}`,
+		`cri_shim_grpc_request_duration_seconds_count{code="NotFound",method="/runtime.v1.RuntimeService/ContainerStatus"} 1`,
+		`cri_shim_pod_sandboxes{state="ready"} 0`,
+		`cri_shim_containers{state="running"} 0`,
+		`cri_shim_image_pulls_total{result="success"} 0`,
+		`cri_shim_container_events_dropped_total 0`,
+		`cri_shim_gc_containers_removed_total`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(get("/debug/pprof/"), "goroutine") {
+		t.Error("pprof index without goroutine profile")
 	}
 }
 

@@ -40,6 +40,7 @@ type Config struct {
 	ImagePullProgressTimeout Duration `toml:"image_pull_progress_timeout" json:"image_pull_progress_timeout" flag:"image-pull-progress-timeout" doc:"cancel a pull that transfers nothing for this long"`
 	StreamServerAddress      string   `toml:"stream_server_address" json:"stream_server_address" flag:"stream-address" doc:"host:port of the exec/attach/port-forward streaming server (port 0: a free one)"`
 	MetricsAddress           string   `toml:"metrics_address" json:"metrics_address" flag:"metrics-address" doc:"host:port serving Prometheus metrics on /metrics; empty: off"`
+	EnablePprof              bool     `toml:"enable_pprof" json:"enable_pprof" flag:"enable-pprof" doc:"also serve /debug/pprof on the metrics address"`
 	GCMinAge                 Duration `toml:"gc_min_age" json:"gc_min_age" flag:"gc-min-age" doc:"container GC: a dead container younger than this is never removed; containers whose sandbox is gone (orphans) are removed once this old, always"`
 	GCMaxPerPodContainer     int      `toml:"gc_max_per_pod_container" json:"gc_max_per_pod_container" flag:"gc-max-per-pod-container" doc:"container GC: dead containers kept per (pod, container name) of a live sandbox; -1: no limit, so a kubelet's dead containers are left to the kubelet (set a limit only for pods no kubelet collects)"`
 	GCMaxContainers          int      `toml:"gc_max_containers" json:"gc_max_containers" flag:"gc-max-containers" doc:"container GC: dead containers of live sandboxes kept on the node in all (oldest removed first, at least one per pod container name); -1: no limit"`
@@ -205,6 +206,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.StreamServerAddress); err != nil {
 		bad("stream_server_address", "%q is not host:port: %v", c.StreamServerAddress, err)
+	}
+	if c.EnablePprof && c.MetricsAddress == "" {
+		bad("enable_pprof", "needs metrics_address, the listener it is served on")
 	}
 	if c.MetricsAddress != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddress); err != nil {
