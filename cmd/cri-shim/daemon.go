@@ -203,7 +203,25 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	gcCtx, stopGC := context.WithCancel(ctx)
 	gcDone := make(chan struct{})
 	go func() { defer close(gcDone); containerGC.Run(gcCtx, time.Duration(cfg.GCInterval)) }()
-	defer func() { stopGC(); <-gcDone }()
+	// Orphaned network namespaces (a crash between creating one and recording its sandbox) go at
+	// start and with every GC round.
+	netnsGCDone := make(chan struct{})
+	go func() {
+		defer close(netnsGCDone)
+		t := time.NewTicker(time.Duration(cfg.GCInterval))
+		defer t.Stop()
+		for {
+			if _, err := rt.CleanStaleNetNS(time.Duration(cfg.GCMinAge)); err != nil {
+				logrus.WithError(err).Warn("stale network namespace cleanup")
+			}
+			select {
+			case <-gcCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() { stopGC(); <-gcDone; <-netnsGCDone }()
 	streamServer, err := streaming.NewServer(streaming.Config{Addr: cfg.StreamServerAddress}, rt)
 	if err != nil {
 		lis.Close()
