@@ -92,7 +92,7 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 
 	opts := []oci.SpecOpts{
 		oci.WithoutRunMount,
-		withoutDefaultSecurity,
+		sandbox.WithoutDefaultSecurity,
 	}
 	args, err := processArgs(config, &in.Image)
 	if err != nil {
@@ -777,18 +777,6 @@ func localSeccompProfile(path string) (oci.SpecOpts, error) {
 		return nil, fmt.Errorf("seccomp: localhost profile: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	return seccomp.WithProfile(path), nil
-}
-
-func withoutDefaultSecurity(_ context.Context, _ oci.Client, _ *containers.Container, s *runtimespec.Spec) error {
-	if s.Process == nil {
-		s.Process = &runtimespec.Process{}
-	}
-	s.Process.ApparmorProfile = ""
-	s.Process.Rlimits = nil
-	if s.Linux != nil {
-		s.Linux.Seccomp = nil
-	}
-	return nil
 }
 
 // swapControllerAvailable tells whether memory+swap limits can be set (cgroup v1 memsw, or v2

@@ -74,7 +74,7 @@ func SpecOpts(in SpecInput) ([]oci.SpecOpts, error) {
 	}
 	opts := []oci.SpecOpts{
 		oci.WithoutRunMount,
-		withoutDefaultSecurity,
+		WithoutDefaultSecurity,
 		oci.WithEnv(in.Image.Env),
 		oci.WithRootFSReadonly(),
 		oci.WithProcessArgs(args...),
@@ -216,7 +216,9 @@ func seccompOpts(sc *runtime.LinuxSandboxSecurityContext) (oci.SpecOpts, error) 
 	}
 }
 
-func withoutDefaultSecurity(_ context.Context, _ oci.Client, _ *containers.Container, s *runtimespec.Spec) error {
+// WithoutDefaultSecurity clears what containerd's default spec sets on its own (AppArmor profile,
+// rlimits, seccomp), so that only what the CRI config asks for applies.
+func WithoutDefaultSecurity(_ context.Context, _ oci.Client, _ *containers.Container, s *runtimespec.Spec) error {
 	if s.Process == nil {
 		s.Process = &runtimespec.Process{}
 	}
