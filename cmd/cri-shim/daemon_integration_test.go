@@ -246,6 +246,13 @@ func TestDaemonMetrics(t *testing.T) {
 
 func TestDaemonRejectsBadConfig(t *testing.T) {
 	bin := buildDaemon(t)
+	// A root dir others may write to: the daemon refuses to start.
+	open := filepath.Join(t.TempDir(), "open-root")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	if out, err := exec.Command(bin, "--root", open, "--state", filepath.Join(t.TempDir(), "st"), "--socket", filepath.Join(t.TempDir(), "s.sock")).CombinedOutput(); err == nil || !strings.Contains(string(out), "root_dir:") {
+		t.Fatalf("world-writable root dir: err %v, output %s", err, out)
+	}
 	p := filepath.Join(t.TempDir(), "c.toml")
 	os.WriteFile(p, []byte("max_concurrent_pulls = \"many\"\n"), 0o600)
 	out, err := exec.Command(bin, "--config", p).CombinedOutput()
