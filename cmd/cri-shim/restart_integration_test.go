@@ -1,0 +1,118 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cri-shim/cri-shim/test/critest/testregistry"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// managedContainerdPids lists the managed containerd processes of the daemon whose state dir is
+// dir/state.
+func managedContainerdPids(dir string) []int {
+	out, _ := exec.Command("pgrep", "-f", "containerd --config "+filepath.Join(dir, "state", "containerd")).Output()
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestDaemonSurvivesContainerdCrash kills the managed containerd under a running pod: the daemon
+// restarts it, reconnects by itself, keeps the pod, and runs new pods afterwards.
+func TestDaemonSurvivesContainerdCrash(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	reg, err := testregistry.Start(ctx, testregistry.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	dir, err := os.MkdirTemp("/tmp", "crishim-it-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	hosts := filepath.Join(dir, "certs.d")
+	if err := reg.WriteHostsDir(hosts); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "net.d")
+	os.MkdirAll(conf, 0o755)
+	os.WriteFile(filepath.Join(conf, "10-test.conflist"), []byte(`{"cniVersion":"1.0.0","name":"crash","plugins":[{"type":"bridge","bridge":"crishimcr0","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.98.0.0/24"}]],"dataDir":"`+filepath.Join(dir, "ipam")+`"}},{"type":"portmap","capabilities":{"portMappings":true}}]}`), 0o644)
+
+	bin := buildDaemon(t)
+	d := startDaemon(t, bin, dir, "--registry-config-path", hosts, "--cni-conf-dir", conf)
+	c := criClient(t, d.socket)
+	pod := func(name string) string {
+		t.Helper()
+		resp, err := c.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: &runtime.PodSandboxConfig{
+			Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "crash", Uid: name + "-uid"},
+			Linux:    &runtime.LinuxPodSandboxConfig{},
+		}})
+		if err != nil {
+			t.Fatalf("run pod %s: %v", name, err)
+		}
+		t.Cleanup(func() {
+			c.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: resp.PodSandboxId})
+			c.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId})
+		})
+		return resp.PodSandboxId
+	}
+	first := pod("before")
+
+	pids := managedContainerdPids(dir)
+	if len(pids) != 1 {
+		t.Fatalf("want one managed containerd, found %v", pids)
+	}
+	old := pids[0]
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Until a new containerd serves, the pod's state is served from memory; then the runtime is
+	// ready again without anyone restarting the daemon.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := c.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: first})
+		if err != nil {
+			t.Fatalf("status of the pod while containerd restarts: %v", err)
+		}
+		if st.Status.State != runtime.PodSandboxState_SANDBOX_READY {
+			t.Fatalf("pod not ready after a containerd crash: %v", st.Status.State)
+		}
+		now := managedContainerdPids(dir)
+		s, err := c.Status(ctx, &runtime.StatusRequest{})
+		if len(now) == 1 && now[0] != old && err == nil && s.Status.Conditions[0].Status {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runtime not ready again after a containerd crash: containerd %v, status %v %v", now, s, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// New work goes through the reconnected client.
+	second := pod("after")
+	list, err := c.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, p := range list.Items {
+		seen[p.Id] = p.State == runtime.PodSandboxState_SANDBOX_READY
+	}
+	if !seen[first] || !seen[second] {
+		t.Fatalf("pods after the crash: %v", list.Items)
+	}
+}
