@@ -54,6 +54,7 @@ func TestDaemonSurvivesContainerdCrash(t *testing.T) {
 	conf := filepath.Join(dir, "net.d")
 	os.MkdirAll(conf, 0o755)
 	os.WriteFile(filepath.Join(conf, "10-test.conflist"), []byte(`{"cniVersion":"1.0.0","name":"crash","plugins":[{"type":"bridge","bridge":"crishimcr0","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.98.0.0/24"}]],"dataDir":"`+filepath.Join(dir, "ipam")+`"}},{"type":"portmap","capabilities":{"portMappings":true}}]}`), 0o644)
+	t.Cleanup(func() { exec.Command("ip", "link", "delete", "crishimcr0").Run() })
 
 	bin := buildDaemon(t)
 	d := startDaemon(t, bin, dir, "--registry-config-path", hosts, "--cni-conf-dir", conf)
@@ -141,6 +142,7 @@ func TestDaemonKilledAndRestarted(t *testing.T) {
 	conf := filepath.Join(dir, "net.d")
 	os.MkdirAll(conf, 0o755)
 	os.WriteFile(filepath.Join(conf, "10-test.conflist"), []byte(`{"cniVersion":"1.0.0","name":"kill","plugins":[{"type":"bridge","bridge":"crishimkl0","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.97.0.0/24"}]],"dataDir":"`+filepath.Join(dir, "ipam")+`"}}]}`), 0o644)
+	t.Cleanup(func() { exec.Command("ip", "link", "delete", "crishimkl0").Run() })
 	args := []string{"--registry-config-path", hosts, "--cni-conf-dir", conf}
 
 	bin := buildDaemon(t)
@@ -174,11 +176,6 @@ func TestDaemonKilledAndRestarted(t *testing.T) {
 	if _, err := c.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: ctrID}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		c := criClient(t, d.socket)
-		c.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: podID})
-		c.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: podID})
-	})
 	time.Sleep(500 * time.Millisecond)
 
 	// SIGKILL: no chance to clean up. Output keeps being written while the daemon is down.
@@ -187,6 +184,11 @@ func TestDaemonKilledAndRestarted(t *testing.T) {
 	time.Sleep(time.Second)
 	d = startDaemon(t, bin, dir, args...)
 	c = criClient(t, d.socket)
+	// Registered after the restarted daemon, so it runs before that daemon is stopped.
+	t.Cleanup(func() {
+		c.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: podID})
+		c.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: podID})
+	})
 
 	ps, err := c.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: podID})
 	if err != nil || ps.Status.State != runtime.PodSandboxState_SANDBOX_READY || ps.Status.Network.GetIp() == "" {
