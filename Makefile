@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 RUN_ARGS ?=
 
-.PHONY: all build setup run test unit integration critest bench fmt vet clean
+.PHONY: all build setup run test unit integration fuzz critest bench fmt vet clean
 
 all: build
 
@@ -24,7 +24,7 @@ run: setup build
 
 # unit tests, then integration tests against a real containerd (started by the tests themselves),
 # then the critest conformance run with its ratchet.
-test: setup vet unit integration critest
+test: setup vet unit integration fuzz critest
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
@@ -36,6 +36,16 @@ unit:
 
 integration:
 	CRI_SHIM_INTEGRATION=1 go test -tags integration -count=1 -p 1 ./...
+
+# each fuzz target for a bounded time, one at a time.
+FUZZTIME ?= 15s
+FUZZ_TARGETS := server:FuzzRunPodSandbox server:FuzzCreateContainer server:FuzzExec server:FuzzPortForward \
+	server:FuzzPullImage legacy:FuzzContainerSpec
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in ./$${t%%:*}/ for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*}/; \
+	done
 
 critest: build
 	./test/critest/run.sh
