@@ -48,25 +48,7 @@ func (fc *fakeContainers) sortedLocked() []*ContainerDetails {
 }
 
 func (fc *fakeContainers) getLocked(id string) (*ContainerDetails, error) {
-	if id == "" {
-		return nil, fmt.Errorf("empty container ID: %w", errdefs.ErrInvalidArgument)
-	}
-	if c, ok := fc.byID[id]; ok {
-		return c, nil
-	}
-	var found *ContainerDetails
-	for k, c := range fc.byID {
-		if strings.HasPrefix(k, id) {
-			if found != nil {
-				return nil, fmt.Errorf("ambiguous container ID prefix %q: %w", id, errdefs.ErrInvalidArgument)
-			}
-			found = c
-		}
-	}
-	if found == nil {
-		return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
-	}
-	return found, nil
+	return lookupID(fc.byID, "container", id)
 }
 
 func (f *FakeRuntime) record(name string) {

@@ -243,27 +243,9 @@ func (st *containerStore) remove(c *podContainer) {
 
 // get finds a container by ID or unique ID prefix.
 func (st *containerStore) get(id string) (*podContainer, error) {
-	if id == "" {
-		return nil, fmt.Errorf("empty container ID: %w", errdefs.ErrInvalidArgument)
-	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	if c, ok := st.byID[id]; ok {
-		return c, nil
-	}
-	var found *podContainer
-	for k, c := range st.byID {
-		if hasPrefix(k, id) {
-			if found != nil {
-				return nil, fmt.Errorf("container ID prefix %q is ambiguous: %w", id, errdefs.ErrInvalidArgument)
-			}
-			found = c
-		}
-	}
-	if found == nil {
-		return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
-	}
-	return found, nil
+	return lookupID(st.byID, "container", id)
 }
 
 // list returns every container, newest first.

@@ -199,25 +199,7 @@ func (f *FakeRuntime) RunPodSandbox(ctx context.Context, config *runtime.PodSand
 }
 
 func (f *FakeRuntime) getLocked(id string) (*SandboxStatus, error) {
-	if id == "" {
-		return nil, fmt.Errorf("empty sandbox ID: %w", errdefs.ErrInvalidArgument)
-	}
-	if s, ok := f.Sandboxes[id]; ok {
-		return s, nil
-	}
-	var found *SandboxStatus
-	for k, s := range f.Sandboxes {
-		if strings.HasPrefix(k, id) {
-			if found != nil {
-				return nil, fmt.Errorf("ambiguous sandbox ID prefix %q: %w", id, errdefs.ErrInvalidArgument)
-			}
-			found = s
-		}
-	}
-	if found == nil {
-		return nil, fmt.Errorf("sandbox %q: %w", id, errdefs.ErrNotFound)
-	}
-	return found, nil
+	return lookupID(f.Sandboxes, "sandbox", id)
 }
 
 func (f *FakeRuntime) StopPodSandbox(ctx context.Context, id string) (result PodSyncResult) {

@@ -2,6 +2,9 @@ package legacy
 
 import (
 	"context"
+	"fmt"
+
+	"github.com/containerd/errdefs"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -83,6 +86,32 @@ func (f *SandboxFilter) Match(s *SandboxStatus) bool {
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+// lookupID finds an object of kind ("sandbox", "container") by its ID or a unique prefix of it:
+// InvalidArgument for an empty ID or an ambiguous prefix, NotFound when nothing matches. The
+// caller holds whatever lock guards m.
+func lookupID[T any](m map[string]T, kind, id string) (T, error) {
+	var zero T
+	if id == "" {
+		return zero, fmt.Errorf("empty %s ID: %w", kind, errdefs.ErrInvalidArgument)
+	}
+	if v, ok := m[id]; ok {
+		return v, nil
+	}
+	found, n := zero, 0
+	for k, v := range m {
+		if hasPrefix(k, id) {
+			found, n = v, n+1
+		}
+	}
+	switch n {
+	case 0:
+		return zero, fmt.Errorf("%s %q: %w", kind, id, errdefs.ErrNotFound)
+	case 1:
+		return found, nil
+	}
+	return zero, fmt.Errorf("%s ID prefix %q is ambiguous: %w", kind, id, errdefs.ErrInvalidArgument)
+}
 
 // RuntimeHandler is a runtime handler pods may name: the containerd runtime (shim) that runs them.
 type RuntimeHandler struct {

@@ -133,27 +133,9 @@ func (st *sandboxStore) remove(s *podSandbox) {
 // get finds a sandbox by ID or unique ID prefix: NotFound when none matches, InvalidArgument when
 // the prefix is ambiguous.
 func (st *sandboxStore) get(id string) (*podSandbox, error) {
-	if id == "" {
-		return nil, fmt.Errorf("empty sandbox ID: %w", errdefs.ErrInvalidArgument)
-	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	if s, ok := st.byID[id]; ok {
-		return s, nil
-	}
-	var found *podSandbox
-	for k, s := range st.byID {
-		if hasPrefix(k, id) {
-			if found != nil {
-				return nil, fmt.Errorf("sandbox ID prefix %q is ambiguous: %w", id, errdefs.ErrInvalidArgument)
-			}
-			found = s
-		}
-	}
-	if found == nil {
-		return nil, fmt.Errorf("sandbox %q: %w", id, errdefs.ErrNotFound)
-	}
-	return found, nil
+	return lookupID(st.byID, "sandbox", id)
 }
 
 // list returns every sandbox, newest first.
