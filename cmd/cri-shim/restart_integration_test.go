@@ -32,17 +32,16 @@ func managedContainerdPids(dir string) []int {
 	return pids
 }
 
-// TestDaemonSurvivesContainerdCrash kills the managed containerd under a running pod: the daemon
-// restarts it, reconnects by itself, keeps the pod, and runs new pods afterwards.
-func TestDaemonSurvivesContainerdCrash(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+// crashEnv is a registry serving the test images, a daemon dir and a CNI config with its own
+// bridge, for the tests that kill things under running pods.
+func crashEnv(t *testing.T, ctx context.Context, name, bridge, subnet string) (dir string, args []string) {
+	t.Helper()
 	reg, err := testregistry.Start(ctx, testregistry.Options{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer reg.Close()
-	dir, err := os.MkdirTemp("/tmp", "crishim-it-")
+	t.Cleanup(func() { reg.Close() })
+	dir, err = os.MkdirTemp("/tmp", "crishim-it-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,11 +52,19 @@ func TestDaemonSurvivesContainerdCrash(t *testing.T) {
 	}
 	conf := filepath.Join(dir, "net.d")
 	os.MkdirAll(conf, 0o755)
-	os.WriteFile(filepath.Join(conf, "10-test.conflist"), []byte(`{"cniVersion":"1.0.0","name":"crash","plugins":[{"type":"bridge","bridge":"crishimcr0","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.98.0.0/24"}]],"dataDir":"`+filepath.Join(dir, "ipam")+`"}},{"type":"portmap","capabilities":{"portMappings":true}}]}`), 0o644)
-	t.Cleanup(func() { exec.Command("ip", "link", "delete", "crishimcr0").Run() })
+	os.WriteFile(filepath.Join(conf, "10-test.conflist"), []byte(`{"cniVersion":"1.0.0","name":"`+name+`","plugins":[{"type":"bridge","bridge":"`+bridge+`","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"`+subnet+`"}]],"dataDir":"`+filepath.Join(dir, "ipam")+`"}},{"type":"portmap","capabilities":{"portMappings":true}}]}`), 0o644)
+	t.Cleanup(func() { exec.Command("ip", "link", "delete", bridge).Run() })
+	return dir, []string{"--registry-config-path", hosts, "--cni-conf-dir", conf}
+}
 
+// TestDaemonSurvivesContainerdCrash kills the managed containerd under a running pod: the daemon
+// restarts it, reconnects by itself, keeps the pod, and runs new pods afterwards.
+func TestDaemonSurvivesContainerdCrash(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir, args := crashEnv(t, ctx, "crash", "crishimcr0", "10.98.0.0/24")
 	bin := buildDaemon(t)
-	d := startDaemon(t, bin, dir, "--registry-config-path", hosts, "--cni-conf-dir", conf)
+	d := startDaemon(t, bin, dir, args...)
 	c := criClient(t, d.socket)
 	pod := func(name string) string {
 		t.Helper()
@@ -125,25 +132,7 @@ func TestDaemonSurvivesContainerdCrash(t *testing.T) {
 func TestDaemonKilledAndRestarted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	reg, err := testregistry.Start(ctx, testregistry.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	dir, err := os.MkdirTemp("/tmp", "crishim-it-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	hosts := filepath.Join(dir, "certs.d")
-	if err := reg.WriteHostsDir(hosts); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "net.d")
-	os.MkdirAll(conf, 0o755)
-	os.WriteFile(filepath.Join(conf, "10-test.conflist"), []byte(`{"cniVersion":"1.0.0","name":"kill","plugins":[{"type":"bridge","bridge":"crishimkl0","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.97.0.0/24"}]],"dataDir":"`+filepath.Join(dir, "ipam")+`"}}]}`), 0o644)
-	t.Cleanup(func() { exec.Command("ip", "link", "delete", "crishimkl0").Run() })
-	args := []string{"--registry-config-path", hosts, "--cni-conf-dir", conf}
+	dir, args := crashEnv(t, ctx, "kill", "crishimkl0", "10.97.0.0/24")
 
 	bin := buildDaemon(t)
 	d := startDaemon(t, bin, dir, args...)
