@@ -6,7 +6,8 @@
 # Env: CRITEST_PARALLEL (ginkgo nodes, default 4: specs mostly wait on containers, not on CPU),
 #      CRITEST_FOCUS (a ginkgo focus regexp), CRITEST_ARGS (extra critest flags),
 #      CRITEST_NO_RATCHET=1 (record results without enforcing the baseline),
-#      CRITEST_BENCHMARK_DIR=DIR (run critest -benchmark instead, writing its JSON results to DIR).
+#      CRITEST_BENCHMARK_DIR=DIR (run critest -benchmark instead, writing its JSON results to DIR),
+#      CRITEST_LOGS=DIR (where logs and JUnit reports go, default test/critest/last-run).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -22,7 +23,7 @@ for b in critest ginkgo containerd crictl; do
 done
 
 WORK=$(mktemp -d /tmp/crishim-critest.XXXXXX)
-LOGS=$HERE/last-run
+LOGS=${CRITEST_LOGS:-$HERE/last-run}
 rm -rf "$LOGS" && mkdir -p "$LOGS"
 REG_PID= SHIM_PID=
 
