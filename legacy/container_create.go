@@ -37,6 +37,9 @@ func ValidateContainerConfig(config *runtime.ContainerConfig) error {
 		if m.GetContainerPath() == "" {
 			return fmt.Errorf("mount without container_path: %w", errdefs.ErrInvalidArgument)
 		}
+		if err := validateImageMount(m); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -106,6 +109,15 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 	if err != nil {
 		return "", err
 	}
+	undo = append(undo, func(cctx context.Context) {
+		if err := r.unmountImageVolumes(cctx, id, rootDir, nil); err != nil {
+			log.WithError(err).Warn("undo: image volumes")
+		}
+	})
+	specConfig, imageVolumes, err := r.mountImageVolumes(ctx, id, rootDir, snapshotter, config)
+	if err != nil {
+		return "", err
+	}
 
 	// A target pid namespace is another running container of the same sandbox.
 	var targetPid uint32
@@ -130,7 +142,7 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 		imageName = img.Name
 	}
 	specOpts, err := containerSpecOpts(containerSpecInput{
-		ID: id, Config: config, SandboxID: sb.meta.ID, SandboxConfig: sb.config, SandboxPid: sbStatus.Pid,
+		ID: id, Config: specConfig, SandboxID: sb.meta.ID, SandboxConfig: sb.config, SandboxPid: sbStatus.Pid,
 		TargetPid: targetPid, Files: sb.files, Image: img.Config, ImageName: imageName, VolumeMounts: volumes,
 	})
 	if err != nil {
@@ -145,6 +157,7 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 		ID: id, SandboxID: sb.meta.ID, Config: rawConfig, CreatedAt: time.Now(),
 		ImageRef: config.GetImage().GetImage(), ImageID: img.ID, ImageName: img.Name,
 		RepoTag: img.RepoTag, RepoDigest: img.RepoDigest, StopSignal: img.Config.StopSignal,
+		ImageVolumes: imageVolumes,
 	}
 	if dir, p := sb.config.GetLogDirectory(), config.GetLogPath(); dir != "" && p != "" {
 		meta.LogPath = filepath.Join(dir, p)

@@ -51,6 +51,9 @@ type ContainerDetails struct {
 	Attempt   uint32
 	// Config is the CRI config the container was created with.
 	Config *runtime.ContainerConfig
+	// Mounts are the config's mounts as the status reports them (image volumes with the image's
+	// ID); nil means the config's.
+	Mounts []*runtime.Mount
 	// ImageName is the image as the config named it.
 	ImageName string
 	// Resources are the container's current resources.

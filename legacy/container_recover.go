@@ -34,6 +34,7 @@ func (r *ContainerdRuntime) initContainers(ctx context.Context) error {
 		return err
 	}
 	known := map[string]bool{}
+	loaded := map[string]*podContainer{}
 	for _, cntr := range cs {
 		c, err := r.loadPodContainer(ctx, cntr)
 		if err != nil {
@@ -48,8 +49,10 @@ func (r *ContainerdRuntime) initContainers(ctx context.Context) error {
 			continue
 		}
 		known[c.meta.ID] = true
+		loaded[c.meta.ID] = c
 		st.store.add(c)
 	}
+	r.recoverImageVolumes(ctx, loaded)
 	for _, dir := range []string{r.containersRoot(), r.containersState()} {
 		entries, err := os.ReadDir(dir)
 		if err != nil {

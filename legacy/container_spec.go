@@ -348,10 +348,9 @@ func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount
 		if dst == "" || !filepath.IsAbs(dst) {
 			return nil, fmt.Errorf("mount container_path %q must be an absolute path: %w", dst, errdefs.ErrInvalidArgument)
 		}
-		// Image volumes (an image mounted instead of a host path) come with their own issue;
-		// until then they are Unimplemented, which the kubelet and critest understand.
+		// Image volumes are host path mounts of their mounted image by now (image_volume.go).
 		if m.GetImage() != nil && m.GetImage().GetImage() != "" {
-			return nil, fmt.Errorf("mount %s: image volumes are not supported: %w", dst, errdefs.ErrNotImplemented)
+			return nil, fmt.Errorf("mount %s: image volume not mounted: %w", dst, errdefs.ErrInvalidArgument)
 		}
 		if src == "" {
 			return nil, fmt.Errorf("mount %s: empty host_path: %w", dst, errdefs.ErrInvalidArgument)

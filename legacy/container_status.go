@@ -44,6 +44,7 @@ func (r *ContainerdRuntime) details(c *podContainer) *ContainerDetails {
 	if res != nil {
 		d.Resources = proto.Clone(res).(*runtime.LinuxContainerResources)
 	}
+	d.Mounts = statusMounts(c.config.GetMounts(), c.meta.ImageVolumes)
 	return d
 }
 

@@ -132,6 +132,10 @@ func (r *ContainerdRuntime) RemoveContainer(ctx context.Context, id string) erro
 		c.io = nil
 	}
 	c.mu.Unlock()
+	if err := r.unmountImageVolumes(ctx, c.meta.ID, c.rootDir, c.meta.ImageVolumes); err != nil {
+		// Never RemoveAll through a mounted image.
+		return fmt.Errorf("remove image volumes: %w", err)
+	}
 	if err := errors.Join(os.RemoveAll(c.rootDir), os.RemoveAll(c.stateDir)); err != nil {
 		logrus.WithError(err).WithField("container", c.meta.ID).Warn("remove container dirs")
 	}

@@ -52,6 +52,8 @@ type containerMetadata struct {
 	Groups []uint32 `json:"groups,omitempty"`
 	// CgroupsPath of the container (to find its OOM counter).
 	CgroupsPath string `json:"cgroups_path,omitempty"`
+	// ImageVolumes are the images mounted into the container (image_volume.go).
+	ImageVolumes []imageVolumeRecord `json:"image_volumes,omitempty"`
 }
 
 func init() {

@@ -175,7 +175,7 @@ func toCRIContainerStatus(d *legacy.ContainerDetails) *runtime.ContainerStatus {
 		Message:     d.Message,
 		Labels:      d.Config.GetLabels(),
 		Annotations: d.Config.GetAnnotations(),
-		Mounts:      d.Config.GetMounts(),
+		Mounts:      statusMounts(d),
 		LogPath:     d.LogPath,
 		User: &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{
 			Uid: int64(d.UID), Gid: int64(d.GID), SupplementalGroups: toInt64s(d.Groups),
@@ -185,6 +185,13 @@ func toCRIContainerStatus(d *legacy.ContainerDetails) *runtime.ContainerStatus {
 		st.Resources = &runtime.ContainerResources{Linux: d.Resources}
 	}
 	return st
+}
+
+func statusMounts(d *legacy.ContainerDetails) []*runtime.Mount {
+	if d.Mounts != nil {
+		return d.Mounts
+	}
+	return d.Config.GetMounts()
 }
 
 func toInt64s(in []uint32) []int64 {
