@@ -86,6 +86,9 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 		handler = r.handlers[""]
 	}
 	snapshotter := snapshotterOr(handler.Snapshotter)
+	if ref := config.GetImage().GetImage(); isCheckpointArchive(ref) {
+		return "", restoreFromArchive(ref)
+	}
 	img, err := r.localImage(ctx, config.GetImage().GetImage())
 	if err != nil {
 		return "", err

@@ -1,0 +1,587 @@
+package legacy
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/api/types/runc/options"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/encoding/protojson"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Checkpoint/restore of containers with CRIU, through containerd's task Checkpoint (runc
+// checkpoint). A container checkpoint is an uncompressed tar archive:
+//
+//	checkpoint/   the CRIU images of the container's processes
+//	config.dump   checkpointConfig (JSON): the container, its pod, its image, the CRI config
+//	spec.dump     the container's OCI runtime spec (JSON)
+//	dump.log      CRIU's log of the dump
+//
+// A pod checkpoint (CheckpointPod) is a directory with pod.dump (the sandbox config and the
+// containers) and one such tree per container, under its name. The file system changes of the
+// containers (their rw layer) are not part of either yet.
+//
+// Everything starts with a check of the host's CRIU (`criu check`, once per daemon): when it does
+// not work, every checkpoint and restore request answers FailedPrecondition with CRIU's own error.
+
+// Checkpointer is the checkpoint/restore part of a runtime (ContainerdRuntime implements it).
+type Checkpointer interface {
+	// CheckpointContainer writes a checkpoint archive of the running container id to location
+	// (an absolute path; its directory must exist); the container keeps running. timeout 0 is
+	// the default (DefaultCheckpointTimeout).
+	CheckpointContainer(ctx context.Context, id, location string, timeout time.Duration) error
+	// CheckpointPod checkpoints the given running containers of sandboxID, all paused together,
+	// into the empty directory outputPath.
+	CheckpointPod(ctx context.Context, sandboxID, outputPath string, containerIDs []string, opts map[string]string) error
+	// RestorePod restores a pod checkpoint into a new sandbox; it returns the sandbox ID and the
+	// ID of each container by name, every one created and not started.
+	RestorePod(ctx context.Context, req RestorePodRequest) (string, map[string]string, error)
+}
+
+// RestorePodRequest is CRI's RestorePodRequest.
+type RestorePodRequest struct {
+	CheckpointPath   string
+	Config           *runtime.PodSandboxConfig
+	RuntimeHandler   string
+	Options          map[string]string
+	ContainerConfigs []*runtime.ContainerConfig
+}
+
+// DefaultCheckpointTimeout bounds a checkpoint whose request names no timeout.
+const DefaultCheckpointTimeout = 5 * time.Minute
+
+const (
+	checkpointImagesDir = "checkpoint"
+	checkpointConfig    = "config.dump"
+	checkpointSpec      = "spec.dump"
+	checkpointPodConfig = "pod.dump"
+)
+
+// checkpointConfig is config.dump.
+type checkpointConfigFile struct {
+	ID              string          `json:"id"`
+	Name            string          `json:"name"`
+	SandboxID       string          `json:"sandbox_id"`
+	PodName         string          `json:"pod_name,omitempty"`
+	PodNamespace    string          `json:"pod_namespace,omitempty"`
+	PodUID          string          `json:"pod_uid,omitempty"`
+	RootfsImageName string          `json:"rootfs_image_name"`
+	RootfsImageRef  string          `json:"rootfs_image_ref"`
+	ImageID         string          `json:"image_id"`
+	OCIRuntime      string          `json:"oci_runtime"`
+	CRIUVersion     string          `json:"criu_version"`
+	CreatedAt       time.Time       `json:"created_at"`
+	CheckpointedAt  time.Time       `json:"checkpointed_at"`
+	ContainerConfig json.RawMessage `json:"container_config"`
+}
+
+// podCheckpointFile is pod.dump.
+type podCheckpointFile struct {
+	SandboxID      string            `json:"sandbox_id"`
+	RuntimeHandler string            `json:"runtime_handler"`
+	SandboxConfig  json.RawMessage   `json:"sandbox_config"`
+	Containers     map[string]string `json:"containers"` // name -> the directory of its checkpoint
+	CheckpointedAt time.Time         `json:"checkpointed_at"`
+}
+
+// criuInfo is what the host's CRIU check found.
+type criuInfo struct {
+	Path    string
+	Version string
+	Err     error
+}
+
+var (
+	criuOnce   sync.Once
+	criuResult criuInfo
+	// checkCRIU reports whether the host's CRIU works (tests replace it).
+	checkCRIU = func() criuInfo {
+		criuOnce.Do(func() { criuResult = probeCRIU(context.Background()) })
+		return criuResult
+	}
+)
+
+// probeCRIU finds criu on PATH (where runc looks for it) and runs `criu check`.
+func probeCRIU(ctx context.Context) criuInfo {
+	path, err := exec.LookPath("criu")
+	if err != nil {
+		return criuInfo{Err: errors.New("criu is not installed (not on PATH)")}
+	}
+	info := criuInfo{Path: path}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, path, "--version").CombinedOutput(); err == nil {
+		info.Version = parseCRIUVersion(string(out))
+	}
+	out, err := exec.CommandContext(ctx, path, "check").CombinedOutput()
+	if err != nil {
+		info.Err = fmt.Errorf("criu %s check failed: %s", info.Version, criuErrors(string(out), err))
+	}
+	logrus.WithFields(logrus.Fields{"criu": path, "version": info.Version, "error": info.Err}).Info("CRIU check")
+	return info
+}
+
+// parseCRIUVersion reads "Version: 3.17.1" from `criu --version`.
+func parseCRIUVersion(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Version:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// criuErrors are the Error lines of CRIU's output (all of it when it has none).
+func criuErrors(out string, err error) string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "Error") || strings.Contains(l, " Error ") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		if s := strings.TrimSpace(out); s != "" {
+			return s
+		}
+		return err.Error()
+	}
+	return strings.Join(lines, "; ")
+}
+
+// criuUsable is nil when checkpoints can be taken, else a FailedPrecondition saying why not.
+func criuUsable() (criuInfo, error) {
+	info := checkCRIU()
+	if info.Err != nil {
+		return info, fmt.Errorf("checkpoint/restore needs a working CRIU on the host: %v: %w", info.Err, errdefs.ErrFailedPrecondition)
+	}
+	return info, nil
+}
+
+// checkLocation checks a checkpoint archive's location: absolute, in an existing directory, not a
+// directory itself.
+func checkLocation(location string) error {
+	if location == "" || !filepath.IsAbs(location) {
+		return fmt.Errorf("checkpoint location %q must be an absolute path: %w", location, errdefs.ErrInvalidArgument)
+	}
+	if fi, err := os.Stat(filepath.Dir(location)); err != nil || !fi.IsDir() {
+		return fmt.Errorf("checkpoint location %q: its directory does not exist: %w", location, errdefs.ErrInvalidArgument)
+	}
+	if fi, err := os.Stat(location); err == nil && fi.IsDir() {
+		return fmt.Errorf("checkpoint location %q is a directory: %w", location, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// CheckpointContainer implements Checkpointer.
+func (r *ContainerdRuntime) CheckpointContainer(ctx context.Context, id, location string, timeout time.Duration) error {
+	if err := checkLocation(location); err != nil {
+		return err
+	}
+	c, err := r.ctrs().store.get(id)
+	if err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	if state, _, _ := c.snapshot(); state != ContainerStateRunning {
+		return fmt.Errorf("container %s is %s: only running containers can be checkpointed: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
+	}
+	info, err := criuUsable()
+	if err != nil {
+		return err
+	}
+	if timeout <= 0 {
+		timeout = DefaultCheckpointTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.withNS(ctx), timeout)
+	defer cancel()
+	start := time.Now()
+	work, err := os.MkdirTemp(c.rootDir, "checkpoint-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	task, err := r.loadTask(ctx, c.meta.ID)
+	if err != nil {
+		return fmt.Errorf("container %s has no task: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	if err := r.dumpContainer(ctx, c, task, work, info); err != nil {
+		return err
+	}
+	dumped := time.Since(start)
+	size, err := writeTarArchive(work, location)
+	if err != nil {
+		return fmt.Errorf("write checkpoint archive: %w", err)
+	}
+	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "location": location, "size": size,
+		"dump": dumped, "duration": time.Since(start)}).Info("container checkpointed")
+	return nil
+}
+
+// dumpContainer writes the CRIU images of the container's task and its dump files into dir; the
+// task keeps running (or stays paused).
+func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, task containerd.Task, dir string, info criuInfo) error {
+	images := filepath.Join(dir, checkpointImagesDir)
+	if err := os.Mkdir(images, 0o700); err != nil {
+		return err
+	}
+	cntr, err := r.loadContainer(ctx, c.meta.ID)
+	if err != nil {
+		return err
+	}
+	cinfo, err := cntr.Info(ctx)
+	if err != nil {
+		return err
+	}
+	spec, err := cntr.Spec(ctx)
+	if err != nil {
+		return err
+	}
+	config, err := protojson.Marshal(c.config)
+	if err != nil {
+		return err
+	}
+	image := c.meta.ImageRef
+	if c.meta.RepoTag != "" {
+		image = c.meta.RepoTag
+	}
+	ref := c.meta.ImageID
+	if c.meta.RepoDigest != "" {
+		ref = c.meta.RepoDigest
+	}
+	labels := cinfo.Labels
+	cfg := checkpointConfigFile{
+		ID: c.meta.ID, Name: c.config.GetMetadata().GetName(), SandboxID: c.meta.SandboxID,
+		PodName: labels[LabelPodName], PodNamespace: labels[LabelPodNamespace], PodUID: labels[LabelPodUID],
+		RootfsImageName: image, RootfsImageRef: ref, ImageID: c.meta.ImageID, OCIRuntime: cinfo.Runtime.Name,
+		CRIUVersion: info.Version, CreatedAt: c.meta.CreatedAt, CheckpointedAt: time.Now(), ContainerConfig: config,
+	}
+	if _, err := task.Checkpoint(ctx, containerd.WithCheckpointImagePath(images), withCheckpointWorkPath(dir)); err != nil {
+		msg := err.Error()
+		if log, rerr := os.ReadFile(filepath.Join(dir, "dump.log")); rerr == nil {
+			msg += " (CRIU: " + criuErrors(string(log), err) + ")"
+		}
+		return fmt.Errorf("checkpoint container %s: %s", c.meta.ID, msg)
+	}
+	for name, v := range map[string]any{checkpointConfig: cfg, checkpointSpec: spec} {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func withCheckpointWorkPath(dir string) containerd.CheckpointTaskOpts {
+	return func(r *containerd.CheckpointTaskInfo) error {
+		if r.Options == nil {
+			r.Options = &options.CheckpointOptions{}
+		}
+		opts, ok := r.Options.(*options.CheckpointOptions)
+		if !ok {
+			return fmt.Errorf("checkpoint options of type %T", r.Options)
+		}
+		opts.WorkPath = dir
+		opts.Exit = false
+		return nil
+	}
+}
+
+// writeTarArchive writes the tree under dir (directories and regular files) as a tar archive to
+// location, atomically: a partial archive never appears there. It returns the archive's size.
+func writeTarArchive(dir, location string) (int64, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(location), "."+filepath.Base(location)+".tmp-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	tw := tar.NewWriter(tmp)
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			return nil // CRIU writes none; a stray socket or link stays out
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		hdr, err := tar.FileInfoHeader(fi, "")
+		if err != nil {
+			return err
+		}
+		hdr.Name = filepath.ToSlash(rel)
+		if fi.IsDir() {
+			hdr.Name += "/"
+		}
+		hdr.Uname, hdr.Gname = "", ""
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err != nil {
+		return 0, err
+	}
+	fi, err := tmp.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp.Name(), location); err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// isCheckpointArchive tells whether an image reference is a local checkpoint archive (CRI-O's and
+// containerd's way to restore a container: CreateContainer with the archive as its image).
+func isCheckpointArchive(ref string) bool {
+	if !filepath.IsAbs(ref) {
+		return false
+	}
+	fi, err := os.Stat(ref)
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	f, err := os.Open(ref)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			return false
+		}
+		if hdr.Name == checkpointConfig {
+			return true
+		}
+	}
+}
+
+// restoreFromArchive answers CreateContainer with a checkpoint archive as the image.
+func restoreFromArchive(ref string) error {
+	if _, err := criuUsable(); err != nil {
+		return fmt.Errorf("restore from checkpoint archive %s: %w", ref, err)
+	}
+	return fmt.Errorf("restore from checkpoint archive %s: restoring containers is not implemented: %w", ref, errdefs.ErrNotImplemented)
+}
+
+// CheckpointPod implements Checkpointer: it validates the request as CRI defines it, pauses every
+// selected container, dumps each, and resumes them all whatever happened.
+func (r *ContainerdRuntime) CheckpointPod(ctx context.Context, sandboxID, outputPath string, containerIDs []string, opts map[string]string) (retErr error) {
+	if len(opts) > 0 {
+		for k := range opts {
+			return fmt.Errorf("checkpoint option %q is not supported: %w", k, errdefs.ErrInvalidArgument)
+		}
+	}
+	if outputPath == "" || !filepath.IsAbs(outputPath) {
+		return fmt.Errorf("output_path %q must be an absolute path: %w", outputPath, errdefs.ErrInvalidArgument)
+	}
+	entries, err := os.ReadDir(outputPath)
+	if err != nil {
+		return fmt.Errorf("output_path %q must be an existing directory: %w", outputPath, errdefs.ErrInvalidArgument)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("output_path %q is not empty: %w", outputPath, errdefs.ErrInvalidArgument)
+	}
+	if len(containerIDs) == 0 {
+		return fmt.Errorf("container_ids must name the containers to checkpoint: %w", errdefs.ErrInvalidArgument)
+	}
+	sb, err := r.sandboxes.get(sandboxID)
+	if err != nil {
+		return err
+	}
+	if st := sb.status(); st.State != SandboxStateReady {
+		return fmt.Errorf("sandbox %s is not ready: %w", sb.meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	seen := map[string]bool{}
+	var cs []*podContainer
+	for _, id := range containerIDs {
+		c, err := r.ctrs().store.get(id)
+		if err != nil {
+			return err
+		}
+		if seen[c.meta.ID] {
+			return fmt.Errorf("container %s is named twice: %w", c.meta.ID, errdefs.ErrInvalidArgument)
+		}
+		seen[c.meta.ID] = true
+		if c.meta.SandboxID != sb.meta.ID {
+			return fmt.Errorf("container %s is not in sandbox %s: %w", c.meta.ID, sb.meta.ID, errdefs.ErrInvalidArgument)
+		}
+		if state, _, _ := c.snapshot(); state != ContainerStateRunning {
+			return fmt.Errorf("container %s is %s: only running containers can be checkpointed: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
+		}
+		cs = append(cs, c)
+	}
+	info, err := criuUsable()
+	if err != nil {
+		return err
+	}
+	return r.checkpointPod(ctx, sb, outputPath, cs, info)
+}
+
+func (r *ContainerdRuntime) checkpointPod(ctx context.Context, sb *podSandbox, outputPath string, cs []*podContainer, info criuInfo) (retErr error) {
+	ctx = r.withNS(ctx)
+	start := time.Now()
+	for _, c := range cs {
+		c.op.Lock()
+		defer c.op.Unlock()
+	}
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		// Partial artifacts go; the directory stays (it is the caller's).
+		entries, _ := os.ReadDir(outputPath)
+		for _, e := range entries {
+			os.RemoveAll(filepath.Join(outputPath, e.Name()))
+		}
+	}()
+	tasks := make([]containerd.Task, len(cs))
+	for i, c := range cs {
+		t, err := r.loadTask(ctx, c.meta.ID)
+		if err != nil {
+			return fmt.Errorf("container %s has no task: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
+		}
+		tasks[i] = t
+	}
+	// Every container paused before any is dumped: one consistent cut. All resume, whatever
+	// happens, even past the caller's deadline.
+	for i, t := range tasks {
+		if err := t.Pause(ctx); err != nil {
+			for _, p := range tasks[:i] {
+				rctx, cancel := withoutCancel(ctx, cleanupTimeout)
+				_ = p.Resume(rctx)
+				cancel()
+			}
+			return fmt.Errorf("pause container %s: %w", cs[i].meta.ID, err)
+		}
+	}
+	defer func() {
+		rctx, cancel := withoutCancel(ctx, cleanupTimeout)
+		defer cancel()
+		for i, t := range tasks {
+			if err := t.Resume(rctx); err != nil {
+				logrus.WithError(err).WithField("container", cs[i].meta.ID).Error("resume after pod checkpoint")
+				retErr = errors.Join(retErr, fmt.Errorf("resume container %s: %w", cs[i].meta.ID, err))
+			}
+		}
+	}()
+	sbConfig, err := protojson.Marshal(sb.config)
+	if err != nil {
+		return err
+	}
+	pod := podCheckpointFile{SandboxID: sb.meta.ID, RuntimeHandler: sb.meta.RuntimeHandler, SandboxConfig: sbConfig,
+		Containers: map[string]string{}, CheckpointedAt: time.Now()}
+	for i, c := range cs {
+		name := c.config.GetMetadata().GetName()
+		dir := filepath.Join(outputPath, name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return err
+		}
+		if err := r.dumpContainer(ctx, c, tasks[i], dir, info); err != nil {
+			return err
+		}
+		pod.Containers[name] = name
+	}
+	b, err := json.MarshalIndent(pod, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(outputPath, checkpointPodConfig), b, 0o600); err != nil {
+		return err
+	}
+	logrus.WithFields(logrus.Fields{"sandbox": sb.meta.ID, "containers": len(cs), "duration": time.Since(start)}).Info("pod checkpointed")
+	return nil
+}
+
+// RestorePod implements Checkpointer: it validates the request as CRI defines it; the restore
+// itself needs CRIU, and is not implemented past that check.
+func (r *ContainerdRuntime) RestorePod(ctx context.Context, req RestorePodRequest) (string, map[string]string, error) {
+	for k := range req.Options {
+		return "", nil, fmt.Errorf("restore option %q is not supported: %w", k, errdefs.ErrInvalidArgument)
+	}
+	if req.CheckpointPath == "" || !filepath.IsAbs(req.CheckpointPath) {
+		return "", nil, fmt.Errorf("checkpoint_path %q must be an absolute path: %w", req.CheckpointPath, errdefs.ErrInvalidArgument)
+	}
+	if req.Config.GetMetadata() == nil {
+		return "", nil, fmt.Errorf("pod sandbox config with metadata is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if !r.HasRuntimeHandler(req.RuntimeHandler) {
+		return "", nil, fmt.Errorf("unknown runtime handler %q: %w", req.RuntimeHandler, errdefs.ErrInvalidArgument)
+	}
+	if len(req.ContainerConfigs) == 0 {
+		return "", nil, fmt.Errorf("container_configs must not be empty: %w", errdefs.ErrInvalidArgument)
+	}
+	names := map[string]bool{}
+	for _, cfg := range req.ContainerConfigs {
+		name := cfg.GetMetadata().GetName()
+		if name == "" || names[name] {
+			return "", nil, fmt.Errorf("container config names must be non-empty and unique, got %q: %w", name, errdefs.ErrInvalidArgument)
+		}
+		names[name] = true
+	}
+	b, err := os.ReadFile(filepath.Join(req.CheckpointPath, checkpointPodConfig))
+	if err != nil {
+		return "", nil, fmt.Errorf("%s is not a pod checkpoint: %w", req.CheckpointPath, errdefs.ErrInvalidArgument)
+	}
+	var pod podCheckpointFile
+	if err := json.Unmarshal(b, &pod); err != nil {
+		return "", nil, fmt.Errorf("%s: %v: %w", checkpointPodConfig, err, errdefs.ErrInvalidArgument)
+	}
+	for name := range names {
+		if _, ok := pod.Containers[name]; !ok {
+			return "", nil, fmt.Errorf("container %q is not in the checkpoint: %w", name, errdefs.ErrInvalidArgument)
+		}
+	}
+	if len(pod.Containers) != len(names) {
+		return "", nil, fmt.Errorf("the checkpoint has %d containers, the request configures %d: %w", len(pod.Containers), len(names), errdefs.ErrInvalidArgument)
+	}
+	if _, err := criuUsable(); err != nil {
+		return "", nil, err
+	}
+	return "", nil, fmt.Errorf("restoring pods is not implemented: %w", errdefs.ErrNotImplemented)
+}
