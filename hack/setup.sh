@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything cri-shim and its tests need on a Debian machine, idempotently.
 #   - apt packages: runc, CNI plugins, iptables, iproute2, busybox-static (+ the dynamic busybox .deb,
-#     extracted, for the e2e test images)
+#     extracted, for the e2e test images), criu (checkpoint/restore; Debian 12's 3.17.1 works only on
+#     kernels before 6.13 — the daemon checks it with `criu check` and says so)
 #   - into $CRI_SHIM_CACHE/bin: containerd + containerd-shim-runc-v2 (the version go.mod pins),
 #     crictl + critest (cri-tools), ginkgo (the version cri-tools pins)
 #   - a default CNI config when the conf dir has none
@@ -22,7 +23,7 @@ log() { echo "setup: $*" >&2; }
 mkdir -p "$BIN"
 
 # --- Debian packages -------------------------------------------------------------------------
-pkgs=(runc containernetworking-plugins iptables iproute2 busybox-static ca-certificates)
+pkgs=(runc containernetworking-plugins iptables iproute2 busybox-static ca-certificates criu)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -64,7 +64,9 @@ func TestCRIUOutput(t *testing.T) {
 func TestCRIUUsable(t *testing.T) {
 	saved := checkCRIU
 	t.Cleanup(func() { checkCRIU = saved })
-	checkCRIU = func() criuInfo { return criuInfo{Path: "/usr/sbin/criu", Err: errors.New("criu 3.17.1 check failed: vdso")} }
+	checkCRIU = func() criuInfo {
+		return criuInfo{Path: "/usr/sbin/criu", Err: errors.New("criu 3.17.1 check failed: vdso")}
+	}
 	if _, err := criuUsable(); !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "vdso") {
 		t.Fatalf("broken CRIU: %v", err)
 	}
