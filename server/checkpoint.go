@@ -24,6 +24,10 @@ func (s *RuntimeServer) checkpointer() (legacy.Checkpointer, error) {
 // CheckpointContainer writes a checkpoint archive of a running container to the request's
 // location.
 func (s *RuntimeServer) CheckpointContainer(ctx context.Context, req *runtime.CheckpointContainerRequest) (*runtime.CheckpointContainerResponse, error) {
+	cp, err := s.checkpointer()
+	if err != nil {
+		return nil, err
+	}
 	if req.GetContainerId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "container_id is required")
 	}
@@ -32,10 +36,6 @@ func (s *RuntimeServer) CheckpointContainer(ctx context.Context, req *runtime.Ch
 	}
 	if req.GetTimeout() < 0 {
 		return nil, status.Error(codes.InvalidArgument, "timeout must not be negative")
-	}
-	cp, err := s.checkpointer()
-	if err != nil {
-		return nil, err
 	}
 	timeout := time.Duration(req.GetTimeout()) * time.Second
 	if err := cp.CheckpointContainer(ctx, req.GetContainerId(), req.GetLocation(), timeout); err != nil {
@@ -47,6 +47,10 @@ func (s *RuntimeServer) CheckpointContainer(ctx context.Context, req *runtime.Ch
 // CheckpointPod checkpoints the selected running containers of a pod, paused together, into the
 // request's empty output directory.
 func (s *RuntimeServer) CheckpointPod(ctx context.Context, req *runtime.CheckpointPodRequest) (*runtime.CheckpointPodResponse, error) {
+	cp, err := s.checkpointer()
+	if err != nil {
+		return nil, err
+	}
 	if req.GetPodSandboxId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "pod_sandbox_id is required")
 	}
@@ -56,10 +60,6 @@ func (s *RuntimeServer) CheckpointPod(ctx context.Context, req *runtime.Checkpoi
 	if len(req.GetContainerIds()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "container_ids is required")
 	}
-	cp, err := s.checkpointer()
-	if err != nil {
-		return nil, err
-	}
 	if err := cp.CheckpointPod(ctx, req.GetPodSandboxId(), req.GetOutputPath(), req.GetContainerIds(), req.GetOptions()); err != nil {
 		return nil, toStatus(err)
 	}
@@ -68,6 +68,10 @@ func (s *RuntimeServer) CheckpointPod(ctx context.Context, req *runtime.Checkpoi
 
 // RestorePod restores a pod checkpoint into a new sandbox with created containers.
 func (s *RuntimeServer) RestorePod(ctx context.Context, req *runtime.RestorePodRequest) (*runtime.RestorePodResponse, error) {
+	cp, err := s.checkpointer()
+	if err != nil {
+		return nil, err
+	}
 	if req.GetCheckpointPath() == "" {
 		return nil, status.Error(codes.InvalidArgument, "checkpoint_path is required")
 	}
@@ -76,10 +80,6 @@ func (s *RuntimeServer) RestorePod(ctx context.Context, req *runtime.RestorePodR
 	}
 	if len(req.GetContainerConfigs()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "container_configs is required")
-	}
-	cp, err := s.checkpointer()
-	if err != nil {
-		return nil, err
 	}
 	id, ctrs, err := cp.RestorePod(ctx, legacy.RestorePodRequest{
 		CheckpointPath: req.GetCheckpointPath(), Config: req.GetConfig(), RuntimeHandler: req.GetRuntimeHandler(),
