@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -220,6 +221,10 @@ func (h containerManagerHooks) orphans(ctx context.Context, sandboxID string, re
 			}
 		}
 		if err := cntr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			res.Fail(ErrKillContainer, err.Error())
+			continue
+		}
+		if err := h.r.unmountImageVolumes(ctx, cntr.ID(), filepath.Join(h.r.containersRoot(), cntr.ID()), nil); err != nil {
 			res.Fail(ErrKillContainer, err.Error())
 		}
 	}
