@@ -131,6 +131,7 @@ func (r *ContainerdRuntime) mountImageVolumes(ctx context.Context, id, rootDir, 
 			return fail(fmt.Errorf("%w: mount %s of image %s: %w", crierrors.ErrImageVolumeMountFailed, dst, ref, err))
 		}
 		recs = append(recs, rec)
+		logrus.WithFields(logrus.Fields{"container": id, "image": img.ID, "path": dst}).Debug("image volume mounted")
 		src := rec.Target
 		if sub := m.GetImageSubPath(); sub != "" {
 			p, err := resolveImageSubPath(rec.Target, sub)
