@@ -146,7 +146,7 @@ func containerUserns(in containerSpecInput) (*podUsernsMapping, []oci.SpecOpts, 
 	if in.SandboxPid == 0 {
 		return nil, nil, fmt.Errorf("sandbox %s has no running pause process: %w", in.SandboxID, errdefs.ErrFailedPrecondition)
 	}
-	return m, []oci.SpecOpts{sandbox.WithUsernsPath(nsPath(in.SandboxPid, "user"))}, nil
+	return m, []oci.SpecOpts{sandbox.WithUsernsPath(nsPath(in.SandboxPid, "user"), m.UID, m.GID)}, nil
 }
 
 // pinnedPath is where the pause container finds the pod's user namespace; "" without one.

@@ -103,10 +103,13 @@ func SpecOpts(in SpecInput) ([]oci.SpecOpts, error) {
 	switch u := nsOpts.GetUsernsOptions(); {
 	case u == nil || u.GetMode() == runtime.NamespaceMode_NODE:
 	case u.GetMode() == runtime.NamespaceMode_POD:
-		if in.UsernsPath == "" {
-			return nil, fmt.Errorf("user namespace of mode POD without a pinned namespace")
+		if in.UsernsPath == "" || len(u.GetUids()) != 1 || len(u.GetGids()) != 1 {
+			return nil, fmt.Errorf("user namespace of mode POD needs a pinned namespace and one uid and one gid mapping")
 		}
-		opts = append(opts, WithUsernsPath(in.UsernsPath))
+		uid, gid := u.GetUids()[0], u.GetGids()[0]
+		opts = append(opts, WithUsernsPath(in.UsernsPath,
+			runtimespec.LinuxIDMapping{ContainerID: uid.GetContainerId(), HostID: uid.GetHostId(), Size: uid.GetLength()},
+			runtimespec.LinuxIDMapping{ContainerID: gid.GetContainerId(), HostID: gid.GetHostId(), Size: gid.GetLength()}))
 	default:
 		return nil, fmt.Errorf("user namespaces of mode %s are not supported", u.GetMode())
 	}

@@ -105,14 +105,16 @@ func unpinUserns(path string) error {
 	return nil
 }
 
-// WithUsernsPath puts the process in the user namespace at path (joined, not created: its
-// mappings are the namespace's own, which runc reads from it).
-func WithUsernsPath(path string) oci.SpecOpts {
+// WithUsernsPath puts the process in the user namespace at path, joined, whose mappings are uid
+// and gid. runc needs only the path, but containerd reads the gid mapping to open the task's bundle
+// dir to the pod's root group (as its CRI does, the spec carries both; runc checks they agree).
+func WithUsernsPath(path string, uid, gid runtimespec.LinuxIDMapping) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *runtimespec.Spec) error {
 		if s.Linux == nil {
 			s.Linux = &runtimespec.Linux{}
 		}
-		s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
+		s.Linux.UIDMappings = []runtimespec.LinuxIDMapping{uid}
+		s.Linux.GIDMappings = []runtimespec.LinuxIDMapping{gid}
 		for i, ns := range s.Linux.Namespaces {
 			if ns.Type == runtimespec.UserNamespace {
 				s.Linux.Namespaces[i].Path = path
