@@ -109,9 +109,10 @@ func (f Files) Write(config *runtime.PodSandboxConfig, shmSize int64) (retErr er
 // Cleanup unmounts the pod's /dev/shm and unpins its user namespace; removing the dirs is the
 // caller's. Not mounted is fine.
 func (f Files) Cleanup() error {
-	if err := unpinUserns(f.Userns); err != nil {
-		return err
-	}
+	return errors.Join(unpinUserns(f.Userns), f.unmountShm())
+}
+
+func (f Files) unmountShm() error {
 	if f.Shm == "" || f.Shm == "/dev/shm" {
 		return nil
 	}
