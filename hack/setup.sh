@@ -4,6 +4,7 @@
 #     extracted, for the e2e test images), criu (checkpoint/restore; Debian 12's 3.17.1 works only on
 #     kernels before 6.13 — the daemon checks it with `criu check` and says so)
 #   - into $CRI_SHIM_CACHE/bin: containerd + containerd-shim-runc-v2 (the version go.mod pins),
+#     runc $RUNC_VERSION (built with seccomp; Debian's runc 1.1 cannot do user namespaces),
 #     crictl + critest (cri-tools), ginkgo (the version cri-tools pins)
 #   - a default CNI config when the conf dir has none
 # Quick when everything is already there.
@@ -13,6 +14,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${CRI_SHIM_CACHE:-/var/cache/cri-shim}
 BIN=$CACHE/bin
 CRI_TOOLS_VERSION=${CRI_TOOLS_VERSION:-v1.37.0}
+# runc built from the Go module proxy: the newest release that builds with our Go. cri-shim's default
+# runtime handler runs $BIN/runc when it is there (config key runc_binary).
+RUNC_VERSION=${RUNC_VERSION:-v1.5.2}
 CNI_CONF_DIR=${CNI_CONF_DIR:-/etc/cni/net.d}
 CNI_BIN_DIR=${CNI_BIN_DIR:-/usr/lib/cni}
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
@@ -23,7 +27,7 @@ log() { echo "setup: $*" >&2; }
 mkdir -p "$BIN"
 
 # --- Debian packages -------------------------------------------------------------------------
-pkgs=(runc containernetworking-plugins iptables iproute2 busybox-static ca-certificates criu)
+pkgs=(runc containernetworking-plugins iptables iproute2 busybox-static ca-certificates criu libseccomp-dev pkg-config)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -54,6 +58,21 @@ if [ ! -f "$stamp" ] || [ ! -x "$BIN/containerd" ] || [ ! -x "$BIN/containerd-sh
     "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
     "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION"
   rm -f "$BIN"/.containerd-*
+  touch "$stamp"
+fi
+
+# --- runc, at RUNC_VERSION (cgo + libseccomp: the seccomp build tag) -------------------------------
+stamp=$BIN/.runc-$RUNC_VERSION
+if [ ! -f "$stamp" ] || [ ! -x "$BIN/runc" ] || ! "$BIN/runc" --version 2>/dev/null | grep -qx "runc version ${RUNC_VERSION#v}"; then
+  log "building runc $RUNC_VERSION (about a minute)"
+  tmpbin=$(mktemp -d)
+  GOBIN=$tmpbin CGO_ENABLED=1 go install -trimpath -buildmode=pie -tags "seccomp urfave_cli_no_docs" \
+    -ldflags "-X main.gitCommit=$RUNC_VERSION" "github.com/opencontainers/runc@$RUNC_VERSION"
+  # Replace atomically: running shims may be executing the old binary.
+  install -m 0755 "$tmpbin/runc" "$BIN/runc.new"
+  mv -f "$BIN/runc.new" "$BIN/runc"
+  rm -rf "$tmpbin"
+  rm -f "$BIN"/.runc-*
   touch "$stamp"
 fi
 

@@ -178,7 +178,7 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 	copyMeta := meta
 	cntr, err := r.client.NewContainer(ctx, id,
 		containerd.WithSnapshotter(snapshotter),
-		withSnapshotFrom(id, img.Name, snapshotter, img.ChainID),
+		withSnapshotFrom(id, img.Name, snapshotter, img.ChainID, sandboxUsernsMapping(sb.config).snapshotOpts()...),
 		containerd.WithNewSpec(specOpts...),
 		containerd.WithContainerLabels(labels),
 		containerd.WithContainerExtension(containerExtensionID, &copyMeta),

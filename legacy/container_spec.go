@@ -22,6 +22,7 @@ import (
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -131,7 +132,12 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.CgroupNamespace}))
 	}
 
-	mountOpt, err := withContainerMounts(config, extraMounts(in))
+	// The pod's user namespace, if it has one: the container joins it, its mounts are idmapped.
+	userns, usernsOpts, err := containerUserns(in)
+	if err != nil {
+		return nil, err
+	}
+	mountOpt, err := withContainerMounts(config, extraMounts(in, userns), userns != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -174,9 +180,7 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 
 	// Namespaces: the sandbox's network, IPC and UTS; its PID namespace unless the container
 	// wants its own, or the target container's.
-	if u := nsOpts.GetUsernsOptions(); u != nil && u.GetMode() != runtime.NamespaceMode_NODE {
-		return nil, fmt.Errorf("user namespaces (mode %s) are not supported: %w", u.GetMode(), errdefs.ErrInvalidArgument)
-	}
+	opts = append(opts, usernsOpts...)
 	if in.SandboxPid == 0 {
 		return nil, fmt.Errorf("sandbox %s has no running pause process: %w", in.SandboxID, errdefs.ErrFailedPrecondition)
 	}
@@ -266,30 +270,40 @@ func processArgs(config *runtime.ContainerConfig, image *imagespec.ImageConfig) 
 }
 
 // extraMounts are the sandbox's files and the image's volumes, each unless a CRI mount takes its
-// place.
-func extraMounts(in containerSpecInput) []*runtime.Mount {
+// place; idmapped with the pod's user namespace mapping when it has one (not /dev/shm, an empty
+// tmpfs open to all).
+func extraMounts(in containerSpecInput, userns *podUsernsMapping) []*runtime.Mount {
+	uids, gids := userns.criMappings()
 	sc := in.Config.GetLinux().GetSecurityContext()
 	criMounts := in.Config.GetMounts()
 	var out []*runtime.Mount
-	add := func(dst, src string, ro bool) {
+	add := func(dst, src string, ro, idmap bool) {
 		if src == "" || inMounts(dst, criMounts) {
 			return
 		}
 		if _, err := os.Stat(src); err != nil {
 			return
 		}
-		out = append(out, &runtime.Mount{ContainerPath: dst, HostPath: src, Readonly: ro})
+		m := &runtime.Mount{ContainerPath: dst, HostPath: src, Readonly: ro}
+		if idmap {
+			m.UidMappings, m.GidMappings = uids, gids
+		}
+		out = append(out, m)
 	}
-	add(etcHostname, in.Files.Hostname, sc.GetReadonlyRootfs())
-	add(etcHosts, in.Files.Hosts, sc.GetReadonlyRootfs())
-	add(resolvConf, in.Files.ResolvConf, sc.GetReadonlyRootfs())
+	add(etcHostname, in.Files.Hostname, sc.GetReadonlyRootfs(), true)
+	add(etcHosts, in.Files.Hosts, sc.GetReadonlyRootfs(), true)
+	add(resolvConf, in.Files.ResolvConf, sc.GetReadonlyRootfs(), true)
 	shm := in.Files.Shm
 	if shm == "" || in.SandboxConfig.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc() == runtime.NamespaceMode_NODE {
 		shm = devShm
 	}
-	add(devShm, shm, false)
+	add(devShm, shm, false, false)
 	for _, v := range in.VolumeMounts {
 		if !inMounts(v.GetContainerPath(), criMounts) {
+			if uids != nil && len(v.GetUidMappings())+len(v.GetGidMappings()) == 0 {
+				v = proto.Clone(v).(*runtime.Mount)
+				v.UidMappings, v.GidMappings = uids, gids
+			}
 			out = append(out, v)
 		}
 	}
@@ -331,8 +345,9 @@ func imageVolumeMounts(root string, config *runtime.ContainerConfig, image *imag
 }
 
 // withContainerMounts adds the CRI mounts and the extra ones (sorted so that a parent is mounted
-// before what is below it), dropping the default mounts they cover.
-func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount) (oci.SpecOpts, error) {
+// before what is below it), dropping the default mounts they cover. Idmapped mounts (uid and gid
+// mappings) need the pod's user namespace (userns).
+func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount, userns bool) (oci.SpecOpts, error) {
 	mounts := slices.Clone(config.GetMounts())
 	mounts = append(mounts, extra...)
 	sort.SliceStable(mounts, func(i, j int) bool {
@@ -373,8 +388,8 @@ func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount
 				return nil, fmt.Errorf("mount %s: recursive read-only mounts are not supported by this host's runc: %w", dst, errdefs.ErrInvalidArgument)
 			}
 		}
-		if len(m.GetUidMappings())+len(m.GetGidMappings()) > 0 {
-			return nil, fmt.Errorf("mount %s: id-mapped mounts are not supported: %w", dst, errdefs.ErrInvalidArgument)
+		if err := checkMountMappings(m, userns); err != nil {
+			return nil, fmt.Errorf("mount %s: %w", dst, err)
 		}
 		list = append(list, resolved{m, real})
 	}
@@ -425,6 +440,7 @@ func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount
 			}
 			s.Mounts = append(s.Mounts, runtimespec.Mount{
 				Source: r.src, Destination: r.m.GetContainerPath(), Type: "bind", Options: options,
+				UIDMappings: specMappings(r.m.GetUidMappings()), GIDMappings: specMappings(r.m.GetGidMappings()),
 			})
 		}
 		return nil

@@ -67,7 +67,10 @@ type ContainerdRuntime struct {
 	net       PodNetwork
 	images    ImageBackend
 	handlers  map[string]RuntimeHandler
-	sandboxes *sandboxStore
+	// features caches HandlerFeatures by handler name (runc_features.go).
+	featuresMu sync.Mutex
+	features   map[string]HandlerFeatures
+	sandboxes  *sandboxStore
 	// podContainers stops and removes the containers of a pod (nil: by their labels).
 	podContainers PodContainers
 	// podStatus feeds the pod status cache (pod_status_cache.go).

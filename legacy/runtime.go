@@ -125,7 +125,8 @@ type RuntimeHandler struct {
 	Options any
 }
 
-// DefaultRuntimeHandlers are the handlers when none are configured: runc.
+// DefaultRuntimeHandlers are the handlers when none are configured: runc, the one hack/setup.sh
+// builds when it is there (ResolveRuncBinary).
 func DefaultRuntimeHandlers() []RuntimeHandler {
-	return []RuntimeHandler{{Name: "runc", Type: "io.containerd.runc.v2"}}
+	return []RuntimeHandler{RuncHandler("runc", ResolveRuncBinary(""))}
 }

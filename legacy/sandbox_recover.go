@@ -50,7 +50,7 @@ func (r *ContainerdRuntime) recover(ctx context.Context) error {
 				continue
 			}
 			if dir == r.sandboxesState() {
-				_ = sandbox.Files{Shm: filepath.Join(p, "shm")}.Cleanup()
+				_ = sandbox.Files{Shm: filepath.Join(p, "shm"), Userns: filepath.Join(p, "userns")}.Cleanup()
 			}
 			os.RemoveAll(p)
 		}

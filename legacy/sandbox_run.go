@@ -12,6 +12,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
@@ -50,6 +51,11 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	}
 	if runtimeHandler == "" {
 		runtimeHandler = handler.Name
+	}
+	userns := sandboxUsernsMapping(config)
+	if err := r.checkUsernsHandler(ctx, userns, handler); err != nil {
+		result.Fail(err)
+		return "", result
 	}
 	fullName := BuildPodFullName(md.GetName(), md.GetNamespace())
 	hostNet := config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtime.NamespaceMode_NODE
@@ -144,7 +150,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		netDone <- netOutcome{}
 	} else {
 		t := time.Now()
-		nsPath, err := sandbox.NewNetNS(r.netnsDir(), id)
+		nsPath, err := r.newPodNetNS(id, userns, sb.files)
 		tNetNS = time.Since(t)
 		if err != nil {
 			netResult.Fail(ErrSetupNetwork, err.Error())
@@ -192,6 +198,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	specOpts, err := sandbox.SpecOpts(sandbox.SpecInput{
 		ID: id, Config: config, Image: imgCfg, ImageName: r.opts.SandboxImage,
 		NetNSPath: sb.meta.NetNSPath, Files: sb.files, OOMScoreAdj: sandbox.DefaultSandboxOOMScoreAdj,
+		UsernsPath: userns.pinnedPath(sb.files),
 	})
 	if err != nil {
 		return fail(fmt.Errorf("sandbox spec: %v: %w", err, errdefs.ErrInvalidArgument))
@@ -208,7 +215,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	t := time.Now()
 	container, err := r.client.NewContainer(ctx, id,
 		containerd.WithSnapshotter(snapshotter),
-		withSnapshotFrom(id, image.Name(), snapshotter, chainID),
+		withSnapshotFrom(id, image.Name(), snapshotter, chainID, userns.snapshotOpts()...),
 		containerd.WithNewSpec(specOpts...),
 		containerd.WithContainerLabels(labels),
 		containerd.WithContainerExtension(sandboxExtensionID, &copyMeta),
@@ -387,10 +394,11 @@ func (r *ContainerdRuntime) sandboxImage(ctx context.Context, h RuntimeHandler) 
 }
 
 // withSnapshotFrom prepares the container's writable snapshot on the image's unpacked layers
-// (chainID, cached per image) without reading the image's manifest and config again.
-func withSnapshotFrom(id, imageName, snapshotter, chainID string) containerd.NewContainerOpts {
+// (chainID, cached per image) without reading the image's manifest and config again; opts label it
+// (e.g. the idmapping of a pod with a user namespace).
+func withSnapshotFrom(id, imageName, snapshotter, chainID string, opts ...snapshots.Opt) containerd.NewContainerOpts {
 	return func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
-		if _, err := client.SnapshotService(snapshotter).Prepare(ctx, id, chainID); err != nil {
+		if _, err := client.SnapshotService(snapshotter).Prepare(ctx, id, chainID, opts...); err != nil {
 			return fmt.Errorf("prepare snapshot: %w", err)
 		}
 		c.SnapshotKey = id

@@ -54,5 +54,8 @@ func ValidateSandboxConfig(config *runtime.PodSandboxConfig) error {
 	if _, err := sandbox.Bandwidth(config.GetAnnotations()); err != nil {
 		return bad("%v", err)
 	}
+	if _, err := usernsMapping(config.GetLinux().GetSecurityContext().GetNamespaceOptions()); err != nil {
+		return err
+	}
 	return nil
 }

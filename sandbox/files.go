@@ -29,6 +29,8 @@ type Files struct {
 	ResolvConf string
 	// Shm is the tmpfs mounted as the pod's /dev/shm; "/dev/shm" with host IPC.
 	Shm string
+	// Userns is where the pod's user namespace is pinned when it has one (userns.go).
+	Userns string
 }
 
 // PodFiles returns where the files of pod id live.
@@ -38,6 +40,7 @@ func PodFiles(rootDir, stateDir string, hostIPC bool) Files {
 		Hosts:      filepath.Join(rootDir, "hosts"),
 		ResolvConf: filepath.Join(rootDir, "resolv.conf"),
 		Shm:        filepath.Join(stateDir, "shm"),
+		Userns:     filepath.Join(stateDir, "userns"),
 	}
 	if hostIPC {
 		f.Shm = "/dev/shm"
@@ -103,8 +106,13 @@ func (f Files) Write(config *runtime.PodSandboxConfig, shmSize int64) (retErr er
 	return nil
 }
 
-// Cleanup unmounts the pod's /dev/shm; removing the dirs is the caller's. Not mounted is fine.
+// Cleanup unmounts the pod's /dev/shm and unpins its user namespace; removing the dirs is the
+// caller's. Not mounted is fine.
 func (f Files) Cleanup() error {
+	return errors.Join(unpinUserns(f.Userns), f.unmountShm())
+}
+
+func (f Files) unmountShm() error {
 	if f.Shm == "" || f.Shm == "/dev/shm" {
 		return nil
 	}

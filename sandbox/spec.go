@@ -59,6 +59,9 @@ type SpecInput struct {
 	// OOMScoreAdj is the adjustment requested for the pause process; it is raised to the daemon's
 	// own when that is higher (lowering it needs CAP_SYS_RESOURCE).
 	OOMScoreAdj int
+	// UsernsPath is the pinned user namespace the pause process joins (PinUserns), required with
+	// a user namespace of mode POD.
+	UsernsPath string
 }
 
 // SpecOpts returns the OCI spec options of the pause container, to apply over containerd's default
@@ -96,8 +99,19 @@ func SpecOpts(in SpecInput) ([]oci.SpecOpts, error) {
 	if hostIPC {
 		opts = append(opts, oci.WithHostNamespace(runtimespec.IPCNamespace))
 	}
-	if u := nsOpts.GetUsernsOptions(); u != nil && u.GetMode() != runtime.NamespaceMode_NODE {
-		return nil, fmt.Errorf("user namespaces (mode %s) are not supported", u.GetMode())
+	// No user namespace options (nil) is the host's user namespace, as NODE.
+	switch u := nsOpts.GetUsernsOptions(); {
+	case u == nil || u.GetMode() == runtime.NamespaceMode_NODE:
+	case u.GetMode() == runtime.NamespaceMode_POD:
+		if in.UsernsPath == "" || len(u.GetUids()) != 1 || len(u.GetGids()) != 1 {
+			return nil, fmt.Errorf("user namespace of mode POD needs a pinned namespace and one uid and one gid mapping")
+		}
+		uid, gid := u.GetUids()[0], u.GetGids()[0]
+		opts = append(opts, WithUsernsPath(in.UsernsPath,
+			runtimespec.LinuxIDMapping{ContainerID: uid.GetContainerId(), HostID: uid.GetHostId(), Size: uid.GetLength()},
+			runtimespec.LinuxIDMapping{ContainerID: gid.GetContainerId(), HostID: gid.GetHostId(), Size: gid.GetLength()}))
+	default:
+		return nil, fmt.Errorf("user namespaces of mode %s are not supported", u.GetMode())
 	}
 	if cg := config.GetLinux().GetCgroupParent(); cg != "" {
 		opts = append(opts, oci.WithCgroup(CgroupsPath(cg, in.ID)))

@@ -42,7 +42,11 @@ type Options struct {
 	// RuntimeHandlers are the runtime handlers pods may name (the default one first).
 	RuntimeHandlers []string
 	// RecursiveReadOnlyMounts is advertised for every handler: the host's runc applies them.
+	// Ignored when HandlerFeatures is set.
 	RecursiveReadOnlyMounts bool
+	// HandlerFeatures, when set, tells each handler's features (recursive read-only mounts, user
+	// namespaces) as probed on this host.
+	HandlerFeatures func(ctx context.Context, handler string) legacy.HandlerFeatures
 	// Streaming hands out the URLs of Exec, Attach and PortForward (streaming.Server); nil
 	// answers Unimplemented.
 	Streaming StreamURLs
@@ -106,6 +110,10 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtime.StatusRequest) 
 	}
 	for i, h := range s.opts.RuntimeHandlers {
 		feat := &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: s.opts.RecursiveReadOnlyMounts}
+		if s.opts.HandlerFeatures != nil {
+			f := s.opts.HandlerFeatures(ctx, h)
+			feat = &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: f.RecursiveReadOnlyMounts, UserNamespaces: f.UserNamespaces}
+		}
 		if i == 0 {
 			// The empty name is the default handler.
 			resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{Name: "", Features: feat})

@@ -203,12 +203,16 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		SandboxImage: cfg.SandboxImage,
 		Images:       legacy.NewImageServiceBackend(images),
 		Network:      sandbox.NewNetwork(cfg.CNIBinDirs, cfg.CNIConfDir),
+		// runc: the configured binary, else the one hack/setup.sh builds, else containerd's PATH.
+		RuntimeHandlers: []legacy.RuntimeHandler{legacy.RuncHandler("runc", legacy.ResolveRuncBinary(cfg.RuncBinary))},
 	})
 	if err != nil {
 		lis.Close()
 		return err
 	}
 	defer rt.Close()
+	// Probe the default handler's features now: logged, and the first Status is not slowed.
+	rt.HandlerFeatures(ctx, "")
 	// The container GC by the config's policy. By default (no limits) it removes only orphans
 	// (dead containers whose sandbox is gone): the kubelet collects the containers it created.
 	containerGC, err := legacy.NewContainerGC(rt, gcPolicy(cfg))
@@ -252,8 +256,9 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		Images:    server.NewImageServer(images),
 		Config:    cfg,
 		Streaming: streamServer,
-		// Recursive read-only mounts are advertised only when runc applies them.
-		RecursiveReadOnlyMounts: legacy.RecursiveReadOnlySupported(),
+		// Recursive read-only mounts and user namespaces are advertised per handler, only when
+		// its runc (and, for user namespaces, the kernel and snapshotter) can do them.
+		HandlerFeatures: rt.HandlerFeatures,
 	})
 
 	if cfg.MetricsAddress != "" {

@@ -24,6 +24,11 @@ func StartContainerd(t testing.TB) (address string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Searchable by all (as /run is): pods in a user namespace run as unprivileged host uids,
+	// which must reach their rootfs under containerd's state dir.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	m, err := managed.Start(ctx, managed.Config{

@@ -23,6 +23,9 @@ for b in critest ginkgo containerd crictl; do
 done
 
 WORK=$(mktemp -d /tmp/crishim-critest.XXXXXX)
+# Searchable by all (as /run is): a pod in a user namespace runs as unprivileged host uids, which
+# must reach its rootfs under containerd's state dir.
+chmod 0711 "$WORK"
 LOGS=${CRITEST_LOGS:-$HERE/last-run}
 rm -rf "$LOGS" && mkdir -p "$LOGS"
 REG_PID= SHIM_PID=

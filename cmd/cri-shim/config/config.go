@@ -30,6 +30,7 @@ type Config struct {
 	ContainerdNamespace      string   `toml:"containerd_namespace" json:"containerd_namespace" flag:"containerd-namespace" doc:"containerd namespace holding cri-shim's pods, containers and images (kept apart from containerd's own CRI plugin, which uses k8s.io)"`
 	ManagedContainerd        bool     `toml:"managed_containerd" json:"managed_containerd" flag:"managed-containerd" doc:"always start a containerd child (root, state and socket under cri-shim's own dirs), even when one answers at containerd_address"`
 	ContainerdBinaryDir      string   `toml:"containerd_binary_dir" json:"containerd_binary_dir" flag:"containerd-binary-dir" doc:"where the managed containerd and containerd-shim-runc-v2 binaries are; empty: PATH, then /var/cache/cri-shim/bin"`
+	RuncBinary               string   `toml:"runc_binary" json:"runc_binary" flag:"runc-binary" doc:"the runc the default runtime handler (runc) runs, passed to containerd-shim-runc-v2 as BinaryName; empty: /var/cache/cri-shim/bin/runc (built by hack/setup.sh) when it is there, else runc on containerd's PATH"`
 	RootDir                  string   `toml:"root_dir" json:"root_dir" flag:"root" doc:"persistent state (pod files, managed containerd's root)"`
 	StateDir                 string   `toml:"state_dir" json:"state_dir" flag:"state" doc:"runtime state that does not survive a reboot (network namespaces, managed containerd's state and socket)"`
 	SandboxImage             string   `toml:"sandbox_image" json:"sandbox_image" flag:"sandbox-image" doc:"the pause image every pod sandbox runs"`
@@ -171,6 +172,14 @@ func (c *Config) Validate() error {
 	absPath("containerd_binary_dir", c.ContainerdBinaryDir, true)
 	if c.ContainerdBinaryDir != "" {
 		mustBeDir(&errs, "containerd_binary_dir", c.ContainerdBinaryDir)
+	}
+	absPath("runc_binary", c.RuncBinary, true)
+	if c.RuncBinary != "" {
+		if st, err := os.Stat(c.RuncBinary); err != nil {
+			errs = append(errs, fmt.Errorf("runc_binary: %w", err))
+		} else if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+			bad("runc_binary", "%s is not an executable file", c.RuncBinary)
+		}
 	}
 	absPath("root_dir", c.RootDir, false)
 	absPath("state_dir", c.StateDir, false)
