@@ -64,7 +64,7 @@ fi
 # --- runc, at RUNC_VERSION (cgo + libseccomp: the seccomp build tag) -------------------------------
 stamp=$BIN/.runc-$RUNC_VERSION
 if [ ! -f "$stamp" ] || [ ! -x "$BIN/runc" ] || ! "$BIN/runc" --version 2>/dev/null | grep -qx "runc version ${RUNC_VERSION#v}"; then
-  log "building runc $RUNC_VERSION (about a minute)"
+  log "building runc $RUNC_VERSION (one to a few minutes)"
   tmpbin=$(mktemp -d)
   GOBIN=$tmpbin CGO_ENABLED=1 go install -trimpath -buildmode=pie -tags "seccomp urfave_cli_no_docs" \
     -ldflags "-X main.gitCommit=$RUNC_VERSION" "github.com/opencontainers/runc@$RUNC_VERSION"

@@ -16,6 +16,14 @@ import (
 func FuzzContainerSpec(f *testing.F) {
 	seeds := []*runtime.ContainerConfig{
 		{},
+		{ // user namespace options and an idmapped mount (refused: the pod has no user namespace)
+			Mounts: []*runtime.Mount{{ContainerPath: "/m", HostPath: "HOSTDIR",
+				UidMappings: []*runtime.IDMapping{{HostId: 100000, Length: 65536}}, GidMappings: []*runtime.IDMapping{{HostId: 100000, Length: 65536}}}},
+			Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+				NamespaceOptions: &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD,
+					Uids: []*runtime.IDMapping{{HostId: 100000, Length: 65536}}, Gids: []*runtime.IDMapping{{HostId: 100000, Length: 65536}}}},
+			}},
+		},
 		{
 			Command: []string{"/bin/sh", "-c"}, Args: []string{"echo $(A) $(UNDEF) $$(A)"}, WorkingDir: "/work", Tty: true,
 			Envs:        []*runtime.KeyValue{{Key: "A", Value: []byte("cri")}, {Key: "B", Value: []byte("b")}},

@@ -72,9 +72,10 @@ func TestUserNamespacePod(t *testing.T) {
 	// The second container says nothing of user namespaces: it joins its pod's all the same.
 	id2 := e.createStart(sb.ID, ctrCfg("c2", "sleep", "300"))
 
+	rt := e.rt
 	exec := func(id string, cmd string) string {
 		t.Helper()
-		res, err := e.rt.ExecSync(ctx, id, []string{"sh", "-c", cmd}, 10*time.Second)
+		res, err := rt.ExecSync(ctx, id, []string{"sh", "-c", cmd}, 10*time.Second)
 		if err != nil {
 			t.Fatalf("exec %q: %v", cmd, err)
 		}
@@ -112,7 +113,7 @@ func TestUserNamespacePod(t *testing.T) {
 		t.Fatalf("file written through the idmapped mount: uid %d gid %d (%v), want 0:0 on the host", st.Uid, st.Gid, err)
 	}
 	// On the host, what the pod's root wrote belongs to the mapped root.
-	d1, err := e.rt.ContainerStatus(ctx, id1, false)
+	d1, err := rt.ContainerStatus(ctx, id1, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +121,25 @@ func TestUserNamespacePod(t *testing.T) {
 		t.Fatalf("/new seen from the host: uid %d gid %d (%v), want %d", st.Uid, st.Gid, err, hostID)
 	}
 
+	// After a restart of the runtime, a new container still joins the pod's user namespace.
+	e.rt.Close()
+	rt = e.newRuntime()
+	id3, err := rt.CreateContainer(ctx, sb.ID, ctrCfg("c3", "sleep", "300"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.StartContainer(ctx, id3); err != nil {
+		t.Fatal(err)
+	}
+	if got := exec(id3, "readlink /proc/self/ns/user; stat -c %u /bin/busybox"); got != podUserns+"\n0" {
+		t.Fatalf("container created after a restart: %q, want %s and 0", got, podUserns)
+	}
+
 	// Removing the pod unpins its user namespace.
-	if res := e.rt.StopPodSandbox(ctx, sb.ID); res.Error() != nil {
+	if res := rt.StopPodSandbox(ctx, sb.ID); res.Error() != nil {
 		t.Fatal(res.Error())
 	}
-	if err := e.rt.RemovePodSandbox(ctx, sb.ID); err != nil {
+	if err := rt.RemovePodSandbox(ctx, sb.ID); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range testutil.MountsUnder(e.dir) {
