@@ -1,0 +1,135 @@
+package standalone
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cri-shim/cri-shim/legacy"
+)
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func running(fake *legacy.FakeRuntime, name string) *legacy.ContainerDetails {
+	for _, c := range fake.FakeContainers() {
+		if c.Name == name && c.State == legacy.ContainerStateRunning {
+			return c
+		}
+	}
+	return nil
+}
+
+// TestManagerLifecycle runs a manifest on the FakeRuntime: the pod starts, an edit replaces the
+// changed container, a crashed container restarts, and removing the manifest removes the pod and
+// its record.
+func TestManagerLifecycle(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	fake := legacy.NewFakeRuntime()
+	m, err := New(Options{Dir: filepath.Join(dir, "manifests"), StateDir: state, VolumeRoot: filepath.Join(dir, "vol"),
+		PodLogRoot: filepath.Join(dir, "logs"), Runtime: fake, ScanInterval: 20 * time.Millisecond, ResyncInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the manifests dir", func() bool { _, err := os.Stat(filepath.Join(dir, "manifests")); return err == nil })
+
+	manifest := filepath.Join(dir, "manifests", "web.yaml")
+	write := func(s string) {
+		if err := WriteFileAtomic(manifest, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("metadata: {name: web}\nspec:\n  containers:\n  - {name: a, image: busybox:1, args: [sleep, '1']}\n  - {name: b, image: busybox:1}\n  volumes: [{name: d, emptyDir: {}}]\n")
+	waitFor(t, "both containers", func() bool { return running(fake, "a") != nil && running(fake, "b") != nil })
+	sb := fake.FakeContainers()[0].SandboxID
+	if st, _ := fake.PodSandboxStatus(ctx, sb, false); st.Labels[LabelOwner] != OwnerValue || st.Name != "web" || st.Namespace != "default" {
+		t.Fatalf("sandbox %+v", st)
+	}
+	a0, b0 := running(fake, "a"), running(fake, "b")
+
+	write("metadata: {name: web}\nspec:\n  containers:\n  - {name: a, image: busybox:1, args: [sleep, '2']}\n  - {name: b, image: busybox:1}\n  volumes: [{name: d, emptyDir: {}}]\n")
+	waitFor(t, "a replaced", func() bool { c := running(fake, "a"); return c != nil && c.ID != a0.ID })
+	if a := running(fake, "a"); a.Config.Args[1] != "2" || a.Attempt != 1 {
+		t.Fatalf("new a: %v attempt %d", a.Config.Args, a.Attempt)
+	}
+	if b := running(fake, "b"); b == nil || b.ID != b0.ID {
+		t.Fatal("b was replaced too")
+	}
+
+	// A crash: restarted at once (the first restart does not back off).
+	fake.StopContainer(ctx, b0.ID.ID, 0)
+	waitFor(t, "b restarted", func() bool { c := running(fake, "b"); return c != nil && c.ID != b0.ID })
+
+	rec, err := ReadRecord(state, "default", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, e := range rec.Events {
+		reasons = append(reasons, e.Reason)
+	}
+	if len(reasons) < 6 || reasons[0] != "Created" || reasons[1] != "Started" {
+		t.Errorf("events %v", reasons)
+	}
+	if !rec.Ready["a"] || !rec.Ready["b"] {
+		t.Errorf("readiness %v", rec.Ready)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "vol", rec.UID, "volumes", "d")); err != nil {
+		t.Errorf("emptyDir: %v", err)
+	}
+
+	os.Remove(manifest)
+	waitFor(t, "the pod removed", func() bool { list, _ := fake.ListPodSandbox(ctx, nil); return len(list) == 0 })
+	waitFor(t, "the record removed", func() bool { _, err := ReadRecord(state, "default", "web"); return os.IsNotExist(err) })
+	if _, err := os.Stat(filepath.Join(dir, "vol", rec.UID)); !os.IsNotExist(err) {
+		t.Errorf("volumes left: %v", err)
+	}
+}
+
+// TestManagerRemovesUnknownStandalonePods: a standalone pod left from before (no manifest) goes;
+// a pod without the owner label (a kubelet's) stays.
+func TestManagerRemovesUnknownStandalonePods(t *testing.T) {
+	dir := t.TempDir()
+	fake := legacy.NewFakeRuntime()
+	ctx := context.Background()
+	pod, _ := ParseManifest([]byte("metadata: {name: old}\nspec: {containers: [{name: c, image: b}]}"))
+	p, _ := Convert(pod, "", ConvertOptions{})
+	orphan, _ := fake.RunPodSandbox(ctx, p.Spec.Sandbox, "")
+	other := p.Spec.Sandbox
+	other.Labels = map[string]string{"io.kubernetes.pod.name": "kubelets"}
+	other.Metadata.Uid = "kubelet-uid"
+	kept, _ := fake.RunPodSandbox(ctx, other, "")
+	m, _ := New(Options{Dir: dir, Runtime: fake})
+	m.scan(ctx)
+	if _, ok := fake.Sandboxes[orphan]; ok {
+		t.Error("the orphaned standalone pod was kept")
+	}
+	if _, ok := fake.Sandboxes[kept]; !ok {
+		t.Error("a pod of another owner was removed")
+	}
+}
+
+func TestEnsureDirRefusesWritableByOthers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "m")
+	if err := EnsureDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	if err := EnsureDir(dir); err == nil {
+		t.Error("a world-writable manifests dir was accepted")
+	}
+}
