@@ -124,6 +124,12 @@ func (m *Manager) runProbes(ctx context.Context, w *worker, name string, p Probe
 		if ctx.Err() != nil {
 			return
 		}
+		if !ok {
+			// A container that stopped meanwhile is not unhealthy: its worker is about to go.
+			if st, err := m.opts.Runtime.ContainerStatus(ctx, t.containerID, false); err != nil || st.State != legacy.ContainerStateRunning {
+				return
+			}
+		}
 		if ok {
 			successes, fails = successes+1, 0
 		} else {
