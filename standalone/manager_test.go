@@ -74,19 +74,19 @@ func TestManagerLifecycle(t *testing.T) {
 	fake.StopContainer(ctx, b0.ID.ID, 0)
 	waitFor(t, "b restarted", func() bool { c := running(fake, "b"); return c != nil && c.ID != b0.ID })
 
-	rec, err := ReadRecord(state, "default", "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Readiness is recorded right after the sync that started the container.
+	var rec *PodRecord
+	waitFor(t, "both ready", func() bool {
+		var err error
+		rec, err = ReadRecord(state, "default", "web")
+		return err == nil && rec.Ready["a"] && rec.Ready["b"]
+	})
 	var reasons []string
 	for _, e := range rec.Events {
 		reasons = append(reasons, e.Reason)
 	}
 	if len(reasons) < 6 || reasons[0] != "Created" || reasons[1] != "Started" {
 		t.Errorf("events %v", reasons)
-	}
-	if !rec.Ready["a"] || !rec.Ready["b"] {
-		t.Errorf("readiness %v", rec.Ready)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "vol", rec.UID, "volumes", "d")); err != nil {
 		t.Errorf("emptyDir: %v", err)

@@ -131,13 +131,16 @@ func (r *Records) Eventf(object, eventType, reason, messageFmt string, args ...a
 		msg = fmt.Sprintf(messageFmt, args...)
 	}
 	entry := logrus.WithFields(logrus.Fields{"object": object, "type": eventType, "reason": reason})
-	if eventType == legacy.EventTypeWarning {
-		entry.Info(msg)
-	} else {
-		entry.Debug(msg)
+	log := func(repeat bool) {
+		if eventType == legacy.EventTypeWarning && !repeat {
+			entry.Info(msg)
+		} else {
+			entry.Debug(msg)
+		}
 	}
 	key, ok := strings.CutPrefix(object, "pod/")
 	if !ok {
+		log(false)
 		return
 	}
 	now := r.clock.Now()
@@ -145,6 +148,7 @@ func (r *Records) Eventf(object, eventType, reason, messageFmt string, args ...a
 	defer r.mu.Unlock()
 	rec := r.pods[key]
 	if rec == nil {
+		log(false)
 		return
 	}
 	if n := len(rec.Events); n > 0 {
@@ -153,9 +157,11 @@ func (r *Records) Eventf(object, eventType, reason, messageFmt string, args ...a
 			last.Count++
 			last.LastTime = now
 			r.saveLocked(rec)
+			log(true)
 			return
 		}
 	}
+	log(false)
 	rec.Events = append(rec.Events, Event{FirstTime: now, LastTime: now, Type: eventType, Reason: reason, Message: msg, Count: 1})
 	if len(rec.Events) > MaxEventsPerPod {
 		rec.Events = append([]Event(nil), rec.Events[len(rec.Events)-MaxEventsPerPod:]...)
