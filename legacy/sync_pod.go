@@ -236,6 +236,17 @@ func newestContainer(containers []*ContainerDetails, name string) *ContainerDeta
 	return best
 }
 
+// newestExited returns the newest exited container of that name, nil when none.
+func newestExited(containers []*ContainerDetails, name string) *ContainerDetails {
+	var exited []*ContainerDetails
+	for _, c := range containers {
+		if c.State == ContainerStateExited {
+			exited = append(exited, c)
+		}
+	}
+	return newestContainer(exited, name)
+}
+
 // ComputePodActions decides what SyncPod does, from the desired pod, the pod's status (its
 // sandboxes), the containers of its newest sandbox and the IDs of the running containers that
 // failed their liveness probe. It is the kubelet's computePodActions on the model's types.
@@ -334,9 +345,8 @@ func ComputePodActions(pod *PodSpec, status *PodStatus, containers []*ContainerD
 			case unhealthy[cur.ID.ID]:
 				actions.ContainersToKill = append(actions.ContainersToKill, containerKill{ID: cur.ID.ID, Name: name,
 					Message: fmt.Sprintf("Container %s failed liveness probe, will be restarted", name)})
-				if policy != RestartPolicyNever {
-					actions.ContainersToStart = append(actions.ContainersToStart, i)
-				}
+				// Only killed here: the next sync restarts it by the restart policy, through the
+				// crash-loop backoff (repeated liveness failures back off like crashes).
 			}
 			continue
 		}
@@ -494,7 +504,9 @@ func (s *PodSyncer) startContainer(ctx context.Context, result *PodSyncResult, p
 	r := NewSyncResult(StartContainer, name)
 	result.AddSyncResult(r)
 	prev := newestContainer(containers, name)
-	if wait, msg := s.doBackOff(pod, prev); wait {
+	// The backoff counts from the newest run that exited (as the kubelet's doBackOff): a container
+	// killed for its liveness probe restarts through it too.
+	if wait, msg := s.doBackOff(pod, newestExited(containers, name)); wait {
 		s.Recorder.Eventf(obj, EventTypeWarning, BackOffStartContainer, "Back-off restarting failed container %s in pod %s", name, pod.FullName())
 		r.Fail(ErrCrashLoopBackOff, msg)
 		return

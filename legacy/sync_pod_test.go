@@ -170,14 +170,14 @@ func TestComputePodActions(t *testing.T) {
 				ContainersToKill: []containerKill{{ID: "a-0", Name: "a", Message: "Container a definition changed, will be restarted"}}},
 		},
 		{
-			name:   "liveness failure: killed and restarted",
+			name:   "liveness failure: killed (the next sync restarts it through the backoff)",
 			pod:    syncPodSpec(RestartPolicyAlways, "a"),
 			status: func(p *PodSpec) *PodStatus { return readySandbox(p, 0) },
 			containers: func(p *PodSpec) []*ContainerDetails {
 				return []*ContainerDetails{ctrOf(p, "a", "regular", ContainerStateRunning, 0, 0)}
 			},
 			unhealthy: []string{"a-0"},
-			want: PodActions{SandboxID: "sb1", NextInitContainer: -1, ContainersToStart: []int{0},
+			want: PodActions{SandboxID: "sb1", NextInitContainer: -1,
 				ContainersToKill: []containerKill{{ID: "a-0", Name: "a", Message: "Container a failed liveness probe, will be restarted"}}},
 		},
 		{
@@ -490,5 +490,43 @@ func TestSyncPodRecreatesStoppedSandbox(t *testing.T) {
 	}
 	if !found {
 		t.Error("no SandboxChanged event")
+	}
+}
+
+// TestSyncPodLivenessFailuresBackOff: a container killed for its liveness probe restarts by the
+// policy at the next sync, the first time at once and then through the crash-loop backoff.
+func TestSyncPodLivenessFailuresBackOff(t *testing.T) {
+	fake := NewFakeRuntime()
+	clk := testclock.NewFakeClock(time.Now())
+	s := NewPodSyncer(fake, nil, nil, NewCrashLoopBackoff(clk))
+	unhealthy := ""
+	s.Unhealthy = func(_ *PodSpec, id string) bool { return id == unhealthy }
+	pod := syncPodSpec(RestartPolicyAlways, "a")
+	syncOnce(t, s, fake, pod)
+	for i := 0; i < 3; i++ {
+		c := runningOf(fake, "a")
+		if c == nil || int(c.Attempt) != i {
+			t.Fatalf("round %d: running %+v", i, c)
+		}
+		unhealthy = c.ID.ID
+		syncOnce(t, s, fake, pod) // kills it
+		if runningOf(fake, "a") != nil {
+			t.Fatalf("round %d: not killed", i)
+		}
+		clk.SetTime(time.Now())
+		res := syncOnce(t, s, fake, pod)
+		if i == 0 {
+			if res.Error() != nil || runningOf(fake, "a") == nil {
+				t.Fatalf("first liveness kill: not restarted at once: %v", res.Error())
+			}
+			continue
+		}
+		if !errors.Is(res.Error(), ErrCrashLoopBackOff) {
+			t.Fatalf("round %d: restart not backed off: %v", i, res.Error())
+		}
+		clk.Step(time.Duration(1<<(i-1)) * 10 * time.Second)
+		if err := syncOnce(t, s, fake, pod).Error(); err != nil || runningOf(fake, "a") == nil {
+			t.Fatalf("round %d: not restarted after the backoff: %v", i, err)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/legacy"
 )
 
@@ -21,11 +22,18 @@ type probeTarget struct {
 	host string
 }
 
-// runProbe runs one probe once and tells whether it succeeded, with the output or the failure.
+// errContainerGone: the probed container no longer runs; its probes end without a verdict.
+const errContainerGone = "container gone"
+
+// runProbe runs one probe once and tells whether it succeeded, with the output or the failure
+// (errContainerGone when the container stopped).
 func runProbe(ctx context.Context, rt legacy.ContainerManager, p Probe, t probeTarget) (bool, string) {
 	switch {
 	case len(p.Exec) > 0:
 		res, err := rt.ExecSync(ctx, t.containerID, p.Exec, p.Timeout)
+		if errdefs.IsNotFound(err) || errdefs.IsFailedPrecondition(err) {
+			return false, errContainerGone
+		}
 		if err != nil {
 			return false, err.Error()
 		}
@@ -126,6 +134,9 @@ func (m *Manager) runProbes(ctx context.Context, w *worker, name string, p Probe
 		}
 		if !ok {
 			// A container that stopped meanwhile is not unhealthy: its worker is about to go.
+			if out == errContainerGone {
+				return
+			}
 			if st, err := m.opts.Runtime.ContainerStatus(ctx, t.containerID, false); err != nil || st.State != legacy.ContainerStateRunning {
 				return
 			}
