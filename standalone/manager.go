@@ -197,6 +197,7 @@ func (m *Manager) readDir() map[string]*Pod {
 		sum := sha256.Sum256(data)
 		fs, ok := m.files[path]
 		if !ok || fs.sum != sum {
+			prev := fs.pod
 			fs = fileState{sum: sum}
 			var parsed *Pod
 			pod, err := ParseManifest(data)
@@ -204,8 +205,15 @@ func (m *Manager) readDir() map[string]*Pod {
 				parsed, err = Convert(pod, path, ConvertOptions{PodLogRoot: m.opts.PodLogRoot, VolumeRoot: m.opts.VolumeRoot})
 			}
 			if err != nil {
-				logrus.WithError(err).WithField("manifest", path).Warn("invalid pod manifest: ignored")
 				fs.err = err
+				if prev != nil {
+					// A broken edit does not take a running pod down: the last valid spec stays.
+					logrus.WithError(err).WithFields(logrus.Fields{"manifest": path, "pod": prev.Key()}).Warn("invalid pod manifest: keeping the pod's last valid spec")
+					m.records.Eventf(prev.Spec.EventObject(), legacy.EventTypeWarning, legacy.FailedValidation, "Invalid manifest %s, the last valid spec stays: %v", path, err)
+					parsed = prev
+				} else {
+					logrus.WithError(err).WithField("manifest", path).Warn("invalid pod manifest: ignored")
+				}
 			}
 			fs.pod = parsed
 			m.files[path] = fs

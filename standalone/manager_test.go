@@ -70,6 +70,14 @@ func TestManagerLifecycle(t *testing.T) {
 		t.Fatal("b was replaced too")
 	}
 
+	// A broken edit keeps the pod as it was.
+	a1 := running(fake, "a")
+	write("metadata: {name: web}\nspec:\n  containers:\n  - {name: a, image: busybox:1, bogus: 1}\n")
+	time.Sleep(200 * time.Millisecond)
+	if a := running(fake, "a"); a == nil || a.ID != a1.ID || running(fake, "b") == nil {
+		t.Fatal("an invalid manifest took the pod down")
+	}
+
 	// A crash: restarted at once (the first restart does not back off).
 	fake.StopContainer(ctx, b0.ID.ID, 0)
 	waitFor(t, "b restarted", func() bool { c := running(fake, "b"); return c != nil && c.ID != b0.ID })
