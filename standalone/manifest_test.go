@@ -1,6 +1,7 @@
 package standalone
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,23 @@ func TestPodUIDStable(t *testing.T) {
 	c, _ := ParseManifest([]byte("metadata: {name: a, namespace: x}\nspec: {containers: [{name: c, image: b}]}"))
 	if PodUID(a) != PodUID(b) || PodUID(a) == PodUID(c) || len(PodUID(a)) != 36 {
 		t.Errorf("uids %s %s %s", PodUID(a), PodUID(b), PodUID(c))
+	}
+}
+
+func TestExampleManifestConverts(t *testing.T) {
+	data, err := os.ReadFile("examples/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, err := ParseManifest(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Convert(pod, "examples/web.yaml", ConvertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Spec.Containers) != 2 || len(p.Spec.Sandbox.PortMappings) != 1 || len(p.Probes["server"]) != 2 {
+		t.Errorf("example: %d containers, ports %v, probes %v", len(p.Spec.Containers), p.Spec.Sandbox.PortMappings, p.Probes)
 	}
 }
