@@ -530,3 +530,14 @@ func TestSyncPodLivenessFailuresBackOff(t *testing.T) {
 		}
 	}
 }
+
+func TestFakeRuntimeSyncPod(t *testing.T) {
+	fake := NewFakeRuntime()
+	pod := syncPodSpec(RestartPolicyAlways, "a")
+	if err := fake.SyncPod(context.Background(), pod, nil, nil).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if runningOf(fake, "a") == nil || fake.CalledFunctions[0] != "SyncPod" {
+		t.Fatalf("calls %v", fake.CalledFunctions)
+	}
+}
