@@ -541,3 +541,52 @@ func TestFakeRuntimeSyncPod(t *testing.T) {
 		t.Fatalf("calls %v", fake.CalledFunctions)
 	}
 }
+
+// TestSyncPodImagePull: images come through the ImagePuller with the container's pull policy; a
+// failed pull is ErrImagePull, then ErrImagePullBackOff until the image backoff passes, and no
+// container is created meanwhile.
+func TestSyncPodImagePull(t *testing.T) {
+	fake := NewFakeRuntime()
+	clk := testclock.NewFakeClock(time.Now())
+	backend := newFakeBackend()
+	backend.pullErr = errors.New("connection refused")
+	rec := NewMemoryRecorder(0, clk)
+	s := NewPodSyncer(fake, NewImagePuller(rec, backend, NewImagePullBackoff(clk)), rec, nil)
+	pod := syncPodSpec(RestartPolicyAlways, "a")
+	pod.Containers[0].PullPolicy = PullIfNotPresent
+	if err := syncOnce(t, s, fake, pod).Error(); !errors.Is(err, ErrImagePull) {
+		t.Fatalf("first sync: %v", err)
+	}
+	if err := syncOnce(t, s, fake, pod).Error(); !errors.Is(err, ErrImagePullBackOff) {
+		t.Fatalf("second sync: %v", err)
+	}
+	if len(fake.FakeContainers()) != 0 {
+		t.Fatal("a container was created without its image")
+	}
+	backend.mu.Lock()
+	backend.pullErr = nil
+	backend.mu.Unlock()
+	clk.Step(ImagePullBackoffInitial + time.Second)
+	if err := syncOnce(t, s, fake, pod).Error(); err != nil {
+		t.Fatalf("after the backoff: %v", err)
+	}
+	if runningOf(fake, "a") == nil {
+		t.Fatal("not started after the pull")
+	}
+	var reasons []string
+	for _, e := range rec.EventsFor(pod.EventObject()) {
+		reasons = append(reasons, e.Reason)
+	}
+	if got := strings.Join(reasons, ","); !strings.HasPrefix(got, "Pulling,Failed") || !strings.Contains(got, "BackOff") || !strings.HasSuffix(got, "Pulled,Created,Started") {
+		t.Errorf("events %s", got)
+	}
+	// Never with the image absent.
+	pod2 := syncPodSpec(RestartPolicyAlways, "b")
+	pod2.Sandbox.Metadata.Uid, pod2.Sandbox.Metadata.Name = "uid-never", "never"
+	pod2.Containers[0].Config.Image.Image = "absent"
+	pod2.Containers[0].PullPolicy = PullNever
+	st, _ := fake.GetPodStatus(context.Background(), pod2.UID(), "never", "default")
+	if err := s.SyncPod(context.Background(), pod2, st).Error(); !errors.Is(err, ErrImageNeverPull) {
+		t.Fatalf("Never: %v", err)
+	}
+}

@@ -141,3 +141,69 @@ func TestEnsureDirRefusesWritableByOthers(t *testing.T) {
 		t.Error("a world-writable manifests dir was accepted")
 	}
 }
+
+// TestManagerAdoptsRunningPods: a new manager (a restarted daemon) on pods already running from
+// the same manifest changes nothing.
+func TestManagerAdoptsRunningPods(t *testing.T) {
+	dir := t.TempDir()
+	fake := legacy.NewFakeRuntime()
+	WriteFileAtomic(filepath.Join(dir, "web.yaml"), []byte("metadata: {name: web}\nspec: {containers: [{name: a, image: busybox:1}]}\n"), 0o600)
+	run := func() func() {
+		m, err := New(Options{Dir: dir, Runtime: fake, ScanInterval: 20 * time.Millisecond, ResyncInterval: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); m.Run(ctx) }()
+		return func() { cancel(); <-done }
+	}
+	stop := run()
+	waitFor(t, "a", func() bool { return running(fake, "a") != nil })
+	stop()
+	before := running(fake, "a")
+	fake.ClearCalls()
+	stop = run()
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	if a := running(fake, "a"); a == nil || a.ID != before.ID {
+		t.Fatalf("the running container was replaced: %+v", a)
+	}
+	for _, c := range fake.CalledFunctions {
+		if c == "RunPodSandbox" || c == "CreateContainer" || c == "StopContainer" || c == "StopPodSandbox" || c == "RemovePodSandbox" {
+			t.Fatalf("a restarted manager called %s (%v)", c, fake.CalledFunctions)
+		}
+	}
+}
+
+// fakeGC is a GCRuntime listing fixed containers.
+type fakeGC struct{ cs []legacy.GCContainer }
+
+func (f *fakeGC) GCContainers(context.Context) ([]legacy.GCContainer, error) { return f.cs, nil }
+func (f *fakeGC) SandboxExists(context.Context, string) bool                 { return true }
+func (f *fakeGC) RemoveGCContainer(context.Context, legacy.GCContainer) error {
+	return nil
+}
+
+// TestGCViewOnlyStandalonePods: the standalone pods' GC sees their containers only, never a
+// kubelet's.
+func TestGCViewOnlyStandalonePods(t *testing.T) {
+	m, _ := New(Options{Dir: t.TempDir(), Runtime: legacy.NewFakeRuntime()})
+	pod, _ := ParseManifest([]byte("metadata: {name: web}\nspec: {containers: [{name: a, image: b}]}"))
+	p, _ := Convert(pod, "", ConvertOptions{})
+	w := &worker{done: make(chan struct{})}
+	w.current.Store(p)
+	m.workers[p.Key()] = w
+	view := &podsGCView{m: m, rt: &fakeGC{cs: []legacy.GCContainer{
+		{ID: "mine", Name: "a", PodUID: p.UID}, {ID: "kubelets", Name: "a", PodUID: "other"}, {ID: "nobody"},
+	}}}
+	got, _ := view.GCContainers(context.Background())
+	if len(got) != 1 || got[0].ID != "mine" {
+		t.Fatalf("view %v", got)
+	}
+	gc, _ := legacy.NewContainerGC(view, legacy.ContainerGCPolicy{MaxPerPodContainer: 0, MaxContainers: -1})
+	plan, _ := gc.Plan(context.Background())
+	if len(plan) != 1 || plan[0].ID != "mine" {
+		t.Errorf("GC plan %v, want only the standalone pod's dead container", plan)
+	}
+}
