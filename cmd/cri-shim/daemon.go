@@ -242,6 +242,13 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		}
 	}()
 	defer func() { stopGC(); <-gcDone; <-netnsGCDone }()
+	// Standalone pods: the manifests of static_pods_dir, kept running through the model's SyncPod.
+	stopPods, err := startStandalonePods(ctx, cfg, rt, images)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer stopPods()
 	streamServer, err := streaming.NewServer(streaming.Config{Addr: cfg.StreamServerAddress}, rt)
 	if err != nil {
 		lis.Close()

@@ -43,7 +43,9 @@ func startDaemon(t *testing.T, bin, dir string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{dir: dir, socket: filepath.Join(dir, "cri.sock"), out: &bytes.Buffer{}}
 	args := append([]string{"--managed-containerd", "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"),
-		"--socket", d.socket, "--log-level", "debug"}, extra...)
+		"--socket", d.socket, "--log-level", "debug",
+		// Standalone pods from a dir of the test's own, never the host's /etc/cri-shim/manifests.
+		"--static-pods-dir", filepath.Join(dir, "manifests"), "--static-pods-log-dir", filepath.Join(dir, "pod-logs")}, extra...)
 	d.cmd = exec.Command(bin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {

@@ -5,6 +5,7 @@
 //	cri-shim config default       print every config key with its default
 //	cri-shim pull [flags] IMAGE   pull an image as the daemon would
 //	cri-shim gc --dry-run         print what the container GC policy would remove
+//	cri-shim pods COMMAND         standalone pods: apply, list, describe, logs, delete
 package main
 
 import (
@@ -39,6 +40,7 @@ func usage(fs *flag.FlagSet) func() {
   cri-shim config default      print every config key with its default and a comment
   cri-shim pull [flags] IMAGE  pull an image into cri-shim's containerd namespace
   cri-shim gc --dry-run        print the containers the config's GC policy would remove now
+  cri-shim pods COMMAND        standalone pods: apply FILE, list, describe NAME, logs NAME [-c C] [-f], delete NAME
 
 Flags (each overrides the config key it names):
 `)
@@ -65,7 +67,7 @@ func run(args []string) error {
 		}
 	}
 	sub := "daemon"
-	if len(args) > 0 && (args[0] == "pull" || args[0] == "gc") {
+	if len(args) > 0 && (args[0] == "pull" || args[0] == "gc" || args[0] == "pods") {
 		sub, args = args[0], args[1:]
 	}
 
@@ -119,6 +121,8 @@ func run(args []string) error {
 			return errors.New("usage: cri-shim gc --dry-run [daemon flags]")
 		}
 		return gcMain(ctx, cfg, dryRun)
+	case "pods":
+		return podsMain(ctx, cfg, fs.Args())
 	default:
 		if fs.NArg() != 0 {
 			return fmt.Errorf("unexpected arguments %q (see cri-shim --help)", fs.Args())

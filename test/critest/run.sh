@@ -57,6 +57,7 @@ for _ in $(seq 600); do [ -s "$WORK/registry.addr" ] && break; kill -0 "$REG_PID
 echo "run.sh: test registry on $(cat "$WORK/registry.addr")" >&2
 
 "$WORK/cri-shim" --managed-containerd --root "$WORK/root" --state "$WORK/state" --socket "$WORK/cri.sock" \
+  --static-pods-dir "$WORK/manifests" --static-pods-log-dir "$WORK/pod-logs" \
   --registry-config-path "$WORK/certs.d" --log-level debug >"$LOGS/cri-shim.log" 2>&1 &
 SHIM_PID=$!
 for _ in $(seq 600); do [ -S "$WORK/cri.sock" ] && break; kill -0 "$SHIM_PID" || break; sleep 0.1; done

@@ -46,6 +46,9 @@ type Config struct {
 	GCMaxPerPodContainer     int      `toml:"gc_max_per_pod_container" json:"gc_max_per_pod_container" flag:"gc-max-per-pod-container" doc:"container GC: dead containers kept per (pod, container name) of a live sandbox; -1: no limit, so a kubelet's dead containers are left to the kubelet (set a limit only for pods no kubelet collects)"`
 	GCMaxContainers          int      `toml:"gc_max_containers" json:"gc_max_containers" flag:"gc-max-containers" doc:"container GC: dead containers of live sandboxes kept on the node in all (oldest removed first, at least one per pod container name); -1: no limit"`
 	GCInterval               Duration `toml:"gc_interval" json:"gc_interval" flag:"gc-interval" doc:"how often the container GC runs (gc_min_age, gc_max_per_pod_container, gc_max_containers; cri-shim gc --dry-run prints what it would remove)"`
+	StaticPodsDir            string   `toml:"static_pods_dir" json:"static_pods_dir" flag:"static-pods-dir" doc:"directory of Pod manifests (YAML/JSON) run as standalone pods without a kubelet (created 0700 when missing; must not be writable by group or others); empty: off"`
+	StaticPodsLogDir         string   `toml:"static_pods_log_dir" json:"static_pods_log_dir" flag:"static-pods-log-dir" doc:"where the standalone pods' container logs go, one <namespace>_<name>_<uid> dir per pod as the kubelet's /var/log/pods"`
+	StaticPodsGCMaxPerPod    int      `toml:"static_pods_gc_max_per_pod_container" json:"static_pods_gc_max_per_pod_container" flag:"static-pods-gc-max-per-pod-container" doc:"container GC of the standalone pods (cri-shim owns them): dead containers kept per (pod, container name), the kubelet's default 1; -1: no limit (gc_min_age and gc_max_containers apply too)"`
 	LogLevel                 string   `toml:"log_level" json:"log_level" flag:"log-level" doc:"trace, debug, info, warn or error"`
 	LogFormat                string   `toml:"log_format" json:"log_format" flag:"log-format" doc:"text or json"`
 }
@@ -84,6 +87,9 @@ func Default() Config {
 		GCMaxPerPodContainer:     -1,
 		GCMaxContainers:          -1,
 		GCInterval:               Duration(5 * time.Minute),
+		StaticPodsDir:            "/etc/cri-shim/manifests",
+		StaticPodsLogDir:         "/var/log/pods",
+		StaticPodsGCMaxPerPod:    1,
 		LogLevel:                 "info",
 		LogFormat:                "text",
 	}
@@ -235,6 +241,11 @@ func (c *Config) Validate() error {
 	}
 	if c.GCInterval <= 0 {
 		bad("gc_interval", "must be positive, got %s", c.GCInterval)
+	}
+	absPath("static_pods_dir", c.StaticPodsDir, true)
+	absPath("static_pods_log_dir", c.StaticPodsLogDir, false)
+	if c.StaticPodsGCMaxPerPod < -1 {
+		bad("static_pods_gc_max_per_pod_container", "must be -1 (no limit) or more, got %d", c.StaticPodsGCMaxPerPod)
 	}
 	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
 		bad("log_level", "%q is not one of trace, debug, info, warn, error", c.LogLevel)

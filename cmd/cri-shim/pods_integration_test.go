@@ -1,0 +1,104 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPodsCLI runs a two-container pod with a hostPort and an exec probe from the daemon's
+// manifests dir through `cri-shim pods`: apply, list, describe, logs, delete.
+func TestPodsCLI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir, args := crashEnv(t, ctx, "pods", "crishimpd0", "10.97.0.0/24")
+	bin := buildDaemon(t)
+	d := startDaemon(t, bin, dir, args...)
+	flags := []string{"--socket", d.socket, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"),
+		"--static-pods-dir", filepath.Join(dir, "manifests")}
+	pods := func(a ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, bin, append(append([]string{"pods"}, flags...), a...)...).CombinedOutput()
+		return string(out), err
+	}
+	manifest := filepath.Join(dir, "web.yaml")
+	os.WriteFile(manifest, []byte(`apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: edge}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: server
+    image: busybox:1.37.0
+    command: [sh, -c, 'mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www']
+    ports: [{containerPort: 8080, hostPort: 18097}]
+    livenessProbe:
+      exec: {command: [pidof, httpd]}
+      periodSeconds: 1
+  - name: logger
+    image: busybox:1.37.0
+    command: [sh, -c, 'echo logger up; exec sleep 3600']
+`), 0o644)
+	t.Cleanup(func() {
+		pods("delete", "edge/web")
+	})
+	out, err := pods("apply", manifest)
+	if err != nil || !strings.Contains(out, "pod/web created") {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	if out, err := pods("apply", filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Fatalf("apply of a missing file: %s", out)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		out, err = pods("list")
+		if err == nil && strings.Contains(out, "2/2") && strings.Contains(out, "Running") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod not running: %v\n%s\ndaemon:\n%s", err, out, d.out.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("pods list:\n%s", out)
+	var body string
+	for i := 0; i < 50 && body != "served"; i++ {
+		if resp, err := http.Get("http://127.0.0.1:18097/"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = strings.TrimSpace(string(b))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if body != "served" {
+		t.Fatalf("host port: %q", body)
+	}
+	out, err = pods("describe", "edge/web")
+	if err != nil || !strings.Contains(out, "Started container server") || !strings.Contains(out, "Started container logger") ||
+		!strings.Contains(out, "Ready:         true") {
+		t.Fatalf("describe: %v\n%s", err, out)
+	}
+	if out, err = pods("logs", "edge/web", "-c", "logger"); err != nil || strings.TrimSpace(out) != "logger up" {
+		t.Fatalf("logs: %v\n%q", err, out)
+	}
+	if out, err = pods("logs", "edge/web"); err == nil {
+		t.Fatalf("logs without -c of a two-container pod: %s", out)
+	}
+	out, err = pods("delete", "edge/web")
+	if err != nil || !strings.Contains(out, "pod/web deleted") {
+		t.Fatalf("delete: %v\n%s", err, out)
+	}
+	if out, _ = pods("list"); strings.Contains(out, "web") {
+		t.Fatalf("after delete:\n%s", out)
+	}
+	if _, err := http.Get("http://127.0.0.1:18097/"); err == nil {
+		t.Error("the host port still answers after delete")
+	}
+}

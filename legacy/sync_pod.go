@@ -1,0 +1,551 @@
+package legacy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/clock"
+)
+
+// Labels SyncPod puts on what it creates.
+const (
+	// LabelSpecHash holds SpecHash of a container's desired config, or of the sandbox's: a
+	// different hash means the spec changed and the object is replaced.
+	LabelSpecHash = "io.cri-shim.spec-hash"
+	// LabelContainerType is "init" for init containers, "regular" for the others.
+	LabelContainerType = "io.cri-shim.container.type"
+)
+
+// Crash-loop backoff of containers: 10 s after the first restart, doubling to 300 s; a container
+// that ran for ContainerBackoffResetAfter before it exited starts over (as the kubelet).
+const (
+	CrashLoopBackoffInitial    = 10 * time.Second
+	CrashLoopBackoffMax        = 300 * time.Second
+	ContainerBackoffResetAfter = 10 * time.Minute
+)
+
+// NewCrashLoopBackoff returns the container restart backoff: 10 s doubling to 300 s.
+func NewCrashLoopBackoff(clk clock.PassiveClock) *Backoff {
+	return NewBackoff(CrashLoopBackoffInitial, CrashLoopBackoffMax, clk)
+}
+
+// IsInBackOffSince tells whether id is still backing off from a failure at eventTime: its delay
+// has not passed since then (on the backoff's clock). An entry older than twice the maximum delay
+// at eventTime no longer counts.
+func (b *Backoff) IsInBackOffSince(id string, eventTime time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.entries[id]
+	if !ok || b.expired(e, eventTime) {
+		return false
+	}
+	return b.clock.Since(eventTime) < e.backoff
+}
+
+// ContainerSpec is a container SyncPod keeps running: its CRI config (SyncPod sets the attempt,
+// the log path and its labels) and how its image is pulled.
+type ContainerSpec struct {
+	Config     *runtime.ContainerConfig
+	PullPolicy PullPolicy
+}
+
+// PodSpec is the desired state of a pod for SyncPod.
+type PodSpec struct {
+	// Sandbox is the sandbox's config; its metadata (name, namespace, uid) names the pod.
+	// SyncPod sets the attempt and LabelSpecHash.
+	Sandbox        *runtime.PodSandboxConfig
+	RuntimeHandler string
+	// InitContainers run one after the other, each to success, before the Containers start.
+	InitContainers []ContainerSpec
+	Containers     []ContainerSpec
+	// RestartPolicy defaults to Always.
+	RestartPolicy RestartPolicy
+	// StopTimeout is the grace period of a container being killed.
+	StopTimeout time.Duration
+	// Auths are the registry credentials to try.
+	Auths []*runtime.AuthConfig
+}
+
+// UID returns the pod's UID.
+func (p *PodSpec) UID() UID { return UID(p.Sandbox.GetMetadata().GetUid()) }
+
+// FullName returns the pod's name_namespace.
+func (p *PodSpec) FullName() string {
+	return BuildPodFullName(p.Sandbox.GetMetadata().GetName(), p.Sandbox.GetMetadata().GetNamespace())
+}
+
+// EventObject is the object the pod's events are recorded against: pod/NAMESPACE/NAME.
+func (p *PodSpec) EventObject() string {
+	return "pod/" + p.Sandbox.GetMetadata().GetNamespace() + "/" + p.Sandbox.GetMetadata().GetName()
+}
+
+func (p *PodSpec) policy() RestartPolicy {
+	if p.RestartPolicy == "" {
+		return RestartPolicyAlways
+	}
+	return p.RestartPolicy
+}
+
+// SpecHash is HashContainer of the config without what SyncPod itself sets (attempt, log path,
+// LabelSpecHash): it changes only when the desired container changes.
+func SpecHash(config *runtime.ContainerConfig) uint64 {
+	c := proto.Clone(config).(*runtime.ContainerConfig)
+	if c.Metadata != nil {
+		c.Metadata.Attempt = 0
+	}
+	c.LogPath = ""
+	delete(c.Labels, LabelSpecHash)
+	return HashContainer(c)
+}
+
+// SandboxSpecHash is the hash of a sandbox config without its attempt and LabelSpecHash.
+func SandboxSpecHash(config *runtime.PodSandboxConfig) uint64 {
+	c := proto.Clone(config).(*runtime.PodSandboxConfig)
+	if c.Metadata != nil {
+		c.Metadata.Attempt = 0
+	}
+	delete(c.Labels, LabelSpecHash)
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	if err != nil {
+		b = []byte(c.String())
+	}
+	return HashContainer(&runtime.ContainerConfig{Args: []string{string(b)}})
+}
+
+func hashString(h uint64) string { return strconv.FormatUint(h, 16) }
+
+// PodRuntime is what SyncPod drives: the runtime's pods and sandboxes and its containers.
+type PodRuntime interface {
+	Runtime
+	ContainerManager
+}
+
+// PodSyncer keeps pods in their desired state: SyncPod compares what runs with the PodSpec and
+// acts. It is what the kubelet did for its pods, here for the standalone pods.
+type PodSyncer struct {
+	Runtime PodRuntime
+	// Puller makes the images present (pull policy, image pull backoff).
+	Puller ImagePuller
+	// Recorder records the events, against PodSpec.EventObject.
+	Recorder EventRecorder
+	// Backoff is the crash-loop backoff of the containers.
+	Backoff *Backoff
+	// Unhealthy, when set, tells whether a running container failed its liveness probe: it is
+	// killed and restarted by the restart policy.
+	Unhealthy func(pod *PodSpec, containerID string) bool
+}
+
+// NewPodSyncer returns a syncer with the crash-loop backoff on the real clock and a nop recorder
+// when those are nil.
+func NewPodSyncer(rt PodRuntime, puller ImagePuller, recorder EventRecorder, backoff *Backoff) *PodSyncer {
+	if recorder == nil {
+		recorder = NopRecorder{}
+	}
+	if backoff == nil {
+		backoff = NewCrashLoopBackoff(nil)
+	}
+	return &PodSyncer{Runtime: rt, Puller: puller, Recorder: recorder, Backoff: backoff}
+}
+
+// containerKill is a container to stop and why.
+type containerKill struct {
+	ID      string
+	Name    string
+	Message string
+}
+
+// PodActions is what SyncPod will do to a pod.
+type PodActions struct {
+	// KillPod stops every sandbox of the pod (and their containers) first.
+	KillPod bool
+	// CreateSandbox makes a new sandbox with Attempt; SandboxID is the ready one otherwise.
+	CreateSandbox bool
+	SandboxID     string
+	Attempt       uint32
+	// NextInitContainer is the index of the init container to start, -1 for none.
+	NextInitContainer int
+	// ContainersToStart are indexes into PodSpec.Containers.
+	ContainersToStart []int
+	// ContainersToKill are stopped before anything starts.
+	ContainersToKill []containerKill
+	// Reason says why the sandbox is (re)created, for the event.
+	Reason string
+}
+
+// ContainersToKillNames returns the names of the containers to kill (tests, logs).
+func (a PodActions) ContainersToKillNames() []string {
+	var out []string
+	for _, k := range a.ContainersToKill {
+		out = append(out, k.Name)
+	}
+	return out
+}
+
+// newestSandbox returns the newest of the pod's sandboxes, nil when none.
+func newestSandbox(status *PodStatus) *SandboxStatus {
+	if status == nil || len(status.SandboxStatuses) == 0 {
+		return nil
+	}
+	s := append([]*SandboxStatus(nil), status.SandboxStatuses...)
+	sort.SliceStable(s, func(i, j int) bool {
+		if s[i].Attempt != s[j].Attempt {
+			return s[i].Attempt > s[j].Attempt
+		}
+		return s[i].CreatedAt.After(s[j].CreatedAt)
+	})
+	return s[0]
+}
+
+// containersStatus turns the containers of a sandbox into a PodStatus, newest first, as
+// ShouldContainerBeRestarted reads it.
+func containersStatus(pod *PodSpec, containers []*ContainerDetails) *PodStatus {
+	ps := &PodStatus{ID: pod.UID()}
+	sorted := append([]*ContainerDetails(nil), containers...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if sorted[i].Attempt != sorted[j].Attempt {
+			return sorted[i].Attempt > sorted[j].Attempt
+		}
+		return sorted[i].CreatedAt.After(sorted[j].CreatedAt)
+	})
+	for _, c := range sorted {
+		cs := c.ContainerStatus
+		ps.ContainerStatuses = append(ps.ContainerStatuses, &cs)
+	}
+	return ps
+}
+
+// newestContainer returns the newest container of that name, nil when none.
+func newestContainer(containers []*ContainerDetails, name string) *ContainerDetails {
+	var best *ContainerDetails
+	for _, c := range containers {
+		if c.Name != name {
+			continue
+		}
+		if best == nil || c.Attempt > best.Attempt || (c.Attempt == best.Attempt && c.CreatedAt.After(best.CreatedAt)) {
+			best = c
+		}
+	}
+	return best
+}
+
+// newestExited returns the newest exited container of that name, nil when none.
+func newestExited(containers []*ContainerDetails, name string) *ContainerDetails {
+	var exited []*ContainerDetails
+	for _, c := range containers {
+		if c.State == ContainerStateExited {
+			exited = append(exited, c)
+		}
+	}
+	return newestContainer(exited, name)
+}
+
+// ComputePodActions decides what SyncPod does, from the desired pod, the pod's status (its
+// sandboxes), the containers of its newest sandbox and the IDs of the running containers that
+// failed their liveness probe. It is the kubelet's computePodActions on the model's types.
+func ComputePodActions(pod *PodSpec, status *PodStatus, containers []*ContainerDetails, unhealthy map[string]bool) PodActions {
+	actions := PodActions{NextInitContainer: -1}
+	policy := pod.policy()
+	sb := newestSandbox(status)
+	switch {
+	case sb == nil:
+		actions.CreateSandbox, actions.Reason = true, "no sandbox"
+	case sb.State != SandboxStateReady:
+		actions.CreateSandbox, actions.Reason = true, "sandbox not ready"
+		actions.Attempt = sb.Attempt + 1
+	case sb.Labels[LabelSpecHash] != hashString(SandboxSpecHash(pod.Sandbox)):
+		actions.CreateSandbox, actions.Reason = true, "sandbox spec changed"
+		actions.Attempt = sb.Attempt + 1
+	default:
+		actions.SandboxID = sb.ID
+	}
+	if actions.CreateSandbox {
+		if sb != nil {
+			actions.KillPod = true
+			// A pod that must not restart and already ran its containers is done: no new sandbox.
+			if policy == RestartPolicyNever && len(containers) > 0 && actions.Reason == "sandbox not ready" {
+				actions.CreateSandbox = false
+				return actions
+			}
+		}
+		if len(pod.InitContainers) > 0 {
+			actions.NextInitContainer = 0
+		} else {
+			for i := range pod.Containers {
+				actions.ContainersToStart = append(actions.ContainersToStart, i)
+			}
+		}
+		return actions
+	}
+
+	cstatus := containersStatus(pod, containers)
+	wanted := map[string]bool{}
+	for _, c := range pod.InitContainers {
+		wanted[c.Config.GetMetadata().GetName()] = true
+	}
+	for _, c := range pod.Containers {
+		wanted[c.Config.GetMetadata().GetName()] = true
+	}
+	// Running containers the spec no longer has go.
+	for _, c := range containers {
+		if c.State == ContainerStateRunning && !wanted[c.Name] {
+			actions.ContainersToKill = append(actions.ContainersToKill, containerKill{ID: c.ID.ID, Name: c.Name,
+				Message: fmt.Sprintf("Container %s is no longer in the pod's spec, it will be killed", c.Name)})
+		}
+	}
+
+	// Init containers: one at a time, in order, until each exited 0. Once a regular container
+	// was created in this sandbox the pod is initialized.
+	initialized := len(pod.InitContainers) == 0
+	for _, c := range containers {
+		if c.Config.GetLabels()[LabelContainerType] == "regular" {
+			initialized = true
+		}
+	}
+	if !initialized {
+		for i, ic := range pod.InitContainers {
+			name := ic.Config.GetMetadata().GetName()
+			cur := newestContainer(containers, name)
+			switch {
+			case cur == nil:
+				actions.NextInitContainer = i
+				return actions
+			case cur.State == ContainerStateRunning:
+				return actions // wait for it
+			case cur.State == ContainerStateExited && cur.ExitCode == 0:
+				continue
+			case cur.State == ContainerStateExited && policy == RestartPolicyNever:
+				// The pod failed: stop it and leave it.
+				actions.KillPod = true
+				return actions
+			default:
+				actions.NextInitContainer = i
+				return actions
+			}
+		}
+	}
+
+	for i, spec := range pod.Containers {
+		name := spec.Config.GetMetadata().GetName()
+		cur := newestContainer(containers, name)
+		if cur != nil && cur.State == ContainerStateRunning {
+			want := hashString(SpecHash(spec.Config))
+			switch {
+			case cur.Config.GetLabels()[LabelSpecHash] != want:
+				actions.ContainersToKill = append(actions.ContainersToKill, containerKill{ID: cur.ID.ID, Name: name,
+					Message: fmt.Sprintf("Container %s definition changed, will be restarted", name)})
+				actions.ContainersToStart = append(actions.ContainersToStart, i)
+			case unhealthy[cur.ID.ID]:
+				actions.ContainersToKill = append(actions.ContainersToKill, containerKill{ID: cur.ID.ID, Name: name,
+					Message: fmt.Sprintf("Container %s failed liveness probe, will be restarted", name)})
+				// Only killed here: the next sync restarts it by the restart policy, through the
+				// crash-loop backoff (repeated liveness failures back off like crashes).
+			}
+			continue
+		}
+		if ShouldContainerBeRestarted(spec.Config, policy, cstatus) {
+			actions.ContainersToStart = append(actions.ContainersToStart, i)
+		}
+	}
+	return actions
+}
+
+// SyncPod brings the pod to its spec: it computes the actions from status (the pod's status,
+// from the status Cache) and the containers of its newest sandbox, then kills the pod or
+// containers, creates the sandbox, starts the next init container or the containers (images
+// through the Puller, restarts through the crash-loop backoff), and reports every step.
+func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus) (result PodSyncResult) {
+	if pod == nil || pod.Sandbox.GetMetadata().GetUid() == "" {
+		result.Fail(errors.New("pod spec without sandbox metadata and uid"))
+		return result
+	}
+	if status == nil {
+		status = &PodStatus{ID: pod.UID()}
+	}
+	obj := pod.EventObject()
+	log := logrus.WithField("pod", pod.FullName())
+
+	var containers []*ContainerDetails
+	unhealthy := map[string]bool{}
+	if sb := newestSandbox(status); sb != nil && sb.State == SandboxStateReady {
+		cs, err := s.Runtime.ListContainers(ctx, &ContainerFilter{SandboxID: sb.ID})
+		if err != nil {
+			result.Fail(fmt.Errorf("list containers of sandbox %s: %w", sb.ID, err))
+			return result
+		}
+		for _, c := range cs {
+			if c.SandboxID == sb.ID {
+				containers = append(containers, c)
+				if s.Unhealthy != nil && c.State == ContainerStateRunning && s.Unhealthy(pod, c.ID.ID) {
+					unhealthy[c.ID.ID] = true
+				}
+			}
+		}
+	} else if sb != nil {
+		// The containers of a stopped sandbox tell whether a Never pod already ran.
+		cs, err := s.Runtime.ListContainers(ctx, &ContainerFilter{SandboxID: sb.ID})
+		if err == nil {
+			for _, c := range cs {
+				if c.SandboxID == sb.ID {
+					containers = append(containers, c)
+				}
+			}
+		}
+	}
+	actions := ComputePodActions(pod, status, containers, unhealthy)
+	log.WithFields(logrus.Fields{"createSandbox": actions.CreateSandbox, "killPod": actions.KillPod,
+		"init": actions.NextInitContainer, "start": actions.ContainersToStart, "kill": actions.ContainersToKillNames()}).Trace("pod actions")
+
+	if actions.KillPod {
+		if actions.CreateSandbox && len(status.SandboxStatuses) > 0 {
+			s.Recorder.Eventf(obj, EventTypeNormal, SandboxChanged, "Pod sandbox changed (%s), it will be killed and re-created.", actions.Reason)
+		}
+		running := ConvertPodStatusToRunningPod(s.Runtime.Type(), status)
+		for _, c := range containers {
+			if c.State == ContainerStateRunning {
+				s.Recorder.Eventf(obj, EventTypeNormal, KillingContainer, "Stopping container %s", c.Name)
+			}
+		}
+		kill := s.Runtime.KillPod(ctx, running)
+		result.AddPodSyncResult(kill)
+		if err := kill.Error(); err != nil {
+			s.Recorder.Eventf(obj, EventTypeWarning, FailedKillPod, "error killing pod: %v", err)
+			return result
+		}
+		if !actions.CreateSandbox {
+			return result
+		}
+	}
+	for _, k := range actions.ContainersToKill {
+		r := NewSyncResult(KillContainer, k.Name)
+		result.AddSyncResult(r)
+		s.Recorder.Eventf(obj, EventTypeNormal, KillingContainer, "%s", k.Message)
+		if err := s.Runtime.StopContainer(ctx, k.ID, pod.StopTimeout); err != nil {
+			r.Fail(ErrKillContainer, err.Error())
+			return result
+		}
+	}
+
+	sandboxID := actions.SandboxID
+	if actions.CreateSandbox {
+		cfg := proto.Clone(pod.Sandbox).(*runtime.PodSandboxConfig)
+		cfg.Metadata.Attempt = actions.Attempt
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		cfg.Labels[LabelSpecHash] = hashString(SandboxSpecHash(pod.Sandbox))
+		id, res := s.Runtime.RunPodSandbox(ctx, cfg, pod.RuntimeHandler)
+		r := NewSyncResult(CreatePodSandbox, pod.FullName())
+		result.AddSyncResult(r)
+		if err := res.Error(); err != nil {
+			r.Fail(ErrCreatePodSandbox, err.Error())
+			s.Recorder.Eventf(obj, EventTypeWarning, FailedCreatePodSandBox, "Failed to create pod sandbox: %v", err)
+			return result
+		}
+		sandboxID = id
+		// The older sandboxes were killed: remove them and their containers.
+		for _, old := range status.SandboxStatuses {
+			rr := NewSyncResult(RemovePodSandbox, old.ID)
+			if err := s.Runtime.RemovePodSandbox(ctx, old.ID); err != nil {
+				rr.Fail(err, err.Error())
+			}
+			result.AddSyncResult(rr)
+		}
+		containers = nil
+	}
+
+	if actions.NextInitContainer >= 0 {
+		s.startContainer(ctx, &result, pod, sandboxID, pod.InitContainers[actions.NextInitContainer], "init", containers)
+		return result
+	}
+	for _, i := range actions.ContainersToStart {
+		s.startContainer(ctx, &result, pod, sandboxID, pod.Containers[i], "regular", containers)
+	}
+	return result
+}
+
+// ErrCreatePodSandbox: the pod's sandbox could not be created.
+var ErrCreatePodSandbox = errors.New("CreatePodSandboxError")
+
+// backoffKey keys a container's crash-loop backoff: the pod's UID and the container's name.
+func backoffKey(pod *PodSpec, name string) string {
+	return string(pod.UID()) + "/" + name
+}
+
+// doBackOff tells whether the container's restart must wait: its newest run exited less than its
+// delay ago. Otherwise the delay grows for the next time.
+func (s *PodSyncer) doBackOff(pod *PodSpec, prev *ContainerDetails) (bool, string) {
+	if prev == nil || prev.State != ContainerStateExited {
+		return false, ""
+	}
+	key := backoffKey(pod, prev.Name)
+	if !prev.StartedAt.IsZero() && prev.FinishedAt.Sub(prev.StartedAt) >= ContainerBackoffResetAfter {
+		// It ran fine for long enough: its next crash starts the backoff over.
+		s.Backoff.Reset(key)
+	}
+	if s.Backoff.IsInBackOffSince(key, prev.FinishedAt) {
+		return true, fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", s.Backoff.Get(key), prev.Name, pod.FullName())
+	}
+	s.Backoff.Next(key, prev.FinishedAt)
+	return false, ""
+}
+
+// startContainer pulls the image, creates and starts one container, after the backoff allows it.
+func (s *PodSyncer) startContainer(ctx context.Context, result *PodSyncResult, pod *PodSpec, sandboxID string, spec ContainerSpec, typ string, containers []*ContainerDetails) {
+	name := spec.Config.GetMetadata().GetName()
+	obj := pod.EventObject()
+	r := NewSyncResult(StartContainer, name)
+	result.AddSyncResult(r)
+	prev := newestContainer(containers, name)
+	// The backoff counts from the newest run that exited (as the kubelet's doBackOff): a container
+	// killed for its liveness probe restarts through it too.
+	if wait, msg := s.doBackOff(pod, newestExited(containers, name)); wait {
+		s.Recorder.Eventf(obj, EventTypeWarning, BackOffStartContainer, "Back-off restarting failed container %s in pod %s", name, pod.FullName())
+		r.Fail(ErrCrashLoopBackOff, msg)
+		return
+	}
+	if s.Puller != nil {
+		if _, err := s.Puller.PullImage(ctx, PullRequest{Image: ImageSpec{Image: spec.Config.GetImage().GetImage()},
+			PullPolicy: spec.PullPolicy, Auths: pod.Auths, Object: obj}); err != nil {
+			var pe *PullError
+			reason := ErrImagePull
+			if errors.As(err, &pe) {
+				reason = pe.Reason
+			}
+			r.Fail(reason, err.Error())
+			return
+		}
+	}
+	cfg := proto.Clone(spec.Config).(*runtime.ContainerConfig)
+	var attempt uint32
+	if prev != nil {
+		attempt = prev.Attempt + 1
+	}
+	cfg.Metadata.Attempt = attempt
+	cfg.LogPath = filepath.Join(name, strconv.FormatUint(uint64(attempt), 10)+".log")
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
+	}
+	cfg.Labels[LabelSpecHash] = hashString(SpecHash(spec.Config))
+	cfg.Labels[LabelContainerType] = typ
+	id, err := s.Runtime.CreateContainer(ctx, sandboxID, cfg)
+	if err != nil {
+		s.Recorder.Eventf(obj, EventTypeWarning, FailedToCreateContainer, "Error: %v", err)
+		r.Fail(ErrCreateContainer, err.Error())
+		return
+	}
+	s.Recorder.Eventf(obj, EventTypeNormal, CreatedContainer, "Created container %s", name)
+	if err := s.Runtime.StartContainer(ctx, id); err != nil {
+		s.Recorder.Eventf(obj, EventTypeWarning, FailedToStartContainer, "Error: %v", err)
+		r.Fail(ErrRunContainer, err.Error())
+		return
+	}
+	s.Recorder.Eventf(obj, EventTypeNormal, StartedContainer, "Started container %s", name)
+}
