@@ -47,6 +47,14 @@ type Config struct {
 	GCInterval               Duration `toml:"gc_interval" json:"gc_interval" flag:"gc-interval" doc:"how often the container GC runs (gc_min_age, gc_max_per_pod_container, gc_max_containers; cri-shim gc --dry-run prints what it would remove)"`
 	LogLevel                 string   `toml:"log_level" json:"log_level" flag:"log-level" doc:"trace, debug, info, warn or error"`
 	LogFormat                string   `toml:"log_format" json:"log_format" flag:"log-format" doc:"text or json"`
+
+	// NRI (Node Resource Interface) plugins.
+	EnableNRI                    bool     `toml:"enable_nri" json:"enable_nri" flag:"enable-nri" doc:"serve NRI: plugins receive the pod and container lifecycle events, may adjust containers at creation and update their resources"`
+	NRISocket                    string   `toml:"nri_socket" json:"nri_socket" flag:"nri-socket" doc:"unix socket NRI plugins connect to (plugins take it from NRI_PLUGIN_SOCKET or their socket flag); empty: <state_dir>/nri/nri.sock, apart from /var/run/nri/nri.sock, which a system containerd's NRI owns"`
+	NRIPluginDir                 string   `toml:"nri_plugin_dir" json:"nri_plugin_dir" flag:"nri-plugin-dir" doc:"pre-installed NRI plugins cri-shim launches at start, executables named <index>-<name> (containerd uses /opt/nri/plugins); empty: none"`
+	NRIPluginConfigDir           string   `toml:"nri_plugin_config_dir" json:"nri_plugin_config_dir" flag:"nri-plugin-config-dir" doc:"configuration files of the pre-installed plugins, <index>-<name>.conf or <name>.conf (containerd uses /etc/nri/conf.d); empty: none"`
+	NRIPluginRegistrationTimeout Duration `toml:"nri_plugin_registration_timeout" json:"nri_plugin_registration_timeout" flag:"nri-plugin-registration-timeout" doc:"how long a connecting NRI plugin may take to register"`
+	NRIPluginRequestTimeout      Duration `toml:"nri_plugin_request_timeout" json:"nri_plugin_request_timeout" flag:"nri-plugin-request-timeout" doc:"how long an NRI plugin may take to handle one event (a plugin timing out in RunPodSandbox or CreateContainer fails the call and is disconnected)"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m", "90s") in TOML.
@@ -85,12 +93,24 @@ func Default() Config {
 		GCInterval:               Duration(5 * time.Minute),
 		LogLevel:                 "info",
 		LogFormat:                "text",
+
+		EnableNRI:                    true,
+		NRIPluginRegistrationTimeout: Duration(5 * time.Second),
+		NRIPluginRequestTimeout:      Duration(2 * time.Second),
 	}
 }
 
 // ManagedContainerdAddress is the socket of a containerd started by cri-shim.
 func (c *Config) ManagedContainerdAddress() string {
 	return filepath.Join(c.StateDir, "containerd", "containerd.sock")
+}
+
+// NRISocketPath is the socket NRI plugins connect to: nri_socket, or <state_dir>/nri/nri.sock.
+func (c *Config) NRISocketPath() string {
+	if c.NRISocket != "" {
+		return c.NRISocket
+	}
+	return filepath.Join(c.StateDir, "nri", "nri.sock")
 }
 
 // Load reads the TOML file at path over the defaults. An empty path means DefaultPath, which may be
@@ -226,6 +246,18 @@ func (c *Config) Validate() error {
 	}
 	if c.GCInterval <= 0 {
 		bad("gc_interval", "must be positive, got %s", c.GCInterval)
+	}
+	absPath("nri_socket", c.NRISocket, true)
+	if c.EnableNRI && len(c.NRISocketPath()) > 107 {
+		bad("nri_socket", "path longer than 107 bytes: %q", c.NRISocketPath())
+	}
+	absPath("nri_plugin_dir", c.NRIPluginDir, true)
+	absPath("nri_plugin_config_dir", c.NRIPluginConfigDir, true)
+	if c.NRIPluginRegistrationTimeout <= 0 {
+		bad("nri_plugin_registration_timeout", "must be positive, got %s", c.NRIPluginRegistrationTimeout)
+	}
+	if c.NRIPluginRequestTimeout <= 0 {
+		bad("nri_plugin_request_timeout", "must be positive, got %s", c.NRIPluginRequestTimeout)
 	}
 	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
 		bad("log_level", "%q is not one of trace, debug, info, warn, error", c.LogLevel)
