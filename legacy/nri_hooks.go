@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -78,7 +79,8 @@ func (n *nriState) podOf(ctx context.Context, id string) *nri.PodSandbox {
 
 // spec loads the OCI spec of a containerd container.
 func (n *nriState) spec(ctx context.Context, id string) (*runtimespec.Spec, error) {
-	ctx = n.r.withNS(ctx)
+	ctx, cancel := context.WithTimeout(n.r.withNS(ctx), 10*time.Second)
+	defer cancel()
 	cntr, err := n.r.client.LoadContainer(ctx, id)
 	if err != nil {
 		return nil, err

@@ -320,6 +320,7 @@ func TestNRILifecycle(t *testing.T) {
 	if got := p.eventsOf(sb.ID); !slices.Equal(got, want) {
 		t.Fatalf("events:\n got %v\nwant %v", got, want)
 	}
+	t.Log("events checked")
 	// Metadata: the container events name the container.
 	p.mu.Lock()
 	for _, ev := range p.events {
