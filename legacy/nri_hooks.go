@@ -166,6 +166,34 @@ func (r *ContainerdRuntime) nriRemovePodSandbox(ctx context.Context, sb *podSand
 	n.forget(n.pods, sb.meta.ID, o)
 }
 
+// nriUpdatePodSandbox tells the plugins a pod's resources change; a plugin's error fails it.
+func (r *ContainerdRuntime) nriUpdatePodSandbox(ctx context.Context, sb *podSandbox, overhead, resources *runtime.LinuxContainerResources) error {
+	n := r.nri()
+	if n == nil {
+		return nil
+	}
+	defer n.adapt.BlockPluginSync().Unblock()
+	_, err := n.adapt.UpdatePodSandbox(ctx, &nri.UpdatePodSandboxRequest{
+		Pod: n.pod(ctx, sb), OverheadLinuxResources: criToNRIResources(overhead), LinuxResources: criToNRIResources(resources),
+	})
+	if err != nil {
+		return nriErr(err)
+	}
+	return nil
+}
+
+// nriPostUpdatePodSandbox tells the plugins a pod's resources changed.
+func (r *ContainerdRuntime) nriPostUpdatePodSandbox(ctx context.Context, sb *podSandbox) {
+	n := r.nri()
+	if n == nil {
+		return
+	}
+	defer n.adapt.BlockPluginSync().Unblock()
+	if err := n.adapt.PostUpdatePodSandbox(ctx, &nri.StateChangeEvent{Pod: n.pod(ctx, sb)}); err != nil {
+		logrus.WithError(err).WithField("sandbox", sb.meta.ID).Warn("NRI: PostUpdatePodSandbox")
+	}
+}
+
 // --- containers
 
 // containerTemplate is the static NRI description of a container from its OCI spec.

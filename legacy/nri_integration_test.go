@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,7 +33,9 @@ type testPlugin struct {
 	// adjust makes CreateContainer set an env var and an annotation (one plugin only: NRI refuses
 	// two plugins setting the same one).
 	adjust bool
-	name   string
+	// mountSrc, with adjust, is bind-mounted read-only at /nri-mnt.
+	mountSrc string
+	name     string
 }
 
 func newTestPlugin() *testPlugin {
@@ -121,7 +124,20 @@ func (p *testPlugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr
 	adj := &api.ContainerAdjustment{}
 	adj.AddEnv("NRI_INJECTED", "from-plugin-"+ctr.GetName())
 	adj.AddAnnotation("nri.test/adjusted", "yes")
+	if p.mountSrc != "" {
+		adj.AddMount(&api.Mount{Source: p.mountSrc, Destination: "/nri-mnt", Type: "bind", Options: []string{"rbind", "ro"}})
+	}
 	return adj, nil, nil
+}
+
+func (p *testPlugin) UpdatePodSandbox(_ context.Context, pod *api.PodSandbox, _, _ *api.LinuxResources) error {
+	p.record("UpdatePodSandbox", pod, nil)
+	return nil
+}
+
+func (p *testPlugin) PostUpdatePodSandbox(_ context.Context, pod *api.PodSandbox) error {
+	p.record("PostUpdatePodSandbox", pod, nil)
+	return nil
 }
 
 func (p *testPlugin) PostCreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) error {
@@ -216,6 +232,13 @@ func TestNRILifecycle(t *testing.T) {
 	sock := e.startNRI()
 	p := newTestPlugin()
 	p.adjust = true
+	p.mountSrc = filepath.Join(e.dir, "nri-mount")
+	if err := os.MkdirAll(p.mountSrc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.mountSrc, "hello"), []byte("mounted by NRI\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e.connect(p, sock, "lifecycle", "10")
 	waitCh(t, p.syncDone, "Synchronize")
 	ctx := context.Background()
@@ -230,6 +253,22 @@ func TestNRILifecycle(t *testing.T) {
 		}
 		if got := strings.TrimSpace(string(res.Stdout)); got != "from-plugin-web" {
 			t.Fatalf("NRI_INJECTED in the container = %q, want from-plugin-web", got)
+		}
+	})
+
+	t.Run("mount added by the plugin", func(t *testing.T) {
+		res, err := e.rt.ExecSync(ctx, id, []string{"cat", "/nri-mnt/hello"}, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(res.Stdout)); got != "mounted by NRI" {
+			t.Fatalf("/nri-mnt/hello = %q (stderr %q)", got, res.Stderr)
+		}
+	})
+
+	t.Run("pod update announced", func(t *testing.T) {
+		if err := e.rt.UpdatePodSandboxResources(ctx, sb.ID, nil, &runtime.LinuxContainerResources{CpuShares: 1024}); err != nil {
+			t.Fatal(err)
 		}
 	})
 
@@ -309,6 +348,7 @@ func TestNRILifecycle(t *testing.T) {
 	want := []string{
 		"RunPodSandbox",
 		"CreateContainer", "PostCreateContainer", "StartContainer", "PostStartContainer", // web
+		"UpdatePodSandbox", "PostUpdatePodSandbox",
 		"UpdateContainer", "PostUpdateContainer",
 		"CreateContainer", "StopContainer", "RemoveContainer", // rejected, undone
 		"CreateContainer", "PostCreateContainer", "StopContainer", "RemoveContainer", // retried
