@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,8 +103,13 @@ func (r *ContainerdRuntime) StartNRI(opts NRIOptions) error {
 		}
 		o = append(o, nri.WithSocketPath(opts.SocketPath))
 	}
-	// An empty plugin path is a dir that does not exist: no pre-installed plugins.
-	o = append(o, nri.WithPluginPath(opts.PluginPath), nri.WithPluginConfigPath(opts.PluginConfigPath))
+	// An empty plugin path is a dir that does not exist: no pre-installed plugins. Without a config
+	// dir, a dir of ours that never exists (NRI would read relative to the working dir).
+	configPath := opts.PluginConfigPath
+	if configPath == "" {
+		configPath = filepath.Join(r.opts.StateDir, "nri", "no-plugin-config")
+	}
+	o = append(o, nri.WithPluginPath(opts.PluginPath), nri.WithPluginConfigPath(configPath))
 	if opts.RegistrationTimeout > 0 {
 		nri.SetPluginRegistrationTimeout(opts.RegistrationTimeout)
 	}

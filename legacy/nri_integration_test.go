@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -456,5 +458,37 @@ func TestNRILateJoinLosesNoContainer(t *testing.T) {
 				t.Errorf("plugin %s learned of container %s %d times (want once, by Synchronize or CreateContainer)", p.name, id, n)
 			}
 		}
+	}
+}
+
+// TestNRIPreinstalledPlugin: a plugin in the plugin dir is launched at start with its config from
+// the config dir, and adjusts containers; no socket is served then.
+func TestNRIPreinstalledPlugin(t *testing.T) {
+	e := newEnv(t, "")
+	pluginDir, confDir := filepath.Join(e.dir, "plugins"), filepath.Join(e.dir, "conf.d")
+	for _, d := range []string{pluginDir, confDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := exec.Command(filepath.Join(goruntime.GOROOT(), "bin", "go"), "build", "-o", filepath.Join(pluginDir, "05-envplug"), "./testdata/nriplugin")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the test plugin: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "05-envplug.conf"), []byte("configured-value\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rt.StartNRI(NRIOptions{PluginPath: pluginDir, PluginConfigPath: confDir}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.rt.StopNRI)
+	sb, _ := e.podWithLogs("nri-pre")
+	id := e.createStart(sb.ID, ctrCfg("pre", "sleep", "3600"))
+	res, err := e.rt.ExecSync(context.Background(), id, []string{"sh", "-c", "echo $PREINSTALLED"}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(res.Stdout)); got != "configured-value" {
+		t.Fatalf("PREINSTALLED in the container = %q, want configured-value", got)
 	}
 }
