@@ -54,7 +54,7 @@ type Config struct {
 	NRIPluginDir                 string   `toml:"nri_plugin_dir" json:"nri_plugin_dir" flag:"nri-plugin-dir" doc:"pre-installed NRI plugins cri-shim launches at start, executables named <index>-<name> (containerd uses /opt/nri/plugins); empty: none"`
 	NRIPluginConfigDir           string   `toml:"nri_plugin_config_dir" json:"nri_plugin_config_dir" flag:"nri-plugin-config-dir" doc:"configuration files of the pre-installed plugins, <index>-<name>.conf or <name>.conf (containerd uses /etc/nri/conf.d); empty: none"`
 	NRIPluginRegistrationTimeout Duration `toml:"nri_plugin_registration_timeout" json:"nri_plugin_registration_timeout" flag:"nri-plugin-registration-timeout" doc:"how long a connecting NRI plugin may take to register"`
-	NRIPluginRequestTimeout      Duration `toml:"nri_plugin_request_timeout" json:"nri_plugin_request_timeout" flag:"nri-plugin-request-timeout" doc:"how long an NRI plugin may take to handle one event (a plugin timing out in RunPodSandbox or CreateContainer fails the call and is disconnected)"`
+	NRIPluginRequestTimeout      Duration `toml:"nri_plugin_request_timeout" json:"nri_plugin_request_timeout" flag:"nri-plugin-request-timeout" doc:"how long an NRI plugin may take to handle one event; a plugin that takes longer is disconnected and the call goes on without it"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m", "90s") in TOML.
