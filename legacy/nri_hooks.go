@@ -518,20 +518,50 @@ func (r *ContainerdRuntime) nriPostUpdateContainer(ctx context.Context, c *podCo
 
 // --- resources
 
-// criToNRIResources converts CRI resources (nil: nil) through their OCI form.
+// criToNRIResources converts CRI resources (nil: nil); unset (zero) values stay unset.
 func criToNRIResources(res *runtime.LinuxContainerResources) *nri.LinuxResources {
 	if res == nil {
 		return nil
 	}
-	s := &runtimespec.Spec{}
-	applyResources(s, res)
-	return nri.FromOCILinuxResources(s.Linux.Resources, nil)
+	out := &nri.LinuxResources{Memory: &nri.LinuxMemory{}, Cpu: &nri.LinuxCPU{
+		Cpus: res.GetCpusetCpus(), Mems: res.GetCpusetMems(),
+	}}
+	if v := res.GetMemoryLimitInBytes(); v != 0 {
+		out.Memory.Limit = nri.Int64(v)
+	}
+	if v := res.GetMemorySwapLimitInBytes(); v != 0 {
+		out.Memory.Swap = nri.Int64(v)
+	}
+	if v := res.GetCpuShares(); v != 0 {
+		out.Cpu.Shares = nri.UInt64(uint64(v))
+	}
+	if v := res.GetCpuQuota(); v != 0 {
+		out.Cpu.Quota = nri.Int64(v)
+	}
+	if v := res.GetCpuPeriod(); v != 0 {
+		out.Cpu.Period = nri.UInt64(uint64(v))
+	}
+	for _, h := range res.GetHugepageLimits() {
+		out.HugepageLimits = append(out.HugepageLimits, &nri.HugepageLimit{PageSize: h.GetPageSize(), Limit: h.GetLimit()})
+	}
+	out.Unified = maps.Clone(res.GetUnified())
+	return out
 }
 
-// nriToCRIResources converts NRI resources through their OCI form.
+// nriToCRIResources converts NRI resources to CRI's; what CRI cannot express (block I/O and RDT
+// classes, device rules, pids) is left out.
 func nriToCRIResources(res *nri.LinuxResources) *runtime.LinuxContainerResources {
-	s := &runtimespec.Spec{Linux: &runtimespec.Linux{Resources: res.ToOCI()}}
-	out := resourcesFromSpec(s)
-	out.Unified = maps.Clone(res.GetUnified())
+	out := &runtime.LinuxContainerResources{
+		CpusetCpus: res.GetCpu().GetCpus(), CpusetMems: res.GetCpu().GetMems(),
+		MemoryLimitInBytes:     res.GetMemory().GetLimit().GetValue(),
+		MemorySwapLimitInBytes: res.GetMemory().GetSwap().GetValue(),
+		CpuShares:              int64(res.GetCpu().GetShares().GetValue()),
+		CpuQuota:               res.GetCpu().GetQuota().GetValue(),
+		CpuPeriod:              int64(res.GetCpu().GetPeriod().GetValue()),
+		Unified:                maps.Clone(res.GetUnified()),
+	}
+	for _, h := range res.GetHugepageLimits() {
+		out.HugepageLimits = append(out.HugepageLimits, &runtime.HugepageLimit{PageSize: h.GetPageSize(), Limit: h.GetLimit()})
+	}
 	return out
 }
