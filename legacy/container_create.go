@@ -176,10 +176,15 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 		LabelContainerHash: strconv.FormatUint(HashContainer(config), 16),
 	}
 	copyMeta := meta
+	// NRI plugins adjust the spec; no plugin synchronizes until the container is stored.
+	nriCreate := r.nriCreateContainer(sb, id, config)
+	undo = append(undo, nriCreate.undo)
+	defer nriCreate.done()
 	cntr, err := r.client.NewContainer(ctx, id,
 		containerd.WithSnapshotter(snapshotter),
 		withSnapshotFrom(id, img.Name, snapshotter, img.ChainID, sandboxUsernsMapping(sb.config).snapshotOpts()...),
 		containerd.WithNewSpec(specOpts...),
+		nriCreate.adjust(),
 		containerd.WithContainerLabels(labels),
 		containerd.WithContainerExtension(containerExtensionID, &copyMeta),
 		containerd.WithRuntime(handler.Type, handler.Options),
@@ -224,6 +229,7 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 		return "", fmt.Errorf("write container status: %w", err)
 	}
 	st.store.add(c)
+	nriCreate.created(ctx, c)
 	r.emitContainerEvent(ContainerEventCreated, c)
 	log.Debug("container created")
 	return id, nil

@@ -179,6 +179,10 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	if err != nil {
 		return fmt.Errorf("wait task: %w", err)
 	}
+	defer r.nriBlockSync().Unblock()
+	if err := r.nriStartContainerBlocked(ctx, c, task.Pid()); err != nil {
+		return err
+	}
 	if err := task.Start(ctx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
@@ -192,6 +196,7 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	}
 	r.emitContainerEvent(ContainerEventStarted, c)
 	r.monitorContainer(c, task, exitCh)
+	r.nriPostStartContainerBlocked(ctx, c)
 	log.WithField("pid", task.Pid()).Debug("container started")
 	return nil
 }

@@ -168,6 +168,9 @@ func (r *ContainerdRuntime) UpdateContainerResources(ctx context.Context, id str
 		return fmt.Errorf("container %s is %s: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
 	}
 	ctx = r.withNS(ctx)
+	if resources, err = r.nriUpdateContainer(ctx, c, resources); err != nil {
+		return err
+	}
 	cntr, err := r.loadContainer(ctx, c.meta.ID)
 	if err != nil {
 		return err
@@ -199,6 +202,9 @@ func (r *ContainerdRuntime) UpdateContainerResources(ctx context.Context, id str
 	c.resources = resourcesFromSpec(spec)
 	err = c.saveRecordLocked()
 	c.mu.Unlock()
+	if err == nil {
+		r.nriPostUpdateContainer(ctx, c)
+	}
 	return err
 }
 

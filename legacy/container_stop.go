@@ -23,7 +23,11 @@ func (r *ContainerdRuntime) StopContainer(ctx context.Context, id string, timeou
 	if err != nil {
 		return err
 	}
-	return r.stopContainer(r.withNS(ctx), c, timeout)
+	if err := r.stopContainer(r.withNS(ctx), c, timeout); err != nil {
+		return err
+	}
+	r.nriStopContainer(ctx, c)
+	return nil
 }
 
 func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, timeout time.Duration) error {
@@ -113,6 +117,7 @@ func (r *ContainerdRuntime) RemoveContainer(ctx context.Context, id string) erro
 	if err := r.stopContainer(ctx, c, 0); err != nil {
 		return fmt.Errorf("stop container before removing it: %w", err)
 	}
+	r.nriRemoveContainer(ctx, c)
 	if task, err := r.loadTask(ctx, c.meta.ID); err == nil {
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("delete task: %w", err)

@@ -159,4 +159,7 @@ func (r *ContainerdRuntime) SubscribeContainerEvents(buffer int) (<-chan Contain
 // emitContainerEvent publishes a lifecycle event of c; it never blocks.
 func (r *ContainerdRuntime) emitContainerEvent(typ ContainerEventType, c *podContainer) {
 	r.events().Publish(ContainerEvent{Type: typ, ContainerID: c.meta.ID, SandboxID: c.meta.SandboxID, At: time.Now()})
+	if typ == ContainerEventStopped {
+		r.nriContainerExited(c)
+	}
 }

@@ -277,6 +277,12 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	result.AddSyncResult(netResult)
 
 	sb.state, sb.pid, sb.netUp = SandboxStateReady, task.Pid(), !hostNet
+	// NRI plugins learn of the pod before it is listed; one that fails the hook fails the pod.
+	defer r.nriBlockSync().Unblock()
+	if err := r.nriRunPodSandboxBlocked(ctx, sb); err != nil {
+		startResult.Fail(ErrRunContainer, err.Error())
+		return "", result
+	}
 	failed = false
 	r.sandboxes.add(sb)
 	r.podSandboxChanged(sb, time.Now())

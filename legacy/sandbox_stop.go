@@ -51,6 +51,7 @@ func (r *ContainerdRuntime) stopLocked(ctx context.Context, sb *podSandbox, resu
 	t0 := time.Now()
 	result.AddSyncResult(r.containers().StopPodContainers(ctx, id)...)
 	tContainers := time.Since(t0)
+	r.nriStopPodSandbox(ctx, sb)
 
 	var wg sync.WaitGroup
 	var tPause, tNet time.Duration
@@ -193,6 +194,7 @@ func (r *ContainerdRuntime) RemovePodSandbox(ctx context.Context, id string) err
 	if err := os.RemoveAll(r.SandboxStateDir(sb.meta.ID)); err != nil {
 		errs = append(errs, err)
 	}
+	r.nriRemovePodSandbox(ctx, sb)
 	r.sandboxes.remove(sb)
 	r.podSandboxChanged(sb, time.Now())
 	if err := errors.Join(errs...); err != nil {

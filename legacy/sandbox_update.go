@@ -48,6 +48,9 @@ func (r *ContainerdRuntime) UpdatePodSandboxResources(ctx context.Context, id st
 	if err != nil {
 		return err
 	}
+	if err := r.nriUpdatePodSandbox(ctx, sb, overhead, resources); err != nil {
+		return err
+	}
 	if parent := sb.config.GetLinux().GetCgroupParent(); parent != "" && !strings.Contains(parent, ":") && !strings.HasSuffix(path.Base(parent), ".slice") {
 		if err := applyPodCgroup(parent, PodCgroupResources(overhead, resources)); err != nil {
 			return fmt.Errorf("update the pod's cgroup %s: %w", parent, err)
@@ -69,6 +72,7 @@ func (r *ContainerdRuntime) UpdatePodSandboxResources(ctx context.Context, id st
 		}
 		return true
 	})
+	r.nriPostUpdatePodSandbox(ctx, sb)
 	return nil
 }
 

@@ -213,6 +213,11 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	defer rt.Close()
 	// Probe the default handler's features now: logged, and the first Status is not slowed.
 	rt.HandlerFeatures(ctx, "")
+	if err := startNRI(rt, cfg); err != nil {
+		lis.Close()
+		return err
+	}
+	defer rt.StopNRI()
 	// The container GC by the config's policy. By default (no limits) it removes only orphans
 	// (dead containers whose sandbox is gone): the kubelet collects the containers it created.
 	containerGC, err := legacy.NewContainerGC(rt, gcPolicy(cfg))
@@ -333,4 +338,24 @@ func serveMetrics(addr string, pprofOn bool, extra ...prometheus.Collector) (fun
 	}()
 	logrus.WithField("address", lis.Addr().String()).Info("serving metrics")
 	return func() { srv.Close() }, nil
+}
+
+// startNRI serves NRI plugins (enable_nri) on the configured socket, before any CRI request.
+func startNRI(rt *legacy.ContainerdRuntime, cfg config.Config) error {
+	if !cfg.EnableNRI {
+		return nil
+	}
+	err := rt.StartNRI(legacy.NRIOptions{
+		RuntimeName:         "cri-shim",
+		RuntimeVersion:      version,
+		SocketPath:          cfg.NRISocketPath(),
+		PluginPath:          cfg.NRIPluginDir,
+		PluginConfigPath:    cfg.NRIPluginConfigDir,
+		RegistrationTimeout: time.Duration(cfg.NRIPluginRegistrationTimeout),
+		RequestTimeout:      time.Duration(cfg.NRIPluginRequestTimeout),
+	})
+	if err != nil {
+		return fmt.Errorf("enable_nri: %w", err)
+	}
+	return nil
 }

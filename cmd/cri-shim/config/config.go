@@ -51,6 +51,14 @@ type Config struct {
 	StaticPodsGCMaxPerPod    int      `toml:"static_pods_gc_max_per_pod_container" json:"static_pods_gc_max_per_pod_container" flag:"static-pods-gc-max-per-pod-container" doc:"container GC of the standalone pods (cri-shim owns them): dead containers kept per (pod, container name), the kubelet's default 1; -1: no limit (gc_min_age and gc_max_containers apply too)"`
 	LogLevel                 string   `toml:"log_level" json:"log_level" flag:"log-level" doc:"trace, debug, info, warn or error"`
 	LogFormat                string   `toml:"log_format" json:"log_format" flag:"log-format" doc:"text or json"`
+
+	// NRI (Node Resource Interface) plugins.
+	EnableNRI                    bool     `toml:"enable_nri" json:"enable_nri" flag:"enable-nri" doc:"serve NRI: plugins receive the pod and container lifecycle events, may adjust containers at creation and update their resources"`
+	NRISocket                    string   `toml:"nri_socket" json:"nri_socket" flag:"nri-socket" doc:"unix socket NRI plugins connect to (plugins take it from NRI_PLUGIN_SOCKET or their socket flag); empty: <state_dir>/nri/nri.sock, apart from /var/run/nri/nri.sock, which a system containerd's NRI owns"`
+	NRIPluginDir                 string   `toml:"nri_plugin_dir" json:"nri_plugin_dir" flag:"nri-plugin-dir" doc:"pre-installed NRI plugins cri-shim launches at start, executables named <index>-<name> (containerd uses /opt/nri/plugins); empty: none"`
+	NRIPluginConfigDir           string   `toml:"nri_plugin_config_dir" json:"nri_plugin_config_dir" flag:"nri-plugin-config-dir" doc:"configuration files of the pre-installed plugins, <index>-<name>.conf or <name>.conf (containerd uses /etc/nri/conf.d); empty: none"`
+	NRIPluginRegistrationTimeout Duration `toml:"nri_plugin_registration_timeout" json:"nri_plugin_registration_timeout" flag:"nri-plugin-registration-timeout" doc:"how long a connecting NRI plugin may take to register"`
+	NRIPluginRequestTimeout      Duration `toml:"nri_plugin_request_timeout" json:"nri_plugin_request_timeout" flag:"nri-plugin-request-timeout" doc:"how long an NRI plugin may take to handle one event; a plugin that takes longer is disconnected and the call goes on without it"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m", "90s") in TOML.
@@ -92,12 +100,24 @@ func Default() Config {
 		StaticPodsGCMaxPerPod:    1,
 		LogLevel:                 "info",
 		LogFormat:                "text",
+
+		EnableNRI:                    true,
+		NRIPluginRegistrationTimeout: Duration(5 * time.Second),
+		NRIPluginRequestTimeout:      Duration(2 * time.Second),
 	}
 }
 
 // ManagedContainerdAddress is the socket of a containerd started by cri-shim.
 func (c *Config) ManagedContainerdAddress() string {
 	return filepath.Join(c.StateDir, "containerd", "containerd.sock")
+}
+
+// NRISocketPath is the socket NRI plugins connect to: nri_socket, or <state_dir>/nri/nri.sock.
+func (c *Config) NRISocketPath() string {
+	if c.NRISocket != "" {
+		return c.NRISocket
+	}
+	return filepath.Join(c.StateDir, "nri", "nri.sock")
 }
 
 // Load reads the TOML file at path over the defaults. An empty path means DefaultPath, which may be
@@ -246,6 +266,18 @@ func (c *Config) Validate() error {
 	absPath("static_pods_log_dir", c.StaticPodsLogDir, false)
 	if c.StaticPodsGCMaxPerPod < -1 {
 		bad("static_pods_gc_max_per_pod_container", "must be -1 (no limit) or more, got %d", c.StaticPodsGCMaxPerPod)
+	}
+	absPath("nri_socket", c.NRISocket, true)
+	if c.EnableNRI && len(c.NRISocketPath()) > 107 {
+		bad("nri_socket", "path longer than 107 bytes: %q", c.NRISocketPath())
+	}
+	absPath("nri_plugin_dir", c.NRIPluginDir, true)
+	absPath("nri_plugin_config_dir", c.NRIPluginConfigDir, true)
+	if c.NRIPluginRegistrationTimeout <= 0 {
+		bad("nri_plugin_registration_timeout", "must be positive, got %s", c.NRIPluginRegistrationTimeout)
+	}
+	if c.NRIPluginRequestTimeout <= 0 {
+		bad("nri_plugin_request_timeout", "must be positive, got %s", c.NRIPluginRequestTimeout)
 	}
 	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
 		bad("log_level", "%q is not one of trace, debug, info, warn, error", c.LogLevel)
