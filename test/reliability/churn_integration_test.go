@@ -43,22 +43,22 @@ func (e *env) upPod(ctx context.Context, ns, name string) (podID string, ctrIDs 
 	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
 		return "", nil, err
 	}
-	p, err := e.rt.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
+	p, err := e.client().RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
 		return "", nil, fmt.Errorf("run pod %s: %w", name, err)
 	}
 	for _, cn := range []string{"a", "b"} {
-		c, err := e.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: p.PodSandboxId, SandboxConfig: cfg, Config: ctrConfig(cn)})
+		c, err := e.client().CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: p.PodSandboxId, SandboxConfig: cfg, Config: ctrConfig(cn)})
 		if err != nil {
 			return p.PodSandboxId, ctrIDs, fmt.Errorf("create %s/%s: %w", name, cn, err)
 		}
 		ctrIDs = append(ctrIDs, c.ContainerId)
-		if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: c.ContainerId}); err != nil {
+		if _, err := e.client().StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: c.ContainerId}); err != nil {
 			return p.PodSandboxId, ctrIDs, fmt.Errorf("start %s/%s: %w", name, cn, err)
 		}
 	}
 	for _, id := range ctrIDs {
-		st, err := e.rt.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: id})
+		st, err := e.client().ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: id})
 		if err != nil {
 			return p.PodSandboxId, ctrIDs, fmt.Errorf("status %s: %w", id, err)
 		}
@@ -73,21 +73,21 @@ func (e *env) upPod(ctx context.Context, ns, name string) (podID string, ctrIDs 
 // exited 0 on SIGTERM), stop and remove the sandbox, remove the pod's log dir.
 func (e *env) downPod(ctx context.Context, ns, name, podID string, ctrIDs []string) error {
 	for _, id := range ctrIDs {
-		if _, err := e.rt.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: id, Timeout: 10}); err != nil {
+		if _, err := e.client().StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: id, Timeout: 10}); err != nil {
 			return fmt.Errorf("stop %s: %w", id, err)
 		}
-		st, err := e.rt.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: id})
+		st, err := e.client().ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: id})
 		if err != nil || st.Status.State != runtime.ContainerState_CONTAINER_EXITED || st.Status.ExitCode != 0 {
 			return fmt.Errorf("container %s after stop: %v %v", id, st.GetStatus(), err)
 		}
-		if _, err := e.rt.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: id}); err != nil {
+		if _, err := e.client().RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: id}); err != nil {
 			return fmt.Errorf("remove %s: %w", id, err)
 		}
 	}
-	if _, err := e.rt.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+	if _, err := e.client().StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
 		return fmt.Errorf("stop pod %s: %w", name, err)
 	}
-	if _, err := e.rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+	if _, err := e.client().RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
 		return fmt.Errorf("remove pod %s: %w", name, err)
 	}
 	return os.RemoveAll(e.podConfig(ns, name, 0).LogDirectory)
@@ -172,11 +172,11 @@ func TestChurnLeaksNothing(t *testing.T) {
 			t.FailNow()
 		}
 	}
-	list, err := e.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
+	list, err := e.client().ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
 	if err != nil || len(list.Items) != 0 {
 		t.Fatalf("pods left: %v %v", list, err)
 	}
-	cl, err := e.rt.ListContainers(ctx, &runtime.ListContainersRequest{})
+	cl, err := e.client().ListContainers(ctx, &runtime.ListContainersRequest{})
 	if err != nil || len(cl.Containers) != 0 {
 		t.Fatalf("containers left: %v %v", cl, err)
 	}

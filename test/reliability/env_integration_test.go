@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	tasks "github.com/containerd/containerd/api/services/tasks/v1"
+	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/cri-shim/cri-shim/internal/testutil"
@@ -39,7 +39,7 @@ const (
 // cgroup parent of its own), the local registry, and the daemon process started on them; the
 // daemon can be killed and started again on the same dirs.
 type env struct {
-	t                        *testing.T
+	t, root                  *testing.T
 	dir, bin, socket, cgroup string
 	metrics                  string
 	args                     []string
@@ -68,7 +68,7 @@ func newEnv(t *testing.T, name, subnet string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir, socket: filepath.Join(dir, "cri.sock"), cgroup: "/crishim-rel-" + name}
+	e := &env{t: t, root: t, dir: dir, socket: filepath.Join(dir, "cri.sock"), cgroup: "/crishim-rel-" + name}
 	t.Cleanup(func() {
 		testutil.UnmountAll(dir)
 		os.RemoveAll(dir)
@@ -141,7 +141,7 @@ func (e *env) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.t.Cleanup(func() { conn.Close() })
+	e.root.Cleanup(func() { conn.Close() })
 	e.rt, e.img = runtime.NewRuntimeServiceClient(conn), runtime.NewImageServiceClient(conn)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -194,6 +194,13 @@ func (e *env) stop() {
 	}
 }
 
+// client is the CRI runtime client of the daemon started last.
+func (e *env) client() runtime.RuntimeServiceClient {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rt
+}
+
 func (e *env) pid() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -230,7 +237,10 @@ func pgrep(pattern string) []int {
 
 func (e *env) pull(ctx context.Context, image string) {
 	e.t.Helper()
-	if _, err := e.img.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: image}}); err != nil {
+	e.mu.Lock()
+	img := e.img
+	e.mu.Unlock()
+	if _, err := img.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: image}}); err != nil {
 		e.t.Fatalf("pull %s: %v", image, err)
 	}
 }
