@@ -252,6 +252,8 @@ type counts struct {
 	Containers, Tasks, Leases, Snapshots     int
 	Shims, IPAllocations                     int
 	SandboxDirs, ContainerDirs               int
+
+	cgroupIDs []string // the distinct cgroup names below the parent, for the leak report
 }
 
 func (c counts) String() string {
@@ -299,7 +301,15 @@ func (e *env) census(ctx context.Context) counts {
 		}
 		f.Close()
 	}
-	c.Cgroups = len(e.cgroupChildren())
+	cgs := e.cgroupChildren()
+	c.Cgroups = len(cgs)
+	seen := map[string]bool{}
+	for _, p := range cgs {
+		if b := filepath.Base(p); !seen[b] {
+			seen[b] = true
+			c.cgroupIDs = append(c.cgroupIDs, b)
+		}
+	}
 	c.Shims = len(e.shimPids())
 
 	cl, err := containerd.New(e.containerdAddress(), containerd.WithTimeout(10*time.Second))
@@ -426,7 +436,9 @@ func leaks(base, after counts) []string {
 	chk("netns files", base.NetNSFiles, after.NetNSFiles)
 	chk("netns mounts", base.NetNSMounts, after.NetNSMounts)
 	chk("mounts", base.Mounts, after.Mounts)
-	chk("cgroups", base.Cgroups, after.Cgroups)
+	if after.Cgroups > base.Cgroups {
+		out = append(out, fmt.Sprintf("cgroups %d -> %d (%v)", base.Cgroups, after.Cgroups, after.cgroupIDs))
+	}
 	chk("containerd containers", base.Containers, after.Containers)
 	chk("containerd tasks", base.Tasks, after.Tasks)
 	chk("containerd leases", base.Leases, after.Leases)
