@@ -234,6 +234,9 @@ func validateContainerFields(config *runtime.ContainerConfig) error {
 		if err := checkAbsPath("mount container_path", m.GetContainerPath()); err != nil {
 			return err
 		}
+		if m.GetImage().GetImage() != "" && m.GetHostPath() == "" {
+			continue // an image volume: no host path (the spec generation says Unimplemented)
+		}
 		if err := checkAbsPath("mount host_path", m.GetHostPath()); err != nil {
 			return err
 		}
@@ -250,4 +253,12 @@ func validateContainerFields(config *runtime.ContainerConfig) error {
 		}
 	}
 	return ValidateResources(config.GetLinux().GetResources())
+}
+
+// ValidateCommand checks an exec command: not empty, no NUL bytes, bounded.
+func ValidateCommand(cmd []string) error {
+	if len(cmd) == 0 {
+		return invalid("cmd is required")
+	}
+	return checkArgs("cmd", cmd)
 }

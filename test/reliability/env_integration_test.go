@@ -68,12 +68,26 @@ func newEnv(t *testing.T, name, subnet string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, root: t, dir: dir, socket: filepath.Join(dir, "cri.sock"), cgroup: "/crishim-rel-" + name}
+	// A cgroup parent of this run's own, so that what an earlier run leaked does not count.
+	e := &env{t: t, root: t, dir: dir, socket: filepath.Join(dir, "cri.sock"), cgroup: "/crishim-rel-" + name + "-" + filepath.Base(dir)[len("crishim-rel-"):]}
 	t.Cleanup(func() {
+		if t.Failed() {
+			// Keep the logs for a look after the test.
+			keep := "/tmp/crishim-rel-" + name + "-failed"
+			os.RemoveAll(keep)
+			os.MkdirAll(keep, 0o755)
+			exec.Command("cp", filepath.Join(dir, "daemon.log"), filepath.Join(dir, "root", "containerd.log"), keep).Run()
+			t.Logf("daemon and containerd logs kept in %s", keep)
+		}
 		testutil.UnmountAll(dir)
 		os.RemoveAll(dir)
+		// The test has counted them: remove the (empty) cgroups left, deepest first, then the parent.
+		children := e.cgroupChildren()
+		for i := len(children) - 1; i >= 0; i-- {
+			os.Remove(children[i])
+		}
 		for _, d := range e.cgroupDirs() {
-			os.Remove(d) // only the empty parent: a leaked child keeps it, and fails the test
+			os.Remove(d)
 		}
 	})
 	hosts := filepath.Join(dir, "certs.d")
@@ -96,7 +110,7 @@ func newEnv(t *testing.T, name, subnet string) *env {
 	e.metrics = lis.Addr().String()
 	lis.Close()
 	e.args = []string{"--managed-containerd", "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"),
-		"--socket", e.socket, "--log-level", "info", "--metrics-address", e.metrics,
+		"--socket", e.socket, "--log-level", "debug", "--metrics-address", e.metrics,
 		"--registry-config-path", hosts, "--cni-conf-dir", conf}
 
 	e.bin = filepath.Join(dir, "cri-shim")
