@@ -170,68 +170,104 @@ func hostilePod(mut func(c *runtime.PodSandboxConfig)) *runtime.PodSandboxConfig
 
 func TestHostileSandboxConfigs(t *testing.T) {
 	bad := map[string]func(c *runtime.PodSandboxConfig){
-		"name oversized":             func(c *runtime.PodSandboxConfig) { c.Metadata.Name = strings.Repeat("n", 254) },
-		"name control char":          func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\x01b" },
-		"name escape sequence":       func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\x1b[31mred" },
-		"name carriage return":       func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\rb" },
-		"name tab":                   func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\tb" },
-		"name NUL":                   func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\x00b" },
-		"name slash":                 func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "../etc" },
-		"name DEL":                   func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\x7f" },
-		"namespace oversized":        func(c *runtime.PodSandboxConfig) { c.Metadata.Namespace = huge },
-		"namespace newline":          func(c *runtime.PodSandboxConfig) { c.Metadata.Namespace = "ns\nx" },
-		"uid empty":                  func(c *runtime.PodSandboxConfig) { c.Metadata.Uid = "" },
-		"uid control char":           func(c *runtime.PodSandboxConfig) { c.Metadata.Uid = "u\x02" },
-		"uid slash":                  func(c *runtime.PodSandboxConfig) { c.Metadata.Uid = "u/../../x" },
-		"hostname oversized":         func(c *runtime.PodSandboxConfig) { c.Hostname = strings.Repeat("h", 300) },
-		"hostname control char":      func(c *runtime.PodSandboxConfig) { c.Hostname = "h\x07" },
-		"hostname newline":           func(c *runtime.PodSandboxConfig) { c.Hostname = "h\n127.0.0.1 evil" },
-		"log_directory relative":     func(c *runtime.PodSandboxConfig) { c.LogDirectory = "var/log/pods/x" },
-		"log_directory dotdot":       func(c *runtime.PodSandboxConfig) { c.LogDirectory = "/var/log/pods/../../../etc" },
-		"log_directory NUL":          func(c *runtime.PodSandboxConfig) { c.LogDirectory = "/var/log/\x00x" },
-		"labels oversized":           func(c *runtime.PodSandboxConfig) { c.Labels = map[string]string{"k": bigValue} },
-		"labels empty key":           func(c *runtime.PodSandboxConfig) { c.Labels = map[string]string{"": "v"} },
-		"labels NUL":                 func(c *runtime.PodSandboxConfig) { c.Labels = map[string]string{"k\x00": "v"} },
-		"annotations oversized":      func(c *runtime.PodSandboxConfig) { c.Annotations = map[string]string{"k": bigValue} },
-		"sysctl dotdot":              func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"../../../etc/passwd": "x"} },
-		"sysctl slash dotdot":        func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"net/../../x": "1"} },
-		"sysctl empty":               func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"": "1"} },
-		"sysctl empty segment":       func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"net..core": "1"} },
-		"sysctl NUL":                 func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"kernel.x\x00": "1"} },
-		"sysctl value newline":       func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"kernel.shm_rmid_forced": "1\n0"} },
-		"cgroup_parent dotdot":       func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = "/kubepods/../../x" },
-		"cgroup_parent control":      func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = "/kubepods\n" },
-		"resources cpu_shares < 0":   func(c *runtime.PodSandboxConfig) { c.Linux.Resources = &runtime.LinuxContainerResources{CpuShares: -2} },
-		"resources memory < 0":       func(c *runtime.PodSandboxConfig) { c.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: -1} },
-		"overhead cpu_period < 0":    func(c *runtime.PodSandboxConfig) { c.Linux.Overhead = &runtime.LinuxContainerResources{CpuPeriod: -100} },
-		"overhead oom_score_adj":     func(c *runtime.PodSandboxConfig) { c.Linux.Overhead = &runtime.LinuxContainerResources{OomScoreAdj: 5000} },
-		"dns server not an IP":       func(c *runtime.PodSandboxConfig) { c.DnsConfig = &runtime.DNSConfig{Servers: []string{"not-an-ip"}} },
-		"dns option injection":       func(c *runtime.PodSandboxConfig) { c.DnsConfig = &runtime.DNSConfig{Options: []string{"ndots:5\nnameserver 6.6.6.6"}} },
-		"dns search with space":      func(c *runtime.PodSandboxConfig) { c.DnsConfig = &runtime.DNSConfig{Searches: []string{"a b"}} },
-		"dns too many searches":      func(c *runtime.PodSandboxConfig) { c.DnsConfig = &runtime.DNSConfig{Searches: strings.Split(strings.Repeat("s,", 40), ",")[:40]} },
-		"dns too many servers":       func(c *runtime.PodSandboxConfig) { c.DnsConfig = &runtime.DNSConfig{Servers: strings.Split(strings.Repeat("1.1.1.1,", 20), ",")[:20]} },
-		"port container 0":           func(c *runtime.PodSandboxConfig) { c.PortMappings = []*runtime.PortMapping{{ContainerPort: 0, HostPort: 80}} },
-		"port container 65536":       func(c *runtime.PodSandboxConfig) { c.PortMappings = []*runtime.PortMapping{{ContainerPort: 65536}} },
-		"port container negative":    func(c *runtime.PodSandboxConfig) { c.PortMappings = []*runtime.PortMapping{{ContainerPort: -80}} },
-		"port host 70000":            func(c *runtime.PodSandboxConfig) { c.PortMappings = []*runtime.PortMapping{{ContainerPort: 80, HostPort: 70000}} },
-		"port host negative":         func(c *runtime.PodSandboxConfig) { c.PortMappings = []*runtime.PortMapping{{ContainerPort: 80, HostPort: -1}} },
-		"port bad protocol":          func(c *runtime.PodSandboxConfig) { c.PortMappings = []*runtime.PortMapping{{ContainerPort: 80, Protocol: 99}} },
-		"port host_ip not an IP":     func(c *runtime.PodSandboxConfig) { c.PortMappings = []*runtime.PortMapping{{ContainerPort: 80, HostIp: "999.1.1.1"}} },
-		"bandwidth annotation bogus": func(c *runtime.PodSandboxConfig) { c.Annotations = map[string]string{"kubernetes.io/ingress-bandwidth": "lots"} },
+		"name oversized":         func(c *runtime.PodSandboxConfig) { c.Metadata.Name = strings.Repeat("n", 254) },
+		"name control char":      func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\x01b" },
+		"name escape sequence":   func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\x1b[31mred" },
+		"name carriage return":   func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\rb" },
+		"name tab":               func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\tb" },
+		"name NUL":               func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\x00b" },
+		"name slash":             func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "../etc" },
+		"name DEL":               func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "a\x7f" },
+		"namespace oversized":    func(c *runtime.PodSandboxConfig) { c.Metadata.Namespace = huge },
+		"namespace newline":      func(c *runtime.PodSandboxConfig) { c.Metadata.Namespace = "ns\nx" },
+		"uid empty":              func(c *runtime.PodSandboxConfig) { c.Metadata.Uid = "" },
+		"uid control char":       func(c *runtime.PodSandboxConfig) { c.Metadata.Uid = "u\x02" },
+		"uid slash":              func(c *runtime.PodSandboxConfig) { c.Metadata.Uid = "u/../../x" },
+		"hostname oversized":     func(c *runtime.PodSandboxConfig) { c.Hostname = strings.Repeat("h", 300) },
+		"hostname control char":  func(c *runtime.PodSandboxConfig) { c.Hostname = "h\x07" },
+		"hostname newline":       func(c *runtime.PodSandboxConfig) { c.Hostname = "h\n127.0.0.1 evil" },
+		"log_directory relative": func(c *runtime.PodSandboxConfig) { c.LogDirectory = "var/log/pods/x" },
+		"log_directory dotdot":   func(c *runtime.PodSandboxConfig) { c.LogDirectory = "/var/log/pods/../../../etc" },
+		"log_directory NUL":      func(c *runtime.PodSandboxConfig) { c.LogDirectory = "/var/log/\x00x" },
+		"labels oversized":       func(c *runtime.PodSandboxConfig) { c.Labels = map[string]string{"k": bigValue} },
+		"labels empty key":       func(c *runtime.PodSandboxConfig) { c.Labels = map[string]string{"": "v"} },
+		"labels NUL":             func(c *runtime.PodSandboxConfig) { c.Labels = map[string]string{"k\x00": "v"} },
+		"annotations oversized":  func(c *runtime.PodSandboxConfig) { c.Annotations = map[string]string{"k": bigValue} },
+		"sysctl dotdot":          func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"../../../etc/passwd": "x"} },
+		"sysctl slash dotdot":    func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"net/../../x": "1"} },
+		"sysctl empty":           func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"": "1"} },
+		"sysctl empty segment":   func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"net..core": "1"} },
+		"sysctl NUL":             func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"kernel.x\x00": "1"} },
+		"sysctl value newline": func(c *runtime.PodSandboxConfig) {
+			c.Linux.Sysctls = map[string]string{"kernel.shm_rmid_forced": "1\n0"}
+		},
+		"cgroup_parent dotdot":     func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = "/kubepods/../../x" },
+		"cgroup_parent control":    func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = "/kubepods\n" },
+		"resources cpu_shares < 0": func(c *runtime.PodSandboxConfig) { c.Linux.Resources = &runtime.LinuxContainerResources{CpuShares: -2} },
+		"resources memory < 0": func(c *runtime.PodSandboxConfig) {
+			c.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: -1}
+		},
+		"overhead cpu_period < 0": func(c *runtime.PodSandboxConfig) {
+			c.Linux.Overhead = &runtime.LinuxContainerResources{CpuPeriod: -100}
+		},
+		"overhead oom_score_adj": func(c *runtime.PodSandboxConfig) {
+			c.Linux.Overhead = &runtime.LinuxContainerResources{OomScoreAdj: 5000}
+		},
+		"dns server not an IP": func(c *runtime.PodSandboxConfig) { c.DnsConfig = &runtime.DNSConfig{Servers: []string{"not-an-ip"}} },
+		"dns option injection": func(c *runtime.PodSandboxConfig) {
+			c.DnsConfig = &runtime.DNSConfig{Options: []string{"ndots:5\nnameserver 6.6.6.6"}}
+		},
+		"dns search with space": func(c *runtime.PodSandboxConfig) { c.DnsConfig = &runtime.DNSConfig{Searches: []string{"a b"}} },
+		"dns too many searches": func(c *runtime.PodSandboxConfig) {
+			c.DnsConfig = &runtime.DNSConfig{Searches: strings.Split(strings.Repeat("s,", 40), ",")[:40]}
+		},
+		"dns too many servers": func(c *runtime.PodSandboxConfig) {
+			c.DnsConfig = &runtime.DNSConfig{Servers: strings.Split(strings.Repeat("1.1.1.1,", 20), ",")[:20]}
+		},
+		"port container 0": func(c *runtime.PodSandboxConfig) {
+			c.PortMappings = []*runtime.PortMapping{{ContainerPort: 0, HostPort: 80}}
+		},
+		"port container 65536":    func(c *runtime.PodSandboxConfig) { c.PortMappings = []*runtime.PortMapping{{ContainerPort: 65536}} },
+		"port container negative": func(c *runtime.PodSandboxConfig) { c.PortMappings = []*runtime.PortMapping{{ContainerPort: -80}} },
+		"port host 70000": func(c *runtime.PodSandboxConfig) {
+			c.PortMappings = []*runtime.PortMapping{{ContainerPort: 80, HostPort: 70000}}
+		},
+		"port host negative": func(c *runtime.PodSandboxConfig) {
+			c.PortMappings = []*runtime.PortMapping{{ContainerPort: 80, HostPort: -1}}
+		},
+		"port bad protocol": func(c *runtime.PodSandboxConfig) {
+			c.PortMappings = []*runtime.PortMapping{{ContainerPort: 80, Protocol: 99}}
+		},
+		"port host_ip not an IP": func(c *runtime.PodSandboxConfig) {
+			c.PortMappings = []*runtime.PortMapping{{ContainerPort: 80, HostIp: "999.1.1.1"}}
+		},
+		"bandwidth annotation bogus": func(c *runtime.PodSandboxConfig) {
+			c.Annotations = map[string]string{"kubernetes.io/ingress-bandwidth": "lots"}
+		},
 	}
 	good := map[string]func(c *runtime.PodSandboxConfig){
-		"plain":                func(c *runtime.PodSandboxConfig) {},
-		"name 253":             func(c *runtime.PodSandboxConfig) { c.Metadata.Name = strings.Repeat("n", 253) },
-		"unicode name":         func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "pöd-ü" },
-		"hostname 63":          func(c *runtime.PodSandboxConfig) { c.Hostname = strings.Repeat("h", 63) },
-		"no log_directory":     func(c *runtime.PodSandboxConfig) { c.LogDirectory = "" },
-		"sysctls kubelet uses": func(c *runtime.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"kernel.shm_rmid_forced": "1", "net.ipv4.ip_local_port_range": "1024 65000", "net/ipv4/conf/eth0.100/forwarding": "1"} },
-		"cgroup_parent":        func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = "/kubepods/besteffort/poduid" },
-		"systemd cgroup":       func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = "kubepods-besteffort-poduid.slice" },
-		"ports":                func(c *runtime.PodSandboxConfig) { c.PortMappings = []*runtime.PortMapping{{ContainerPort: 80, HostPort: 0}, {ContainerPort: 53, HostPort: 65535, Protocol: runtime.Protocol_UDP}, {ContainerPort: 132, Protocol: runtime.Protocol_SCTP}} },
-		"dns":                  func(c *runtime.PodSandboxConfig) { c.DnsConfig = &runtime.DNSConfig{Servers: []string{"10.0.0.10", "fd00::a"}, Searches: []string{"ns.svc.cluster.local"}, Options: []string{"ndots:5"}} },
-		"overhead":             func(c *runtime.PodSandboxConfig) { c.Linux.Overhead = &runtime.LinuxContainerResources{CpuQuota: -1, MemorySwapLimitInBytes: -1, OomScoreAdj: -998, CpusetCpus: "0-1,3"} },
-		"annotations 200KiB":   func(c *runtime.PodSandboxConfig) { c.Annotations = map[string]string{"k": strings.Repeat("v", 200*1024)} },
+		"plain":            func(c *runtime.PodSandboxConfig) {},
+		"name 253":         func(c *runtime.PodSandboxConfig) { c.Metadata.Name = strings.Repeat("n", 253) },
+		"unicode name":     func(c *runtime.PodSandboxConfig) { c.Metadata.Name = "pöd-ü" },
+		"hostname 63":      func(c *runtime.PodSandboxConfig) { c.Hostname = strings.Repeat("h", 63) },
+		"no log_directory": func(c *runtime.PodSandboxConfig) { c.LogDirectory = "" },
+		"sysctls kubelet uses": func(c *runtime.PodSandboxConfig) {
+			c.Linux.Sysctls = map[string]string{"kernel.shm_rmid_forced": "1", "net.ipv4.ip_local_port_range": "1024 65000", "net/ipv4/conf/eth0.100/forwarding": "1"}
+		},
+		"cgroup_parent":  func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = "/kubepods/besteffort/poduid" },
+		"systemd cgroup": func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = "kubepods-besteffort-poduid.slice" },
+		"ports": func(c *runtime.PodSandboxConfig) {
+			c.PortMappings = []*runtime.PortMapping{{ContainerPort: 80, HostPort: 0}, {ContainerPort: 53, HostPort: 65535, Protocol: runtime.Protocol_UDP}, {ContainerPort: 132, Protocol: runtime.Protocol_SCTP}}
+		},
+		"dns": func(c *runtime.PodSandboxConfig) {
+			c.DnsConfig = &runtime.DNSConfig{Servers: []string{"10.0.0.10", "fd00::a"}, Searches: []string{"ns.svc.cluster.local"}, Options: []string{"ndots:5"}}
+		},
+		"overhead": func(c *runtime.PodSandboxConfig) {
+			c.Linux.Overhead = &runtime.LinuxContainerResources{CpuQuota: -1, MemorySwapLimitInBytes: -1, OomScoreAdj: -998, CpusetCpus: "0-1,3"}
+		},
+		"annotations 200KiB": func(c *runtime.PodSandboxConfig) {
+			c.Annotations = map[string]string{"k": strings.Repeat("v", 200*1024)}
+		},
 	}
 	ctx := context.Background()
 	for name, mut := range bad {
@@ -316,9 +352,13 @@ func TestHostileContainerConfigs(t *testing.T) {
 		"mount":              mnt("/data", "/var/lib/kubelet/pods/uid/volumes/x"),
 		"device":             dev("/dev/fuse", "/dev/fuse", "rwm"),
 		"working_dir":        func(c *runtime.ContainerConfig) { c.WorkingDir = "/srv" },
-		"env":                func(c *runtime.ContainerConfig) { c.Envs = []*runtime.KeyValue{{Key: "PATH", Value: []byte("/bin")}, {Key: "EMPTY"}} },
-		"resources":          res(&runtime.LinuxContainerResources{CpuQuota: -1, CpuPeriod: 100000, CpuShares: 2, MemoryLimitInBytes: 1 << 30, OomScoreAdj: 1000, CpusetCpus: "0", Unified: map[string]string{"memory.high": "max"}}),
-		"image volume":       func(c *runtime.ContainerConfig) { c.Mounts = []*runtime.Mount{{ContainerPath: "/img", Image: &runtime.ImageSpec{Image: "busybox"}}} },
+		"env": func(c *runtime.ContainerConfig) {
+			c.Envs = []*runtime.KeyValue{{Key: "PATH", Value: []byte("/bin")}, {Key: "EMPTY"}}
+		},
+		"resources": res(&runtime.LinuxContainerResources{CpuQuota: -1, CpuPeriod: 100000, CpuShares: 2, MemoryLimitInBytes: 1 << 30, OomScoreAdj: 1000, CpusetCpus: "0", Unified: map[string]string{"memory.high": "max"}}),
+		"image volume": func(c *runtime.ContainerConfig) {
+			c.Mounts = []*runtime.Mount{{ContainerPath: "/img", Image: &runtime.ImageSpec{Image: "busybox"}}}
+		},
 	}
 	ctx := context.Background()
 	for name, mut := range bad {
