@@ -138,6 +138,8 @@ func (r *ContainerdRuntime) loadSandbox(ctx context.Context, c containerd.Contai
 		// tears the network down.
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			logrus.WithError(err).WithField("sandbox", meta.ID).Warn("recover: kill the pause of a half-made sandbox")
+		} else {
+			removeCgroupLeftovers(specCgroupsPath(ctx, c))
 		}
 		return sb, nil
 	}
