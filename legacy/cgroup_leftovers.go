@@ -1,15 +1,21 @@
 package legacy
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
 )
 
 // cgroupRoot is where the cgroup hierarchies are mounted (a variable for tests).
@@ -51,4 +57,60 @@ func specCgroupsPath(ctx context.Context, c containerd.Container) string {
 		return ""
 	}
 	return s.Linux.CgroupsPath
+}
+
+// killOrphanShim kills the runc shim of task id when it outlived its task. When containerd is
+// stopped while it starts a shim (the daemon killed under a RunPodSandbox takes its managed
+// containerd down), the shim process runs but its bundle lacks the address containerd needs to
+// find it again: containerd removes the bundle and forgets the shim, which then waits forever
+// (found by the kill -9 chaos test). It is called once the pod's pause container is deleted, when
+// no task of the pod can be left in that shim; only a shim of this runtime's containerd, namespace
+// and id matches.
+func (r *ContainerdRuntime) killOrphanShim(id string) {
+	cc, ok := r.client.Conn().(*grpc.ClientConn)
+	if !ok {
+		return
+	}
+	address := strings.TrimPrefix(cc.Target(), "unix://")
+	// A live shim listens on its socket, named as containerd's shim.SocketAddress names it: no
+	// socket, no shim, and no need to look through /proc.
+	sum := sha256.Sum256([]byte(filepath.Join(address, r.namespace, id)))
+	sock := fmt.Sprintf("/run/containerd/s/%x", sum)
+	if _, err := os.Stat(sock); err != nil {
+		return
+	}
+	killed := false
+	defer func() {
+		if killed {
+			os.Remove(sock)
+		}
+	}()
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(b, []byte(id)) {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) == 0 || !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") {
+			continue
+		}
+		flags := map[string]string{}
+		for i := 1; i+1 < len(args); i++ {
+			if strings.HasPrefix(args[i], "-") {
+				flags[strings.TrimLeft(args[i], "-")] = args[i+1]
+			}
+		}
+		if flags["id"] != id || flags["namespace"] != r.namespace || flags["address"] != address {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			killed = true
+			logrus.WithFields(logrus.Fields{"sandbox": id, "pid": pid}).Info("killed a shim left by an interrupted task create")
+		}
+	}
 }

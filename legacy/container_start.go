@@ -64,6 +64,9 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 		// Confined to the sandbox's log directory: a symlink planted in it cannot redirect the
 		// log outside (the log path was checked at create; this holds against later symlinks).
 		w, err := crilog.Open(c.meta.LogPath, crilog.InDir(logDirOf(c.meta.LogPath, c.config.GetLogPath())))
+		if errors.Is(err, crilog.ErrEscapes) {
+			return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+		}
 		if err != nil {
 			return nil, err
 		}

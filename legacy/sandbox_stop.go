@@ -184,6 +184,7 @@ func (r *ContainerdRuntime) RemovePodSandbox(ctx context.Context, id string) err
 			return fmt.Errorf("delete pause container: %w", err)
 		}
 		removeCgroupLeftovers(cg) // cgroup_leftovers.go
+		r.killOrphanShim(sb.meta.ID)
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("load pause container: %w", err)
 	}

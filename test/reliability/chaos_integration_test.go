@@ -20,8 +20,8 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// chaosSeeds are the seeds of the kill schedules; CHAOS_SEED runs one more.
-var chaosSeeds = []int64{1, 7, 42, 1234}
+// chaosSeeds are the seeds of the kill schedules; CHAOS_SEED=n runs seed n alone.
+var chaosSeeds = []int64{1, 7, 42}
 
 // TestKill9DuringChurn SIGKILLs the daemon at random moments (seeded) while workers churn pods
 // through full lifecycles and two pods keep counters running, restarts it on the same dirs each
@@ -138,16 +138,26 @@ func chaosRound(t *testing.T, ctx context.Context, e *env, seed int64, base coun
 	// 1. The CRI view against containerd's truth.
 	checkViewMatchesContainerd(t, ctx, e)
 
-	// 2. No name blocked: clean up each broken pod through CRI, run it again.
+	// 2. No name blocked: clean up each broken pod through CRI, run it again (6 at a time).
+	reconcile := time.Now()
+	sem := make(chan struct{}, 6)
+	var rwg sync.WaitGroup
 	for _, pn := range broken {
-		if err := e.removeByName(ctx, pn); err != nil {
-			t.Errorf("cleaning up %s: %v", pn.name, err)
-			continue
-		}
-		if err := e.lifecycle(ctx, pn.ns, pn.name); err != nil {
-			t.Errorf("pod %s again after a kill broke it: %v", pn.name, err)
-		}
+		rwg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; rwg.Done() }()
+			if err := e.removeByName(ctx, pn); err != nil {
+				t.Errorf("cleaning up %s: %v", pn.name, err)
+				return
+			}
+			if err := e.lifecycle(ctx, pn.ns, pn.name); err != nil {
+				t.Errorf("pod %s again after a kill broke it: %v", pn.name, err)
+			}
+		}()
 	}
+	rwg.Wait()
+	t.Logf("seed %d: %d broken pods removed through CRI and run again under the same names in %s", seed, len(broken), time.Since(reconcile).Round(time.Millisecond))
 
 	// 3. The counters' logs: stop them (SIGTERM, they exit 0), then every line once, in order.
 	for _, pn := range keep {
