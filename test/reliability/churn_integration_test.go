@@ -70,14 +70,15 @@ func (e *env) upPod(ctx context.Context, ns, name string) (podID string, ctrIDs 
 }
 
 // downPod does what a kubelet does to end a pod: stop and remove its containers (each must have
-// exited 0 on SIGTERM), stop and remove the sandbox, remove the pod's log dir.
+// exited on SIGTERM), stop and remove the sandbox, remove the pod's log dir.
 func (e *env) downPod(ctx context.Context, ns, name, podID string, ctrIDs []string) error {
 	for _, id := range ctrIDs {
 		if _, err := e.client().StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: id, Timeout: 10}); err != nil {
 			return fmt.Errorf("stop %s: %w", id, err)
 		}
 		st, err := e.client().ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: id})
-		if err != nil || st.Status.State != runtime.ContainerState_CONTAINER_EXITED || st.Status.ExitCode != 0 {
+		// 0 from the trap; 143 (SIGTERM) when the stop came before sh had installed it.
+		if err != nil || st.Status.State != runtime.ContainerState_CONTAINER_EXITED || (st.Status.ExitCode != 0 && st.Status.ExitCode != 143) {
 			return fmt.Errorf("container %s after stop: %v %v", id, st.GetStatus(), err)
 		}
 		if _, err := e.client().RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: id}); err != nil {
