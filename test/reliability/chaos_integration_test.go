@@ -37,7 +37,7 @@ func TestKill9DuringChurn(t *testing.T) {
 	if s, err := strconv.ParseInt(os.Getenv("CHAOS_SEED"), 10, 64); err == nil {
 		seeds = []int64{s}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	e := newEnv(t, "chaos", "10.94.0.0/16")
 	e.start()
