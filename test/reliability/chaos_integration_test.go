@@ -30,7 +30,8 @@ var chaosSeeds = []int64{1, 7, 42}
 //     (containers and tasks, running or not), and every containerd container is visible in it;
 //   - no name is blocked: every pod whose lifecycle a kill broke can be cleaned up through CRI and
 //     run again with the same metadata, with its containers;
-//   - the counters' CRI logs are complete across the kills: no line lost or doubled;
+//   - the counters' CRI logs are complete across the kills: no line lost or doubled, and exec
+//     works in them;
 //   - after removing everything, the leak census is back to the baseline.
 func TestKill9DuringChurn(t *testing.T) {
 	seeds := chaosSeeds
@@ -167,6 +168,11 @@ func chaosRound(t *testing.T, ctx context.Context, e *env, seed int64, base coun
 			if err != nil || st.Status.State != runtime.ContainerState_CONTAINER_RUNNING {
 				t.Errorf("kept container %s of %s after the kills: %v %v", id, pn.name, st.GetStatus(), err)
 				continue
+			}
+			// Exec works again in a container that ran through the kills.
+			ex, err := e.client().ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"echo", "alive"}, Timeout: 30})
+			if err != nil || ex.ExitCode != 0 || string(ex.Stdout) != "alive\n" {
+				t.Errorf("exec in %s after the kills: %v %v", id, ex, err)
 			}
 			if _, err := e.client().StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: id, Timeout: 10}); err != nil {
 				t.Errorf("stop %s: %v", id, err)
