@@ -79,6 +79,10 @@ func newEnv(t *testing.T, name, subnet string) *env {
 			exec.Command("cp", filepath.Join(dir, "daemon.log"), filepath.Join(dir, "root", "containerd.log"), keep).Run()
 			t.Logf("daemon and containerd logs kept in %s", keep)
 		}
+		// Shims of pods a failed test left running (the daemon's stop leaves them, by design).
+		for _, pid := range e.shimPids() {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 		testutil.UnmountAll(dir)
 		os.RemoveAll(dir)
 		// The test has counted them: remove the (empty) cgroups left, deepest first, then the parent.
