@@ -2,6 +2,7 @@ package legacy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +28,10 @@ func (r *ContainerdRuntime) recover(ctx context.Context) error {
 	known := map[string]bool{}
 	for _, c := range cs {
 		sb, err := r.loadSandbox(ctx, c)
+		if err != nil && !errors.Is(err, errBadSandboxMetadata) {
+			logrus.WithError(err).WithField("sandbox", c.ID()).Warn("recover sandbox: skipped")
+			continue
+		}
 		if err != nil {
 			// Half made (no metadata): no CRI call could see it, so nothing would ever remove
 			// it; remove it now, as initContainers does for containers.
@@ -91,6 +96,10 @@ func (r *ContainerdRuntime) removeStaleLeases(ctx context.Context) {
 	}
 }
 
+// errBadSandboxMetadata: a pause container without usable sandbox metadata, which nothing can
+// recover (as opposed to a failure to reach containerd, which a later start may not meet).
+var errBadSandboxMetadata = errors.New("no usable sandbox metadata")
+
 func (r *ContainerdRuntime) loadSandbox(ctx context.Context, c containerd.Container) (*podSandbox, error) {
 	info, err := c.Info(ctx)
 	if err != nil {
@@ -98,19 +107,19 @@ func (r *ContainerdRuntime) loadSandbox(ctx context.Context, c containerd.Contai
 	}
 	ext, ok := info.Extensions[sandboxExtensionID]
 	if !ok {
-		return nil, fmt.Errorf("no sandbox metadata")
+		return nil, fmt.Errorf("%w: none", errBadSandboxMetadata)
 	}
 	v, err := typeurl.UnmarshalAny(ext)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox metadata: %w", err)
+		return nil, fmt.Errorf("%w: %w", errBadSandboxMetadata, err)
 	}
 	meta, ok := v.(*sandboxMetadata)
 	if !ok {
-		return nil, fmt.Errorf("sandbox metadata of type %T", v)
+		return nil, fmt.Errorf("%w: of type %T", errBadSandboxMetadata, v)
 	}
 	config := &runtime.PodSandboxConfig{}
 	if err := proto.Unmarshal(meta.Config, config); err != nil {
-		return nil, fmt.Errorf("sandbox config: %w", err)
+		return nil, fmt.Errorf("%w: config: %w", errBadSandboxMetadata, err)
 	}
 	hostIPC := config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc() == runtime.NamespaceMode_NODE
 	sb := &podSandbox{
