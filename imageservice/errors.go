@@ -160,5 +160,10 @@ func internalStatus(what string, err error) error {
 	if errdefs.IsNotFound(err) {
 		return status.Errorf(codes.NotFound, "%s: %v", what, err)
 	}
+	// containerd not answering (being restarted): Unavailable, which the kubelet retries, not
+	// Internal (found by the containerd-crash test in cmd/cri-shim/restart_integration_test.go).
+	if errdefs.IsUnavailable(err) {
+		return status.Errorf(codes.Unavailable, "%s: %v", what, err)
+	}
 	return status.Errorf(codes.Internal, "%s: %v", what, err)
 }

@@ -10,6 +10,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/legacy/crilog"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -41,7 +42,7 @@ func ValidateContainerConfig(config *runtime.ContainerConfig) error {
 			return err
 		}
 	}
-	return nil
+	return validateContainerFields(config) // request_validate.go
 }
 
 // CreateContainer creates a container in the ready sandbox sandboxID: its spec from the config,
@@ -164,6 +165,10 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 	}
 	if dir, p := sb.config.GetLogDirectory(), config.GetLogPath(); dir != "" && p != "" {
 		meta.LogPath = filepath.Join(dir, p)
+		// A symlink already in the log directory must not lead the log out of it.
+		if err := crilog.CheckInDir(dir, p); err != nil {
+			return "", fmt.Errorf("log_path %q: %v: %w", p, err, errdefs.ErrInvalidArgument)
+		}
 	}
 	labels := map[string]string{
 		LabelKind:          KindContainer,

@@ -61,7 +61,12 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 	}
 	ctrIO := &containerIO{fifos: fifos}
 	if c.meta.LogPath != "" {
-		w, err := crilog.Open(c.meta.LogPath)
+		// Confined to the sandbox's log directory: a symlink planted in it cannot redirect the
+		// log outside (the log path was checked at create; this holds against later symlinks).
+		w, err := crilog.Open(c.meta.LogPath, crilog.InDir(logDirOf(c.meta.LogPath, c.config.GetLogPath())))
+		if errors.Is(err, crilog.ErrEscapes) {
+			return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -345,4 +350,17 @@ func signalTask(ctx context.Context, task containerd.Task, sig syscall.Signal) e
 		return err
 	}
 	return nil
+}
+
+// logDirOf is the sandbox log directory of a container's log file at path, created as
+// filepath.Join(logDir, logPath) with a local logPath.
+func logDirOf(path, logPath string) string {
+	rel := filepath.Clean(logPath)
+	if dir, ok := strings.CutSuffix(path, string(filepath.Separator)+rel); ok && filepath.IsLocal(rel) {
+		if dir == "" {
+			return string(filepath.Separator)
+		}
+		return dir
+	}
+	return filepath.Dir(path)
 }

@@ -129,6 +129,7 @@ func (r *ContainerdRuntime) RemoveContainer(ctx context.Context, id string) erro
 		if err := cntr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("delete container: %w", err)
 		}
+		removeCgroupLeftovers(c.meta.CgroupsPath) // cgroup_leftovers.go
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("load container: %w", err)
 	}

@@ -180,9 +180,12 @@ func (r *ContainerdRuntime) RemovePodSandbox(ctx context.Context, id string) err
 		return err
 	}
 	if c, err := r.client.LoadContainer(ctx, sb.meta.ID); err == nil {
+		cg := specCgroupsPath(ctx, c)
 		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("delete pause container: %w", err)
 		}
+		removeCgroupLeftovers(cg) // cgroup_leftovers.go
+		r.killOrphanShim(sb.meta.ID)
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("load pause container: %w", err)
 	}

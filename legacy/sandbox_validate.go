@@ -33,8 +33,8 @@ func ValidateSandboxConfig(config *runtime.PodSandboxConfig) error {
 		if len(f.val) > maxNameLength {
 			return bad("sandbox metadata: %s longer than %d characters", f.key, maxNameLength)
 		}
-		if strings.ContainsAny(f.val, "/\x00\n") {
-			return bad("sandbox metadata: %s %q contains '/', a newline or NUL", f.key, f.val)
+		if strings.Contains(f.val, "/") || hasControl(f.val) {
+			return bad("sandbox metadata: %s %q contains '/' or a control character", f.key, f.val)
 		}
 	}
 	if err := sandbox.ValidateDNS(config.GetDnsConfig()); err != nil {
@@ -57,5 +57,5 @@ func ValidateSandboxConfig(config *runtime.PodSandboxConfig) error {
 	if _, err := usernsMapping(config.GetLinux().GetSecurityContext().GetNamespaceOptions()); err != nil {
 		return err
 	}
-	return nil
+	return validateSandboxFields(config) // request_validate.go
 }

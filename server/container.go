@@ -113,6 +113,9 @@ func (s *RuntimeServer) UpdateContainerResources(ctx context.Context, req *runti
 	if req.GetContainerId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "container_id is required")
 	}
+	if err := legacy.ValidateResources(req.GetLinux()); err != nil {
+		return nil, toStatus(err)
+	}
 	if err := s.opts.Backend.UpdateContainerResources(ctx, req.GetContainerId(), req.GetLinux()); err != nil {
 		return nil, toStatus(err)
 	}
@@ -124,8 +127,8 @@ func (s *RuntimeServer) ExecSync(ctx context.Context, req *runtime.ExecSyncReque
 	if req.GetContainerId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "container_id is required")
 	}
-	if len(req.GetCmd()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "cmd is required")
+	if err := legacy.ValidateCommand(req.GetCmd()); err != nil {
+		return nil, toStatus(err)
 	}
 	if req.GetTimeout() < 0 {
 		return nil, status.Error(codes.InvalidArgument, "timeout must not be negative")

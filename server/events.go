@@ -159,6 +159,12 @@ func (s *RuntimeServer) UpdatePodSandboxResources(ctx context.Context, req *runt
 	if req.GetPodSandboxId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "pod_sandbox_id is required")
 	}
+	if err := legacy.ValidateResources(req.GetOverhead()); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := legacy.ValidateResources(req.GetResources()); err != nil {
+		return nil, toStatus(err)
+	}
 	if err := s.opts.Backend.UpdatePodSandboxResources(ctx, req.GetPodSandboxId(), req.GetOverhead(), req.GetResources()); err != nil {
 		return nil, toStatus(err)
 	}

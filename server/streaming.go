@@ -28,8 +28,8 @@ func (s *RuntimeServer) Exec(ctx context.Context, req *runtime.ExecRequest) (*ru
 	if req.GetContainerId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "container_id is required")
 	}
-	if len(req.GetCmd()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "cmd is required")
+	if err := legacy.ValidateCommand(req.GetCmd()); err != nil {
+		return nil, toStatus(err)
 	}
 	if err := checkStreams(req.GetStdin(), req.GetStdout(), req.GetStderr(), req.GetTty()); err != nil {
 		return nil, err

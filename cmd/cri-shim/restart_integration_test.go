@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/cri-shim/cri-shim/test/critest/testregistry"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -91,6 +94,14 @@ func TestDaemonSurvivesContainerdCrash(t *testing.T) {
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	// While containerd is down, calls that need it fail with Unavailable (never Unknown or
+	// Internal: the kubelet retries Unavailable); calls served from memory keep working.
+	probe := probeWhileDown(t, ctx, c, criImageClient(t, d.socket), dir, old)
+	t.Logf("calls while containerd was down: %v", probe)
+	if probe[codes.Unavailable] == 0 {
+		t.Errorf("no call got Unavailable while containerd was down: %v", probe)
+	}
+
 	// Until a new containerd serves, the pod's state is served from memory; then the runtime is
 	// ready again without anyone restarting the daemon.
 	deadline := time.Now().Add(60 * time.Second)
@@ -225,4 +236,48 @@ func criImageClient(t *testing.T, socket string) runtime.ImageServiceClient {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return runtime.NewImageServiceClient(conn)
+}
+
+// probeWhileDown calls RPCs that need containerd (running a pod, image and stats calls) in a
+// loop from the moment containerd (pid old) was killed until a new one serves, and counts the
+// codes they get. It fails the test on Unknown or Internal. A pod that could be run is removed.
+func probeWhileDown(t *testing.T, ctx context.Context, c runtime.RuntimeServiceClient, img runtime.ImageServiceClient, dir string, old int) map[codes.Code]int {
+	t.Helper()
+	got := map[codes.Code]int{}
+	note := func(what string, err error) {
+		code := status.Code(err)
+		got[code]++
+		if code == codes.Unknown || code == codes.Internal {
+			t.Errorf("%s while containerd is down: %v", what, err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		name := fmt.Sprintf("down-%d", i)
+		resp, err := c.RunPodSandbox(cctx, &runtime.RunPodSandboxRequest{Config: &runtime.PodSandboxConfig{
+			Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "crash", Uid: name + "-uid"},
+			Linux:    &runtime.LinuxPodSandboxConfig{},
+		}})
+		note("RunPodSandbox", err)
+		if err == nil {
+			id := resp.PodSandboxId
+			t.Cleanup(func() {
+				c.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: id})
+				c.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: id})
+			})
+		}
+		_, err = img.ImageFsInfo(cctx, &runtime.ImageFsInfoRequest{})
+		note("ImageFsInfo", err)
+		_, err = img.PullImage(cctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: "registry.k8s.io/pause:3.10"}})
+		note("PullImage", err)
+		_, err = c.ListPodSandboxStats(cctx, &runtime.ListPodSandboxStatsRequest{})
+		note("ListPodSandboxStats", err)
+		cancel()
+		now := managedContainerdPids(dir)
+		if len(now) == 1 && now[0] != old && got[codes.OK] > 0 {
+			break // a new containerd answers again
+		}
+	}
+	return got
 }

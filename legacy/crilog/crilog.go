@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -51,6 +52,7 @@ var ErrClosed = errors.New("crilog: writer closed")
 // one write under the writer's lock, so entries of the two streams never interleave.
 type Writer struct {
 	path    string
+	dir     string // when set, path must stay inside it (InDir)
 	maxLine int
 	now     func() time.Time
 
@@ -71,6 +73,12 @@ func WithMaxLineSize(n int) Option {
 	}
 }
 
+// InDir confines the log file to dir (the sandbox's log directory): the path is opened relative
+// to dir through an os.Root, so neither `..` nor a symlink inside dir can make the writer create
+// or append to a file outside it (a container with its log dir mounted could otherwise plant
+// such a symlink). dir itself may be a symlink, as the kubelet chooses it.
+func InDir(dir string) Option { return func(w *Writer) { w.dir = dir } }
+
 // WithClock sets the clock of the timestamps (for tests).
 func WithClock(now func() time.Time) Option { return func(w *Writer) { w.now = now } }
 
@@ -80,12 +88,76 @@ func Open(path string, opts ...Option) (*Writer, error) {
 	for _, o := range opts {
 		o(w)
 	}
-	f, err := openFile(path)
+	f, err := w.open()
 	if err != nil {
 		return nil, err
 	}
 	w.f = f
 	return w, nil
+}
+
+// ErrEscapes is returned when a log path leads out of its log directory.
+var ErrEscapes = errors.New("crilog: log path escapes the log directory")
+
+func (w *Writer) open() (*os.File, error) {
+	if w.dir == "" {
+		return openFile(w.path)
+	}
+	rel, err := filepath.Rel(w.dir, w.path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return nil, fmt.Errorf("%w: %s is not inside %s", ErrEscapes, w.path, w.dir)
+	}
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("crilog: create log dir: %w", err)
+	}
+	root, err := os.OpenRoot(w.dir)
+	if err != nil {
+		return nil, fmt.Errorf("crilog: open log dir: %w", err)
+	}
+	defer root.Close()
+	if d := filepath.Dir(rel); d != "." {
+		if err := root.MkdirAll(d, 0o755); err != nil {
+			return nil, confined(w.path, err)
+		}
+	}
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, confined(w.path, err)
+	}
+	return f, nil
+}
+
+// confined reports an os.Root error, as ErrEscapes when the path left the root.
+func confined(path string, err error) error {
+	if strings.Contains(err.Error(), "escapes from parent") {
+		return fmt.Errorf("%w: %s: %v", ErrEscapes, path, err)
+	}
+	return fmt.Errorf("crilog: open %s: %w", path, err)
+}
+
+// CheckInDir tells whether rel, relative to dir, stays inside dir as far as it exists now:
+// no `..` out of it, no symlink on the way (nor the file itself) leading out of it.
+func CheckInDir(dir, rel string) error {
+	if !filepath.IsLocal(rel) {
+		return fmt.Errorf("%w: %q", ErrEscapes, rel)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil // no log dir yet: nothing in it can lead out
+	}
+	defer root.Close()
+	// Stat of each prefix follows symlinks inside the root and fails on one leading out.
+	p := ""
+	for _, part := range strings.Split(filepath.Clean(rel), string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		if _, err := root.Stat(p); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // created inside dir when the log is opened
+			}
+			return confined(filepath.Join(dir, rel), err)
+		}
+	}
+	return nil
 }
 
 func openFile(path string) (*os.File, error) {
@@ -113,7 +185,7 @@ func (w *Writer) Reopen() error {
 	if w.closed {
 		return ErrClosed
 	}
-	f, err := openFile(w.path)
+	f, err := w.open()
 	if err != nil {
 		return err
 	}
