@@ -357,7 +357,7 @@ func TestHostileContainerConfigs(t *testing.T) {
 		},
 		"resources": res(&runtime.LinuxContainerResources{CpuQuota: -1, CpuPeriod: 100000, CpuShares: 2, MemoryLimitInBytes: 1 << 30, OomScoreAdj: 1000, CpusetCpus: "0", Unified: map[string]string{"memory.high": "max"}}),
 		"image volume": func(c *runtime.ContainerConfig) {
-			c.Mounts = []*runtime.Mount{{ContainerPath: "/img", Image: &runtime.ImageSpec{Image: "busybox"}}}
+			c.Mounts = []*runtime.Mount{{ContainerPath: "/img", Readonly: true, Image: &runtime.ImageSpec{Image: "busybox"}}}
 		},
 	}
 	ctx := context.Background()
