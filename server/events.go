@@ -159,6 +159,9 @@ func (s *RuntimeServer) UpdatePodSandboxResources(ctx context.Context, req *runt
 	if req.GetPodSandboxId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "pod_sandbox_id is required")
 	}
+	if err := s.guardSandbox(ctx, "update the resources of", req.GetPodSandboxId()); err != nil {
+		return nil, err
+	}
 	if err := s.opts.Backend.UpdatePodSandboxResources(ctx, req.GetPodSandboxId(), req.GetOverhead(), req.GetResources()); err != nil {
 		return nil, toStatus(err)
 	}
