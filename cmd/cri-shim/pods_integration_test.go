@@ -150,6 +150,18 @@ func checkProtected(t *testing.T, ctx context.Context, socket string, pods func(
 	_, err = c.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: sb})
 	want("RemovePodSandbox", err)
 	t.Logf("refused: %v", err)
+	// crictl (hack/setup.sh installs it) gets the same answer.
+	crictl := "/var/cache/cri-shim/bin/crictl"
+	if _, err := os.Stat(crictl); err != nil {
+		t.Fatalf("no crictl: run hack/setup.sh: %v", err)
+	}
+	for _, args := range [][]string{{"stopp", sb}, {"rmp", "-f", sb}, {"rm", "-f", ctrs.Containers[0].Id}} {
+		out, err := exec.CommandContext(ctx, crictl, append([]string{"-r", "unix://" + socket}, args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "owned by cri-shim's standalone pods") {
+			t.Fatalf("crictl %v: %v\n%s", args, err, out)
+		}
+		t.Logf("crictl %v: %s", args, strings.TrimSpace(string(out)))
+	}
 	// Nothing changed: give a sync round the time to notice if it had.
 	time.Sleep(2 * time.Second)
 	st, err := c.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: sb})
