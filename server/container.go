@@ -46,6 +46,9 @@ func (s *RuntimeServer) StopContainer(ctx context.Context, req *runtime.StopCont
 	if req.GetTimeout() < 0 {
 		return nil, status.Error(codes.InvalidArgument, "timeout must not be negative")
 	}
+	if err := s.guardContainer(ctx, "stop", req.GetContainerId()); err != nil {
+		return nil, err
+	}
 	timeout := time.Duration(min(req.GetTimeout(), int64(365*24*3600))) * time.Second
 	if err := s.opts.Backend.StopContainer(ctx, req.GetContainerId(), timeout); err != nil && !errdefs.IsNotFound(err) {
 		return nil, toStatus(err)
@@ -57,6 +60,9 @@ func (s *RuntimeServer) StopContainer(ctx context.Context, req *runtime.StopCont
 func (s *RuntimeServer) RemoveContainer(ctx context.Context, req *runtime.RemoveContainerRequest) (*runtime.RemoveContainerResponse, error) {
 	if req.GetContainerId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "container_id is required")
+	}
+	if err := s.guardContainer(ctx, "remove", req.GetContainerId()); err != nil {
+		return nil, err
 	}
 	if err := s.opts.Backend.RemoveContainer(ctx, req.GetContainerId()); err != nil {
 		return nil, toStatus(err)
@@ -115,6 +121,9 @@ func (s *RuntimeServer) UpdateContainerResources(ctx context.Context, req *runti
 	}
 	if err := legacy.ValidateResources(req.GetLinux()); err != nil {
 		return nil, toStatus(err)
+	}
+	if err := s.guardContainer(ctx, "update the resources of", req.GetContainerId()); err != nil {
+		return nil, err
 	}
 	if err := s.opts.Backend.UpdateContainerResources(ctx, req.GetContainerId(), req.GetLinux()); err != nil {
 		return nil, toStatus(err)

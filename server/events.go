@@ -165,6 +165,9 @@ func (s *RuntimeServer) UpdatePodSandboxResources(ctx context.Context, req *runt
 	if err := legacy.ValidateResources(req.GetResources()); err != nil {
 		return nil, toStatus(err)
 	}
+	if err := s.guardSandbox(ctx, "update the resources of", req.GetPodSandboxId()); err != nil {
+		return nil, err
+	}
 	if err := s.opts.Backend.UpdatePodSandboxResources(ctx, req.GetPodSandboxId(), req.GetOverhead(), req.GetResources()); err != nil {
 		return nil, toStatus(err)
 	}

@@ -34,6 +34,9 @@ func (s *RuntimeServer) StopPodSandbox(ctx context.Context, req *runtime.StopPod
 	if req.GetPodSandboxId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "pod_sandbox_id is required")
 	}
+	if err := s.guardSandbox(ctx, "stop", req.GetPodSandboxId()); err != nil {
+		return nil, err
+	}
 	if err := syncError(s.opts.Backend.StopPodSandbox(ctx, req.GetPodSandboxId())); err != nil && !errdefs.IsNotFound(err) {
 		return nil, toStatus(err)
 	}
@@ -44,6 +47,9 @@ func (s *RuntimeServer) StopPodSandbox(ctx context.Context, req *runtime.StopPod
 func (s *RuntimeServer) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSandboxRequest) (*runtime.RemovePodSandboxResponse, error) {
 	if req.GetPodSandboxId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "pod_sandbox_id is required")
+	}
+	if err := s.guardSandbox(ctx, "remove", req.GetPodSandboxId()); err != nil {
+		return nil, err
 	}
 	if err := s.opts.Backend.RemovePodSandbox(ctx, req.GetPodSandboxId()); err != nil {
 		return nil, toStatus(err)

@@ -50,6 +50,10 @@ type Options struct {
 	// Streaming hands out the URLs of Exec, Attach and PortForward (streaming.Server); nil
 	// answers Unimplemented.
 	Streaming StreamURLs
+	// Protected, when set, refuses with FailedPrecondition to stop, remove or update the resources
+	// of the sandboxes and containers it protects (standalone pods, which cri-shim itself runs);
+	// listing, status, exec and logs stay open.
+	Protected ProtectFunc
 }
 
 // RuntimeServer implements CRI's RuntimeService. RPCs not implemented yet answer Unimplemented

@@ -60,6 +60,8 @@ type Manager struct {
 	workers   map[string]*worker // namespace/name
 	unhealthy map[string]bool    // container IDs that failed liveness
 	files     map[string]fileState
+	// scanned is set once the manifests directory has been read.
+	scanned atomic.Bool
 }
 
 // fileState is the last content seen of a manifest file.
@@ -276,6 +278,7 @@ func (m *Manager) scan(ctx context.Context) {
 		go m.runWorker(wctx, w)
 	}
 	m.mu.Unlock()
+	m.scanned.Store(true)
 	// Standalone pods of no manifest (their manifest went while the daemon was down).
 	sandboxes, err := m.opts.Runtime.ListPodSandbox(ctx, &legacy.SandboxFilter{Labels: map[string]string{LabelOwner: OwnerValue}})
 	if err != nil {

@@ -248,7 +248,9 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	}()
 	defer func() { stopGC(); <-gcDone; <-netnsGCDone }()
 	// Standalone pods: the manifests of static_pods_dir, kept running through the model's SyncPod.
-	stopPods, err := startStandalonePods(ctx, cfg, rt, images)
+	// Their sandboxes and containers are closed to CRI calls that would delete them (a kubelet's
+	// orphan cleanup and GC) unless static_pods_protected is off.
+	stopPods, protectPods, err := startStandalonePods(ctx, cfg, rt, images)
 	if err != nil {
 		lis.Close()
 		return err
@@ -271,6 +273,7 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		// Recursive read-only mounts and user namespaces are advertised per handler, only when
 		// its runc (and, for user namespaces, the kernel and snapshotter) can do them.
 		HandlerFeatures: rt.HandlerFeatures,
+		Protected:       protectPods,
 	})
 
 	if cfg.MetricsAddress != "" {

@@ -17,6 +17,7 @@ import (
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
 	"github.com/cri-shim/cri-shim/imageservice"
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/server"
 	"github.com/cri-shim/cri-shim/standalone"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -33,9 +34,9 @@ NAME is NAME or NAMESPACE/NAME (namespace "default").`
 
 // startStandalonePods runs the pods of cfg.StaticPodsDir on the daemon's runtime (nothing when the
 // key is empty) and returns what stops the manager; the pods keep running.
-func startStandalonePods(ctx context.Context, cfg config.Config, rt *legacy.ContainerdRuntime, images *imageservice.Service) (func(), error) {
+func startStandalonePods(ctx context.Context, cfg config.Config, rt *legacy.ContainerdRuntime, images *imageservice.Service) (stop func(), protect server.ProtectFunc, err error) {
 	if cfg.StaticPodsDir == "" {
-		return func() {}, nil
+		return func() {}, nil, nil
 	}
 	m, err := standalone.New(standalone.Options{
 		Dir:              cfg.StaticPodsDir,
@@ -52,10 +53,10 @@ func startStandalonePods(ctx context.Context, cfg config.Config, rt *legacy.Cont
 		GCInterval: time.Duration(cfg.GCInterval),
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := standalone.EnsureDir(cfg.StaticPodsDir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -65,7 +66,10 @@ func startStandalonePods(ctx context.Context, cfg config.Config, rt *legacy.Cont
 			fmt.Fprintln(os.Stderr, "cri-shim: standalone pods:", err)
 		}
 	}()
-	return func() { cancel(); <-done }, nil
+	if cfg.StaticPodsProtected {
+		protect = m.Protect
+	}
+	return func() { cancel(); <-done }, protect, nil
 }
 
 // podsMain is `cri-shim pods ...`: it writes manifests into static_pods_dir and reads the pods

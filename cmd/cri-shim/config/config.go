@@ -49,6 +49,7 @@ type Config struct {
 	StaticPodsDir            string   `toml:"static_pods_dir" json:"static_pods_dir" flag:"static-pods-dir" doc:"directory of Pod manifests (YAML/JSON) run as standalone pods without a kubelet (created 0700 when missing; must not be writable by group or others); empty: off"`
 	StaticPodsLogDir         string   `toml:"static_pods_log_dir" json:"static_pods_log_dir" flag:"static-pods-log-dir" doc:"where the standalone pods' container logs go, one <namespace>_<name>_<uid> dir per pod as the kubelet's /var/log/pods"`
 	StaticPodsGCMaxPerPod    int      `toml:"static_pods_gc_max_per_pod_container" json:"static_pods_gc_max_per_pod_container" flag:"static-pods-gc-max-per-pod-container" doc:"container GC of the standalone pods (cri-shim owns them): dead containers kept per (pod, container name), the kubelet's default 1; -1: no limit (gc_min_age and gc_max_containers apply too)"`
+	StaticPodsProtected      bool     `toml:"static_pods_protected" json:"static_pods_protected" flag:"static-pods-protected" doc:"refuse (FailedPrecondition) the CRI calls that stop, remove or update the resources of the standalone pods' sandboxes and containers, so a kubelet on the same socket (its orphan cleanup and container GC) or crictl does not delete them; listing, status, exec and logs stay open; delete them with cri-shim pods delete"`
 	LogLevel                 string   `toml:"log_level" json:"log_level" flag:"log-level" doc:"trace, debug, info, warn or error"`
 	LogFormat                string   `toml:"log_format" json:"log_format" flag:"log-format" doc:"text or json"`
 
@@ -98,6 +99,7 @@ func Default() Config {
 		StaticPodsDir:            "/etc/cri-shim/manifests",
 		StaticPodsLogDir:         "/var/log/pods",
 		StaticPodsGCMaxPerPod:    1,
+		StaticPodsProtected:      true,
 		LogLevel:                 "info",
 		LogFormat:                "text",
 
