@@ -30,10 +30,10 @@ import (
 //	config.dump   checkpointConfig (JSON): the container, its pod, its image, the CRI config
 //	spec.dump     the container's OCI runtime spec (JSON)
 //	dump.log      CRIU's log of the dump
+//	rootfs-diff.tar  the container's file-system changes (an OCI layer tar)
 //
 // A pod checkpoint (CheckpointPod) is a directory with pod.dump (the sandbox config and the
-// containers) and one such tree per container, under its name. The file system changes of the
-// containers (their rw layer) are not part of either yet. Restore: checkpoint_restore.go.
+// containers) and one such tree per container, under its name. Restore: checkpoint_restore.go.
 //
 // Everything starts with a check of the host's CRIU (`criu check`, once per daemon): when it does
 // not work, every checkpoint and restore request answers FailedPrecondition with CRIU's own error.
@@ -69,6 +69,9 @@ const (
 	checkpointConfig    = "config.dump"
 	checkpointSpec      = "spec.dump"
 	checkpointPodConfig = "pod.dump"
+	// checkpointRootfsDiff holds the container's file-system changes (its rw layer) as an OCI
+	// layer tar, whiteouts included.
+	checkpointRootfsDiff = "rootfs-diff.tar"
 )
 
 // checkpointConfig is config.dump.
@@ -232,7 +235,17 @@ func (r *ContainerdRuntime) CheckpointContainer(ctx context.Context, id, locatio
 	if err != nil {
 		return fmt.Errorf("container %s has no task: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
 	}
-	if err := r.dumpContainer(ctx, c, task, work, info); err != nil {
+	// Paused while CRIU dumps it and its file-system changes are read: one consistent cut.
+	if err := task.Pause(ctx); err != nil {
+		return fmt.Errorf("pause container %s: %w", c.meta.ID, err)
+	}
+	err = r.dumpContainer(ctx, c, task, work, info)
+	rctx, rcancel := withoutCancel(ctx, cleanupTimeout)
+	if rerr := task.Resume(rctx); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("resume container %s: %w", c.meta.ID, rerr))
+	}
+	rcancel()
+	if err != nil {
 		return err
 	}
 	dumped := time.Since(start)
@@ -289,6 +302,9 @@ func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, 
 			msg += " (CRIU: " + criuErrors(string(log), err) + ")"
 		}
 		return fmt.Errorf("checkpoint container %s: %s", c.meta.ID, msg)
+	}
+	if err := r.writeRootfsDiff(ctx, cinfo.Snapshotter, cinfo.SnapshotKey, filepath.Join(dir, checkpointRootfsDiff)); err != nil {
+		return fmt.Errorf("checkpoint container %s: file-system changes: %w", c.meta.ID, err)
 	}
 	for name, v := range map[string]any{checkpointConfig: cfg, checkpointSpec: spec} {
 		b, err := json.MarshalIndent(v, "", "  ")

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -141,6 +143,11 @@ func (r *ContainerdRuntime) podRestoreConfig(ctx context.Context, src *checkpoin
 			sc.GetRunAsGroup() != nil && sc.GetRunAsGroup().GetValue() != osc.GetRunAsGroup().GetValue() {
 			return nil, mismatch("user")
 		}
+	}
+	// The pid namespace is where CRIU recreates the processes with their pids: a container that
+	// had its own must have its own again, one in the pod's goes into the new pod's.
+	if req.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() != old.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() {
+		return nil, mismatch("pid namespace mode")
 	}
 	if ref := req.GetImage().GetImage(); ref != "" {
 		img, err := r.localImage(ctx, ref)
@@ -459,4 +466,64 @@ func (r *ContainerdRuntime) validateRestorePod(req RestorePodRequest) (*podCheck
 func restoredLogFields(c *podContainer, d time.Duration) logrus.Fields {
 	return logrus.Fields{"container": c.meta.ID, "sandbox": c.meta.SandboxID, "duration": d,
 		"checkpoint": strings.TrimSuffix(filepath.Join(c.rootDir, restoreDir), "/")}
+}
+
+// writeRootfsDiff writes the changes of the container's snapshot key over its parent to path, as
+// an OCI layer tar: the parent is mounted as a view, the container's snapshot read-only (the
+// container keeps its own mount).
+func (r *ContainerdRuntime) writeRootfsDiff(ctx context.Context, snapshotter, key, path string) error {
+	sn := r.client.SnapshotService(snapshotterOr(snapshotter))
+	info, err := sn.Stat(ctx, key)
+	if err != nil {
+		return err
+	}
+	upper, err := sn.Mounts(ctx, key)
+	if err != nil {
+		return err
+	}
+	viewKey := key + "-checkpoint-view-" + newSandboxID()[:12]
+	lower, err := sn.View(ctx, viewKey, info.Parent)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := withoutCancel(ctx, cleanupTimeout)
+		defer cancel()
+		if err := sn.Remove(cctx, viewKey); err != nil {
+			logrus.WithError(err).WithField("snapshot", viewKey).Warn("remove checkpoint view")
+		}
+	}()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = mount.WithReadonlyTempMount(ctx, lower, func(lowerRoot string) error {
+		return mount.WithReadonlyTempMount(ctx, upper, func(upperRoot string) error {
+			return archive.WriteDiff(ctx, f, lowerRoot, upperRoot)
+		})
+	})
+	return errors.Join(err, f.Close())
+}
+
+// applyRootfsDiff applies the checkpoint's file-system changes, when it has them, to the new
+// container's snapshot key.
+func (r *ContainerdRuntime) applyRootfsDiff(ctx context.Context, snapshotter, key, rootDir string) error {
+	f, err := os.Open(filepath.Join(rootDir, restoreDir, checkpointRootfsDiff))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	mounts, err := r.client.SnapshotService(snapshotterOr(snapshotter)).Mounts(ctx, key)
+	if err != nil {
+		return err
+	}
+	return mount.WithTempMount(ctx, mounts, func(root string) error {
+		if _, err := archive.Apply(ctx, root, f); err != nil {
+			return fmt.Errorf("apply the checkpoint's file-system changes: %w", err)
+		}
+		return nil
+	})
 }

@@ -73,6 +73,15 @@ func checkContinues(t *testing.T, what string, counts []int, before, after int) 
 	}
 }
 
+// ownPid gives a container its own pid namespace, as the kubelet does unless the pod shares one:
+// CRIU then restores its processes into a new one. (In the pod's, they come back with their pids
+// in the new pod's namespace, where one may be taken.)
+func ownPid(cfg *runtime.ContainerConfig) *runtime.ContainerConfig {
+	cfg.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+		NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}}
+	return cfg
+}
+
 func (e *env) removePod(id string) {
 	e.t.Helper()
 	ctx := context.Background()
@@ -96,7 +105,8 @@ func TestRestore(t *testing.T) {
 		t.Logf("CRIU %s at %s", info.Version, info.Path)
 	}
 	src, srcLogs := e.podWithLogs("rst-src")
-	id := e.createStart(src.ID, ctrCfg("counter", "sh", "-c", printCounter))
+	// A file written before the checkpoint: the container's file-system changes go with it.
+	id := e.createStart(src.ID, ownPid(ctrCfg("counter", "sh", "-c", "echo kept > /kept; "+printCounter)))
 	srcLog := filepath.Join(srcLogs, "counter.log")
 	waitCounts(t, srcLog, 20)
 
@@ -153,17 +163,17 @@ func TestRestore(t *testing.T) {
 		t.Fatalf("restored container status %+v", st)
 	}
 	// The checkpointed command, not the request's (it has none).
-	if c := st.Config.GetCommand(); len(c) != 3 || c[2] != printCounter {
+	if c := st.Config.GetCommand(); len(c) != 3 || !strings.HasSuffix(c[2], printCounter) {
 		t.Fatalf("restored container's command %v", c)
 	}
-	// Exec works in the restored container.
-	res, err := e.rt.ExecSync(ctx, rid, []string{"echo", "hi"}, 10*time.Second)
-	if err != nil || strings.TrimSpace(string(res.Stdout)) != "hi" {
-		t.Fatalf("exec in the restored container: %v %q", err, res)
+	// Exec works in the restored container, which has the file written before the checkpoint.
+	res, err := e.rt.ExecSync(ctx, rid, []string{"cat", "/kept"}, 10*time.Second)
+	if err != nil || strings.TrimSpace(string(res.Stdout)) != "kept" {
+		t.Fatalf("exec in the restored container: %v %+v", err, res)
 	}
 
 	t.Run("pod", func(t *testing.T) {
-		id2 := e.createStart(dst.ID, ctrCfg("sleeper", "sleep", "3600"))
+		id2 := e.createStart(dst.ID, ownPid(ctrCfg("sleeper", "sleep", "3600")))
 		out := t.TempDir()
 		counts := logCounts(t, dstLog)
 		before := counts[len(counts)-1]
@@ -188,12 +198,12 @@ func TestRestore(t *testing.T) {
 
 		podConfig := podCfg("rst-pod")
 		podConfig.LogDirectory = filepath.Join(e.dir, "logs", "rst-pod")
-		counterCfg := ctrCfg("counter-restored")
+		counterCfg := ownPid(ctrCfg("counter-restored"))
 		counterCfg.Image = &runtime.ImageSpec{Image: testBusybox}
 		counterCfg.LogPath = "counter.log"
-		sleeperCfg := ctrCfg("sleeper", "sleep", "3600")
+		sleeperCfg := ownPid(ctrCfg("sleeper", "sleep", "3600"))
 		// The request must describe the checkpointed process.
-		bad := ctrCfg("sleeper", "sleep", "10")
+		bad := ownPid(ctrCfg("sleeper", "sleep", "10"))
 		_, _, err := e.rt.RestorePod(ctx, RestorePodRequest{CheckpointPath: out, Config: podConfig,
 			ContainerConfigs: []*runtime.ContainerConfig{counterCfg, bad}})
 		if err == nil || !strings.Contains(err.Error(), "command differs") {
@@ -218,6 +228,10 @@ func TestRestore(t *testing.T) {
 		t.Logf("RestorePod: %v; with both containers started %v", podTime, time.Since(t0))
 		restored := waitCounts(t, filepath.Join(podConfig.LogDirectory, "counter.log"), 10)
 		checkContinues(t, "pod", restored, before, after)
+		res, err := e.rt.ExecSync(ctx, ids["counter-restored"], []string{"cat", "/kept"}, 10*time.Second)
+		if err != nil || strings.TrimSpace(string(res.Stdout)) != "kept" {
+			t.Fatalf("exec in the pod's restored container: %v %+v", err, res)
+		}
 		st, err := e.rt.PodSandboxStatus(ctx, sbID, false)
 		if err != nil || st.State != SandboxStateReady {
 			t.Fatalf("restored sandbox %+v %v", st, err)

@@ -104,6 +104,8 @@ func TestRestoreFromArchive(t *testing.T) {
 		"args":        {Metadata: ok.Metadata, Args: []string{"x"}},
 		"working_dir": {Metadata: ok.Metadata, WorkingDir: "/other"},
 		"environment": {Metadata: ok.Metadata, Envs: []*runtime.KeyValue{{Key: "A", Value: []byte("2")}}},
+		"pid namespace": {Metadata: ok.Metadata, Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}}},
 		"user": {Metadata: ok.Metadata, Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
 			RunAsUser: &runtime.Int64Value{Value: 1000}}}},
 	} {

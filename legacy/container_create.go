@@ -220,6 +220,11 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 			log.WithError(err).Warn("undo: delete container")
 		}
 	})
+	if restore != nil {
+		if err := r.applyRootfsDiff(ctx, snapshotter, id, rootDir); err != nil {
+			return "", err
+		}
+	}
 	spec, err := cntr.Spec(ctx)
 	if err != nil {
 		return "", err
