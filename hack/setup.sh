@@ -91,7 +91,13 @@ fi
 criu_root=$CACHE/criu/$CRIU_VERSION
 if [ ! -x "$criu_root/usr/sbin/criu" ] || [ ! -x "$BIN/criu" ] || ! grep -q "criu/$CRIU_VERSION\$" "$BIN/criu" 2>/dev/null; then
   log "fetching CRIU $CRIU_VERSION from Debian $CRIU_SUITE (about 8 MB)"
+  # A failure here is a warning, not the end of the setup: without CRIU only checkpoint/restore
+  # is unavailable (FailedPrecondition). The subshell stops at the first failing step.
+  set +e
+  (
+  set -e
   tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
   mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/debs"
   echo "deb $CRIU_MIRROR $CRIU_SUITE main" >"$tmp/sources.list"
   : >"$tmp/status"
@@ -120,8 +126,12 @@ if [ ! -x "$criu_root/usr/sbin/criu" ] || [ ! -x "$BIN/criu" ] || ! grep -q "cri
   mv -f "$BIN/criu.new" "$BIN/criu"
   # Older CRIU roots go.
   for d in "$CACHE"/criu/*; do [ "$d" = "$criu_root" ] || rm -rf "$d"; done
+  )
+  rc=$?
+  set -e
+  ((rc == 0)) || log "warning: fetching CRIU $CRIU_VERSION failed (exit $rc); checkpoint/restore needs it"
 fi
-if ! "$BIN/criu" check >/dev/null 2>&1; then
+if [ -x "$BIN/criu" ] && ! "$BIN/criu" check >/dev/null 2>&1; then
   log "warning: $BIN/criu check fails on this host; checkpoint/restore will answer FailedPrecondition:"
   "$BIN/criu" check 2>&1 | sed 's/^/setup:   /' >&2 || true
 fi
