@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -462,10 +461,19 @@ func (r *ContainerdRuntime) validateRestorePod(req RestorePodRequest) (*podCheck
 	return &pod, nil
 }
 
-// restoredLogFields are log fields of a restore.
-func restoredLogFields(c *podContainer, d time.Duration) logrus.Fields {
-	return logrus.Fields{"container": c.meta.ID, "sandbox": c.meta.SandboxID, "duration": d,
-		"checkpoint": strings.TrimSuffix(filepath.Join(c.rootDir, restoreDir), "/")}
+// restored logs a container's restore and drops its copy of the checkpoint (CRIU's restore log
+// stays, under restore/work, until the container is removed).
+func restored(c *podContainer, d time.Duration) {
+	dir := filepath.Join(c.rootDir, restoreDir)
+	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "sandbox": c.meta.SandboxID, "duration": d}).Info("container restored from its checkpoint")
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "work" {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				logrus.WithError(err).WithField("container", c.meta.ID).Warn("remove the checkpoint copy")
+			}
+		}
+	}
 }
 
 // writeRootfsDiff writes the changes of the container's snapshot key over its parent to path, as

@@ -192,7 +192,7 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		return fmt.Errorf("start task: %w", restoreError(c, err))
 	}
 	if len(restoreOpts) > 0 {
-		logrus.WithFields(restoredLogFields(c, time.Since(t0))).Info("container restored from its checkpoint")
+		restored(c, time.Since(t0))
 	}
 	c.mu.Lock()
 	c.state, c.pid, c.task = ContainerStateRunning, task.Pid(), task
