@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything cri-shim and its tests need on a Debian machine, idempotently.
 #   - apt packages: runc, CNI plugins, iptables, iproute2, busybox-static (+ the dynamic busybox .deb,
-#     extracted, for the e2e test images), criu (checkpoint/restore; Debian 12's 3.17.1 works only on
-#     kernels before 6.13 — the daemon checks it with `criu check` and says so)
+#     extracted, for the e2e test images), criu (Debian 12's 3.17.1; it works only on kernels before
+#     6.13, so see below)
+#   - CRIU $CRIU_VERSION from Debian trixie (kernels from 6.13 on need CRIU >= 4.1), with trixie's
+#     libc and the libraries it links, extracted under $CRI_SHIM_CACHE/criu/ with a private apt
+#     state (the system's apt sources and libc are not touched); $CRI_SHIM_CACHE/bin/criu runs it
 #   - into $CRI_SHIM_CACHE/bin: containerd + containerd-shim-runc-v2 (the version go.mod pins),
 #     runc $RUNC_VERSION (built with seccomp; Debian's runc 1.1 cannot do user namespaces),
 #     crictl + critest (cri-tools), ginkgo (the version cri-tools pins)
@@ -17,6 +20,11 @@ CRI_TOOLS_VERSION=${CRI_TOOLS_VERSION:-v1.37.0}
 # runc built from the Go module proxy: the newest release that builds with our Go. cri-shim's default
 # runtime handler runs $BIN/runc when it is there (config key runc_binary).
 RUNC_VERSION=${RUNC_VERSION:-v1.5.2}
+# CRIU for checkpoint/restore: runc runs `criu` from its PATH, which for the managed containerd starts
+# with $BIN; the daemon checks $BIN/criu first too.
+CRIU_VERSION=${CRIU_VERSION:-4.1.1-1}
+CRIU_SUITE=${CRIU_SUITE:-trixie}
+CRIU_MIRROR=${CRIU_MIRROR:-http://deb.debian.org/debian}
 CNI_CONF_DIR=${CNI_CONF_DIR:-/etc/cni/net.d}
 CNI_BIN_DIR=${CNI_BIN_DIR:-/usr/lib/cni}
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
@@ -74,6 +82,58 @@ if [ ! -f "$stamp" ] || [ ! -x "$BIN/runc" ] || ! "$BIN/runc" --version 2>/dev/n
   rm -rf "$tmpbin"
   rm -f "$BIN"/.runc-*
   touch "$stamp"
+fi
+
+# --- CRIU $CRIU_VERSION from Debian $CRIU_SUITE, with its own libc ----------------------------------
+# Debian 12's CRIU 3.17.1 fails `criu check` on kernels >= 6.13 (vDSO split into [vvar] and
+# [vvar_vclock]; fixed in CRIU 4.1). Trixie's criu needs libc6 >= 2.38, so the packages are only
+# extracted into a private root and $BIN/criu runs the binary with that root's dynamic loader.
+criu_root=$CACHE/criu/$CRIU_VERSION
+if [ ! -x "$criu_root/usr/sbin/criu" ] || [ ! -x "$BIN/criu" ] || ! grep -q "criu/$CRIU_VERSION\$" "$BIN/criu" 2>/dev/null; then
+  log "fetching CRIU $CRIU_VERSION from Debian $CRIU_SUITE (about 8 MB)"
+  # A failure here is a warning, not the end of the setup: without CRIU only checkpoint/restore
+  # is unavailable (FailedPrecondition). The subshell stops at the first failing step.
+  set +e
+  (
+  set -e
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/debs"
+  echo "deb $CRIU_MIRROR $CRIU_SUITE main" >"$tmp/sources.list"
+  : >"$tmp/status"
+  aptopts=(-o "Dir::Etc::sourcelist=$tmp/sources.list" -o Dir::Etc::sourceparts=/dev/null
+    -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o "Dir::State::status=$tmp/status"
+    -o APT::Architecture=amd64 -o APT::Sandbox::User=root -qq)
+  apt-get "${aptopts[@]}" update
+  # criu and everything it needs at run time (an empty status: nothing counts as installed).
+  deps=$(apt-cache "${aptopts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
+    --no-breaks --no-replaces --no-enhances "criu=$CRIU_VERSION" | grep -v '^[ <]' | sort -u | grep -vx 'criu\|libcompel1')
+  # shellcheck disable=SC2086
+  (cd "$tmp/debs" && apt-get "${aptopts[@]}" download "criu=$CRIU_VERSION" "libcompel1=$CRIU_VERSION" $deps)
+  rm -rf "$criu_root.new"
+  mkdir -p "$criu_root.new"
+  for d in "$tmp"/debs/*.deb; do dpkg-deb -x "$d" "$criu_root.new"; done
+  rm -rf "$tmp" "$criu_root"
+  mv "$criu_root.new" "$criu_root"
+  # exec keeps the process and its descriptors: runc talks to `criu swrk 3` over an inherited socket.
+  {
+    echo '#!/bin/sh'
+    echo "# CRIU $CRIU_VERSION (Debian $CRIU_SUITE) with its own libc, installed by cri-shim's hack/setup.sh."
+    echo "R=$criu_root"
+    echo 'exec "$R/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$R/usr/lib/x86_64-linux-gnu" --argv0 criu "$R/usr/sbin/criu" "$@"'
+  } >"$BIN/criu.new"
+  chmod 0755 "$BIN/criu.new"
+  mv -f "$BIN/criu.new" "$BIN/criu"
+  # Older CRIU roots go.
+  for d in "$CACHE"/criu/*; do [ "$d" = "$criu_root" ] || rm -rf "$d"; done
+  )
+  rc=$?
+  set -e
+  ((rc == 0)) || log "warning: fetching CRIU $CRIU_VERSION failed (exit $rc); checkpoint/restore needs it"
+fi
+if [ -x "$BIN/criu" ] && ! "$BIN/criu" check >/dev/null 2>&1; then
+  log "warning: $BIN/criu check fails on this host; checkpoint/restore will answer FailedPrecondition:"
+  "$BIN/criu" check 2>&1 | sed 's/^/setup:   /' >&2 || true
 fi
 
 # --- cri-tools: crictl, critest, and the ginkgo CLI critest -parallel needs ----------------------

@@ -30,10 +30,10 @@ import (
 //	config.dump   checkpointConfig (JSON): the container, its pod, its image, the CRI config
 //	spec.dump     the container's OCI runtime spec (JSON)
 //	dump.log      CRIU's log of the dump
+//	rootfs-diff.tar  the container's file-system changes (an OCI layer tar)
 //
 // A pod checkpoint (CheckpointPod) is a directory with pod.dump (the sandbox config and the
-// containers) and one such tree per container, under its name. The file system changes of the
-// containers (their rw layer) are not part of either yet.
+// containers) and one such tree per container, under its name. Restore: checkpoint_restore.go.
 //
 // Everything starts with a check of the host's CRIU (`criu check`, once per daemon): when it does
 // not work, every checkpoint and restore request answers FailedPrecondition with CRIU's own error.
@@ -69,6 +69,9 @@ const (
 	checkpointConfig    = "config.dump"
 	checkpointSpec      = "spec.dump"
 	checkpointPodConfig = "pod.dump"
+	// checkpointRootfsDiff holds the container's file-system changes (its rw layer) as an OCI
+	// layer tar, whiteouts included.
+	checkpointRootfsDiff = "rootfs-diff.tar"
 )
 
 // checkpointConfig is config.dump.
@@ -115,11 +118,24 @@ var (
 	}
 )
 
-// probeCRIU finds criu on PATH (where runc looks for it) and runs `criu check`.
+// DefaultCRIUBinary is where hack/setup.sh installs a CRIU that works on current kernels, next to
+// the runc it builds; the managed containerd puts that directory first on its shims' PATH, where
+// runc looks for criu.
+var DefaultCRIUBinary = filepath.Join(filepath.Dir(DefaultRuncBinary), "criu")
+
+// findCRIU is the criu runc runs: DefaultCRIUBinary when it is there, else criu on PATH.
+func findCRIU() (string, error) {
+	if st, err := os.Stat(DefaultCRIUBinary); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+		return DefaultCRIUBinary, nil
+	}
+	return exec.LookPath("criu")
+}
+
+// probeCRIU finds criu where runc looks for it and runs `criu check`.
 func probeCRIU(ctx context.Context) criuInfo {
-	path, err := exec.LookPath("criu")
+	path, err := findCRIU()
 	if err != nil {
-		return criuInfo{Err: errors.New("criu is not installed (not on PATH)")}
+		return criuInfo{Err: fmt.Errorf("criu is not installed (neither %s nor on PATH; run hack/setup.sh)", DefaultCRIUBinary)}
 	}
 	info := criuInfo{Path: path}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -219,7 +235,17 @@ func (r *ContainerdRuntime) CheckpointContainer(ctx context.Context, id, locatio
 	if err != nil {
 		return fmt.Errorf("container %s has no task: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
 	}
-	if err := r.dumpContainer(ctx, c, task, work, info); err != nil {
+	// Paused while CRIU dumps it and its file-system changes are read: one consistent cut.
+	if err := task.Pause(ctx); err != nil {
+		return fmt.Errorf("pause container %s: %w", c.meta.ID, err)
+	}
+	err = r.dumpContainer(ctx, c, task, work, info)
+	rctx, rcancel := withoutCancel(ctx, cleanupTimeout)
+	if rerr := task.Resume(rctx); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("resume container %s: %w", c.meta.ID, rerr))
+	}
+	rcancel()
+	if err != nil {
 		return err
 	}
 	dumped := time.Since(start)
@@ -276,6 +302,9 @@ func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, 
 			msg += " (CRIU: " + criuErrors(string(log), err) + ")"
 		}
 		return fmt.Errorf("checkpoint container %s: %s", c.meta.ID, msg)
+	}
+	if err := r.writeRootfsDiff(ctx, cinfo.Snapshotter, cinfo.SnapshotKey, filepath.Join(dir, checkpointRootfsDiff)); err != nil {
+		return fmt.Errorf("checkpoint container %s: file-system changes: %w", c.meta.ID, err)
 	}
 	for name, v := range map[string]any{checkpointConfig: cfg, checkpointSpec: spec} {
 		b, err := json.MarshalIndent(v, "", "  ")
@@ -399,14 +428,6 @@ func isCheckpointArchive(ref string) bool {
 			return true
 		}
 	}
-}
-
-// restoreFromArchive answers CreateContainer with a checkpoint archive as the image.
-func restoreFromArchive(ref string) error {
-	if _, err := criuUsable(); err != nil {
-		return fmt.Errorf("restore from checkpoint archive %s: %w", ref, err)
-	}
-	return fmt.Errorf("restore from checkpoint archive %s: restoring containers is not implemented: %w", ref, errdefs.ErrNotImplemented)
 }
 
 // CheckpointPod implements Checkpointer: it validates the request as CRI defines it, pauses every
@@ -536,52 +557,4 @@ func (r *ContainerdRuntime) checkpointPod(ctx context.Context, sb *podSandbox, o
 	}
 	logrus.WithFields(logrus.Fields{"sandbox": sb.meta.ID, "containers": len(cs), "duration": time.Since(start)}).Info("pod checkpointed")
 	return nil
-}
-
-// RestorePod implements Checkpointer: it validates the request as CRI defines it; the restore
-// itself needs CRIU, and is not implemented past that check.
-func (r *ContainerdRuntime) RestorePod(ctx context.Context, req RestorePodRequest) (string, map[string]string, error) {
-	for k := range req.Options {
-		return "", nil, fmt.Errorf("restore option %q is not supported: %w", k, errdefs.ErrInvalidArgument)
-	}
-	if req.CheckpointPath == "" || !filepath.IsAbs(req.CheckpointPath) {
-		return "", nil, fmt.Errorf("checkpoint_path %q must be an absolute path: %w", req.CheckpointPath, errdefs.ErrInvalidArgument)
-	}
-	if req.Config.GetMetadata() == nil {
-		return "", nil, fmt.Errorf("pod sandbox config with metadata is required: %w", errdefs.ErrInvalidArgument)
-	}
-	if !r.HasRuntimeHandler(req.RuntimeHandler) {
-		return "", nil, fmt.Errorf("unknown runtime handler %q: %w", req.RuntimeHandler, errdefs.ErrInvalidArgument)
-	}
-	if len(req.ContainerConfigs) == 0 {
-		return "", nil, fmt.Errorf("container_configs must not be empty: %w", errdefs.ErrInvalidArgument)
-	}
-	names := map[string]bool{}
-	for _, cfg := range req.ContainerConfigs {
-		name := cfg.GetMetadata().GetName()
-		if name == "" || names[name] {
-			return "", nil, fmt.Errorf("container config names must be non-empty and unique, got %q: %w", name, errdefs.ErrInvalidArgument)
-		}
-		names[name] = true
-	}
-	b, err := os.ReadFile(filepath.Join(req.CheckpointPath, checkpointPodConfig))
-	if err != nil {
-		return "", nil, fmt.Errorf("%s is not a pod checkpoint: %w", req.CheckpointPath, errdefs.ErrInvalidArgument)
-	}
-	var pod podCheckpointFile
-	if err := json.Unmarshal(b, &pod); err != nil {
-		return "", nil, fmt.Errorf("%s: %v: %w", checkpointPodConfig, err, errdefs.ErrInvalidArgument)
-	}
-	for name := range names {
-		if _, ok := pod.Containers[name]; !ok {
-			return "", nil, fmt.Errorf("container %q is not in the checkpoint: %w", name, errdefs.ErrInvalidArgument)
-		}
-	}
-	if len(pod.Containers) != len(names) {
-		return "", nil, fmt.Errorf("the checkpoint has %d containers, the request configures %d: %w", len(pod.Containers), len(names), errdefs.ErrInvalidArgument)
-	}
-	if _, err := criuUsable(); err != nil {
-		return "", nil, err
-	}
-	return "", nil, fmt.Errorf("restoring pods is not implemented: %w", errdefs.ErrNotImplemented)
 }

@@ -48,10 +48,24 @@ func ValidateContainerConfig(config *runtime.ContainerConfig) error {
 // CreateContainer creates a container in the ready sandbox sandboxID: its spec from the config,
 // the image and the sandbox; a snapshot of the image; a containerd container holding the metadata
 // that rebuilds it after a restart.
-func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID string, config *runtime.ContainerConfig) (_ string, retErr error) {
+func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID string, config *runtime.ContainerConfig) (string, error) {
 	if err := ValidateContainerConfig(config); err != nil {
 		return "", err
 	}
+	// A checkpoint archive as the image: a container restored from it (checkpoint_restore.go).
+	var restore *checkpointSource
+	if ref := config.GetImage().GetImage(); isCheckpointArchive(ref) {
+		var err error
+		if config, restore, err = r.prepareRestore(ctx, ref, config); err != nil {
+			return "", err
+		}
+	}
+	return r.createContainer(ctx, sandboxID, config, restore)
+}
+
+// createContainer creates the container; restore, when set, is the checkpoint StartContainer
+// restores it from.
+func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID string, config *runtime.ContainerConfig, restore *checkpointSource) (_ string, retErr error) {
 	sb, err := r.sandboxes.get(sandboxID)
 	if err != nil {
 		return "", err
@@ -87,9 +101,6 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 		handler = r.handlers[""]
 	}
 	snapshotter := snapshotterOr(handler.Snapshotter)
-	if ref := config.GetImage().GetImage(); isCheckpointArchive(ref) {
-		return "", restoreFromArchive(ref)
-	}
 	img, err := r.localImage(ctx, config.GetImage().GetImage())
 	if err != nil {
 		return "", err
@@ -109,6 +120,11 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 		os.RemoveAll(rootDir)
 		os.RemoveAll(stateDir)
 	})
+	if restore != nil {
+		if err := restore.install(rootDir); err != nil {
+			return "", err
+		}
+	}
 	volumes, err := imageVolumeMounts(rootDir, config, &img.Config)
 	if err != nil {
 		return "", err
@@ -209,6 +225,11 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 			log.WithError(err).Warn("undo: delete container")
 		}
 	})
+	if restore != nil {
+		if err := r.applyRootfsDiff(ctx, snapshotter, id, rootDir); err != nil {
+			return "", err
+		}
+	}
 	spec, err := cntr.Spec(ctx)
 	if err != nil {
 		return "", err

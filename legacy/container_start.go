@@ -176,9 +176,14 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	c.mu.Lock()
 	c.io = ctrIO
 	c.mu.Unlock()
-	task, err = cntr.NewTask(ctx, func(string) (cio.IO, error) { return ctrIO.dio, nil })
+	restoreOpts, err := restoreTaskOpts(c)
 	if err != nil {
-		return fmt.Errorf("create task: %w", err)
+		return err
+	}
+	t0 := time.Now()
+	task, err = cntr.NewTask(ctx, func(string) (cio.IO, error) { return ctrIO.dio, nil }, restoreOpts...)
+	if err != nil {
+		return fmt.Errorf("create task: %w", restoreError(c, err))
 	}
 	exitCh, err := task.Wait(r.bg)
 	if err != nil {
@@ -189,7 +194,10 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		return err
 	}
 	if err := task.Start(ctx); err != nil {
-		return fmt.Errorf("start task: %w", err)
+		return fmt.Errorf("start task: %w", restoreError(c, err))
+	}
+	if len(restoreOpts) > 0 {
+		restored(c, time.Since(t0))
 	}
 	c.mu.Lock()
 	c.state, c.pid, c.task = ContainerStateRunning, task.Pid(), task

@@ -1,0 +1,537 @@
+package legacy
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/archive"
+	"github.com/containerd/errdefs"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Restore. A container is restored in two steps, as CRI defines it: CreateContainer (with a
+// checkpoint archive as its image, or RestorePod) creates a container from the checkpointed
+// image and config and copies the checkpoint under <root>/containers/<id>/restore/; StartContainer
+// of such a container creates its task from the CRIU images (runc restore) instead of running the
+// command. The container's rootfs is a fresh snapshot of its image: file-system changes made
+// after the start are not part of the checkpoint.
+
+// restoreDir is where a restorable container keeps its checkpoint.
+const restoreDir = "restore"
+
+// checkpointSource is a checkpoint (an archive, or a directory of a pod checkpoint) that a new
+// container is restored from.
+type checkpointSource struct {
+	path    string // the archive, or the container's directory in a pod checkpoint
+	archive bool
+	config  checkpointConfigFile
+	// ctrConfig is the checkpointed container's CRI config.
+	ctrConfig *runtime.ContainerConfig
+}
+
+// openCheckpoint reads the config of the checkpoint at path (an archive or a directory).
+func openCheckpoint(path string) (*checkpointSource, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
+	}
+	src := &checkpointSource{path: path, archive: fi.Mode().IsRegular()}
+	var b []byte
+	if src.archive {
+		b, err = readTarFile(path, checkpointConfig)
+	} else {
+		b, err = os.ReadFile(filepath.Join(path, checkpointConfig))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s has no %s: %v: %w", path, checkpointConfig, err, errdefs.ErrInvalidArgument)
+	}
+	if err := json.Unmarshal(b, &src.config); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %s: %v: %w", path, checkpointConfig, err, errdefs.ErrInvalidArgument)
+	}
+	if src.config.ImageID == "" || len(src.config.ContainerConfig) == 0 {
+		return nil, fmt.Errorf("checkpoint %s: %s names no image or container config: %w", path, checkpointConfig, errdefs.ErrInvalidArgument)
+	}
+	src.ctrConfig = &runtime.ContainerConfig{}
+	if err := protojson.Unmarshal(src.config.ContainerConfig, src.ctrConfig); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: container config: %v: %w", path, err, errdefs.ErrInvalidArgument)
+	}
+	return src, nil
+}
+
+// readTarFile returns the content of the entry name of the tar archive at path.
+func readTarFile(path, name string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil, fs.ErrNotExist
+		}
+		if err != nil {
+			return nil, err
+		}
+		if hdr.Name == name {
+			return io.ReadAll(io.LimitReader(tr, 16<<20))
+		}
+	}
+}
+
+// archiveRestoreConfig is the config of a container restored by CreateContainer with a checkpoint
+// archive as its image (containerd's and CRI-O's way): the checkpointed config, with the request's
+// metadata, labels, annotations, log path and, when it has any, mounts; the image is the
+// checkpointed container's.
+func archiveRestoreConfig(src *checkpointSource, req *runtime.ContainerConfig) *runtime.ContainerConfig {
+	cfg := proto.Clone(src.ctrConfig).(*runtime.ContainerConfig)
+	cfg.Metadata = proto.Clone(req.GetMetadata()).(*runtime.ContainerMetadata)
+	cfg.Labels, cfg.Annotations = req.GetLabels(), req.GetAnnotations()
+	cfg.LogPath = req.GetLogPath()
+	if len(req.GetMounts()) > 0 {
+		cfg.Mounts = req.GetMounts()
+	}
+	cfg.Image = &runtime.ImageSpec{Image: src.config.ImageID, UserSpecifiedImage: src.config.RootfsImageName}
+	return cfg
+}
+
+// podRestoreConfig is the config of a container restored by RestorePod: the request's, which
+// must describe the checkpointed process (same command, args, working directory, environment and
+// user where it names them); the image is the checkpointed container's, which the request's image,
+// when set, must resolve to.
+func (r *ContainerdRuntime) podRestoreConfig(ctx context.Context, src *checkpointSource, req *runtime.ContainerConfig) (*runtime.ContainerConfig, error) {
+	old := src.ctrConfig
+	name := req.GetMetadata().GetName()
+	mismatch := func(what string) error {
+		return fmt.Errorf("container %q: %s differs from the checkpointed container's: %w", name, what, errdefs.ErrInvalidArgument)
+	}
+	if c := req.GetCommand(); len(c) > 0 && !slices.Equal(c, old.GetCommand()) {
+		return nil, mismatch("command")
+	}
+	if a := req.GetArgs(); len(a) > 0 && !slices.Equal(a, old.GetArgs()) {
+		return nil, mismatch("args")
+	}
+	if w := req.GetWorkingDir(); w != "" && w != old.GetWorkingDir() {
+		return nil, mismatch("working_dir")
+	}
+	if envs := req.GetEnvs(); len(envs) > 0 && !slices.EqualFunc(envs, old.GetEnvs(), func(a, b *runtime.KeyValue) bool {
+		return a.GetKey() == b.GetKey() && bytes.Equal(a.GetValue(), b.GetValue())
+	}) {
+		return nil, mismatch("environment")
+	}
+	if sc := req.GetLinux().GetSecurityContext(); sc != nil {
+		osc := old.GetLinux().GetSecurityContext()
+		if sc.GetRunAsUser() != nil && sc.GetRunAsUser().GetValue() != osc.GetRunAsUser().GetValue() ||
+			sc.GetRunAsUsername() != "" && sc.GetRunAsUsername() != osc.GetRunAsUsername() ||
+			sc.GetRunAsGroup() != nil && sc.GetRunAsGroup().GetValue() != osc.GetRunAsGroup().GetValue() {
+			return nil, mismatch("user")
+		}
+	}
+	// The pid namespace is where CRIU recreates the processes with their pids: a container that
+	// had its own must have its own again, one in the pod's goes into the new pod's.
+	if req.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() != old.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() {
+		return nil, mismatch("pid namespace mode")
+	}
+	if ref := req.GetImage().GetImage(); ref != "" {
+		img, err := r.localImage(ctx, ref)
+		if err != nil {
+			return nil, fmt.Errorf("container %q: %w", name, err)
+		}
+		if img.ID != src.config.ImageID {
+			return nil, mismatch(fmt.Sprintf("image (%s, checkpointed %s)", img.ID, src.config.ImageID))
+		}
+	}
+	cfg := proto.Clone(req).(*runtime.ContainerConfig)
+	cfg.Command, cfg.Args, cfg.WorkingDir, cfg.Envs = old.GetCommand(), old.GetArgs(), old.GetWorkingDir(), old.GetEnvs()
+	cfg.Image = &runtime.ImageSpec{Image: src.config.ImageID, UserSpecifiedImage: src.config.RootfsImageName}
+	return cfg, nil
+}
+
+// resolveImage finds the checkpointed image among the local images: by ID, then by its names.
+func (r *ContainerdRuntime) checkpointImage(ctx context.Context, src *checkpointSource) (*containerImage, error) {
+	var lastErr error
+	for _, ref := range []string{src.config.ImageID, src.config.RootfsImageRef, src.config.RootfsImageName} {
+		if ref == "" {
+			continue
+		}
+		img, err := r.localImage(ctx, ref)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if img.ID != src.config.ImageID {
+			lastErr = fmt.Errorf("image %s is now %s, the checkpoint was taken from %s", ref, img.ID, src.config.ImageID)
+			continue
+		}
+		return img, nil
+	}
+	return nil, fmt.Errorf("the image of checkpoint %s (%s %s) is not present, pull it first: %v: %w",
+		src.path, src.config.RootfsImageName, src.config.ImageID, lastErr, errdefs.ErrNotFound)
+}
+
+// install copies the checkpoint into the new container's rootDir/restore.
+func (src *checkpointSource) install(rootDir string) error {
+	dst := filepath.Join(rootDir, restoreDir)
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		return err
+	}
+	var err error
+	if src.archive {
+		err = extractTarArchive(src.path, dst)
+	} else {
+		err = copyTree(src.path, dst)
+	}
+	if err != nil {
+		return fmt.Errorf("copy checkpoint %s: %w", src.path, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dst, checkpointImagesDir, "inventory.img")); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("checkpoint %s has no CRIU images (%s/inventory.img): %w", src.path, checkpointImagesDir, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// extractTarArchive extracts the directories and regular files of a checkpoint archive into dst;
+// entries that would leave dst are an error.
+func extractTarArchive(path, dst string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := filepath.Clean(filepath.FromSlash(hdr.Name))
+		if !filepath.IsLocal(name) {
+			return fmt.Errorf("archive entry %q leaves the archive: %w", hdr.Name, errdefs.ErrInvalidArgument)
+		}
+		target := filepath.Join(dst, name)
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o700); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+				return err
+			}
+			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(out, tr)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("archive entry %q is not a file or directory: %w", hdr.Name, errdefs.ErrInvalidArgument)
+		}
+	}
+}
+
+// copyTree copies the directories and regular files under src into dst (which exists).
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == src {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.Mkdir(target, 0o700)
+		case d.Type().IsRegular():
+			in, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(out, in)
+			return errors.Join(err, out.Close())
+		}
+		return nil
+	})
+}
+
+// restoreTaskOpts are the task options of a container that StartContainer restores from its
+// checkpoint: the CRIU images, and a work dir for CRIU's restore log.
+func restoreTaskOpts(c *podContainer) ([]containerd.NewTaskOpts, error) {
+	dir := filepath.Join(c.rootDir, restoreDir)
+	images := filepath.Join(dir, checkpointImagesDir)
+	if _, err := os.Stat(images); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if _, err := criuUsable(); err != nil {
+		return nil, err
+	}
+	work := filepath.Join(dir, "work")
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return nil, err
+	}
+	return []containerd.NewTaskOpts{containerd.WithRestoreImagePath(images), containerd.WithRestoreWorkPath(work)}, nil
+}
+
+// isRestore tells whether StartContainer restores c from a checkpoint.
+func isRestore(c *podContainer) bool {
+	_, err := os.Stat(filepath.Join(c.rootDir, restoreDir, checkpointImagesDir))
+	return err == nil
+}
+
+// restoreError adds CRIU's own errors (its restore log) to a failed restore.
+func restoreError(c *podContainer, err error) error {
+	if err == nil || !isRestore(c) {
+		return err
+	}
+	logs, _ := filepath.Glob(filepath.Join(c.rootDir, restoreDir, "work", "restore*.log"))
+	for _, l := range logs {
+		if b, rerr := os.ReadFile(l); rerr == nil {
+			if msg := criuErrors(string(b), err); msg != err.Error() {
+				return fmt.Errorf("%w (CRIU: %s)", err, msg)
+			}
+		}
+	}
+	return err
+}
+
+// prepareRestore answers CreateContainer with a checkpoint archive as its image: the config the
+// container is created with, and the checkpoint it is restored from.
+func (r *ContainerdRuntime) prepareRestore(ctx context.Context, ref string, req *runtime.ContainerConfig) (*runtime.ContainerConfig, *checkpointSource, error) {
+	if _, err := criuUsable(); err != nil {
+		return nil, nil, fmt.Errorf("restore from checkpoint archive %s: %w", ref, err)
+	}
+	src, err := openCheckpoint(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := r.checkpointImage(r.withNS(ctx), src); err != nil {
+		return nil, nil, err
+	}
+	return archiveRestoreConfig(src, req), src, nil
+}
+
+// RestorePod implements Checkpointer: a new sandbox from the request's config, and in it one
+// created container per container of the checkpoint, each restored from its CRIU images when
+// started.
+func (r *ContainerdRuntime) RestorePod(ctx context.Context, req RestorePodRequest) (_ string, _ map[string]string, retErr error) {
+	pod, err := r.validateRestorePod(req)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := criuUsable(); err != nil {
+		return "", nil, err
+	}
+	start := time.Now()
+	// Everything that can be checked before the sandbox runs.
+	srcs := map[string]*checkpointSource{}
+	cfgs := map[string]*runtime.ContainerConfig{}
+	for _, cfg := range req.ContainerConfigs {
+		name := cfg.GetMetadata().GetName()
+		dir := filepath.Join(req.CheckpointPath, pod.Containers[name])
+		if !filepath.IsLocal(pod.Containers[name]) {
+			return "", nil, fmt.Errorf("%s: container %q is outside the checkpoint: %w", checkpointPodConfig, name, errdefs.ErrInvalidArgument)
+		}
+		src, err := openCheckpoint(dir)
+		if err != nil {
+			return "", nil, err
+		}
+		if src.archive {
+			return "", nil, fmt.Errorf("%s is not a directory: %w", dir, errdefs.ErrInvalidArgument)
+		}
+		if _, err := r.checkpointImage(r.withNS(ctx), src); err != nil {
+			return "", nil, err
+		}
+		if cfgs[name], err = r.podRestoreConfig(r.withNS(ctx), src, cfg); err != nil {
+			return "", nil, err
+		}
+		if err := ValidateContainerConfig(cfgs[name]); err != nil {
+			return "", nil, err
+		}
+		srcs[name] = src
+	}
+	sandboxID, res := r.RunPodSandbox(ctx, req.Config, req.RuntimeHandler)
+	if err := res.Error(); err != nil {
+		return "", nil, fmt.Errorf("restore pod sandbox: %w", err)
+	}
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		cctx, cancel := withoutCancel(ctx, cleanupTimeout)
+		defer cancel()
+		if res := r.StopPodSandbox(cctx, sandboxID); res.Error() != nil {
+			logrus.WithError(res.Error()).WithField("sandbox", sandboxID).Warn("undo restore: stop sandbox")
+		}
+		if err := r.RemovePodSandbox(cctx, sandboxID); err != nil {
+			logrus.WithError(err).WithField("sandbox", sandboxID).Warn("undo restore: remove sandbox")
+		}
+	}()
+	ids := map[string]string{}
+	for _, cfg := range req.ContainerConfigs {
+		name := cfg.GetMetadata().GetName()
+		id, err := r.createContainer(ctx, sandboxID, cfgs[name], srcs[name])
+		if err != nil {
+			return "", nil, fmt.Errorf("restore container %q: %w", name, err)
+		}
+		ids[name] = id
+	}
+	logrus.WithFields(logrus.Fields{"sandbox": sandboxID, "checkpoint": req.CheckpointPath, "containers": len(ids),
+		"duration": time.Since(start)}).Info("pod restored (containers created)")
+	return sandboxID, ids, nil
+}
+
+// validateRestorePod checks a RestorePod request as CRI defines it and reads the pod checkpoint.
+func (r *ContainerdRuntime) validateRestorePod(req RestorePodRequest) (*podCheckpointFile, error) {
+	for k := range req.Options {
+		return nil, fmt.Errorf("restore option %q is not supported: %w", k, errdefs.ErrInvalidArgument)
+	}
+	if req.CheckpointPath == "" || !filepath.IsAbs(req.CheckpointPath) {
+		return nil, fmt.Errorf("checkpoint_path %q must be an absolute path: %w", req.CheckpointPath, errdefs.ErrInvalidArgument)
+	}
+	if req.Config.GetMetadata() == nil {
+		return nil, fmt.Errorf("pod sandbox config with metadata is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if !r.HasRuntimeHandler(req.RuntimeHandler) {
+		return nil, fmt.Errorf("unknown runtime handler %q: %w", req.RuntimeHandler, errdefs.ErrInvalidArgument)
+	}
+	if len(req.ContainerConfigs) == 0 {
+		return nil, fmt.Errorf("container_configs must not be empty: %w", errdefs.ErrInvalidArgument)
+	}
+	names := map[string]bool{}
+	for _, cfg := range req.ContainerConfigs {
+		name := cfg.GetMetadata().GetName()
+		if name == "" || names[name] {
+			return nil, fmt.Errorf("container config names must be non-empty and unique, got %q: %w", name, errdefs.ErrInvalidArgument)
+		}
+		names[name] = true
+	}
+	b, err := os.ReadFile(filepath.Join(req.CheckpointPath, checkpointPodConfig))
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a pod checkpoint: %w", req.CheckpointPath, errdefs.ErrInvalidArgument)
+	}
+	var pod podCheckpointFile
+	if err := json.Unmarshal(b, &pod); err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", checkpointPodConfig, err, errdefs.ErrInvalidArgument)
+	}
+	for name := range names {
+		if _, ok := pod.Containers[name]; !ok {
+			return nil, fmt.Errorf("container %q is not in the checkpoint: %w", name, errdefs.ErrInvalidArgument)
+		}
+	}
+	if len(pod.Containers) != len(names) {
+		return nil, fmt.Errorf("the checkpoint has %d containers, the request configures %d: %w", len(pod.Containers), len(names), errdefs.ErrInvalidArgument)
+	}
+	if h := pod.RuntimeHandler; h != req.RuntimeHandler && !(h == "" || req.RuntimeHandler == "") {
+		return nil, fmt.Errorf("the checkpoint was taken with runtime handler %q, not %q: %w", h, req.RuntimeHandler, errdefs.ErrInvalidArgument)
+	}
+	return &pod, nil
+}
+
+// restored logs a container's restore and drops its copy of the checkpoint (CRIU's restore log
+// stays, under restore/work, until the container is removed).
+func restored(c *podContainer, d time.Duration) {
+	dir := filepath.Join(c.rootDir, restoreDir)
+	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "sandbox": c.meta.SandboxID, "duration": d}).Info("container restored from its checkpoint")
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "work" {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				logrus.WithError(err).WithField("container", c.meta.ID).Warn("remove the checkpoint copy")
+			}
+		}
+	}
+}
+
+// writeRootfsDiff writes the changes of the container's snapshot key over its parent to path, as
+// an OCI layer tar: the parent is mounted as a view, the container's snapshot read-only (the
+// container keeps its own mount).
+func (r *ContainerdRuntime) writeRootfsDiff(ctx context.Context, snapshotter, key, path string) error {
+	sn := r.client.SnapshotService(snapshotterOr(snapshotter))
+	info, err := sn.Stat(ctx, key)
+	if err != nil {
+		return err
+	}
+	upper, err := sn.Mounts(ctx, key)
+	if err != nil {
+		return err
+	}
+	viewKey := key + "-checkpoint-view-" + newSandboxID()[:12]
+	lower, err := sn.View(ctx, viewKey, info.Parent)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := withoutCancel(ctx, cleanupTimeout)
+		defer cancel()
+		if err := sn.Remove(cctx, viewKey); err != nil {
+			logrus.WithError(err).WithField("snapshot", viewKey).Warn("remove checkpoint view")
+		}
+	}()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = mount.WithReadonlyTempMount(ctx, lower, func(lowerRoot string) error {
+		return mount.WithReadonlyTempMount(ctx, upper, func(upperRoot string) error {
+			return archive.WriteDiff(ctx, f, lowerRoot, upperRoot)
+		})
+	})
+	return errors.Join(err, f.Close())
+}
+
+// applyRootfsDiff applies the checkpoint's file-system changes, when it has them, to the new
+// container's snapshot key.
+func (r *ContainerdRuntime) applyRootfsDiff(ctx context.Context, snapshotter, key, rootDir string) error {
+	f, err := os.Open(filepath.Join(rootDir, restoreDir, checkpointRootfsDiff))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	mounts, err := r.client.SnapshotService(snapshotterOr(snapshotter)).Mounts(ctx, key)
+	if err != nil {
+		return err
+	}
+	return mount.WithTempMount(ctx, mounts, func(root string) error {
+		if _, err := archive.Apply(ctx, root, f); err != nil {
+			return fmt.Errorf("apply the checkpoint's file-system changes: %w", err)
+		}
+		return nil
+	})
+}
