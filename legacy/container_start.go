@@ -241,14 +241,30 @@ func (r *ContainerdRuntime) rewatchContainer(c *podContainer) {
 
 // handleContainerExit records the exit: code, time, reason (OOMKilled, Completed, Error) and the
 // termination message; it deletes the task (its shim goes away) and drains the output into the log.
+// The task is deleted while the output drains, and the exit is recorded (c.exited closed, which
+// StopContainer waits for) as soon as the output is in the log, without waiting for the deletion
+// (the shim's runc delete takes tens of milliseconds); c.taskGone is closed once it is over.
 func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd.Task, code uint32, at time.Time) {
-	ctx, cancel := context.WithTimeout(r.bg, cleanupTimeout)
-	defer cancel()
 	oom := cgroupOOMKilled(c.meta.CgroupsPath)
+	deleted := make(chan struct{})
+	c.mu.Lock()
+	if c.taskGone == nil {
+		c.taskGone = deleted
+	}
+	c.mu.Unlock()
 	if task != nil {
-		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			logrus.WithError(err).WithField("container", c.meta.ID).Warn("delete exited task")
-		}
+		go func() {
+			defer close(deleted)
+			ctx, cancel := context.WithTimeout(r.bg, cleanupTimeout)
+			defer cancel()
+			if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+				logrus.WithError(err).WithField("container", c.meta.ID).Warn("delete exited task")
+			}
+		}()
+		// The monitor goroutine (counted in r.wg) returns only once the task is deleted.
+		defer func() { <-deleted }()
+	} else {
+		close(deleted)
 	}
 	c.mu.Lock()
 	ctrIO := c.io

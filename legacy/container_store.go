@@ -93,6 +93,8 @@ type podContainer struct {
 	removing  bool
 	// exited is closed once the exit of the started task is recorded.
 	exited chan struct{}
+	// taskGone, set when the exit is handled, is closed once the exited task is deleted.
+	taskGone chan struct{}
 }
 
 // containerIO is a running container's stdio: FIFOs read into the CRI log.

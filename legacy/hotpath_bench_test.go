@@ -47,8 +47,8 @@ func benchSpecInput(b *testing.B) (containerSpecInput, string) {
 			Metadata: &runtime.ContainerMetadata{Name: "app"},
 			Image:    &runtime.ImageSpec{Image: "busybox"},
 			Command:  []string{"/bin/sh", "-c"}, Args: []string{"exec sleep $(DURATION)"},
-			Envs:   append(envs, &runtime.KeyValue{Key: "DURATION", Value: []byte("3600")}),
-			Mounts: []*runtime.Mount{{ContainerPath: "/var/run/secrets/kubernetes.io/serviceaccount", HostPath: secret, Readonly: true}},
+			Envs:        append(envs, &runtime.KeyValue{Key: "DURATION", Value: []byte("3600")}),
+			Mounts:      []*runtime.Mount{{ContainerPath: "/var/run/secrets/kubernetes.io/serviceaccount", HostPath: secret, Readonly: true}},
 			Annotations: map[string]string{"io.kubernetes.container.terminationMessagePath": "/dev/termination-log"},
 			Linux: &runtime.LinuxContainerConfig{
 				Resources: &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 50000, CpuShares: 512, MemoryLimitInBytes: 128 << 20},
