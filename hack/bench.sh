@@ -159,13 +159,14 @@ run_critest() { # ENDPOINT DIR
 }
 run_client() { # ENDPOINT RUNTIME NAMESPACE OUT PROCS...
   local ep=$1 rt=$2 ns=$3 out=$4; shift 4
-  local prof=
+  local prof= hook=()
   if [ -n "${BENCH_PROFILE:-}" ] && [ "$rt" = cri-shim ] && [ -n "$METRICS" ]; then
     mkdir -p "$BENCH_PROFILE"
     prof=$BENCH_PROFILE/$(basename "$out" .json)
     curl -s -o "$prof.cpu.pprof" "http://$METRICS/debug/pprof/profile?seconds=45" &
+    hook=(-at-full "curl -s -o $prof.heap-full.pprof http://$METRICS/debug/pprof/heap; curl -s -o $prof.goroutine-full.txt 'http://$METRICS/debug/pprof/goroutine?debug=1'")
   fi
-  "$WORK/benchclient" run -endpoint "unix://$ep" -name "$rt" -out "$out" -pods "$PODS" -parallel "$PARALLEL" \
+  "$WORK/benchclient" run "${hook[@]}" -endpoint "unix://$ep" -name "$rt" -out "$out" -pods "$PODS" -parallel "$PARALLEL" \
     -containers-per-pod "$PER_POD" -list-n "$LIST_N" -stats-n "$STATS_N" -log-dir "$WORK/logs" \
     -containerd-address "$CTRD_SOCK" -namespace "$ns" "$@"
   if [ -n "$prof" ]; then

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -87,6 +88,7 @@ func runMain(args []string) error {
 	logDir := fs.String("log-dir", os.TempDir(), "pods' log directories go below this")
 	ctrdAddr := fs.String("containerd-address", "", "containerd socket (to find the shims of -namespace)")
 	ns := fs.String("namespace", "", "the endpoint's containerd namespace (to find its shims)")
+	atFull := fs.String("at-full", "", "shell command run once all containers run (e.g. to take a heap profile)")
 	procs := labeledPIDs{}
 	fs.Var(procs, "proc", "LABEL=PID of a runtime process to sample (repeatable)")
 	fs.Parse(args)
@@ -205,6 +207,11 @@ func runMain(args []string) error {
 		}
 	}
 	sample("full")
+	if *atFull != "" {
+		if out, err := exec.Command("sh", "-c", *atFull).CombinedOutput(); err != nil {
+			rec.fail("-at-full: %v: %s", err, out)
+		}
+	}
 	if *ctrdAddr != "" && *ns != "" {
 		res.Shims = sampleShims(*ctrdAddr, *ns)
 	}
