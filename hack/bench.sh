@@ -17,7 +17,8 @@
 # Env: BENCH_ROUNDS (2), BENCH_PODS (100), BENCH_PARALLEL (10), BENCH_CONTAINERS_PER_POD (5),
 #      BENCH_LIST_N (100), BENCH_STATS_N (10), BENCH_CRITEST (1; 0 skips critest),
 #      BENCH_PROFILE=DIR (save cri-shim CPU and heap profiles of each benchclient phase there),
-#      BENCH_OUT (bench/results.md).
+#      BENCH_OUT (bench/results.md), BENCH_CRISHIM_BIN (a cri-shim binary to use instead of building one),
+#      BENCH_PARAMS (critest's parameters file).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -72,7 +73,7 @@ cleanup() {
 trap cleanup EXIT
 
 log "building cri-shim, the test registry and benchclient"
-go build -o "$WORK/cri-shim" "$ROOT/cmd/cri-shim"
+if [ -n "${BENCH_CRISHIM_BIN:-}" ]; then cp "$BENCH_CRISHIM_BIN" "$WORK/cri-shim"; else go build -o "$WORK/cri-shim" "$ROOT/cmd/cri-shim"; fi
 go build -o "$WORK/testregistry" "$ROOT/test/critest/testregistry/cmd/testregistry"
 go build -o "$WORK/benchclient" "$ROOT/hack/benchclient"
 
@@ -159,11 +160,12 @@ run_critest() { # ENDPOINT DIR
 }
 run_client() { # ENDPOINT RUNTIME NAMESPACE OUT PROCS...
   local ep=$1 rt=$2 ns=$3 out=$4; shift 4
-  local prof= hook=()
+  local prof= hook=() curl_pid=
   if [ -n "${BENCH_PROFILE:-}" ] && [ "$rt" = cri-shim ] && [ -n "$METRICS" ]; then
     mkdir -p "$BENCH_PROFILE"
     prof=$BENCH_PROFILE/$(basename "$out" .json)
     curl -s -o "$prof.cpu.pprof" "http://$METRICS/debug/pprof/profile?seconds=45" &
+    curl_pid=$!
     hook=(-at-full "curl -s -o $prof.heap-full.pprof http://$METRICS/debug/pprof/heap; curl -s -o $prof.goroutine-full.txt 'http://$METRICS/debug/pprof/goroutine?debug=1'")
   fi
   "$WORK/benchclient" run "${hook[@]}" -endpoint "unix://$ep" -name "$rt" -out "$out" -pods "$PODS" -parallel "$PARALLEL" \
@@ -171,7 +173,7 @@ run_client() { # ENDPOINT RUNTIME NAMESPACE OUT PROCS...
     -containerd-address "$CTRD_SOCK" -namespace "$ns" "$@"
   if [ -n "$prof" ]; then
     curl -s -o "$prof.heap.pprof" "http://$METRICS/debug/pprof/heap"
-    wait
+    wait "$curl_pid"
   fi
 }
 
@@ -201,6 +203,7 @@ mib() { echo "$(( $1 / 1024 )) MiB"; }
   echo
   echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -m | awk '/Mem:/{print $2}') MiB memory, kernel $(uname -r), cgroup v1 (cgroupfs)"
   echo "- load: at start \`$(cat "$RAW/uptime-start" 2>/dev/null)\`; at end \`$(uptime)\` (the machine is shared: the A B A B interleaving is there for that)"
+  [ -n "${BENCH_CRISHIM_BIN:-}" ] && echo "- cri-shim binary: $BENCH_CRISHIM_BIN"
   echo "- containerd $(containerd --version | awk '{print $3}'), $(runc --version | head -1), critest v1.37.0, cri-shim $(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null), $(go version | awk '{print $3}')"
   echo "- one containerd (CRI plugin on, namespace k8s.io) serving both; cri-shim in namespace cri-shim on the same socket; CNI $CNI_CONF_DIR (bridge + portmap) and $CNI_BIN_DIR for both; sandbox image $SANDBOX_IMAGE from the local test registry"
   echo "- rounds (A B A B): $ROUNDS; critest params: $(grep -v '^#' "$PARAMS" | tr '\n' ' ')"
