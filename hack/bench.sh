@@ -132,7 +132,11 @@ CTRD_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$CTRD_PID/status")
 SHIM_PID=$!
 for _ in $(seq 600); do [ -S "$SHIM_SOCK" ] && break; kill -0 "$SHIM_PID" || break; sleep 0.1; done
 [ -S "$SHIM_SOCK" ] || { echo "bench.sh: cri-shim did not start" >&2; cat "$RAW/cri-shim.log" >&2; exit 1; }
-METRICS=$(sed -n 's/.*msg="serving metrics" address="\([^"]*\)".*/\1/p' "$RAW/cri-shim.log" | head -1)
+METRICS=
+for _ in $(seq 100); do
+  METRICS=$(sed -n 's/.*msg="serving metrics" address="\([^"]*\)".*/\1/p' "$RAW/cri-shim.log" | head -1)
+  [ -n "$METRICS" ] && break; sleep 0.1
+done
 SHIM_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$SHIM_PID/status")
 log "registry $(cat "$WORK/registry.addr"), containerd pid $CTRD_PID, cri-shim pid $SHIM_PID (metrics $METRICS)"
 

@@ -7,7 +7,7 @@ import (
 	"github.com/cri-shim/cri-shim/streaming"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -258,7 +258,7 @@ func (st *containerStore) list() []*podContainer {
 		out = append(out, c)
 	}
 	st.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].meta.CreatedAt.After(out[j].meta.CreatedAt) })
+	slices.SortFunc(out, func(a, b *podContainer) int { return b.meta.CreatedAt.Compare(a.meta.CreatedAt) })
 	return out
 }
 
