@@ -203,6 +203,7 @@ func reportMain(args []string) error {
 			return err
 		}
 	}
+	targets(&w, &s, results, *a, *b)
 
 	fmt.Print(w.String())
 	if *out != "" {
@@ -266,4 +267,48 @@ func phaseTable(w io.Writer, file string) error {
 		fmt.Fprintf(w, "| %s | %s | %.1f | %.1f | %.0f |\n", k.rt, k.proc, cpu[k], float64(rss[k])/1024, wall[k.rt])
 	}
 	return sc.Err()
+}
+
+// targets checks the goals of the performance issue against this run.
+func targets(w io.Writer, s *samples, results map[string][]RunResult, a, b string) {
+	fmt.Fprintf(w, "\n### Targets (this run)\n\n| target | measured | met |\n|---|---|---|\n")
+	yes := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "**no**"
+	}
+	for _, op := range []string{"RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "CreateContainer",
+		"StartContainer", "StopContainer", "RemoveContainer"} {
+		d := s.data["critest: "+op]
+		if d == nil || len(d[a]) == 0 || len(d[b]) == 0 {
+			continue
+		}
+		r := float64(percentile(d[a], 50)) / float64(percentile(d[b], 50))
+		fmt.Fprintf(w, "| %s median ≤ 0.8× | %.2f× | %s |\n", op, r, yes(r <= 0.8))
+	}
+	if ra, rb := results[a], results[b]; len(ra) > 0 && len(rb) > 0 {
+		r := medianStart(rb) / medianStart(ra)
+		fmt.Fprintf(w, "| pod start throughput ≥ 1.25× | %.2f× | %s |\n", r, yes(r >= 1.25))
+		var maxRSS int64
+		for _, r := range ra {
+			maxRSS = max(maxRSS, r.Procs["runtime"]["full"].RSSKiB)
+		}
+		fmt.Fprintf(w, "| %s RSS with %d pods / %d containers ≤ 60 MiB | %.1f MiB | %s |\n", a, ra[0].Pods,
+			ra[0].ContainersRunning, float64(maxRSS)/1024, yes(maxRSS <= 60*1024))
+	}
+	for _, op := range s.order {
+		if !strings.HasPrefix(op, "List") || strings.Contains(op, "CPU") || strings.Contains(op, "by pod") {
+			continue
+		}
+		d := s.data[op]
+		if len(d[a]) == 0 || len(d[b]) == 0 {
+			continue
+		}
+		p99 := float64(percentile(d[a], 99)) / 1e6
+		fmt.Fprintf(w, "| %s p99 ≤ 2 ms | %.2f ms | %s |\n", op, p99, yes(p99 <= 2))
+		r := float64(percentile(d[a], 50)) / float64(percentile(d[b], 50))
+		r99 := float64(percentile(d[a], 99)) / float64(percentile(d[b], 99))
+		fmt.Fprintf(w, "| %s ≤ 0.5× (median; p99) | %.2f×; %.2f× | %s |\n", op, r, r99, yes(r <= 0.5 && r99 <= 0.5))
+	}
 }
