@@ -18,7 +18,7 @@
 #      BENCH_LIST_N (100), BENCH_STATS_N (10), BENCH_CRITEST (1; 0 skips critest),
 #      BENCH_PROFILE=DIR (save cri-shim CPU and heap profiles of each benchclient phase there),
 #      BENCH_OUT (bench/results.md), BENCH_CRISHIM_BIN (a cri-shim binary to use instead of building one),
-#      BENCH_PARAMS (critest's parameters file).
+#      BENCH_PARAMS (critest's parameters file), BENCH_LOG_LEVEL (cri-shim's, info).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -128,7 +128,7 @@ CTRD_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$CTRD_PID/status")
 "$WORK/cri-shim" --containerd-address "$CTRD_SOCK" --root "$WORK/cri-shim-root" --state "$WORK/cri-shim-state" \
   --socket "$SHIM_SOCK" --registry-config-path "$WORK/certs.d" --sandbox-image "$SANDBOX_IMAGE" \
   --cni-conf-dir "$CNI_CONF_DIR" --cni-bin-dir "$CNI_BIN_DIR" \
-  --metrics-address 127.0.0.1:0 --enable-pprof >"$RAW/cri-shim.log" 2>&1 &
+  --metrics-address 127.0.0.1:0 --enable-pprof --log-level "${BENCH_LOG_LEVEL:-info}" >"$RAW/cri-shim.log" 2>&1 &
 SHIM_PID=$!
 for _ in $(seq 600); do [ -S "$SHIM_SOCK" ] && break; kill -0 "$SHIM_PID" || break; sleep 0.1; done
 [ -S "$SHIM_SOCK" ] || { echo "bench.sh: cri-shim did not start" >&2; cat "$RAW/cri-shim.log" >&2; exit 1; }

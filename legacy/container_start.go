@@ -245,6 +245,7 @@ func (r *ContainerdRuntime) rewatchContainer(c *podContainer) {
 // StopContainer waits for) as soon as the output is in the log, without waiting for the deletion
 // (the shim's runc delete takes tens of milliseconds); c.taskGone is closed once it is over.
 func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd.Task, code uint32, at time.Time) {
+	t0 := time.Now()
 	oom := cgroupOOMKilled(c.meta.CgroupsPath)
 	deleted := make(chan struct{})
 	c.mu.Lock()
@@ -273,6 +274,7 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd
 	if ctrIO != nil {
 		ctrIO.close(ioDrainTimeout)
 	}
+	tDrain := time.Since(t0)
 	if at.IsZero() {
 		at = time.Now()
 	}
@@ -298,7 +300,8 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd
 	}
 	close(c.exited)
 	r.emitContainerEvent(ContainerEventStopped, c)
-	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "exit_code": code, "reason": c.rec.Reason}).Debug("container exited")
+	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "exit_code": code, "reason": c.rec.Reason,
+		"drain": tDrain, "recorded": time.Since(t0), "exited_at": at}).Debug("container exited")
 }
 
 // terminationMessage reads the container's termination-message file (the host side of the mount
