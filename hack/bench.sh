@@ -61,7 +61,7 @@ cleanup() {
   if [ -n "$CTRD_PID" ] && kill -0 "$CTRD_PID" 2>/dev/null; then kill -TERM "$CTRD_PID"; wait "$CTRD_PID"; fi
   # shims outlive containerd: kill the ones of this containerd (by pid, found by their -address).
   for p in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "containerd-shim.*-address $CTRD_SOCK "; then
+    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "containerd-shim.*-address $CTRD_SOCK "; then
       kill -KILL "${p#/proc/}" 2>/dev/null
     fi
   done
