@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/containerd/cgroups/v3"
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/protobuf"
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	"github.com/sirupsen/logrus"
@@ -175,10 +177,6 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	if err != nil {
 		return fmt.Errorf("create task: %w", err)
 	}
-	exitCh, err := task.Wait(r.bg)
-	if err != nil {
-		return fmt.Errorf("wait task: %w", err)
-	}
 	if err := task.Start(ctx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
@@ -191,16 +189,21 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		log.WithError(err).Warn("write container status")
 	}
 	r.emitContainerEvent(ContainerEventStarted, c)
-	r.monitorContainer(c, task, exitCh)
+	r.monitorContainer(c, task, nil) // its Wait returns the exit status even if the task exited already
 	log.WithField("pid", task.Pid()).Debug("container started")
 	return nil
 }
 
-// monitorContainer records the container's exit when its task exits.
+// monitorContainer records the container's exit when its task exits: when exitCh (of task.Wait)
+// fires, or, when exitCh is nil, when the Wait call it makes itself returns (one goroutine per
+// running container instead of two: task.Wait runs its own).
 func (r *ContainerdRuntime) monitorContainer(c *podContainer, task containerd.Task, exitCh <-chan containerd.ExitStatus) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		if exitCh == nil {
+			exitCh = r.waitTaskExit(c.meta.ID)
+		}
 		select {
 		case st := <-exitCh:
 			if st.Error() != nil {
@@ -214,6 +217,19 @@ func (r *ContainerdRuntime) monitorContainer(c *podContainer, task containerd.Ta
 		case <-r.bg.Done():
 		}
 	}()
+}
+
+// waitTaskExit makes containerd's Wait call for task id in the calling goroutine (it blocks until
+// the task exits, or the daemon's context ends) and returns its outcome in a ready channel.
+func (r *ContainerdRuntime) waitTaskExit(id string) <-chan containerd.ExitStatus {
+	ch := make(chan containerd.ExitStatus, 1)
+	resp, err := r.client.TaskService().Wait(r.withNS(r.bg), &tasks.WaitRequest{ContainerID: id})
+	if err != nil {
+		ch <- *containerd.NewExitStatus(containerd.UnknownExitStatus, time.Time{}, err)
+	} else {
+		ch <- *containerd.NewExitStatus(resp.ExitStatus, protobuf.FromTimestamp(resp.ExitedAt), nil)
+	}
+	return ch
 }
 
 // rewatchContainer waits for the task again after the wait failed (containerd restarted).
