@@ -10,6 +10,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -159,13 +160,12 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 		LabelContainerName: md.GetName(),
 		LabelContainerHash: strconv.FormatUint(HashContainer(config), 16),
 	}
-	copyMeta := meta
+	var spec *runtimespec.Spec
 	cntr, err := r.client.NewContainer(ctx, id,
 		containerd.WithSnapshotter(snapshotter),
 		withSnapshotFrom(id, img.Name, snapshotter, img.ChainID),
-		containerd.WithNewSpec(specOpts...),
+		withSpecAndMetadata(specOpts, &meta, &spec),
 		containerd.WithContainerLabels(labels),
-		containerd.WithContainerExtension(containerExtensionID, &copyMeta),
 		containerd.WithRuntime(handler.Type, handler.Options),
 	)
 	if err != nil {
@@ -183,19 +183,6 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 			log.WithError(err).Warn("undo: delete container")
 		}
 	})
-	spec, err := cntr.Spec(ctx)
-	if err != nil {
-		return "", err
-	}
-	meta.UID, meta.GID = spec.Process.User.UID, spec.Process.User.GID
-	meta.Groups = spec.Process.User.AdditionalGids
-	if spec.Linux != nil {
-		meta.CgroupsPath = spec.Linux.CgroupsPath
-	}
-	copyMeta = meta
-	if err := cntr.Update(ctx, containerd.UpdateContainerOpts(containerd.WithContainerExtension(containerExtensionID, &copyMeta))); err != nil {
-		return "", fmt.Errorf("record container metadata: %w", err)
-	}
 
 	c := &podContainer{
 		meta: meta, config: proto.Clone(config).(*runtime.ContainerConfig), rootDir: rootDir, stateDir: stateDir,
