@@ -1,12 +1,220 @@
 #!/usr/bin/env bash
-# Runs critest's benchmarks against cri-shim (managed containerd, local test registry) with the
-# parameters of hack/bench-params.yaml, leaves critest's JSON in bench/critest/ and prints each
-# operation's median and p95. The side-by-side comparison with containerd's own CRI plugin comes
-# with the performance issue.
+# Side-by-side benchmark of cri-shim and containerd's built-in CRI plugin, on ONE containerd.
+#
+# Starts, in a temp dir: the local test registry; containerd (the one of hack/setup.sh, v2.2.9) with
+# its CRI plugin enabled (namespace k8s.io; same CNI conf dir and plugins, same registry hosts dir and
+# sandbox image as cri-shim, cgroupfs); cri-shim on the same containerd (namespace cri-shim, its own
+# socket). Then, BENCH_ROUNDS times (A B A B ...):
+#   critest -benchmark (hack/bench-params.yaml) against cri-shim, then against containerd's CRI;
+#   hack/benchclient run against cri-shim, then against containerd's CRI: pod start throughput
+#   (BENCH_PODS pods with one container, BENCH_PARALLEL at a time), then BENCH_CONTAINERS_PER_POD
+#   containers per pod and the List* / status latencies at that scale, RSS of the processes, teardown.
+# The CPU seconds of cri-shim and containerd are sampled at each phase's start and end, so the
+# shared containerd's CPU is attributed to the runtime whose phase was running.
+# Prints one table and writes it to bench/results.md (with machine, load and versions); critest's
+# and benchclient's raw JSON stay in bench/raw/.
+#
+# Env: BENCH_ROUNDS (2), BENCH_PODS (100), BENCH_PARALLEL (10), BENCH_CONTAINERS_PER_POD (5),
+#      BENCH_LIST_N (100), BENCH_STATS_N (10), BENCH_CRITEST (1; 0 skips critest),
+#      BENCH_PROFILE=DIR (save cri-shim CPU and heap profiles of each benchclient phase there),
+#      BENCH_OUT (bench/results.md), BENCH_CRISHIM_BIN (a cri-shim binary to use instead of building one),
+#      BENCH_PARAMS (critest's parameters file), BENCH_LOG_LEVEL (cri-shim's, info).
 set -euo pipefail
+
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-out=$ROOT/bench/critest
-rm -rf "$out"
-CRITEST_BENCHMARK_DIR=$out CRITEST_ARGS="-benchmarking-params-file $ROOT/hack/bench-params.yaml" \
-  "$ROOT/test/critest/run.sh"
-go run "$ROOT/hack/benchsummary" "$out"/*.json
+CACHE=${CRI_SHIM_CACHE:-/var/cache/cri-shim}
+export PATH=$CACHE/bin:/usr/local/go/bin:$PATH
+export GOFLAGS=${GOFLAGS:--buildvcs=false}
+ROUNDS=${BENCH_ROUNDS:-2}
+PODS=${BENCH_PODS:-100}
+PARALLEL=${BENCH_PARALLEL:-10}
+PER_POD=${BENCH_CONTAINERS_PER_POD:-5}
+LIST_N=${BENCH_LIST_N:-100}
+STATS_N=${BENCH_STATS_N:-10}
+OUT=${BENCH_OUT:-$ROOT/bench/results.md}
+PARAMS=${BENCH_PARAMS:-$ROOT/hack/bench-params.yaml}
+CNI_CONF_DIR=${CNI_CONF_DIR:-/etc/cni/net.d}
+CNI_BIN_DIR=${CNI_BIN_DIR:-/usr/lib/cni}
+SANDBOX_IMAGE=registry.k8s.io/pause:3.10 # served by the test registry through the hosts dir
+
+for b in critest containerd containerd-shim-runc-v2 crictl runc; do
+  command -v "$b" >/dev/null || { echo "bench.sh: $b missing: run hack/setup.sh (make setup)" >&2; exit 1; }
+done
+
+T0=$(date +%s)
+WORK=$(mktemp -d /tmp/crishim-bench.XXXXXX)
+RAW=$ROOT/bench/raw
+rm -rf "$RAW" && mkdir -p "$RAW"
+uptime >"$RAW/uptime-start"
+CTRD_SOCK=$WORK/containerd.sock
+SHIM_SOCK=$WORK/cri-shim.sock
+REG_PID= CTRD_PID= SHIM_PID=
+log() { echo "bench.sh [$(( $(date +%s) - T0 ))s]: $*" >&2; }
+
+cleanup() {
+  set +e
+  for sock in "$SHIM_SOCK" "$CTRD_SOCK"; do
+    [ -S "$sock" ] || continue
+    timeout 300 crictl --timeout 60s -r "unix://$sock" -i "unix://$sock" rmp -a -f >/dev/null 2>&1
+  done
+  if [ -n "$SHIM_PID" ] && kill -0 "$SHIM_PID" 2>/dev/null; then kill -TERM "$SHIM_PID"; wait "$SHIM_PID"; fi
+  if [ -n "$CTRD_PID" ] && kill -0 "$CTRD_PID" 2>/dev/null; then kill -TERM "$CTRD_PID"; wait "$CTRD_PID"; fi
+  # shims outlive containerd: kill the ones of this containerd (by pid, found by their -address).
+  for p in /proc/[0-9]*; do
+    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "containerd-shim.*-address $CTRD_SOCK "; then
+      kill -KILL "${p#/proc/}" 2>/dev/null
+    fi
+  done
+  if [ -n "$REG_PID" ] && kill -0 "$REG_PID" 2>/dev/null; then kill -TERM "$REG_PID"; wait "$REG_PID"; fi
+  # unmount whatever is still mounted below the work dir (netns, rootfs, shm), deepest first.
+  grep -o " $WORK[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log "building cri-shim, the test registry and benchclient"
+if [ -n "${BENCH_CRISHIM_BIN:-}" ]; then cp "$BENCH_CRISHIM_BIN" "$WORK/cri-shim"; else go build -o "$WORK/cri-shim" "$ROOT/cmd/cri-shim"; fi
+go build -o "$WORK/testregistry" "$ROOT/test/critest/testregistry/cmd/testregistry"
+go build -o "$WORK/benchclient" "$ROOT/hack/benchclient"
+
+"$WORK/testregistry" --listen 127.0.0.1:0 --hosts-dir "$WORK/certs.d" --ready-file "$WORK/registry.addr" \
+  >"$RAW/registry.log" 2>&1 &
+REG_PID=$!
+for _ in $(seq 600); do [ -s "$WORK/registry.addr" ] && break; kill -0 "$REG_PID" || break; sleep 0.1; done
+[ -s "$WORK/registry.addr" ] || { echo "bench.sh: test registry did not start" >&2; cat "$RAW/registry.log" >&2; exit 1; }
+
+# containerd with its CRI plugin (NRI off: its socket is machine-wide; netns below our state dir).
+cat >"$WORK/containerd.toml" <<EOF
+version = 3
+root = "$WORK/containerd-root"
+state = "$WORK/containerd-state"
+disabled_plugins = ["io.containerd.nri.v1.nri"]
+[grpc]
+  address = "$CTRD_SOCK"
+[ttrpc]
+  address = "$CTRD_SOCK.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$WORK/containerd-root/opt"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "$WORK/certs.d"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "$SANDBOX_IMAGE"
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  enable_selinux = false
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["$CNI_BIN_DIR"]
+    conf_dir = "$CNI_CONF_DIR"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+EOF
+containerd --config "$WORK/containerd.toml" >"$RAW/containerd.log" 2>&1 &
+CTRD_PID=$!
+for _ in $(seq 600); do [ -S "$CTRD_SOCK" ] && crictl -r "unix://$CTRD_SOCK" version >/dev/null 2>&1 && break; kill -0 "$CTRD_PID" || break; sleep 0.1; done
+crictl -r "unix://$CTRD_SOCK" version >/dev/null 2>&1 || { echo "bench.sh: containerd did not start" >&2; tail -30 "$RAW/containerd.log" >&2; exit 1; }
+CTRD_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$CTRD_PID/status")
+
+"$WORK/cri-shim" --containerd-address "$CTRD_SOCK" --root "$WORK/cri-shim-root" --state "$WORK/cri-shim-state" \
+  --socket "$SHIM_SOCK" --registry-config-path "$WORK/certs.d" --sandbox-image "$SANDBOX_IMAGE" \
+  --cni-conf-dir "$CNI_CONF_DIR" --cni-bin-dir "$CNI_BIN_DIR" \
+  --metrics-address 127.0.0.1:0 --enable-pprof --log-level "${BENCH_LOG_LEVEL:-info}" >"$RAW/cri-shim.log" 2>&1 &
+SHIM_PID=$!
+for _ in $(seq 600); do [ -S "$SHIM_SOCK" ] && break; kill -0 "$SHIM_PID" || break; sleep 0.1; done
+[ -S "$SHIM_SOCK" ] || { echo "bench.sh: cri-shim did not start" >&2; cat "$RAW/cri-shim.log" >&2; exit 1; }
+METRICS=
+for _ in $(seq 100); do
+  METRICS=$(sed -n 's/.*msg="serving metrics" address="\([^"]*\)".*/\1/p' "$RAW/cri-shim.log" | head -1)
+  [ -n "$METRICS" ] && break; sleep 0.1
+done
+SHIM_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$SHIM_PID/status")
+log "registry $(cat "$WORK/registry.addr"), containerd pid $CTRD_PID, cri-shim pid $SHIM_PID (metrics $METRICS)"
+
+cpu() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
+rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+# phase RUNTIME NAME CMD...: runs CMD, appends each process's CPU seconds used to phases.tsv.
+phase() {
+  local rt=$1 name=$2; shift 2
+  local s0 c0 t0 rc=0
+  s0=$(cpu "$SHIM_PID"); c0=$(cpu "$CTRD_PID"); t0=$(date +%s.%N)
+  log "$name against $rt"
+  "$@" || rc=$?
+  local secs
+  secs=$(echo "$(date +%s.%N) - $t0" | bc)
+  printf '%s\t%s\tcri-shim\t%s\t%s\t%s\n' "$rt" "$name" "$(echo "$(cpu "$SHIM_PID") - $s0" | bc)" "$(rss "$SHIM_PID")" "$secs" >>"$RAW/phases.tsv"
+  printf '%s\t%s\tcontainerd\t%s\t%s\t%s\n' "$rt" "$name" "$(echo "$(cpu "$CTRD_PID") - $c0" | bc)" "$(rss "$CTRD_PID")" "$secs" >>"$RAW/phases.tsv"
+  [ "$rc" = 0 ] || log "$name against $rt exited $rc"
+}
+
+run_critest() { # ENDPOINT DIR
+  mkdir -p "$2"
+  (cd "$WORK" && critest -runtime-endpoint "unix://$1" -image-endpoint "unix://$1" -benchmark \
+    -benchmarking-output-dir "$2" -benchmarking-params-file "$PARAMS" -ginkgo.no-color -ginkgo.timeout 30m) \
+    >"$2.log" 2>&1
+}
+run_client() { # ENDPOINT RUNTIME NAMESPACE OUT PROCS...
+  local ep=$1 rt=$2 ns=$3 out=$4; shift 4
+  local prof= hook=() curl_pid=
+  if [ -n "${BENCH_PROFILE:-}" ] && [ "$rt" = cri-shim ] && [ -n "$METRICS" ]; then
+    mkdir -p "$BENCH_PROFILE"
+    prof=$BENCH_PROFILE/$(basename "$out" .json)
+    curl -s -o "$prof.cpu.pprof" "http://$METRICS/debug/pprof/profile?seconds=45" &
+    curl_pid=$!
+    hook=(-at-full "curl -s -o $prof.heap-full.pprof http://$METRICS/debug/pprof/heap; curl -s -o $prof.goroutine-full.txt 'http://$METRICS/debug/pprof/goroutine?debug=1'")
+  fi
+  "$WORK/benchclient" run "${hook[@]}" -endpoint "unix://$ep" -name "$rt" -out "$out" -pods "$PODS" -parallel "$PARALLEL" \
+    -containers-per-pod "$PER_POD" -list-n "$LIST_N" -stats-n "$STATS_N" -log-dir "$WORK/logs" \
+    -containerd-address "$CTRD_SOCK" -namespace "$ns" "$@"
+  if [ -n "$prof" ]; then
+    curl -s -o "$prof.heap.pprof" "http://$METRICS/debug/pprof/heap"
+    wait "$curl_pid"
+  fi
+}
+
+critest_args=() client_args=()
+for r in $(seq "$ROUNDS"); do
+  if [ "${BENCH_CRITEST:-1}" = 1 ]; then
+    phase cri-shim "critest-$r" run_critest "$SHIM_SOCK" "$RAW/critest-cri-shim-$r"
+    phase containerd-CRI "critest-$r" run_critest "$CTRD_SOCK" "$RAW/critest-containerd-$r"
+    critest_args+=(-critest "cri-shim=$RAW/critest-cri-shim-$r" -critest "containerd-CRI=$RAW/critest-containerd-$r")
+  fi
+  phase cri-shim "client-$r" run_client "$SHIM_SOCK" cri-shim cri-shim "$RAW/client-cri-shim-$r.json" \
+    -proc "runtime=$SHIM_PID" -proc "containerd=$CTRD_PID"
+  phase containerd-CRI "client-$r" run_client "$CTRD_SOCK" containerd-CRI k8s.io "$RAW/client-containerd-$r.json" \
+    -proc "runtime=$CTRD_PID"
+  for rt in cri-shim containerd; do
+    f=$RAW/client-$rt-$r.json
+    [ "$rt" = containerd ] && name=containerd-CRI || name=cri-shim
+    [ -s "$f" ] && client_args+=(-run "$name=$f")
+  done
+done
+
+mib() { echo "$(( $1 / 1024 )) MiB"; }
+{
+  echo "# cri-shim vs containerd's CRI plugin on one containerd"
+  echo
+  echo "Generated by \`make bench\` (hack/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'), $(( $(date +%s) - T0 )) s wall."
+  echo
+  echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -m | awk '/Mem:/{print $2}') MiB memory, kernel $(uname -r), cgroup v1 (cgroupfs)"
+  echo "- load: at start \`$(cat "$RAW/uptime-start" 2>/dev/null)\`; at end \`$(uptime)\` (the machine is shared: the A B A B interleaving is there for that)"
+  [ -n "${BENCH_CRISHIM_BIN:-}" ] && echo "- cri-shim binary: $BENCH_CRISHIM_BIN"
+  echo "- containerd $(containerd --version | awk '{print $3}'), $(runc --version | head -1), critest v1.37.0, cri-shim $(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null), $(go version | awk '{print $3}')"
+  echo "- one containerd (CRI plugin on, namespace k8s.io) serving both; cri-shim in namespace cri-shim on the same socket; CNI $CNI_CONF_DIR (bridge + portmap) and $CNI_BIN_DIR for both; sandbox image $SANDBOX_IMAGE from the local test registry"
+  echo "- rounds (A B A B): $ROUNDS; critest params: $(grep -v '^#' "$PARAMS" | tr '\n' ' ')"
+  echo "- benchclient: $PODS pods × 1 container started $PARALLEL at a time (the \"throughput:\" rows are those calls under that concurrency), then filled to $PER_POD containers per pod (\"fill:\"), $LIST_N calls of each List/status and $STATS_N of ListContainerStats at that scale, then teardown $PARALLEL at a time"
+  echo "- idle RSS after start: containerd (CRI plugin loaded) $(mib "$CTRD_IDLE_RSS"), cri-shim $(mib "$SHIM_IDLE_RSS")"
+  echo "- ratios are cri-shim / containerd-CRI; below 1 means cri-shim is faster (for the throughput line: above 1 is better)"
+} >"$WORK/header.md"
+go run "$ROOT/hack/benchclient" report -header "$WORK/header.md" -out "$OUT" "${critest_args[@]}" "${client_args[@]}" \
+  -phases "$RAW/phases.tsv"
+log "done in $(( $(date +%s) - T0 ))s; table in $OUT"

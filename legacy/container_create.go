@@ -11,6 +11,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
+	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -196,18 +197,16 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		LabelContainerName: md.GetName(),
 		LabelContainerHash: strconv.FormatUint(HashContainer(config), 16),
 	}
-	copyMeta := meta
 	// NRI plugins adjust the spec; no plugin synchronizes until the container is stored.
 	nriCreate := r.nriCreateContainer(sb, id, config)
 	undo = append(undo, nriCreate.undo)
 	defer nriCreate.done()
+	var spec *runtimespec.Spec
 	cntr, err := r.client.NewContainer(ctx, id,
 		containerd.WithSnapshotter(snapshotter),
 		withSnapshotFrom(id, img.Name, snapshotter, img.ChainID, sandboxUsernsMapping(sb.config).snapshotOpts()...),
-		containerd.WithNewSpec(specOpts...),
-		nriCreate.adjust(),
+		withSpecAndMetadata(specOpts, &meta, &spec, nriCreate.adjust()),
 		containerd.WithContainerLabels(labels),
-		containerd.WithContainerExtension(containerExtensionID, &copyMeta),
 		containerd.WithRuntime(handler.Type, handler.Options),
 	)
 	if err != nil {
@@ -229,19 +228,6 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		if err := r.applyRootfsDiff(ctx, snapshotter, id, rootDir); err != nil {
 			return "", err
 		}
-	}
-	spec, err := cntr.Spec(ctx)
-	if err != nil {
-		return "", err
-	}
-	meta.UID, meta.GID = spec.Process.User.UID, spec.Process.User.GID
-	meta.Groups = spec.Process.User.AdditionalGids
-	if spec.Linux != nil {
-		meta.CgroupsPath = spec.Linux.CgroupsPath
-	}
-	copyMeta = meta
-	if err := cntr.Update(ctx, containerd.UpdateContainerOpts(containerd.WithContainerExtension(containerExtensionID, &copyMeta))); err != nil {
-		return "", fmt.Errorf("record container metadata: %w", err)
 	}
 
 	c := &podContainer{

@@ -2,6 +2,7 @@ package legacy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -206,7 +207,7 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, userOpts...)
+	opts = append(opts, withImageRootfs(userOpts...))
 
 	// AppArmor (only when the host has it) and seccomp, after the capabilities (the default
 	// seccomp profile depends on them).
@@ -644,6 +645,42 @@ func userString(sc *runtime.LinuxContainerSecurityContext) (string, error) {
 
 // userSpecOpts resolves the user (and its groups from the image's /etc/group unless the policy is
 // Strict), adds the supplemental groups, and verifies run_as_non_root.
+// withImageRootfs applies opts, which read the image's /etc/passwd and /etc/group, with the
+// container's snapshot mounted once for all of them: each of containerd's user and group options
+// mounts and unmounts the snapshot by itself otherwise (two mounts and two umounts per create,
+// and umount contends with every other mount on the node). Without a snapshot (the spec's root
+// path is the rootfs) the options read the root path, as they do by themselves.
+func withImageRootfs(opts ...oci.SpecOpts) oci.SpecOpts {
+	return func(ctx context.Context, client oci.Client, c *containers.Container, s *runtimespec.Spec) error {
+		apply := func(c *containers.Container) error {
+			for _, o := range opts {
+				if err := o(ctx, client, c, s); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if c.Snapshotter == "" && c.SnapshotKey == "" {
+			return apply(c)
+		}
+		if c.Snapshotter == "" {
+			return errors.New("no snapshotter set for container")
+		}
+		mounts, err := client.SnapshotService(c.Snapshotter).Mounts(ctx, c.SnapshotKey)
+		if err != nil {
+			return err
+		}
+		return mount.WithReadonlyTempMount(ctx, mounts, func(root string) error {
+			saved := s.Root
+			s.Root = &runtimespec.Root{Path: root}
+			defer func() { s.Root = saved }()
+			local := *c
+			local.Snapshotter, local.SnapshotKey = "", ""
+			return apply(&local)
+		})
+	}
+}
+
 func userSpecOpts(sc *runtime.LinuxContainerSecurityContext, imageUser string, nonRoot bool) ([]oci.SpecOpts, error) {
 	user, err := userString(sc)
 	if err != nil {

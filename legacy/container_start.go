@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/containerd/cgroups/v3"
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/protobuf"
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	"github.com/sirupsen/logrus"
@@ -185,10 +187,6 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	if err != nil {
 		return fmt.Errorf("create task: %w", restoreError(c, err))
 	}
-	exitCh, err := task.Wait(r.bg)
-	if err != nil {
-		return fmt.Errorf("wait task: %w", err)
-	}
 	defer r.nriBlockSync().Unblock()
 	if err := r.nriStartContainerBlocked(ctx, c, task.Pid()); err != nil {
 		return err
@@ -208,17 +206,22 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		log.WithError(err).Warn("write container status")
 	}
 	r.emitContainerEvent(ContainerEventStarted, c)
-	r.monitorContainer(c, task, exitCh)
+	r.monitorContainer(c, task, nil) // its Wait returns the exit status even if the task exited already
 	r.nriPostStartContainerBlocked(ctx, c)
 	log.WithField("pid", task.Pid()).Debug("container started")
 	return nil
 }
 
-// monitorContainer records the container's exit when its task exits.
+// monitorContainer records the container's exit when its task exits: when exitCh (of task.Wait)
+// fires, or, when exitCh is nil, when the Wait call it makes itself returns (one goroutine per
+// running container instead of two: task.Wait runs its own).
 func (r *ContainerdRuntime) monitorContainer(c *podContainer, task containerd.Task, exitCh <-chan containerd.ExitStatus) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		if exitCh == nil {
+			exitCh = r.waitTaskExit(c.meta.ID)
+		}
 		select {
 		case st := <-exitCh:
 			if st.Error() != nil {
@@ -232,6 +235,19 @@ func (r *ContainerdRuntime) monitorContainer(c *podContainer, task containerd.Ta
 		case <-r.bg.Done():
 		}
 	}()
+}
+
+// waitTaskExit makes containerd's Wait call for task id in the calling goroutine (it blocks until
+// the task exits, or the daemon's context ends) and returns its outcome in a ready channel.
+func (r *ContainerdRuntime) waitTaskExit(id string) <-chan containerd.ExitStatus {
+	ch := make(chan containerd.ExitStatus, 1)
+	resp, err := r.client.TaskService().Wait(r.withNS(r.bg), &tasks.WaitRequest{ContainerID: id})
+	if err != nil {
+		ch <- *containerd.NewExitStatus(containerd.UnknownExitStatus, time.Time{}, err)
+	} else {
+		ch <- *containerd.NewExitStatus(resp.ExitStatus, protobuf.FromTimestamp(resp.ExitedAt), nil)
+	}
+	return ch
 }
 
 // rewatchContainer waits for the task again after the wait failed (containerd restarted).
@@ -259,14 +275,31 @@ func (r *ContainerdRuntime) rewatchContainer(c *podContainer) {
 
 // handleContainerExit records the exit: code, time, reason (OOMKilled, Completed, Error) and the
 // termination message; it deletes the task (its shim goes away) and drains the output into the log.
+// The task is deleted while the output drains, and the exit is recorded (c.exited closed, which
+// StopContainer waits for) as soon as the output is in the log, without waiting for the deletion
+// (the shim's runc delete takes tens of milliseconds); c.taskGone is closed once it is over.
 func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd.Task, code uint32, at time.Time) {
-	ctx, cancel := context.WithTimeout(r.bg, cleanupTimeout)
-	defer cancel()
+	t0 := time.Now()
 	oom := cgroupOOMKilled(c.meta.CgroupsPath)
+	deleted := make(chan struct{})
+	c.mu.Lock()
+	if c.taskGone == nil {
+		c.taskGone = deleted
+	}
+	c.mu.Unlock()
 	if task != nil {
-		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			logrus.WithError(err).WithField("container", c.meta.ID).Warn("delete exited task")
-		}
+		go func() {
+			defer close(deleted)
+			ctx, cancel := context.WithTimeout(r.bg, cleanupTimeout)
+			defer cancel()
+			if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+				logrus.WithError(err).WithField("container", c.meta.ID).Warn("delete exited task")
+			}
+		}()
+		// The monitor goroutine (counted in r.wg) returns only once the task is deleted.
+		defer func() { <-deleted }()
+	} else {
+		close(deleted)
 	}
 	c.mu.Lock()
 	ctrIO := c.io
@@ -275,6 +308,7 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd
 	if ctrIO != nil {
 		ctrIO.close(ioDrainTimeout)
 	}
+	tDrain := time.Since(t0)
 	if at.IsZero() {
 		at = time.Now()
 	}
@@ -300,7 +334,8 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd
 	}
 	close(c.exited)
 	r.emitContainerEvent(ContainerEventStopped, c)
-	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "exit_code": code, "reason": c.rec.Reason}).Debug("container exited")
+	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "exit_code": code, "reason": c.rec.Reason,
+		"drain": tDrain, "recorded": time.Since(t0), "exited_at": at}).Debug("container exited")
 }
 
 // terminationMessage reads the container's termination-message file (the host side of the mount

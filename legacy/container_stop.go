@@ -117,6 +117,17 @@ func (r *ContainerdRuntime) RemoveContainer(ctx context.Context, id string) erro
 	if err := r.stopContainer(ctx, c, 0); err != nil {
 		return fmt.Errorf("stop container before removing it: %w", err)
 	}
+	// The exit handler deletes the exited task after recording the exit: let it finish.
+	c.mu.RLock()
+	taskGone := c.taskGone
+	c.mu.RUnlock()
+	if taskGone != nil {
+		select {
+		case <-taskGone:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	r.nriRemoveContainer(ctx, c)
 	if task, err := r.loadTask(ctx, c.meta.ID); err == nil {
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {

@@ -7,7 +7,7 @@ import (
 	"github.com/cri-shim/cri-shim/streaming"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -95,6 +95,8 @@ type podContainer struct {
 	removing  bool
 	// exited is closed once the exit of the started task is recorded.
 	exited chan struct{}
+	// taskGone, set when the exit is handled, is closed once the exited task is deleted.
+	taskGone chan struct{}
 }
 
 // containerIO is a running container's stdio: FIFOs read into the CRI log.
@@ -258,7 +260,7 @@ func (st *containerStore) list() []*podContainer {
 		out = append(out, c)
 	}
 	st.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].meta.CreatedAt.After(out[j].meta.CreatedAt) })
+	slices.SortFunc(out, func(a, b *podContainer) int { return b.meta.CreatedAt.Compare(a.meta.CreatedAt) })
 	return out
 }
 

@@ -240,10 +240,6 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 			log.WithError(err).Warn("undo: delete pause task")
 		}
 	})
-	exitCh, err := task.Wait(r.bg)
-	if err != nil {
-		return fail(fmt.Errorf("wait pause task: %w", err))
-	}
 	tTask = time.Since(t)
 	t = time.Now()
 	if err := task.Start(ctx); err != nil {
@@ -286,7 +282,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	failed = false
 	r.sandboxes.add(sb)
 	r.podSandboxChanged(sb, time.Now())
-	r.monitorExit(sb, exitCh)
+	r.monitorExit(sb, nil) // its own Wait call: it returns the exit status even after the exit
 	log.WithFields(logrus.Fields{"ip": sb.meta.IP, "pid": sb.pid, "total": time.Since(tStart), "image": tImage,
 		"files": tFiles, "netns": tNetNS, "cni": tCNI, "container": tContainer, "task": tTask, "start": tStartTask,
 		"wait_net": tWaitNet}).Debug("sandbox ready")
@@ -298,6 +294,9 @@ func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		if exitCh == nil {
+			exitCh = r.waitTaskExit(sb.meta.ID) // one goroutine per sandbox instead of two
+		}
 		select {
 		case st := <-exitCh:
 			if st.Error() != nil && (errors.Is(st.Error(), context.Canceled) || r.bg.Err() != nil) {

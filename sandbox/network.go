@@ -4,18 +4,28 @@ package sandbox
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	gocni "github.com/containerd/go-cni"
 )
 
 // Network is the node's CNI set-up: plugin binaries and the network config loaded from a conf dir.
+//
+// The config is loaded again only when the conf dir changed (its entries' names, sizes and
+// modification times), into a new CNI handle that replaces the old one: go-cni holds its handle's
+// read lock for the whole of each ADD and DEL and its write lock to load, so loading on every call
+// into the one shared handle made concurrent pod starts wait for each other's CNI ADDs.
 type Network struct {
 	binDirs []string
 	confDir string
 
-	mu  sync.Mutex
-	cni gocni.CNI
+	mu      sync.Mutex
+	cni     gocni.CNI
+	sig     string // the conf dir's signature when cni was loaded
+	loadErr error  // the error of that load, or nil
 }
 
 // NewNetwork prepares CNI with the given plugin dirs and conf dir. A missing or empty conf dir is
@@ -24,31 +34,64 @@ func NewNetwork(binDirs []string, confDir string) *Network {
 	return &Network{binDirs: binDirs, confDir: confDir}
 }
 
-// Status reloads the CNI config from the conf dir and reports why the network is not ready, or nil.
+// Status loads the CNI config from the conf dir when it changed and reports why the network is
+// not ready, or nil.
 func (n *Network) Status() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cni == nil {
-		c, err := gocni.New(gocni.WithPluginDir(n.binDirs), gocni.WithPluginConfDir(n.confDir), gocni.WithMinNetworkCount(2))
-		if err != nil {
-			return fmt.Errorf("cni: %w", err)
-		}
-		n.cni = c
-	}
-	// The loopback network is cri-shim's own; the node's network comes from the first config in
-	// the conf dir.
-	if err := n.cni.Load(gocni.WithLoNetwork, gocni.WithDefaultConf); err != nil {
-		return fmt.Errorf("cni config uninitialized: no network config loadable from %s: %w", n.confDir, err)
-	}
-	return n.cni.Status()
+	_, err := n.load()
+	return err
 }
 
-// CNI returns the loaded CNI handle, loading the config first.
+// CNI returns the loaded CNI handle, loading the config first when the conf dir changed.
 func (n *Network) CNI() (gocni.CNI, error) {
-	if err := n.Status(); err != nil {
-		return nil, err
-	}
+	return n.load()
+}
+
+func (n *Network) load() (gocni.CNI, error) {
+	sig := confDirSignature(n.confDir)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.cni == nil || sig != n.sig {
+		c, err := gocni.New(gocni.WithPluginDir(n.binDirs), gocni.WithPluginConfDir(n.confDir), gocni.WithMinNetworkCount(2))
+		if err != nil {
+			return nil, fmt.Errorf("cni: %w", err)
+		}
+		// The loopback network is cri-shim's own; the node's network comes from the first config
+		// in the conf dir.
+		n.loadErr = nil
+		if err := c.Load(gocni.WithLoNetwork, gocni.WithDefaultConf); err != nil {
+			n.loadErr = fmt.Errorf("cni config uninitialized: no network config loadable from %s: %w", n.confDir, err)
+		}
+		n.cni, n.sig = c, sig
+	}
+	if n.loadErr != nil {
+		return nil, n.loadErr
+	}
+	if err := n.cni.Status(); err != nil {
+		return nil, err
+	}
 	return n.cni, nil
+}
+
+// confDirSignature describes the conf dir's config files (name, size, modification time), so
+// that a change of any of them is noticed.
+func confDirSignature(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		switch filepath.Ext(e.Name()) {
+		case ".conf", ".conflist", ".json":
+		default:
+			continue
+		}
+		info, err := os.Stat(filepath.Join(dir, e.Name())) // follows a symlink
+		if err != nil {
+			fmt.Fprintf(&b, "%s:?;", e.Name())
+			continue
+		}
+		fmt.Fprintf(&b, "%s:%d:%d;", e.Name(), info.Size(), info.ModTime().UnixNano())
+	}
+	return b.String()
 }

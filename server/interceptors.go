@@ -64,6 +64,9 @@ func observe(method string, start time.Time, err error) {
 	d := time.Since(start)
 	code := status.Code(err)
 	rpcDuration.WithLabelValues(method, code.String()).Observe(d.Seconds())
+	if err == nil && !logrus.IsLevelEnabled(logrus.DebugLevel) {
+		return // the common case: no log entry to build
+	}
 	entry := logrus.WithFields(logrus.Fields{"method": method, "duration": d, "code": code.String()})
 	switch {
 	case err == nil:

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPercentile(t *testing.T) {
+	var ds []int64
+	for i := int64(20); i >= 1; i-- {
+		ds = append(ds, i*1e6)
+	}
+	if got := percentile(ds, 50); got != 10e6 {
+		t.Errorf("p50 %d", got)
+	}
+	if got := percentile(ds, 95); got != 19e6 {
+		t.Errorf("p95 %d", got)
+	}
+	if got := percentile(ds, 99); got != 20e6 {
+		t.Errorf("p99 %d", got)
+	}
+	if got := percentile(nil, 50); got != 0 {
+		t.Errorf("empty: %d", got)
+	}
+}
+
+func TestSampleProcSelf(t *testing.T) {
+	s, err := sampleProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RSSKiB <= 0 || s.HWMKiB < s.RSSKiB || s.CPUSeconds < 0 {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestArgValue(t *testing.T) {
+	args := []string{"/bin/containerd-shim-runc-v2", "-namespace", "k8s.io", "-address=/run/c.sock"}
+	if argValue(args, "-namespace") != "k8s.io" || argValue(args, "-address") != "/run/c.sock" || argValue(args, "-id") != "" {
+		t.Fatal(args)
+	}
+}
+
+// The report reads critest's JSON and benchclient's results and renders one row per operation with
+// both runtimes and their ratio, and the targets.
+func TestReport(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("a/pod.json", `{"operationsNames":["CreatePod","StopPod"],"datapoints":[{"operationsDurationsNs":[100000000,50000000]},{"operationsDurationsNs":[120000000,70000000]}]}`)
+	write("b/pod.json", `{"operationsNames":["CreatePod","StopPod"],"datapoints":[{"operationsDurationsNs":[200000000,100000000]},{"operationsDurationsNs":[220000000,100000000]}]}`)
+	ra := write("ra.json", `{"name":"x","pods":10,"start_seconds":2,"containers_running":50,"ops":{"ListContainers (50 containers)":[1000000,1000000]},
+		"procs":{"runtime":{"full":{"rss_kib":40960}}}}`)
+	rb := write("rb.json", `{"name":"y","pods":10,"start_seconds":3,"containers_running":50,"ops":{"ListContainers (50 containers)":[4000000,4000000]},
+		"procs":{"runtime":{"full":{"rss_kib":81920}}}}`)
+	ph := write("phases.tsv", "A\tc1\tcri-shim\t1.5\t1024\t10\nA\tc1\tcontainerd\t2.5\t2048\t10\nB\tc1\tcontainerd\t3\t4096\t12\n")
+	out := filepath.Join(dir, "results.md")
+	if err := reportMain([]string{"-a", "A", "-b", "B", "-out", out, "-critest", "A=" + filepath.Join(dir, "a"),
+		"-critest", "B=" + filepath.Join(dir, "b"), "-run", "A=" + ra, "-run", "B=" + rb, "-phases", ph}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	for _, want := range []string{
+		"| critest: RunPodSandbox | 2 / 2 | 100.00 | 120.00 | 120.00 | 200.00 | 220.00 | 220.00 | 0.50 | 0.55 |",
+		"| critest: StopPodSandbox | 2 / 2 | 50.00 |",
+		"| ListContainers (50 containers) | 2 / 2 | 1.00 |",
+		"ratio A / B = **1.50×**",
+		"| RunPodSandbox median ≤ 0.8× | 0.50× | yes |",
+		"| pod start throughput ≥ 1.25× | 1.50× | yes |",
+		"| A RSS with 10 pods / 50 containers ≤ 60 MiB | 40.0 MiB | yes |",
+		"| A | containerd | 2.5 | 2.0 | 10 |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+}

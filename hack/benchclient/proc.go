@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's utime and stime (100 on Linux everywhere).
+const clockTicks = 100
+
+// ProcSample is one process's CPU time and memory at one moment.
+type ProcSample struct {
+	PID        int     `json:"pid"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	RSSKiB     int64   `json:"rss_kib"`
+	HWMKiB     int64   `json:"hwm_kib"` // peak RSS since the process started
+}
+
+// sampleProc reads /proc/PID/stat and /proc/PID/status.
+func sampleProc(pid int) (ProcSample, error) {
+	s := ProcSample{PID: pid}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, err
+	}
+	// The command name (field 2) may hold spaces: fields count from the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return s, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return s, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	// f[0] is field 3 (state): utime is field 14, stime field 15.
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	s.CPUSeconds = float64(ut+st) / clockTicks
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			s.RSSKiB = n
+		case "VmHWM":
+			s.HWMKiB = n
+		}
+	}
+	return s, nil
+}
+
+// ShimSample sums the containerd shims serving one containerd namespace of one containerd.
+type ShimSample struct {
+	Count      int     `json:"count"`
+	RSSKiB     int64   `json:"rss_kib"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+}
+
+// sampleShims finds the containerd-shim-runc-v2 processes started with -namespace ns and
+// -address address (so other containerds on the machine are not counted).
+func sampleShims(address, ns string) ShimSample {
+	var out ShimSample
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		cmd, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil || !bytes.Contains(cmd, []byte("containerd-shim")) {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
+		if argValue(args, "-namespace") != ns || argValue(args, "-address") != address {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		s, err := sampleProc(pid)
+		if err != nil {
+			continue
+		}
+		out.Count++
+		out.RSSKiB += s.RSSKiB
+		out.CPUSeconds += s.CPUSeconds
+	}
+	return out
+}
+
+func argValue(args []string, name string) string {
+	for i, a := range args {
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// procMain prints one JSON sample per -pid (for bench.sh's per-phase accounting).
+func procMain(args []string) error {
+	fs := flag.NewFlagSet("proc", flag.ExitOnError)
+	var pids intList
+	fs.Var(&pids, "pid", "process to sample (repeatable)")
+	fs.Parse(args)
+	out := map[string]ProcSample{}
+	for _, p := range pids {
+		s, err := sampleProc(p)
+		if err != nil {
+			return err
+		}
+		out[strconv.Itoa(p)] = s
+	}
+	return json.NewEncoder(os.Stdout).Encode(out)
+}
+
+type intList []int
+
+func (l *intList) String() string { return fmt.Sprint(*l) }
+func (l *intList) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, n)
+	return nil
+}

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// critestSet is critest's benchmark JSON (LifecycleBenchmarksResultsSet).
+type critestSet struct {
+	OperationsNames []string `json:"operationsNames"`
+	Datapoints      []struct {
+		OperationsDurationsNs []int64 `json:"operationsDurationsNs"`
+	} `json:"datapoints"`
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// samples holds every measurement: op -> runtime -> durations in ns, and the op order.
+type samples struct {
+	order []string
+	data  map[string]map[string][]int64
+}
+
+func (s *samples) add(op, runtime string, ds ...int64) {
+	if s.data == nil {
+		s.data = map[string]map[string][]int64{}
+	}
+	if s.data[op] == nil {
+		s.data[op] = map[string][]int64{}
+		s.order = append(s.order, op)
+	}
+	s.data[op][runtime] = append(s.data[op][runtime], ds...)
+}
+
+// critestOpNames renames critest's operations after the CRI calls they make.
+var critestOpNames = map[string]string{
+	"CreatePod": "RunPodSandbox", "StatusPod": "PodSandboxStatus", "StopPod": "StopPodSandbox",
+	"RemovePod": "RemovePodSandbox", "StatusContainer": "ContainerStatus", "StatusImage": "ImageStatus",
+}
+
+func loadCritest(s *samples, runtime, dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var rs critestSet
+		if err := json.Unmarshal(b, &rs); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		for i, op := range rs.OperationsNames {
+			if n, ok := critestOpNames[op]; ok {
+				op = n
+			}
+			var ds []int64
+			for _, dp := range rs.Datapoints {
+				if i < len(dp.OperationsDurationsNs) && dp.OperationsDurationsNs[i] > 0 {
+					ds = append(ds, dp.OperationsDurationsNs[i])
+				}
+			}
+			s.add("critest: "+op, runtime, ds...)
+		}
+	}
+	return nil
+}
+
+// percentile returns the nearest-rank p-th percentile of ds (sorted in place).
+func percentile(ds []int64, p int) int64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	sort.Slice(ds, func(a, b int) bool { return ds[a] < ds[b] })
+	rank := (p*len(ds) + 99) / 100
+	if rank < 1 {
+		rank = 1
+	}
+	return ds[rank-1]
+}
+
+func ms(ns int64) string { return strconv.FormatFloat(float64(ns)/1e6, 'f', 2, 64) }
+
+func ratio(a, b float64) string {
+	if a == 0 || b == 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(a/b, 'f', 2, 64)
+}
+
+func reportMain(args []string) error {
+	fs := flag.NewFlagSet("report", flag.ExitOnError)
+	var critest, runs, phases multiFlag
+	fs.Var(&critest, "critest", "RUNTIME=DIR of critest -benchmark JSON (repeatable; rounds are pooled)")
+	fs.Var(&runs, "run", "RUNTIME=FILE of a benchclient run result (repeatable)")
+	fs.Var(&phases, "phases", "TSV of bench.sh's per-phase process samples")
+	header := fs.String("header", "", "Markdown put before the table (machine, versions, load)")
+	a := fs.String("a", "cri-shim", "runtime A (the numerator of the ratios)")
+	b := fs.String("b", "containerd-CRI", "runtime B")
+	out := fs.String("out", "", "also write the report here")
+	fs.Parse(args)
+
+	var s samples
+	for _, c := range critest {
+		rt, dir, ok := strings.Cut(c, "=")
+		if !ok {
+			return fmt.Errorf("-critest %q: want RUNTIME=DIR", c)
+		}
+		if err := loadCritest(&s, rt, dir); err != nil {
+			return err
+		}
+	}
+	results := map[string][]RunResult{}
+	for _, r := range runs {
+		rt, file, ok := strings.Cut(r, "=")
+		if !ok {
+			return fmt.Errorf("-run %q: want RUNTIME=FILE", r)
+		}
+		bs, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		var res RunResult
+		if err := json.Unmarshal(bs, &res); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		results[rt] = append(results[rt], res)
+		ops := make([]string, 0, len(res.Ops))
+		for op := range res.Ops {
+			ops = append(ops, op)
+		}
+		sort.Strings(ops)
+		for _, op := range ops {
+			s.add(op, rt, res.Ops[op]...)
+		}
+	}
+
+	var w strings.Builder
+	if *header != "" {
+		h, err := os.ReadFile(*header)
+		if err != nil {
+			return err
+		}
+		w.Write(h)
+		w.WriteString("\n")
+	}
+	fmt.Fprintf(&w, "| operation | n | %[1]s median ms | %[1]s p95 | %[1]s p99 | %[2]s median ms | %[2]s p95 | %[2]s p99 | ratio median (%[1]s / %[2]s) | ratio p95 |\n", *a, *b)
+	w.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, op := range s.order {
+		da, db := s.data[op][*a], s.data[op][*b]
+		ma, mb := percentile(da, 50), percentile(db, 50)
+		pa, pb := percentile(da, 95), percentile(db, 95)
+		fmt.Fprintf(&w, "| %s | %d / %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", op, len(da), len(db),
+			ms(ma), ms(pa), ms(percentile(da, 99)), ms(mb), ms(pb), ms(percentile(db, 99)),
+			ratio(float64(ma), float64(mb)), ratio(float64(pa), float64(pb)))
+	}
+	w.WriteString("\n(the \"CPU ms per call\" row is CPU time of the runtime process plus containerd per call, not latency)\n")
+
+	// throughput and resources, per round.
+	if len(results) > 0 {
+		fmt.Fprintf(&w, "\n### Pod start throughput and resources (benchclient, per round)\n\n")
+		w.WriteString("| runtime | round | pods | time to all running s | pods/s | containers running at full | teardown s | runtime RSS at full MiB | containerd RSS at full MiB | shims at full (count, RSS MiB) | errors |\n")
+		w.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, rt := range []string{*a, *b} {
+			for i, r := range results[rt] {
+				rss := "–"
+				if p, ok := r.Procs["runtime"]["full"]; ok {
+					rss = fmt.Sprintf("%.1f", float64(p.RSSKiB)/1024)
+				}
+				crss := "–"
+				if p, ok := r.Procs["containerd"]["full"]; ok {
+					crss = fmt.Sprintf("%.1f", float64(p.RSSKiB)/1024)
+				} else if p, ok := r.Procs["runtime"]["full"]; ok && rt == *b {
+					crss = fmt.Sprintf("%.1f", float64(p.RSSKiB)/1024)
+				}
+				fmt.Fprintf(&w, "| %s | %d | %d | %.2f | %.2f | %d | %.2f | %s | %s | %d, %.0f | %d |\n", rt, i+1, r.Pods,
+					r.StartSeconds, float64(r.Pods)/r.StartSeconds, r.ContainersRunning, r.TeardownSeconds,
+					rss, crss, r.Shims.Count, float64(r.Shims.RSSKiB)/1024, len(r.Errors))
+			}
+		}
+		ta, tb := medianStart(results[*a]), medianStart(results[*b])
+		if ta > 0 && tb > 0 {
+			fmt.Fprintf(&w, "\nPod start throughput (median over rounds): %s %.2f pods/s, %s %.2f pods/s: ratio %s / %s = **%.2f×**\n",
+				*a, float64(results[*a][0].Pods)/ta, *b, float64(results[*b][0].Pods)/tb, *a, *b, tb/ta)
+		}
+	}
+	for _, p := range phases {
+		if err := phaseTable(&w, p); err != nil {
+			return err
+		}
+	}
+	targets(&w, &s, results, *a, *b)
+
+	fmt.Print(w.String())
+	if *out != "" {
+		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(*out, []byte(w.String()), 0o644)
+	}
+	return nil
+}
+
+func medianStart(rs []RunResult) float64 {
+	var v []int64
+	for _, r := range rs {
+		v = append(v, int64(r.StartSeconds*1e9))
+	}
+	return float64(percentile(v, 50)) / 1e9
+}
+
+// phaseTable sums the CPU seconds each process used while each runtime's phases ran. The file has
+// lines "PHASE-RUNTIME<TAB>PHASE<TAB>PROCESS<TAB>CPU-SECONDS-USED<TAB>RSS-KIB-AT-END<TAB>SECONDS".
+func phaseTable(w io.Writer, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	type key struct{ rt, proc string }
+	cpu := map[key]float64{}
+	rss := map[key]int64{}
+	wall := map[string]float64{}
+	seenWall := map[string]bool{}
+	var keys []key
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fl := strings.Split(sc.Text(), "\t")
+		if len(fl) < 6 {
+			continue
+		}
+		k := key{fl[0], fl[2]}
+		if _, ok := cpu[k]; !ok {
+			keys = append(keys, k)
+		}
+		c, _ := strconv.ParseFloat(fl[3], 64)
+		r, _ := strconv.ParseInt(fl[4], 10, 64)
+		secs, _ := strconv.ParseFloat(fl[5], 64)
+		cpu[k] += c
+		if r > rss[k] {
+			rss[k] = r
+		}
+		pk := fl[0] + "\t" + fl[1]
+		if !seenWall[pk] {
+			seenWall[pk] = true
+			wall[fl[0]] += secs
+		}
+	}
+	fmt.Fprintf(w, "\n### CPU seconds by phase (bench.sh; one containerd serves both, so its CPU is attributed by which runtime's phase was running)\n\n")
+	fmt.Fprintln(w, "| phases of | process | CPU s used | max RSS at a phase end MiB | wall s of those phases |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, k := range keys {
+		fmt.Fprintf(w, "| %s | %s | %.1f | %.1f | %.0f |\n", k.rt, k.proc, cpu[k], float64(rss[k])/1024, wall[k.rt])
+	}
+	return sc.Err()
+}
+
+// targets checks the goals of the performance issue against this run.
+func targets(w io.Writer, s *samples, results map[string][]RunResult, a, b string) {
+	fmt.Fprintf(w, "\n### Targets (this run)\n\n| target | measured | met |\n|---|---|---|\n")
+	yes := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "**no**"
+	}
+	for _, op := range []string{"RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "CreateContainer",
+		"StartContainer", "StopContainer", "RemoveContainer"} {
+		d := s.data["critest: "+op]
+		if d == nil || len(d[a]) == 0 || len(d[b]) == 0 {
+			continue
+		}
+		r := float64(percentile(d[a], 50)) / float64(percentile(d[b], 50))
+		fmt.Fprintf(w, "| %s median ≤ 0.8× | %.2f× | %s |\n", op, r, yes(r <= 0.8))
+	}
+	if ra, rb := results[a], results[b]; len(ra) > 0 && len(rb) > 0 {
+		r := medianStart(rb) / medianStart(ra)
+		fmt.Fprintf(w, "| pod start throughput ≥ 1.25× | %.2f× | %s |\n", r, yes(r >= 1.25))
+		var maxRSS int64
+		for _, r := range ra {
+			maxRSS = max(maxRSS, r.Procs["runtime"]["full"].RSSKiB)
+		}
+		fmt.Fprintf(w, "| %s RSS with %d pods / %d containers ≤ 60 MiB | %.1f MiB | %s |\n", a, ra[0].Pods,
+			ra[0].ContainersRunning, float64(maxRSS)/1024, yes(maxRSS <= 60*1024))
+	}
+	for _, op := range s.order {
+		if !strings.HasPrefix(op, "List") || strings.Contains(op, "CPU") || strings.Contains(op, "by pod") {
+			continue
+		}
+		d := s.data[op]
+		if len(d[a]) == 0 || len(d[b]) == 0 {
+			continue
+		}
+		p99 := float64(percentile(d[a], 99)) / 1e6
+		fmt.Fprintf(w, "| %s p99 ≤ 2 ms | %.2f ms | %s |\n", op, p99, yes(p99 <= 2))
+		r := float64(percentile(d[a], 50)) / float64(percentile(d[b], 50))
+		r99 := float64(percentile(d[a], 99)) / float64(percentile(d[b], 99))
+		fmt.Fprintf(w, "| %s ≤ 0.5× (median; p99) | %.2f×; %.2f× | %s |\n", op, r, r99, yes(r <= 0.5 && r99 <= 0.5))
+	}
+}
