@@ -178,6 +178,18 @@ func (h containerManagerHooks) StopPodContainers(ctx context.Context, sandboxID 
 			defer wg.Done()
 			if err := h.r.stopContainer(h.r.withNS(ctx), c, 0); err != nil {
 				res.Fail(ErrKillContainer, err.Error())
+				return
+			}
+			// The exited task is deleted in the background; the pause task shares its shim, and
+			// deleting both at once can close the shim under the pause's delete ("ttrpc: closed").
+			c.mu.RLock()
+			gone := c.taskGone
+			c.mu.RUnlock()
+			if gone != nil {
+				select {
+				case <-gone:
+				case <-ctx.Done():
+				}
 			}
 		}(results[i], c)
 	}

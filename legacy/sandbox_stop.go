@@ -141,6 +141,10 @@ func (r *ContainerdRuntime) deletePauseTask(ctx context.Context, id string) erro
 	}
 	t1 := time.Now()
 	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		// The shim may go away under the call (its last task deleted): gone is gone.
+		if _, lerr := r.loadTask(ctx, id); errdefs.IsNotFound(lerr) {
+			return nil
+		}
 		return fmt.Errorf("delete pause task: %w", err)
 	}
 	logrus.WithFields(logrus.Fields{"sandbox": id, "kill": t1.Sub(t0), "delete": time.Since(t1)}).Trace("pause task deleted")
