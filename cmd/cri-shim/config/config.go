@@ -101,7 +101,7 @@ func Default() Config {
 		StaticPodsLogDir:         "/var/log/pods",
 		StaticPodsGCMaxPerPod:    1,
 		StaticPodsProtected:      true,
-		GoMemoryLimitMiB:         40,
+		GoMemoryLimitMiB:         0,
 		LogLevel:                 "info",
 		LogFormat:                "text",
 
