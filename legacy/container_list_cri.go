@@ -1,0 +1,71 @@
+package legacy
+
+import (
+	"context"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// criListEntry is a container's CRI list entry as built for one state. Every other field of a list
+// entry (ID, pod, name, attempt, image, creation time, labels, annotations) is fixed at creation.
+type criListEntry struct {
+	state ContainerState
+	entry *runtime.Container
+}
+
+// ListCRIContainers is ListContainers for the CRI's ListContainers: the containers that match
+// filter as list entries, in no particular order. conv builds a container's entry from its details;
+// the entry is cached in the container until its state changes, so a relist of an unchanged node
+// builds nothing. The entries are shared between calls: read only. One conv per runtime (the CRI
+// server's).
+func (r *ContainerdRuntime) ListCRIContainers(ctx context.Context, filter *ContainerFilter, conv func(*ContainerDetails) *runtime.Container) ([]*runtime.Container, error) {
+	st := r.ctrs()
+	var cs []*podContainer
+	if filter != nil && filter.ID != "" {
+		c, err := st.store.get(filter.ID)
+		if err != nil {
+			return nil, nil // unknown or ambiguous: nothing
+		}
+		cs = []*podContainer{c}
+	} else {
+		cs = st.store.unsorted()
+	}
+	out := make([]*runtime.Container, 0, len(cs))
+	for _, c := range cs {
+		if filter != nil {
+			if filter.SandboxID != "" && !hasPrefix(c.meta.SandboxID, filter.SandboxID) {
+				continue
+			}
+			if len(filter.Labels) > 0 {
+				labels := c.config.GetLabels()
+				ok := true
+				for k, v := range filter.Labels {
+					if got, found := labels[k]; !found || got != v {
+						ok = false
+						break
+					}
+				}
+				if !ok {
+					continue
+				}
+			}
+		}
+		c.mu.RLock()
+		state := c.state
+		c.mu.RUnlock()
+		if filter != nil && filter.State != nil && state != *filter.State {
+			continue
+		}
+		e := c.criEntry.Load()
+		if e == nil || e.state != state {
+			d := r.details(c)
+			if filter != nil && filter.State != nil && d.State != *filter.State {
+				continue // changed meanwhile
+			}
+			e = &criListEntry{state: d.State, entry: conv(d)}
+			c.criEntry.Store(e)
+		}
+		out = append(out, e.entry)
+	}
+	return out, nil
+}
