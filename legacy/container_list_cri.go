@@ -3,6 +3,7 @@ package legacy
 import (
 	"context"
 
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -11,26 +12,31 @@ import (
 type criListEntry struct {
 	state ContainerState
 	entry *runtime.Container
+	// wire is entry encoded (protobuf); wireOK false when that failed.
+	wire   []byte
+	wireOK bool
 }
 
 // ListCRIContainers is ListContainers for the CRI's ListContainers: the containers that match
 // filter as list entries, in no particular order. conv builds a container's entry from its details;
 // the entry is cached in the container until its state changes, so a relist of an unchanged node
 // builds nothing. The entries are shared between calls: read only. One conv per runtime (the CRI
-// server's).
-func (r *ContainerdRuntime) ListCRIContainers(ctx context.Context, filter *ContainerFilter, conv func(*ContainerDetails) *runtime.Container) ([]*runtime.Container, error) {
+// server's). wire holds the entries encoded (protobuf), for the server to write them as they are;
+// nil when one could not be encoded.
+func (r *ContainerdRuntime) ListCRIContainers(ctx context.Context, filter *ContainerFilter, conv func(*ContainerDetails) *runtime.Container) (entries []*runtime.Container, wire [][]byte, err error) {
 	st := r.ctrs()
 	var cs []*podContainer
 	if filter != nil && filter.ID != "" {
 		c, err := st.store.get(filter.ID)
 		if err != nil {
-			return nil, nil // unknown or ambiguous: nothing
+			return nil, nil, nil // unknown or ambiguous: nothing
 		}
 		cs = []*podContainer{c}
 	} else {
 		cs = st.store.unsorted()
 	}
 	out := make([]*runtime.Container, 0, len(cs))
+	wire = make([][]byte, 0, len(cs))
 	for _, c := range cs {
 		if filter != nil {
 			if filter.SandboxID != "" && !hasPrefix(c.meta.SandboxID, filter.SandboxID) {
@@ -63,9 +69,16 @@ func (r *ContainerdRuntime) ListCRIContainers(ctx context.Context, filter *Conta
 				continue // changed meanwhile
 			}
 			e = &criListEntry{state: d.State, entry: conv(d)}
+			b, err := proto.Marshal(e.entry)
+			e.wire, e.wireOK = b, err == nil
 			c.criEntry.Store(e)
 		}
 		out = append(out, e.entry)
+		if wire != nil && e.wireOK {
+			wire = append(wire, e.wire)
+		} else {
+			wire = nil
+		}
 	}
-	return out, nil
+	return out, wire, nil
 }

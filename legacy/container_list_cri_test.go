@@ -26,11 +26,11 @@ func TestListCRIContainersCache(t *testing.T) {
 		return &runtime.Container{Id: d.ID.ID, Annotations: map[string]string{"state": string(d.State)}}
 	}
 	ctx := context.Background()
-	list, _ := r.ListCRIContainers(ctx, nil, conv)
+	list, _, _ := r.ListCRIContainers(ctx, nil, conv)
 	if len(list) != 2 || built != 2 {
 		t.Fatalf("first list: %d entries, %d built", len(list), built)
 	}
-	again, _ := r.ListCRIContainers(ctx, nil, conv)
+	again, _, _ := r.ListCRIContainers(ctx, nil, conv)
 	if len(again) != 2 || built != 2 {
 		t.Fatalf("relist built %d entries (want them cached)", built-2)
 	}
@@ -38,7 +38,7 @@ func TestListCRIContainersCache(t *testing.T) {
 	a.state = ContainerStateRunning
 	a.mu.Unlock()
 	running := ContainerStateRunning
-	list, _ = r.ListCRIContainers(ctx, &ContainerFilter{State: &running}, conv)
+	list, _, _ = r.ListCRIContainers(ctx, &ContainerFilter{State: &running}, conv)
 	if len(list) != 1 || list[0].Id != "aaaa1" || list[0].Annotations["state"] != string(ContainerStateRunning) || built != 3 {
 		t.Fatalf("after a state change: %+v, %d built", list, built)
 	}
@@ -50,12 +50,12 @@ func TestListCRIContainersCache(t *testing.T) {
 		{&ContainerFilter{SandboxID: "sb1"}, "aaaa1"},
 		{&ContainerFilter{Labels: map[string]string{"n": "b"}}, "bbbb2"},
 	} {
-		list, _ := r.ListCRIContainers(ctx, tc.f, conv)
+		list, _, _ := r.ListCRIContainers(ctx, tc.f, conv)
 		if len(list) != 1 || list[0].Id != tc.want {
 			t.Fatalf("filter %+v: %+v", tc.f, list)
 		}
 	}
-	if list, _ := r.ListCRIContainers(ctx, &ContainerFilter{Labels: map[string]string{"n": "c"}}, conv); len(list) != 0 {
+	if list, _, _ := r.ListCRIContainers(ctx, &ContainerFilter{Labels: map[string]string{"n": "c"}}, conv); len(list) != 0 {
 		t.Fatalf("label filter: %+v", list)
 	}
 }

@@ -69,7 +69,7 @@ func BenchmarkListContainers(b *testing.B) {
 	b.Run("cri-entries", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
-			list, err := r.ListCRIContainers(ctx, nil, benchCRIEntry)
+			list, _, err := r.ListCRIContainers(ctx, nil, benchCRIEntry)
 			if err != nil || len(list) != 500 {
 				b.Fatalf("list: %d %v", len(list), err)
 			}
@@ -79,7 +79,7 @@ func BenchmarkListContainers(b *testing.B) {
 	b.Run("cri-entries+marshal", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
-			list, _ := r.ListCRIContainers(ctx, nil, benchCRIEntry)
+			list, _, _ := r.ListCRIContainers(ctx, nil, benchCRIEntry)
 			if _, err := proto.Marshal(&runtime.ListContainersResponse{Containers: list}); err != nil {
 				b.Fatal(err)
 			}

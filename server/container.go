@@ -94,11 +94,13 @@ func (s *RuntimeServer) ListContainers(ctx context.Context, req *runtime.ListCon
 	}
 	// The containerd runtime caches each container's entry while its state stays.
 	if l, ok := s.opts.Backend.(criContainerLister); ok {
-		items, err := l.ListCRIContainers(ctx, filter, toCRIContainer)
+		items, wire, err := l.ListCRIContainers(ctx, filter, toCRIContainer)
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		return &runtime.ListContainersResponse{Containers: items}, nil
+		resp := &runtime.ListContainersResponse{Containers: items}
+		stashEncoding(ctx, resp, wire) // list_encoding.go
+		return resp, nil
 	}
 	list, err := s.opts.Backend.ListContainers(ctx, filter)
 	if err != nil {
@@ -160,7 +162,7 @@ func (s *RuntimeServer) ReopenContainerLog(ctx context.Context, req *runtime.Reo
 
 // criContainerLister lists CRI container entries directly (legacy.ContainerdRuntime).
 type criContainerLister interface {
-	ListCRIContainers(ctx context.Context, filter *legacy.ContainerFilter, conv func(*legacy.ContainerDetails) *runtime.Container) ([]*runtime.Container, error)
+	ListCRIContainers(ctx context.Context, filter *legacy.ContainerFilter, conv func(*legacy.ContainerDetails) *runtime.Container) ([]*runtime.Container, [][]byte, error)
 }
 
 // toCRIContainer is a container's ListContainers entry.
