@@ -98,6 +98,9 @@ type podContainer struct {
 	exited chan struct{}
 	// taskGone, set when the exit is handled, is closed once the exited task is deleted.
 	taskGone chan struct{}
+	// cntr is the containerd container's handle when this daemon created it (StartContainer
+	// saves a lookup); nil after a restart.
+	cntr containerd.Container
 	// criEntry caches the container's CRI list entry (container_list_cri.go).
 	criEntry atomic.Pointer[criListEntry]
 }
