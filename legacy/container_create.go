@@ -233,6 +233,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 	c := &podContainer{
 		meta: meta, config: proto.Clone(config).(*runtime.ContainerConfig), rootDir: rootDir, stateDir: stateDir,
 		state: ContainerStateCreated, resources: resourcesFromSpec(spec), exited: make(chan struct{}),
+		cntr: cntr,
 	}
 	c.mu.Lock()
 	err = c.saveRecordLocked()

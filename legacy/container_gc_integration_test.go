@@ -54,6 +54,10 @@ func TestContainerGCOrphans(t *testing.T) {
 	if _, err := e.rt.ContainerStatus(ctx, orphan, false); !errdefs.IsNotFound(err) {
 		t.Fatalf("orphan still there: %v", err)
 	}
+	// RemoveContainer answers before the deletion is over (container_remove.go).
+	if err := e.rt.removals().wait(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.rt.loadContainer(e.rt.withNS(ctx), orphan); !errdefs.IsNotFound(err) {
 		t.Fatalf("orphan's containerd container still there: %v", err)
 	}

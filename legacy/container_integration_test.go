@@ -269,6 +269,54 @@ func TestContainers(t *testing.T) {
 		}
 	})
 
+	t.Run("remove answers before the deletion finishes; a half-removed container is finished at start", func(t *testing.T) {
+		id := e.createStart(sb.ID, ctrCfg("quick", "sleep", "3600"))
+		if err := e.rt.StopContainer(ctx, id, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.rt.RemoveContainer(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.rt.ContainerStatus(ctx, id, false); !errdefs.IsNotFound(err) {
+			t.Fatalf("status right after remove: %v", err)
+		}
+		if list, _ := e.rt.ListContainers(ctx, &ContainerFilter{ID: id}); len(list) != 0 {
+			t.Fatalf("listed right after remove: %+v", list)
+		}
+		if err := e.rt.removals().wait(ctx, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.LoadContainer(e.rt.withNS(ctx), id); !errdefs.IsNotFound(err) {
+			t.Fatalf("containerd container after the background deletion: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(e.rt.containersRoot(), id)); !os.IsNotExist(err) {
+			t.Fatalf("root dir after the background deletion: %v", err)
+		}
+
+		// The daemon died after answering RemoveContainer, before the deletion: the marker is there.
+		half := e.createStart(sb.ID, ctrCfg("half", "sleep", "3600"))
+		if err := e.rt.StopContainer(ctx, half, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.rt.containersRoot(), half, removingMarker), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.rt.Close()
+		e.rt = e.newRuntime()
+		if _, err := e.rt.ContainerStatus(ctx, half, false); !errdefs.IsNotFound(err) {
+			t.Fatalf("half-removed container after restart: %v", err)
+		}
+		if _, err := e.client.LoadContainer(e.rt.withNS(ctx), half); !errdefs.IsNotFound(err) {
+			t.Fatalf("containerd container of the half-removed one after restart: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(e.rt.containersRoot(), half)); !os.IsNotExist(err) {
+			t.Fatalf("root dir of the half-removed one after restart: %v", err)
+		}
+		// Its name is free.
+		again := e.createStart(sb.ID, ctrCfg("half", "true"))
+		e.waitExited(e.rt, again)
+	})
+
 	t.Run("stop and remove of the pod take its containers", func(t *testing.T) {
 		id := e.createStart(sb.ID, ctrCfg("last", "sleep", "3600"))
 		if err := e.rt.StopPodSandbox(ctx, sb.ID).Error(); err != nil {

@@ -36,6 +36,9 @@ func (r *ContainerdRuntime) initContainers(ctx context.Context) error {
 	known := map[string]bool{}
 	loaded := map[string]*podContainer{}
 	for _, cntr := range cs {
+		if r.finishRemoveAtStart(ctx, cntr) { // container_remove.go
+			continue
+		}
 		c, err := r.loadPodContainer(ctx, cntr)
 		if err != nil {
 			// Half made (no metadata): nothing can use it; remove it.

@@ -167,9 +167,11 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		retErr = fmt.Errorf("%w: %w", ErrRunContainer, retErr)
 	}()
 
-	cntr, err := r.loadContainer(ctx, c.meta.ID)
-	if err != nil {
-		return err
+	cntr := c.cntr
+	if cntr == nil {
+		if cntr, err = r.loadContainer(ctx, c.meta.ID); err != nil {
+			return err
+		}
 	}
 	ctrIO, err := r.openContainerIO(ctx, c)
 	if err != nil {
@@ -200,11 +202,8 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	c.mu.Lock()
 	c.state, c.pid, c.task = ContainerStateRunning, task.Pid(), task
 	c.rec.StartedAt = time.Now()
-	err = c.saveRecordLocked()
 	c.mu.Unlock()
-	if err != nil {
-		log.WithError(err).Warn("write container status")
-	}
+	r.saveStartedRecord(c)
 	r.emitContainerEvent(ContainerEventStarted, c)
 	r.monitorContainer(c, task, nil) // its Wait returns the exit status even if the task exited already
 	r.nriPostStartContainerBlocked(ctx, c)
@@ -406,4 +405,24 @@ func logDirOf(path, logPath string) string {
 		return dir
 	}
 	return filepath.Dir(path)
+}
+
+// saveStartedRecord writes the status file of a container that started, off StartContainer's path
+// (the write is fsynced: milliseconds). A daemon that dies before it finds the task running and
+// takes the recovery time as the start. The record is taken when the write runs, under c.mu (read),
+// so should the exit be recorded first, its record is what gets written, never an older one; a
+// container being removed is not written (the removal deletes its dir).
+func (r *ContainerdRuntime) saveStartedRecord(c *podContainer) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		if c.removing {
+			return
+		}
+		if err := c.saveRecordLocked(); err != nil {
+			logrus.WithError(err).WithField("container", c.meta.ID).Warn("write container status")
+		}
+	}()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -95,8 +94,14 @@ func (r *ContainerdRuntime) afterTaskExit(c *podContainer) error {
 
 // RemoveContainer removes a container: killed first when it runs, then its task, containerd
 // container, snapshot and dirs. The log file stays (the kubelet owns it). An absent container is
-// no error.
+// no error. It answers once the container is stopped and out of the store (a removing marker
+// written); the deletion from containerd finishes in the background (container_remove.go).
 func (r *ContainerdRuntime) RemoveContainer(ctx context.Context, id string) error {
+	return r.removeContainer(ctx, id, true)
+}
+
+// removeContainer is RemoveContainer; with async false it answers only once everything is deleted.
+func (r *ContainerdRuntime) removeContainer(ctx context.Context, id string, async bool) error {
 	st := r.ctrs()
 	c, err := st.store.get(id)
 	if errdefs.IsNotFound(err) {
@@ -110,52 +115,21 @@ func (r *ContainerdRuntime) RemoveContainer(ctx context.Context, id string) erro
 	c.removing = true
 	c.mu.Unlock()
 	c.op.Lock()
-	defer c.op.Unlock()
 	if _, err := st.store.get(c.meta.ID); err != nil {
+		c.op.Unlock()
 		return nil // removed meanwhile
 	}
 	if err := r.stopContainer(ctx, c, 0); err != nil {
+		c.op.Unlock()
 		return fmt.Errorf("stop container before removing it: %w", err)
 	}
-	// The exit handler deletes the exited task after recording the exit: let it finish.
-	c.mu.RLock()
-	taskGone := c.taskGone
-	c.mu.RUnlock()
-	if taskGone != nil {
-		select {
-		case <-taskGone:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 	r.nriRemoveContainer(ctx, c)
-	if task, err := r.loadTask(ctx, c.meta.ID); err == nil {
-		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("delete task: %w", err)
-		}
-	} else if !errdefs.IsNotFound(err) {
-		return fmt.Errorf("load task: %w", err)
+	if async && r.removeContainerAsync(c) {
+		return nil // c.op is released by the background deletion
 	}
-	if cntr, err := r.loadContainer(ctx, c.meta.ID); err == nil {
-		if err := cntr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("delete container: %w", err)
-		}
-		removeCgroupLeftovers(c.meta.CgroupsPath) // cgroup_leftovers.go
-	} else if !errdefs.IsNotFound(err) {
-		return fmt.Errorf("load container: %w", err)
-	}
-	c.mu.Lock()
-	if c.io != nil {
-		c.io.close(0)
-		c.io = nil
-	}
-	c.mu.Unlock()
-	if err := r.unmountImageVolumes(ctx, c.meta.ID, c.rootDir, c.meta.ImageVolumes); err != nil {
-		// Never RemoveAll through a mounted image.
-		return fmt.Errorf("remove image volumes: %w", err)
-	}
-	if err := errors.Join(os.RemoveAll(c.rootDir), os.RemoveAll(c.stateDir)); err != nil {
-		logrus.WithError(err).WithField("container", c.meta.ID).Warn("remove container dirs")
+	defer c.op.Unlock()
+	if err := r.finishRemoveContainer(ctx, c); err != nil {
+		return err
 	}
 	st.store.remove(c)
 	r.emitContainerEvent(ContainerEventDeleted, c)
@@ -207,10 +181,14 @@ func (h containerManagerHooks) RemovePodContainers(ctx context.Context, sandboxI
 		wg.Add(1)
 		go func(i int, c *podContainer) {
 			defer wg.Done()
-			errs[i] = h.r.RemoveContainer(ctx, c.meta.ID)
+			errs[i] = h.r.removeContainer(ctx, c.meta.ID, false)
 		}(i, c)
 	}
 	wg.Wait()
+	// Containers removed earlier whose deletion still runs: not to be taken for orphans.
+	if err := h.r.removals().wait(ctx, sandboxID); err != nil {
+		errs = append(errs, err)
+	}
 	for _, res := range h.orphans(ctx, sandboxID, true) {
 		if res.Error != nil {
 			errs = append(errs, fmt.Errorf("%s: %s", res.Target, res.Message))
@@ -231,7 +209,7 @@ func (h containerManagerHooks) orphans(ctx context.Context, sandboxID string, re
 	}
 	var out []*SyncResult
 	for _, cntr := range list {
-		if _, err := h.r.ctrs().store.get(cntr.ID()); err == nil {
+		if _, err := h.r.ctrs().store.get(cntr.ID()); err == nil || h.r.removals().has(cntr.ID()) {
 			continue
 		}
 		res := NewSyncResult(KillContainer, cntr.ID())

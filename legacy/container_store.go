@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -97,6 +98,11 @@ type podContainer struct {
 	exited chan struct{}
 	// taskGone, set when the exit is handled, is closed once the exited task is deleted.
 	taskGone chan struct{}
+	// cntr is the containerd container's handle when this daemon created it (StartContainer
+	// saves a lookup); nil after a restart.
+	cntr containerd.Container
+	// criEntry caches the container's CRI list entry (container_list_cri.go).
+	criEntry atomic.Pointer[criListEntry]
 }
 
 // containerIO is a running container's stdio: FIFOs read into the CRI log.
@@ -261,6 +267,17 @@ func (st *containerStore) list() []*podContainer {
 	}
 	st.mu.RUnlock()
 	slices.SortFunc(out, func(a, b *podContainer) int { return b.meta.CreatedAt.Compare(a.meta.CreatedAt) })
+	return out
+}
+
+// unsorted returns every container, in no particular order.
+func (st *containerStore) unsorted() []*podContainer {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	out := make([]*podContainer, 0, len(st.byID))
+	for _, c := range st.byID {
+		out = append(out, c)
+	}
 	return out
 }
 

@@ -123,6 +123,10 @@ func TestImageVolumes(t *testing.T) {
 		if err := e.rt.RemoveContainer(ctx, id); err != nil {
 			t.Fatal(err)
 		}
+		// RemoveContainer answers before the deletion is over (container_remove.go).
+		if err := e.rt.removals().wait(ctx, ""); err != nil {
+			t.Fatal(err)
+		}
 		if got := e.imageVolumeLeftovers(e.rt, id); len(got) != 0 {
 			t.Fatalf("left after RemoveContainer: %v", got)
 		}
@@ -139,6 +143,10 @@ func TestImageVolumes(t *testing.T) {
 			t.Fatal("the whole image is mounted, not its sub path")
 		}
 		if err := e.rt.RemoveContainer(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		// RemoveContainer answers before the deletion is over (container_remove.go).
+		if err := e.rt.removals().wait(ctx, ""); err != nil {
 			t.Fatal(err)
 		}
 		if got := e.imageVolumeLeftovers(e.rt, id); len(got) != 0 {

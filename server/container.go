@@ -92,24 +92,23 @@ func (s *RuntimeServer) ListContainers(ctx context.Context, req *runtime.ListCon
 			filter.State = &st
 		}
 	}
+	// The containerd runtime caches each container's entry while its state stays.
+	if l, ok := s.opts.Backend.(criContainerLister); ok {
+		items, wire, err := l.ListCRIContainers(ctx, filter, toCRIContainer)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp := &runtime.ListContainersResponse{Containers: items}
+		stashEncoding(ctx, resp, wire) // list_encoding.go
+		return resp, nil
+	}
 	list, err := s.opts.Backend.ListContainers(ctx, filter)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	items := make([]*runtime.Container, 0, len(list))
 	for _, d := range list {
-		items = append(items, &runtime.Container{
-			Id:           d.ID.ID,
-			PodSandboxId: d.SandboxID,
-			Metadata:     &runtime.ContainerMetadata{Name: d.Name, Attempt: d.Attempt},
-			Image:        imageSpec(d),
-			ImageRef:     d.ImageID,
-			ImageId:      d.ImageID,
-			State:        criContainerState(d.State),
-			CreatedAt:    unixNano(d.CreatedAt),
-			Labels:       d.Config.GetLabels(),
-			Annotations:  d.Config.GetAnnotations(),
-		})
+		items = append(items, toCRIContainer(d))
 	}
 	return &runtime.ListContainersResponse{Containers: items}, nil
 }
@@ -159,6 +158,27 @@ func (s *RuntimeServer) ReopenContainerLog(ctx context.Context, req *runtime.Reo
 		return nil, toStatus(err)
 	}
 	return &runtime.ReopenContainerLogResponse{}, nil
+}
+
+// criContainerLister lists CRI container entries directly (legacy.ContainerdRuntime).
+type criContainerLister interface {
+	ListCRIContainers(ctx context.Context, filter *legacy.ContainerFilter, conv func(*legacy.ContainerDetails) *runtime.Container) ([]*runtime.Container, [][]byte, error)
+}
+
+// toCRIContainer is a container's ListContainers entry.
+func toCRIContainer(d *legacy.ContainerDetails) *runtime.Container {
+	return &runtime.Container{
+		Id:           d.ID.ID,
+		PodSandboxId: d.SandboxID,
+		Metadata:     &runtime.ContainerMetadata{Name: d.Name, Attempt: d.Attempt},
+		Image:        imageSpec(d),
+		ImageRef:     d.ImageID,
+		ImageId:      d.ImageID,
+		State:        criContainerState(d.State),
+		CreatedAt:    unixNano(d.CreatedAt),
+		Labels:       d.Config.GetLabels(),
+		Annotations:  d.Config.GetAnnotations(),
+	}
 }
 
 func imageSpec(d *legacy.ContainerDetails) *runtime.ImageSpec {

@@ -79,6 +79,7 @@ func NewGRPCServer(opts Options) *grpc.Server {
 		grpc.ChainStreamInterceptor(StreamInterceptor),
 		grpc.MaxRecvMsgSize(16<<20),
 		grpc.MaxSendMsgSize(16<<20),
+		grpc.ForceServerCodecV2(newListCodec()), // list_encoding.go
 	)
 	runtime.RegisterRuntimeServiceServer(s, NewRuntimeServer(opts))
 	images := opts.Images

@@ -1,0 +1,84 @@
+package legacy
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// criListEntry is a container's CRI list entry as built for one state. Every other field of a list
+// entry (ID, pod, name, attempt, image, creation time, labels, annotations) is fixed at creation.
+type criListEntry struct {
+	state ContainerState
+	entry *runtime.Container
+	// wire is entry encoded (protobuf); wireOK false when that failed.
+	wire   []byte
+	wireOK bool
+}
+
+// ListCRIContainers is ListContainers for the CRI's ListContainers: the containers that match
+// filter as list entries, in no particular order. conv builds a container's entry from its details;
+// the entry is cached in the container until its state changes, so a relist of an unchanged node
+// builds nothing. The entries are shared between calls: read only. One conv per runtime (the CRI
+// server's). wire holds the entries encoded (protobuf), for the server to write them as they are;
+// nil when one could not be encoded.
+func (r *ContainerdRuntime) ListCRIContainers(ctx context.Context, filter *ContainerFilter, conv func(*ContainerDetails) *runtime.Container) (entries []*runtime.Container, wire [][]byte, err error) {
+	st := r.ctrs()
+	var cs []*podContainer
+	if filter != nil && filter.ID != "" {
+		c, err := st.store.get(filter.ID)
+		if err != nil {
+			return nil, nil, nil // unknown or ambiguous: nothing
+		}
+		cs = []*podContainer{c}
+	} else {
+		cs = st.store.unsorted()
+	}
+	out := make([]*runtime.Container, 0, len(cs))
+	wire = make([][]byte, 0, len(cs))
+	for _, c := range cs {
+		if filter != nil {
+			if filter.SandboxID != "" && !hasPrefix(c.meta.SandboxID, filter.SandboxID) {
+				continue
+			}
+			if len(filter.Labels) > 0 {
+				labels := c.config.GetLabels()
+				ok := true
+				for k, v := range filter.Labels {
+					if got, found := labels[k]; !found || got != v {
+						ok = false
+						break
+					}
+				}
+				if !ok {
+					continue
+				}
+			}
+		}
+		c.mu.RLock()
+		state := c.state
+		c.mu.RUnlock()
+		if filter != nil && filter.State != nil && state != *filter.State {
+			continue
+		}
+		e := c.criEntry.Load()
+		if e == nil || e.state != state {
+			d := r.details(c)
+			if filter != nil && filter.State != nil && d.State != *filter.State {
+				continue // changed meanwhile
+			}
+			e = &criListEntry{state: d.State, entry: conv(d)}
+			b, err := proto.Marshal(e.entry)
+			e.wire, e.wireOK = b, err == nil
+			c.criEntry.Store(e)
+		}
+		out = append(out, e.entry)
+		if wire != nil && e.wireOK {
+			wire = append(wire, e.wire)
+		} else {
+			wire = nil
+		}
+	}
+	return out, wire, nil
+}
