@@ -117,15 +117,8 @@ func (r *ContainerdRuntime) removeContainerAsync(c *podContainer) bool {
 // snapshot), stdio, image volumes and dirs. The store is not touched.
 func (r *ContainerdRuntime) finishRemoveContainer(ctx context.Context, c *podContainer) error {
 	// The exit handler deletes the exited task after recording the exit: let it finish.
-	c.mu.RLock()
-	taskGone := c.taskGone
-	c.mu.RUnlock()
-	if taskGone != nil {
-		select {
-		case <-taskGone:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if err := c.waitTaskGone(ctx); err != nil {
+		return err
 	}
 	if task, err := r.loadTask(ctx, c.meta.ID); err == nil {
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
@@ -177,4 +170,21 @@ func (r *ContainerdRuntime) finishRemoveAtStart(ctx context.Context, cntr contai
 		log.WithError(err).Warn("delete a removed container")
 	}
 	return true
+}
+
+// waitTaskGone waits until the exit handler has deleted the container's exited task (it does so in
+// the background after recording the exit); no exit handled yet is nothing to wait for.
+func (c *podContainer) waitTaskGone(ctx context.Context) error {
+	c.mu.RLock()
+	gone := c.taskGone
+	c.mu.RUnlock()
+	if gone == nil {
+		return nil
+	}
+	select {
+	case <-gone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -156,15 +156,7 @@ func (h containerManagerHooks) StopPodContainers(ctx context.Context, sandboxID 
 			}
 			// The exited task is deleted in the background; the pause task shares its shim, and
 			// deleting both at once can close the shim under the pause's delete ("ttrpc: closed").
-			c.mu.RLock()
-			gone := c.taskGone
-			c.mu.RUnlock()
-			if gone != nil {
-				select {
-				case <-gone:
-				case <-ctx.Done():
-				}
-			}
+			_ = c.waitTaskGone(ctx) // a cancelled ctx fails the pause's delete anyway
 		}(results[i], c)
 	}
 	wg.Wait()
