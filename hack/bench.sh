@@ -18,7 +18,9 @@
 #      BENCH_LIST_N (100), BENCH_STATS_N (10), BENCH_CRITEST (1; 0 skips critest),
 #      BENCH_PROFILE=DIR (save cri-shim CPU and heap profiles of each benchclient phase there),
 #      BENCH_OUT (bench/results.md), BENCH_CRISHIM_BIN (a cri-shim binary to use instead of building one),
-#      BENCH_PARAMS (critest's parameters file), BENCH_LOG_LEVEL (cri-shim's, info).
+#      BENCH_PARAMS (critest's parameters file), BENCH_LOG_LEVEL (cri-shim's, info),
+#      BENCH_HOLD=FILE (start everything, write the endpoints to FILE as shell variables, and wait
+#      until killed instead of measuring: for profiling by hand; cleanup still runs on exit).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -139,6 +141,22 @@ for _ in $(seq 100); do
 done
 SHIM_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$SHIM_PID/status")
 log "registry $(cat "$WORK/registry.addr"), containerd pid $CTRD_PID, cri-shim pid $SHIM_PID (metrics $METRICS)"
+
+if [ -n "${BENCH_HOLD:-}" ]; then
+  cat >"$BENCH_HOLD" <<EOF2
+SHIM_SOCK=$SHIM_SOCK
+CTRD_SOCK=$CTRD_SOCK
+SHIM_PID=$SHIM_PID
+CTRD_PID=$CTRD_PID
+METRICS=$METRICS
+WORK=$WORK
+BENCHCLIENT=$WORK/benchclient
+EOF2
+  log "holding (endpoints in $BENCH_HOLD); kill $$ to end"
+  trap 'exit 0' TERM INT
+  while kill -0 "$SHIM_PID" 2>/dev/null; do sleep 1; done
+  exit 0
+fi
 
 cpu() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }

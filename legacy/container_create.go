@@ -9,6 +9,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
@@ -67,6 +68,7 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 // createContainer creates the container; restore, when set, is the checkpoint StartContainer
 // restores it from.
 func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID string, config *runtime.ContainerConfig, restore *checkpointSource) (_ string, retErr error) {
+	t0 := time.Now()
 	sb, err := r.sandboxes.get(sandboxID)
 	if err != nil {
 		return "", err
@@ -110,6 +112,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		return "", err
 	}
 
+	dImage := time.Since(t0)
 	rootDir := filepath.Join(r.containersRoot(), id)
 	stateDir := filepath.Join(r.containersState(), id)
 	for _, d := range []string{rootDir, stateDir} {
@@ -202,10 +205,12 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 	undo = append(undo, nriCreate.undo)
 	defer nriCreate.done()
 	var spec *runtimespec.Spec
+	tNew := time.Now()
+	var dSnap, dSpec time.Duration
 	cntr, err := r.client.NewContainer(ctx, id,
 		containerd.WithSnapshotter(snapshotter),
-		withSnapshotFrom(id, img.Name, snapshotter, img.ChainID, sandboxUsernsMapping(sb.config).snapshotOpts()...),
-		withSpecAndMetadata(specOpts, &meta, &spec, nriCreate.adjust()),
+		timed(&dSnap, withSnapshotFrom(id, img.Name, snapshotter, img.ChainID, sandboxUsernsMapping(sb.config).snapshotOpts()...)),
+		timed(&dSpec, withSpecAndMetadata(specOpts, &meta, &spec, nriCreate.adjust())),
 		containerd.WithContainerLabels(labels),
 		containerd.WithRuntime(handler.Type, handler.Options),
 	)
@@ -224,6 +229,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 			log.WithError(err).Warn("undo: delete container")
 		}
 	})
+	dNew := time.Since(tNew)
 	if restore != nil {
 		if err := r.applyRootfsDiff(ctx, snapshotter, id, rootDir); err != nil {
 			return "", err
@@ -235,15 +241,26 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		state: ContainerStateCreated, resources: resourcesFromSpec(spec), exited: make(chan struct{}),
 		cntr: cntr,
 	}
+	tRec := time.Now()
 	c.mu.Lock()
 	err = c.saveRecordLocked()
 	c.mu.Unlock()
+	dRec := time.Since(tRec)
 	if err != nil {
 		return "", fmt.Errorf("write container status: %w", err)
 	}
 	st.store.add(c)
 	nriCreate.created(ctx, c)
 	r.emitContainerEvent(ContainerEventCreated, c)
-	log.Debug("container created")
+	log.WithFields(logrus.Fields{"image": dImage, "new": dNew, "snap": dSnap, "spec": dSpec, "record": dRec, "total": time.Since(t0)}).Debug("container created")
 	return id, nil
+}
+
+func timed(d *time.Duration, o containerd.NewContainerOpts) containerd.NewContainerOpts {
+	return func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
+		t := time.Now()
+		err := o(ctx, client, c)
+		*d = time.Since(t)
+		return err
+	}
 }

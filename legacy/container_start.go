@@ -173,10 +173,12 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 			return err
 		}
 	}
+	tOpen := time.Now()
 	ctrIO, err := r.openContainerIO(ctx, c)
 	if err != nil {
 		return err
 	}
+	dOpen := time.Since(tOpen)
 	c.mu.Lock()
 	c.io = ctrIO
 	c.mu.Unlock()
@@ -189,25 +191,31 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	if err != nil {
 		return fmt.Errorf("create task: %w", restoreError(c, err))
 	}
+	dTask := time.Since(t0)
 	defer r.nriBlockSync().Unblock()
 	if err := r.nriStartContainerBlocked(ctx, c, task.Pid()); err != nil {
 		return err
 	}
+	tStart := time.Now()
 	if err := task.Start(ctx); err != nil {
 		return fmt.Errorf("start task: %w", restoreError(c, err))
 	}
 	if len(restoreOpts) > 0 {
 		restored(c, time.Since(t0))
 	}
+	dStart := time.Since(tStart)
 	c.mu.Lock()
 	c.state, c.pid, c.task = ContainerStateRunning, task.Pid(), task
 	c.rec.StartedAt = time.Now()
 	c.mu.Unlock()
+	tRec := time.Now()
 	r.saveStartedRecord(c)
+	dRec := time.Since(tRec)
 	r.emitContainerEvent(ContainerEventStarted, c)
 	r.monitorContainer(c, task, nil) // its Wait returns the exit status even if the task exited already
 	r.nriPostStartContainerBlocked(ctx, c)
-	log.WithField("pid", task.Pid()).Debug("container started")
+	log.WithFields(logrus.Fields{"pid": task.Pid(), "io": dOpen, "task": dTask, "start": dStart, "record": dRec,
+		"total": time.Since(tOpen)}).Debug("container started")
 	return nil
 }
 
