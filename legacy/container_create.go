@@ -2,6 +2,7 @@ package legacy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -168,6 +169,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 	specOpts, err := containerSpecOpts(containerSpecInput{
 		ID: id, Config: specConfig, SandboxID: sb.meta.ID, SandboxConfig: sb.config, SandboxPid: sbStatus.Pid,
 		TargetPid: targetPid, Files: sb.files, Image: img.Config, ImageName: imageName, VolumeMounts: volumes,
+		ImageChainID: img.ChainID, UserCache: &r.userLookups,
 	})
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrCreateContainerConfig, err)
@@ -207,28 +209,49 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 	var spec *runtimespec.Spec
 	tNew := time.Now()
 	var dSnap, dSpec time.Duration
-	cntr, err := r.client.NewContainer(ctx, id,
-		containerd.WithSnapshotter(snapshotter),
-		timed(&dSnap, withSnapshotFrom(id, img.Name, snapshotter, img.ChainID, sandboxUsernsMapping(sb.config).snapshotOpts()...)),
+	snapOpts := sandboxUsernsMapping(sb.config).snapshotOpts()
+	// The record first and then the snapshot, when the spec needs no rootfs (fast_create.go); the
+	// general path otherwise (the first container of an image whose user is looked up in it).
+	var cntr containerd.Container
+	rootfs, err := r.newContainerRecordFirst(ctx, id, img.Name, snapshotter, img.ChainID, snapOpts,
 		timed(&dSpec, withSpecAndMetadata(specOpts, &meta, &spec, nriCreate.adjust())),
 		containerd.WithContainerLabels(labels),
 		containerd.WithRuntime(handler.Type, handler.Options),
 	)
-	if err != nil {
-		// A failed NewContainer may leave the snapshot it prepared.
+	if err == nil {
 		undo = append(undo, func(cctx context.Context) {
-			_ = r.client.SnapshotService(snapshotter).Remove(cctx, id)
+			if err := r.deleteContainerRecord(cctx, id, snapshotter); err != nil {
+				log.WithError(err).Warn("undo: delete container")
+			}
 		})
+	}
+	if errors.Is(err, errNeedsRootfs) {
+		cntr, err = r.client.NewContainer(ctx, id,
+			containerd.WithSnapshotter(snapshotter),
+			timed(&dSnap, withSnapshotFrom(id, img.Name, snapshotter, img.ChainID, snapOpts...)),
+			timed(&dSpec, withSpecAndMetadata(specOpts, &meta, &spec, nriCreate.adjust())),
+			containerd.WithContainerLabels(labels),
+			containerd.WithRuntime(handler.Type, handler.Options),
+		)
+		if err != nil {
+			// A failed NewContainer may leave the snapshot it prepared.
+			undo = append(undo, func(cctx context.Context) {
+				_ = r.client.SnapshotService(snapshotter).Remove(cctx, id)
+			})
+		} else {
+			undo = append(undo, func(cctx context.Context) {
+				if err := cntr.Delete(cctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+					log.WithError(err).Warn("undo: delete container")
+				}
+			})
+		}
+	}
+	if err != nil {
 		if errdefs.IsInvalidArgument(err) || errdefs.IsNotFound(err) {
 			return "", fmt.Errorf("%w: %w", ErrCreateContainerConfig, err)
 		}
 		return "", fmt.Errorf("%w: create containerd container: %w", ErrCreateContainer, err)
 	}
-	undo = append(undo, func(cctx context.Context) {
-		if err := cntr.Delete(cctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-			log.WithError(err).Warn("undo: delete container")
-		}
-	})
 	dNew := time.Since(tNew)
 	if restore != nil {
 		if err := r.applyRootfsDiff(ctx, snapshotter, id, rootDir); err != nil {
@@ -239,20 +262,14 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 	c := &podContainer{
 		meta: meta, config: proto.Clone(config).(*runtime.ContainerConfig), rootDir: rootDir, stateDir: stateDir,
 		state: ContainerStateCreated, resources: resourcesFromSpec(spec), exited: make(chan struct{}),
-		cntr: cntr,
+		cntr: cntr, rootfs: rootfs,
 	}
-	tRec := time.Now()
-	c.mu.Lock()
-	err = c.saveRecordLocked()
-	c.mu.Unlock()
-	dRec := time.Since(tRec)
-	if err != nil {
-		return "", fmt.Errorf("write container status: %w", err)
-	}
+	// No status file yet: a container without one is a created container (container_recover.go);
+	// its resources are read back from the spec.
 	st.store.add(c)
 	nriCreate.created(ctx, c)
 	r.emitContainerEvent(ContainerEventCreated, c)
-	log.WithFields(logrus.Fields{"image": dImage, "new": dNew, "snap": dSnap, "spec": dSpec, "record": dRec, "total": time.Since(t0)}).Debug("container created")
+	log.WithFields(logrus.Fields{"image": dImage, "new": dNew, "snap": dSnap, "spec": dSpec, "total": time.Since(t0)}).Debug("container created")
 	return id, nil
 }
 

@@ -66,6 +66,10 @@ type containerSpecInput struct {
 	ImageName string
 	// VolumeMounts are the image's volumes, as bind mounts of dirs of the container's own.
 	VolumeMounts []*runtime.Mount
+	// ImageChainID is the image's chain ID; UserCache, when set, keeps the user lookups by image
+	// (fast_create.go).
+	ImageChainID string
+	UserCache    *userLookupCache
 	// RunAsNonRoot refuses a user that resolves to uid 0 (ErrVerifyNonRoot). CRI has no such field
 	// (the kubelet verifies it); the model's own callers (standalone pods) set it.
 	RunAsNonRoot bool
@@ -207,7 +211,7 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, withImageRootfs(userOpts...))
+	opts = append(opts, withCachedUserLookup(in.UserCache, userLookupKey(in.ImageChainID, in.Image.User, sc, in.RunAsNonRoot), withImageRootfs(userOpts...)))
 
 	// AppArmor (only when the host has it) and seccomp, after the capabilities (the default
 	// seccomp profile depends on them).

@@ -167,12 +167,6 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		retErr = fmt.Errorf("%w: %w", ErrRunContainer, retErr)
 	}()
 
-	cntr := c.cntr
-	if cntr == nil {
-		if cntr, err = r.loadContainer(ctx, c.meta.ID); err != nil {
-			return err
-		}
-	}
 	tOpen := time.Now()
 	ctrIO, err := r.openContainerIO(ctx, c)
 	if err != nil {
@@ -187,10 +181,22 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		return err
 	}
 	t0 := time.Now()
-	task, err = cntr.NewTask(ctx, func(string) (cio.IO, error) { return ctrIO.dio, nil }, restoreOpts...)
+	if c.rootfs != nil && len(restoreOpts) == 0 {
+		// Created by this daemon: one Create call with the rootfs mounts kept from create.
+		task, err = r.createTask(ctx, c.meta.ID, c.cntr, c.rootfs, ctrIO.dio)
+	} else {
+		cntr := c.cntr
+		if cntr == nil {
+			if cntr, err = r.loadContainer(ctx, c.meta.ID); err != nil {
+				return err
+			}
+		}
+		task, err = cntr.NewTask(ctx, func(string) (cio.IO, error) { return ctrIO.dio, nil }, restoreOpts...)
+	}
 	if err != nil {
 		return fmt.Errorf("create task: %w", restoreError(c, err))
 	}
+	c.rootfs, c.cntr = nil, nil // not needed any more
 	dTask := time.Since(t0)
 	defer r.nriBlockSync().Unblock()
 	if err := r.nriStartContainerBlocked(ctx, c, task.Pid()); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
@@ -101,6 +102,9 @@ type podContainer struct {
 	// cntr is the containerd container's handle when this daemon created it (StartContainer
 	// saves a lookup); nil after a restart.
 	cntr containerd.Container
+	// rootfs is the mounts of its snapshot when this daemon prepared it (fast_create.go), until its
+	// task is created; nil after a restart.
+	rootfs []mount.Mount
 	// criEntry caches the container's CRI list entry (container_list_cri.go).
 	criEntry atomic.Pointer[criListEntry]
 }

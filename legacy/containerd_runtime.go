@@ -76,8 +76,10 @@ type ContainerdRuntime struct {
 	// podStatus feeds the pod status cache (pod_status_cache.go).
 	podStatus *podStatusFeeder
 
-	imageMu    sync.Mutex
-	imageCache map[string]*cachedImage // by image target digest
+	imageMu sync.Mutex
+	// userLookups are the users looked up in images' files (fast_create.go).
+	userLookups userLookupCache
+	imageCache  map[string]*cachedImage // by image target digest
 	// bg is the context of background work (exit monitors); cancelled by Close.
 	bg       context.Context
 	bgCancel context.CancelFunc

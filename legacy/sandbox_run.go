@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/opencontainers/image-spec/identity"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -213,25 +214,64 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	}
 	copyMeta := sb.meta
 	t := time.Now()
-	container, err := r.client.NewContainer(ctx, id,
-		containerd.WithSnapshotter(snapshotter),
-		withSnapshotFrom(id, image.Name(), snapshotter, chainID, userns.snapshotOpts()...),
+	// The record first and then the snapshot (fast_create.go); the general path when the spec needs
+	// the rootfs (a user looked up in the image's files) or an option failed (its error then).
+	var container containerd.Container
+	snapOpts := userns.snapshotOpts()
+	newOpts := []containerd.NewContainerOpts{
 		containerd.WithNewSpec(specOpts...),
 		containerd.WithContainerLabels(labels),
 		containerd.WithContainerExtension(sandboxExtensionID, &copyMeta),
 		containerd.WithRuntime(handler.Type, handler.Options),
-	)
+	}
+	rootfs, err := r.newContainerRecordFirst(ctx, id, image.Name(), snapshotter, chainID, snapOpts, newOpts...)
+	var optsErr *recordOptsError
+	if errors.As(err, &optsErr) {
+		log.WithError(err).Debug("pause container: general path")
+		container, err = r.client.NewContainer(ctx, id, append([]containerd.NewContainerOpts{
+			containerd.WithSnapshotter(snapshotter),
+			withSnapshotFrom(id, image.Name(), snapshotter, chainID, snapOpts...),
+		}, newOpts...)...)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("create pause container: %w", err))
 	}
 	undo = append(undo, func(cctx context.Context) {
-		if err := container.Delete(cctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		if err := r.deleteContainerRecord(cctx, id, snapshotter); err != nil {
 			log.WithError(err).Warn("undo: delete pause container")
 		}
 	})
 	tContainer = time.Since(t)
+	// The pod's network is recorded in the container's metadata as soon as CNI is done, while the
+	// pause task is being created and started.
+	netRecorded := make(chan error, 1)
+	go func() {
+		o := waitNet()
+		if o.err != nil {
+			netRecorded <- nil // reported below
+			return
+		}
+		m := copyMeta
+		m.NetworkReady = true
+		if !hostNet {
+			m.IP, m.AdditionalIPs = o.res.IP, o.res.AdditionalIPs
+		}
+		netRecorded <- r.updateSandboxMetadata(ctx, id, &m)
+	}()
+	recordErr := func() error {
+		err := <-netRecorded
+		netRecorded <- err
+		return err
+	}
+	undo = append(undo, func(context.Context) { recordErr() })
 	t = time.Now()
-	task, err := container.NewTask(ctx, cio.NullIO)
+	var task containerd.Task
+	if container == nil {
+		nullIO, _ := cio.NullIO(id)
+		task, err = r.createTask(ctx, id, nil, rootfs, nullIO)
+	} else {
+		task, err = container.NewTask(ctx, cio.NullIO)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("create pause task: %w", err))
 	}
@@ -264,8 +304,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		sb.cni = o.res
 	}
 	sb.meta.NetworkReady = true
-	persisted := sb.meta
-	if err := container.Update(ctx, containerd.UpdateContainerOpts(containerd.WithContainerExtension(sandboxExtensionID, &persisted))); err != nil {
+	if err := recordErr(); err != nil {
 		netResult.Fail(ErrSetupNetwork, fmt.Sprintf("record the pod network: %v", err))
 		result.AddSyncResult(netResult)
 		return "", result
@@ -287,6 +326,18 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		"files": tFiles, "netns": tNetNS, "cni": tCNI, "container": tContainer, "task": tTask, "start": tStartTask,
 		"wait_net": tWaitNet}).Debug("sandbox ready")
 	return id, result
+}
+
+// updateSandboxMetadata replaces the sandbox's metadata in its containerd container (one write).
+func (r *ContainerdRuntime) updateSandboxMetadata(ctx context.Context, id string, meta *sandboxMetadata) error {
+	ext, err := typeurl.MarshalAny(meta)
+	if err != nil {
+		return err
+	}
+	_, err = r.client.ContainerService().Update(ctx, containers.Container{
+		ID: id, Extensions: map[string]typeurl.Any{sandboxExtensionID: ext},
+	}, "extensions."+sandboxExtensionID)
+	return err
 }
 
 // monitorExit marks the sandbox NotReady when its pause task exits.
