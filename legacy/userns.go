@@ -177,6 +177,10 @@ func (r *ContainerdRuntime) newPodNetNS(id string, m *podUsernsMapping, files sa
 		_ = sandbox.RemoveNetNS(p)
 		return "", err
 	}
+	if err := sandbox.SetLoopbackUp(p); err != nil {
+		_ = sandbox.RemoveNetNS(p)
+		return "", err
+	}
 	return p, nil
 }
 

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NewNetNS creates a network namespace and pins it by a bind mount at dir/id, so that it outlives
-// every process in it. It returns the path.
+// NewNetNS creates a network namespace with its loopback interface up and pins it by a bind mount
+// at dir/id, so that it outlives every process in it. It returns the path.
 func NewNetNS(dir, id string) (string, error) {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return "", err
@@ -43,6 +43,9 @@ func NewNetNS(dir, id string) (string, error) {
 		err = unix.Mount(src, path, "none", unix.MS_BIND, "")
 		if err != nil {
 			err = fmt.Errorf("pin network namespace at %s: %w", path, err)
+		} else {
+			// lo up here, as CNI's loopback plugin would (cri-shim runs no loopback plugin).
+			err = loopbackUp()
 		}
 		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
 			goruntime.UnlockOSThread()
@@ -50,6 +53,7 @@ func NewNetNS(dir, id string) (string, error) {
 		errCh <- err
 	}()
 	if err := <-errCh; err != nil {
+		_ = unix.Unmount(path, unix.MNT_DETACH)
 		os.Remove(path)
 		return "", err
 	}
@@ -78,4 +82,58 @@ func NetNSPinned(path string) bool {
 		return false
 	}
 	return st.Type == unix.NSFS_MAGIC
+}
+
+// SetLoopbackUp brings the loopback interface of the network namespace at path up, which is what
+// CNI's loopback plugin does, without executing a plugin: an ioctl from a thread that enters the
+// namespace for it (and leaves it; a thread that cannot get back stays locked and is ended).
+func SetLoopbackUp(path string) error {
+	ns, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", path, err)
+	}
+	defer unix.Close(ns)
+	errCh := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		orig, err := unix.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			goruntime.UnlockOSThread()
+			errCh <- fmt.Errorf("open current network namespace: %w", err)
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
+			goruntime.UnlockOSThread()
+			errCh <- fmt.Errorf("enter netns %s: %w", path, err)
+			return
+		}
+		err = loopbackUp()
+		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
+			goruntime.UnlockOSThread()
+		}
+		errCh <- err
+	}()
+	return <-errCh
+}
+
+// loopbackUp sets IFF_UP on lo in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: set up: %w", err)
+	}
+	return nil
 }

@@ -51,14 +51,15 @@ func (n *Network) load() (gocni.CNI, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cni == nil || sig != n.sig {
-		c, err := gocni.New(gocni.WithPluginDir(n.binDirs), gocni.WithPluginConfDir(n.confDir), gocni.WithMinNetworkCount(2))
+		c, err := gocni.New(gocni.WithPluginDir(n.binDirs), gocni.WithPluginConfDir(n.confDir), gocni.WithMinNetworkCount(1))
 		if err != nil {
 			return nil, fmt.Errorf("cni: %w", err)
 		}
-		// The loopback network is cri-shim's own; the node's network comes from the first config
-		// in the conf dir.
+		// The node's network comes from the first config in the conf dir. No loopback plugin: the
+		// pod's lo is brought up when its namespace is made (NewNetNS), which saves a plugin run
+		// per pod on ADD and on DEL.
 		n.loadErr = nil
-		if err := c.Load(gocni.WithLoNetwork, gocni.WithDefaultConf); err != nil {
+		if err := c.Load(gocni.WithDefaultConf); err != nil {
 			n.loadErr = fmt.Errorf("cni config uninitialized: no network config loadable from %s: %w", n.confDir, err)
 		}
 		n.cni, n.sig = c, sig
