@@ -79,6 +79,8 @@ type ContainerdRuntime struct {
 	imageMu sync.Mutex
 	// userLookups are the users looked up in images' files (fast_create.go).
 	userLookups userLookupCache
+	// pauseRootfs are the shared pause rootfs dirs (pause_rootfs.go).
+	pauseRootfs pauseRootfsSet
 	imageCache  map[string]*cachedImage // by image target digest
 	// bg is the context of background work (exit monitors); cancelled by Close.
 	bg       context.Context

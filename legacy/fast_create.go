@@ -41,10 +41,14 @@ var errNeedsRootfs = errors.New("spec generation needs the container's rootfs")
 
 // newContainerRecordFirst creates container id: opts fill in the record (spec, labels, runtime,
 // extensions) with c.Snapshotter set and c.SnapshotKey empty; the record is created with snapshot key
-// id, and then the snapshot is prepared from parent. It returns the rootfs mounts of the snapshot.
+// id, and then the snapshot is prepared from parent. It returns the rootfs mounts of the snapshot
+// (none, and no snapshot, when parent is empty: the spec names its rootfs path).
 // On errNeedsRootfs from an option nothing has been created. On any other failure nothing is left.
 func (r *ContainerdRuntime) newContainerRecordFirst(ctx context.Context, id, image, snapshotter, parent string, snapOpts []snapshots.Opt, opts ...containerd.NewContainerOpts) ([]mount.Mount, error) {
 	rec := containers.Container{ID: id, Snapshotter: snapshotter}
+	if parent == "" {
+		rec.Snapshotter = "" // options that read the rootfs read the spec's root path
+	}
 	for _, o := range opts {
 		if err := o(ctx, r.client, &rec); err != nil {
 			return nil, &recordOptsError{err}
@@ -53,7 +57,15 @@ func (r *ContainerdRuntime) newContainerRecordFirst(ctx context.Context, id, ima
 	if rec.Runtime.Name == "" {
 		return nil, fmt.Errorf("container %s without a runtime: %w", id, errdefs.ErrInvalidArgument)
 	}
-	rec.SnapshotKey, rec.Image = id, image
+	rec.Image = image
+	if parent == "" {
+		// No snapshot of its own (a rootfs path in the spec).
+		if _, err := r.client.ContainerService().Create(ctx, rec); err != nil {
+			return nil, err
+		}
+		return []mount.Mount{}, nil
+	}
+	rec.SnapshotKey = id
 	if _, err := r.client.ContainerService().Create(ctx, rec); err != nil {
 		return nil, err
 	}

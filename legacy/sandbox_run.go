@@ -196,10 +196,18 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		return "", result
 	}
 
+	// The pause rootfs is shared by all pods but those with a user namespace (whose rootfs is
+	// idmapped): pause_rootfs.go.
+	var sharedRootfs string
+	if userns == nil {
+		if sharedRootfs, err = r.sharedPauseRootfs(ctx, snapshotter, chainID); err != nil {
+			return fail(err)
+		}
+	}
 	specOpts, err := sandbox.SpecOpts(sandbox.SpecInput{
 		ID: id, Config: config, Image: imgCfg, ImageName: r.opts.SandboxImage,
 		NetNSPath: sb.meta.NetNSPath, Files: sb.files, OOMScoreAdj: sandbox.DefaultSandboxOOMScoreAdj,
-		UsernsPath: userns.pinnedPath(sb.files),
+		UsernsPath: userns.pinnedPath(sb.files), RootfsPath: sharedRootfs,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("sandbox spec: %v: %w", err, errdefs.ErrInvalidArgument))
@@ -224,9 +232,13 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		containerd.WithContainerExtension(sandboxExtensionID, &copyMeta),
 		containerd.WithRuntime(handler.Type, handler.Options),
 	}
-	rootfs, err := r.newContainerRecordFirst(ctx, id, image.Name(), snapshotter, chainID, snapOpts, newOpts...)
+	parent := chainID
+	if sharedRootfs != "" {
+		parent = "" // no snapshot of its own
+	}
+	rootfs, err := r.newContainerRecordFirst(ctx, id, image.Name(), snapshotter, parent, snapOpts, newOpts...)
 	var optsErr *recordOptsError
-	if errors.As(err, &optsErr) {
+	if errors.As(err, &optsErr) && sharedRootfs == "" {
 		log.WithError(err).Debug("pause container: general path")
 		container, err = r.client.NewContainer(ctx, id, append([]containerd.NewContainerOpts{
 			containerd.WithSnapshotter(snapshotter),

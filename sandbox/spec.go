@@ -62,6 +62,9 @@ type SpecInput struct {
 	// UsernsPath is the pinned user namespace the pause process joins (PinUserns), required with
 	// a user namespace of mode POD.
 	UsernsPath string
+	// RootfsPath, when set, is the pause container's rootfs directory (shared by pause containers;
+	// it has no snapshot of its own then).
+	RootfsPath string
 }
 
 // SpecOpts returns the OCI spec options of the pause container, to apply over containerd's default
@@ -81,6 +84,9 @@ func SpecOpts(in SpecInput) ([]oci.SpecOpts, error) {
 		oci.WithEnv(in.Image.Env),
 		oci.WithRootFSReadonly(),
 		oci.WithProcessArgs(args...),
+	}
+	if in.RootfsPath != "" {
+		opts = append(opts, oci.WithRootFSPath(in.RootfsPath))
 	}
 	if in.Image.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(in.Image.WorkingDir))

@@ -270,15 +270,18 @@ type counts struct {
 	Containers, Tasks, Leases, Snapshots     int
 	Shims, IPAllocations                     int
 	SandboxDirs, ContainerDirs               int
+	// SharedPause counts the shared pause rootfs's mount, snapshot and lease (one each per pause
+	// image; legacy/pause_rootfs.go), kept apart from the per-pod counts.
+	SharedPause int
 
 	cgroupIDs []string // the distinct cgroup names below the parent, for the leak report
 }
 
 func (c counts) String() string {
 	return fmt.Sprintf("goroutines=%d fds=%d log-fds=%d netns-files=%d netns-mounts=%d mounts=%d cgroups=%d "+
-		"ctrd-containers=%d ctrd-tasks=%d ctrd-leases=%d ctrd-snapshots=%d shims=%d ip-allocations=%d sandbox-dirs=%d container-dirs=%d",
+		"ctrd-containers=%d ctrd-tasks=%d ctrd-leases=%d ctrd-snapshots=%d shims=%d ip-allocations=%d sandbox-dirs=%d container-dirs=%d shared-pause=%d",
 		c.Goroutines, c.FDs, c.LogFDs, c.NetNSFiles, c.NetNSMounts, c.Mounts, c.Cgroups,
-		c.Containers, c.Tasks, c.Leases, c.Snapshots, c.Shims, c.IPAllocations, c.SandboxDirs, c.ContainerDirs)
+		c.Containers, c.Tasks, c.Leases, c.Snapshots, c.Shims, c.IPAllocations, c.SandboxDirs, c.ContainerDirs, c.SharedPause)
 }
 
 // census counts what the daemon holds (goroutines from its own Prometheus go_goroutines, open
@@ -310,6 +313,12 @@ func (e *env) census(ctx context.Context) counts {
 				continue
 			}
 			mp := fields[4]
+			if strings.HasPrefix(mp, filepath.Join(e.dir, "state", "pause-rootfs")+"/") {
+				// The pause image's rootfs, shared by all pods (legacy/pause_rootfs.go): one per
+				// image, not per pod.
+				c.SharedPause++
+				continue
+			}
 			if strings.HasPrefix(mp, e.dir+"/") {
 				c.Mounts++
 				if strings.HasPrefix(mp, filepath.Join(e.dir, "state", "netns")+"/") {
@@ -350,8 +359,18 @@ func (e *env) census(ctx context.Context) counts {
 	if err != nil {
 		e.t.Fatalf("containerd leases: %v", err)
 	}
-	c.Leases = len(ls)
-	if err := cl.SnapshotService("overlayfs").Walk(ctx, func(context.Context, snapshots.Info) error {
+	for _, l := range ls {
+		if l.ID == "cri-shim-pause-rootfs" { // holds the shared pause rootfs
+			c.SharedPause++
+			continue
+		}
+		c.Leases++
+	}
+	if err := cl.SnapshotService("overlayfs").Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		if strings.HasPrefix(info.Name, "cri-shim-pause-rootfs-") {
+			c.SharedPause++
+			return nil
+		}
 		c.Snapshots++
 		return nil
 	}); err != nil {
@@ -462,6 +481,9 @@ func leaks(base, after counts) []string {
 	chk("containerd leases", base.Leases, after.Leases)
 	chk("containerd snapshots", base.Snapshots, after.Snapshots)
 	chk("shims", base.Shims, after.Shims)
+	if after.SharedPause > 3 { // one mount, one snapshot, one lease for the one pause image
+		out = append(out, fmt.Sprintf("shared pause rootfs: %d objects (mount, snapshot, lease), want at most 3", after.SharedPause))
+	}
 	chk("IP allocations", base.IPAllocations, after.IPAllocations)
 	chk("sandbox dirs", base.SandboxDirs, after.SandboxDirs)
 	chk("container dirs", base.ContainerDirs, after.ContainerDirs)
