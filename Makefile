@@ -50,7 +50,8 @@ fuzz:
 critest: build
 	./test/critest/run.sh
 
-bench: setup build
+bench: build
+	SETUP_PROFILE=bench ./hack/setup.sh
 	./hack/bench.sh
 
 fmt:

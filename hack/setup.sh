@@ -11,6 +11,9 @@
 #     crictl + critest (cri-tools), ginkgo (the version cri-tools pins)
 #   - a default CNI config when the conf dir has none
 # Quick when everything is already there.
+# SETUP_PROFILE=bench installs only what `make bench` needs (no runc build, no CRIU, no ginkgo): on a
+# fresh machine that saves the longest builds; the benchmark then runs Debian's runc for both
+# runtimes (or the built one for both when an earlier full setup made it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +32,8 @@ CNI_CONF_DIR=${CNI_CONF_DIR:-/etc/cni/net.d}
 CNI_BIN_DIR=${CNI_BIN_DIR:-/usr/lib/cni}
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 export PATH=/usr/local/go/bin:$PATH
+PROFILE=${SETUP_PROFILE:-full}
+full() { [ "$PROFILE" != bench ]; }
 
 log() { echo "setup: $*" >&2; }
 
@@ -71,7 +76,7 @@ fi
 
 # --- runc, at RUNC_VERSION (cgo + libseccomp: the seccomp build tag) -------------------------------
 stamp=$BIN/.runc-$RUNC_VERSION
-if [ ! -f "$stamp" ] || [ ! -x "$BIN/runc" ] || ! "$BIN/runc" --version 2>/dev/null | grep -qx "runc version ${RUNC_VERSION#v}"; then
+if full && { [ ! -f "$stamp" ] || [ ! -x "$BIN/runc" ] || ! "$BIN/runc" --version 2>/dev/null | grep -qx "runc version ${RUNC_VERSION#v}"; }; then
   log "building runc $RUNC_VERSION (one to a few minutes)"
   tmpbin=$(mktemp -d)
   GOBIN=$tmpbin CGO_ENABLED=1 go install -trimpath -buildmode=pie -tags "seccomp urfave_cli_no_docs" \
@@ -89,7 +94,7 @@ fi
 # [vvar_vclock]; fixed in CRIU 4.1). Trixie's criu needs libc6 >= 2.38, so the packages are only
 # extracted into a private root and $BIN/criu runs the binary with that root's dynamic loader.
 criu_root=$CACHE/criu/$CRIU_VERSION
-if [ ! -x "$criu_root/usr/sbin/criu" ] || [ ! -x "$BIN/criu" ] || ! grep -q "criu/$CRIU_VERSION\$" "$BIN/criu" 2>/dev/null; then
+if full && { [ ! -x "$criu_root/usr/sbin/criu" ] || [ ! -x "$BIN/criu" ] || ! grep -q "criu/$CRIU_VERSION\$" "$BIN/criu" 2>/dev/null; }; then
   log "fetching CRIU $CRIU_VERSION from Debian $CRIU_SUITE (about 8 MB)"
   # A failure here is a warning, not the end of the setup: without CRIU only checkpoint/restore
   # is unavailable (FailedPrecondition). The subshell stops at the first failing step.
@@ -131,14 +136,14 @@ if [ ! -x "$criu_root/usr/sbin/criu" ] || [ ! -x "$BIN/criu" ] || ! grep -q "cri
   set -e
   ((rc == 0)) || log "warning: fetching CRIU $CRIU_VERSION failed (exit $rc); checkpoint/restore needs it"
 fi
-if [ -x "$BIN/criu" ] && ! "$BIN/criu" check >/dev/null 2>&1; then
+if full && [ -x "$BIN/criu" ] && ! "$BIN/criu" check >/dev/null 2>&1; then
   log "warning: $BIN/criu check fails on this host; checkpoint/restore will answer FailedPrecondition:"
   "$BIN/criu" check 2>&1 | sed 's/^/setup:   /' >&2 || true
 fi
 
 # --- cri-tools: crictl, critest, and the ginkgo CLI critest -parallel needs ----------------------
 stamp=$BIN/.cri-tools-$CRI_TOOLS_VERSION
-if [ ! -f "$stamp" ] || [ ! -x "$BIN/critest" ] || [ ! -x "$BIN/crictl" ] || [ ! -x "$BIN/ginkgo" ]; then
+if [ ! -f "$stamp" ] || [ ! -x "$BIN/critest" ] || [ ! -x "$BIN/crictl" ] || { full && [ ! -x "$BIN/ginkgo" ]; }; then
   log "building crictl and critest $CRI_TOOLS_VERSION"
   src=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   work=$(mktemp -d)
@@ -148,12 +153,14 @@ if [ ! -f "$stamp" ] || [ ! -x "$BIN/critest" ] || [ ! -x "$BIN/crictl" ] || [ !
     cd "$work"
     GOFLAGS=-mod=mod go build -o "$BIN/crictl" ./cmd/crictl
     GOFLAGS=-mod=mod go test -c -o "$BIN/critest" ./cmd/critest
-    ginkgo_version=$(GOFLAGS=-mod=mod go list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2)
-    GOBIN=$BIN go install "github.com/onsi/ginkgo/v2/ginkgo@$ginkgo_version"
+    if full; then
+      ginkgo_version=$(GOFLAGS=-mod=mod go list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2)
+      GOBIN=$BIN go install "github.com/onsi/ginkgo/v2/ginkgo@$ginkgo_version"
+    fi
   )
   rm -rf "$work"
   rm -f "$BIN"/.cri-tools-*
-  touch "$stamp"
+  if full || [ -x "$BIN/ginkgo" ]; then touch "$stamp"; fi
 fi
 
 # --- a default CNI config ------------------------------------------------------------------------
