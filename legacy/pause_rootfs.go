@@ -48,16 +48,23 @@ func (r *ContainerdRuntime) sharedPauseRootfs(ctx context.Context, snapshotter, 
 		hex = hex[i+1:]
 	}
 	dir := filepath.Join(r.opts.StateDir, "pause-rootfs", snapshotter, hex)
+	snapKey := "cri-shim-pause-rootfs-" + hex
+	sn := r.client.SnapshotService(snapshotter)
 	if mounted, err := mountinfo.Mounted(dir); err == nil && mounted {
-		r.rememberPauseRootfs(key, dir)
-		return dir, nil
+		// Mounted by an earlier run of the daemon: used when containerd still has its snapshot
+		// (not when containerd's data was wiped meanwhile).
+		if _, err := sn.Stat(ctx, snapKey); err == nil {
+			r.rememberPauseRootfs(key, dir)
+			return dir, nil
+		}
+		if err := mount.UnmountAll(dir, 0); err != nil {
+			return "", fmt.Errorf("unmount a stale pause rootfs: %w", err)
+		}
 	}
 	if _, err := r.client.LeasesService().Create(ctx, leases.WithID(pauseRootfsLease)); err != nil && !errdefs.IsAlreadyExists(err) {
 		return "", fmt.Errorf("pause rootfs lease: %w", err)
 	}
 	lctx := leases.WithLease(ctx, pauseRootfsLease)
-	snapKey := "cri-shim-pause-rootfs-" + hex
-	sn := r.client.SnapshotService(snapshotter)
 	mounts, err := sn.Prepare(lctx, snapKey, chainID)
 	if errdefs.IsAlreadyExists(err) {
 		mounts, err = sn.Mounts(lctx, snapKey)

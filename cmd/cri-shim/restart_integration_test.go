@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/cri-shim/cri-shim/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,7 +49,7 @@ func crashEnv(t *testing.T, ctx context.Context, name, bridge, subnet string) (d
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { testutil.UnmountAll(dir); os.RemoveAll(dir) }) // the shared pause rootfs stays mounted by design
 	hosts := filepath.Join(dir, "certs.d")
 	if err := reg.WriteHostsDir(hosts); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"github.com/cri-shim/cri-shim/internal/testutil"
 	"os"
 	"path/filepath"
 	"testing"
@@ -35,7 +36,7 @@ func TestDaemonAdvertisesUserNamespaces(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { os.RemoveAll(dir) })
+			t.Cleanup(func() { testutil.UnmountAll(dir); os.RemoveAll(dir) }) // the shared pause rootfs stays mounted by design
 			conf := filepath.Join(dir, "net.d")
 			os.MkdirAll(conf, 0o755)
 			d := startDaemon(t, bin, dir, append([]string{"--cni-conf-dir", conf}, tc.args...)...)
