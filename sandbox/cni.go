@@ -32,7 +32,7 @@ type NetworkResult struct {
 // Setup runs CNI ADD for pod id in the network namespace at netnsPath, with the kubelet's CNI
 // args, the pod's port mappings, and its bandwidth, DNS and cgroup capabilities.
 func (n *Network) Setup(ctx context.Context, id, netnsPath string, config *runtime.PodSandboxConfig) (*NetworkResult, error) {
-	cni, err := n.CNI()
+	cni, err := n.cniFor(hasHostPorts(config))
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (n *Network) Setup(ctx context.Context, id, netnsPath string, config *runti
 // Teardown runs CNI DEL for pod id. A namespace that is gone already is fine: the plugins release
 // what they hold on the host (IP leases, port mappings) all the same.
 func (n *Network) Teardown(ctx context.Context, id, netnsPath string, config *runtime.PodSandboxConfig) error {
-	cni, err := n.CNI()
+	cni, err := n.cniFor(hasHostPorts(config))
 	if err != nil {
 		return err
 	}
@@ -81,6 +81,16 @@ func (n *Network) Teardown(ctx context.Context, id, netnsPath string, config *ru
 		opts = baseOpts(id, config)
 	}
 	return cni.Remove(ctx, id, netnsPath, opts...)
+}
+
+// hasHostPorts tells whether the pod maps host ports (what portmap acts on).
+func hasHostPorts(config *runtime.PodSandboxConfig) bool {
+	for _, pm := range config.GetPortMappings() {
+		if pm.GetHostPort() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func baseOpts(id string, config *runtime.PodSandboxConfig) []gocni.NamespaceOpts {

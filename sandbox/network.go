@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,10 +23,14 @@ type Network struct {
 	binDirs []string
 	confDir string
 
-	mu      sync.Mutex
-	cni     gocni.CNI
-	sig     string // the conf dir's signature when cni was loaded
-	loadErr error  // the error of that load, or nil
+	mu  sync.Mutex
+	cni gocni.CNI
+	// noHostPorts is cni's network without its portmap plugins, for pods without host ports (nil
+	// when the network has no portmap plugin): portmap does nothing for them on ADD and on DEL,
+	// and skipping it saves a plugin run each.
+	noHostPorts gocni.CNI
+	sig         string // the conf dir's signature when cni was loaded
+	loadErr     error  // the error of that load, or nil
 }
 
 // NewNetwork prepares CNI with the given plugin dirs and conf dir. A missing or empty conf dir is
@@ -59,8 +64,19 @@ func (n *Network) load() (gocni.CNI, error) {
 		// pod's lo is brought up when its namespace is made (NewNetNS), which saves a plugin run
 		// per pod on ADD and on DEL.
 		n.loadErr = nil
+		n.noHostPorts = nil
 		if err := c.Load(gocni.WithDefaultConf); err != nil {
 			n.loadErr = fmt.Errorf("cni config uninitialized: no network config loadable from %s: %w", n.confDir, err)
+		} else if nets := c.GetConfig().Networks; len(nets) == 1 {
+			if stripped, ok := withoutPortmap([]byte(nets[0].Config.Source)); ok {
+				c2, err := gocni.New(gocni.WithPluginDir(n.binDirs), gocni.WithMinNetworkCount(1))
+				if err == nil {
+					err = c2.Load(gocni.WithConfListBytes(stripped))
+				}
+				if err == nil {
+					n.noHostPorts = c2
+				}
+			}
 		}
 		n.cni, n.sig = c, sig
 	}
@@ -71,6 +87,53 @@ func (n *Network) load() (gocni.CNI, error) {
 		return nil, err
 	}
 	return n.cni, nil
+}
+
+// cniFor returns the CNI handle for a pod: the network without portmap when the pod has no host
+// port and there is such a variant, the whole network otherwise.
+func (n *Network) cniFor(hostPorts bool) (gocni.CNI, error) {
+	c, err := n.load()
+	if err != nil {
+		return nil, err
+	}
+	if hostPorts {
+		return c, nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.noHostPorts != nil && n.cni == c {
+		return n.noHostPorts, nil
+	}
+	return c, nil
+}
+
+// withoutPortmap returns the conflist src without its plugins of type portmap, and whether it had
+// any (and others).
+func withoutPortmap(src []byte) ([]byte, bool) {
+	var list map[string]any
+	if err := json.Unmarshal(src, &list); err != nil {
+		return nil, false
+	}
+	plugins, ok := list["plugins"].([]any)
+	if !ok {
+		return nil, false
+	}
+	var kept []any
+	for _, p := range plugins {
+		if m, ok := p.(map[string]any); ok && m["type"] == "portmap" {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	if len(kept) == len(plugins) || len(kept) == 0 {
+		return nil, false
+	}
+	list["plugins"] = kept
+	b, err := json.Marshal(list)
+	if err != nil {
+		return nil, false
+	}
+	return b, true
 }
 
 // confDirSignature describes the conf dir's config files (name, size, modification time), so
