@@ -90,7 +90,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 
 	tStart := time.Now()
 	var tImage, tFiles, tNetNS, tCNI, tContainer, tTask, tStartTask, tWaitNet time.Duration
-	image, imgCfg, chainID, err := r.sandboxImage(ctx, handler)
+	imageName, imgCfg, chainID, err := r.sandboxImage(ctx, handler)
 	tImage = time.Since(tStart)
 	if err != nil {
 		result.Fail(fmt.Errorf("sandbox image %s: %w", r.opts.SandboxImage, err))
@@ -236,13 +236,13 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	if sharedRootfs != "" {
 		parent = "" // no snapshot of its own
 	}
-	rootfs, err := r.newContainerRecordFirst(ctx, id, image.Name(), snapshotter, parent, snapOpts, newOpts...)
+	rootfs, err := r.newContainerRecordFirst(ctx, id, imageName, snapshotter, parent, snapOpts, newOpts...)
 	var optsErr *recordOptsError
 	if errors.As(err, &optsErr) && sharedRootfs == "" {
 		log.WithError(err).Debug("pause container: general path")
 		container, err = r.client.NewContainer(ctx, id, append([]containerd.NewContainerOpts{
 			containerd.WithSnapshotter(snapshotter),
-			withSnapshotFrom(id, image.Name(), snapshotter, chainID, snapOpts...),
+			withSnapshotFrom(id, imageName, snapshotter, chainID, snapOpts...),
 		}, newOpts...)...)
 	}
 	if err != nil {
@@ -411,17 +411,23 @@ func (r *ContainerdRuntime) loadTask(ctx context.Context, id string) (containerd
 
 // sandboxImage returns the sandbox image, pulled when absent and unpacked for the handler's
 // snapshotter, with its config.
-func (r *ContainerdRuntime) sandboxImage(ctx context.Context, h RuntimeHandler) (containerd.Image, imagespec.ImageConfig, string, error) {
+func (r *ContainerdRuntime) sandboxImage(ctx context.Context, h RuntimeHandler) (string, imagespec.ImageConfig, string, error) {
 	ref := r.opts.SandboxImage
+	// From the image index in memory when it has the image (no containerd round trip).
+	if ci, err := r.localImage(ctx, ref); err == nil && ci.ChainID != "" {
+		if err := r.ensureUnpacked(ctx, ci, snapshotterOr(h.Snapshotter)); err == nil {
+			return ci.Name, ci.Config, ci.ChainID, nil
+		}
+	}
 	img, err := r.client.GetImage(ctx, ref)
 	if errdefs.IsNotFound(err) {
 		if _, perr := r.images.PullImage(ctx, ImageSpec{Image: ref, RuntimeHandler: h.Name}, nil, nil); perr != nil {
-			return nil, imagespec.ImageConfig{}, "", fmt.Errorf("pull: %w", perr)
+			return "", imagespec.ImageConfig{}, "", fmt.Errorf("pull: %w", perr)
 		}
 		img, err = r.client.GetImage(ctx, ref)
 	}
 	if err != nil {
-		return nil, imagespec.ImageConfig{}, "", err
+		return "", imagespec.ImageConfig{}, "", err
 	}
 	key := img.Target().Digest.String()
 	r.imageMu.Lock()
@@ -430,11 +436,11 @@ func (r *ContainerdRuntime) sandboxImage(ctx context.Context, h RuntimeHandler) 
 	if ci == nil {
 		spec, err := img.Spec(ctx)
 		if err != nil {
-			return nil, imagespec.ImageConfig{}, "", fmt.Errorf("image config: %w", err)
+			return "", imagespec.ImageConfig{}, "", fmt.Errorf("image config: %w", err)
 		}
 		diffIDs, err := img.RootFS(ctx)
 		if err != nil {
-			return nil, imagespec.ImageConfig{}, "", fmt.Errorf("image rootfs: %w", err)
+			return "", imagespec.ImageConfig{}, "", fmt.Errorf("image rootfs: %w", err)
 		}
 		ci = &cachedImage{config: spec.Config, chainID: identity.ChainID(diffIDs).String(), unpacked: map[string]bool{}}
 		r.imageMu.Lock()
@@ -447,18 +453,18 @@ func (r *ContainerdRuntime) sandboxImage(ctx context.Context, h RuntimeHandler) 
 	if !unpacked {
 		ok, err := img.IsUnpacked(ctx, snapshotterOr(h.Snapshotter))
 		if err != nil {
-			return nil, imagespec.ImageConfig{}, "", fmt.Errorf("image unpacked: %w", err)
+			return "", imagespec.ImageConfig{}, "", fmt.Errorf("image unpacked: %w", err)
 		}
 		if !ok {
 			if err := img.Unpack(ctx, snapshotterOr(h.Snapshotter)); err != nil {
-				return nil, imagespec.ImageConfig{}, "", fmt.Errorf("unpack: %w", err)
+				return "", imagespec.ImageConfig{}, "", fmt.Errorf("unpack: %w", err)
 			}
 		}
 		r.imageMu.Lock()
 		ci.unpacked[snapshotterOr(h.Snapshotter)] = true
 		r.imageMu.Unlock()
 	}
-	return img, ci.config, ci.chainID, nil
+	return img.Name(), ci.config, ci.chainID, nil
 }
 
 // withSnapshotFrom prepares the container's writable snapshot on the image's unpacked layers
