@@ -74,40 +74,56 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 		}
 		ctrIO.log = w
 	}
-	dio, err := newDirectIO(r.bg, fifos)
+	pio, err := newPumpIO(r.bg, fifos)
 	if err != nil {
 		if ctrIO.log != nil {
 			ctrIO.log.Close()
 		}
 		return nil, fmt.Errorf("open container stdio: %w", err)
 	}
-	ctrIO.dio = dio
-	ctrIO.attach = streaming.NewStdio(dio.Stdin)
-	copyOut := func(stream crilog.Stream, rd io.Reader) {
-		defer ctrIO.copies.Done()
-		rd = ctrIO.attach.Tee(stream == crilog.Stderr, rd)
-		if ctrIO.log == nil {
-			_, _ = io.Copy(io.Discard, rd)
-			return
+	ctrIO.dio = pio
+	ctrIO.attach = streaming.NewStdio(pio.stdin) // pio.stdin is a nil interface without stdin
+	// The output is read by the daemon's one output pump: each read goes to the attached clients
+	// and into the log.
+	readOut := func(stream crilog.Stream, path string) error {
+		stderr := stream == crilog.Stderr
+		var lw *crilog.LineWriter
+		if ctrIO.log != nil {
+			lw = ctrIO.log.NewLineWriter(stream)
 		}
-		if err := ctrIO.log.Copy(stream, rd); err != nil && !errors.Is(err, crilog.ErrClosed) {
-			logrus.WithError(err).WithField("container", c.meta.ID).Warn("container log")
+		ctrIO.copies.Add(1)
+		err := pio.read(path, func(p []byte) {
+			ctrIO.attach.Write(stderr, p)
+			if lw != nil {
+				_, _ = lw.Write(p)
+			}
+		}, func() {
+			defer ctrIO.copies.Done()
+			if lw == nil {
+				return
+			}
+			if err := lw.Close(); err != nil && !crilog.IsClosed(err) {
+				logrus.WithError(err).WithField("container", c.meta.ID).Warn("container log")
+			}
+		})
+		if err != nil {
+			ctrIO.copies.Done()
 		}
+		return err
 	}
-	if dio.Stdout != nil {
-		ctrIO.copies.Add(1)
-		go copyOut(crilog.Stdout, dio.Stdout)
-	}
-	if dio.Stderr != nil {
-		ctrIO.copies.Add(1)
-		go copyOut(crilog.Stderr, dio.Stderr)
+	for _, out := range []struct {
+		stream crilog.Stream
+		path   string
+	}{{crilog.Stdout, fifos.Stdout}, {crilog.Stderr, fifos.Stderr}} {
+		if out.path == "" {
+			continue
+		}
+		if err := readOut(out.stream, out.path); err != nil {
+			ctrIO.close(0)
+			return nil, fmt.Errorf("open container stdio: %w", err)
+		}
 	}
 	return ctrIO, nil
-}
-
-// newDirectIO opens the FIFOs without blocking on the other side.
-var newDirectIO = func(ctx context.Context, fifos *cio.FIFOSet) (*cio.DirectIO, error) {
-	return cio.NewDirectIO(ctx, fifos)
 }
 
 // StartContainer starts a created container: its task with stdio into the CRI log, and a monitor
