@@ -15,10 +15,8 @@ import (
 	"time"
 
 	"github.com/containerd/cgroups/v3"
-	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
-	"github.com/containerd/containerd/v2/pkg/protobuf"
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	"github.com/sirupsen/logrus"
@@ -235,23 +233,29 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	return nil
 }
 
-// monitorContainer records the container's exit when its task exits: when exitCh (of task.Wait)
-// fires, or, when exitCh is nil, when the Wait call it makes itself returns (one goroutine per
-// running container instead of two: task.Wait runs its own).
+// monitorContainer records the container's exit when its task exits. With exitCh nil (the
+// usual case) the exit comes from the runtime's exit monitor (one event subscription for all
+// tasks, exit_monitor.go); otherwise from exitCh, a task.Wait of the caller's.
 func (r *ContainerdRuntime) monitorContainer(c *podContainer, task containerd.Task, exitCh <-chan containerd.ExitStatus) {
+	if exitCh == nil {
+		r.exitMonitor().watch(c.meta.ID, task.Pid(), func(code uint32, at time.Time, found bool) {
+			t := task
+			if !found {
+				t = nil // gone already
+			}
+			r.handleContainerExit(c, t, code, at)
+		})
+		return
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		if exitCh == nil {
-			exitCh = r.waitTaskExit(c.meta.ID)
-		}
 		select {
 		case st := <-exitCh:
 			if st.Error() != nil {
-				if r.bg.Err() != nil {
-					return
+				if r.bg.Err() == nil {
+					r.rewatchContainer(c, task)
 				}
-				r.rewatchContainer(c)
 				return
 			}
 			r.handleContainerExit(c, task, st.ExitCode(), st.ExitTime())
@@ -260,40 +264,10 @@ func (r *ContainerdRuntime) monitorContainer(c *podContainer, task containerd.Ta
 	}()
 }
 
-// waitTaskExit makes containerd's Wait call for task id in the calling goroutine (it blocks until
-// the task exits, or the daemon's context ends) and returns its outcome in a ready channel.
-func (r *ContainerdRuntime) waitTaskExit(id string) <-chan containerd.ExitStatus {
-	ch := make(chan containerd.ExitStatus, 1)
-	resp, err := r.client.TaskService().Wait(r.withNS(r.bg), &tasks.WaitRequest{ContainerID: id})
-	if err != nil {
-		ch <- *containerd.NewExitStatus(containerd.UnknownExitStatus, time.Time{}, err)
-	} else {
-		ch <- *containerd.NewExitStatus(resp.ExitStatus, protobuf.FromTimestamp(resp.ExitedAt), nil)
-	}
-	return ch
-}
-
-// rewatchContainer waits for the task again after the wait failed (containerd restarted).
-func (r *ContainerdRuntime) rewatchContainer(c *podContainer) {
-	delay := 200 * time.Millisecond
-	for r.bg.Err() == nil {
-		time.Sleep(delay)
-		delay = min(2*delay, 5*time.Second)
-		task, err := r.loadTask(r.bg, c.meta.ID)
-		if errdefs.IsNotFound(err) {
-			r.handleContainerExit(c, nil, 255, time.Now())
-			return
-		}
-		if err != nil {
-			continue
-		}
-		exitCh, err := task.Wait(r.bg)
-		if err != nil {
-			continue
-		}
-		r.monitorContainer(c, task, exitCh)
-		return
-	}
+// rewatchContainer watches the task again after a wait of its own failed (containerd
+// restarted): the exit monitor's reconciliation finds an exit that happened meanwhile.
+func (r *ContainerdRuntime) rewatchContainer(c *podContainer, task containerd.Task) {
+	r.monitorContainer(c, task, nil)
 }
 
 // handleContainerExit records the exit: code, time, reason (OOMKilled, Completed, Error) and the

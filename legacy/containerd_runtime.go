@@ -82,6 +82,9 @@ type ContainerdRuntime struct {
 	bg       context.Context
 	bgCancel context.CancelFunc
 	wg       sync.WaitGroup
+	// exits dispatches the task exits of containerd's events (exit_monitor.go).
+	exitsInit sync.Once
+	exits     *exitMonitor
 }
 
 type cachedImage struct {
