@@ -148,6 +148,9 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 		}
 	}
 	r.bg, r.bgCancel = context.WithCancel(namespaces.WithNamespace(context.Background(), opts.Namespace))
+	// Task exits come from one event subscription (exit_monitor.go), in effect before any task
+	// is watched.
+	r.startExitMonitor()
 	if err := r.recover(ctx); err != nil {
 		r.bgCancel()
 		return nil, fmt.Errorf("recover sandboxes: %w", err)

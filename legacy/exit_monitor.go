@@ -37,6 +37,10 @@ const exitSyncTopic = "/cri-shim/exit-monitor/sync"
 // exitKeep is how long an exit that nobody watches is kept for a watch to come.
 const exitKeep = 5 * time.Minute
 
+// exitReconcilePeriod is the interval of the safety reconciliations: an exit the events did not
+// bring (which should not happen) is found at the latest after one, or two for a task that is gone.
+const exitReconcilePeriod = 2 * time.Minute
+
 // exitSyncTimeout is how long the monitor waits for its marker before it publishes another.
 const exitSyncTimeout = 2 * time.Second
 
@@ -86,6 +90,16 @@ type exitMonitor struct {
 	watches   map[string]exitWatch
 	recent    map[string]recentExit
 	lastPrune time.Time
+	// suspect are the watches whose task a periodic reconciliation did not find: gone, unless
+	// their exit event was on its way; the next one delivers what is still watched and gone.
+	suspect map[string]bool
+
+	// live is closed once the first reconciliation is done (every later exit comes as an event).
+	live     chan struct{}
+	liveOnce sync.Once
+
+	// period is the interval of the safety reconciliations while the subscription holds.
+	period time.Duration
 
 	// reconciled counts the reconciliations (for tests and metrics).
 	reconciled atomic.Int64
@@ -94,15 +108,39 @@ type exitMonitor struct {
 // start runs the monitor (once).
 func (m *exitMonitor) start() {
 	m.once.Do(func() {
-		m.mu.Lock()
-		if m.watches == nil {
-			m.watches = map[string]exitWatch{}
-			m.recent = map[string]recentExit{}
-		}
-		m.mu.Unlock()
+		m.init()
 		m.wg.Add(1)
 		go m.run()
 	})
+}
+
+func (m *exitMonitor) init() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.watches == nil {
+		m.watches = map[string]exitWatch{}
+		m.recent = map[string]recentExit{}
+		m.suspect = map[string]bool{}
+		m.live = make(chan struct{})
+	}
+	if m.period == 0 {
+		m.period = exitReconcilePeriod
+	}
+}
+
+// startLive starts the monitor and waits (up to timeout) until its subscription is known to be
+// in effect, so that the exit of every task started (or found running) from then on comes as
+// an event.
+func (m *exitMonitor) startLive(timeout time.Duration) bool {
+	m.start()
+	select {
+	case <-m.live:
+		return true
+	case <-time.After(timeout):
+		return false
+	case <-m.bg.Done():
+		return false
+	}
 }
 
 // watch calls fn (in a goroutine of its own) when task id, with pid, exits; at once when it exited
@@ -168,8 +206,10 @@ func (m *exitMonitor) exited(id string, pid, code uint32, at time.Time) {
 	m.mu.Unlock()
 }
 
-// reconcile lists the tasks and hands every watch whose task stopped, or is gone, its exit.
-func (m *exitMonitor) reconcile(ctx context.Context) error {
+// reconcile lists the tasks and hands every watch whose task stopped, or is gone, its exit. A
+// periodic reconciliation (the subscription held since the last one) delivers a gone task's exit
+// only when the previous one found it gone too: its exit event may be on its way meanwhile.
+func (m *exitMonitor) reconcile(ctx context.Context, periodic bool) error {
 	m.mu.Lock()
 	ids := make([]string, 0, len(m.watches))
 	for id := range m.watches {
@@ -184,6 +224,7 @@ func (m *exitMonitor) reconcile(ctx context.Context) error {
 	}
 	now := time.Now()
 	var found, gone int
+	suspect := map[string]bool{}
 	for _, id := range ids {
 		st, ok := states[id]
 		if ok && !st.stopped {
@@ -193,6 +234,10 @@ func (m *exitMonitor) reconcile(ctx context.Context) error {
 		w, watched := m.watches[id]
 		if watched && ok && !samePid(w.pid, st.pid) {
 			watched = false // a new task under the id: not the one watched
+		}
+		if watched && !ok && periodic && !m.suspect[id] {
+			suspect[id] = true
+			watched = false
 		}
 		if watched {
 			delete(m.watches, id)
@@ -209,13 +254,18 @@ func (m *exitMonitor) reconcile(ctx context.Context) error {
 			m.deliver(w.fn, 255, now, false)
 		}
 	}
+	m.mu.Lock()
+	m.suspect = suspect
+	m.mu.Unlock()
 	m.reconciled.Add(1)
+	m.liveOnce.Do(func() { close(m.live) })
 	logrus.WithFields(logrus.Fields{"watched": len(ids), "exited": found, "gone": gone}).Debug("exit monitor: reconciled")
 	return nil
 }
 
 func (m *exitMonitor) run() {
 	defer m.wg.Done()
+	m.init()
 	delay := 200 * time.Millisecond
 	var seq int
 	for m.bg.Err() == nil {
@@ -251,7 +301,7 @@ func (m *exitMonitor) session(ctx context.Context, seq *int) bool {
 	defer timer.Stop()
 	reconciled := false
 	tryReconcile := func() {
-		if err := m.reconcile(ctx); err != nil {
+		if err := m.reconcile(ctx, reconciled); err != nil {
 			if ctx.Err() == nil {
 				logrus.WithError(err).Warn("exit monitor: list tasks")
 			}
@@ -259,6 +309,7 @@ func (m *exitMonitor) session(ctx context.Context, seq *int) bool {
 			return
 		}
 		reconciled = true
+		timer.Reset(m.period)
 	}
 	for {
 		select {
@@ -295,6 +346,7 @@ func (m *exitMonitor) session(ctx context.Context, seq *int) bool {
 			return reconciled
 		case <-timer.C:
 			if reconciled {
+				tryReconcile() // the periodic safety check
 				continue
 			}
 			if attempts >= 3 {
@@ -345,4 +397,12 @@ func (r *ContainerdRuntime) exitMonitor() *exitMonitor {
 		r.exits = &exitMonitor{src: containerdExits{r}, namespace: r.namespace, bg: r.bg, wg: &r.wg}
 	})
 	return r.exits
+}
+
+// startExitMonitor starts the exit monitor and waits a little for its subscription to be in effect
+// (the daemon's start, before the recovery watches the tasks it finds running).
+func (r *ContainerdRuntime) startExitMonitor() {
+	if !r.exitMonitor().startLive(5 * time.Second) {
+		logrus.Warn("exit monitor: containerd's events not confirmed yet; relying on its task list meanwhile")
+	}
 }

@@ -288,3 +288,61 @@ func TestExitMonitorStopsWithContext(t *testing.T) {
 	src.exit("q", 1, 0)
 	rec.none(t, 50*time.Millisecond)
 }
+
+func TestExitMonitorStartLive(t *testing.T) {
+	src := newFakeExits()
+	m, _ := newTestMonitor(t, src)
+	if !m.startLive(5 * time.Second) {
+		t.Fatal("not live")
+	}
+	if m.reconciled.Load() < 1 {
+		t.Fatal("live before the first reconciliation")
+	}
+	src2 := newFakeExits()
+	src2.dropSync = true
+	m2, _ := newTestMonitor(t, src2)
+	if m2.startLive(100 * time.Millisecond) {
+		t.Fatal("live without the marker")
+	}
+}
+
+func TestExitMonitorPeriodicReconcile(t *testing.T) {
+	src := newFakeExits()
+	m, _ := newTestMonitor(t, src)
+	m.period = 200 * time.Millisecond
+	rec := newExitRecorder()
+	for _, id := range []string{"lost", "gone", "late"} {
+		src.running(id, 1)
+		m.watch(id, 1, rec.handler(id))
+	}
+	waitReconciled(t, m, 1)
+	// An exit whose event never comes: the next periodic check finds the stopped task.
+	src.mu.Lock()
+	src.tasks["lost"] = taskState{pid: 1, stopped: true, code: 4}
+	src.mu.Unlock()
+	if g := rec.next(t); g != (gotExit{"lost", 4, true}) {
+		t.Fatalf("got %+v", g)
+	}
+	// Two tasks vanish without events; "late"'s event comes after the first check missed it:
+	// it gets its real code, not 255.
+	src.mu.Lock()
+	delete(src.tasks, "gone")
+	delete(src.tasks, "late")
+	src.mu.Unlock()
+	n := m.reconciled.Load()
+	waitReconciled(t, m, n+1)
+	src.mu.Lock()
+	src.ch <- envelope("/tasks/exit", &eventstypes.TaskExit{ContainerID: "late", ID: "late", Pid: 1, ExitStatus: 7})
+	src.mu.Unlock()
+	got := map[string]gotExit{}
+	for range 2 {
+		g := rec.next(t)
+		got[g.id] = g
+	}
+	if got["late"] != (gotExit{"late", 7, true}) || got["gone"] != (gotExit{"gone", 255, false}) {
+		t.Fatalf("got %+v", got)
+	}
+	if m.reconciled.Load() < n+2 {
+		t.Fatalf("gone delivered after %d checks, want two", m.reconciled.Load()-n+1)
+	}
+}
