@@ -160,13 +160,6 @@ func (m *exitMonitor) watch(id string, pid uint32, fn exitHandler) {
 	m.mu.Unlock()
 }
 
-// unwatch forgets the watch of task id (its exit no longer matters).
-func (m *exitMonitor) unwatch(id string) {
-	m.mu.Lock()
-	delete(m.watches, id)
-	m.mu.Unlock()
-}
-
 func samePid(a, b uint32) bool { return a == 0 || b == 0 || a == b }
 
 func (m *exitMonitor) deliver(fn exitHandler, code uint32, at time.Time, found bool) {
