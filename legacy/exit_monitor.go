@@ -39,7 +39,8 @@ const exitKeep = 5 * time.Minute
 
 // exitReconcilePeriod is the interval of the safety reconciliations: an exit the events did not
 // bring (which should not happen) is found at the latest after one, or two for a task that is gone.
-const exitReconcilePeriod = 2 * time.Minute
+// A task list makes containerd ask every shim for its tasks' states, hence not more often.
+const exitReconcilePeriod = 5 * time.Minute
 
 // exitSyncTimeout is how long the monitor waits for its marker before it publishes another.
 const exitSyncTimeout = 2 * time.Second
