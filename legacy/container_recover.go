@@ -150,15 +150,11 @@ func (r *ContainerdRuntime) loadPodContainer(ctx context.Context, cntr container
 		if err != nil {
 			logrus.WithError(err).WithField("container", meta.ID).Warn("reopen container stdio")
 		}
-		exitCh, err := task.Wait(r.bg)
-		if err != nil {
-			return nil, fmt.Errorf("wait task: %w", err)
-		}
 		c.state, c.pid, c.task, c.io = ContainerStateRunning, task.Pid(), task, ctrIO
 		if c.rec.StartedAt.IsZero() {
 			c.rec.StartedAt = time.Now()
 		}
-		r.monitorContainer(c, task, exitCh)
+		r.monitorContainer(c, task, nil) // the exit monitor's reconciliation finds an exit meanwhile
 	case containerd.Stopped:
 		// Exited while the daemon was away.
 		if c.rec.StartedAt.IsZero() {

@@ -15,10 +15,8 @@ import (
 	"time"
 
 	"github.com/containerd/cgroups/v3"
-	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
-	"github.com/containerd/containerd/v2/pkg/protobuf"
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	"github.com/sirupsen/logrus"
@@ -74,40 +72,56 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 		}
 		ctrIO.log = w
 	}
-	dio, err := newDirectIO(r.bg, fifos)
+	pio, err := newPumpIO(r.bg, fifos)
 	if err != nil {
 		if ctrIO.log != nil {
 			ctrIO.log.Close()
 		}
 		return nil, fmt.Errorf("open container stdio: %w", err)
 	}
-	ctrIO.dio = dio
-	ctrIO.attach = streaming.NewStdio(dio.Stdin)
-	copyOut := func(stream crilog.Stream, rd io.Reader) {
-		defer ctrIO.copies.Done()
-		rd = ctrIO.attach.Tee(stream == crilog.Stderr, rd)
-		if ctrIO.log == nil {
-			_, _ = io.Copy(io.Discard, rd)
-			return
+	ctrIO.dio = pio
+	ctrIO.attach = streaming.NewStdio(pio.stdin) // pio.stdin is a nil interface without stdin
+	// The output is read by the daemon's one output pump: each read goes to the attached clients
+	// and into the log.
+	readOut := func(stream crilog.Stream, path string) error {
+		stderr := stream == crilog.Stderr
+		var lw *crilog.LineWriter
+		if ctrIO.log != nil {
+			lw = ctrIO.log.NewLineWriter(stream)
 		}
-		if err := ctrIO.log.Copy(stream, rd); err != nil && !errors.Is(err, crilog.ErrClosed) {
-			logrus.WithError(err).WithField("container", c.meta.ID).Warn("container log")
+		ctrIO.copies.Add(1)
+		err := pio.read(path, func(p []byte) {
+			ctrIO.attach.Write(stderr, p)
+			if lw != nil {
+				_, _ = lw.Write(p)
+			}
+		}, func() {
+			defer ctrIO.copies.Done()
+			if lw == nil {
+				return
+			}
+			if err := lw.Close(); err != nil && !crilog.IsClosed(err) {
+				logrus.WithError(err).WithField("container", c.meta.ID).Warn("container log")
+			}
+		})
+		if err != nil {
+			ctrIO.copies.Done()
 		}
+		return err
 	}
-	if dio.Stdout != nil {
-		ctrIO.copies.Add(1)
-		go copyOut(crilog.Stdout, dio.Stdout)
-	}
-	if dio.Stderr != nil {
-		ctrIO.copies.Add(1)
-		go copyOut(crilog.Stderr, dio.Stderr)
+	for _, out := range []struct {
+		stream crilog.Stream
+		path   string
+	}{{crilog.Stdout, fifos.Stdout}, {crilog.Stderr, fifos.Stderr}} {
+		if out.path == "" {
+			continue
+		}
+		if err := readOut(out.stream, out.path); err != nil {
+			ctrIO.close(0)
+			return nil, fmt.Errorf("open container stdio: %w", err)
+		}
 	}
 	return ctrIO, nil
-}
-
-// newDirectIO opens the FIFOs without blocking on the other side.
-var newDirectIO = func(ctx context.Context, fifos *cio.FIFOSet) (*cio.DirectIO, error) {
-	return cio.NewDirectIO(ctx, fifos)
 }
 
 // StartContainer starts a created container: its task with stdio into the CRI log, and a monitor
@@ -225,23 +239,29 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	return nil
 }
 
-// monitorContainer records the container's exit when its task exits: when exitCh (of task.Wait)
-// fires, or, when exitCh is nil, when the Wait call it makes itself returns (one goroutine per
-// running container instead of two: task.Wait runs its own).
+// monitorContainer records the container's exit when its task exits. With exitCh nil (the
+// usual case) the exit comes from the runtime's exit monitor (one event subscription for all
+// tasks, exit_monitor.go); otherwise from exitCh, a task.Wait of the caller's.
 func (r *ContainerdRuntime) monitorContainer(c *podContainer, task containerd.Task, exitCh <-chan containerd.ExitStatus) {
+	if exitCh == nil {
+		r.exitMonitor().watch(c.meta.ID, task.Pid(), func(code uint32, at time.Time, found bool) {
+			t := task
+			if !found {
+				t = nil // gone already
+			}
+			r.handleContainerExit(c, t, code, at)
+		})
+		return
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		if exitCh == nil {
-			exitCh = r.waitTaskExit(c.meta.ID)
-		}
 		select {
 		case st := <-exitCh:
 			if st.Error() != nil {
-				if r.bg.Err() != nil {
-					return
+				if r.bg.Err() == nil {
+					r.rewatchContainer(c, task)
 				}
-				r.rewatchContainer(c)
 				return
 			}
 			r.handleContainerExit(c, task, st.ExitCode(), st.ExitTime())
@@ -250,40 +270,10 @@ func (r *ContainerdRuntime) monitorContainer(c *podContainer, task containerd.Ta
 	}()
 }
 
-// waitTaskExit makes containerd's Wait call for task id in the calling goroutine (it blocks until
-// the task exits, or the daemon's context ends) and returns its outcome in a ready channel.
-func (r *ContainerdRuntime) waitTaskExit(id string) <-chan containerd.ExitStatus {
-	ch := make(chan containerd.ExitStatus, 1)
-	resp, err := r.client.TaskService().Wait(r.withNS(r.bg), &tasks.WaitRequest{ContainerID: id})
-	if err != nil {
-		ch <- *containerd.NewExitStatus(containerd.UnknownExitStatus, time.Time{}, err)
-	} else {
-		ch <- *containerd.NewExitStatus(resp.ExitStatus, protobuf.FromTimestamp(resp.ExitedAt), nil)
-	}
-	return ch
-}
-
-// rewatchContainer waits for the task again after the wait failed (containerd restarted).
-func (r *ContainerdRuntime) rewatchContainer(c *podContainer) {
-	delay := 200 * time.Millisecond
-	for r.bg.Err() == nil {
-		time.Sleep(delay)
-		delay = min(2*delay, 5*time.Second)
-		task, err := r.loadTask(r.bg, c.meta.ID)
-		if errdefs.IsNotFound(err) {
-			r.handleContainerExit(c, nil, 255, time.Now())
-			return
-		}
-		if err != nil {
-			continue
-		}
-		exitCh, err := task.Wait(r.bg)
-		if err != nil {
-			continue
-		}
-		r.monitorContainer(c, task, exitCh)
-		return
-	}
+// rewatchContainer watches the task again after a wait of its own failed (containerd
+// restarted): the exit monitor's reconciliation finds an exit that happened meanwhile.
+func (r *ContainerdRuntime) rewatchContainer(c *podContainer, task containerd.Task) {
+	r.monitorContainer(c, task, nil)
 }
 
 // handleContainerExit records the exit: code, time, reason (OOMKilled, Completed, Error) and the

@@ -112,7 +112,7 @@ type podContainer struct {
 // containerIO is a running container's stdio: FIFOs read into the CRI log.
 type containerIO struct {
 	fifos  *cio.FIFOSet
-	dio    *cio.DirectIO
+	dio    cio.IO
 	log    *crilog.Writer
 	copies sync.WaitGroup
 	// attach shares the container's stdio with attach clients; the log keeps all output.

@@ -86,6 +86,9 @@ type ContainerdRuntime struct {
 	bg       context.Context
 	bgCancel context.CancelFunc
 	wg       sync.WaitGroup
+	// exits dispatches the task exits of containerd's events (exit_monitor.go).
+	exitsInit sync.Once
+	exits     *exitMonitor
 }
 
 type cachedImage struct {
@@ -149,6 +152,9 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 		}
 	}
 	r.bg, r.bgCancel = context.WithCancel(namespaces.WithNamespace(context.Background(), opts.Namespace))
+	// Task exits come from one event subscription (exit_monitor.go), in effect before any task
+	// is watched.
+	r.startExitMonitor()
 	if err := r.recover(ctx); err != nil {
 		r.bgCancel()
 		return nil, fmt.Errorf("recover sandboxes: %w", err)

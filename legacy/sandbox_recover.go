@@ -152,11 +152,7 @@ func (r *ContainerdRuntime) loadSandbox(ctx context.Context, c containerd.Contai
 		}
 		return sb, nil
 	}
-	exitCh, err := task.Wait(r.bg)
-	if err != nil {
-		return sb, nil
-	}
 	sb.state, sb.pid = SandboxStateReady, task.Pid()
-	r.monitorExit(sb, exitCh)
+	r.monitorExit(sb, nil) // the exit monitor's reconciliation finds an exit meanwhile
 	return sb, nil
 }

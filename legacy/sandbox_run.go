@@ -352,21 +352,33 @@ func (r *ContainerdRuntime) updateSandboxMetadata(ctx context.Context, id string
 	return err
 }
 
-// monitorExit marks the sandbox NotReady when its pause task exits.
+// monitorExit marks the sandbox NotReady when its pause task exits. With exitCh nil (the usual
+// case) the exit comes from the runtime's exit monitor (exit_monitor.go); otherwise from exitCh, a
+// task.Wait of the caller's.
 func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd.ExitStatus) {
+	if exitCh == nil {
+		sb.mu.RLock()
+		pid := sb.pid
+		sb.mu.RUnlock()
+		r.exitMonitor().watch(sb.meta.ID, pid, func(_ uint32, at time.Time, _ bool) {
+			if at.IsZero() {
+				at = time.Now()
+			}
+			sb.setStopped(at)
+			r.podSandboxChanged(sb, time.Now())
+		})
+		return
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		if exitCh == nil {
-			exitCh = r.waitTaskExit(sb.meta.ID) // one goroutine per sandbox instead of two
-		}
 		select {
 		case st := <-exitCh:
 			if st.Error() != nil && (errors.Is(st.Error(), context.Canceled) || r.bg.Err() != nil) {
 				return
 			}
 			if st.Error() != nil {
-				// containerd went away: find out again once it is back.
+				// containerd went away: the exit monitor finds out once it is back.
 				r.rewatch(sb)
 				return
 			}
@@ -377,29 +389,8 @@ func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd
 	}()
 }
 
-// rewatch waits for the pause task again after the wait failed (containerd restarted).
-func (r *ContainerdRuntime) rewatch(sb *podSandbox) {
-	delay := 200 * time.Millisecond
-	for r.bg.Err() == nil {
-		time.Sleep(delay)
-		delay = min(2*delay, 5*time.Second)
-		task, err := r.loadTask(r.bg, sb.meta.ID)
-		if errdefs.IsNotFound(err) {
-			sb.setStopped(time.Now())
-			r.podSandboxChanged(sb, time.Now())
-			return
-		}
-		if err != nil {
-			continue
-		}
-		exitCh, err := task.Wait(r.bg)
-		if err != nil {
-			continue
-		}
-		r.monitorExit(sb, exitCh)
-		return
-	}
-}
+// rewatch watches the pause task again after a wait of its own failed (containerd restarted).
+func (r *ContainerdRuntime) rewatch(sb *podSandbox) { r.monitorExit(sb, nil) }
 
 func (r *ContainerdRuntime) loadTask(ctx context.Context, id string) (containerd.Task, error) {
 	c, err := r.client.LoadContainer(ctx, id)
