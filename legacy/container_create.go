@@ -230,6 +230,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		}
 	})
 	dNew := time.Since(tNew)
+	saveSpecFile(ctx, rootDir, cntr) // for the verbose status (spec_file.go)
 	if restore != nil {
 		if err := r.applyRootfsDiff(ctx, snapshotter, id, rootDir); err != nil {
 			return "", err

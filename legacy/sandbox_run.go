@@ -230,6 +230,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		}
 	})
 	tContainer = time.Since(t)
+	saveSpecFile(ctx, rootDir, container) // for the verbose status (spec_file.go)
 	t = time.Now()
 	task, err := container.NewTask(ctx, cio.NullIO)
 	if err != nil {

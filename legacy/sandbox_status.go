@@ -62,13 +62,15 @@ func (r *ContainerdRuntime) verboseInfo(ctx context.Context, sb *podSandbox, st 
 	if overhead, res := r.PodSandboxResources(sb.meta.ID); overhead != nil || res != nil {
 		info["podResources"] = map[string]any{"overhead": overhead, "resources": res}
 	}
-	if c, err := r.client.LoadContainer(r.withNS(ctx), sb.meta.ID); err == nil {
-		if spec, err := c.Spec(r.withNS(ctx)); err == nil {
-			info["runtimeSpec"] = spec
-		}
-	}
 	b, err := json.Marshal(info)
-	return string(b), err
+	if err != nil {
+		return "", err
+	}
+	// The spec file written at creation (spec_file.go); containerd for older sandboxes.
+	if spec := r.runtimeSpecJSON(ctx, r.SandboxRootDir(sb.meta.ID), sb.meta.ID); spec != nil {
+		b = withRawField(b, "runtimeSpec", spec)
+	}
+	return string(b), nil
 }
 
 // ListPodSandbox returns the sandboxes that match filter, newest first.
