@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
-	"github.com/containerd/containerd/v2/core/containers"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
