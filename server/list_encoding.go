@@ -19,8 +19,8 @@ import (
 // them, by the server's codec below, instead of being encoded again.
 
 // preEncoded holds, from the handler's return until the codec writes it, the encoded entries of a
-// ListContainersResponse the handler returned to gRPC.
-var preEncoded sync.Map // *runtime.ListContainersResponse -> [][]byte
+// ListContainersResponse or ListPodSandboxResponse the handler returned to gRPC.
+var preEncoded sync.Map // *runtime.ListContainersResponse or *runtime.ListPodSandboxResponse -> [][]byte
 
 // preEncodedWrites counts the responses written from their stashed entries.
 var preEncodedWrites atomic.Int64
@@ -34,6 +34,14 @@ func stashEncoding(ctx context.Context, resp *runtime.ListContainersResponse, wi
 	preEncoded.Store(resp, wire)
 }
 
+// stashSandboxEncoding is stashEncoding for a ListPodSandboxResponse.
+func stashSandboxEncoding(ctx context.Context, resp *runtime.ListPodSandboxResponse, wire [][]byte) {
+	if wire == nil || len(wire) != len(resp.Items) || grpc.ServerTransportStreamFromContext(ctx) == nil {
+		return
+	}
+	preEncoded.Store(resp, wire)
+}
+
 // listCodec is gRPC's proto codec, with ListContainersResponse written from its stashed entries.
 type listCodec struct{ base encoding.CodecV2 }
 
@@ -42,8 +50,10 @@ func newListCodec() listCodec { return listCodec{base: encoding.GetCodecV2(proto
 func (c listCodec) Name() string { return proto.Name }
 
 func (c listCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if resp, ok := v.(*runtime.ListContainersResponse); ok {
-		if w, ok := preEncoded.LoadAndDelete(resp); ok {
+	switch v.(type) {
+	case *runtime.ListContainersResponse, *runtime.ListPodSandboxResponse:
+		// Both are field 1, repeated: the entries.
+		if w, ok := preEncoded.LoadAndDelete(v); ok {
 			preEncodedWrites.Add(1)
 			return mem.BufferSlice{mem.SliceBuffer(encodeContainerList(w.([][]byte)))}, nil
 		}
@@ -54,7 +64,7 @@ func (c listCodec) Marshal(v any) (mem.BufferSlice, error) {
 func (c listCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.base.Unmarshal(data, v) }
 
 // encodeContainerList is the wire form of a ListContainersResponse whose containers (field 1) are
-// the encoded entries.
+// the encoded entries; the same for a ListPodSandboxResponse's items (field 1).
 func encodeContainerList(entries [][]byte) []byte {
 	n := 0
 	for _, e := range entries {
