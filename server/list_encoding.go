@@ -19,8 +19,9 @@ import (
 // them, by the server's codec below, instead of being encoded again.
 
 // preEncoded holds, from the handler's return until the codec writes it, the encoded entries of a
-// ListContainersResponse or ListPodSandboxResponse the handler returned to gRPC.
-var preEncoded sync.Map // *runtime.ListContainersResponse or *runtime.ListPodSandboxResponse -> [][]byte
+// ListContainersResponse, ListPodSandboxResponse or ListContainerStatsResponse the handler returned
+// to gRPC.
+var preEncoded sync.Map // *runtime.List{Containers,PodSandbox,ContainerStats}Response -> [][]byte
 
 // preEncodedWrites counts the responses written from their stashed entries.
 var preEncodedWrites atomic.Int64
@@ -29,6 +30,14 @@ var preEncodedWrites atomic.Int64
 // gRPC server call's): its codec writes them. In-process callers get resp alone.
 func stashEncoding(ctx context.Context, resp *runtime.ListContainersResponse, wire [][]byte) {
 	if wire == nil || len(wire) != len(resp.Containers) || grpc.ServerTransportStreamFromContext(ctx) == nil {
+		return
+	}
+	preEncoded.Store(resp, wire)
+}
+
+// stashStatsEncoding is stashEncoding for a ListContainerStatsResponse.
+func stashStatsEncoding(ctx context.Context, resp *runtime.ListContainerStatsResponse, wire [][]byte) {
+	if wire == nil || len(wire) != len(resp.Stats) || grpc.ServerTransportStreamFromContext(ctx) == nil {
 		return
 	}
 	preEncoded.Store(resp, wire)
@@ -51,8 +60,8 @@ func (c listCodec) Name() string { return proto.Name }
 
 func (c listCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch v.(type) {
-	case *runtime.ListContainersResponse, *runtime.ListPodSandboxResponse:
-		// Both are field 1, repeated: the entries.
+	case *runtime.ListContainersResponse, *runtime.ListPodSandboxResponse, *runtime.ListContainerStatsResponse:
+		// All are field 1, repeated: the entries.
 		if w, ok := preEncoded.LoadAndDelete(v); ok {
 			preEncodedWrites.Add(1)
 			return mem.BufferSlice{mem.SliceBuffer(encodeContainerList(w.([][]byte)))}, nil
@@ -64,7 +73,8 @@ func (c listCodec) Marshal(v any) (mem.BufferSlice, error) {
 func (c listCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.base.Unmarshal(data, v) }
 
 // encodeContainerList is the wire form of a ListContainersResponse whose containers (field 1) are
-// the encoded entries; the same for a ListPodSandboxResponse's items (field 1).
+// the encoded entries; the same for a ListPodSandboxResponse's items and a
+// ListContainerStatsResponse's stats (field 1 both).
 func encodeContainerList(entries [][]byte) []byte {
 	n := 0
 	for _, e := range entries {

@@ -87,3 +87,68 @@ func TestListPodSandboxPreEncoded(t *testing.T) {
 		t.Fatalf("%d pre-encoded responses left behind", n)
 	}
 }
+
+// statsListerBackend gives the fake runtime the pre-encoded stats list of the containerd runtime.
+type statsListerBackend struct {
+	*legacy.FakeRuntime
+	calls int
+}
+
+func (l *statsListerBackend) ListCRIContainerStats(ctx context.Context, f *legacy.ContainerStatsFilter, conv func(*legacy.ContainerStats) *runtime.ContainerStats) ([]*runtime.ContainerStats, [][]byte, error) {
+	l.calls++
+	list, err := l.ListContainerStats(ctx, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*runtime.ContainerStats
+	var wire [][]byte
+	for _, st := range list {
+		e := conv(st)
+		b, err := proto.Marshal(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		out, wire = append(out, e), append(wire, b)
+	}
+	return out, wire, nil
+}
+
+// TestListContainerStatsPreEncoded: a ListContainerStatsResponse written from its entries'
+// encodings is the one the plain proto codec writes.
+func TestListContainerStatsPreEncoded(t *testing.T) {
+	be := &statsListerBackend{FakeRuntime: legacy.NewFakeRuntime()}
+	opts := Options{Backend: be, Version: "test"}
+	c := dial(t, opts)
+	ctx := context.Background()
+	cfg := podConfig("pod")
+	r, err := c.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		cr, err := c.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: r.PodSandboxId,
+			Config: containerConfig(fmt.Sprint("c", i)), SandboxConfig: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writes := preEncodedWrites.Load()
+	srv := NewRuntimeServer(opts)
+	got, err := c.ListContainerStats(ctx, &runtime.ListContainerStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := srv.ListContainerStats(ctx, &runtime.ListContainerStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Stats) != 3 || !proto.Equal(got, want) {
+		t.Fatalf("over gRPC %v, in process %v", got, want)
+	}
+	if w := preEncodedWrites.Load() - writes; w != 1 || be.calls != 2 {
+		t.Fatalf("%d responses written from their entries (want 1), %d calls", w, be.calls)
+	}
+}
