@@ -92,7 +92,7 @@ func (r *ContainerdRuntime) stats() *statsCollector {
 			r: r, fs: fs, rd: fs.reader(),
 			ctrs: map[string]*sampled{}, pods: map[string]*sampled{}, pauses: map[string]*sampled{}, pauseCgroups: map[string]string{},
 			entries: map[string]*criStatsEntry{},
-			layers: map[string]*layerUsage{}, snRoots: map[string]string{}, layerReq: make(chan string, 256),
+			layers:  map[string]*layerUsage{}, snRoots: map[string]string{}, layerReq: make(chan string, 256),
 		})
 	}
 	c := v.(*statsCollector)
