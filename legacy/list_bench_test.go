@@ -135,3 +135,17 @@ func benchCRIEntry(d *ContainerDetails) *runtime.Container {
 		State: runtime.ContainerState_CONTAINER_RUNNING, CreatedAt: d.CreatedAt.UnixNano(),
 		Labels: d.Config.GetLabels(), Annotations: d.Config.GetAnnotations()}
 }
+
+// BenchmarkGetPodStatus is one pod's status on the node of 100 pods (what the pod status cache
+// builds on each container event).
+func BenchmarkGetPodStatus(b *testing.B) {
+	r := listBenchRuntime(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for range b.N {
+		ps, err := r.GetPodStatus(ctx, "uid-42", "pod42", "bench")
+		if err != nil || len(ps.SandboxStatuses) != 1 || len(ps.ContainerStatuses) != 5 {
+			b.Fatalf("%v %+v", err, ps)
+		}
+	}
+}

@@ -152,11 +152,13 @@ func sandboxAsContainer(typ string, st *SandboxStatus) *Container {
 // GetPodStatus returns the status of a pod: its sandboxes (newest first) and the IPs of the newest.
 func (r *ContainerdRuntime) GetPodStatus(ctx context.Context, uid UID, name, namespace string) (*PodStatus, error) {
 	ps := &PodStatus{ID: uid, Name: name, Namespace: namespace}
-	for _, sb := range r.sandboxes.list() {
-		st := sb.status()
-		if st.UID != uid {
+	// The pod status cache asks for a pod on each of its containers' events: the other pods'
+	// sandboxes are skipped without building their status (sorted below).
+	for _, sb := range r.sandboxes.unsorted() {
+		if UID(sb.config.GetMetadata().GetUid()) != uid {
 			continue
 		}
+		st := sb.status()
 		ps.SandboxStatuses = append(ps.SandboxStatuses, st)
 		// The sandbox's own containers only (not a prefix match), straight from the store.
 		for _, c := range r.ctrs().store.ofSandbox(st.ID) {
