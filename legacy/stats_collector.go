@@ -120,10 +120,9 @@ func (c *statsCollector) loop(ctx context.Context) {
 	}()
 	tick := time.NewTicker(statsInterval)
 	defer tick.Stop()
-	// Containers that start are read soon after (in batches), not at the next sweep.
-	started, unsubscribe := c.r.events().Subscribe(1024)
-	defer unsubscribe()
-	var startedIDs []string
+	// Containers that start are read soon after (in batches), not at the next sweep. Their
+	// events are taken by a goroutine of their own: a slow sweep never makes the hub drop any.
+	started := c.watchStarted(ctx)
 	var startedBatch <-chan time.Time
 	c.refreshLayers(ctx, nil)
 	layersAt := time.Now()
@@ -131,20 +130,13 @@ func (c *statsCollector) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-started:
-			if !ok {
-				started = nil
-				continue
-			}
-			if ev.Type == ContainerEventStarted {
-				startedIDs = append(startedIDs, ev.ContainerID)
-				if startedBatch == nil {
-					startedBatch = time.After(statsStartedDelay)
-				}
+		case <-started.signal:
+			if startedBatch == nil {
+				startedBatch = time.After(statsStartedDelay)
 			}
 		case <-startedBatch:
-			c.sampleStarted(startedIDs)
-			startedIDs, startedBatch = nil, nil
+			c.sampleStarted(started.take())
+			startedBatch = nil
 		case id := <-c.layerReq:
 			ids := []string{id}
 			for more := true; more; {

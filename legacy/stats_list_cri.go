@@ -2,6 +2,7 @@ package legacy
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -174,4 +175,53 @@ func (c *statsCollector) layerAt(id string) (at time.Time, known bool) {
 		at = l.at
 	}
 	return at, true
+}
+
+// startedQueue holds the IDs of the containers that started since the collector last took them.
+type startedQueue struct {
+	mu  sync.Mutex
+	ids []string
+	// signal has a value when ids has some.
+	signal chan struct{}
+}
+
+// watchStarted queues the containers that start, until ctx ends.
+func (c *statsCollector) watchStarted(ctx context.Context) *startedQueue {
+	q := &startedQueue{signal: make(chan struct{}, 1)}
+	events, unsubscribe := c.r.events().Subscribe(0)
+	c.r.wg.Add(1)
+	go func() {
+		defer c.r.wg.Done()
+		defer unsubscribe()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-events:
+				if !ok {
+					return
+				}
+				if ev.Type != ContainerEventStarted {
+					continue
+				}
+				q.mu.Lock()
+				q.ids = append(q.ids, ev.ContainerID)
+				q.mu.Unlock()
+				select {
+				case q.signal <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return q
+}
+
+// take returns the queued IDs and empties the queue.
+func (q *startedQueue) take() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ids := q.ids
+	q.ids = nil
+	return ids
 }
