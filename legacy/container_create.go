@@ -213,7 +213,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 	// The record first and then the snapshot, when the spec needs no rootfs (fast_create.go); the
 	// general path otherwise (the first container of an image whose user is looked up in it).
 	var cntr containerd.Container
-	rootfs, err := r.newContainerRecordFirst(ctx, id, img.Name, snapshotter, img.ChainID, snapOpts,
+	rootfs, spec0, err := r.newContainerRecordFirst(ctx, id, img.Name, snapshotter, img.ChainID, snapOpts,
 		timed(&dSpec, withSpecAndMetadata(specOpts, &meta, &spec, nriCreate.adjust())),
 		containerd.WithContainerLabels(labels),
 		containerd.WithRuntime(handler.Type, handler.Options),
@@ -253,6 +253,12 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		return "", fmt.Errorf("%w: create containerd container: %w", ErrCreateContainer, err)
 	}
 	dNew := time.Since(tNew)
+	// The spec for the verbose status (spec_file.go).
+	if cntr != nil {
+		saveSpecFile(ctx, rootDir, cntr)
+	} else {
+		saveSpecJSON(rootDir, spec0)
+	}
 	if restore != nil {
 		if err := r.applyRootfsDiff(ctx, snapshotter, id, rootDir); err != nil {
 			return "", err

@@ -69,14 +69,13 @@ func (r *ContainerdRuntime) ContainerStatus(ctx context.Context, id string, verb
 			"config":    json.RawMessage(config),
 			"rootDir":   c.rootDir,
 		}
-		if cntr, err := r.loadContainer(r.withNS(ctx), c.meta.ID); err == nil {
-			if spec, err := cntr.Spec(r.withNS(ctx)); err == nil {
-				info["runtimeSpec"] = spec
-			}
-		}
 		b, err := json.Marshal(info)
 		if err != nil {
 			return nil, err
+		}
+		// The spec file written at creation (spec_file.go); containerd for older containers.
+		if spec := r.runtimeSpecJSON(ctx, c.rootDir, c.meta.ID); spec != nil {
+			b = withRawField(b, "runtimeSpec", spec)
 		}
 		d.Info = map[string]string{"info": string(b)}
 	}
@@ -180,16 +179,19 @@ func (r *ContainerdRuntime) UpdateContainerResources(ctx context.Context, id str
 		return err
 	}
 	applyResources(spec, resources)
+	var specJSON []byte
 	if err := cntr.Update(ctx, func(_ context.Context, _ *containerd.Client, ci *containers.Container) error {
 		a, err := typeurl.MarshalAnyToProto(spec)
 		if err != nil {
 			return err
 		}
 		ci.Spec = a
+		specJSON = a.GetValue()
 		return nil
 	}); err != nil {
 		return fmt.Errorf("update container spec: %w", err)
 	}
+	writeSpecFile(c.rootDir, specJSON, false) // the verbose status's copy (spec_file.go)
 	c.mu.RLock()
 	task := c.task
 	c.mu.RUnlock()

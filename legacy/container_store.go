@@ -285,14 +285,18 @@ func (st *containerStore) unsorted() []*podContainer {
 	return out
 }
 
-// ofSandbox returns the containers of a sandbox.
+// ofSandbox returns the containers of a sandbox, newest first (only those are sorted: the pod
+// status cache asks on every container event).
 func (st *containerStore) ofSandbox(sandboxID string) []*podContainer {
 	var out []*podContainer
-	for _, c := range st.list() {
+	st.mu.RLock()
+	for _, c := range st.byID {
 		if c.meta.SandboxID == sandboxID {
 			out = append(out, c)
 		}
 	}
+	st.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *podContainer) int { return b.meta.CreatedAt.Compare(a.meta.CreatedAt) })
 	return out
 }
 

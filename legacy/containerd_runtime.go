@@ -165,6 +165,7 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 		return nil, fmt.Errorf("recover containers: %w", err)
 	}
 	r.startPodStatusCache()
+	r.stats() // the stats collector reads from the start: a first stats call reads nothing (stats_list_cri.go)
 	return r, nil
 }
 

@@ -42,41 +42,50 @@ var errNeedsRootfs = errors.New("spec generation needs the container's rootfs")
 // newContainerRecordFirst creates container id: opts fill in the record (spec, labels, runtime,
 // extensions) with c.Snapshotter set and c.SnapshotKey empty; the record is created with snapshot key
 // id, and then the snapshot is prepared from parent. It returns the rootfs mounts of the snapshot
-// (none, and no snapshot, when parent is empty: the spec names its rootfs path).
+// (none, and no snapshot, when parent is empty: the spec names its rootfs path) and the record's
+// spec (JSON).
 // On errNeedsRootfs from an option nothing has been created. On any other failure nothing is left.
-func (r *ContainerdRuntime) newContainerRecordFirst(ctx context.Context, id, image, snapshotter, parent string, snapOpts []snapshots.Opt, opts ...containerd.NewContainerOpts) ([]mount.Mount, error) {
+func (r *ContainerdRuntime) newContainerRecordFirst(ctx context.Context, id, image, snapshotter, parent string, snapOpts []snapshots.Opt, opts ...containerd.NewContainerOpts) ([]mount.Mount, []byte, error) {
 	rec := containers.Container{ID: id, Snapshotter: snapshotter}
 	if parent == "" {
 		rec.Snapshotter = "" // options that read the rootfs read the spec's root path
 	}
 	for _, o := range opts {
 		if err := o(ctx, r.client, &rec); err != nil {
-			return nil, &recordOptsError{err}
+			return nil, nil, &recordOptsError{err}
 		}
 	}
 	if rec.Runtime.Name == "" {
-		return nil, fmt.Errorf("container %s without a runtime: %w", id, errdefs.ErrInvalidArgument)
+		return nil, nil, fmt.Errorf("container %s without a runtime: %w", id, errdefs.ErrInvalidArgument)
 	}
 	rec.Image = image
 	if parent == "" {
 		// No snapshot of its own (a rootfs path in the spec).
 		if _, err := r.client.ContainerService().Create(ctx, rec); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return []mount.Mount{}, nil
+		return []mount.Mount{}, specJSON(rec), nil
 	}
 	rec.SnapshotKey = id
 	if _, err := r.client.ContainerService().Create(ctx, rec); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mounts, err := r.client.SnapshotService(snapshotter).Prepare(ctx, id, parent, snapOpts...)
 	if err != nil {
 		cctx, cancel := withoutCancel(ctx, cleanupTimeout)
 		defer cancel()
 		_ = r.client.ContainerService().Delete(cctx, id)
-		return nil, fmt.Errorf("prepare snapshot: %w", err)
+		return nil, nil, fmt.Errorf("prepare snapshot: %w", err)
 	}
-	return mounts, nil
+	return mounts, specJSON(rec), nil
+}
+
+// specJSON is the OCI spec (JSON) of a container record.
+func specJSON(rec containers.Container) []byte {
+	if rec.Spec == nil {
+		return nil
+	}
+	return rec.Spec.GetValue()
 }
 
 // recordOptsError is an option's failure in newContainerRecordFirst: nothing was created.

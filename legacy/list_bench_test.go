@@ -98,17 +98,33 @@ func BenchmarkListContainers(b *testing.B) {
 	})
 }
 
-// BenchmarkListPodSandbox lists the 100 sandboxes of the same node.
+// BenchmarkListPodSandbox lists the 100 sandboxes of the same node: as statuses, and as the CRI
+// server's cached entries (with their encodings).
 func BenchmarkListPodSandbox(b *testing.B) {
 	r := listBenchRuntime(b)
 	ctx := context.Background()
-	b.ReportAllocs()
-	for range b.N {
-		list, err := r.ListPodSandbox(ctx, nil)
-		if err != nil || len(list) != 100 {
-			b.Fatalf("list: %d %v", len(list), err)
+	b.Run("statuses", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			list, err := r.ListPodSandbox(ctx, nil)
+			if err != nil || len(list) != 100 {
+				b.Fatalf("list: %d %v", len(list), err)
+			}
 		}
-	}
+	})
+	b.Run("cri-entries", func(b *testing.B) {
+		conv := func(st *SandboxStatus) *runtime.PodSandbox {
+			return &runtime.PodSandbox{Id: st.ID, Metadata: &runtime.PodSandboxMetadata{Name: st.Name, Uid: string(st.UID), Namespace: st.Namespace},
+				State: runtime.PodSandboxState_SANDBOX_READY, CreatedAt: st.CreatedAt.UnixNano(), Labels: st.Labels, Annotations: st.Annotations}
+		}
+		b.ReportAllocs()
+		for range b.N {
+			list, wire, err := r.ListCRISandboxes(ctx, nil, conv)
+			if err != nil || len(list) != 100 || len(wire) != 100 {
+				b.Fatalf("list: %d %v", len(list), err)
+			}
+		}
+	})
 }
 
 // benchCRIEntry is a CRI list entry as the server builds it.
@@ -118,4 +134,18 @@ func benchCRIEntry(d *ContainerDetails) *runtime.Container {
 		Image:    &runtime.ImageSpec{Image: d.Image}, ImageRef: d.ImageID, ImageId: d.ImageID,
 		State: runtime.ContainerState_CONTAINER_RUNNING, CreatedAt: d.CreatedAt.UnixNano(),
 		Labels: d.Config.GetLabels(), Annotations: d.Config.GetAnnotations()}
+}
+
+// BenchmarkGetPodStatus is one pod's status on the node of 100 pods (what the pod status cache
+// builds on each container event).
+func BenchmarkGetPodStatus(b *testing.B) {
+	r := listBenchRuntime(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for range b.N {
+		ps, err := r.GetPodStatus(ctx, "uid-42", "pod42", "bench")
+		if err != nil || len(ps.SandboxStatuses) != 1 || len(ps.ContainerStatuses) != 5 {
+			b.Fatalf("%v %+v", err, ps)
+		}
+	}
 }

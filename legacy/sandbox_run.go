@@ -236,7 +236,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	if sharedRootfs != "" {
 		parent = "" // no snapshot of its own
 	}
-	rootfs, err := r.newContainerRecordFirst(ctx, id, imageName, snapshotter, parent, snapOpts, newOpts...)
+	rootfs, pauseSpec, err := r.newContainerRecordFirst(ctx, id, imageName, snapshotter, parent, snapOpts, newOpts...)
 	var optsErr *recordOptsError
 	if errors.As(err, &optsErr) && sharedRootfs == "" {
 		log.WithError(err).Debug("pause container: general path")
@@ -254,6 +254,12 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		}
 	})
 	tContainer = time.Since(t)
+	// The spec for the verbose status (spec_file.go).
+	if container != nil {
+		saveSpecFile(ctx, rootDir, container)
+	} else {
+		saveSpecJSON(rootDir, pauseSpec)
+	}
 	// The pod's network is recorded in the container's metadata as soon as CNI is done, while the
 	// pause task is being created and started.
 	netRecorded := make(chan error, 1)

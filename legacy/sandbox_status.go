@@ -62,13 +62,15 @@ func (r *ContainerdRuntime) verboseInfo(ctx context.Context, sb *podSandbox, st 
 	if overhead, res := r.PodSandboxResources(sb.meta.ID); overhead != nil || res != nil {
 		info["podResources"] = map[string]any{"overhead": overhead, "resources": res}
 	}
-	if c, err := r.client.LoadContainer(r.withNS(ctx), sb.meta.ID); err == nil {
-		if spec, err := c.Spec(r.withNS(ctx)); err == nil {
-			info["runtimeSpec"] = spec
-		}
-	}
 	b, err := json.Marshal(info)
-	return string(b), err
+	if err != nil {
+		return "", err
+	}
+	// The spec file written at creation (spec_file.go); containerd for older sandboxes.
+	if spec := r.runtimeSpecJSON(ctx, r.SandboxRootDir(sb.meta.ID), sb.meta.ID); spec != nil {
+		b = withRawField(b, "runtimeSpec", spec)
+	}
+	return string(b), nil
 }
 
 // ListPodSandbox returns the sandboxes that match filter, newest first.
@@ -150,11 +152,13 @@ func sandboxAsContainer(typ string, st *SandboxStatus) *Container {
 // GetPodStatus returns the status of a pod: its sandboxes (newest first) and the IPs of the newest.
 func (r *ContainerdRuntime) GetPodStatus(ctx context.Context, uid UID, name, namespace string) (*PodStatus, error) {
 	ps := &PodStatus{ID: uid, Name: name, Namespace: namespace}
-	for _, sb := range r.sandboxes.list() {
-		st := sb.status()
-		if st.UID != uid {
+	// The pod status cache asks for a pod on each of its containers' events: the other pods'
+	// sandboxes are skipped without building their status (sorted below).
+	for _, sb := range r.sandboxes.unsorted() {
+		if UID(sb.config.GetMetadata().GetUid()) != uid {
 			continue
 		}
+		st := sb.status()
 		ps.SandboxStatuses = append(ps.SandboxStatuses, st)
 		// The sandbox's own containers only (not a prefix match), straight from the store.
 		for _, c := range r.ctrs().store.ofSandbox(st.ID) {

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -49,6 +50,8 @@ type podSandbox struct {
 	netUp    bool // the network is set up and not torn down yet
 	cni      *sandbox.NetworkResult
 	exitedAt time.Time
+	// criEntry caches the sandbox's CRI list entry (sandbox_list_cri.go).
+	criEntry atomic.Pointer[criSandboxEntry]
 }
 
 func (s *podSandbox) hostNetwork() bool {

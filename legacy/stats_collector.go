@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd/v2/plugins"
@@ -18,11 +19,12 @@ import (
 )
 
 // Sampling of stats: cgroups are read directly (never through the shims), a reading younger
-// than statsMaxAge is served again, and a background sweep every statsInterval keeps the CPU
-// windows (nano cores) and the writable layer usage (a du of the snapshot, expensive) current.
+// than statsMaxAge is served again (statsListMaxAge for ListContainerStats, stats_list_cri.go),
+// and a background sweep every statsInterval keeps the readings, the CPU windows (nano cores) and
+// the writable layer usage (a du of the snapshot, expensive) current.
 var (
 	statsMaxAge        = time.Second
-	statsInterval      = 10 * time.Second
+	statsInterval      = 5 * time.Second
 	statsLayerInterval = 30 * time.Second
 	// statsMinWindow is the shortest window nano cores are normally computed over.
 	statsMinWindow = time.Second
@@ -44,6 +46,10 @@ type statsCollector struct {
 	pauses map[string]*sampled
 	// pauseCgroups are the cgroups of the sandboxes' pause containers.
 	pauseCgroups map[string]string
+	// entries are the containers' CRI stats entries (stats_list_cri.go), by container ID; conv
+	// the server's conversion, known from its first ListCRIContainerStats.
+	entries map[string]*criStatsEntry
+	conv    atomic.Pointer[statsConv]
 
 	layerMu sync.Mutex
 	layers  map[string]*layerUsage // by container ID
@@ -85,7 +91,8 @@ func (r *ContainerdRuntime) stats() *statsCollector {
 		v, _ = statsCollectors.LoadOrStore(r, &statsCollector{
 			r: r, fs: fs, rd: fs.reader(),
 			ctrs: map[string]*sampled{}, pods: map[string]*sampled{}, pauses: map[string]*sampled{}, pauseCgroups: map[string]string{},
-			layers: map[string]*layerUsage{}, snRoots: map[string]string{}, layerReq: make(chan string, 256),
+			entries: map[string]*criStatsEntry{},
+			layers:  map[string]*layerUsage{}, snRoots: map[string]string{}, layerReq: make(chan string, 256),
 		})
 	}
 	c := v.(*statsCollector)
@@ -113,12 +120,23 @@ func (c *statsCollector) loop(ctx context.Context) {
 	}()
 	tick := time.NewTicker(statsInterval)
 	defer tick.Stop()
+	// Containers that start are read soon after (in batches), not at the next sweep. Their
+	// events are taken by a goroutine of their own: a slow sweep never makes the hub drop any.
+	started := c.watchStarted(ctx)
+	var startedBatch <-chan time.Time
 	c.refreshLayers(ctx, nil)
 	layersAt := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-started.signal:
+			if startedBatch == nil {
+				startedBatch = time.After(statsStartedDelay)
+			}
+		case <-startedBatch:
+			c.sampleStarted(started.take())
+			startedBatch = nil
 		case id := <-c.layerReq:
 			ids := []string{id}
 			for more := true; more; {
@@ -130,10 +148,12 @@ func (c *statsCollector) loop(ctx context.Context) {
 				}
 			}
 			c.refreshLayers(ctx, ids)
+			c.refreshEntries(ids)
 		case <-tick.C:
 			c.sweep(ctx)
 			if time.Since(layersAt) >= statsLayerInterval {
 				c.refreshLayers(ctx, nil)
+				c.refreshEntries(nil)
 				layersAt = time.Now()
 			}
 		}
@@ -141,20 +161,28 @@ func (c *statsCollector) loop(ctx context.Context) {
 }
 
 // sweep samples every running container and ready pod, and forgets the samples of those gone.
+// It takes the lock for one container or pod at a time: a stats call waits for one read at most.
 func (c *statsCollector) sweep(ctx context.Context) {
 	ctrs := c.r.ctrs().store.list()
 	sbs := c.r.sandboxes.list()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := time.Now()
 	live := make(map[string]bool, len(ctrs))
 	for _, pc := range ctrs {
 		live[pc.meta.ID] = true
+		c.mu.Lock()
 		c.sampleContainerLocked(pc, now)
+		c.refreshEntryLocked(pc, now)
+		c.mu.Unlock()
 	}
+	c.mu.Lock()
 	for id := range c.ctrs {
 		if !live[id] {
 			delete(c.ctrs, id)
+		}
+	}
+	for id := range c.entries {
+		if !live[id] {
+			delete(c.entries, id)
 		}
 	}
 	// Close the cgroup files nothing read during the last two sweeps (stopped containers).
@@ -163,11 +191,16 @@ func (c *statsCollector) sweep(ctx context.Context) {
 	} else {
 		c.rd.closeUnused(0)
 	}
+	c.mu.Unlock()
 	livePods := make(map[string]bool, len(sbs))
 	for _, sb := range sbs {
 		livePods[sb.meta.ID] = true
+		c.mu.Lock()
 		c.samplePodLocked(ctx, sb, c.r.ctrs().store.ofSandboxIn(ctrs, sb.meta.ID), now)
+		c.mu.Unlock()
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for id := range c.pods {
 		if !livePods[id] {
 			delete(c.pods, id)
@@ -202,6 +235,11 @@ func (st *containerStore) ofSandboxIn(all []*podContainer, sandboxID string) []*
 // sampleContainerLocked returns the reading of a running container's cgroup, reading it again
 // when the last reading is older than statsMaxAge; nil when the container does not run.
 func (c *statsCollector) sampleContainerLocked(pc *podContainer, now time.Time) *sampled {
+	return c.sampleContainerAgeLocked(pc, now, statsMaxAge)
+}
+
+// sampleContainerAgeLocked is sampleContainerLocked with readings up to maxAge old served again.
+func (c *statsCollector) sampleContainerAgeLocked(pc *podContainer, now time.Time, maxAge time.Duration) *sampled {
 	state, _, _ := pc.snapshot()
 	id := pc.meta.ID
 	if state != ContainerStateRunning {
@@ -212,7 +250,7 @@ func (c *statsCollector) sampleContainerLocked(pc *podContainer, now time.Time) 
 	if e == nil {
 		e = &sampled{}
 		c.ctrs[id] = e
-	} else if now.Sub(e.at) < statsMaxAge {
+	} else if now.Sub(e.at) < maxAge {
 		return e
 	}
 	c.readLocked(e, pc.meta.CgroupsPath, false)

@@ -19,8 +19,9 @@ import (
 // them, by the server's codec below, instead of being encoded again.
 
 // preEncoded holds, from the handler's return until the codec writes it, the encoded entries of a
-// ListContainersResponse the handler returned to gRPC.
-var preEncoded sync.Map // *runtime.ListContainersResponse -> [][]byte
+// ListContainersResponse, ListPodSandboxResponse or ListContainerStatsResponse the handler returned
+// to gRPC.
+var preEncoded sync.Map // *runtime.List{Containers,PodSandbox,ContainerStats}Response -> [][]byte
 
 // preEncodedWrites counts the responses written from their stashed entries.
 var preEncodedWrites atomic.Int64
@@ -34,6 +35,22 @@ func stashEncoding(ctx context.Context, resp *runtime.ListContainersResponse, wi
 	preEncoded.Store(resp, wire)
 }
 
+// stashStatsEncoding is stashEncoding for a ListContainerStatsResponse.
+func stashStatsEncoding(ctx context.Context, resp *runtime.ListContainerStatsResponse, wire [][]byte) {
+	if wire == nil || len(wire) != len(resp.Stats) || grpc.ServerTransportStreamFromContext(ctx) == nil {
+		return
+	}
+	preEncoded.Store(resp, wire)
+}
+
+// stashSandboxEncoding is stashEncoding for a ListPodSandboxResponse.
+func stashSandboxEncoding(ctx context.Context, resp *runtime.ListPodSandboxResponse, wire [][]byte) {
+	if wire == nil || len(wire) != len(resp.Items) || grpc.ServerTransportStreamFromContext(ctx) == nil {
+		return
+	}
+	preEncoded.Store(resp, wire)
+}
+
 // listCodec is gRPC's proto codec, with ListContainersResponse written from its stashed entries.
 type listCodec struct{ base encoding.CodecV2 }
 
@@ -42,10 +59,18 @@ func newListCodec() listCodec { return listCodec{base: encoding.GetCodecV2(proto
 func (c listCodec) Name() string { return proto.Name }
 
 func (c listCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if resp, ok := v.(*runtime.ListContainersResponse); ok {
-		if w, ok := preEncoded.LoadAndDelete(resp); ok {
+	switch v.(type) {
+	case *runtime.ListContainersResponse, *runtime.ListPodSandboxResponse, *runtime.ListContainerStatsResponse:
+		// All are field 1, repeated: the entries.
+		if w, ok := preEncoded.LoadAndDelete(v); ok {
 			preEncodedWrites.Add(1)
-			return mem.BufferSlice{mem.SliceBuffer(encodeContainerList(w.([][]byte)))}, nil
+			// In a buffer of gRPC's pool, given back once written: 500 entries are ~250 KB, and
+			// a fresh buffer per call is most of what a relist allocates.
+			entries := w.([][]byte)
+			pool := mem.DefaultBufferPool()
+			buf := pool.Get(listSize(entries))
+			*buf = appendEntries((*buf)[:0], entries)
+			return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 		}
 	}
 	return c.base.Marshal(v)
@@ -54,13 +79,23 @@ func (c listCodec) Marshal(v any) (mem.BufferSlice, error) {
 func (c listCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.base.Unmarshal(data, v) }
 
 // encodeContainerList is the wire form of a ListContainersResponse whose containers (field 1) are
-// the encoded entries.
+// the encoded entries; the same for a ListPodSandboxResponse's items and a
+// ListContainerStatsResponse's stats (field 1 both).
 func encodeContainerList(entries [][]byte) []byte {
+	return appendEntries(make([]byte, 0, listSize(entries)), entries)
+}
+
+// listSize is the size of the encoded list of entries.
+func listSize(entries [][]byte) int {
 	n := 0
 	for _, e := range entries {
 		n += 1 + protowire.SizeVarint(uint64(len(e))) + len(e)
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// appendEntries appends the entries to b as field 1, repeated.
+func appendEntries(b []byte, entries [][]byte) []byte {
 	for _, e := range entries {
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
 		b = protowire.AppendBytes(b, e)

@@ -86,23 +86,43 @@ func (s *RuntimeServer) ListPodSandbox(ctx context.Context, req *runtime.ListPod
 			filter.State = &st
 		}
 	}
+	// The containerd runtime caches each sandbox's entry while its state stays.
+	if l, ok := s.opts.Backend.(criSandboxLister); ok {
+		items, wire, err := l.ListCRISandboxes(ctx, filter, toCRIPodSandbox)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp := &runtime.ListPodSandboxResponse{Items: items}
+		stashSandboxEncoding(ctx, resp, wire) // list_encoding.go
+		return resp, nil
+	}
 	list, err := s.opts.Backend.ListPodSandbox(ctx, filter)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	items := make([]*runtime.PodSandbox, 0, len(list))
 	for _, st := range list {
-		items = append(items, &runtime.PodSandbox{
-			Id:             st.ID,
-			Metadata:       sandboxMetadata(st),
-			State:          criSandboxState(st.State),
-			CreatedAt:      st.CreatedAt.UnixNano(),
-			Labels:         st.Labels,
-			Annotations:    st.Annotations,
-			RuntimeHandler: st.RuntimeHandler,
-		})
+		items = append(items, toCRIPodSandbox(st))
 	}
 	return &runtime.ListPodSandboxResponse{Items: items}, nil
+}
+
+// criSandboxLister lists CRI sandbox entries directly (legacy.ContainerdRuntime).
+type criSandboxLister interface {
+	ListCRISandboxes(ctx context.Context, filter *legacy.SandboxFilter, conv func(*legacy.SandboxStatus) *runtime.PodSandbox) ([]*runtime.PodSandbox, [][]byte, error)
+}
+
+// toCRIPodSandbox is a sandbox's ListPodSandbox entry.
+func toCRIPodSandbox(st *legacy.SandboxStatus) *runtime.PodSandbox {
+	return &runtime.PodSandbox{
+		Id:             st.ID,
+		Metadata:       sandboxMetadata(st),
+		State:          criSandboxState(st.State),
+		CreatedAt:      st.CreatedAt.UnixNano(),
+		Labels:         st.Labels,
+		Annotations:    st.Annotations,
+		RuntimeHandler: st.RuntimeHandler,
+	}
 }
 
 func sandboxMetadata(st *legacy.SandboxStatus) *runtime.PodSandboxMetadata {

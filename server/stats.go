@@ -27,6 +27,16 @@ func (s *RuntimeServer) ListContainerStats(ctx context.Context, req *runtime.Lis
 	if f := req.GetFilter(); f != nil {
 		filter = &legacy.ContainerStatsFilter{ID: f.GetId(), SandboxID: f.GetPodSandboxId(), Labels: f.GetLabelSelector()}
 	}
+	// The containerd runtime serves its collector's recent readings, entries built and encoded.
+	if l, ok := s.opts.Backend.(criStatsLister); ok {
+		items, wire, err := l.ListCRIContainerStats(ctx, filter, toCRIContainerStats)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp := &runtime.ListContainerStatsResponse{Stats: items}
+		stashStatsEncoding(ctx, resp, wire) // list_encoding.go
+		return resp, nil
+	}
 	list, err := s.opts.Backend.ListContainerStats(ctx, filter)
 	if err != nil {
 		return nil, toStatus(err)
@@ -36,6 +46,11 @@ func (s *RuntimeServer) ListContainerStats(ctx context.Context, req *runtime.Lis
 		out = append(out, toCRIContainerStats(st))
 	}
 	return &runtime.ListContainerStatsResponse{Stats: out}, nil
+}
+
+// criStatsLister lists CRI container stats entries directly (legacy.ContainerdRuntime).
+type criStatsLister interface {
+	ListCRIContainerStats(ctx context.Context, filter *legacy.ContainerStatsFilter, conv func(*legacy.ContainerStats) *runtime.ContainerStats) ([]*runtime.ContainerStats, [][]byte, error)
 }
 
 // PodSandboxStats returns a pod's usage; an unknown ID is NotFound.

@@ -1,0 +1,81 @@
+package legacy
+
+import (
+	"context"
+	"sort"
+
+	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// criSandboxEntry is a sandbox's CRI list entry as built for one state. Every other field of the
+// entry (ID, metadata, creation time, labels, annotations, runtime handler) is fixed at creation.
+type criSandboxEntry struct {
+	state SandboxState
+	entry *runtime.PodSandbox
+	// wire is entry encoded (protobuf); wireOK false when that failed.
+	wire   []byte
+	wireOK bool
+}
+
+// ListCRISandboxes is ListPodSandbox for the CRI's ListPodSandbox: the sandboxes that match filter
+// as list entries, newest first. conv builds a sandbox's entry from its status; the entry is cached
+// in the sandbox until its state changes, so a relist of an unchanged node builds nothing. The
+// entries are shared between calls: read only. One conv per runtime (the CRI server's). wire holds
+// the entries encoded (protobuf), for the server to write them as they are; nil when one could not
+// be encoded.
+func (r *ContainerdRuntime) ListCRISandboxes(ctx context.Context, filter *SandboxFilter, conv func(*SandboxStatus) *runtime.PodSandbox) (entries []*runtime.PodSandbox, wire [][]byte, err error) {
+	var sbs []*podSandbox
+	if filter != nil && filter.ID != "" {
+		sb, err := r.sandboxes.get(filter.ID)
+		if err != nil {
+			return nil, nil, nil // unknown or ambiguous: nothing
+		}
+		sbs = []*podSandbox{sb}
+	} else {
+		sbs = r.sandboxes.unsorted()
+	}
+	sort.Slice(sbs, func(i, j int) bool { return sbs[i].meta.CreatedAt.After(sbs[j].meta.CreatedAt) })
+	out := make([]*runtime.PodSandbox, 0, len(sbs))
+	wire = make([][]byte, 0, len(sbs))
+	for _, sb := range sbs {
+		if filter != nil && !labelsMatch(sb.config.GetLabels(), filter.Labels) {
+			continue
+		}
+		sb.mu.RLock()
+		state := sb.state
+		sb.mu.RUnlock()
+		if filter != nil && filter.State != nil && state != *filter.State {
+			continue
+		}
+		e := sb.criEntry.Load()
+		if e == nil || e.state != state {
+			st := sb.status()
+			if filter != nil && filter.State != nil && st.State != *filter.State {
+				continue // changed meanwhile
+			}
+			e = &criSandboxEntry{state: st.State, entry: conv(st)}
+			b, err := proto.Marshal(e.entry)
+			e.wire, e.wireOK = b, err == nil
+			sb.criEntry.Store(e)
+		}
+		out = append(out, e.entry)
+		if wire != nil && e.wireOK {
+			wire = append(wire, e.wire)
+		} else {
+			wire = nil
+		}
+	}
+	return out, wire, nil
+}
+
+// unsorted returns every sandbox, in no order.
+func (st *sandboxStore) unsorted() []*podSandbox {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	out := make([]*podSandbox, 0, len(st.byID))
+	for _, s := range st.byID {
+		out = append(out, s)
+	}
+	return out
+}
