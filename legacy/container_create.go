@@ -266,7 +266,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 	}
 
 	c := &podContainer{
-		meta: meta, config: proto.Clone(config).(*runtime.ContainerConfig), rootDir: rootDir, stateDir: stateDir,
+		meta: metaInMemory(meta), config: proto.Clone(config).(*runtime.ContainerConfig), rootDir: rootDir, stateDir: stateDir,
 		state: ContainerStateCreated, resources: resourcesFromSpec(spec), exited: make(chan struct{}),
 		cntr: cntr, rootfs: rootfs,
 	}

@@ -96,7 +96,7 @@ func (r *ContainerdRuntime) loadPodContainer(ctx context.Context, cntr container
 		return nil, fmt.Errorf("container config: %w", err)
 	}
 	c := &podContainer{
-		meta: *meta, config: config,
+		meta: metaInMemory(*meta), config: config,
 		rootDir:  filepath.Join(r.containersRoot(), meta.ID),
 		stateDir: filepath.Join(r.containersState(), meta.ID),
 		state:    ContainerStateCreated,

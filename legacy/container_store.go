@@ -204,6 +204,13 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// metaInMemory is the metadata a podContainer keeps: without the serialized config, which only
+// recovery reads (from containerd's record) and podContainer.config holds parsed.
+func metaInMemory(m containerMetadata) containerMetadata {
+	m.Config = nil
+	return m
+}
+
 // containerNameKey is the unique name of a container: its sandbox, name and attempt.
 func containerNameKey(sandboxID string, md *runtime.ContainerMetadata) string {
 	return sandboxID + "/" + md.GetName() + "/" + strconv.FormatUint(uint64(md.GetAttempt()), 10)
