@@ -86,6 +86,7 @@ func TestValidateNamesKeys(t *testing.T) {
 		{"cni_bin_dirs", func(c *Config) { c.CNIBinDirs = nil }},
 		{"max_concurrent_pulls", func(c *Config) { c.MaxConcurrentPulls = -1 }},
 		{"go_memory_limit_mib", func(c *Config) { c.GoMemoryLimitMiB = -1 }},
+		{"go_gc_percent", func(c *Config) { c.GoGCPercent = 5 }},
 		{"image_pull_progress_timeout", func(c *Config) { c.ImagePullProgressTimeout = 0 }},
 		{"stream_server_address", func(c *Config) { c.StreamServerAddress = "nope" }},
 		{"gc_min_age", func(c *Config) { c.GCMinAge = Duration(-time.Second) }},
