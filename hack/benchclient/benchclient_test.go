@@ -87,3 +87,13 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
+
+func TestMedianStartOfTwoRoundsIsTheirMean(t *testing.T) {
+	rs := []RunResult{{StartSeconds: 12}, {StartSeconds: 16}}
+	if got := medianStart(rs); got != 14 {
+		t.Fatalf("median of 12 s and 16 s = %v, want 14 (not the faster round)", got)
+	}
+	if got := medianStart(append(rs, RunResult{StartSeconds: 20})); got != 16 {
+		t.Fatalf("median of 12, 16, 20 s = %v, want 16", got)
+	}
+}

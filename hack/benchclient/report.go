@@ -215,12 +215,21 @@ func reportMain(args []string) error {
 	return nil
 }
 
+// medianStart is the median of the rounds' times to all running (with an even number of rounds,
+// the mean of the middle two: with two rounds, not the faster one).
 func medianStart(rs []RunResult) float64 {
-	var v []int64
+	var v []float64
 	for _, r := range rs {
-		v = append(v, int64(r.StartSeconds*1e9))
+		v = append(v, r.StartSeconds)
 	}
-	return float64(percentile(v, 50)) / 1e9
+	if len(v) == 0 {
+		return 0
+	}
+	sort.Float64s(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
 }
 
 // phaseTable sums the CPU seconds each process used while each runtime's phases ran. The file has
