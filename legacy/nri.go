@@ -73,6 +73,9 @@ type nriState struct {
 	mu   sync.Mutex
 	pods map[string]*nriObj
 	ctrs map[string]*nriObj
+	// pluginsSeen is set once a plugin synchronized: until then no event reaches anybody, so the
+	// containers' NRI templates (a few KB each) are not kept (nri_hooks.go, container).
+	pluginsSeen atomic.Bool
 }
 
 var nriStates sync.Map // *ContainerdRuntime -> *nriState
@@ -209,6 +212,7 @@ func (n *nriState) forget(m map[string]*nriObj, id string, o *nriObj) {
 // synchronize hands a plugin that joins every pod and every container that is not exited. It runs
 // while the plugin-sync block is held by nobody else, so no pod or container is half made.
 func (n *nriState) synchronize(ctx context.Context, cb nri.SyncCB) error {
+	n.pluginsSeen.Store(true)
 	var pods []*nri.PodSandbox
 	for _, sb := range n.r.sandboxes.list() {
 		pods = append(pods, n.pod(ctx, sb))

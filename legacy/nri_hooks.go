@@ -238,6 +238,10 @@ func (n *nriState) container(ctx context.Context, c *podContainer) *nri.Containe
 	if o != nil {
 		tmpl = o.tmpl.Load()
 	}
+	if tmpl == nil && !n.pluginsSeen.Load() {
+		// No plugin ever joined: the event goes nowhere, nothing to load or keep.
+		tmpl = containerTemplate(c.meta.ID, c.meta.SandboxID, c.config, &runtimespec.Spec{})
+	}
 	if tmpl == nil {
 		if spec, err := n.spec(ctx, c.meta.ID); err == nil {
 			tmpl = containerTemplate(c.meta.ID, c.meta.SandboxID, c.config, spec)
@@ -344,7 +348,9 @@ func (h *nriCreation) created(ctx context.Context, c *podContainer) {
 	}
 	h.obj.mu.Lock()
 	defer h.obj.mu.Unlock()
-	h.obj.tmpl.Store(h.tmpl)
+	if h.n.pluginsSeen.Load() {
+		h.obj.tmpl.Store(h.tmpl)
+	}
 	if err := h.n.adapt.PostCreateContainer(ctx, &nri.StateChangeEvent{Pod: h.n.pod(ctx, h.sb), Container: h.n.container(ctx, c)}); err != nil {
 		logrus.WithError(err).WithField("container", c.meta.ID).Warn("NRI: PostCreateContainer")
 	}
