@@ -3,7 +3,6 @@ package legacy
 import (
 	"context"
 
-	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -12,9 +11,7 @@ import (
 type criListEntry struct {
 	state ContainerState
 	entry *runtime.Container
-	// wire is entry encoded (protobuf); wireOK false when that failed.
-	wire   []byte
-	wireOK bool
+	encoded
 }
 
 // ListCRIContainers is ListContainers for the CRI's ListContainers: the containers that match
@@ -35,25 +32,14 @@ func (r *ContainerdRuntime) ListCRIContainers(ctx context.Context, filter *Conta
 	} else {
 		cs = st.store.unsorted()
 	}
-	out := make([]*runtime.Container, 0, len(cs))
-	wire = make([][]byte, 0, len(cs))
+	out := newEncodedList[*runtime.Container](len(cs))
 	for _, c := range cs {
 		if filter != nil {
 			if filter.SandboxID != "" && !hasPrefix(c.meta.SandboxID, filter.SandboxID) {
 				continue
 			}
-			if len(filter.Labels) > 0 {
-				labels := c.config.GetLabels()
-				ok := true
-				for k, v := range filter.Labels {
-					if got, found := labels[k]; !found || got != v {
-						ok = false
-						break
-					}
-				}
-				if !ok {
-					continue
-				}
+			if !labelsMatch(c.config.GetLabels(), filter.Labels) {
+				continue
 			}
 		}
 		c.mu.RLock()
@@ -68,17 +54,11 @@ func (r *ContainerdRuntime) ListCRIContainers(ctx context.Context, filter *Conta
 			if filter != nil && filter.State != nil && d.State != *filter.State {
 				continue // changed meanwhile
 			}
-			e = &criListEntry{state: d.State, entry: conv(d)}
-			b, err := proto.Marshal(e.entry)
-			e.wire, e.wireOK = b, err == nil
+			entry := conv(d)
+			e = &criListEntry{state: d.State, entry: entry, encoded: encode(entry)}
 			c.criEntry.Store(e)
 		}
-		out = append(out, e.entry)
-		if wire != nil && e.wireOK {
-			wire = append(wire, e.wire)
-		} else {
-			wire = nil
-		}
+		out.add(e.entry, e.encoded)
 	}
-	return out, wire, nil
+	return out.entries, out.wire, nil
 }

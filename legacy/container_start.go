@@ -197,7 +197,7 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	t0 := time.Now()
 	if c.rootfs != nil && len(restoreOpts) == 0 {
 		// Created by this daemon: one Create call with the rootfs mounts kept from create.
-		task, err = r.createTask(ctx, c.meta.ID, c.cntr, c.rootfs, ctrIO.dio)
+		task, err = r.createTask(ctx, c.meta.ID, c.rootfs, ctrIO.dio)
 	} else {
 		cntr := c.cntr
 		if cntr == nil {

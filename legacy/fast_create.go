@@ -108,8 +108,7 @@ func (r *ContainerdRuntime) deleteContainerRecord(ctx context.Context, id, snaps
 }
 
 // createTask creates container id's task with the given rootfs mounts and stdio, and returns it.
-// cntr may be nil (it is loaded then).
-func (r *ContainerdRuntime) createTask(ctx context.Context, id string, cntr containerd.Container, rootfs []mount.Mount, io cio.IO) (containerd.Task, error) {
+func (r *ContainerdRuntime) createTask(ctx context.Context, id string, rootfs []mount.Mount, io cio.IO) (containerd.Task, error) {
 	cfg := io.Config()
 	req := &tasks.CreateTaskRequest{
 		ContainerID: id,
@@ -124,11 +123,9 @@ func (r *ContainerdRuntime) createTask(ctx context.Context, id string, cntr cont
 	if _, err := r.client.TaskService().Create(ctx, req); err != nil {
 		return nil, errgrpc.ToNative(err)
 	}
-	var err error
-	if cntr == nil {
-		if cntr, err = r.client.LoadContainer(ctx, id); err != nil {
-			return nil, r.undoTask(ctx, id, err)
-		}
+	cntr, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return nil, r.undoTask(ctx, id, err)
 	}
 	task, err := cntr.Task(ctx, nil)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 
-	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -13,9 +12,7 @@ import (
 type criSandboxEntry struct {
 	state SandboxState
 	entry *runtime.PodSandbox
-	// wire is entry encoded (protobuf); wireOK false when that failed.
-	wire   []byte
-	wireOK bool
+	encoded
 }
 
 // ListCRISandboxes is ListPodSandbox for the CRI's ListPodSandbox: the sandboxes that match filter
@@ -36,8 +33,7 @@ func (r *ContainerdRuntime) ListCRISandboxes(ctx context.Context, filter *Sandbo
 		sbs = r.sandboxes.unsorted()
 	}
 	sort.Slice(sbs, func(i, j int) bool { return sbs[i].meta.CreatedAt.After(sbs[j].meta.CreatedAt) })
-	out := make([]*runtime.PodSandbox, 0, len(sbs))
-	wire = make([][]byte, 0, len(sbs))
+	out := newEncodedList[*runtime.PodSandbox](len(sbs))
 	for _, sb := range sbs {
 		if filter != nil && !labelsMatch(sb.config.GetLabels(), filter.Labels) {
 			continue
@@ -54,19 +50,13 @@ func (r *ContainerdRuntime) ListCRISandboxes(ctx context.Context, filter *Sandbo
 			if filter != nil && filter.State != nil && st.State != *filter.State {
 				continue // changed meanwhile
 			}
-			e = &criSandboxEntry{state: st.State, entry: conv(st)}
-			b, err := proto.Marshal(e.entry)
-			e.wire, e.wireOK = b, err == nil
+			entry := conv(st)
+			e = &criSandboxEntry{state: st.State, entry: entry, encoded: encode(entry)}
 			sb.criEntry.Store(e)
 		}
-		out = append(out, e.entry)
-		if wire != nil && e.wireOK {
-			wire = append(wire, e.wire)
-		} else {
-			wire = nil
-		}
+		out.add(e.entry, e.encoded)
 	}
-	return out, wire, nil
+	return out.entries, out.wire, nil
 }
 
 // unsorted returns every sandbox, in no order.

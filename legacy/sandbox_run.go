@@ -286,7 +286,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	var task containerd.Task
 	if container == nil {
 		nullIO, _ := cio.NullIO(id)
-		task, err = r.createTask(ctx, id, nil, rootfs, nullIO)
+		task, err = r.createTask(ctx, id, rootfs, nullIO)
 	} else {
 		task, err = container.NewTask(ctx, cio.NullIO)
 	}

@@ -27,11 +27,7 @@ func saveSpecFile(ctx context.Context, dir string, cntr containerd.Container) {
 	if err != nil || info.Spec == nil {
 		return
 	}
-	// A sandbox's root dir may not exist yet (its files are written meanwhile): made as they make it.
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return
-	}
-	writeSpecFile(dir, info.Spec.GetValue(), false)
+	saveSpecJSON(dir, info.Spec.GetValue())
 }
 
 // saveSpecJSON writes spec (JSON, as in the container record) into dir, made when missing. Best
@@ -40,6 +36,7 @@ func saveSpecJSON(dir string, spec []byte) {
 	if len(spec) == 0 {
 		return
 	}
+	// A sandbox's root dir may not exist yet (its files are written meanwhile): made as they make it.
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -26,9 +25,7 @@ func statsListMaxAge() time.Duration { return statsInterval + statsInterval/2 }
 type criStatsEntry struct {
 	sampleAt, layerAt time.Time
 	entry             *runtime.ContainerStats
-	// wire is entry encoded (protobuf); wireOK false when that failed.
-	wire   []byte
-	wireOK bool
+	encoded
 }
 
 // statsConv builds a CRI stats entry from the model's (the server's conversion).
@@ -55,8 +52,7 @@ func (r *ContainerdRuntime) ListCRIContainerStats(ctx context.Context, filter *C
 	c.conv.CompareAndSwap(nil, &conv)
 	now := time.Now()
 	maxAge := statsListMaxAge()
-	out := make([]*runtime.ContainerStats, 0, len(cs))
-	wire := make([][]byte, 0, len(cs))
+	out := newEncodedList[*runtime.ContainerStats](len(cs))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, pc := range cs {
@@ -64,14 +60,9 @@ func (r *ContainerdRuntime) ListCRIContainerStats(ctx context.Context, filter *C
 			continue
 		}
 		e := c.criEntryLocked(pc, now, maxAge, conv)
-		out = append(out, e.entry)
-		if wire != nil && e.wireOK {
-			wire = append(wire, e.wire)
-		} else {
-			wire = nil
-		}
+		out.add(e.entry, e.encoded)
 	}
-	return out, wire, nil
+	return out.entries, out.wire, nil
 }
 
 // criEntryLocked returns the CRI stats entry of a container, from a reading at most maxAge old
@@ -104,9 +95,8 @@ func (c *statsCollector) criEntryLocked(pc *podContainer, now time.Time, maxAge 
 	if !sampleAt.IsZero() {
 		st.CPU, st.Memory, st.Swap, st.Processes = usageOf(s)
 	}
-	e := &criStatsEntry{sampleAt: sampleAt, layerAt: layerAt, entry: conv(st)}
-	b, err := proto.Marshal(e.entry)
-	e.wire, e.wireOK = b, err == nil
+	entry := conv(st)
+	e := &criStatsEntry{sampleAt: sampleAt, layerAt: layerAt, entry: entry, encoded: encode(entry)}
 	c.entries[id] = e
 	return e
 }
