@@ -80,6 +80,12 @@ func (n *Network) Teardown(ctx context.Context, id, netnsPath string, config *ru
 		// Bad bandwidth annotations failed the ADD already; DEL without them.
 		opts = baseOpts(id, config)
 	}
+	if netnsPath != "" && !NetNSPinned(netnsPath) {
+		// The namespace is gone, or its pin was never made (a daemon killed while making it): the
+		// plugins get no namespace (CNI allows it on DEL) and still release what they hold on the
+		// host. Handing them the bare mount point fails the DEL ("unknown FS magic").
+		netnsPath = ""
+	}
 	return cni.Remove(ctx, id, netnsPath, opts...)
 }
 
