@@ -1,6 +1,7 @@
 package legacy
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,13 +13,19 @@ import (
 
 // CleanStaleNetNS removes the network namespaces pinned under the state dir that belong to no
 // sandbox, known or being created, and are older than minAge: what a crash between creating a
-// pod's namespace and recording its sandbox leaves behind. It returns the paths removed.
+// pod's namespace and recording its sandbox leaves behind. Their CNI DEL runs first when the
+// sandbox's journal says an ADD may have run (network_journal.go), and so does the DEL of the
+// unknown sandboxes whose DEL failed before (their state dir then goes too). It returns the
+// namespace paths removed.
 func (r *ContainerdRuntime) CleanStaleNetNS(minAge time.Duration) ([]string, error) {
+	ctx, cancel := context.WithTimeout(r.withNS(context.Background()), cleanupTimeout)
+	defer cancel()
+
+	// The dirs are read before the sandboxes are: RunPodSandbox reserves its id before it makes
+	// anything, so whatever the listings show of a sandbox being made is owned below.
+	stateEntries, _ := os.ReadDir(r.sandboxesState())
 	entries, err := os.ReadDir(r.netnsDir())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	owned := map[string]bool{}
@@ -30,17 +37,34 @@ func (r *ContainerdRuntime) CleanStaleNetNS(minAge time.Duration) ([]string, err
 		owned[id] = true // reserved: being created
 	}
 	r.sandboxes.mu.RUnlock()
-
-	var removed []string
-	var errs []error
-	for _, e := range entries {
+	stale := func(e os.DirEntry) bool {
 		if owned[e.Name()] {
-			continue
+			return false
 		}
 		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < minAge {
+		return err == nil && time.Since(info.ModTime()) >= minAge
+	}
+
+	var errs []error
+	for _, e := range stateEntries {
+		if !stale(e) {
 			continue
 		}
+		if _, err := os.Stat(r.cniJournalPath(e.Name())); err != nil {
+			continue // no pending DEL: recover or RemovePodSandbox owns this dir
+		}
+		if r.releaseUnknownSandboxNetwork(ctx, e.Name()) {
+			p := r.SandboxStateDir(e.Name())
+			_ = sandbox.Files{Shm: filepath.Join(p, "shm"), Userns: filepath.Join(p, "userns")}.Cleanup()
+			errs = append(errs, os.RemoveAll(p), os.RemoveAll(r.SandboxRootDir(e.Name())))
+		}
+	}
+	var removed []string
+	for _, e := range entries {
+		if !stale(e) {
+			continue
+		}
+		r.releaseUnknownSandboxNetwork(ctx, e.Name())
 		path := filepath.Join(r.netnsDir(), e.Name())
 		if err := sandbox.RemoveNetNS(path); err != nil {
 			errs = append(errs, err)

@@ -47,6 +47,16 @@ func (r *ContainerdRuntime) recover(ctx context.Context) error {
 		known[sb.meta.ID] = true
 		r.sandboxes.add(sb)
 	}
+	// An unknown sandbox's network first: its DEL needs the netns and the journal in its state dir
+	// (network_journal.go). A state dir whose DEL failed stays, for CleanStaleNetNS to retry.
+	unreleased := map[string]bool{}
+	if entries, err := os.ReadDir(r.sandboxesState()); err == nil {
+		for _, e := range entries {
+			if !known[e.Name()] && !r.releaseUnknownSandboxNetwork(ctx, e.Name()) {
+				unreleased[e.Name()] = true
+			}
+		}
+	}
 	for _, dir := range []string{r.netnsDir(), r.sandboxesRoot(), r.sandboxesState()} {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -66,6 +76,9 @@ func (r *ContainerdRuntime) recover(ctx context.Context) error {
 			}
 			if dir == r.sandboxesState() {
 				_ = sandbox.Files{Shm: filepath.Join(p, "shm"), Userns: filepath.Join(p, "userns")}.Cleanup()
+				if unreleased[e.Name()] {
+					continue
+				}
 			}
 			os.RemoveAll(p)
 		}

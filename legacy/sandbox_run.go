@@ -166,7 +166,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		})
 		go func() {
 			t := time.Now()
-			res, err := r.net.Setup(ctx, id, nsPath, config)
+			res, err := r.setupPodNetwork(ctx, id, nsPath, rawConfig, config)
 			tCNI = time.Since(t)
 			netDone <- netOutcome{res, err}
 		}()
