@@ -164,7 +164,8 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 	}
 	opts = append(opts, capsOpt)
 	if privileged {
-		opts = append(opts, oci.WithPrivileged, oci.WithHostDevices, oci.WithAllDevicesAllowed)
+		opts = append(opts, oci.WithPrivileged, oci.WithHostDevices, oci.WithAllDevicesAllowed,
+			oci.WithWriteableSysfs, oci.WithWriteableCgroupfs)
 	}
 	opts = append(opts, withoutAmbientCaps)
 	if sc.GetNoNewPrivs() {
@@ -406,11 +407,16 @@ func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount
 		for _, r := range list {
 			set[filepath.Clean(r.m.GetContainerPath())] = true
 		}
-		defaults := s.Mounts
+		// The container's cgroup, read-only (writable when privileged, below), as containerd's
+		// CRI and CRI-O mount it: what runtimes (JVMs, Go's GOMAXPROCS) read their limits from.
+		defaults := append(s.Mounts, runtimespec.Mount{
+			Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
+			Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"},
+		})
 		s.Mounts = nil
 		for _, m := range defaults {
 			dst := filepath.Clean(m.Destination)
-			if set[dst] || set["/dev"] && strings.HasPrefix(dst, "/dev/") {
+			if set[dst] || set["/dev"] && strings.HasPrefix(dst, "/dev/") || set["/sys"] && strings.HasPrefix(dst, "/sys/") {
 				continue
 			}
 			s.Mounts = append(s.Mounts, m)

@@ -576,6 +576,47 @@ func TestContainerSpec(t *testing.T) {
 				if m := mountAt(s, "/sys"); m == nil || slices.Contains(m.Options, "ro") {
 					t.Errorf("/sys %+v", m)
 				}
+				if m := mountAt(s, "/sys/fs/cgroup"); m == nil || m.Type != "cgroup" || slices.Contains(m.Options, "ro") {
+					t.Errorf("/sys/fs/cgroup of a privileged container: %+v, want a writable cgroup mount", m)
+				}
+			},
+		},
+		{
+			name: "the container's cgroup mounted read-only",
+			check: func(t *testing.T, s *runtimespec.Spec) {
+				m := mountAt(s, "/sys/fs/cgroup")
+				if m == nil || m.Type != "cgroup" || !slices.Contains(m.Options, "ro") || !slices.Contains(m.Options, "nosuid") {
+					t.Errorf("/sys/fs/cgroup %+v, want a read-only cgroup mount", m)
+				}
+				if i, j := slices.IndexFunc(s.Mounts, func(m runtimespec.Mount) bool { return m.Destination == "/sys" }),
+					slices.IndexFunc(s.Mounts, func(m runtimespec.Mount) bool { return m.Destination == "/sys/fs/cgroup" }); i < 0 || i > j {
+					t.Errorf("/sys/fs/cgroup (at %d) must come after /sys (at %d)", j, i)
+				}
+			},
+		},
+		{
+			name: "a mount of the user's replaces the cgroup mount",
+			config: func(c *runtime.ContainerConfig) {
+				c.Mounts = []*runtime.Mount{{ContainerPath: "/sys/fs/cgroup", HostPath: hostDir}}
+			},
+			check: func(t *testing.T, s *runtimespec.Spec) {
+				if m := mountAt(s, "/sys/fs/cgroup"); m == nil || m.Type != "bind" || m.Source != hostDir {
+					t.Errorf("/sys/fs/cgroup %+v, want the user's bind mount", m)
+				}
+			},
+		},
+		{
+			name: "a mount of the user's at /sys drops the default mounts under it",
+			config: func(c *runtime.ContainerConfig) {
+				c.Mounts = []*runtime.Mount{{ContainerPath: "/sys", HostPath: hostDir}}
+			},
+			check: func(t *testing.T, s *runtimespec.Spec) {
+				if m := mountAt(s, "/sys/fs/cgroup"); m != nil {
+					t.Errorf("/sys/fs/cgroup %+v over the user's /sys", m)
+				}
+				if m := mountAt(s, "/sys"); m == nil || m.Source != hostDir {
+					t.Errorf("/sys %+v", m)
+				}
 			},
 		},
 		// Users, resolved through the image's /etc/passwd and /etc/group.
