@@ -213,11 +213,15 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 	// The record first and then the snapshot, when the spec needs no rootfs (fast_create.go); the
 	// general path otherwise (the first container of an image whose user is looked up in it).
 	var cntr containerd.Container
-	rootfs, spec0, err := r.newContainerRecordFirst(ctx, id, img.Name, snapshotter, img.ChainID, snapOpts,
-		timed(&dSpec, withSpecAndMetadata(specOpts, &meta, &spec, nriCreate.adjust())),
+	recordOpts := []containerd.NewContainerOpts{
 		containerd.WithContainerLabels(labels),
 		containerd.WithRuntime(handler.Type, handler.Options),
-	)
+	}
+	if sb.meta.GroupedShim {
+		recordOpts = append(recordOpts, containerd.WithSandbox(sb.meta.ID)) // shim_grouping.go
+	}
+	rootfs, spec0, err := r.newContainerRecordFirst(ctx, id, img.Name, snapshotter, img.ChainID, snapOpts,
+		append([]containerd.NewContainerOpts{timed(&dSpec, withSpecAndMetadata(specOpts, &meta, &spec, nriCreate.adjust()))}, recordOpts...)...)
 	if err == nil {
 		undo = append(undo, func(cctx context.Context) {
 			if err := r.deleteContainerRecord(cctx, id, snapshotter); err != nil {
@@ -226,13 +230,11 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		})
 	}
 	if errors.Is(err, errNeedsRootfs) {
-		cntr, err = r.client.NewContainer(ctx, id,
+		cntr, err = r.client.NewContainer(ctx, id, append([]containerd.NewContainerOpts{
 			containerd.WithSnapshotter(snapshotter),
 			timed(&dSnap, withSnapshotFrom(id, img.Name, snapshotter, img.ChainID, snapOpts...)),
 			timed(&dSpec, withSpecAndMetadata(specOpts, &meta, &spec, nriCreate.adjust())),
-			containerd.WithContainerLabels(labels),
-			containerd.WithRuntime(handler.Type, handler.Options),
-		)
+		}, recordOpts...)...)
 		if err != nil {
 			// A failed NewContainer may leave the snapshot it prepared.
 			undo = append(undo, func(cctx context.Context) {

@@ -146,6 +146,12 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	if err != nil {
 		return fmt.Errorf("sandbox of the container: %w", err)
 	}
+	// Held until the task is made: a stop waits for it, and no start follows (shim_grouping.go).
+	sb.startMu.RLock()
+	defer sb.startMu.RUnlock()
+	if sb.stopping {
+		return fmt.Errorf("%w %s: %w", errSandboxStopping, sb.meta.ID, errdefs.ErrFailedPrecondition)
+	}
 	if sb.status().State != SandboxStateReady {
 		return fmt.Errorf("sandbox %s is not ready: %w", sb.meta.ID, errdefs.ErrFailedPrecondition)
 	}

@@ -39,6 +39,8 @@ type env struct {
 	bridge  string
 	subnet  string
 	confDir string
+	// ctrdAddress and ctrdState: the test containerd's socket and state dir.
+	ctrdAddress, ctrdState string
 }
 
 func newEnv(t *testing.T, plugins string) *env {
@@ -67,7 +69,7 @@ func newEnv(t *testing.T, plugins string) *env {
 	}
 	n := netSeq.Add(1) + int32(os.Getpid()%50)*4
 	e := &env{t: t, dir: dir, bridge: fmt.Sprintf("cst%d", n), subnet: fmt.Sprintf("10.%d.%d.0/24", 200+n%50, n%250),
-		confDir: filepath.Join(dir, "net.d")}
+		confDir: filepath.Join(dir, "net.d"), ctrdAddress: address, ctrdState: filepath.Join(filepath.Dir(address), "state")}
 	if plugins == "" {
 		plugins = fmt.Sprintf(`{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,"hairpinMode":true,
 			"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]],"routes":[{"dst":"0.0.0.0/0"}]}},

@@ -220,6 +220,22 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		LabelPodUID:       md.GetUid(),
 		LabelAttempt:      strconv.FormatUint(uint64(md.GetAttempt()), 10),
 	}
+	// The record in containerd's sandbox store (shim_grouping.go), while the pause container is
+	// made.
+	var sbRecordDone chan error
+	if groupsShims(handler.Type) {
+		sb.meta.GroupedShim = true
+		sbRecordDone = make(chan error, 1)
+		go func() { sbRecordDone <- r.createSandboxRecord(ctx, id, handler.Type) }()
+		undo = append(undo, func(cctx context.Context) {
+			if err := <-sbRecordDone; err == nil {
+				if err := r.deleteSandboxRecord(cctx, id); err != nil {
+					log.WithError(err).Warn("undo: delete the sandbox record")
+				}
+			}
+			sbRecordDone <- errors.New("undone")
+		})
+	}
 	copyMeta := sb.meta
 	t := time.Now()
 	// The record first and then the snapshot (fast_create.go); the general path when the spec needs
@@ -328,6 +344,15 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		return "", result
 	}
 	result.AddSyncResult(netResult)
+
+	if sbRecordDone != nil {
+		err := <-sbRecordDone
+		sbRecordDone <- err
+		if err != nil {
+			startResult.Fail(ErrRunContainer, fmt.Sprintf("record the sandbox in containerd: %v", err))
+			return "", result
+		}
+	}
 
 	sb.state, sb.pid, sb.netUp = SandboxStateReady, task.Pid(), !hostNet
 	// NRI plugins learn of the pod before it is listed; one that fails the hook fails the pod.

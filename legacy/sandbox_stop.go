@@ -48,6 +48,10 @@ func (r *ContainerdRuntime) stopLocked(ctx context.Context, sb *podSandbox, resu
 	md := sb.config.GetMetadata()
 	fullName := BuildPodFullName(md.GetName(), md.GetNamespace())
 
+	// No container starts from now on (shim_grouping.go); starts under way finish first.
+	sb.startMu.Lock()
+	sb.stopping = true
+	sb.startMu.Unlock()
 	t0 := time.Now()
 	result.AddSyncResult(r.containers().StopPodContainers(ctx, id)...)
 	tContainers := time.Since(t0)
@@ -192,6 +196,11 @@ func (r *ContainerdRuntime) RemovePodSandbox(ctx context.Context, id string) err
 		r.killOrphanShim(sb.meta.ID)
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("load pause container: %w", err)
+	}
+	if sb.meta.GroupedShim {
+		if err := r.deleteSandboxRecord(ctx, sb.meta.ID); err != nil {
+			return fmt.Errorf("delete the sandbox record: %w", err)
+		}
 	}
 	var errs []error
 	errs = append(errs, sandbox.RemoveNetNS(sb.meta.NetNSPath), sb.files.Cleanup())

@@ -29,6 +29,9 @@ type sandboxMetadata struct {
 	// NetworkReady is set once CNI ADD finished; a sandbox without it (and not on the host
 	// network) was half made when the daemon died.
 	NetworkReady bool `json:"network_ready"`
+	// GroupedShim: the sandbox has a record in containerd's sandbox store, and its containers'
+	// records name it (shim_grouping.go).
+	GroupedShim bool `json:"grouped_shim,omitempty"`
 }
 
 func init() {
@@ -43,6 +46,12 @@ type podSandbox struct {
 	meta   sandboxMetadata
 	config *runtime.PodSandboxConfig
 	files  sandbox.Files
+
+	// startMu is held (read) by each StartContainer while it makes its task, and (write) while
+	// the sandbox is marked stopping: no task is made in a sandbox being stopped, which must
+	// delete its pause task after all the others (shim_grouping.go).
+	startMu  sync.RWMutex
+	stopping bool
 
 	mu       sync.RWMutex
 	state    SandboxState
