@@ -220,21 +220,8 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		LabelPodUID:       md.GetUid(),
 		LabelAttempt:      strconv.FormatUint(uint64(md.GetAttempt()), 10),
 	}
-	// The record in containerd's sandbox store (shim_grouping.go), while the pause container is
-	// made.
-	var sbRecordDone chan error
 	if groupsShims(handler.Type) {
-		sb.meta.GroupedShim = true
-		sbRecordDone = make(chan error, 1)
-		go func() { sbRecordDone <- r.createSandboxRecord(ctx, id, handler.Type) }()
-		undo = append(undo, func(cctx context.Context) {
-			if err := <-sbRecordDone; err == nil {
-				if err := r.deleteSandboxRecord(cctx, id); err != nil {
-					log.WithError(err).Warn("undo: delete the sandbox record")
-				}
-			}
-			sbRecordDone <- errors.New("undone")
-		})
+		sb.meta.GroupedShim = true // shim_grouping.go
 	}
 	copyMeta := sb.meta
 	t := time.Now()
@@ -270,6 +257,21 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		}
 	})
 	tContainer = time.Since(t)
+	// The record in containerd's sandbox store (shim_grouping.go), while the pause task is made
+	// (not with the container record: containerd's metadata writes are serialized).
+	var sbRecordDone chan error
+	if sb.meta.GroupedShim {
+		sbRecordDone = make(chan error, 1)
+		go func() { sbRecordDone <- r.createSandboxRecord(ctx, id, handler.Type) }()
+		undo = append(undo, func(cctx context.Context) {
+			if err := <-sbRecordDone; err == nil {
+				if err := r.deleteSandboxRecord(cctx, id); err != nil {
+					log.WithError(err).Warn("undo: delete the sandbox record")
+				}
+			}
+			sbRecordDone <- errors.New("undone")
+		})
+	}
 	// The spec for the verbose status (spec_file.go).
 	if container != nil {
 		saveSpecFile(ctx, rootDir, container)
