@@ -49,9 +49,9 @@ func (r *ContainerdRuntime) ExecSync(ctx context.Context, id string, cmd []strin
 		return nil, err
 	}
 	c.mu.RLock()
-	state, task := c.state, c.task
+	state := c.state
 	c.mu.RUnlock()
-	if state != ContainerStateRunning || task == nil {
+	if state != ContainerStateRunning {
 		return nil, fmt.Errorf("container %s is %s, not running: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
 	}
 	ctx = r.withNS(ctx)
@@ -60,6 +60,13 @@ func (r *ContainerdRuntime) ExecSync(ctx context.Context, id string, cmd []strin
 		return nil, err
 	}
 	spec, err := cntr.Spec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	task, err := cntr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("container %s is not running: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
+	}
 	if err != nil {
 		return nil, err
 	}

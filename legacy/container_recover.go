@@ -150,18 +150,18 @@ func (r *ContainerdRuntime) loadPodContainer(ctx context.Context, cntr container
 		if err != nil {
 			logrus.WithError(err).WithField("container", meta.ID).Warn("reopen container stdio")
 		}
-		c.state, c.pid, c.task, c.io = ContainerStateRunning, task.Pid(), task, ctrIO
+		c.state, c.pid, c.io = ContainerStateRunning, task.Pid(), ctrIO
 		if c.rec.StartedAt.IsZero() {
 			c.rec.StartedAt = time.Now()
 		}
-		r.monitorContainer(c, task, nil) // the exit monitor's reconciliation finds an exit meanwhile
+		r.monitorContainer(c, task.Pid()) // the exit monitor's reconciliation finds an exit meanwhile
 	case containerd.Stopped:
 		// Exited while the daemon was away.
 		if c.rec.StartedAt.IsZero() {
 			c.rec.StartedAt = status.ExitTime
 		}
 		c.state = ContainerStateRunning // handleContainerExit moves it to exited
-		r.handleContainerExit(c, task, status.ExitStatus, status.ExitTime)
+		r.handleContainerExit(c, true, status.ExitStatus, status.ExitTime)
 	default:
 		// Created but never started (the daemon died during StartContainer).
 		_, _ = task.Delete(ctx, containerd.WithProcessKill)

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/containerd/api/services/tasks/v1"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -158,7 +160,7 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	ctx = r.withNS(ctx)
 	log := logrus.WithField("container", c.meta.ID)
 
-	var task containerd.Task
+	taskMade := false
 	defer func() {
 		if retErr == nil {
 			return
@@ -166,8 +168,8 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		// A container that failed to start is exited, with the reason.
 		cctx, cancel := withoutCancel(ctx, cleanupTimeout)
 		defer cancel()
-		if task != nil {
-			if _, err := task.Delete(cctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		if taskMade {
+			if err := r.killDeleteTask(cctx, c.meta.ID); err != nil {
 				log.WithError(err).Warn("undo: delete task")
 			}
 		}
@@ -201,9 +203,11 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		return err
 	}
 	t0 := time.Now()
+	var pid uint32
+	var task containerd.Task // only for a restore: the client's handle starts it
 	if c.rootfs != nil && len(restoreOpts) == 0 {
 		// Created by this daemon: one Create call with the rootfs mounts kept from create.
-		task, err = r.createTask(ctx, c.meta.ID, c.rootfs, ctrIO.dio)
+		pid, err = r.createTask(ctx, c.meta.ID, c.rootfs, ctrIO.dio)
 	} else {
 		cntr := c.cntr
 		if cntr == nil {
@@ -212,18 +216,28 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 			}
 		}
 		task, err = cntr.NewTask(ctx, func(string) (cio.IO, error) { return ctrIO.dio, nil }, restoreOpts...)
+		if err == nil {
+			pid = task.Pid()
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("create task: %w", restoreError(c, err))
 	}
+	taskMade = true
 	c.rootfs, c.cntr = nil, nil // not needed any more
 	dTask := time.Since(t0)
 	defer r.nriBlockSync().Unblock()
-	if err := r.nriStartContainerBlocked(ctx, c, task.Pid()); err != nil {
+	if err := r.nriStartContainerBlocked(ctx, c, pid); err != nil {
 		return err
 	}
 	tStart := time.Now()
-	if err := task.Start(ctx); err != nil {
+	if task != nil {
+		err = task.Start(ctx)
+		pid = task.Pid()
+	} else {
+		pid, err = r.startTask(ctx, c.meta.ID)
+	}
+	if err != nil {
 		return fmt.Errorf("start task: %w", restoreError(c, err))
 	}
 	if len(restoreOpts) > 0 {
@@ -231,55 +245,26 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	}
 	dStart := time.Since(tStart)
 	c.mu.Lock()
-	c.state, c.pid, c.task = ContainerStateRunning, task.Pid(), task
+	c.state, c.pid = ContainerStateRunning, pid
 	c.rec.StartedAt = time.Now()
 	c.mu.Unlock()
 	tRec := time.Now()
 	r.saveStartedRecord(c)
 	dRec := time.Since(tRec)
 	r.emitContainerEvent(ContainerEventStarted, c)
-	r.monitorContainer(c, task, nil) // its Wait returns the exit status even if the task exited already
+	r.monitorContainer(c, pid)
 	r.nriPostStartContainerBlocked(ctx, c)
-	log.WithFields(logrus.Fields{"pid": task.Pid(), "io": dOpen, "task": dTask, "start": dStart, "record": dRec,
+	log.WithFields(logrus.Fields{"pid": pid, "io": dOpen, "task": dTask, "start": dStart, "record": dRec,
 		"total": time.Since(tOpen)}).Debug("container started")
 	return nil
 }
 
-// monitorContainer records the container's exit when its task exits. With exitCh nil (the
-// usual case) the exit comes from the runtime's exit monitor (one event subscription for all
-// tasks, exit_monitor.go); otherwise from exitCh, a task.Wait of the caller's.
-func (r *ContainerdRuntime) monitorContainer(c *podContainer, task containerd.Task, exitCh <-chan containerd.ExitStatus) {
-	if exitCh == nil {
-		r.exitMonitor().watch(c.meta.ID, task.Pid(), func(code uint32, at time.Time, found bool) {
-			t := task
-			if !found {
-				t = nil // gone already
-			}
-			r.handleContainerExit(c, t, code, at)
-		})
-		return
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		select {
-		case st := <-exitCh:
-			if st.Error() != nil {
-				if r.bg.Err() == nil {
-					r.rewatchContainer(c, task)
-				}
-				return
-			}
-			r.handleContainerExit(c, task, st.ExitCode(), st.ExitTime())
-		case <-r.bg.Done():
-		}
-	}()
-}
-
-// rewatchContainer watches the task again after a wait of its own failed (containerd
-// restarted): the exit monitor's reconciliation finds an exit that happened meanwhile.
-func (r *ContainerdRuntime) rewatchContainer(c *podContainer, task containerd.Task) {
-	r.monitorContainer(c, task, nil)
+// monitorContainer records the container's exit when its task (of process pid) exits: the exit
+// comes from the runtime's exit monitor (one event subscription for all tasks, exit_monitor.go).
+func (r *ContainerdRuntime) monitorContainer(c *podContainer, pid uint32) {
+	r.exitMonitor().watch(c.meta.ID, pid, func(code uint32, at time.Time, found bool) {
+		r.handleContainerExit(c, found, code, at)
+	})
 }
 
 // handleContainerExit records the exit: code, time, reason (OOMKilled, Completed, Error) and the
@@ -287,7 +272,8 @@ func (r *ContainerdRuntime) rewatchContainer(c *podContainer, task containerd.Ta
 // The task is deleted while the output drains, and the exit is recorded (c.exited closed, which
 // StopContainer waits for) as soon as the output is in the log, without waiting for the deletion
 // (the shim's runc delete takes tens of milliseconds); c.taskGone is closed once it is over.
-func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd.Task, code uint32, at time.Time) {
+// With taskThere false the task is gone already.
+func (r *ContainerdRuntime) handleContainerExit(c *podContainer, taskThere bool, code uint32, at time.Time) {
 	t0 := time.Now()
 	oom := cgroupOOMKilled(c.meta.CgroupsPath)
 	deleted := make(chan struct{})
@@ -296,12 +282,12 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd
 		c.taskGone = deleted
 	}
 	c.mu.Unlock()
-	if task != nil {
+	if taskThere {
 		go func() {
 			defer close(deleted)
-			ctx, cancel := context.WithTimeout(r.bg, cleanupTimeout)
+			ctx, cancel := context.WithTimeout(r.withNS(r.bg), cleanupTimeout)
 			defer cancel()
-			if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			if err := r.deleteExitedTask(ctx, c.meta.ID); err != nil {
 				logrus.WithError(err).WithField("container", c.meta.ID).Warn("delete exited task")
 			}
 		}()
@@ -326,7 +312,7 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, task containerd
 	if c.state == ContainerStateExited {
 		return
 	}
-	c.state, c.pid, c.task = ContainerStateExited, 0, nil
+	c.state, c.pid = ContainerStateExited, 0
 	c.rec.FinishedAt = at
 	c.rec.ExitCode = int32(code)
 	switch {
@@ -397,11 +383,23 @@ func cgroupOOMKilled(cgroupsPath string) bool {
 }
 
 // signalTask sends sig to the task's process; a task that is gone is no error.
-func signalTask(ctx context.Context, task containerd.Task, sig syscall.Signal) error {
-	if err := task.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
+func (r *ContainerdRuntime) signalTask(ctx context.Context, id string, sig syscall.Signal) error {
+	_, err := r.client.TaskService().Kill(ctx, &tasks.KillRequest{ContainerID: id, Signal: uint32(sig)})
+	if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
 		return err
 	}
 	return nil
+}
+
+// waitTask returns a channel closed when the task of id has exited, is gone, or ctx ended: a
+// wait by id, without a handle of containerd's client (fast_create.go, createTask).
+func (r *ContainerdRuntime) waitTask(ctx context.Context, id string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = r.client.TaskService().Wait(ctx, &tasks.WaitRequest{ContainerID: id})
+	}()
+	return done
 }
 
 // logDirOf is the sandbox log directory of a container's log file at path, created as

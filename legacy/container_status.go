@@ -192,11 +192,12 @@ func (r *ContainerdRuntime) UpdateContainerResources(ctx context.Context, id str
 		return fmt.Errorf("update container spec: %w", err)
 	}
 	writeSpecFile(c.rootDir, specJSON, false) // the verbose status's copy (spec_file.go)
-	c.mu.RLock()
-	task := c.task
-	c.mu.RUnlock()
-	if state == ContainerStateRunning && task != nil {
-		if err := task.Update(ctx, containerd.WithResources(spec.Linux.Resources)); err != nil {
+	if state == ContainerStateRunning {
+		task, err := r.loadTask(ctx, c.meta.ID)
+		if err == nil {
+			err = task.Update(ctx, containerd.WithResources(spec.Linux.Resources))
+		}
+		if err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("update the running container's resources: %w", err)
 		}
 	}

@@ -31,21 +31,17 @@ func (r *ContainerdRuntime) StopContainer(ctx context.Context, id string, timeou
 
 func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, timeout time.Duration) error {
 	c.mu.RLock()
-	state, task := c.state, c.task
+	state := c.state
 	c.mu.RUnlock()
-	if state != ContainerStateRunning || task == nil {
+	if state != ContainerStateRunning {
 		return nil
 	}
 	log := logrus.WithField("container", c.meta.ID)
 	// A wait of our own, besides the monitor's: it also ends when the task is gone already (the
 	// runtime was closed, or another daemon deleted it).
-	waitCh, err := task.Wait(ctx)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return r.afterTaskExit(c)
-		}
-		return fmt.Errorf("%w: wait: %w", ErrKillContainer, err)
-	}
+	wctx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	waitCh := r.waitTask(wctx, c.meta.ID)
 	if timeout > 0 {
 		sig := syscall.SIGTERM
 		if c.meta.StopSignal != "" {
@@ -55,13 +51,16 @@ func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, 
 				log.WithError(err).Warn("unknown stop signal; using SIGTERM")
 			}
 		}
-		if err := signalTask(ctx, task, sig); err != nil {
+		if err := r.signalTask(ctx, c.meta.ID, sig); err != nil {
 			return fmt.Errorf("%w: signal %v: %w", ErrKillContainer, sig, err)
 		}
 		select {
 		case <-c.exited:
 			return nil
 		case <-waitCh:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return r.afterTaskExit(c)
 		case <-time.After(timeout):
 			log.WithField("timeout", timeout).Debug("container did not stop in time; killing it")
@@ -69,13 +68,16 @@ func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, 
 			return ctx.Err()
 		}
 	}
-	if err := signalTask(ctx, task, syscall.SIGKILL); err != nil {
+	if err := r.signalTask(ctx, c.meta.ID, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("%w: SIGKILL: %w", ErrKillContainer, err)
 	}
 	select {
 	case <-c.exited:
 		return nil
 	case <-waitCh:
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return r.afterTaskExit(c)
 	case <-ctx.Done():
 		return ctx.Err()

@@ -91,7 +91,6 @@ type podContainer struct {
 	rec       containerRecord
 	resources *runtime.LinuxContainerResources
 	pid       uint32
-	task      containerd.Task
 	io        *containerIO
 	oomKilled bool
 	removing  bool

@@ -107,8 +107,12 @@ func (r *ContainerdRuntime) deleteContainerRecord(ctx context.Context, id, snaps
 	return errors.Join(errC, errS)
 }
 
-// createTask creates container id's task with the given rootfs mounts and stdio, and returns it.
-func (r *ContainerdRuntime) createTask(ctx context.Context, id string, rootfs []mount.Mount, io cio.IO) (containerd.Task, error) {
+// createTask creates container id's task with the given rootfs mounts and stdio, and returns its
+// pid. No handle of containerd's client is made for it (that would take two more round trips, a
+// container Get and a task Get, and keep the container's record, spec included, in memory for as
+// long as the task lives): the hot paths go through the task service by id (startTask,
+// deleteExitedTask), the others load a handle when they need one (loadTask).
+func (r *ContainerdRuntime) createTask(ctx context.Context, id string, rootfs []mount.Mount, io cio.IO) (uint32, error) {
 	cfg := io.Config()
 	req := &tasks.CreateTaskRequest{
 		ContainerID: id,
@@ -120,27 +124,50 @@ func (r *ContainerdRuntime) createTask(ctx context.Context, id string, rootfs []
 	for _, m := range rootfs {
 		req.Rootfs = append(req.Rootfs, &types.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
 	}
-	if _, err := r.client.TaskService().Create(ctx, req); err != nil {
-		return nil, errgrpc.ToNative(err)
-	}
-	cntr, err := r.client.LoadContainer(ctx, id)
+	resp, err := r.client.TaskService().Create(ctx, req)
 	if err != nil {
-		return nil, r.undoTask(ctx, id, err)
+		return 0, errgrpc.ToNative(err)
 	}
-	task, err := cntr.Task(ctx, nil)
-	if err != nil {
-		return nil, r.undoTask(ctx, id, err)
-	}
-	return task, nil
+	return resp.Pid, nil
 }
 
-// undoTask deletes the task of id created by createTask when it could not be read back.
-func (r *ContainerdRuntime) undoTask(ctx context.Context, id string, err error) error {
-	cctx, cancel := withoutCancel(ctx, cleanupTimeout)
-	defer cancel()
-	_, _ = r.client.TaskService().Kill(cctx, &tasks.KillRequest{ContainerID: id, Signal: 9, All: true})
-	_, _ = r.client.TaskService().Delete(cctx, &tasks.DeleteTaskRequest{ContainerID: id})
-	return fmt.Errorf("read the created task: %w", err)
+// startTask starts the created task of id and returns its pid.
+func (r *ContainerdRuntime) startTask(ctx context.Context, id string) (uint32, error) {
+	resp, err := r.client.TaskService().Start(ctx, &tasks.StartRequest{ContainerID: id})
+	if err != nil {
+		return 0, errgrpc.ToNative(err)
+	}
+	return resp.Pid, nil
+}
+
+// killDeleteTask kills the task of id (its process, and the others of its cgroup) and deletes it
+// once it exited; no task is fine. For the undo of a failed start: not a hot path.
+func (r *ContainerdRuntime) killDeleteTask(ctx context.Context, id string) error {
+	task, err := r.loadTask(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// deleteExitedTask deletes the task of id, whose process exited; no task is fine. One round trip
+// (the client's Task.Delete asks for the status first).
+func (r *ContainerdRuntime) deleteExitedTask(ctx context.Context, id string) error {
+	_, err := r.client.TaskService().Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: id})
+	err = errgrpc.ToNative(err)
+	if errdefs.IsFailedPrecondition(err) {
+		return r.killDeleteTask(ctx, id) // still there after all: kill it first
+	}
+	if err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
 }
 
 // userLookup is the outcome of resolving a user (and its groups) in an image's /etc/passwd and

@@ -301,24 +301,24 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	}
 	undo = append(undo, func(context.Context) { recordErr() })
 	t = time.Now()
-	var task containerd.Task
 	if container == nil {
 		nullIO, _ := cio.NullIO(id)
-		task, err = r.createTask(ctx, id, rootfs, nullIO)
+		_, err = r.createTask(ctx, id, rootfs, nullIO)
 	} else {
-		task, err = container.NewTask(ctx, cio.NullIO)
+		_, err = container.NewTask(ctx, cio.NullIO)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("create pause task: %w", err))
 	}
 	undo = append(undo, func(cctx context.Context) {
-		if _, err := task.Delete(cctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		if err := r.killDeleteTask(cctx, id); err != nil {
 			log.WithError(err).Warn("undo: delete pause task")
 		}
 	})
 	tTask = time.Since(t)
 	t = time.Now()
-	if err := task.Start(ctx); err != nil {
+	pausePid, err := r.startTask(ctx, id)
+	if err != nil {
 		return fail(fmt.Errorf("start pause task: %w", err))
 	}
 	result.AddSyncResult(startResult)
@@ -356,7 +356,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		}
 	}
 
-	sb.state, sb.pid, sb.netUp = SandboxStateReady, task.Pid(), !hostNet
+	sb.state, sb.pid, sb.netUp = SandboxStateReady, pausePid, !hostNet
 	// NRI plugins learn of the pod before it is listed; one that fails the hook fails the pod.
 	defer r.nriBlockSync().Unblock()
 	if err := r.nriRunPodSandboxBlocked(ctx, sb); err != nil {

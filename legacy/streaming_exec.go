@@ -39,7 +39,7 @@ func (r *ContainerdRuntime) ExecInContainer(ctx context.Context, id string, cmd 
 	if len(cmd) == 0 {
 		return fmt.Errorf("exec: empty command: %w", errdefs.ErrInvalidArgument)
 	}
-	c, task, err := r.runningContainer(id)
+	c, task, err := r.runningContainer(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -186,16 +186,26 @@ func (r *ContainerdRuntime) RunInContainer(ctx context.Context, id string, cmd [
 
 // runningContainer returns the container id (or unique prefix) and its task when it runs:
 // NotFound for an unknown container, FailedPrecondition for one that does not run.
-func (r *ContainerdRuntime) runningContainer(id string) (*podContainer, containerd.Task, error) {
+func (r *ContainerdRuntime) runningContainer(ctx context.Context, id string) (*podContainer, containerd.Task, error) {
 	c, err := r.ctrs().store.get(id)
 	if err != nil {
 		return nil, nil, err
 	}
 	c.mu.RLock()
-	state, task := c.state, c.task
+	state := c.state
 	c.mu.RUnlock()
-	if state != ContainerStateRunning || task == nil {
-		return nil, nil, fmt.Errorf("container %s is %s, not running: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
+	notRunning := func() error {
+		return fmt.Errorf("container %s is %s, not running: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
+	}
+	if state != ContainerStateRunning {
+		return nil, nil, notRunning()
+	}
+	task, err := r.loadTask(r.withNS(ctx), c.meta.ID)
+	if errdefs.IsNotFound(err) {
+		return nil, nil, notRunning()
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	return c, task, nil
 }

@@ -165,7 +165,10 @@ func TestStreaming(t *testing.T) {
 	})
 
 	t.Run("client that goes away", func(t *testing.T) {
-		task := e.rt.ctrs().store.byID[sleeper].task
+		task, err := e.rt.loadTask(e.rt.withNS(ctx), sleeper)
+		if err != nil {
+			t.Fatal(err)
+		}
 		before := goruntime.NumGoroutine()
 		for _, proto := range []string{"", "v4.channel.k8s.io", "v5.channel.k8s.io"} {
 			resp, err := s.GetExec(&runtime.ExecRequest{ContainerId: sleeper, Cmd: []string{"sh", "-c", "echo started; exec sleep 100001"}, Stdout: true, Stdin: true})
