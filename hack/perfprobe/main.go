@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -24,7 +25,9 @@ func main() {
 	n := flag.Int("n", 200, "calls measured per list or status operation")
 	sn := flag.Int("stats-n", 20, "ListContainerStats calls measured")
 	ops := flag.String("ops", "lc,lp,lcs,cs,csv,ps,psv", "operations, in order: lc ListContainers, lp ListPodSandbox, "+
-		"lcs ListContainerStats, cs/csv ContainerStatus (verbose), ps/psv PodSandboxStatus (verbose)")
+		"lcs ListContainerStats, cs/csv ContainerStatus (verbose), ps/psv PodSandboxStatus (verbose), "+
+		"v Version (the round trip with an empty answer: the floor of any call), "+
+		"dec (no call: the client's decoding alone of one ListContainers, ListPodSandbox and ListContainerStats answer)")
 	sleep := flag.Duration("sleep", 0, "pause between calls")
 	flag.Parse()
 	conn, err := grpc.NewClient("passthrough:///"+strings.TrimPrefix(*ep, "unix://"),
@@ -81,6 +84,35 @@ func main() {
 				_, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: lc.Containers[k%len(lc.Containers)].Id, Verbose: op == "csv"})
 				return err
 			})
+		case "v":
+			run("Version", *n, func() error { _, err := rt.Version(ctx, &runtimeapi.VersionRequest{}); return err })
+		case "dec":
+			lp, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+			if err != nil {
+				fmt.Println("dec error", err)
+				continue
+			}
+			lcs, err := rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{})
+			if err != nil {
+				fmt.Println("dec error", err)
+				continue
+			}
+			for _, m := range []struct {
+				name string
+				msg  proto.Message
+				dst  func() proto.Message
+			}{
+				{"decode ListContainers", lc, func() proto.Message { return &runtimeapi.ListContainersResponse{} }},
+				{"decode ListPodSandbox", lp, func() proto.Message { return &runtimeapi.ListPodSandboxResponse{} }},
+				{"decode ListContainerStats", lcs, func() proto.Message { return &runtimeapi.ListContainerStatsResponse{} }},
+			} {
+				b, err := proto.Marshal(m.msg)
+				if err != nil {
+					fmt.Println("dec error", err)
+					continue
+				}
+				run(fmt.Sprintf("%s (%d KB)", m.name, len(b)/1024), *n, func() error { return proto.Unmarshal(b, m.dst()) })
+			}
 		case "ps", "psv":
 			run("PodSandboxStatus "+op, *n, func() error {
 				k++
