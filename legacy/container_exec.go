@@ -44,29 +44,12 @@ func (r *ContainerdRuntime) ExecSync(ctx context.Context, id string, cmd []strin
 	if len(cmd) == 0 {
 		return nil, fmt.Errorf("exec: empty command: %w", errdefs.ErrInvalidArgument)
 	}
-	c, err := r.ctrs().store.get(id)
+	c, cntr, task, err := r.runningContainer(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	c.mu.RLock()
-	state := c.state
-	c.mu.RUnlock()
-	if state != ContainerStateRunning {
-		return nil, fmt.Errorf("container %s is %s, not running: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
 	}
 	ctx = r.withNS(ctx)
-	cntr, err := r.loadContainer(ctx, c.meta.ID)
-	if err != nil {
-		return nil, err
-	}
 	spec, err := cntr.Spec(ctx)
-	if err != nil {
-		return nil, err
-	}
-	task, err := cntr.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return nil, fmt.Errorf("container %s is not running: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
-	}
 	if err != nil {
 		return nil, err
 	}

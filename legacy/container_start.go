@@ -11,15 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/containerd/cgroups/v3"
-	"github.com/containerd/containerd/api/services/tasks/v1"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -380,26 +377,6 @@ func cgroupOOMKilled(cgroupsPath string) bool {
 		}
 	}
 	return false
-}
-
-// signalTask sends sig to the task's process; a task that is gone is no error.
-func (r *ContainerdRuntime) signalTask(ctx context.Context, id string, sig syscall.Signal) error {
-	_, err := r.client.TaskService().Kill(ctx, &tasks.KillRequest{ContainerID: id, Signal: uint32(sig)})
-	if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
-		return err
-	}
-	return nil
-}
-
-// waitTask returns a channel closed when the task of id has exited, is gone, or ctx ended: a
-// wait by id, without a handle of containerd's client (fast_create.go, createTask).
-func (r *ContainerdRuntime) waitTask(ctx context.Context, id string) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = r.client.TaskService().Wait(ctx, &tasks.WaitRequest{ContainerID: id})
-	}()
-	return done
 }
 
 // logDirOf is the sandbox log directory of a container's log file at path, created as

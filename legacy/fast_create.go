@@ -6,16 +6,12 @@ import (
 	"fmt"
 	"sync"
 
-	tasks "github.com/containerd/containerd/api/services/tasks/v1"
-	"github.com/containerd/containerd/api/types"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/errdefs/pkg/errgrpc"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -105,69 +101,6 @@ func (r *ContainerdRuntime) deleteContainerRecord(ctx context.Context, id, snaps
 		errS = nil
 	}
 	return errors.Join(errC, errS)
-}
-
-// createTask creates container id's task with the given rootfs mounts and stdio, and returns its
-// pid. No handle of containerd's client is made for it (that would take two more round trips, a
-// container Get and a task Get, and keep the container's record, spec included, in memory for as
-// long as the task lives): the hot paths go through the task service by id (startTask,
-// deleteExitedTask), the others load a handle when they need one (loadTask).
-func (r *ContainerdRuntime) createTask(ctx context.Context, id string, rootfs []mount.Mount, io cio.IO) (uint32, error) {
-	cfg := io.Config()
-	req := &tasks.CreateTaskRequest{
-		ContainerID: id,
-		Terminal:    cfg.Terminal,
-		Stdin:       cfg.Stdin,
-		Stdout:      cfg.Stdout,
-		Stderr:      cfg.Stderr,
-	}
-	for _, m := range rootfs {
-		req.Rootfs = append(req.Rootfs, &types.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
-	}
-	resp, err := r.client.TaskService().Create(ctx, req)
-	if err != nil {
-		return 0, errgrpc.ToNative(err)
-	}
-	return resp.Pid, nil
-}
-
-// startTask starts the created task of id and returns its pid.
-func (r *ContainerdRuntime) startTask(ctx context.Context, id string) (uint32, error) {
-	resp, err := r.client.TaskService().Start(ctx, &tasks.StartRequest{ContainerID: id})
-	if err != nil {
-		return 0, errgrpc.ToNative(err)
-	}
-	return resp.Pid, nil
-}
-
-// killDeleteTask kills the task of id (its process, and the others of its cgroup) and deletes it
-// once it exited; no task is fine. For the undo of a failed start: not a hot path.
-func (r *ContainerdRuntime) killDeleteTask(ctx context.Context, id string) error {
-	task, err := r.loadTask(ctx, id)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-		return err
-	}
-	return nil
-}
-
-// deleteExitedTask deletes the task of id, whose process exited; no task is fine. One round trip
-// (the client's Task.Delete asks for the status first).
-func (r *ContainerdRuntime) deleteExitedTask(ctx context.Context, id string) error {
-	_, err := r.client.TaskService().Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: id})
-	err = errgrpc.ToNative(err)
-	if errdefs.IsFailedPrecondition(err) {
-		return r.killDeleteTask(ctx, id) // still there after all: kill it first
-	}
-	if err != nil && !errdefs.IsNotFound(err) {
-		return err
-	}
-	return nil
 }
 
 // userLookup is the outcome of resolving a user (and its groups) in an image's /etc/passwd and

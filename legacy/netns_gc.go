@@ -54,9 +54,7 @@ func (r *ContainerdRuntime) CleanStaleNetNS(minAge time.Duration) ([]string, err
 			continue // no pending DEL: recover or RemovePodSandbox owns this dir
 		}
 		if r.releaseUnknownSandboxNetwork(ctx, e.Name()) {
-			p := r.SandboxStateDir(e.Name())
-			_ = sandbox.Files{Shm: filepath.Join(p, "shm"), Userns: filepath.Join(p, "userns")}.Cleanup()
-			errs = append(errs, os.RemoveAll(p), os.RemoveAll(r.SandboxRootDir(e.Name())))
+			errs = append(errs, r.removeSandboxDirs(e.Name(), false))
 		}
 	}
 	var removed []string
@@ -74,4 +72,16 @@ func (r *ContainerdRuntime) CleanStaleNetNS(minAge time.Duration) ([]string, err
 		logrus.WithField("netns", path).Info("removed a stale network namespace")
 	}
 	return removed, errors.Join(errs...)
+}
+
+// removeSandboxDirs unmounts what sandbox id, which no record names, left in its dirs (its
+// /dev/shm, its pinned user namespace) and removes its root dir, and its state dir unless
+// keepState (a CNI journal whose DEL is still to be done, network_journal.go).
+func (r *ContainerdRuntime) removeSandboxDirs(id string, keepState bool) error {
+	rootDir, stateDir := r.SandboxRootDir(id), r.SandboxStateDir(id)
+	errs := []error{sandbox.PodFiles(rootDir, stateDir, false).Cleanup(), os.RemoveAll(rootDir)}
+	if !keepState {
+		errs = append(errs, os.RemoveAll(stateDir))
+	}
+	return errors.Join(errs...)
 }

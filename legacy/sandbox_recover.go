@@ -58,30 +58,19 @@ func (r *ContainerdRuntime) recover(ctx context.Context) error {
 			}
 		}
 	}
+	unknown := map[string]bool{}
 	for _, dir := range []string{r.netnsDir(), r.sandboxesRoot(), r.sandboxesState()} {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
+		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			if known[e.Name()] {
-				continue
+			if !known[e.Name()] {
+				unknown[e.Name()] = true
 			}
-			p := filepath.Join(dir, e.Name())
-			logrus.WithField("path", p).Info("removing what is left of an unknown sandbox")
-			if dir == r.netnsDir() {
-				if err := sandbox.RemoveNetNS(p); err != nil {
-					logrus.WithError(err).Warn("remove stale netns")
-				}
-				continue
-			}
-			if dir == r.sandboxesState() {
-				_ = sandbox.Files{Shm: filepath.Join(p, "shm"), Userns: filepath.Join(p, "userns")}.Cleanup()
-				if unreleased[e.Name()] {
-					continue
-				}
-			}
-			os.RemoveAll(p)
+		}
+	}
+	for id := range unknown {
+		logrus.WithField("sandbox", id).Info("removing what is left of an unknown sandbox")
+		if err := errors.Join(sandbox.RemoveNetNS(filepath.Join(r.netnsDir(), id)), r.removeSandboxDirs(id, unreleased[id])); err != nil {
+			logrus.WithError(err).WithField("sandbox", id).Warn("remove what is left of an unknown sandbox")
 		}
 	}
 	logrus.WithField("sandboxes", len(known)).Debug("sandbox store rebuilt")

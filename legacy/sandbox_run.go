@@ -25,6 +25,34 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// background is the outcome of a function run in a goroutine of its own; wait returns it, to any
+// number of callers.
+type background[T any] struct {
+	done chan struct{}
+	v    T
+}
+
+func inBackground[T any](f func() T) *background[T] {
+	b := &background[T]{done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		b.v = f()
+	}()
+	return b
+}
+
+// ready is a background outcome known already.
+func ready[T any](v T) *background[T] {
+	b := &background[T]{done: make(chan struct{}), v: v}
+	close(b.done)
+	return b
+}
+
+func (b *background[T]) wait() T {
+	<-b.done
+	return b.v
+}
+
 // cleanupTimeout bounds the undo of a failed operation, which runs even when the request's context
 // is cancelled.
 const cleanupTimeout = time.Minute
@@ -120,20 +148,14 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		os.RemoveAll(stateDir)
 	})
 	// The pod's files are written while the network namespace and the container are made.
-	filesDone := make(chan error, 1)
-	go func() {
+	files := inBackground(func() error {
 		t := time.Now()
 		err := sb.files.Write(config, r.opts.ShmSize)
 		tFiles = time.Since(t)
-		filesDone <- err
-	}()
-	filesErr := func() error {
-		err := <-filesDone
-		filesDone <- err
 		return err
-	}
+	})
 	// The undo of the files must not run before their writing is over.
-	undo = append(undo, func(context.Context) { filesErr() })
+	undo = append(undo, func(context.Context) { files.wait() })
 
 	snapshotter := handler.Snapshotter
 	if snapshotter == "" {
@@ -146,10 +168,8 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		res *sandbox.NetworkResult
 		err error
 	}
-	netDone := make(chan netOutcome, 1)
-	if hostNet {
-		netDone <- netOutcome{}
-	} else {
+	network := ready(netOutcome{}) // the host's network
+	if !hostNet {
 		t := time.Now()
 		nsPath, err := r.newPodNetNS(id, userns, sb.files)
 		tNetNS = time.Since(t)
@@ -164,12 +184,12 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 				log.WithError(err).Warn("undo: remove netns")
 			}
 		})
-		go func() {
+		network = inBackground(func() netOutcome {
 			t := time.Now()
 			res, err := r.setupPodNetwork(ctx, id, nsPath, rawConfig, config)
 			tCNI = time.Since(t)
-			netDone <- netOutcome{res, err}
-		}()
+			return netOutcome{res, err}
+		})
 		// Whatever CNI ADD did, partly or wholly, DEL takes back (after the ADD has returned).
 		undo = append(undo, func(cctx context.Context) {
 			if err := r.net.Teardown(cctx, id, nsPath, config); err != nil {
@@ -177,19 +197,14 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 			}
 		})
 	}
-	waitNet := func() netOutcome {
-		o := <-netDone
-		netDone <- o // keep it for the next reader
-		return o
-	}
 	// The CNI goroutine must have returned before any undo runs.
-	undo = append(undo, func(context.Context) { waitNet() })
+	undo = append(undo, func(context.Context) { network.wait() })
 
 	startResult := NewSyncResult(StartContainer, fullName)
 	fail := func(err error) (string, PodSyncResult) {
 		startResult.Fail(ErrRunContainer, err.Error())
 		result.AddSyncResult(startResult)
-		if o := waitNet(); o.err != nil {
+		if o := network.wait(); o.err != nil {
 			netResult.Fail(ErrSetupNetwork, o.err.Error())
 		}
 		result.AddSyncResult(netResult)
@@ -259,17 +274,15 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	tContainer = time.Since(t)
 	// The record in containerd's sandbox store (shim_grouping.go), while the pause task is made
 	// (not with the container record: containerd's metadata writes are serialized).
-	var sbRecordDone chan error
+	var sbRecord *background[error]
 	if sb.meta.GroupedShim {
-		sbRecordDone = make(chan error, 1)
-		go func() { sbRecordDone <- r.createSandboxRecord(ctx, id, handler.Type) }()
+		sbRecord = inBackground(func() error { return r.createSandboxRecord(ctx, id, handler.Type) })
 		undo = append(undo, func(cctx context.Context) {
-			if err := <-sbRecordDone; err == nil {
+			if sbRecord.wait() == nil {
 				if err := r.deleteSandboxRecord(cctx, id); err != nil {
 					log.WithError(err).Warn("undo: delete the sandbox record")
 				}
 			}
-			sbRecordDone <- errors.New("undone")
 		})
 	}
 	// The spec for the verbose status (spec_file.go).
@@ -280,26 +293,19 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	}
 	// The pod's network is recorded in the container's metadata as soon as CNI is done, while the
 	// pause task is being created and started.
-	netRecorded := make(chan error, 1)
-	go func() {
-		o := waitNet()
+	netRecorded := inBackground(func() error {
+		o := network.wait()
 		if o.err != nil {
-			netRecorded <- nil // reported below
-			return
+			return nil // reported below
 		}
 		m := copyMeta
 		m.NetworkReady = true
 		if !hostNet {
 			m.IP, m.AdditionalIPs = o.res.IP, o.res.AdditionalIPs
 		}
-		netRecorded <- r.updateSandboxMetadata(ctx, id, &m)
-	}()
-	recordErr := func() error {
-		err := <-netRecorded
-		netRecorded <- err
-		return err
-	}
-	undo = append(undo, func(context.Context) { recordErr() })
+		return r.updateSandboxMetadata(ctx, id, &m)
+	})
+	undo = append(undo, func(context.Context) { netRecorded.wait() })
 	t = time.Now()
 	if container == nil {
 		nullIO, _ := cio.NullIO(id)
@@ -324,11 +330,11 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	result.AddSyncResult(startResult)
 
 	tStartTask = time.Since(t)
-	if err := filesErr(); err != nil {
+	if err := files.wait(); err != nil {
 		return fail(fmt.Errorf("sandbox files: %w", err))
 	}
 	t = time.Now()
-	o := waitNet()
+	o := network.wait()
 	tWaitNet = time.Since(t)
 	if o.err != nil {
 		netResult.Fail(ErrSetupNetwork, o.err.Error())
@@ -340,17 +346,15 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		sb.cni = o.res
 	}
 	sb.meta.NetworkReady = true
-	if err := recordErr(); err != nil {
+	if err := netRecorded.wait(); err != nil {
 		netResult.Fail(ErrSetupNetwork, fmt.Sprintf("record the pod network: %v", err))
 		result.AddSyncResult(netResult)
 		return "", result
 	}
 	result.AddSyncResult(netResult)
 
-	if sbRecordDone != nil {
-		err := <-sbRecordDone
-		sbRecordDone <- err
-		if err != nil {
+	if sbRecord != nil {
+		if err := sbRecord.wait(); err != nil {
 			startResult.Fail(ErrRunContainer, fmt.Sprintf("record the sandbox in containerd: %v", err))
 			return "", result
 		}
@@ -424,14 +428,6 @@ func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd
 
 // rewatch watches the pause task again after a wait of its own failed (containerd restarted).
 func (r *ContainerdRuntime) rewatch(sb *podSandbox) { r.monitorExit(sb, nil) }
-
-func (r *ContainerdRuntime) loadTask(ctx context.Context, id string) (containerd.Task, error) {
-	c, err := r.client.LoadContainer(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return c.Task(ctx, nil)
-}
 
 // sandboxImage returns the sandbox image, pulled when absent and unpacked for the handler's
 // snapshotter, with its config.

@@ -21,7 +21,7 @@ var ErrAttachUnsupported = errors.New("attach: the container's stdio is not shar
 // client's stdin closes the container's stdin; otherwise it detaches the client. Resize events
 // resize the container's terminal.
 func (r *ContainerdRuntime) AttachContainer(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.WriteCloser, tty bool, resize <-chan streaming.TerminalSize) error {
-	c, task, err := r.runningContainer(ctx, id)
+	c, _, task, err := r.runningContainer(ctx, id)
 	if err != nil {
 		return err
 	}

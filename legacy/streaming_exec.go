@@ -39,15 +39,11 @@ func (r *ContainerdRuntime) ExecInContainer(ctx context.Context, id string, cmd 
 	if len(cmd) == 0 {
 		return fmt.Errorf("exec: empty command: %w", errdefs.ErrInvalidArgument)
 	}
-	c, task, err := r.runningContainer(ctx, id)
+	c, cntr, task, err := r.runningContainer(ctx, id)
 	if err != nil {
 		return err
 	}
 	nctx := r.withNS(ctx)
-	cntr, err := r.loadContainer(nctx, c.meta.ID)
-	if err != nil {
-		return err
-	}
 	spec, err := cntr.Spec(nctx)
 	if err != nil {
 		return err
@@ -184,12 +180,13 @@ func (r *ContainerdRuntime) RunInContainer(ctx context.Context, id string, cmd [
 	return out, nil
 }
 
-// runningContainer returns the container id (or unique prefix) and its task when it runs:
-// NotFound for an unknown container, FailedPrecondition for one that does not run.
-func (r *ContainerdRuntime) runningContainer(ctx context.Context, id string) (*podContainer, containerd.Task, error) {
+// runningContainer returns the container id (or unique prefix), its containerd container and its
+// task when it runs: NotFound for an unknown container, FailedPrecondition for one that does not
+// run.
+func (r *ContainerdRuntime) runningContainer(ctx context.Context, id string) (*podContainer, containerd.Container, containerd.Task, error) {
 	c, err := r.ctrs().store.get(id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	c.mu.RLock()
 	state := c.state
@@ -198,16 +195,21 @@ func (r *ContainerdRuntime) runningContainer(ctx context.Context, id string) (*p
 		return fmt.Errorf("container %s is %s, not running: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
 	}
 	if state != ContainerStateRunning {
-		return nil, nil, notRunning()
+		return nil, nil, nil, notRunning()
 	}
-	task, err := r.loadTask(r.withNS(ctx), c.meta.ID)
+	ctx = r.withNS(ctx)
+	cntr, err := r.loadContainer(ctx, c.meta.ID)
+	var task containerd.Task
+	if err == nil {
+		task, err = cntr.Task(ctx, nil)
+	}
 	if errdefs.IsNotFound(err) {
-		return nil, nil, notRunning()
+		return nil, nil, nil, notRunning()
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return c, task, nil
+	return c, cntr, task, nil
 }
 
 // waitIO waits up to d for the copies of an IO to end, then cancels them.
