@@ -58,9 +58,11 @@ func TestReport(t *testing.T) {
 	write("a/pod.json", `{"operationsNames":["CreatePod","StopPod"],"datapoints":[{"operationsDurationsNs":[100000000,50000000]},{"operationsDurationsNs":[120000000,70000000]}]}`)
 	write("b/pod.json", `{"operationsNames":["CreatePod","StopPod"],"datapoints":[{"operationsDurationsNs":[200000000,100000000]},{"operationsDurationsNs":[220000000,100000000]}]}`)
 	ra := write("ra.json", `{"name":"x","pods":10,"start_seconds":2,"containers_running":50,"ops":{"ListContainers (50 containers)":[1000000,1000000]},
-		"procs":{"runtime":{"full":{"rss_kib":40960}}}}`)
+		"procs":{"runtime":{"full":{"rss_kib":40960}}},"parallel":10,
+		"start_cpu":{"machine":3,"runtime":0.2,"containerd":0.3,"shims":1,"containers":1}}`)
 	rb := write("rb.json", `{"name":"y","pods":10,"start_seconds":3,"containers_running":50,"ops":{"ListContainers (50 containers)":[4000000,4000000]},
-		"procs":{"runtime":{"full":{"rss_kib":81920}}}}`)
+		"procs":{"runtime":{"full":{"rss_kib":81920}}},"parallel":10,
+		"start_cpu":{"machine":4,"runtime":1,"shims":1.2,"containers":1}}`)
 	ph := write("phases.tsv", "A\tc1\tcri-shim\t1.5\t1024\t10\nA\tc1\tcontainerd\t2.5\t2048\t10\nB\tc1\tcontainerd\t3\t4096\t12\n")
 	out := filepath.Join(dir, "results.md")
 	if err := reportMain([]string{"-a", "A", "-b", "B", "-out", out, "-critest", "A=" + filepath.Join(dir, "a"),
@@ -81,6 +83,11 @@ func TestReport(t *testing.T) {
 		"| pod start throughput ≥ 1.25× | 1.50× | yes |",
 		"| A RSS with 10 pods / 50 containers ≤ 60 MiB | 40.0 MiB | yes |",
 		"| A | containerd | 2.5 | 2.0 | 10 |",
+		"| machine, all processes | 300 | 400 |",
+		"| runtime process (+ the CNI plugins it ran) | 20 | 100 |",
+		"| containerd (+ shim start commands) | 30 | (in the runtime) |",
+		"| other (kernel threads, the client, the rest of the machine) | 50 | 80 |",
+		"Machine CPU per pod started: A / B = **0.75×**",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in\n%s", want, got)
@@ -95,5 +102,42 @@ func TestMedianStartOfTwoRoundsIsTheirMean(t *testing.T) {
 	}
 	if got := medianStart(append(rs, RunResult{StartSeconds: 20})); got != 16 {
 		t.Fatalf("median of 12, 16, 20 s = %v, want 16", got)
+	}
+}
+
+// The CPU split counts the phase's use: differences of the samples, shims and containers new.
+func TestCPUSplitSub(t *testing.T) {
+	before := CPUSplit{cpuMachine: 100, cpuRuntime: 10}
+	after := CPUSplit{cpuMachine: 160, cpuRuntime: 15, cpuShims: 20, cpuContainers: 25}
+	d := after.sub(before)
+	if d[cpuMachine] != 60 || d[cpuRuntime] != 5 || d[cpuShims] != 20 || d[cpuContainers] != 25 {
+		t.Fatalf("%v", d)
+	}
+	if _, ok := d[cpuContainerd]; ok {
+		t.Fatalf("containerd counted without samples: %v", d)
+	}
+	if o := d.other(); o != 10 {
+		t.Fatalf("other %v", o)
+	}
+}
+
+// The machine's busy time grows while this process burns CPU, and its own CPU is in it.
+func TestSampleCPUSplitSelf(t *testing.T) {
+	s0, err := sampleCPUSplit(os.Getpid(), 0, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for i := 0; i < 300_000_000; i++ {
+		x += i % 7
+	}
+	_ = x
+	d, err := sampleCPUSplit(os.Getpid(), 0, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = d.sub(s0)
+	if d[cpuRuntime] <= 0 || d[cpuMachine] < d[cpuRuntime] {
+		t.Fatalf("busy loop not seen: %v", d)
 	}
 }

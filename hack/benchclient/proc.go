@@ -73,6 +73,21 @@ type ShimSample struct {
 // -address address (so other containerds on the machine are not counted).
 func sampleShims(address, ns string) ShimSample {
 	var out ShimSample
+	for _, pid := range shimPIDs(address, ns) {
+		s, err := sampleProc(pid)
+		if err != nil {
+			continue
+		}
+		out.Count++
+		out.RSSKiB += s.RSSKiB
+		out.CPUSeconds += s.CPUSeconds
+	}
+	return out
+}
+
+// shimPIDs are the pids of the shims of namespace ns of the containerd at address.
+func shimPIDs(address, ns string) []int {
+	var pids []int
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		cmd, err := os.ReadFile(filepath.Join(d, "cmdline"))
@@ -83,16 +98,11 @@ func sampleShims(address, ns string) ShimSample {
 		if argValue(args, "-namespace") != ns || argValue(args, "-address") != address {
 			continue
 		}
-		pid, _ := strconv.Atoi(filepath.Base(d))
-		s, err := sampleProc(pid)
-		if err != nil {
-			continue
+		if pid, err := strconv.Atoi(filepath.Base(d)); err == nil {
+			pids = append(pids, pid)
 		}
-		out.Count++
-		out.RSSKiB += s.RSSKiB
-		out.CPUSeconds += s.CPUSeconds
 	}
-	return out
+	return pids
 }
 
 func argValue(args []string, name string) string {

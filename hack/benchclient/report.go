@@ -198,6 +198,7 @@ func reportMain(args []string) error {
 				*a, float64(results[*a][0].Pods)/ta, *b, float64(results[*b][0].Pods)/tb, *a, *b, tb/ta)
 		}
 	}
+	cpuSplitTable(&w, results, *a, *b)
 	for _, p := range phases {
 		if err := phaseTable(&w, p); err != nil {
 			return err
@@ -319,5 +320,64 @@ func targets(w io.Writer, s *samples, results map[string][]RunResult, a, b strin
 		r := float64(percentile(d[a], 50)) / float64(percentile(d[b], 50))
 		r99 := float64(percentile(d[a], 99)) / float64(percentile(d[b], 99))
 		fmt.Fprintf(w, "| %s ≤ 0.5× (median; p99) | %.2f×; %.2f× | %s |\n", op, r, r99, yes(r <= 0.5 && r99 <= 0.5))
+	}
+}
+
+// cpuSplitTable renders where a pod start's CPU went in the throughput phase (cpusplit.go): ms of
+// CPU per pod started, each kind's median over the rounds, and the ratio of the machine totals.
+func cpuSplitTable(w io.Writer, results map[string][]RunResult, a, b string) {
+	kinds := []struct{ key, title string }{
+		{cpuMachine, "machine, all processes"},
+		{cpuRuntime, "runtime process (+ the CNI plugins it ran)"},
+		{cpuContainerd, "containerd (+ shim start commands)"},
+		{cpuShims, "shims (+ the runc runs they reaped)"},
+		{cpuContainers, "container processes (runc init + pause / sleep)"},
+		{"other", "other (kernel threads, the client, the rest of the machine)"},
+	}
+	perPod := func(rt, key string) (float64, bool) {
+		var v []float64
+		for _, r := range results[rt] {
+			if r.StartCPU == nil || r.Pods == 0 {
+				continue
+			}
+			x, ok := r.StartCPU[key]
+			if key == "other" {
+				x, ok = r.StartCPU.other(), true
+			}
+			if ok {
+				v = append(v, x*1000/float64(r.Pods))
+			}
+		}
+		if len(v) == 0 {
+			return 0, false
+		}
+		sort.Float64s(v)
+		if n := len(v); n%2 == 0 {
+			return (v[n/2-1] + v[n/2]) / 2, true
+		}
+		return v[len(v)/2], true
+	}
+	if _, ok := perPod(a, cpuMachine); !ok {
+		return
+	}
+	fmt.Fprintf(w, "\n### Where a pod start's CPU goes (throughput phase; CPU ms per pod started, median over rounds)\n\n")
+	fmt.Fprintf(w, "| CPU of | %s | %s |\n|---|---|---|\n", a, b)
+	cell := func(rt, key string) string {
+		if v, ok := perPod(rt, key); ok {
+			return fmt.Sprintf("%.0f", v)
+		}
+		return "–"
+	}
+	for _, k := range kinds {
+		if k.key == cpuContainerd {
+			fmt.Fprintf(w, "| %s | %s | (in the runtime) |\n", k.title, cell(a, k.key))
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", k.title, cell(a, k.key), cell(b, k.key))
+	}
+	ma, okA := perPod(a, cpuMachine)
+	mb, okB := perPod(b, cpuMachine)
+	if okA && okB && ma > 0 {
+		fmt.Fprintf(w, "\nMachine CPU per pod started: %s / %s = **%.2f×** (with %d pods starting at a time the machine's CPUs are saturated: this bounds the throughput)\n", a, b, ma/mb, results[a][0].Parallel)
 	}
 }

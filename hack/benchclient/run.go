@@ -37,6 +37,9 @@ type RunResult struct {
 	Procs map[string]map[string]ProcSample `json:"procs"`
 	// Shims: the containerd shims of the endpoint's namespace with all containers running.
 	Shims ShimSample `json:"shims"`
+	// StartCPU: the CPU seconds the machine used over the throughput phase, and by whom
+	// (cpusplit.go).
+	StartCPU CPUSplit `json:"start_cpu,omitempty"`
 }
 
 type recorder struct {
@@ -164,6 +167,7 @@ func runMain(args []string) error {
 
 	// (1) pod start throughput.
 	const tp = "throughput: "
+	cpuBefore, cpuErr := sampleCPUSplit(procs["runtime"], procs["containerd"], *ctrdAddr, *ns)
 	start := time.Now()
 	parallelDo(*pods, *parallel, func(i int) {
 		t0 := time.Now()
@@ -187,6 +191,11 @@ func runMain(args []string) error {
 		}
 	})
 	res.StartSeconds = time.Since(start).Seconds()
+	if cpuErr == nil {
+		if after, err := sampleCPUSplit(procs["runtime"], procs["containerd"], *ctrdAddr, *ns); err == nil {
+			res.StartCPU = after.sub(cpuBefore)
+		}
+	}
 
 	// (2) fill the node, then the list calls.
 	parallelDo(*pods, *parallel, func(i int) {
