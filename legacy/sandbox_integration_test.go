@@ -432,6 +432,63 @@ func TestSandboxCNIFailureLeavesNothing(t *testing.T) {
 	}
 }
 
+// The network namespace is made while the pause container's record is: when it cannot be made,
+// the record made meanwhile is taken back, and nothing of the pod is left.
+func TestSandboxNetNSFailureLeavesNothing(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	nsDir := e.rt.netnsDir()
+	if err := os.RemoveAll(nsDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(nsDir, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := podCfg("nonetns")
+	id, res := e.rt.RunPodSandbox(ctx, cfg, "")
+	if res.Error() == nil || id != "" {
+		t.Fatalf("run without a netns dir: id %q, %v", id, res.Error())
+	}
+	var netFailed bool
+	for _, r := range res.SyncResults {
+		if r.Action == SetupNetwork && r.Error == ErrSetupNetwork {
+			netFailed = true
+		}
+	}
+	if !netFailed {
+		t.Fatalf("no failed SetupNetwork in %+v", res.SyncResults)
+	}
+	cs, err := e.client.Containers(namespaces.WithNamespace(ctx, "crishim-test"))
+	if err != nil || len(cs) != 0 {
+		t.Fatalf("containers left: %d %v", len(cs), err)
+	}
+	for _, d := range []string{e.rt.sandboxesRoot(), e.rt.sandboxesState()} {
+		if entries, _ := os.ReadDir(d); len(entries) != 0 {
+			t.Fatalf("%s not empty: %v", d, entries)
+		}
+	}
+	for _, m := range testutil.MountsUnder(e.dir) {
+		if !strings.HasPrefix(m, filepath.Join(e.opts.StateDir, "pause-rootfs")+"/") {
+			t.Fatalf("mount left: %s", m)
+		}
+	}
+	if ips, _ := os.ReadDir(filepath.Join(e.dir, "ipam")); len(ips) > 0 {
+		for _, d := range ips {
+			if files, _ := os.ReadDir(filepath.Join(e.dir, "ipam", d.Name())); len(files) > 2 { // last_reserved_ip, lock
+				t.Fatalf("an IP lease was taken: %v", files)
+			}
+		}
+	}
+	// With the directory back, the same pod runs (its name was released).
+	if err := os.Remove(nsDir); err != nil {
+		t.Fatal(err)
+	}
+	st := e.run(cfg)
+	if !sandbox.NetNSPinned(filepath.Join(nsDir, st.ID)) {
+		t.Fatalf("netns of %s not pinned", st.ID)
+	}
+}
+
 func TestSandboxSurvivesRestart(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -162,29 +163,46 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		snapshotter = defaults.DefaultSnapshotter
 	}
 
-	// The network: a pinned namespace, then CNI ADD in the background.
+	// The network: a pinned namespace, then CNI ADD, in the background. Without a user namespace
+	// the namespace's path is known ahead, and it is made while the pause container's record is
+	// (the task, made later, needs it); with one it is made first (it pins the user namespace).
 	netResult := NewSyncResult(SetupNetwork, fullName)
 	type netOutcome struct {
 		res *sandbox.NetworkResult
 		err error
 	}
 	network := ready(netOutcome{}) // the host's network
+	netnsMade := ready(error(nil))
 	if !hostNet {
-		t := time.Now()
-		nsPath, err := r.newPodNetNS(id, userns, sb.files)
-		tNetNS = time.Since(t)
-		if err != nil {
-			netResult.Fail(ErrSetupNetwork, err.Error())
-			result.AddSyncResult(netResult)
-			return "", result
+		nsPath := filepath.Join(r.netnsDir(), id)
+		makeNetNS := func() error {
+			t := time.Now()
+			p, err := r.newPodNetNS(id, userns, sb.files)
+			tNetNS = time.Since(t)
+			if err == nil && p != nsPath {
+				_ = sandbox.RemoveNetNS(p)
+				err = fmt.Errorf("network namespace made at %s, not %s", p, nsPath)
+			}
+			return err
+		}
+		if userns == nil {
+			netnsMade = inBackground(makeNetNS)
+		} else {
+			netnsMade = ready(makeNetNS())
 		}
 		sb.meta.NetNSPath = nsPath
 		undo = append(undo, func(context.Context) {
+			if netnsMade.wait() != nil {
+				return
+			}
 			if err := sandbox.RemoveNetNS(nsPath); err != nil {
 				log.WithError(err).Warn("undo: remove netns")
 			}
 		})
 		network = inBackground(func() netOutcome {
+			if err := netnsMade.wait(); err != nil {
+				return netOutcome{err: err}
+			}
 			t := time.Now()
 			res, err := r.setupPodNetwork(ctx, id, nsPath, rawConfig, config)
 			tCNI = time.Since(t)
@@ -192,10 +210,20 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		})
 		// Whatever CNI ADD did, partly or wholly, DEL takes back (after the ADD has returned).
 		undo = append(undo, func(cctx context.Context) {
+			if netnsMade.wait() != nil {
+				return // no ADD ran
+			}
 			if err := r.net.Teardown(cctx, id, nsPath, config); err != nil {
 				log.WithError(err).Warn("undo: CNI DEL")
 			}
 		})
+		if userns != nil {
+			if err := netnsMade.wait(); err != nil {
+				netResult.Fail(ErrSetupNetwork, err.Error())
+				result.AddSyncResult(netResult)
+				return "", result
+			}
+		}
 	}
 	// The CNI goroutine must have returned before any undo runs.
 	undo = append(undo, func(context.Context) { network.wait() })
@@ -306,6 +334,12 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		return r.updateSandboxMetadata(ctx, id, &m)
 	})
 	undo = append(undo, func(context.Context) { netRecorded.wait() })
+	// The task joins the network namespace: it must be there.
+	if err := netnsMade.wait(); err != nil {
+		netResult.Fail(ErrSetupNetwork, err.Error())
+		result.AddSyncResult(netResult)
+		return "", result
+	}
 	t = time.Now()
 	if container == nil {
 		nullIO, _ := cio.NullIO(id)
