@@ -57,9 +57,7 @@ func (n *nriState) pod(ctx context.Context, sb *podSandbox) *nri.PodSandbox {
 			CgroupParent: sb.config.GetLinux().GetCgroupParent(),
 		}
 		if spec, err := n.spec(ctx, sb.meta.ID); err == nil && spec.Linux != nil {
-			linux.CgroupsPath = spec.Linux.CgroupsPath
-			linux.Namespaces = nri.FromOCILinuxNamespaces(spec.Linux.Namespaces)
-			linux.Resources = nri.FromOCILinuxResources(spec.Linux.Resources, nil)
+			setPodLinuxFromSpec(linux, spec)
 			if o != nil {
 				o.podLinux.Store(linux)
 			}
@@ -67,6 +65,13 @@ func (n *nriState) pod(ctx context.Context, sb *podSandbox) *nri.PodSandbox {
 	}
 	p.Linux = linux
 	return p
+}
+
+// setPodLinuxFromSpec fills in what the pause container's spec says of the pod.
+func setPodLinuxFromSpec(linux *nri.LinuxPodSandbox, spec *runtimespec.Spec) {
+	linux.CgroupsPath = spec.Linux.CgroupsPath
+	linux.Namespaces = nri.FromOCILinuxNamespaces(spec.Linux.Namespaces)
+	linux.Resources = nri.FromOCILinuxResources(spec.Linux.Resources, nil)
 }
 
 // podOf is the NRI description of the sandbox id, or one with just the ID when it is gone.
@@ -90,7 +95,9 @@ func (n *nriState) spec(ctx context.Context, id string) (*runtimespec.Spec, erro
 
 // nriRunPodSandbox tells the plugins a sandbox runs; a plugin's error fails it (the plugins then
 // get its stop and removal). The caller holds the plugin-sync block until the sandbox is stored.
-func (r *ContainerdRuntime) nriRunPodSandboxBlocked(ctx context.Context, sb *podSandbox) error {
+// pauseSpec (JSON), when the caller has it, spares reading the pause container's spec back from
+// containerd.
+func (r *ContainerdRuntime) nriRunPodSandboxBlocked(ctx context.Context, sb *podSandbox, pauseSpec []byte) error {
 	n := r.nri()
 	if n == nil {
 		return nil
@@ -99,6 +106,16 @@ func (r *ContainerdRuntime) nriRunPodSandboxBlocked(ctx context.Context, sb *pod
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.state = nriRunning
+	var spec runtimespec.Spec
+	if len(pauseSpec) > 0 && o.podLinux.Load() == nil && json.Unmarshal(pauseSpec, &spec) == nil && spec.Linux != nil {
+		linux := &nri.LinuxPodSandbox{
+			PodOverhead:  criToNRIResources(sb.config.GetLinux().GetOverhead()),
+			PodResources: criToNRIResources(sb.config.GetLinux().GetResources()),
+			CgroupParent: sb.config.GetLinux().GetCgroupParent(),
+		}
+		setPodLinuxFromSpec(linux, &spec)
+		o.podLinux.Store(linux)
+	}
 	pod := n.pod(ctx, sb)
 	err := n.adapt.RunPodSandbox(ctx, &nri.StateChangeEvent{Pod: pod})
 	if err == nil {

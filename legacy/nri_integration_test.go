@@ -38,6 +38,8 @@ type testPlugin struct {
 	// mountSrc, with adjust, is bind-mounted read-only at /nri-mnt.
 	mountSrc string
 	name     string
+	// runPodLinux is the Linux part of each pod of RunPodSandbox, by pod ID.
+	runPodLinux map[string]*api.LinuxPodSandbox
 }
 
 func newTestPlugin() *testPlugin {
@@ -96,6 +98,12 @@ func (p *testPlugin) Synchronize(_ context.Context, _ []*api.PodSandbox, ctrs []
 
 func (p *testPlugin) RunPodSandbox(_ context.Context, pod *api.PodSandbox) error {
 	p.record("RunPodSandbox", pod, nil)
+	p.mu.Lock()
+	if p.runPodLinux == nil {
+		p.runPodLinux = map[string]*api.LinuxPodSandbox{}
+	}
+	p.runPodLinux[pod.GetId()] = pod.GetLinux()
+	p.mu.Unlock()
 	return nil
 }
 
@@ -247,6 +255,24 @@ func TestNRILifecycle(t *testing.T) {
 
 	sb, _ := e.podWithLogs("nri-life")
 	id := e.createStart(sb.ID, ctrCfg("web", "sleep", "3600"))
+
+	t.Run("pod's namespaces and cgroup told at RunPodSandbox", func(t *testing.T) {
+		p.mu.Lock()
+		linux := p.runPodLinux[sb.ID]
+		p.mu.Unlock()
+		if linux.GetCgroupsPath() == "" {
+			t.Fatalf("no cgroups path in %v", linux)
+		}
+		var netns string
+		for _, ns := range linux.GetNamespaces() {
+			if ns.GetType() == "network" {
+				netns = ns.GetPath()
+			}
+		}
+		if netns == "" || netns != sb.NetNSPath {
+			t.Fatalf("network namespace told %q, want %q (%v)", netns, sb.NetNSPath, linux.GetNamespaces())
+		}
+	})
 
 	t.Run("env adjusted by the plugin", func(t *testing.T) {
 		res, err := e.rt.ExecSync(ctx, id, []string{"sh", "-c", "echo $NRI_INJECTED"}, 10*time.Second)

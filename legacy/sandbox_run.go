@@ -397,7 +397,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	sb.state, sb.pid, sb.netUp = SandboxStateReady, pausePid, !hostNet
 	// NRI plugins learn of the pod before it is listed; one that fails the hook fails the pod.
 	defer r.nriBlockSync().Unblock()
-	if err := r.nriRunPodSandboxBlocked(ctx, sb); err != nil {
+	if err := r.nriRunPodSandboxBlocked(ctx, sb, pauseSpec); err != nil {
 		startResult.Fail(ErrRunContainer, err.Error())
 		return "", result
 	}
