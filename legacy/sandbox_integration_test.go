@@ -385,6 +385,17 @@ func TestSandboxHostNetwork(t *testing.T) {
 	}
 }
 
+// requireNetworkFailed fails the test unless res has a failed SetupNetwork.
+func requireNetworkFailed(t *testing.T, res PodSyncResult) {
+	t.Helper()
+	for _, r := range res.SyncResults {
+		if r.Action == SetupNetwork && r.Error == ErrSetupNetwork {
+			return
+		}
+	}
+	t.Fatalf("no failed SetupNetwork in %+v", res.SyncResults)
+}
+
 func TestSandboxCNIFailureLeavesNothing(t *testing.T) {
 	e := newEnv(t, `{"type":"bridge","bridge":"cstfail","ipam":{"type":"no-such-ipam-plugin"}}`)
 	ctx := context.Background()
@@ -393,15 +404,7 @@ func TestSandboxCNIFailureLeavesNothing(t *testing.T) {
 	if res.Error() == nil || id != "" {
 		t.Fatalf("run with a broken network: id %q, %v", id, res.Error())
 	}
-	var netFailed bool
-	for _, r := range res.SyncResults {
-		if r.Action == SetupNetwork && r.Error == ErrSetupNetwork {
-			netFailed = true
-		}
-	}
-	if !netFailed {
-		t.Fatalf("no failed SetupNetwork in %+v", res.SyncResults)
-	}
+	requireNetworkFailed(t, res)
 	t.Cleanup(func() { _ = deleteLink("cstfail") })
 	cs, err := e.client.Containers(namespaces.WithNamespace(ctx, "crishim-test"))
 	if err != nil || len(cs) != 0 {
@@ -449,15 +452,7 @@ func TestSandboxNetNSFailureLeavesNothing(t *testing.T) {
 	if res.Error() == nil || id != "" {
 		t.Fatalf("run without a netns dir: id %q, %v", id, res.Error())
 	}
-	var netFailed bool
-	for _, r := range res.SyncResults {
-		if r.Action == SetupNetwork && r.Error == ErrSetupNetwork {
-			netFailed = true
-		}
-	}
-	if !netFailed {
-		t.Fatalf("no failed SetupNetwork in %+v", res.SyncResults)
-	}
+	requireNetworkFailed(t, res)
 	cs, err := e.client.Containers(namespaces.WithNamespace(ctx, "crishim-test"))
 	if err != nil || len(cs) != 0 {
 		t.Fatalf("containers left: %d %v", len(cs), err)
