@@ -187,8 +187,10 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		}
 		if userns == nil {
 			netnsMade = inBackground(makeNetNS)
-		} else {
-			netnsMade = ready(makeNetNS())
+		} else if err := makeNetNS(); err != nil {
+			netResult.Fail(ErrSetupNetwork, err.Error())
+			result.AddSyncResult(netResult)
+			return "", result
 		}
 		sb.meta.NetNSPath = nsPath
 		undo = append(undo, func(context.Context) {
@@ -217,13 +219,6 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 				log.WithError(err).Warn("undo: CNI DEL")
 			}
 		})
-		if userns != nil {
-			if err := netnsMade.wait(); err != nil {
-				netResult.Fail(ErrSetupNetwork, err.Error())
-				result.AddSyncResult(netResult)
-				return "", result
-			}
-		}
 	}
 	// The CNI goroutine must have returned before any undo runs.
 	undo = append(undo, func(context.Context) { network.wait() })
