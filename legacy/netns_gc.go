@@ -46,6 +46,7 @@ func (r *ContainerdRuntime) CleanStaleNetNS(minAge time.Duration) ([]string, err
 	}
 
 	var errs []error
+	tried := map[string]bool{} // one DEL per sandbox and round
 	for _, e := range stateEntries {
 		if !stale(e) {
 			continue
@@ -53,6 +54,7 @@ func (r *ContainerdRuntime) CleanStaleNetNS(minAge time.Duration) ([]string, err
 		if _, err := os.Stat(r.cniJournalPath(e.Name())); err != nil {
 			continue // no pending DEL: recover or RemovePodSandbox owns this dir
 		}
+		tried[e.Name()] = true
 		if r.releaseUnknownSandboxNetwork(ctx, e.Name()) {
 			errs = append(errs, r.removeSandboxDirs(e.Name(), false))
 		}
@@ -62,7 +64,9 @@ func (r *ContainerdRuntime) CleanStaleNetNS(minAge time.Duration) ([]string, err
 		if !stale(e) {
 			continue
 		}
-		r.releaseUnknownSandboxNetwork(ctx, e.Name())
+		if !tried[e.Name()] {
+			r.releaseUnknownSandboxNetwork(ctx, e.Name())
+		}
 		path := filepath.Join(r.netnsDir(), e.Name())
 		if err := sandbox.RemoveNetNS(path); err != nil {
 			errs = append(errs, err)

@@ -51,27 +51,33 @@ func (n *nriState) pod(ctx context.Context, sb *podSandbox) *nri.PodSandbox {
 		linux = o.podLinux.Load()
 	}
 	if linux == nil {
-		linux = &nri.LinuxPodSandbox{
-			PodOverhead:  criToNRIResources(sb.config.GetLinux().GetOverhead()),
-			PodResources: criToNRIResources(sb.config.GetLinux().GetResources()),
-			CgroupParent: sb.config.GetLinux().GetCgroupParent(),
+		spec, err := n.spec(ctx, sb.meta.ID)
+		if err != nil {
+			spec = nil
 		}
-		if spec, err := n.spec(ctx, sb.meta.ID); err == nil && spec.Linux != nil {
-			setPodLinuxFromSpec(linux, spec)
-			if o != nil {
-				o.podLinux.Store(linux)
-			}
+		linux = podLinux(sb, spec)
+		if spec != nil && spec.Linux != nil && o != nil {
+			o.podLinux.Store(linux)
 		}
 	}
 	p.Linux = linux
 	return p
 }
 
-// setPodLinuxFromSpec fills in what the pause container's spec says of the pod.
-func setPodLinuxFromSpec(linux *nri.LinuxPodSandbox, spec *runtimespec.Spec) {
-	linux.CgroupsPath = spec.Linux.CgroupsPath
-	linux.Namespaces = nri.FromOCILinuxNamespaces(spec.Linux.Namespaces)
-	linux.Resources = nri.FromOCILinuxResources(spec.Linux.Resources, nil)
+// podLinux is the Linux part of a sandbox's NRI description: from its config, and from its pause
+// container's spec (cgroup, namespaces, resources) when spec is not nil.
+func podLinux(sb *podSandbox, spec *runtimespec.Spec) *nri.LinuxPodSandbox {
+	linux := &nri.LinuxPodSandbox{
+		PodOverhead:  criToNRIResources(sb.config.GetLinux().GetOverhead()),
+		PodResources: criToNRIResources(sb.config.GetLinux().GetResources()),
+		CgroupParent: sb.config.GetLinux().GetCgroupParent(),
+	}
+	if spec != nil && spec.Linux != nil {
+		linux.CgroupsPath = spec.Linux.CgroupsPath
+		linux.Namespaces = nri.FromOCILinuxNamespaces(spec.Linux.Namespaces)
+		linux.Resources = nri.FromOCILinuxResources(spec.Linux.Resources, nil)
+	}
+	return linux
 }
 
 // podOf is the NRI description of the sandbox id, or one with just the ID when it is gone.
@@ -108,13 +114,7 @@ func (r *ContainerdRuntime) nriRunPodSandboxBlocked(ctx context.Context, sb *pod
 	o.state = nriRunning
 	var spec runtimespec.Spec
 	if len(pauseSpec) > 0 && o.podLinux.Load() == nil && json.Unmarshal(pauseSpec, &spec) == nil && spec.Linux != nil {
-		linux := &nri.LinuxPodSandbox{
-			PodOverhead:  criToNRIResources(sb.config.GetLinux().GetOverhead()),
-			PodResources: criToNRIResources(sb.config.GetLinux().GetResources()),
-			CgroupParent: sb.config.GetLinux().GetCgroupParent(),
-		}
-		setPodLinuxFromSpec(linux, &spec)
-		o.podLinux.Store(linux)
+		o.podLinux.Store(podLinux(sb, &spec))
 	}
 	pod := n.pod(ctx, sb)
 	err := n.adapt.RunPodSandbox(ctx, &nri.StateChangeEvent{Pod: pod})

@@ -174,15 +174,11 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	network := ready(netOutcome{}) // the host's network
 	netnsMade := ready(error(nil))
 	if !hostNet {
-		nsPath := filepath.Join(r.netnsDir(), id)
+		nsPath := filepath.Join(r.netnsDir(), id) // where newPodNetNS pins it
 		makeNetNS := func() error {
 			t := time.Now()
-			p, err := r.newPodNetNS(id, userns, sb.files)
+			_, err := r.newPodNetNS(id, userns, sb.files)
 			tNetNS = time.Since(t)
-			if err == nil && p != nsPath {
-				_ = sandbox.RemoveNetNS(p)
-				err = fmt.Errorf("network namespace made at %s, not %s", p, nsPath)
-			}
 			return err
 		}
 		if userns == nil {
