@@ -15,7 +15,7 @@
 # and benchclient's raw JSON stay in bench/raw/.
 #
 # Env: BENCH_ROUNDS (2), BENCH_PODS (100), BENCH_PARALLEL (10), BENCH_CONTAINERS_PER_POD (5),
-#      BENCH_LIST_N (100), BENCH_STATS_N (10), BENCH_CRITEST (1; 0 skips critest),
+#      BENCH_LIST_N (300), BENCH_STATS_N (10), BENCH_CRITEST (1; 0 skips critest),
 #      BENCH_PROFILE=DIR (save cri-shim CPU and heap profiles of each benchclient phase there),
 #      BENCH_OUT (bench/results.md), BENCH_CRISHIM_BIN (a cri-shim binary to use instead of building one),
 #      BENCH_PARAMS (critest's parameters file), BENCH_LOG_LEVEL (cri-shim's, info),
@@ -31,7 +31,7 @@ ROUNDS=${BENCH_ROUNDS:-2}
 PODS=${BENCH_PODS:-100}
 PARALLEL=${BENCH_PARALLEL:-10}
 PER_POD=${BENCH_CONTAINERS_PER_POD:-5}
-LIST_N=${BENCH_LIST_N:-100}
+LIST_N=${BENCH_LIST_N:-300}
 STATS_N=${BENCH_STATS_N:-10}
 OUT=${BENCH_OUT:-$ROOT/bench/results.md}
 PARAMS=${BENCH_PARAMS:-$ROOT/hack/bench-params.yaml}
@@ -229,7 +229,7 @@ mib() { echo "$(( $1 / 1024 )) MiB"; }
   echo "- containerd $(containerd --version | awk '{print $3}'), $(runc --version | head -1), critest v1.37.0, cri-shim $(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null), $(go version | awk '{print $3}')"
   echo "- one containerd (CRI plugin on, namespace k8s.io) serving both; cri-shim in namespace cri-shim on the same socket; CNI $CNI_CONF_DIR (bridge + portmap) and $CNI_BIN_DIR for both; sandbox image $SANDBOX_IMAGE from the local test registry"
   echo "- rounds (A B A B): $ROUNDS; critest params: $(grep -v '^#' "$PARAMS" | tr '\n' ' ')"
-  echo "- benchclient: $PODS pods × 1 container started $PARALLEL at a time (the \"throughput:\" rows are those calls under that concurrency), then filled to $PER_POD containers per pod (\"fill:\"), $LIST_N calls of each List/status and $STATS_N of ListContainerStats at that scale, then teardown $PARALLEL at a time"
+  echo "- benchclient: $PODS pods × 1 container started $PARALLEL at a time (the \"throughput:\" rows are those calls under that concurrency), then filled to $PER_POD containers per pod (\"fill:\"), then, once the machine is under 15 % busy, 5 unrecorded calls and $LIST_N measured of each List/status and $STATS_N of ListContainerStats at that scale, then teardown $PARALLEL at a time"
   echo "- idle RSS after start: containerd (CRI plugin loaded) $(mib "$CTRD_IDLE_RSS"), cri-shim $(mib "$SHIM_IDLE_RSS")"
   echo "- ratios are cri-shim / containerd-CRI; below 1 means cri-shim is faster (for the throughput line: above 1 is better)"
 } >"$WORK/header.md"

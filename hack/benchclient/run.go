@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,8 @@ type RunResult struct {
 	// StartCPU: the CPU seconds the machine used over the throughput phase, and by whom
 	// (cpusplit.go).
 	StartCPU CPUSplit `json:"start_cpu,omitempty"`
+	// SettleSeconds: how long the filled node took to go quiet before the list calls.
+	SettleSeconds float64 `json:"settle_seconds,omitempty"`
 }
 
 type recorder struct {
@@ -91,6 +94,7 @@ func runMain(args []string) error {
 	logDir := fs.String("log-dir", os.TempDir(), "pods' log directories go below this")
 	ctrdAddr := fs.String("containerd-address", "", "containerd socket (to find the shims of -namespace)")
 	ns := fs.String("namespace", "", "the endpoint's containerd namespace (to find its shims)")
+	keep := fs.Bool("keep", false, "leave the pods running at the end (for measuring by hand); no teardown")
 	atFull := fs.String("at-full", "", "shell command run once all containers run (e.g. to take a heap profile)")
 	procs := labeledPIDs{}
 	fs.Var(procs, "proc", "LABEL=PID of a runtime process to sample (repeatable)")
@@ -224,8 +228,27 @@ func runMain(args []string) error {
 	if *ctrdAddr != "" && *ns != "" {
 		res.Shims = sampleShims(*ctrdAddr, *ns)
 	}
+	// The kubelet relists a node at rest; the fill's last starts leave work behind for a
+	// while (shims settling, containerd's GC, writeback), which is not what is measured here.
+	t0 := time.Now()
+	quiet, err := settle(0.15, 500*time.Millisecond, 20*time.Second)
+	res.SettleSeconds = time.Since(t0).Seconds()
+	if err != nil {
+		return err
+	}
+	if !quiet {
+		rec.fail("node not quiet %.0f s after the fill; list calls measured anyway", res.SettleSeconds)
+	}
 	scale := fmt.Sprintf(" (%d containers)", res.ContainersRunning)
 	timeN := func(op string, n int, f func() error) {
+		// a few calls first, unrecorded: connection buffers and the first large-message
+		// allocations of either side are not what a relist every second costs.
+		for k := 0; k < 5; k++ {
+			if err := f(); err != nil {
+				rec.fail("%s: %v", op, err)
+				return
+			}
+		}
 		for k := 0; k < n; k++ {
 			t := time.Now()
 			if err := f(); err != nil {
@@ -288,8 +311,12 @@ func runMain(args []string) error {
 	}
 
 	// teardown.
+	torn := *pods
+	if *keep {
+		torn = 0
+	}
 	start = time.Now()
-	parallelDo(*pods, *parallel, func(i int) {
+	parallelDo(torn, *parallel, func(i int) {
 		if podList[i].id == "" {
 			return
 		}
@@ -320,6 +347,28 @@ func runMain(args []string) error {
 		fmt.Fprintln(os.Stderr, "  ", e)
 	}
 	return nil
+}
+
+// settle waits until the machine's CPUs are busy less than frac of a window, at most max.
+// It tells whether they were.
+func settle(frac float64, window, max time.Duration) (bool, error) {
+	deadline := time.Now().Add(max)
+	prev, err := machineBusySeconds()
+	if err != nil {
+		return false, err
+	}
+	for time.Now().Before(deadline) {
+		time.Sleep(window)
+		busy, err := machineBusySeconds()
+		if err != nil {
+			return false, err
+		}
+		if (busy-prev)/(window.Seconds()*float64(runtime.NumCPU())) < frac {
+			return true, nil
+		}
+		prev = busy
+	}
+	return false, nil
 }
 
 // parallelDo runs f(0..n-1) with at most par running at once.
