@@ -156,6 +156,23 @@ func (s *Service) RemoveImage(ctx context.Context, req *runtime.RemoveImageReque
 	return &runtime.RemoveImageResponse{}, nil
 }
 
+// deleteRecord deletes the image record name (absent is fine) and drops it from the index, with
+// no read back: re-reads wait (refreshMu), so a pull that makes the record again meanwhile
+// indexes it after this. sync: containerd collects what the record held before returning.
+func (s *Service) deleteRecord(ctx context.Context, name string, sync bool) error {
+	var opts []images.DeleteOpt
+	if sync {
+		opts = append(opts, images.SynchronousDelete())
+	}
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	if err := s.client.ImageService().Delete(ctx, name, opts...); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	s.forgetLocked(name)
+	return nil
+}
+
 // Remove deletes every record of the image refOrID means. The last deletion is synchronous: the
 // image's content and snapshots are collected (unless something else holds them) before it
 // returns.
@@ -168,15 +185,12 @@ func (s *Service) Remove(ctx context.Context, refOrID string) error {
 		// Not indexed: maybe a record the index could not read (another platform, missing
 		// content). A record by exactly that name is removed.
 		for _, name := range candidateNames(refOrID) {
-			if err := s.client.ImageService().Delete(ctx, name); err == nil {
-				_ = s.refresh(ctx, name)
-			} else if !errdefs.IsNotFound(err) {
+			if err := s.deleteRecord(ctx, name, false); err != nil {
 				return internalStatus(fmt.Sprintf("remove image %q", refOrID), err)
 			}
 		}
 		return nil
 	}
-	is := s.client.ImageService()
 	// The ID record last: until then the image stays findable by its ID.
 	names := make([]string, 0, len(img.Names))
 	hasID := false
@@ -191,16 +205,8 @@ func (s *Service) Remove(ctx context.Context, refOrID string) error {
 		names = append(names, img.ID)
 	}
 	for i, name := range names {
-		var opts []images.DeleteOpt
-		if i == len(names)-1 {
-			opts = append(opts, images.SynchronousDelete())
-		}
-		err := is.Delete(ctx, name, opts...)
-		if err != nil && !errdefs.IsNotFound(err) {
+		if err := s.deleteRecord(ctx, name, i == len(names)-1); err != nil {
 			return internalStatus(fmt.Sprintf("remove image %s: record %q", img.ID, name), err)
-		}
-		if err := s.refresh(ctx, name); err != nil {
-			logrus.WithError(err).WithField("image", name).Warn("re-index removed image record")
 		}
 	}
 	logrus.WithFields(logrus.Fields{"image": refOrID, "id": img.ID, "names": img.Names}).Info("removed image")

@@ -169,10 +169,7 @@ func (s *Service) refresh(ctx context.Context, name string) error {
 }
 
 func (s *Service) refreshLocked(ctx context.Context, name string) error {
-	// The images changed, so does their disk usage: the next ImageFsInfo measures again.
-	s.fsMu.Lock()
-	s.fsCache = nil
-	s.fsMu.Unlock()
+	s.imagesChanged()
 	img, err := s.client.ImageService().Get(ctx, name)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -182,6 +179,19 @@ func (s *Service) refreshLocked(ctx context.Context, name string) error {
 		return err
 	}
 	return s.indexRecord(ctx, img)
+}
+
+// forgetLocked drops the record name, known to be gone, from the index (refreshMu held).
+func (s *Service) forgetLocked(name string) {
+	s.imagesChanged()
+	s.index.remove(name)
+}
+
+// imagesChanged: so does their disk usage, and the next ImageFsInfo measures again.
+func (s *Service) imagesChanged() {
+	s.fsMu.Lock()
+	s.fsCache = nil
+	s.fsMu.Unlock()
 }
 
 func (s *Service) indexRecord(ctx context.Context, img images.Image) error {
