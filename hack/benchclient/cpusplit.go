@@ -31,6 +31,17 @@ const (
 // machineBusySeconds is the CPU time the machine's CPUs spent busy since boot (user, nice,
 // system, irq, softirq of /proc/stat's cpu line; idle, iowait and steal are not).
 func machineBusySeconds() (float64, error) {
+	return machineSeconds(1, 2, 3, 6, 7) // user nice system irq softirq
+}
+
+// machineStealSeconds is the time the hypervisor ran something else while the machine's CPUs
+// had work (steal of /proc/stat's cpu line).
+func machineStealSeconds() (float64, error) {
+	return machineSeconds(8)
+}
+
+// machineSeconds sums the given fields of /proc/stat's cpu line, in seconds.
+func machineSeconds(fieldIdx ...int) (float64, error) {
 	f, err := os.Open("/proc/stat")
 	if err != nil {
 		return 0, err
@@ -39,15 +50,15 @@ func machineBusySeconds() (float64, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 8 || fields[0] != "cpu" {
+		if len(fields) < 9 || fields[0] != "cpu" {
 			continue
 		}
-		var busy int64
-		for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
+		var ticks int64
+		for _, i := range fieldIdx {
 			n, _ := strconv.ParseInt(fields[i], 10, 64)
-			busy += n
+			ticks += n
 		}
-		return float64(busy) / clockTicks, nil
+		return float64(ticks) / clockTicks, nil
 	}
 	return 0, fmt.Errorf("/proc/stat: no cpu line")
 }
