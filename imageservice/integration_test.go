@@ -986,3 +986,67 @@ func TestIntegrationPullRemoveLoop(t *testing.T) {
 		pulls[n/2].Round(100*time.Microsecond), pulls[0].Round(100*time.Microsecond), pulls[n-1].Round(100*time.Microsecond),
 		removes[n/2].Round(100*time.Microsecond))
 }
+
+// Pulls and removes of one image racing each other: RemoveImage drops the names it deletes from
+// the index without reading them back, which holds only because a pull re-making a record
+// re-reads it after (refreshMu). Whatever order they ran in, the index then agrees with
+// containerd's records, name by name.
+func TestIntegrationPullsAndRemovesRacing(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	ref := testregistry.E2EBusybox
+	var wg sync.WaitGroup
+	for g := 0; g < 3; g++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range 6 {
+				if _, err := e.pull(ref, nil); err != nil {
+					t.Errorf("pull: %v", err)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range 6 {
+				if _, err := e.svc.RemoveImage(context.Background(), &runtime.RemoveImageRequest{Image: &runtime.ImageSpec{Image: ref}}); err != nil {
+					t.Errorf("remove: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	recs, err := e.client.ImageService().List(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inContainerd := map[string]bool{}
+	for _, r := range recs {
+		inContainerd[r.Name] = true
+		img := e.status(r.Name)
+		if img == nil {
+			t.Errorf("record %q in containerd, not in the index", r.Name)
+			continue
+		}
+		if img.Id != r.Name && !contains(img.RepoTags, r.Name) && !contains(img.RepoDigests, r.Name) {
+			t.Errorf("record %q found as %v", r.Name, img)
+		}
+	}
+	for _, img := range e.list() {
+		for _, n := range append(append([]string{}, img.RepoTags...), img.RepoDigests...) {
+			if !inContainerd[n] {
+				t.Errorf("the index names %q, containerd has no such record", n)
+			}
+		}
+	}
+	t.Logf("after the race: %d records", len(recs))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
