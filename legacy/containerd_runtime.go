@@ -198,6 +198,9 @@ func (r *ContainerdRuntime) sandboxesState() string {
 }
 func (r *ContainerdRuntime) netnsDir() string { return filepath.Join(r.opts.StateDir, "netns") }
 
+// podNetNSPath is where the network namespace of sandbox id is pinned (sandbox.NewNetNS's dir/id).
+func (r *ContainerdRuntime) podNetNSPath(id string) string { return filepath.Join(r.netnsDir(), id) }
+
 // SandboxRootDir is where the files of sandbox id that survive a restart live (hostname, hosts,
 // resolv.conf), for the containers that mount them.
 func (r *ContainerdRuntime) SandboxRootDir(id string) string {

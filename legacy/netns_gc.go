@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/cri-shim/cri-shim/sandbox"
@@ -67,7 +66,7 @@ func (r *ContainerdRuntime) CleanStaleNetNS(minAge time.Duration) ([]string, err
 		if !tried[e.Name()] {
 			r.releaseUnknownSandboxNetwork(ctx, e.Name())
 		}
-		path := filepath.Join(r.netnsDir(), e.Name())
+		path := r.podNetNSPath(e.Name())
 		if err := sandbox.RemoveNetNS(path); err != nil {
 			errs = append(errs, err)
 			continue

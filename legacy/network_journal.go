@@ -62,7 +62,7 @@ func (r *ContainerdRuntime) releaseUnknownSandboxNetwork(ctx context.Context, id
 		log.WithError(err).Warn("CNI journal of an unknown sandbox: bad config")
 		config = &runtime.PodSandboxConfig{}
 	}
-	if err := r.net.Teardown(ctx, id, filepath.Join(r.netnsDir(), id), config); err != nil {
+	if err := r.net.Teardown(ctx, id, r.podNetNSPath(id), config); err != nil {
 		log.WithError(err).Warn("CNI DEL for an unknown sandbox (tried again with the next GC round)")
 		return false
 	}

@@ -51,10 +51,7 @@ func (n *nriState) pod(ctx context.Context, sb *podSandbox) *nri.PodSandbox {
 		linux = o.podLinux.Load()
 	}
 	if linux == nil {
-		spec, err := n.spec(ctx, sb.meta.ID)
-		if err != nil {
-			spec = nil
-		}
+		spec, _ := n.spec(ctx, sb.meta.ID) // nil when it cannot be read
 		linux = podLinux(sb, spec)
 		if spec != nil && spec.Linux != nil && o != nil {
 			o.podLinux.Store(linux)

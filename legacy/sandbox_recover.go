@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
@@ -69,7 +68,7 @@ func (r *ContainerdRuntime) recover(ctx context.Context) error {
 	}
 	for id := range unknown {
 		logrus.WithField("sandbox", id).Info("removing what is left of an unknown sandbox")
-		if err := errors.Join(sandbox.RemoveNetNS(filepath.Join(r.netnsDir(), id)), r.removeSandboxDirs(id, unreleased[id])); err != nil {
+		if err := errors.Join(sandbox.RemoveNetNS(r.podNetNSPath(id)), r.removeSandboxDirs(id, unreleased[id])); err != nil {
 			logrus.WithError(err).WithField("sandbox", id).Warn("remove what is left of an unknown sandbox")
 		}
 	}

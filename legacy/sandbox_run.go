@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -174,7 +173,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	network := ready(netOutcome{}) // the host's network
 	netnsMade := ready(error(nil))
 	if !hostNet {
-		nsPath := filepath.Join(r.netnsDir(), id) // where newPodNetNS pins it
+		nsPath := r.podNetNSPath(id)
 		makeNetNS := func() error {
 			t := time.Now()
 			_, err := r.newPodNetNS(id, userns, sb.files)

@@ -50,30 +50,36 @@ func BenchmarkGRPCList(b *testing.B) {
 			}
 		}
 	}
-	b.Run("ListContainers", func(b *testing.B) {
-		b.ReportAllocs()
-		for range b.N {
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"ListContainers", func() error {
 			r, err := rt.ListContainers(ctx, &runtime.ListContainersRequest{})
-			if err != nil || len(r.Containers) != 500 {
-				b.Fatalf("%d %v", len(r.GetContainers()), err)
+			if err == nil && len(r.Containers) != 500 {
+				err = fmt.Errorf("%d containers", len(r.Containers))
 			}
-		}
-	})
-	b.Run("ListPodSandbox", func(b *testing.B) {
-		b.ReportAllocs()
-		for range b.N {
+			return err
+		}},
+		{"ListPodSandbox", func() error {
 			r, err := rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
-			if err != nil || len(r.Items) != 100 {
-				b.Fatalf("%d %v", len(r.GetItems()), err)
+			if err == nil && len(r.Items) != 100 {
+				err = fmt.Errorf("%d pods", len(r.Items))
 			}
-		}
-	})
-	b.Run("Version", func(b *testing.B) {
-		b.ReportAllocs()
-		for range b.N {
-			if _, err := rt.Version(ctx, &runtime.VersionRequest{}); err != nil {
-				b.Fatal(err)
+			return err
+		}},
+		{"Version", func() error {
+			_, err := rt.Version(ctx, &runtime.VersionRequest{})
+			return err
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if err := c.call(); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 }

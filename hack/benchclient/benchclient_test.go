@@ -123,27 +123,24 @@ func TestCPUSplitSub(t *testing.T) {
 
 // The machine's busy time grows while this process burns CPU, and its own CPU is in it.
 func TestSampleCPUSplitSelf(t *testing.T) {
-	s0, err := sampleCPUSplit(os.Getpid(), 0, "", "")
-	if err != nil {
-		t.Fatal(err)
+	sample := func() (CPUSplit, float64) {
+		s, err := sampleCPUSplit(os.Getpid(), 0, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		steal, err := machineStealSeconds()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, steal
 	}
-	steal0, err := machineStealSeconds()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s0, steal0 := sample()
 	x := 0
 	for i := 0; i < 300_000_000; i++ {
 		x += i % 7
 	}
 	_ = x
-	d, err := sampleCPUSplit(os.Getpid(), 0, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	steal, err := machineStealSeconds()
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, steal := sample()
 	d = d.sub(s0)
 	// The kernel keeps the machine's counters and a process's apart, each in 10 ms ticks,
 	// and the two are read one after the other: they may differ by a few ticks (CI saw

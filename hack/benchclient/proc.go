@@ -25,23 +25,11 @@ type ProcSample struct {
 // sampleProc reads /proc/PID/stat and /proc/PID/status.
 func sampleProc(pid int) (ProcSample, error) {
 	s := ProcSample{PID: pid}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := readProcStat(pid) // cpusplit.go
 	if err != nil {
 		return s, err
 	}
-	// The command name (field 2) may hold spaces: fields count from the last ')'.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return s, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 13 {
-		return s, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	// f[0] is field 3 (state): utime is field 14, stime field 15.
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	s.CPUSeconds = float64(ut+st) / clockTicks
+	s.CPUSeconds = p.cpu
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err

@@ -223,14 +223,21 @@ func medianStart(rs []RunResult) float64 {
 	for _, r := range rs {
 		v = append(v, r.StartSeconds)
 	}
+	m, _ := median(v)
+	return m
+}
+
+// median is the middle of v (the mean of the two middle ones for an even count); false when v is
+// empty. It sorts v.
+func median(v []float64) (float64, bool) {
 	if len(v) == 0 {
-		return 0
+		return 0, false
 	}
 	sort.Float64s(v)
 	if n := len(v); n%2 == 0 {
-		return (v[n/2-1] + v[n/2]) / 2
+		return (v[n/2-1] + v[n/2]) / 2, true
 	}
-	return v[len(v)/2]
+	return v[len(v)/2], true
 }
 
 // phaseTable sums the CPU seconds each process used while each runtime's phases ran. The file has
@@ -348,14 +355,7 @@ func cpuSplitTable(w io.Writer, results map[string][]RunResult, a, b string) {
 				v = append(v, x*1000/float64(r.Pods))
 			}
 		}
-		if len(v) == 0 {
-			return 0, false
-		}
-		sort.Float64s(v)
-		if n := len(v); n%2 == 0 {
-			return (v[n/2-1] + v[n/2]) / 2, true
-		}
-		return v[len(v)/2], true
+		return median(v)
 	}
 	if _, ok := perPod(a, cpuMachine); !ok {
 		return
