@@ -56,7 +56,7 @@ var EventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
 
 // Collectors are the Prometheus collectors of this package, for the daemon's registry.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{EventsDropped, ContainersGarbageCollected}
+	return []prometheus.Collector{EventsDropped, ContainersGarbageCollected, containerdRequestDuration}
 }
 
 // EventHub fans container events out to subscribers. Publish never blocks: each subscriber has

@@ -60,7 +60,7 @@ func connectContainerd(ctx context.Context, cfg config.Config) (*backend, error)
 		}
 	}
 	client, err := containerd.New(address, containerd.WithDefaultNamespace(cfg.ContainerdNamespace),
-		containerd.WithTimeout(10*time.Second))
+		containerd.WithTimeout(10*time.Second), containerd.WithExtraDialOpts(legacy.ContainerdDialOptions()))
 	if err != nil {
 		b.close()
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
