@@ -64,19 +64,66 @@ func (c listCodec) Marshal(v any) (mem.BufferSlice, error) {
 		// All are field 1, repeated: the entries.
 		if w, ok := preEncoded.LoadAndDelete(v); ok {
 			preEncodedWrites.Add(1)
-			// In a buffer of gRPC's pool, given back once written: 500 entries are ~250 KB, and
-			// a fresh buffer per call is most of what a relist allocates.
+			// In a pooled buffer, given back once written: 500 entries are ~200 KB, and a fresh
+			// buffer per call is most of what a relist allocates.
 			entries := w.([][]byte)
-			pool := mem.DefaultBufferPool()
-			buf := pool.Get(listSize(entries))
+			buf := listBuffers.Get(listSize(entries))
 			*buf = appendEntries((*buf)[:0], entries)
-			return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+			return mem.BufferSlice{mem.NewBuffer(buf, listBuffers)}, nil
 		}
 	}
 	return c.base.Marshal(v)
 }
 
 func (c listCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.base.Unmarshal(data, v) }
+
+// listBuffers are the buffers the pre-encoded list responses are written into. gRPC's default
+// pool clears a buffer's whole capacity on every Get: for a 500-container list that is a 1 MiB
+// buffer, about 0.1 ms of each call (16 % of the server's CPU in a relist profile). A list buffer
+// is written over from its start, so it is never cleared; its sizes are tiered so that the small
+// ListPodSandbox responses and the large ListContainers ones each find a buffer that fits.
+var listBuffers = newTieredBufferPool(64<<10, 256<<10, 1<<20, 4<<20)
+
+// tieredBufferPool is a mem.BufferPool that does not clear what it hands out: Get's buffer holds
+// the bytes of an earlier response, which the caller writes over. Buffers larger than the last
+// tier are not kept.
+type tieredBufferPool struct {
+	sizes []int
+	pools []sync.Pool
+}
+
+func newTieredBufferPool(sizes ...int) *tieredBufferPool {
+	return &tieredBufferPool{sizes: sizes, pools: make([]sync.Pool, len(sizes))}
+}
+
+func (p *tieredBufferPool) tier(n int) int {
+	for i, s := range p.sizes {
+		if n <= s {
+			return i
+		}
+	}
+	return -1
+}
+
+func (p *tieredBufferPool) Get(n int) *[]byte {
+	i := p.tier(n)
+	if i < 0 {
+		b := make([]byte, n)
+		return &b
+	}
+	if b, ok := p.pools[i].Get().(*[]byte); ok {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, p.sizes[i])
+	return &b
+}
+
+func (p *tieredBufferPool) Put(b *[]byte) {
+	if i := p.tier(cap(*b)); i >= 0 && cap(*b) == p.sizes[i] {
+		p.pools[i].Put(b)
+	}
+}
 
 // encodeContainerList is the wire form of a ListContainersResponse whose containers (field 1) are
 // the encoded entries; the same for a ListPodSandboxResponse's items and a

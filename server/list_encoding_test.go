@@ -144,3 +144,51 @@ func BenchmarkEncodeContainerList(b *testing.B) {
 		}
 	})
 }
+
+func TestTieredBufferPool(t *testing.T) {
+	p := newTieredBufferPool(64, 256)
+	for _, c := range []struct{ n, cap int }{{0, 64}, {10, 64}, {64, 64}, {65, 256}, {256, 256}, {257, 257}} {
+		b := p.Get(c.n)
+		if len(*b) != c.n || cap(*b) != c.cap {
+			t.Fatalf("Get(%d): len %d cap %d, want cap %d", c.n, len(*b), cap(*b), c.cap)
+		}
+		p.Put(b)
+	}
+	// Only buffers of a tier's exact size are kept: a foreign one is dropped, never handed out.
+	odd := make([]byte, 100)
+	p.Put(&odd)
+	for range 10 {
+		if b := p.Get(80); cap(*b) != 256 {
+			t.Fatalf("Get(80) handed out a buffer of cap %d", cap(*b))
+		}
+	}
+}
+
+// TestListCodecReusesBuffers: the codec writes a response into a buffer an earlier, larger
+// response was written into (never cleared): what it sends is the new response's bytes, whole.
+func TestListCodecReusesBuffers(t *testing.T) {
+	c := newListCodec()
+	resp := func(n int, fill string) (*runtime.ListContainersResponse, [][]byte) {
+		r := &runtime.ListContainersResponse{}
+		var wire [][]byte
+		for i := range n {
+			e := &runtime.Container{Id: fmt.Sprint(fill, i), Labels: map[string]string{"k": strings.Repeat(fill, 50)}}
+			b, _ := proto.Marshal(e)
+			r.Containers, wire = append(r.Containers, e), append(wire, b)
+		}
+		return r, wire
+	}
+	for _, n := range []int{300, 7, 120, 1} {
+		r, wire := resp(n, fmt.Sprint(n%10))
+		preEncoded.Store(r, wire)
+		got, err := c.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := proto.Marshal(r)
+		if b := got.Materialize(); !slices.Equal(b, want) {
+			t.Fatalf("%d entries: %d bytes written, want %d (the same)", n, len(b), len(want))
+		}
+		got.Free()
+	}
+}
