@@ -17,6 +17,14 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// FileMountPoints are the files the pause container's spec binds over in its rootfs (the rest of
+// its mounts are directories, or below runc's /dev tmpfs). runc makes a missing one as the
+// container starts; a rootfs shared by pause containers has them made beforehand, since two
+// runc's making one at once fail (EEXIST).
+var FileMountPoints = []string{resolvConfDest}
+
+const resolvConfDest = "/etc/resolv.conf"
+
 // Annotations cri-shim puts on the pause container's spec (the names containerd's CRI uses, which
 // OCI hooks and runtimes know).
 const (
@@ -133,7 +141,7 @@ func SpecOpts(in SpecInput) ([]oci.SpecOpts, error) {
 	}}
 	if in.Files.ResolvConf != "" {
 		mounts = append(mounts, runtimespec.Mount{
-			Source: in.Files.ResolvConf, Destination: "/etc/resolv.conf", Type: "bind",
+			Source: in.Files.ResolvConf, Destination: resolvConfDest, Type: "bind",
 			Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"},
 		})
 	}
