@@ -52,6 +52,9 @@ func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, 
 			}
 		}
 		if err := r.signalTask(ctx, c.meta.ID, sig); err != nil {
+			if r.exitBeingHandled(c) {
+				return r.afterTaskExit(c)
+			}
 			return fmt.Errorf("%w: signal %v: %w", ErrKillContainer, sig, err)
 		}
 		select {
@@ -69,6 +72,9 @@ func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, 
 		}
 	}
 	if err := r.signalTask(ctx, c.meta.ID, syscall.SIGKILL); err != nil {
+		if r.exitBeingHandled(c) {
+			return r.afterTaskExit(c)
+		}
 		return fmt.Errorf("%w: SIGKILL: %w", ErrKillContainer, err)
 	}
 	select {
@@ -82,6 +88,16 @@ func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, 
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// exitBeingHandled tells whether the task of c has exited and the exit monitor is handling it
+// (handleContainerExit): it deletes the task right away, while the output drains, before the
+// container's state says Exited. A signal sent in that window can fail ("ttrpc: closed" once the
+// shim connection of the deleted task is closed), and the container is stopped all the same.
+func (r *ContainerdRuntime) exitBeingHandled(c *podContainer) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.taskGone != nil
 }
 
 // afterTaskExit waits, briefly, for the exit monitor to record the exit of a task that is gone.
