@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -32,10 +33,11 @@ func (e *NoProgressError) Error() string {
 }
 
 // pullStatus turns a pull failure into a gRPC status error whose code says what went wrong:
-// InvalidArgument (bad reference), NotFound (no such repository, tag or registry host),
-// Unauthenticated / PermissionDenied (credentials), Unavailable (registry unreachable, stalled,
-// or answering garbage), Canceled / DeadlineExceeded (the request ended), Internal (local
-// failures such as unpacking).
+// InvalidArgument (bad reference), NotFound (the registry answered that the repository, tag or
+// digest does not exist), Unauthenticated / PermissionDenied (the registry or its token server
+// answered 401 / 403), Unavailable (registry unreachable: no such host, DNS failure, connection
+// refused, TLS handshake failure; stalled; or answering garbage), Canceled / DeadlineExceeded
+// (the request ended), Internal (local failures such as unpacking).
 func pullStatus(what string, err error) error {
 	if err == nil {
 		return nil
@@ -81,11 +83,12 @@ func pullCode(err error) codes.Code {
 	if errors.Is(err, docker.ErrInvalidAuthorization) {
 		return codes.Unauthenticated
 	}
+	// A registry host that does not resolve, even "no such host" (NXDOMAIN), is a registry that
+	// cannot be reached, not an image that does not exist: a DNS outage or a node without a
+	// route answers the same, and the kubelet retries Unavailable. NotFound is kept for what
+	// the registry itself says it lacks.
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		if dnsErr.IsNotFound {
-			return codes.NotFound
-		}
 		return codes.Unavailable
 	}
 	var (
@@ -101,7 +104,10 @@ func pullCode(err error) codes.Code {
 	case errors.As(err, &opErr), errors.As(err, &certErr), errors.As(err, &unknownCA),
 		errors.As(err, &hostErr), errors.As(err, &recordErr),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
+		// TLS to a plain-HTTP server: net/http replaces the handshake's RecordHeaderError by
+		// this error, wrapping nothing.
+		errors.Is(err, http.ErrSchemeMismatch):
 		return codes.Unavailable
 	case errors.As(err, &syntaxErr), errors.As(err, &typeErr):
 		// The registry answered something that is not a manifest or index.
@@ -109,6 +115,14 @@ func pullCode(err error) codes.Code {
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
+		return codes.Unavailable
+	}
+	// Any other failure of an HTTP exchange with the registry (the request got no response:
+	// a handshake or transport error the cases above do not name) is a registry that could
+	// not be talked to. The registry's answers (401, 403, 404) are not url.Errors: they were
+	// mapped above. Context ends were too.
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
 		return codes.Unavailable
 	}
 	if errdefs.IsNotFound(err) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -159,7 +160,11 @@ func TestPullCode(t *testing.T) {
 		{unexpected(503), codes.Unavailable},
 		{fmt.Errorf("pull access denied: %w", docker.ErrInvalidAuthorization), codes.Unauthenticated},
 		{fmt.Errorf("r.io/x:1: %w", errdefs.ErrNotFound), codes.NotFound},
-		{&net.DNSError{Err: "no such host", Name: "nowhere.invalid", IsNotFound: true}, codes.NotFound},
+		// A host that does not resolve is an unreachable registry, not a missing image.
+		{&net.DNSError{Err: "no such host", Name: "nowhere.invalid", IsNotFound: true}, codes.Unavailable},
+		{&net.DNSError{Err: "server misbehaving", Name: "r.io", IsTemporary: true}, codes.Unavailable},
+		{fmt.Errorf("failed to do request: %w", &url.Error{Op: "Head", URL: "https://r.io/v2/", Err: http.ErrSchemeMismatch}), codes.Unavailable},
+		{&url.Error{Op: "Get", URL: "https://r.io/v2/", Err: errors.New("tls: handshake failure")}, codes.Unavailable},
 		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, codes.Unavailable},
 		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), codes.Unavailable},
 		{&NoProgressError{Timeout: time.Second}, codes.Unavailable},
