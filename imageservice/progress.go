@@ -14,7 +14,6 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // Progress is a snapshot of one pull.
@@ -53,10 +52,9 @@ func (b BlobProgress) IsLayer() bool { return images.IsLayerType(b.MediaType) }
 // around the resolver's clients, cheap: no content store polling) and the descriptors the pull
 // dispatches.
 type tracker struct {
-	ref     string
-	refHost string
-	auth    *runtime.AuthConfig
-	start   time.Time
+	ref   string
+	creds *credScope
+	start time.Time
 
 	active    atomic.Int64
 	bytesRead atomic.Int64
@@ -72,11 +70,13 @@ type blobState struct {
 	done atomic.Int64
 }
 
-func newTracker(ref, refHost string, auth *runtime.AuthConfig) *tracker {
-	return &tracker{ref: ref, refHost: refHost, auth: auth, start: time.Now(), blobs: map[digest.Digest]*blobState{}}
+func newTracker(ref string, creds *credScope) *tracker {
+	return &tracker{ref: ref, creds: creds, start: time.Now(), blobs: map[digest.Digest]*blobState{}}
 }
 
-// updateClient wraps a registry client's transport (config.HostOptions.UpdateClient).
+// updateClient wraps a registry client's transport (config.HostOptions.UpdateClient). The
+// wrapper is the last to see each request, redirects included: it also applies the pull's
+// credential scope (credScope.authorize).
 func (t *tracker) updateClient(c *http.Client) error {
 	next := c.Transport
 	if next == nil {
@@ -169,10 +169,7 @@ type trackingTransport struct {
 
 func (tt *trackingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t := tt.t
-	if token := registryToken(t.auth, req.URL.Host, t.refHost); token != "" && req.Header.Get("Authorization") == "" {
-		req = req.Clone(req.Context())
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	req = t.creds.authorize(req)
 	t.active.Add(1)
 	resp, err := tt.next.RoundTrip(req)
 	if err != nil {

@@ -103,20 +103,19 @@ func (s *Service) pull(ctx context.Context, named reference.Named, snapshotter s
 	what := fmt.Sprintf("pull image %q", ref)
 	log := logrus.WithField("image", ref)
 	refHost := reference.Domain(named)
-	tr := newTracker(ref, refHost, auth)
+	creds := newCredScope(auth, refHost)
+	tr := newTracker(ref, creds)
 	defer tr.closeIdle()
 
 	hostOpts := config.HostOptions{
-		Credentials: func(host string) (string, string, error) {
-			return ParseAuth(auth, host, refHost)
-		},
+		Credentials:  creds.credentials,
 		UpdateClient: tr.updateClient,
 	}
 	if s.cfg.RegistryConfigPath != "" {
 		hostOpts.HostDir = config.HostDirFromRoot(s.cfg.RegistryConfigPath)
 	}
 	resolver := docker.NewResolver(docker.ResolverOptions{
-		Hosts:   config.ConfigureHosts(ctx, hostOpts),
+		Hosts:   creds.registryHosts(config.ConfigureHosts(ctx, hostOpts)),
 		Headers: http.Header{"User-Agent": []string{"cri-shim"}},
 	})
 
