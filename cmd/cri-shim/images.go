@@ -28,6 +28,11 @@ func newImageService(b *backend, cfg config.Config) (*imageservice.Service, erro
 // pullMain is `cri-shim pull`: it pulls through the same containerd (managed when needed) and the
 // model's image puller, as the daemon would.
 func pullMain(ctx context.Context, cfg config.Config, args []string) error {
+	// Credentials first: a password asked for or piped in is read before containerd starts.
+	pa, err := parsePullArgs(args, stdCredsInput())
+	if err != nil {
+		return err
+	}
 	for _, d := range []string{cfg.RootDir, cfg.StateDir} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return err
@@ -43,5 +48,5 @@ func pullMain(ctx context.Context, cfg config.Config, args []string) error {
 		return err
 	}
 	defer svc.Close()
-	return runPull(ctx, svc, args, os.Stdout)
+	return runPull(ctx, svc, pa, os.Stdout)
 }

@@ -79,12 +79,18 @@ func run(args []string) error {
 	// pull's own flags, handed on to it.
 	var pullFlags []string
 	if sub == "pull" {
-		for _, name := range []string{"creds", "auth", "policy"} {
+		for _, name := range []string{"creds", "username", "creds-file", "auth", "policy"} {
 			name := name
-			fs.Func(name, "pull: "+map[string]string{"creds": "registry credentials USER[:PASSWORD]",
-				"auth": "registry credentials, base64 of USER:PASSWORD", "policy": "pull policy: Always, IfNotPresent or Never"}[name],
+			fs.Func(name, "pull: "+map[string]string{
+				"creds":      "registry user USER; the password is asked on the terminal or read with --password-stdin (never on the command line)",
+				"username":   "same as --creds USER",
+				"creds-file": "file holding USER:PASSWORD, readable by its owner only",
+				"auth":       "refused: use $CRICTL_AUTH (base64 of USER:PASSWORD); $CRICTL_CREDS takes USER[:PASSWORD]",
+				"policy":     "pull policy: Always, IfNotPresent or Never"}[name],
 				func(v string) error { pullFlags = append(pullFlags, "--"+name, v); return nil })
 		}
+		fs.BoolFunc("password-stdin", "pull: read the password of --creds USER from stdin",
+			func(v string) error { pullFlags = append(pullFlags, "--password-stdin="+v); return nil })
 	}
 	var dryRun bool
 	if sub == "gc" {
@@ -113,7 +119,7 @@ func run(args []string) error {
 	switch sub {
 	case "pull":
 		if fs.NArg() != 1 {
-			return errors.New("usage: cri-shim pull [--creds USER[:PASSWORD]] [--auth BASE64] [--policy POLICY] [daemon flags] IMAGE")
+			return errors.New(pullUsage)
 		}
 		return pullMain(ctx, cfg, append(pullFlags, fs.Arg(0)))
 	case "gc":

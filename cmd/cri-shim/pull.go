@@ -19,48 +19,225 @@ import (
 	"github.com/cri-shim/cri-shim/legacy"
 )
 
-// runPull is `cri-shim pull [--creds USER[:PASSWORD]] [--auth BASE64] [--policy POLICY] IMAGE`:
-// it pulls IMAGE through the model's image puller into svc's namespace. On a terminal it draws a
-// progress bar; otherwise it prints one line when done.
-func runPull(ctx context.Context, svc *imageservice.Service, args []string, out io.Writer) error {
+// pullUsage is the synopsis of cri-shim pull.
+const pullUsage = "usage: cri-shim pull [--creds USER [--password-stdin] | --creds-file FILE] [--policy Always|IfNotPresent|Never] [daemon flags] IMAGE"
+
+// Environment variables holding pull credentials, crictl's: USER[:PASSWORD] and base64 of
+// USER:PASSWORD. A process's environment is readable by its owner only, unlike its command line.
+const (
+	envCreds = "CRICTL_CREDS"
+	envAuth  = "CRICTL_AUTH"
+)
+
+// maxSecret bounds what is read from stdin or a file for credentials.
+const maxSecret = 64 << 10
+
+// pullArgs are the parsed arguments of cri-shim pull.
+type pullArgs struct {
+	image  string
+	policy legacy.PullPolicy
+	auth   *runtime.AuthConfig // nil: anonymous
+}
+
+// credsInput is where pull's credentials come from besides the flags.
+type credsInput struct {
+	stdin io.Reader
+	// readPassword asks for a password on the terminal without echo; nil when there is none.
+	readPassword func(prompt string) (string, error)
+	getenv       func(string) string
+}
+
+// stdCredsInput reads the process's stdin, terminal and environment.
+func stdCredsInput() credsInput {
+	in := credsInput{stdin: os.Stdin, getenv: os.Getenv}
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		in.readPassword = func(prompt string) (string, error) {
+			fmt.Fprint(os.Stderr, prompt)
+			b, err := term.ReadPassword(fd)
+			fmt.Fprintln(os.Stderr)
+			return string(b), err
+		}
+	}
+	return in
+}
+
+// parsePullArgs parses `cri-shim pull [flags] IMAGE`. No secret is taken from the command line,
+// which every user of the host reads in /proc/PID/cmdline: --creds USER (or --username USER)
+// names the user and the password is asked on the terminal, or read from stdin with
+// --password-stdin; --creds-file FILE holds USER:PASSWORD (a file only its owner can read);
+// without these flags, $CRICTL_CREDS (USER[:PASSWORD]) or $CRICTL_AUTH (base64 of
+// USER:PASSWORD) as crictl. --creds USER:PASSWORD and --auth BASE64 are refused.
+func parsePullArgs(args []string, in credsInput) (pullArgs, error) {
 	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	creds := fs.String("creds", "", "registry credentials, USER[:PASSWORD]")
-	auth := fs.String("auth", "", "registry credentials, base64 of USER:PASSWORD")
+	creds := fs.String("creds", "", "registry user; the password is asked for, or read from stdin with --password-stdin")
+	username := fs.String("username", "", "same as --creds USER")
+	credsFile := fs.String("creds-file", "", "file holding USER:PASSWORD, readable by its owner only")
+	passwordStdin := fs.Bool("password-stdin", false, "read the password of --creds USER from stdin")
+	fs.String("auth", "", "refused: the secret would be on the command line ($CRICTL_AUTH)")
 	policy := fs.String("policy", string(legacy.PullAlways), "pull policy: Always, IfNotPresent or Never")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("pull: %w", err)
+		return pullArgs{}, fmt.Errorf("pull: %w", err)
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: cri-shim pull [--creds USER[:PASSWORD]] [--auth BASE64] [--policy Always|IfNotPresent|Never] IMAGE")
+		return pullArgs{}, errors.New(pullUsage)
 	}
-	image := fs.Arg(0)
-	var pol legacy.PullPolicy
+	pa := pullArgs{image: fs.Arg(0)}
 	switch strings.ToLower(*policy) {
 	case "always":
-		pol = legacy.PullAlways
+		pa.policy = legacy.PullAlways
 	case "ifnotpresent":
-		pol = legacy.PullIfNotPresent
+		pa.policy = legacy.PullIfNotPresent
 	case "never":
-		pol = legacy.PullNever
+		pa.policy = legacy.PullNever
 	default:
-		return fmt.Errorf("pull: unknown pull policy %q (Always, IfNotPresent or Never)", *policy)
+		return pullArgs{}, fmt.Errorf("pull: unknown pull policy %q (Always, IfNotPresent or Never)", *policy)
 	}
-	var auths []*runtime.AuthConfig
-	switch {
-	case *creds != "":
-		user, pass, _ := strings.Cut(*creds, ":")
-		auths = append(auths, &runtime.AuthConfig{Username: user, Password: pass})
-	case *auth != "":
-		if _, err := base64.StdEncoding.DecodeString(*auth); err != nil {
-			return fmt.Errorf("pull: --auth is not base64: %w", err)
+
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["auth"] || strings.Contains(*creds, ":") || strings.Contains(*username, ":") {
+		what := "--creds USER:PASSWORD"
+		if set["auth"] {
+			what = "--auth"
 		}
-		auths = append(auths, &runtime.AuthConfig{Auth: *auth})
+		return pullArgs{}, fmt.Errorf("pull: %s would put the password on the command line, where every user of the host reads it (/proc/PID/cmdline): "+
+			"give --creds USER and type the password, or pipe it with --password-stdin, or use --creds-file FILE, $%s or $%s", what, envCreds, envAuth)
+	}
+	user := *creds
+	if set["username"] {
+		if set["creds"] {
+			return pullArgs{}, errors.New("pull: both --creds and --username are given")
+		}
+		user = *username
+	}
+	if (set["creds"] || set["username"]) && user == "" {
+		return pullArgs{}, errors.New("pull: the user of --creds is empty")
+	}
+	if user != "" && set["creds-file"] {
+		return pullArgs{}, errors.New("pull: both --creds and --creds-file are given")
+	}
+	if *passwordStdin && user == "" {
+		return pullArgs{}, errors.New("pull: --password-stdin needs --creds USER")
+	}
+
+	switch {
+	case user != "":
+		var pass string
+		if *passwordStdin {
+			b, err := readSecret(in.stdin)
+			if err != nil {
+				return pullArgs{}, fmt.Errorf("pull: read the password from stdin: %w", err)
+			}
+			pass = strings.TrimRight(string(b), "\r\n")
+			if pass == "" {
+				return pullArgs{}, errors.New("pull: --password-stdin: stdin holds no password")
+			}
+		} else {
+			if in.readPassword == nil {
+				return pullArgs{}, fmt.Errorf("pull: --creds %s: no terminal to ask the password on: pipe it with --password-stdin, or use --creds-file or $%s", user, envCreds)
+			}
+			var err error
+			if pass, err = in.readPassword(fmt.Sprintf("Password for %s: ", user)); err != nil {
+				return pullArgs{}, fmt.Errorf("pull: read the password: %w", err)
+			}
+		}
+		pa.auth = &runtime.AuthConfig{Username: user, Password: pass}
+	case set["creds-file"]:
+		a, err := readCredsFile(*credsFile)
+		if err != nil {
+			return pullArgs{}, fmt.Errorf("pull: --creds-file: %w", err)
+		}
+		pa.auth = a
+	default:
+		// The environment, when no flag gives credentials (a flag wins, as on crictl's
+		// command line).
+		a, err := credsFromEnv(in.getenv)
+		if err != nil {
+			return pullArgs{}, fmt.Errorf("pull: %w", err)
+		}
+		pa.auth = a
+	}
+	return pa, nil
+}
+
+func readSecret(r io.Reader) ([]byte, error) {
+	if r == nil {
+		return nil, errors.New("no stdin")
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxSecret+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSecret {
+		return nil, fmt.Errorf("more than %d bytes", maxSecret)
+	}
+	return b, nil
+}
+
+// readCredsFile reads USER:PASSWORD from the first line of path, a file that neither its group
+// nor others may read (as ssh does with keys: a password others can read is no secret).
+func readCredsFile(path string) (*runtime.AuthConfig, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others (mode %#o): chmod 600 it", path, st.Mode().Perm())
+	}
+	b, err := readSecret(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	user, pass, ok := strings.Cut(strings.TrimRight(line, "\r"), ":")
+	if !ok || user == "" {
+		return nil, fmt.Errorf("%s: the first line is not USER:PASSWORD", path)
+	}
+	return &runtime.AuthConfig{Username: user, Password: pass}, nil
+}
+
+// credsFromEnv reads $CRICTL_CREDS or $CRICTL_AUTH (not both); nil when neither is set.
+func credsFromEnv(getenv func(string) string) (*runtime.AuthConfig, error) {
+	if getenv == nil {
+		return nil, nil
+	}
+	creds, auth := getenv(envCreds), getenv(envAuth)
+	switch {
+	case creds != "" && auth != "":
+		return nil, fmt.Errorf("both $%s and $%s are set", envCreds, envAuth)
+	case creds != "":
+		user, pass, _ := strings.Cut(creds, ":")
+		if user == "" {
+			return nil, fmt.Errorf("$%s: the user is empty", envCreds)
+		}
+		return &runtime.AuthConfig{Username: user, Password: pass}, nil
+	case auth != "":
+		if _, err := base64.StdEncoding.DecodeString(auth); err != nil {
+			return nil, fmt.Errorf("$%s is not base64: %w", envAuth, err)
+		}
+		return &runtime.AuthConfig{Auth: auth}, nil
+	}
+	return nil, nil
+}
+
+// runPull pulls pa.image through the model's image puller into svc's namespace. On a terminal
+// it draws a progress bar; otherwise it prints one line when done.
+func runPull(ctx context.Context, svc *imageservice.Service, pa pullArgs, out io.Writer) error {
+	image := pa.image
+	var auths []*runtime.AuthConfig
+	if pa.auth != nil {
+		auths = append(auths, pa.auth)
 	}
 
 	recorder := legacy.NewMemoryRecorder(64, nil)
 	puller := legacy.NewImagePuller(recorder, legacy.NewImageServiceBackend(svc), nil)
-	req := legacy.PullRequest{Image: legacy.ImageSpec{Image: image}, PullPolicy: pol, Auths: auths}
+	req := legacy.PullRequest{Image: legacy.ImageSpec{Image: image}, PullPolicy: pa.policy, Auths: auths}
 
 	var bar *progressBar
 	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
