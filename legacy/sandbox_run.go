@@ -394,6 +394,10 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	failed = false
 	r.sandboxes.add(sb)
 	r.podSandboxChanged(sb, time.Now())
+	// As containerd's CRI: created and started, both once the sandbox is ready, before its exit
+	// is watched (its stopped event comes after them).
+	r.emitSandboxEvent(ContainerEventCreated, sb)
+	r.emitSandboxEvent(ContainerEventStarted, sb)
 	r.monitorExit(sb, nil) // its own Wait call: it returns the exit status even after the exit
 	log.WithFields(logrus.Fields{"ip": sb.meta.IP, "pid": sb.pid, "total": time.Since(tStart), "image": tImage,
 		"files": tFiles, "netns": tNetNS, "cni": tCNI, "container": tContainer, "task": tTask, "start": tStartTask,
@@ -425,7 +429,9 @@ func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd
 			if at.IsZero() {
 				at = time.Now()
 			}
-			sb.setStopped(at)
+			if sb.setStopped(at) {
+				r.emitSandboxEvent(ContainerEventStopped, sb)
+			}
 			r.podSandboxChanged(sb, time.Now())
 		})
 		return
@@ -443,7 +449,9 @@ func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd
 				r.rewatch(sb)
 				return
 			}
-			sb.setStopped(st.ExitTime())
+			if sb.setStopped(st.ExitTime()) {
+				r.emitSandboxEvent(ContainerEventStopped, sb)
+			}
 			r.podSandboxChanged(sb, time.Now())
 		case <-r.bg.Done():
 		}
