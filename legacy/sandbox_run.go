@@ -103,7 +103,11 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	// undo collects the steps to take back, last first, when the sandbox fails.
 	var undo []func(context.Context)
 	failed := true
+	// releaseRootfs tells, once the pause task is made or undone, that the shared pause rootfs
+	// may be unmounted as far as this call is concerned (pause_rootfs.go).
+	releaseRootfs := func() {}
 	defer func() {
+		defer releaseRootfs()
 		if !failed {
 			return
 		}
@@ -233,9 +237,11 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	// idmapped): pause_rootfs.go.
 	var sharedRootfs string
 	if userns == nil {
-		if sharedRootfs, err = r.sharedPauseRootfs(ctx, snapshotter, chainID); err != nil {
+		var release func()
+		if sharedRootfs, release, err = r.sharedPauseRootfs(ctx, snapshotter, chainID); err != nil {
 			return fail(err)
 		}
+		releaseRootfs = release
 	}
 	specOpts, err := sandbox.SpecOpts(sandbox.SpecInput{
 		ID: id, Config: config, Image: imgCfg, ImageName: r.opts.SandboxImage,
