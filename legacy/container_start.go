@@ -181,8 +181,10 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		c.rec.Reason, c.rec.Message = ReasonStartError, retErr.Error()
 		_ = c.saveRecordLocked()
 		c.mu.Unlock()
-		close(c.exited)
+		// The event before the waiters wake: a pod stop waiting for this exit publishes the
+		// sandbox's stopped event after it.
 		r.emitContainerEvent(ContainerEventStopped, c)
+		close(c.exited)
 		retErr = fmt.Errorf("%w: %w", ErrRunContainer, retErr)
 	}()
 
@@ -324,8 +326,10 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, taskThere bool,
 	if err := c.saveRecordLocked(); err != nil {
 		logrus.WithError(err).WithField("container", c.meta.ID).Warn("write container status")
 	}
-	close(c.exited)
+	// The event before the waiters wake: a pod stop waiting for this exit publishes the
+	// sandbox's stopped event after it.
 	r.emitContainerEvent(ContainerEventStopped, c)
+	close(c.exited)
 	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "exit_code": code, "reason": c.rec.Reason,
 		"drain": tDrain, "recorded": time.Since(t0), "exited_at": at}).Debug("container exited")
 }

@@ -164,15 +164,21 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 		r.bgCancel()
 		return nil, fmt.Errorf("recover containers: %w", err)
 	}
+	// A shared pause rootfs that an earlier run left mounted (killed) and no pod uses any more.
+	r.releasePauseRootfsAtStart(ctx)
 	r.startPodStatusCache()
 	r.stats() // the stats collector reads from the start: a first stats call reads nothing (stats_list_cri.go)
 	return r, nil
 }
 
-// Close stops the runtime's background work; containers keep running.
+// Close stops the runtime's background work; containers keep running. The shared pause rootfs is
+// unmounted when no pod's pause uses it (pause_rootfs.go).
 func (r *ContainerdRuntime) Close() error {
+	// No pod is given the shared pause rootfs from now on; those given it finish first.
+	drained := r.closePauseRootfs(pauseRootfsDrainTimeout)
 	r.bgCancel()
 	r.wg.Wait()
+	r.releasePauseRootfsAtClose(drained)
 	return nil
 }
 

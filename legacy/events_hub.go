@@ -34,14 +34,24 @@ func (t ContainerEventType) String() string {
 	return "unknown"
 }
 
-// ContainerEvent is one change of a container's lifecycle.
+// ContainerEvent is one change of a container's lifecycle, or of a pod sandbox's own: as
+// containerd's CRI does, a sandbox's events (created, started, stopped, deleted) have the sandbox's
+// ID as ContainerID, and the kubelet's evented PLEG learns of sandbox changes from them.
 type ContainerEvent struct {
 	Type        ContainerEventType
 	ContainerID string
 	SandboxID   string
 	// At is when the change happened.
 	At time.Time
+	// SandboxStatus is the sandbox's status when the event was published; nil when it was not
+	// known then (a subscriber then reads it when it needs it). It is taken at once because the
+	// last events of a pod (its containers' and its own deletion) come when the sandbox is about to
+	// leave the store, and a client needs its metadata (the pod's UID) to place them.
+	SandboxStatus *SandboxStatus
 }
+
+// IsSandbox tells whether the event is about the pod sandbox itself.
+func (e ContainerEvent) IsSandbox() bool { return e.ContainerID != "" && e.ContainerID == e.SandboxID }
 
 // DefaultEventBuffer is the number of events a subscriber may lag behind before events are
 // dropped for it.
@@ -156,10 +166,23 @@ func (r *ContainerdRuntime) SubscribeContainerEvents(buffer int) (<-chan Contain
 	return r.events().Subscribe(buffer)
 }
 
-// emitContainerEvent publishes a lifecycle event of c; it never blocks.
+// emitContainerEvent publishes a lifecycle event of c, with its sandbox's status now; it never
+// blocks.
 func (r *ContainerdRuntime) emitContainerEvent(typ ContainerEventType, c *podContainer) {
-	r.events().Publish(ContainerEvent{Type: typ, ContainerID: c.meta.ID, SandboxID: c.meta.SandboxID, At: time.Now()})
+	var st *SandboxStatus
+	if sb := r.sandboxes.exact(c.meta.SandboxID); sb != nil {
+		st = sb.status()
+	}
+	r.events().Publish(ContainerEvent{Type: typ, ContainerID: c.meta.ID, SandboxID: c.meta.SandboxID, At: time.Now(), SandboxStatus: st})
 	if typ == ContainerEventStopped {
 		r.nriContainerExited(c)
 	}
+}
+
+// emitSandboxEvent publishes a lifecycle event of the sandbox itself, as containerd's CRI does
+// (ContainerID = the sandbox's ID), with its status now; it never blocks. Created and started
+// come once the sandbox is ready and in the store, stopped once its pause process is gone (stopped,
+// or dead on its own), deleted once it has left the store.
+func (r *ContainerdRuntime) emitSandboxEvent(typ ContainerEventType, sb *podSandbox) {
+	r.events().Publish(ContainerEvent{Type: typ, ContainerID: sb.meta.ID, SandboxID: sb.meta.ID, At: time.Now(), SandboxStatus: sb.status()})
 }

@@ -112,6 +112,9 @@ func (r *ContainerdRuntime) feedPodStatus(f *podStatusFeeder, events <-chan Cont
 }
 
 func (r *ContainerdRuntime) podContainerEvent(f *podStatusFeeder, s *podFeedState, ev ContainerEvent) {
+	if ev.IsSandbox() {
+		return // podSandboxChanged tells the feeder of the sandbox's own changes
+	}
 	pod, ok := s.pods[ev.SandboxID]
 	if !ok {
 		sb, err := r.sandboxes.get(ev.SandboxID)

@@ -103,7 +103,11 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	// undo collects the steps to take back, last first, when the sandbox fails.
 	var undo []func(context.Context)
 	failed := true
+	// releaseRootfs tells, once the pause task is made or undone, that the shared pause rootfs
+	// may be unmounted as far as this call is concerned (pause_rootfs.go).
+	releaseRootfs := func() {}
 	defer func() {
+		defer releaseRootfs()
 		if !failed {
 			return
 		}
@@ -233,9 +237,11 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	// idmapped): pause_rootfs.go.
 	var sharedRootfs string
 	if userns == nil {
-		if sharedRootfs, err = r.sharedPauseRootfs(ctx, snapshotter, chainID); err != nil {
+		var release func()
+		if sharedRootfs, release, err = r.sharedPauseRootfs(ctx, snapshotter, chainID); err != nil {
 			return fail(err)
 		}
+		releaseRootfs = release
 	}
 	specOpts, err := sandbox.SpecOpts(sandbox.SpecInput{
 		ID: id, Config: config, Image: imgCfg, ImageName: r.opts.SandboxImage,
@@ -394,6 +400,10 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	failed = false
 	r.sandboxes.add(sb)
 	r.podSandboxChanged(sb, time.Now())
+	// As containerd's CRI: created and started, both once the sandbox is ready, before its exit
+	// is watched (its stopped event comes after them).
+	r.emitSandboxEvent(ContainerEventCreated, sb)
+	r.emitSandboxEvent(ContainerEventStarted, sb)
 	r.monitorExit(sb, nil) // its own Wait call: it returns the exit status even after the exit
 	log.WithFields(logrus.Fields{"ip": sb.meta.IP, "pid": sb.pid, "total": time.Since(tStart), "image": tImage,
 		"files": tFiles, "netns": tNetNS, "cni": tCNI, "container": tContainer, "task": tTask, "start": tStartTask,
@@ -425,7 +435,9 @@ func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd
 			if at.IsZero() {
 				at = time.Now()
 			}
-			sb.setStopped(at)
+			if sb.setStopped(at) {
+				r.emitSandboxEvent(ContainerEventStopped, sb)
+			}
 			r.podSandboxChanged(sb, time.Now())
 		})
 		return
@@ -443,7 +455,9 @@ func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd
 				r.rewatch(sb)
 				return
 			}
-			sb.setStopped(st.ExitTime())
+			if sb.setStopped(st.ExitTime()) {
+				r.emitSandboxEvent(ContainerEventStopped, sb)
+			}
 			r.podSandboxChanged(sb, time.Now())
 		case <-r.bg.Done():
 		}

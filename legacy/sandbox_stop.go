@@ -68,7 +68,11 @@ func (r *ContainerdRuntime) stopLocked(ctx context.Context, sb *podSandbox, resu
 			killResult.Fail(ErrKillContainer, err.Error())
 			return
 		}
-		sb.setStopped(time.Now())
+		// After the containers' stopped events (StopPodContainers returned once their exits
+		// were recorded), as containerd's CRI.
+		if sb.setStopped(time.Now()) {
+			r.emitSandboxEvent(ContainerEventStopped, sb)
+		}
 		r.podSandboxChanged(sb, time.Now())
 	}()
 	sb.mu.RLock()
@@ -212,6 +216,9 @@ func (r *ContainerdRuntime) RemovePodSandbox(ctx context.Context, id string) err
 	}
 	r.nriRemovePodSandbox(ctx, sb)
 	r.sandboxes.remove(sb)
+	// After its containers' deleted events (RemovePodContainers returned), with the status the
+	// sandbox had as it left the store.
+	r.emitSandboxEvent(ContainerEventDeleted, sb)
 	r.podSandboxChanged(sb, time.Now())
 	if err := errors.Join(errs...); err != nil {
 		logrus.WithError(err).WithField("sandbox", sb.meta.ID).Warn("remove sandbox files")

@@ -67,13 +67,18 @@ func (s *podSandbox) hostNetwork() bool {
 	return s.config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtime.NamespaceMode_NODE
 }
 
-func (s *podSandbox) setStopped(at time.Time) {
+// setStopped marks the sandbox NotReady (its pause process gone) and tells whether it was not
+// already: the sandbox's stopped event is sent once, by whoever sees the change first (the stop or
+// the exit monitor).
+func (s *podSandbox) setStopped(at time.Time) (changed bool) {
 	s.mu.Lock()
+	changed = s.state != SandboxStateNotReady
 	s.state, s.pid = SandboxStateNotReady, 0
 	if s.exitedAt.IsZero() {
 		s.exitedAt = at
 	}
 	s.mu.Unlock()
+	return changed
 }
 
 func (s *podSandbox) status() *SandboxStatus {
@@ -148,6 +153,13 @@ func (st *sandboxStore) get(id string) (*podSandbox, error) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	return lookupID(st.byID, "sandbox", id)
+}
+
+// exact returns the sandbox with exactly this ID, or nil.
+func (st *sandboxStore) exact(id string) *podSandbox {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.byID[id]
 }
 
 // list returns every sandbox, newest first.

@@ -7,19 +7,25 @@ import (
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// GetContainerEvents streams the lifecycle events of the containers (created, started,
-// stopped, deleted) with the pod's status at the time of sending, until the client goes away. A
-// client that does not keep up loses events (counted in cri_shim_container_events_dropped_total);
-// it never slows the runtime down.
+// GetContainerEvents streams the lifecycle events (created, started, stopped, deleted) of the
+// containers and, as containerd's CRI does, of the pod sandboxes themselves (ContainerId = the
+// sandbox's ID), in the order they happened, with the pod's status and its containers' statuses,
+// until the client goes away. The stream's header is sent once the subscription is in place: a
+// client that waits for it misses no later event. A client that does not keep up loses events
+// (counted in cri_shim_container_events_dropped_total); it never slows the runtime down.
 func (s *RuntimeServer) GetContainerEvents(req *runtime.GetEventsRequest, stream grpc.ServerStreamingServer[runtime.ContainerEventResponse]) error {
 	events, cancel := s.opts.Backend.SubscribeContainerEvents(legacy.DefaultEventBuffer)
 	defer cancel()
 	ctx := stream.Context()
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -35,15 +41,18 @@ func (s *RuntimeServer) GetContainerEvents(req *runtime.GetEventsRequest, stream
 	}
 }
 
-// containerEvent is ev as CRI sends it: with the sandbox's status (a NOTREADY one with the ID
-// only when the sandbox is gone) and the statuses of the sandbox's containers.
+// containerEvent is ev as CRI sends it: with the sandbox's status (the one taken when the event
+// was published, else the current one, else a NOTREADY one with the ID only when the sandbox is
+// gone) and the statuses of the sandbox's containers.
 func (s *RuntimeServer) containerEvent(ctx context.Context, ev legacy.ContainerEvent) *runtime.ContainerEventResponse {
 	resp := &runtime.ContainerEventResponse{
 		ContainerId:        ev.ContainerID,
 		ContainerEventType: criEventType(ev.Type),
 		CreatedAt:          ev.At.UnixNano(),
 	}
-	if st, err := s.opts.Backend.PodSandboxStatus(ctx, ev.SandboxID, false); err == nil {
+	if ev.SandboxStatus != nil {
+		resp.PodSandboxStatus = toCRISandboxStatus(ev.SandboxStatus)
+	} else if st, err := s.opts.Backend.PodSandboxStatus(ctx, ev.SandboxID, false); err == nil {
 		resp.PodSandboxStatus = toCRISandboxStatus(st)
 	} else {
 		resp.PodSandboxStatus = &runtime.PodSandboxStatus{Id: ev.SandboxID, State: runtime.PodSandboxState_SANDBOX_NOTREADY}

@@ -85,6 +85,65 @@ func TestGetContainerEvents(t *testing.T) {
 	}
 }
 
+// TestGetContainerEventsSandbox: the sandbox's own events (ContainerID = the sandbox's ID) carry
+// its status with its metadata; a status taken when the event was published is sent as it is, so
+// that the sandbox's deletion still names its pod once the sandbox has left the store. The stream's
+// header comes once the subscription is in place: a client that waits for it misses no event.
+func TestGetContainerEventsSandbox(t *testing.T) {
+	c, fake := sandboxClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pod, err := c.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("p")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := pod.PodSandboxId
+	stream, err := c.GetContainerEvents(ctx, &runtime.GetEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Header(); err != nil {
+		t.Fatalf("header: %v", err)
+	}
+	hub := fake.FakeEvents()
+	if n := hub.Subscribers(); n != 1 {
+		t.Fatalf("%d subscribers once the header came, want 1", n)
+	}
+
+	// Read when sent (no status in the event): the sandbox as it is.
+	hub.Publish(legacy.ContainerEvent{Type: legacy.ContainerEventStarted, ContainerID: id, SandboxID: id})
+	ev, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.ContainerId != id || ev.ContainerEventType != runtime.ContainerEventType_CONTAINER_STARTED_EVENT ||
+		ev.GetPodSandboxStatus().GetId() != id || ev.GetPodSandboxStatus().GetMetadata().GetUid() != "uid-p" ||
+		ev.GetPodSandboxStatus().GetState() != runtime.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("sandbox started: %v", ev)
+	}
+
+	// The status taken at publication, the sandbox gone since.
+	st, err := fake.PodSandboxStatus(ctx, id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.State = legacy.SandboxStateNotReady
+	if _, err := c.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatal(err)
+	}
+	hub.Publish(legacy.ContainerEvent{Type: legacy.ContainerEventDeleted, ContainerID: id, SandboxID: id, SandboxStatus: st})
+	ev, err = stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := ev.GetPodSandboxStatus()
+	if ev.ContainerId != id || ev.ContainerEventType != runtime.ContainerEventType_CONTAINER_DELETED_EVENT ||
+		ps.GetId() != id || ps.GetMetadata().GetUid() != "uid-p" || ps.GetMetadata().GetName() != "p" ||
+		ps.GetState() != runtime.PodSandboxState_SANDBOX_NOTREADY || len(ev.ContainersStatuses) != 0 {
+		t.Fatalf("sandbox deleted: %v", ev)
+	}
+}
+
 func collect[T any](t *testing.T, recv func() (T, error)) []T {
 	t.Helper()
 	var out []T
