@@ -18,6 +18,7 @@ import (
 	"github.com/distribution/reference"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -135,11 +136,12 @@ func PodUID(pod *corev1.Pod) legacy.UID {
 // Convert turns a pod manifest into the model's PodSpec and the probes. Fields it does not
 // support are errors rather than silently ignored.
 func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) {
-	if err := validateName(pod.Name); err != nil {
-		return nil, fmt.Errorf("metadata.name: %w", err)
+	// The names become paths, labels and CNI_ARGS: validated first (validate.go).
+	if err := validateMeta(pod); err != nil {
+		return nil, err
 	}
-	if err := validateName(pod.Namespace); err != nil {
-		return nil, fmt.Errorf("metadata.namespace: %w", err)
+	if err := validateVolumes(pod.Spec.Volumes); err != nil {
+		return nil, err
 	}
 	if len(pod.Spec.Containers) == 0 {
 		return nil, errors.New("spec.containers: at least one container is required")
@@ -299,22 +301,6 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 	return out, nil
 }
 
-func validateName(n string) error {
-	if n == "" {
-		return errors.New("required")
-	}
-	if len(n) > 253 {
-		return errors.New("longer than 253 characters")
-	}
-	for i, r := range n {
-		ok := (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || ((r == '-' || r == '.') && i > 0 && i < len(n)-1)
-		if !ok {
-			return fmt.Errorf("%q is not a DNS subdomain name (lower case letters, digits, '-' and '.')", n)
-		}
-	}
-	return nil
-}
-
 // pullPolicy is the container's pull policy, defaulted as the API server does: Always for
 // :latest or untagged images, IfNotPresent otherwise.
 func pullPolicy(c *corev1.Container) (legacy.PullPolicy, error) {
@@ -344,8 +330,8 @@ func pullPolicy(c *corev1.Container) (legacy.PullPolicy, error) {
 
 func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volumes map[string]string,
 	nsOpts *runtime.NamespaceOption, seen map[string]bool) (legacy.ContainerSpec, []*runtime.PortMapping, error) {
-	if err := validateName(c.Name); err != nil || strings.Contains(c.Name, ".") {
-		return legacy.ContainerSpec{}, nil, fmt.Errorf("name %q is not a DNS label", c.Name)
+	if err := dnsErr(c.Name, validation.IsDNS1123Label(c.Name)); err != nil {
+		return legacy.ContainerSpec{}, nil, fmt.Errorf("name: %w", err)
 	}
 	if seen[c.Name] {
 		return legacy.ContainerSpec{}, nil, errors.New("duplicate container name")
@@ -414,8 +400,8 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 			return legacy.ContainerSpec{}, nil, fmt.Errorf("volumeMount %q: mountPath must be absolute", vm.Name)
 		}
 		if vm.SubPath != "" {
-			if !filepath.IsLocal(vm.SubPath) {
-				return legacy.ContainerSpec{}, nil, fmt.Errorf("volumeMount %q: subPath must be a relative path inside the volume", vm.Name)
+			if err := validateSubPath(vm.SubPath); err != nil {
+				return legacy.ContainerSpec{}, nil, fmt.Errorf("volumeMount %q: subPath %q must be a relative path inside the volume: %v", vm.Name, vm.SubPath, err)
 			}
 			host = filepath.Join(host, vm.SubPath)
 		}
