@@ -89,6 +89,9 @@ type Pod struct {
 	Probes map[string][]Probe
 	// EmptyDirs are host directories to create before the containers start.
 	EmptyDirs []string
+	// SubPaths are the volumeMounts with a subPath, by container name: mounted by the manager
+	// before each start of the container (subpath.go).
+	SubPaths map[string][]SubPath
 	// HostNetwork tells whether the pod uses the node's network.
 	HostNetwork bool
 }
@@ -152,7 +155,11 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 	uid := PodUID(pod)
 	spec := &pod.Spec
 	out := &Pod{Name: pod.Name, Namespace: pod.Namespace, UID: uid, Source: source, Probes: map[string][]Probe{},
-		HostNetwork: spec.HostNetwork}
+		SubPaths: map[string][]SubPath{}, HostNetwork: spec.HostNetwork}
+	subRoot := ""
+	if opts.VolumeRoot != "" {
+		subRoot = filepath.Join(opts.VolumeRoot, string(uid), subPathDir)
+	}
 
 	labels := map[string]string{}
 	for k, v := range pod.Labels {
@@ -269,17 +276,23 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 		if c.LivenessProbe != nil || c.ReadinessProbe != nil {
 			return nil, fmt.Errorf("init container %q: probes are not allowed on init containers", c.Name)
 		}
-		cs, _, err := convertContainer(pod, uid, c, volumes, nsOpts, seen)
+		cs, _, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, seen)
 		if err != nil {
 			return nil, fmt.Errorf("init container %q: %w", c.Name, err)
+		}
+		if len(subs) > 0 {
+			out.SubPaths[c.Name] = subs
 		}
 		ps.InitContainers = append(ps.InitContainers, cs)
 	}
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
-		cs, hostPorts, err := convertContainer(pod, uid, c, volumes, nsOpts, seen)
+		cs, hostPorts, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, seen)
 		if err != nil {
 			return nil, fmt.Errorf("container %q: %w", c.Name, err)
+		}
+		if len(subs) > 0 {
+			out.SubPaths[c.Name] = subs
 		}
 		ps.Containers = append(ps.Containers, cs)
 		sandbox.PortMappings = append(sandbox.PortMappings, hostPorts...)
@@ -328,24 +341,25 @@ func pullPolicy(c *corev1.Container) (legacy.PullPolicy, error) {
 	return legacy.PullIfNotPresent, nil
 }
 
-func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volumes map[string]string,
-	nsOpts *runtime.NamespaceOption, seen map[string]bool) (legacy.ContainerSpec, []*runtime.PortMapping, error) {
+// convertContainer converts one container; its subPath mounts name targets under subRoot.
+func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volumes map[string]string, subRoot string,
+	nsOpts *runtime.NamespaceOption, seen map[string]bool) (_ legacy.ContainerSpec, _ []*runtime.PortMapping, subs []SubPath, err error) {
 	if err := dnsErr(c.Name, validation.IsDNS1123Label(c.Name)); err != nil {
-		return legacy.ContainerSpec{}, nil, fmt.Errorf("name: %w", err)
+		return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("name: %w", err)
 	}
 	if seen[c.Name] {
-		return legacy.ContainerSpec{}, nil, errors.New("duplicate container name")
+		return legacy.ContainerSpec{}, nil, nil, errors.New("duplicate container name")
 	}
 	seen[c.Name] = true
 	if c.Image == "" {
-		return legacy.ContainerSpec{}, nil, errors.New("image is required")
+		return legacy.ContainerSpec{}, nil, nil, errors.New("image is required")
 	}
 	policy, err := pullPolicy(c)
 	if err != nil {
-		return legacy.ContainerSpec{}, nil, err
+		return legacy.ContainerSpec{}, nil, nil, err
 	}
 	if len(c.EnvFrom) > 0 {
-		return legacy.ContainerSpec{}, nil, errors.New("envFrom is not supported (no API server)")
+		return legacy.ContainerSpec{}, nil, nil, errors.New("envFrom is not supported (no API server)")
 	}
 	var envs []legacy.EnvVar
 	for _, e := range c.Env {
@@ -353,7 +367,7 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 		if e.ValueFrom != nil {
 			fr := e.ValueFrom.FieldRef
 			if fr == nil {
-				return legacy.ContainerSpec{}, nil, fmt.Errorf("env %s: only valueFrom.fieldRef is supported", e.Name)
+				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("env %s: only valueFrom.fieldRef is supported", e.Name)
 			}
 			switch fr.FieldPath {
 			case "metadata.name":
@@ -363,7 +377,7 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 			case "metadata.uid":
 				v = string(uid)
 			default:
-				return legacy.ContainerSpec{}, nil, fmt.Errorf("env %s: fieldRef %q is not supported (metadata.name, metadata.namespace, metadata.uid are)", e.Name, fr.FieldPath)
+				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("env %s: fieldRef %q is not supported (metadata.name, metadata.namespace, metadata.uid are)", e.Name, fr.FieldPath)
 			}
 		} else {
 			// $(VAR) references to earlier variables expand, as the kubelet does.
@@ -391,32 +405,39 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 	for _, e := range envs {
 		cfg.Envs = append(cfg.Envs, &runtime.KeyValue{Key: e.Name, Value: []byte(e.Value)})
 	}
-	for _, vm := range c.VolumeMounts {
+	for i, vm := range c.VolumeMounts {
 		host, ok := volumes[vm.Name]
 		if !ok {
-			return legacy.ContainerSpec{}, nil, fmt.Errorf("volumeMount %q: no such volume", vm.Name)
+			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: no such volume", vm.Name)
 		}
 		if !filepath.IsAbs(vm.MountPath) {
-			return legacy.ContainerSpec{}, nil, fmt.Errorf("volumeMount %q: mountPath must be absolute", vm.Name)
+			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: mountPath must be absolute", vm.Name)
 		}
 		if vm.SubPath != "" {
 			if err := validateSubPath(vm.SubPath); err != nil {
-				return legacy.ContainerSpec{}, nil, fmt.Errorf("volumeMount %q: subPath %q must be a relative path inside the volume: %v", vm.Name, vm.SubPath, err)
+				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPath %q must be a relative path inside the volume: %v", vm.Name, vm.SubPath, err)
 			}
-			host = filepath.Join(host, vm.SubPath)
+			if subRoot == "" {
+				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPath needs a volume root", vm.Name)
+			}
+			// Not <volume>/<subPath>, which the runtime would resolve on the host: the manager
+			// mounts the subPath, resolved inside the volume, at the target (subpath.go).
+			sp := SubPath{Volume: host, Path: vm.SubPath, Target: filepath.Join(subRoot, vm.Name, c.Name, strconv.Itoa(i))}
+			subs = append(subs, sp)
+			host = sp.Target
 		}
 		cfg.Mounts = append(cfg.Mounts, &runtime.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly})
 	}
 	var hostPorts []*runtime.PortMapping
 	for _, p := range c.Ports {
 		if p.ContainerPort <= 0 || p.ContainerPort > 65535 {
-			return legacy.ContainerSpec{}, nil, fmt.Errorf("port %d: out of range", p.ContainerPort)
+			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("port %d: out of range", p.ContainerPort)
 		}
 		if p.HostPort == 0 {
 			continue
 		}
 		if p.HostPort < 0 || p.HostPort > 65535 {
-			return legacy.ContainerSpec{}, nil, fmt.Errorf("hostPort %d: out of range", p.HostPort)
+			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("hostPort %d: out of range", p.HostPort)
 		}
 		proto := runtime.Protocol_TCP
 		switch p.Protocol {
@@ -426,13 +447,13 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 		case corev1.ProtocolSCTP:
 			proto = runtime.Protocol_SCTP
 		default:
-			return legacy.ContainerSpec{}, nil, fmt.Errorf("port %d: protocol %q", p.ContainerPort, p.Protocol)
+			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("port %d: protocol %q", p.ContainerPort, p.Protocol)
 		}
 		hostPorts = append(hostPorts, &runtime.PortMapping{Protocol: proto, ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
 	}
 	res, err := convertResources(c.Resources)
 	if err != nil {
-		return legacy.ContainerSpec{}, nil, err
+		return legacy.ContainerSpec{}, nil, nil, err
 	}
 	cfg.Linux.Resources = res
 	sc := &runtime.LinuxContainerSecurityContext{NamespaceOptions: nsOpts}
@@ -481,10 +502,10 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 	}
 	if nonRoot && (sc.RunAsUser == nil || sc.RunAsUser.Value == 0) {
 		// The image's user is not known before the pull: runAsNonRoot needs an explicit UID here.
-		return legacy.ContainerSpec{}, nil, fmt.Errorf("runAsNonRoot: %w: set a non-zero runAsUser", legacy.ErrVerifyNonRoot)
+		return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("runAsNonRoot: %w: set a non-zero runAsUser", legacy.ErrVerifyNonRoot)
 	}
 	cfg.Linux.SecurityContext = sc
-	return legacy.ContainerSpec{Config: cfg, PullPolicy: policy}, hostPorts, nil
+	return legacy.ContainerSpec{Config: cfg, PullPolicy: policy}, hostPorts, subs, nil
 }
 
 // convertResources maps requests and limits onto the CRI's Linux resources as the kubelet does:
