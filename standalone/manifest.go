@@ -263,6 +263,9 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 	}
 	grace := DefaultGracePeriod
 	if spec.TerminationGracePeriodSeconds != nil {
+		if *spec.TerminationGracePeriodSeconds < 0 {
+			return nil, errors.New("spec.terminationGracePeriodSeconds: must be non-negative")
+		}
 		grace = time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
 	}
 	ps := &legacy.PodSpec{Sandbox: sandbox, RestartPolicy: policy, StopTimeout: grace}
@@ -310,6 +313,16 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 			out.Probes[c.Name] = append(out.Probes[c.Name], probe)
 		}
 	}
+	// What the runtime would refuse is refused here, where `pods apply` reports it, rather than
+	// at every sync.
+	if err := legacy.ValidateSandboxConfig(sandbox); err != nil {
+		return nil, fmt.Errorf("pod: %w", err)
+	}
+	for _, cs := range append(append([]legacy.ContainerSpec{}, ps.InitContainers...), ps.Containers...) {
+		if err := legacy.ValidateContainerConfig(cs.Config); err != nil {
+			return nil, fmt.Errorf("container %q: %w", cs.Config.GetMetadata().GetName(), err)
+		}
+	}
 	out.Spec = ps
 	return out, nil
 }
@@ -353,6 +366,9 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 	seen[c.Name] = true
 	if c.Image == "" {
 		return legacy.ContainerSpec{}, nil, nil, errors.New("image is required")
+	}
+	if _, err := reference.ParseNormalizedNamed(c.Image); err != nil {
+		return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("image %q: %w", c.Image, err)
 	}
 	policy, err := pullPolicy(c)
 	if err != nil {

@@ -38,6 +38,17 @@ var hostileManifests = map[string]string{
 	"subPath absolute":        "metadata: {name: a}\nspec: {containers: [{name: c, image: b, volumeMounts: [{name: v, mountPath: /v, subPath: /etc}]}], volumes: [{name: v, emptyDir: {}}]}",
 	"subPath escapes":         "metadata: {name: a}\nspec: {containers: [{name: c, image: b, volumeMounts: [{name: v, mountPath: /v, subPath: ../..}]}], volumes: [{name: v, emptyDir: {}}]}",
 	"hostPath relative":       "metadata: {name: a}\nspec: {containers: [{name: c, image: b}], volumes: [{name: v, hostPath: {path: 'etc'}}]}",
+	// What the runtime's own validation refuses (found by FuzzManifest's invariant).
+	"hostname newline": "metadata: {name: a}\nspec: {hostname: \"h\\n1.2.3.4 x\", containers: [{name: c, image: b}]}",
+	"env name with =":  "metadata: {name: a}\nspec: {containers: [{name: c, image: b, env: [{name: 'A=B', value: x}]}]}",
+	"command NUL":      "metadata: {name: a}\nspec: {containers: [{name: c, image: b, command: [\"a\\0b\"]}]}",
+	"sysctl name":      "metadata: {name: a}\nspec: {securityContext: {sysctls: [{name: '../x', value: '1'}]}, containers: [{name: c, image: b}]}",
+	"dns option":       "metadata: {name: a}\nspec: {dnsConfig: {options: [{name: \"x\\nnameserver 1.1.1.1\"}]}, containers: [{name: c, image: b}]}",
+	"mountPath dotdot": "metadata: {name: a}\nspec: {containers: [{name: c, image: b, volumeMounts: [{name: v, mountPath: /a/../b}]}], volumes: [{name: v, emptyDir: {}}]}",
+	"hostIP":           "metadata: {name: a}\nspec: {containers: [{name: c, image: b, ports: [{containerPort: 1, hostPort: 2, hostIP: nope}]}]}",
+	"workingDir":       "metadata: {name: a}\nspec: {containers: [{name: c, image: b, workingDir: rel}]}",
+	"image newline":    "metadata: {name: a}\nspec: {containers: [{name: c, image: \"b\\nc\", imagePullPolicy: Always}]}",
+	"negative grace":   "metadata: {name: a}\nspec: {terminationGracePeriodSeconds: -5, containers: [{name: c, image: b}]}",
 }
 
 // TestConvertRefusesHostileNames: what the API server refuses is refused, for the CLI's apply and
