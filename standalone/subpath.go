@@ -220,9 +220,13 @@ func (m *Manager) prepareSubPaths(config *runtime.ContainerConfig) error {
 	for _, sp := range subs {
 		byTarget[sp.Target] = sp
 	}
+	if m.opts.VolumeRoot == "" || uid == "" {
+		return nil
+	}
+	prefix := filepath.Join(m.opts.VolumeRoot, uid, subPathDir) + "/"
 	for _, mnt := range config.GetMounts() {
 		hp := mnt.GetHostPath()
-		if m.opts.VolumeRoot == "" || !strings.HasPrefix(hp, m.opts.VolumeRoot+"/") || !strings.Contains(hp, "/"+subPathDir+"/") {
+		if !strings.HasPrefix(hp, prefix) {
 			continue
 		}
 		sp, ok := byTarget[hp]
