@@ -36,6 +36,12 @@ func ValidateSandboxConfig(config *runtime.PodSandboxConfig) error {
 		if strings.Contains(f.val, "/") || hasControl(f.val) {
 			return bad("sandbox metadata: %s %q contains '/' or a control character", f.key, f.val)
 		}
+		// They go into CNI_ARGS ("K8S_POD_NAME=...;K8S_POD_UID=..."), where ';' would add an
+		// argument of the client's choosing (IP= for host-local) and '=' breaks the parse.
+		// Kubernetes names and UIDs never contain them.
+		if strings.ContainsAny(f.val, ";=") {
+			return bad("sandbox metadata: %s %q contains ';' or '='", f.key, f.val)
+		}
 	}
 	if err := sandbox.ValidateDNS(config.GetDnsConfig()); err != nil {
 		return bad("%v", err)

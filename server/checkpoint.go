@@ -68,6 +68,14 @@ func (s *RuntimeServer) CheckpointPod(ctx context.Context, req *runtime.Checkpoi
 
 // RestorePod restores a pod checkpoint into a new sandbox with created containers.
 func (s *RuntimeServer) RestorePod(ctx context.Context, req *runtime.RestorePodRequest) (*runtime.RestorePodResponse, error) {
+	if err := refuseReservedLabels("sandbox config", req.GetConfig().GetLabels()); err != nil {
+		return nil, err
+	}
+	for _, c := range req.GetContainerConfigs() {
+		if err := refuseReservedLabels("container config", c.GetLabels()); err != nil {
+			return nil, err
+		}
+	}
 	cp, err := s.checkpointer()
 	if err != nil {
 		return nil, err

@@ -19,6 +19,9 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtime.Create
 	if err := legacy.ValidateContainerConfig(req.GetConfig()); err != nil {
 		return nil, toStatus(err)
 	}
+	if err := refuseReservedLabels("container config", req.GetConfig().GetLabels()); err != nil {
+		return nil, err
+	}
 	id, err := s.opts.Backend.CreateContainer(ctx, req.GetPodSandboxId(), req.GetConfig())
 	if err != nil {
 		return nil, toStatus(err)

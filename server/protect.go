@@ -51,3 +51,19 @@ func (s *RuntimeServer) guardContainer(ctx context.Context, op, id string) error
 	}
 	return status.Errorf(codes.FailedPrecondition, "refusing to %s container %s (%s): %s", op, d.ID.ID, d.Name, why)
 }
+
+// OwnerLabel is the label the standalone pods manager puts on the sandboxes and containers it
+// runs (standalone.LabelOwner). The manager protects what carries it from CRI clients and removes
+// what carries it and names no manifest: a CRI client that could set it would have its pod
+// protected from the kubelet, or killed in a loop (a kubelet copies a Pod's labels to its
+// sandbox). So it is reserved: only the manager, which calls the runtime directly, sets it.
+const OwnerLabel = "io.cri-shim.owner"
+
+// refuseReservedLabels returns InvalidArgument when a CRI client's sandbox or container labels
+// carry OwnerLabel (with any value).
+func refuseReservedLabels(what string, labels map[string]string) error {
+	if _, ok := labels[OwnerLabel]; ok {
+		return status.Errorf(codes.InvalidArgument, "%s: label %s is reserved for cri-shim's standalone pods (only the daemon sets it)", what, OwnerLabel)
+	}
+	return nil
+}

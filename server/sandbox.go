@@ -18,6 +18,9 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtime.RunPodSa
 	if err := legacy.ValidateSandboxConfig(config); err != nil {
 		return nil, toStatus(err)
 	}
+	if err := refuseReservedLabels("sandbox config", config.GetLabels()); err != nil {
+		return nil, err
+	}
 	if !s.opts.Backend.HasRuntimeHandler(req.GetRuntimeHandler()) {
 		return nil, status.Errorf(codes.InvalidArgument, "unknown runtime handler %q", req.GetRuntimeHandler())
 	}

@@ -104,7 +104,8 @@ func New(opts Options) (*Manager, error) {
 	if opts.Images != nil {
 		puller = legacy.NewImagePuller(m.records, opts.Images, nil, legacy.WithMaxParallelPulls(opts.MaxParallelPulls))
 	}
-	m.syncer = legacy.NewPodSyncer(opts.Runtime, puller, m.records, opts.Backoff)
+	// The syncer's CreateContainer mounts the container's subPaths first (subpath.go).
+	m.syncer = legacy.NewPodSyncer(subPathRuntime{PodRuntime: opts.Runtime, m: m}, puller, m.records, opts.Backoff)
 	m.syncer.Unhealthy = func(_ *legacy.PodSpec, id string) bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -140,6 +141,11 @@ func EnsureDir(dir string) error {
 func (m *Manager) Run(ctx context.Context) error {
 	if err := EnsureDir(m.opts.Dir); err != nil {
 		return err
+	}
+	if m.opts.VolumeRoot != "" {
+		if err := ensurePrivateDir(m.opts.VolumeRoot); err != nil {
+			return fmt.Errorf("standalone volume root: %w", err)
+		}
 	}
 	logrus.WithField("dir", m.opts.Dir).Info("running standalone pods from the manifests directory")
 	var wg sync.WaitGroup
@@ -291,6 +297,47 @@ func (m *Manager) scan(ctx context.Context) {
 		logrus.WithFields(logrus.Fields{"sandbox": sb.ID, "pod": sb.Namespace + "/" + sb.Name}).Info("removing a standalone pod whose manifest is gone")
 		if err := m.opts.Runtime.RemovePodSandbox(ctx, sb.ID); err != nil {
 			logrus.WithError(err).WithField("sandbox", sb.ID).Warn("remove standalone pod")
+			uids[sb.UID] = true // its containers may still use its volumes
+		}
+	}
+	m.removeOrphanVolumes(uids)
+}
+
+// removeOrphanVolumes removes the volume dirs (with their subPath mounts) of the pods no manifest
+// names: their pod was removed above, or went while the daemon was down.
+func (m *Manager) removeOrphanVolumes(uids map[legacy.UID]bool) {
+	if m.opts.VolumeRoot == "" {
+		return
+	}
+	entries, err := os.ReadDir(m.opts.VolumeRoot)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if uids[legacy.UID(e.Name())] {
+			continue
+		}
+		dir := filepath.Join(m.opts.VolumeRoot, e.Name())
+		logrus.WithField("dir", dir).Info("removing the volumes of a standalone pod whose manifest is gone")
+		if err := removeVolumes(dir); err != nil {
+			logrus.WithError(err).Warn("remove standalone pod volumes")
+		}
+	}
+}
+
+// makeEmptyDirs makes the pod's emptyDirs: 0777 as the kubelet makes them, so that containers
+// of any user can write them, under dirs only root can traverse (<volume root>/<uid>/volumes,
+// the volume root 0700): no other local user can reach them to plant links or files.
+func makeEmptyDirs(dirs []string) {
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Dir(d), 0o700); err != nil {
+			logrus.WithError(err).Warn("standalone pod emptyDir")
+			continue
+		}
+		if err := os.Mkdir(d, 0o777); err == nil {
+			os.Chmod(d, 0o777) // past the umask
+		} else if !os.IsExist(err) {
+			logrus.WithError(err).Warn("standalone pod emptyDir")
 		}
 	}
 }
@@ -318,7 +365,9 @@ func (m *Manager) removePod(ctx context.Context, w *worker) {
 		}
 	}
 	if m.opts.VolumeRoot != "" {
-		os.RemoveAll(filepath.Join(m.opts.VolumeRoot, string(pod.UID)))
+		if err := removeVolumes(filepath.Join(m.opts.VolumeRoot, string(pod.UID))); err != nil {
+			log.WithError(err).Warn("remove standalone pod volumes")
+		}
 	}
 	for _, c := range append(append([]legacy.ContainerSpec{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		m.syncer.Backoff.Reset(string(pod.UID) + "/" + c.Config.GetMetadata().GetName())
@@ -367,11 +416,7 @@ func (m *Manager) runWorker(ctx context.Context, w *worker) {
 			continue
 		}
 		pod = w.pod() // the newest spec
-		for _, d := range pod.EmptyDirs {
-			if err := os.MkdirAll(d, 0o777); err == nil {
-				os.Chmod(d, 0o777)
-			}
-		}
+		makeEmptyDirs(pod.EmptyDirs)
 		res := m.syncer.SyncPod(ctx, pod.Spec, status)
 		lastSync = time.Now()
 		msg := ""

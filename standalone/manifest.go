@@ -18,6 +18,7 @@ import (
 	"github.com/distribution/reference"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -88,6 +89,9 @@ type Pod struct {
 	Probes map[string][]Probe
 	// EmptyDirs are host directories to create before the containers start.
 	EmptyDirs []string
+	// SubPaths are the volumeMounts with a subPath, by container name: mounted by the manager
+	// before each start of the container (subpath.go).
+	SubPaths map[string][]SubPath
 	// HostNetwork tells whether the pod uses the node's network.
 	HostNetwork bool
 }
@@ -135,11 +139,12 @@ func PodUID(pod *corev1.Pod) legacy.UID {
 // Convert turns a pod manifest into the model's PodSpec and the probes. Fields it does not
 // support are errors rather than silently ignored.
 func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) {
-	if err := validateName(pod.Name); err != nil {
-		return nil, fmt.Errorf("metadata.name: %w", err)
+	// The names become paths, labels and CNI_ARGS: validated first (validate.go).
+	if err := validateMeta(pod); err != nil {
+		return nil, err
 	}
-	if err := validateName(pod.Namespace); err != nil {
-		return nil, fmt.Errorf("metadata.namespace: %w", err)
+	if err := validateVolumes(pod.Spec.Volumes); err != nil {
+		return nil, err
 	}
 	if len(pod.Spec.Containers) == 0 {
 		return nil, errors.New("spec.containers: at least one container is required")
@@ -150,7 +155,11 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 	uid := PodUID(pod)
 	spec := &pod.Spec
 	out := &Pod{Name: pod.Name, Namespace: pod.Namespace, UID: uid, Source: source, Probes: map[string][]Probe{},
-		HostNetwork: spec.HostNetwork}
+		SubPaths: map[string][]SubPath{}, HostNetwork: spec.HostNetwork}
+	subRoot := ""
+	if opts.VolumeRoot != "" {
+		subRoot = filepath.Join(opts.VolumeRoot, string(uid), subPathDir)
+	}
 
 	labels := map[string]string{}
 	for k, v := range pod.Labels {
@@ -254,6 +263,9 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 	}
 	grace := DefaultGracePeriod
 	if spec.TerminationGracePeriodSeconds != nil {
+		if *spec.TerminationGracePeriodSeconds < 0 {
+			return nil, errors.New("spec.terminationGracePeriodSeconds: must be non-negative")
+		}
 		grace = time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
 	}
 	ps := &legacy.PodSpec{Sandbox: sandbox, RestartPolicy: policy, StopTimeout: grace}
@@ -267,17 +279,23 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 		if c.LivenessProbe != nil || c.ReadinessProbe != nil {
 			return nil, fmt.Errorf("init container %q: probes are not allowed on init containers", c.Name)
 		}
-		cs, _, err := convertContainer(pod, uid, c, volumes, nsOpts, seen)
+		cs, _, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, seen)
 		if err != nil {
 			return nil, fmt.Errorf("init container %q: %w", c.Name, err)
+		}
+		if len(subs) > 0 {
+			out.SubPaths[c.Name] = subs
 		}
 		ps.InitContainers = append(ps.InitContainers, cs)
 	}
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
-		cs, hostPorts, err := convertContainer(pod, uid, c, volumes, nsOpts, seen)
+		cs, hostPorts, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, seen)
 		if err != nil {
 			return nil, fmt.Errorf("container %q: %w", c.Name, err)
+		}
+		if len(subs) > 0 {
+			out.SubPaths[c.Name] = subs
 		}
 		ps.Containers = append(ps.Containers, cs)
 		sandbox.PortMappings = append(sandbox.PortMappings, hostPorts...)
@@ -295,24 +313,18 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 			out.Probes[c.Name] = append(out.Probes[c.Name], probe)
 		}
 	}
-	out.Spec = ps
-	return out, nil
-}
-
-func validateName(n string) error {
-	if n == "" {
-		return errors.New("required")
+	// What the runtime would refuse is refused here, where `pods apply` reports it, rather than
+	// at every sync.
+	if err := legacy.ValidateSandboxConfig(sandbox); err != nil {
+		return nil, fmt.Errorf("pod: %w", err)
 	}
-	if len(n) > 253 {
-		return errors.New("longer than 253 characters")
-	}
-	for i, r := range n {
-		ok := (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || ((r == '-' || r == '.') && i > 0 && i < len(n)-1)
-		if !ok {
-			return fmt.Errorf("%q is not a DNS subdomain name (lower case letters, digits, '-' and '.')", n)
+	for _, cs := range append(append([]legacy.ContainerSpec{}, ps.InitContainers...), ps.Containers...) {
+		if err := legacy.ValidateContainerConfig(cs.Config); err != nil {
+			return nil, fmt.Errorf("container %q: %w", cs.Config.GetMetadata().GetName(), err)
 		}
 	}
-	return nil
+	out.Spec = ps
+	return out, nil
 }
 
 // pullPolicy is the container's pull policy, defaulted as the API server does: Always for
@@ -342,24 +354,28 @@ func pullPolicy(c *corev1.Container) (legacy.PullPolicy, error) {
 	return legacy.PullIfNotPresent, nil
 }
 
-func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volumes map[string]string,
-	nsOpts *runtime.NamespaceOption, seen map[string]bool) (legacy.ContainerSpec, []*runtime.PortMapping, error) {
-	if err := validateName(c.Name); err != nil || strings.Contains(c.Name, ".") {
-		return legacy.ContainerSpec{}, nil, fmt.Errorf("name %q is not a DNS label", c.Name)
+// convertContainer converts one container; its subPath mounts name targets under subRoot.
+func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volumes map[string]string, subRoot string,
+	nsOpts *runtime.NamespaceOption, seen map[string]bool) (_ legacy.ContainerSpec, _ []*runtime.PortMapping, subs []SubPath, err error) {
+	if err := dnsErr(c.Name, validation.IsDNS1123Label(c.Name)); err != nil {
+		return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("name: %w", err)
 	}
 	if seen[c.Name] {
-		return legacy.ContainerSpec{}, nil, errors.New("duplicate container name")
+		return legacy.ContainerSpec{}, nil, nil, errors.New("duplicate container name")
 	}
 	seen[c.Name] = true
 	if c.Image == "" {
-		return legacy.ContainerSpec{}, nil, errors.New("image is required")
+		return legacy.ContainerSpec{}, nil, nil, errors.New("image is required")
+	}
+	if _, err := reference.ParseNormalizedNamed(c.Image); err != nil {
+		return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("image %q: %w", c.Image, err)
 	}
 	policy, err := pullPolicy(c)
 	if err != nil {
-		return legacy.ContainerSpec{}, nil, err
+		return legacy.ContainerSpec{}, nil, nil, err
 	}
 	if len(c.EnvFrom) > 0 {
-		return legacy.ContainerSpec{}, nil, errors.New("envFrom is not supported (no API server)")
+		return legacy.ContainerSpec{}, nil, nil, errors.New("envFrom is not supported (no API server)")
 	}
 	var envs []legacy.EnvVar
 	for _, e := range c.Env {
@@ -367,7 +383,7 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 		if e.ValueFrom != nil {
 			fr := e.ValueFrom.FieldRef
 			if fr == nil {
-				return legacy.ContainerSpec{}, nil, fmt.Errorf("env %s: only valueFrom.fieldRef is supported", e.Name)
+				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("env %s: only valueFrom.fieldRef is supported", e.Name)
 			}
 			switch fr.FieldPath {
 			case "metadata.name":
@@ -377,7 +393,7 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 			case "metadata.uid":
 				v = string(uid)
 			default:
-				return legacy.ContainerSpec{}, nil, fmt.Errorf("env %s: fieldRef %q is not supported (metadata.name, metadata.namespace, metadata.uid are)", e.Name, fr.FieldPath)
+				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("env %s: fieldRef %q is not supported (metadata.name, metadata.namespace, metadata.uid are)", e.Name, fr.FieldPath)
 			}
 		} else {
 			// $(VAR) references to earlier variables expand, as the kubelet does.
@@ -405,32 +421,39 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 	for _, e := range envs {
 		cfg.Envs = append(cfg.Envs, &runtime.KeyValue{Key: e.Name, Value: []byte(e.Value)})
 	}
-	for _, vm := range c.VolumeMounts {
+	for i, vm := range c.VolumeMounts {
 		host, ok := volumes[vm.Name]
 		if !ok {
-			return legacy.ContainerSpec{}, nil, fmt.Errorf("volumeMount %q: no such volume", vm.Name)
+			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: no such volume", vm.Name)
 		}
 		if !filepath.IsAbs(vm.MountPath) {
-			return legacy.ContainerSpec{}, nil, fmt.Errorf("volumeMount %q: mountPath must be absolute", vm.Name)
+			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: mountPath must be absolute", vm.Name)
 		}
 		if vm.SubPath != "" {
-			if !filepath.IsLocal(vm.SubPath) {
-				return legacy.ContainerSpec{}, nil, fmt.Errorf("volumeMount %q: subPath must be a relative path inside the volume", vm.Name)
+			if err := validateSubPath(vm.SubPath); err != nil {
+				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPath %q must be a relative path inside the volume: %v", vm.Name, vm.SubPath, err)
 			}
-			host = filepath.Join(host, vm.SubPath)
+			if subRoot == "" {
+				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPath needs a volume root", vm.Name)
+			}
+			// Not <volume>/<subPath>, which the runtime would resolve on the host: the manager
+			// mounts the subPath, resolved inside the volume, at the target (subpath.go).
+			sp := SubPath{Volume: host, Path: vm.SubPath, Target: filepath.Join(subRoot, vm.Name, c.Name, strconv.Itoa(i))}
+			subs = append(subs, sp)
+			host = sp.Target
 		}
 		cfg.Mounts = append(cfg.Mounts, &runtime.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly})
 	}
 	var hostPorts []*runtime.PortMapping
 	for _, p := range c.Ports {
 		if p.ContainerPort <= 0 || p.ContainerPort > 65535 {
-			return legacy.ContainerSpec{}, nil, fmt.Errorf("port %d: out of range", p.ContainerPort)
+			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("port %d: out of range", p.ContainerPort)
 		}
 		if p.HostPort == 0 {
 			continue
 		}
 		if p.HostPort < 0 || p.HostPort > 65535 {
-			return legacy.ContainerSpec{}, nil, fmt.Errorf("hostPort %d: out of range", p.HostPort)
+			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("hostPort %d: out of range", p.HostPort)
 		}
 		proto := runtime.Protocol_TCP
 		switch p.Protocol {
@@ -440,13 +463,13 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 		case corev1.ProtocolSCTP:
 			proto = runtime.Protocol_SCTP
 		default:
-			return legacy.ContainerSpec{}, nil, fmt.Errorf("port %d: protocol %q", p.ContainerPort, p.Protocol)
+			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("port %d: protocol %q", p.ContainerPort, p.Protocol)
 		}
 		hostPorts = append(hostPorts, &runtime.PortMapping{Protocol: proto, ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
 	}
 	res, err := convertResources(c.Resources)
 	if err != nil {
-		return legacy.ContainerSpec{}, nil, err
+		return legacy.ContainerSpec{}, nil, nil, err
 	}
 	cfg.Linux.Resources = res
 	sc := &runtime.LinuxContainerSecurityContext{NamespaceOptions: nsOpts}
@@ -495,10 +518,10 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 	}
 	if nonRoot && (sc.RunAsUser == nil || sc.RunAsUser.Value == 0) {
 		// The image's user is not known before the pull: runAsNonRoot needs an explicit UID here.
-		return legacy.ContainerSpec{}, nil, fmt.Errorf("runAsNonRoot: %w: set a non-zero runAsUser", legacy.ErrVerifyNonRoot)
+		return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("runAsNonRoot: %w: set a non-zero runAsUser", legacy.ErrVerifyNonRoot)
 	}
 	cfg.Linux.SecurityContext = sc
-	return legacy.ContainerSpec{Config: cfg, PullPolicy: policy}, hostPorts, nil
+	return legacy.ContainerSpec{Config: cfg, PullPolicy: policy}, hostPorts, subs, nil
 }
 
 // convertResources maps requests and limits onto the CRI's Linux resources as the kubelet does:

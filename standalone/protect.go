@@ -9,10 +9,11 @@ import (
 // Protect tells why the CRI calls that stop, remove or update a sandbox or container with these
 // labels must be refused (server.ProtectFunc): it is one of the manager's pods, so a kubelet on the
 // same socket (its orphan cleanup and container GC) or a client must not delete it behind the
-// manager's back. The owner label alone is not enough, since a kubelet copies a Pod's labels to
-// its sandbox: the pod's UID must be one of the manifests' (until the directory has been read
-// once, the label suffices). A labelled pod of no manifest is the manager's to remove: not
-// protected. It returns "" for what is not protected.
+// manager's back. The owner label is reserved: the CRI server refuses it from CRI clients
+// (server.OwnerLabel), so only the manager's own pods carry it, and before the directory has been
+// read once it suffices. After that the pod's UID must also be one of the manifests': a labelled
+// pod of no manifest is the manager's to remove, not protected. It returns "" for what is not
+// protected.
 func (m *Manager) Protect(podUID string, labels map[string]string) string {
 	if labels[LabelOwner] != OwnerValue {
 		return ""

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/server"
 )
 
 // TestProtect: a sandbox or container of a manifest's pod is protected (the reason names the
@@ -49,5 +50,13 @@ func TestProtect(t *testing.T) {
 		if (tc.want == "") != (why == "") || !strings.Contains(why, tc.want) {
 			t.Errorf("Protect(%s, %v) = %q, want %q", tc.uid, tc.labels, why, tc.want)
 		}
+	}
+}
+
+// TestOwnerLabelReserved: the owner label the manager's Protect and orphan removal trust is the
+// one the CRI server refuses from CRI clients (server.OwnerLabel), so no kubelet pod can carry it.
+func TestOwnerLabelReserved(t *testing.T) {
+	if LabelOwner != server.OwnerLabel {
+		t.Fatalf("standalone.LabelOwner %q is not the label the CRI server reserves (%q)", LabelOwner, server.OwnerLabel)
 	}
 }

@@ -71,3 +71,25 @@ func TestSplitName(t *testing.T) {
 		t.Errorf("%s/%s", ns, n)
 	}
 }
+
+// TestPodsApplyRefusesHostileNames: a UID or volume name climbing out of the volume root is
+// refused by `pods apply` (as the API server would), and nothing is written into the dir.
+func TestPodsApplyRefusesHostileNames(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.StaticPodsDir = filepath.Join(dir, "manifests")
+	for name, m := range map[string]string{
+		"uid":      "metadata: {name: a, uid: '../../../..'}\nspec: {containers: [{name: c, image: busybox:1}]}\n",
+		"emptyDir": "metadata: {name: b}\nspec: {containers: [{name: c, image: busybox:1}], volumes: [{name: '../../../../../etc', emptyDir: {}}]}\n",
+	} {
+		f := filepath.Join(dir, name+".yaml")
+		os.WriteFile(f, []byte(m), 0o644)
+		var out bytes.Buffer
+		if err := podsApply(cfg, f, &out); err == nil {
+			t.Errorf("%s: applied: %s", name, out.String())
+		}
+	}
+	if entries, _ := os.ReadDir(cfg.StaticPodsDir); len(entries) != 0 {
+		t.Errorf("files in the dir: %v", entries)
+	}
+}

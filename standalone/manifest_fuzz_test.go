@@ -1,0 +1,82 @@
+package standalone
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cri-shim/cri-shim/legacy"
+)
+
+// FuzzManifest decodes, validates and converts a manifest from the fuzzer's bytes. The
+// properties: no panic; and whatever is accepted holds the invariants the manager relies on
+// before it touches the disk: the UID, name and namespace are single path elements without the
+// CNI_ARGS separators, the emptyDirs and subPath targets are directly under the pod's dir of the
+// volume root, subPaths are relative without "..", the log dir is directly under the log root,
+// every mount names an absolute clean host path, and the runtime's own validation accepts the
+// sandbox and container configs (a pod it refuses would fail forever). `make fuzz` runs it for a
+// bounded time; plain `go test` runs the seeds.
+func FuzzManifest(f *testing.F) {
+	f.Add([]byte(twoContainers))
+	if b, err := os.ReadFile("examples/web.yaml"); err == nil {
+		f.Add(b)
+	}
+	for _, m := range hostileManifests {
+		f.Add([]byte(m))
+	}
+	f.Add([]byte(`{"metadata":{"name":"a","uid":"u-1"},"spec":{"containers":[{"name":"c","image":"b","volumeMounts":[{"name":"v","mountPath":"/m","subPath":"x/y"}]}],"volumes":[{"name":"v","emptyDir":{}}]}}`))
+	f.Add([]byte("metadata: {name: a}\nspec: {hostname: h, containers: [{name: c, image: b, env: [{name: X, value: '$(Y)'}]}]}"))
+	const volRoot, logRoot = "/vr", "/logs"
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pod, err := ParseManifest(data)
+		if err != nil {
+			return
+		}
+		p, err := Convert(pod, "/m/x.yaml", ConvertOptions{VolumeRoot: volRoot, PodLogRoot: logRoot})
+		if err != nil {
+			return
+		}
+		for what, v := range map[string]string{"uid": string(p.UID), "name": p.Name, "namespace": p.Namespace} {
+			if v == "" || v == "." || v == ".." || strings.ContainsAny(v, "/;=\x00") {
+				t.Fatalf("accepted %s %q", what, v)
+			}
+		}
+		podDir := filepath.Join(volRoot, string(p.UID))
+		under := func(base, p string) bool {
+			rel, err := filepath.Rel(base, p)
+			return err == nil && filepath.IsLocal(rel) && p == filepath.Clean(p)
+		}
+		for _, d := range p.EmptyDirs {
+			if filepath.Dir(d) != filepath.Join(podDir, "volumes") || !under(podDir, d) {
+				t.Fatalf("emptyDir %q not directly under %s/volumes", d, podDir)
+			}
+		}
+		for c, subs := range p.SubPaths {
+			for _, sp := range subs {
+				if !under(filepath.Join(podDir, subPathDir), sp.Target) {
+					t.Fatalf("container %s: subPath target %q outside the pod's %s", c, sp.Target, subPathDir)
+				}
+				if filepath.IsAbs(sp.Path) || hasBackstep(sp.Path) || !filepath.IsLocal(sp.Path) {
+					t.Fatalf("container %s: subPath %q", c, sp.Path)
+				}
+			}
+		}
+		if ld := p.Spec.Sandbox.LogDirectory; filepath.Dir(ld) != logRoot {
+			t.Fatalf("log dir %q not directly under %s", ld, logRoot)
+		}
+		if err := legacy.ValidateSandboxConfig(p.Spec.Sandbox); err != nil {
+			t.Fatalf("accepted a pod the runtime refuses: %v", err)
+		}
+		for _, cs := range append(append([]legacy.ContainerSpec{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+			if err := legacy.ValidateContainerConfig(cs.Config); err != nil {
+				t.Fatalf("accepted a container the runtime refuses: %v", err)
+			}
+			for _, m := range cs.Config.Mounts {
+				if !filepath.IsAbs(m.HostPath) || m.HostPath != filepath.Clean(m.HostPath) {
+					t.Fatalf("mount %s: host path %q", m.ContainerPath, m.HostPath)
+				}
+			}
+		}
+	})
+}
