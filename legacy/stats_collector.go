@@ -375,7 +375,9 @@ func (c *statsCollector) sumPodLocked(ctx context.Context, e *sampled, sb *podSa
 		e.nano += p.nano
 	}
 	sum.HasPids, sum.Pids = pidsOK, pids
-	e.at = now
+	// Stamped when the sum is made, not with now: a sweep's now is taken before it reads
+	// hundreds of cgroups, and a sum must not look older than the readings it adds up.
+	e.at = c.now()
 	e.ok = any
 	e.cg = sum // no limit: the parts' limits do not add up to the pod's
 	if !any || !sum.HasCPU {

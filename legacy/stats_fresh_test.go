@@ -256,6 +256,18 @@ func TestStatsNewerEverySecond(t *testing.T) {
 		}
 	}
 
+	// The background sweep sums a pod's parts after reading them: the sum is not stamped older
+	// than the readings it adds up (the sweep's start).
+	clk.advance(time.Second)
+	write()
+	c.sweep(ctx)
+	c.mu.Lock()
+	pod, pause, c3 := c.pods["sb2"].at, c.pauses["sb2"].at, c.ctrs["c3"].at
+	c.mu.Unlock()
+	if pod.Before(pause) || pod.Before(c3) {
+		t.Fatalf("the sweep stamped sb2's sum %v, its parts were read at %v and %v", pod.Sub(start), pause.Sub(start), c3.Sub(start))
+	}
+
 	// Closer together than a second, a list may serve the readings it has: no cgroup is read.
 	clk.advance(time.Second)
 	first := criList(nil)
