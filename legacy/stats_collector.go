@@ -19,10 +19,14 @@ import (
 )
 
 // Sampling of stats: cgroups are read directly (never through the shims), a reading younger
-// than statsMaxAge is served again (statsListMaxAge for ListContainerStats, stats_list_cri.go),
-// and a background sweep every statsInterval keeps the readings, the CPU windows (nano cores) and
-// the writable layer usage (a du of the snapshot, expensive) current.
+// than statsMaxAge is served again, an older one is read again by the call, and a background
+// sweep every statsInterval keeps the readings, the CPU windows (nano cores) and the writable
+// layer usage (a du of the snapshot, expensive) current.
 var (
+	// statsMaxAge bounds the age of a reading a call serves: a reading taken before an answer is
+	// at least as old as that answer, so any call one second or more after it finds it too old
+	// and reads again, and its answer carries a newer timestamp (crictl stats, and any client
+	// that computes rates between two calls, needs that). Calls closer together share readings.
 	statsMaxAge        = time.Second
 	statsInterval      = 5 * time.Second
 	statsLayerInterval = 30 * time.Second
@@ -58,6 +62,16 @@ type statsCollector struct {
 	layerReq chan string
 
 	start sync.Once
+	// clock is the collector's time (nil: time.Now); tests set a fake one.
+	clock func() time.Time
+}
+
+// now is the collector's current time: readings are stamped with it and their age measured by it.
+func (c *statsCollector) now() time.Time {
+	if c.clock != nil {
+		return c.clock()
+	}
+	return time.Now()
 }
 
 // sampled is the last reading of a cgroup.
@@ -165,7 +179,7 @@ func (c *statsCollector) loop(ctx context.Context) {
 func (c *statsCollector) sweep(ctx context.Context) {
 	ctrs := c.r.ctrs().store.list()
 	sbs := c.r.sandboxes.list()
-	now := time.Now()
+	now := c.now()
 	live := make(map[string]bool, len(ctrs))
 	for _, pc := range ctrs {
 		live[pc.meta.ID] = true
@@ -233,13 +247,8 @@ func (st *containerStore) ofSandboxIn(all []*podContainer, sandboxID string) []*
 }
 
 // sampleContainerLocked returns the reading of a running container's cgroup, reading it again
-// when the last reading is older than statsMaxAge; nil when the container does not run.
+// when the last reading is statsMaxAge old or older; nil when the container does not run.
 func (c *statsCollector) sampleContainerLocked(pc *podContainer, now time.Time) *sampled {
-	return c.sampleContainerAgeLocked(pc, now, statsMaxAge)
-}
-
-// sampleContainerAgeLocked is sampleContainerLocked with readings up to maxAge old served again.
-func (c *statsCollector) sampleContainerAgeLocked(pc *podContainer, now time.Time, maxAge time.Duration) *sampled {
 	state, _, _ := pc.snapshot()
 	id := pc.meta.ID
 	if state != ContainerStateRunning {
@@ -250,7 +259,7 @@ func (c *statsCollector) sampleContainerAgeLocked(pc *podContainer, now time.Tim
 	if e == nil {
 		e = &sampled{}
 		c.ctrs[id] = e
-	} else if now.Sub(e.at) < maxAge {
+	} else if now.Sub(e.at) < statsMaxAge {
 		return e
 	}
 	c.readLocked(e, pc.meta.CgroupsPath, false)
@@ -260,7 +269,7 @@ func (c *statsCollector) sampleContainerAgeLocked(pc *podContainer, now time.Tim
 // readLocked reads the cgroup at path into e and advances its CPU window; the limits are read
 // again when those known are older than statsLimitsMaxAge.
 func (c *statsCollector) readLocked(e *sampled, cgPath string, pids bool) {
-	at := time.Now()
+	at := c.now()
 	limits := !e.ok || at.Sub(e.limitsAt) >= statsLimitsMaxAge
 	s, err := c.rd.read(cgPath, readOpts{pids: pids, limits: limits})
 	e.at = at
@@ -309,7 +318,7 @@ func (c *statsCollector) samplePodLocked(ctx context.Context, sb *podSandbox, ct
 	}
 	e.net = nil
 	if pid != 0 && !sb.hostNetwork() {
-		e.net = readPodNetwork(pid)
+		e.net = readPodNetwork(pid, c.now())
 	}
 	return e
 }
@@ -366,7 +375,9 @@ func (c *statsCollector) sumPodLocked(ctx context.Context, e *sampled, sb *podSa
 		e.nano += p.nano
 	}
 	sum.HasPids, sum.Pids = pidsOK, pids
-	e.at = now
+	// Stamped when the sum is made, not with now: a sweep's now is taken before it reads
+	// hundreds of cgroups, and a sum must not look older than the readings it adds up.
+	e.at = c.now()
 	e.ok = any
 	e.cg = sum // no limit: the parts' limits do not add up to the pod's
 	if !any || !sum.HasCPU {
@@ -394,8 +405,7 @@ func (c *statsCollector) pauseCgroupLocked(ctx context.Context, sb *podSandbox) 
 }
 
 // readPodNetwork reads the counters of the network namespace of process pid.
-func readPodNetwork(pid uint32) *NetworkStats {
-	at := time.Now()
+func readPodNetwork(pid uint32, at time.Time) *NetworkStats {
 	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/net/dev")
 	if err != nil {
 		return nil

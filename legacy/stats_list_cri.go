@@ -8,17 +8,18 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// ListContainerStats for the CRI is served from the collector's recent readings, as CRI-O does
-// with a stats collection period: the background sweep reads every running container's cgroup
-// each statsInterval, and a container that starts is read right away (its started event). A call
-// reads again only the cgroups whose last reading is older than statsListMaxAge (none in the
-// steady state), so it does not read 500 cgroups. Every value carries the time of its reading.
+// ListContainerStats for the CRI is served from the collector's readings, as containerd's CRI
+// reads cgroups on demand: a call reads again the cgroups whose last reading is statsMaxAge (one
+// second) old or older, and serves the younger ones. So every answer given a second or more after
+// another carries newer readings (crictl stats lists twice, one second apart, and refuses two
+// readings with the same CPU timestamp), while calls in a burst (a kubelet's relist, a monitoring
+// scrape) read each cgroup once. The background sweep reads every running container's cgroup each
+// statsInterval (the nano cores then span at most that), and a container that starts is read right
+// away (its started event). Every value carries the time of its reading.
 //
-// The sweep also builds each container's CRI entry and its encoding, for the server to write the
-// response without encoding 500 entries again: a call builds nothing either.
-
-// statsListMaxAge is the oldest reading ListCRIContainerStats serves (a sweep may run late).
-func statsListMaxAge() time.Duration { return statsInterval + statsInterval/2 }
+// The sweep and the calls also build each container's CRI entry and its encoding, for the server
+// to write the response without encoding 500 entries again: a call served from young readings
+// builds nothing.
 
 // criStatsEntry is a container's CRI stats entry, built from the reading taken at sampleAt and
 // the writable layer measured at layerAt.
@@ -32,8 +33,8 @@ type criStatsEntry struct {
 type statsConv = func(*ContainerStats) *runtime.ContainerStats
 
 // ListCRIContainerStats is ListContainerStats for the CRI's ListContainerStats: the stats of the
-// containers that match filter as CRI entries, in no particular order, from readings at most
-// statsListMaxAge old. conv builds an entry from the model's stats; one conv per runtime (the CRI
+// containers that match filter as CRI entries, in no particular order, from readings younger than
+// statsMaxAge. conv builds an entry from the model's stats; one conv per runtime (the CRI
 // server's). The entries are shared between calls: read only. wire holds them encoded (protobuf);
 // nil when one could not be encoded.
 func (r *ContainerdRuntime) ListCRIContainerStats(ctx context.Context, filter *ContainerStatsFilter, conv statsConv) ([]*runtime.ContainerStats, [][]byte, error) {
@@ -50,8 +51,7 @@ func (r *ContainerdRuntime) ListCRIContainerStats(ctx context.Context, filter *C
 	}
 	c := r.stats()
 	c.conv.CompareAndSwap(nil, &conv)
-	now := time.Now()
-	maxAge := statsListMaxAge()
+	now := c.now()
 	out := newEncodedList[*runtime.ContainerStats](len(cs))
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -59,16 +59,16 @@ func (r *ContainerdRuntime) ListCRIContainerStats(ctx context.Context, filter *C
 		if !filter.match(pc) {
 			continue
 		}
-		e := c.criEntryLocked(pc, now, maxAge, conv)
+		e := c.criEntryLocked(pc, now, conv)
 		out.add(e.entry, e.encoded)
 	}
 	return out.entries, out.wire, nil
 }
 
-// criEntryLocked returns the CRI stats entry of a container, from a reading at most maxAge old
-// (read again when older), built again when its reading or its layer's measure changed.
-func (c *statsCollector) criEntryLocked(pc *podContainer, now time.Time, maxAge time.Duration, conv statsConv) *criStatsEntry {
-	s := c.sampleContainerAgeLocked(pc, now, maxAge)
+// criEntryLocked returns the CRI stats entry of a container, from a reading younger than
+// statsMaxAge (read again when older), built again when its reading or its layer's measure changed.
+func (c *statsCollector) criEntryLocked(pc *podContainer, now time.Time, conv statsConv) *criStatsEntry {
+	s := c.sampleContainerLocked(pc, now)
 	var sampleAt time.Time
 	if s != nil && s.ok {
 		sampleAt = s.at
@@ -105,14 +105,14 @@ func (c *statsCollector) criEntryLocked(pc *podContainer, now time.Time, maxAge 
 // before: none is read again), once the server's conversion is known.
 func (c *statsCollector) refreshEntryLocked(pc *podContainer, now time.Time) {
 	if conv := c.conv.Load(); conv != nil {
-		c.criEntryLocked(pc, now, statsListMaxAge(), *conv)
+		c.criEntryLocked(pc, now, *conv)
 	}
 }
 
 // sampleStarted reads the cgroups of containers that just started (their first reading, so that
 // a list soon after has them without reading them in the call).
 func (c *statsCollector) sampleStarted(ids []string) {
-	now := time.Now()
+	now := c.now()
 	for _, id := range ids {
 		pc, err := c.r.ctrs().store.get(id)
 		if err != nil {
@@ -144,7 +144,7 @@ func (c *statsCollector) refreshEntries(ids []string) {
 			}
 		}
 	}
-	now := time.Now()
+	now := c.now()
 	for _, pc := range cs {
 		c.mu.Lock()
 		c.refreshEntryLocked(pc, now)

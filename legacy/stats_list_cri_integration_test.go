@@ -11,8 +11,8 @@ import (
 )
 
 // TestListCRIContainerStatsServed: a container that starts is read by the collector on its own
-// (no stats call); the CRI list serves that reading (timestamped, not older than
-// statsListMaxAge) and moves on with the sweep.
+// (no stats call); the CRI list serves that reading (timestamped, younger than statsMaxAge) and
+// moves on with the sweep.
 func TestListCRIContainerStatsServed(t *testing.T) {
 	old := statsInterval
 	statsInterval = time.Second // the collector started with the runtime keeps its ticker: set before
@@ -53,8 +53,8 @@ func TestListCRIContainerStatsServed(t *testing.T) {
 			t.Fatalf("list: %v %v", list, err)
 		}
 		at := time.Unix(0, list[0].Cpu.Timestamp)
-		if age := time.Since(at); age > statsListMaxAge() {
-			t.Fatalf("reading %v old, served up to %v", age, statsListMaxAge())
+		if age := time.Since(at); age > statsMaxAge {
+			t.Fatalf("reading %v old, served up to %v", age, statsMaxAge)
 		}
 		return list[0].Cpu.UsageCoreNanoSeconds.Value, at
 	}

@@ -92,9 +92,9 @@ func TestListCRIContainerStatsFromCollector(t *testing.T) {
 	if v, _ := cpu(again); v != 2500000000 || built != 2 {
 		t.Fatalf("second list: %d, %d built (want the reading served)", v, built-2)
 	}
-	// A single ContainerStats reads younger readings than a list serves: unaffected.
-	if _, err := r.ContainerStats(ctx, "c1"); err != nil {
-		t.Fatal(err)
+	// A ContainerStats as soon serves the same reading.
+	if st, err := r.ContainerStats(ctx, "c1"); err != nil || st.CPU == nil || st.CPU.UsageCoreNanoSeconds != 2500000000 {
+		t.Fatalf("container stats soon after the list: %+v %v", st, err)
 	}
 
 	// The sweep reads again (the reading is older than statsMaxAge) and builds the entry: the
@@ -109,10 +109,10 @@ func TestListCRIContainerStatsFromCollector(t *testing.T) {
 		t.Fatalf("after the sweep: %d at %v, %d built by the list", v, at, built-n)
 	}
 
-	// A reading older than statsListMaxAge (no sweep came) is read again by the list.
+	// A reading statsMaxAge old (no sweep came) is read again by the list.
 	setUsage(t, root, 4500000)
 	c.mu.Lock()
-	c.ctrs["c1"].at = time.Now().Add(-statsListMaxAge() - time.Second)
+	c.ctrs["c1"].at = time.Now().Add(-statsMaxAge)
 	c.mu.Unlock()
 	list, _, _ = r.ListCRIContainerStats(ctx, &ContainerStatsFilter{ID: "c1"}, conv)
 	if v, at := cpu(list); len(list) != 1 || v != 4500000000 || time.Since(at) > time.Second {

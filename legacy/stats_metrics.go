@@ -162,7 +162,7 @@ func (r *ContainerdRuntime) ListPodSandboxMetrics(ctx context.Context) ([]*PodMe
 		}
 		pm := &PodMetrics{SandboxID: sb.meta.ID}
 		if pid != 0 && !sb.hostNetwork() {
-			if n := readPodNetwork(pid); n != nil {
+			if n := readPodNetwork(pid, time.Now()); n != nil {
 				ms := &metricSet{at: n.At, labels: []string{sb.meta.ID, sb.config.GetMetadata().GetName()}}
 				for _, i := range n.Interfaces {
 					ms.add("container_network_receive_bytes_total", MetricCounter, i.RxBytes, i.Name)

@@ -14,7 +14,7 @@ func (r *ContainerdRuntime) ContainerStats(ctx context.Context, id string) (*Con
 	c := r.stats()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.containerStatsLocked(pc, time.Now()), nil
+	return c.containerStatsLocked(pc, c.now()), nil
 }
 
 // ListContainerStats returns the stats of the containers that match filter (nil: all), newest
@@ -32,7 +32,7 @@ func (r *ContainerdRuntime) ListContainerStats(ctx context.Context, filter *Cont
 		cs = st.list()
 	}
 	c := r.stats()
-	now := time.Now()
+	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]*ContainerStats, 0, len(cs))
@@ -78,7 +78,7 @@ func (r *ContainerdRuntime) PodSandboxStats(ctx context.Context, id string) (*Po
 	c := r.stats()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.podStatsLocked(ctx, sb, ctrs, time.Now()), nil
+	return c.podStatsLocked(ctx, sb, ctrs, c.now()), nil
 }
 
 // ListPodSandboxStats returns the stats of the ready sandboxes that match filter (nil: all).
@@ -96,7 +96,7 @@ func (r *ContainerdRuntime) ListPodSandboxStats(ctx context.Context, filter *San
 	all := r.ctrs().store.list()
 	st := r.ctrs().store
 	c := r.stats()
-	now := time.Now()
+	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []*PodStats
