@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -239,6 +241,7 @@ func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, 
 // containerd's shim still holds the task paused, and would forever: the cgroup is frozen again, as
 // runc pause does, and the resume goes through the shim.
 func resumeAfterDump(ctx context.Context, task containerd.Task) error {
+	killCRIUTracers(ctx, task)
 	err := task.Resume(ctx)
 	if err == nil {
 		return nil
@@ -261,6 +264,67 @@ func resumeAfterDump(ctx context.Context, task containerd.Task) error {
 		return nil
 	}
 	return err
+}
+
+// killCRIUTracers kills a CRIU that still holds the task's processes with ptrace: one that hung
+// past the request's deadline. runc is killed then, CRIU is not (it is no child of the shim's
+// command), and it would hold them for ever: a signal to one of them would stop it until CRIU
+// answered. Killed, it lets them go (the kernel detaches a dead tracer's tracees).
+func killCRIUTracers(ctx context.Context, task containerd.Task) {
+	procs, err := task.Pids(ctx)
+	if err != nil {
+		return
+	}
+	traced := func() map[int]bool {
+		tracers := map[int]bool{}
+		for _, p := range procs {
+			if tracer := tracerPid(int(p.Pid)); tracer > 0 && isCRIU(tracer) {
+				tracers[tracer] = true
+			}
+		}
+		return tracers
+	}
+	tracers := traced()
+	if len(tracers) == 0 {
+		return
+	}
+	for tracer := range tracers {
+		logrus.WithFields(logrus.Fields{"container": task.ID(), "criu": tracer}).Warn("killing a CRIU that still holds the container's processes after its dump ended")
+		_ = unix.Kill(tracer, unix.SIGKILL)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(traced()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// tracerPid is the pid of the process tracing pid (0: none).
+func tracerPid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "TracerPid:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
+// isCRIU tells whether a process is a CRIU: a word of its command line is criu or a path to one
+// (hack/setup.sh's runs it through the dynamic loader: "ld-linux... --argv0 criu .../sbin/criu").
+func isCRIU(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	for _, a := range strings.Split(string(b), "\x00") {
+		if filepath.Base(a) == "criu" {
+			return true
+		}
+	}
+	return false
 }
 
 // freezeCgroupOf freezes the freezer cgroup of the process pid (cgroup v1's freezer hierarchy

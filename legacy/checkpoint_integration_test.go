@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -284,64 +287,118 @@ echo "(00.200000) Error (criu-stand-in): killed after thawing the container" >> 
 kill -9 $$
 `
 
-// TestCheckpointHelperFails checks that a CRIU or runc that fails at once ends CheckpointContainer
-// and CheckpointPod at once, with its own message, and leaves the containers running, not paused,
-// and nothing behind. It does not depend on the host's CRIU: a stand-in is what runc runs (a runtime
-// handler whose runc is a wrapper putting the stand-in first on runc's PATH), and the runc of
-// another handler fails its checkpoint command itself.
+// TestCRIUHangingStandIn is no test: it is the criu of the "criu-hangs" handler of
+// TestCheckpointHelperFails (the test binary run again, as criu), with CRI_SHIM_CRIU_HANG_RUNC
+// naming the real runc. It seizes the container's init with ptrace, as CRIU does, and hangs.
+func TestCRIUHangingStandIn(t *testing.T) {
+	runcBin := os.Getenv("CRI_SHIM_CRIU_HANG_RUNC")
+	if runcBin == "" {
+		return
+	}
+	goruntime.LockOSThread()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", os.Getppid()))
+	if err != nil {
+		os.Exit(1)
+	}
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	var root string
+	for i, a := range args[:len(args)-1] {
+		if a == "--root" {
+			root = args[i+1]
+		}
+	}
+	out, err := exec.Command(runcBin, "--root", root, "state", args[len(args)-1]).Output()
+	var st struct {
+		Pid int `json:"pid"`
+	}
+	if err != nil || json.Unmarshal(out, &st) != nil || unix.PtraceSeize(st.Pid) != nil {
+		os.Exit(1)
+	}
+	time.Sleep(10 * time.Minute)
+	os.Exit(1)
+}
+
+// TestCheckpointHelperFails checks that a CRIU or runc that fails ends CheckpointContainer and
+// CheckpointPod at once, with its own message, and leaves the containers running, not paused, not
+// traced, and nothing behind; and that one that hangs ends them at their deadline, killed. It does
+// not depend on the host's CRIU: stand-ins are what runc runs (runtime handlers whose runc is a
+// wrapper putting a stand-in criu first on runc's PATH), and the runc of another handler fails its
+// checkpoint command itself.
 func TestCheckpointHelperFails(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
 	saved := checkCRIU
 	t.Cleanup(func() { checkCRIU = saved })
-	// Past the probe of the host's CRIU: down to runc and the stand-in.
+	// Past the probe of the host's CRIU: down to runc and the stand-ins.
 	checkCRIU = func() criuInfo { return criuInfo{Path: "criu-stand-in", Version: "0"} }
 	runc := ResolveRuncBinary("")
 	if runc == "" {
 		runc = "runc"
 	}
 	bin := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(bin, name)
-		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+	write := func(path, content string) string {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		return p
+		if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
-	standInDir := filepath.Join(bin, "criu-bin")
-	if err := os.Mkdir(standInDir, 0o755); err != nil {
+	// runcWith is a runc that finds the stand-in criu first on its PATH.
+	runcWith := func(name, criuScript string) string {
+		dir := filepath.Join(bin, name)
+		write(filepath.Join(dir, "criu"), criuScript)
+		return write(filepath.Join(bin, "runc-"+name), fmt.Sprintf("#!/bin/sh\nPATH=%s:$PATH exec %s \"$@\"\n", dir, runc))
+	}
+	self, err := os.Executable()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(standInDir, "criu"), []byte(criuStandIn), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	criuRunc := write("runc-with-criu-stand-in", fmt.Sprintf("#!/bin/sh\nPATH=%s:$PATH exec %s \"$@\"\n", standInDir, runc))
-	thawDir := filepath.Join(bin, "criu-thaws")
-	if err := os.Mkdir(thawDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(thawDir, "criu"), []byte(fmt.Sprintf(criuThawsAndDies, runc)), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	thawRunc := write("runc-with-criu-thawing", fmt.Sprintf("#!/bin/sh\nPATH=%s:$PATH exec %s \"$@\"\n", thawDir, runc))
 	const runcMsg = "runc-stand-in: checkpoint refused"
-	failingRunc := write("runc-failing-checkpoint", fmt.Sprintf(
-		"#!/bin/sh\nfor a; do [ \"$a\" = checkpoint ] && { echo %q >&2; exit 1; }; done\nexec %s \"$@\"\n", runcMsg, runc))
 	e.rt.Close()
 	e.opts.RuntimeHandlers = []RuntimeHandler{RuncHandler("runc", ResolveRuncBinary("")),
-		RuncHandler("criu-stand-in", criuRunc), RuncHandler("criu-thaws-and-dies", thawRunc), RuncHandler("failing-runc", failingRunc)}
+		RuncHandler("criu-fails", runcWith("criu-fails", criuStandIn)),
+		RuncHandler("criu-thaws-and-dies", runcWith("criu-thaws", fmt.Sprintf(criuThawsAndDies, runc))),
+		// bash's exec -a: a process named criu, as CRIU is.
+		RuncHandler("criu-hangs", runcWith("criu-hangs", fmt.Sprintf(
+			"#!/bin/bash\nCRI_SHIM_CRIU_HANG_RUNC=%s exec -a criu %s -test.run='^TestCRIUHangingStandIn$' -- %s\n", runc, self, bin))),
+		RuncHandler("runc-fails", write(filepath.Join(bin, "runc-failing-checkpoint"), fmt.Sprintf(
+			"#!/bin/sh\nfor a; do [ \"$a\" = checkpoint ] && { echo %q >&2; exit 1; }; done\nexec %s \"$@\"\n", runcMsg, runc))),
+	}
 	e.rt = e.newRuntime()
 	if _, err := e.rt.images.PullImage(ctx, ImageSpec{Image: testBusybox}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
+	// The hanging stand-ins of this test: their command line ends with its bin dir.
+	standInsLeft := func() []int {
+		out, _ := exec.Command("pgrep", "-f", "TestCRIUHangingStandIn. -- "+bin+"$").Output()
+		var pids []int
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	t.Cleanup(func() {
+		for _, pid := range standInsLeft() {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	})
 
-	for handler, want := range map[string]string{
-		"criu-stand-in":       "Error (criu-stand-in): this CRIU gives up at once",
-		"criu-thaws-and-dies": "Error (criu-stand-in): killed after thawing the container",
-		"failing-runc":        runcMsg,
+	for _, tc := range []struct {
+		handler, want string
+		// timeout: the requests' (0: none, CheckpointContainer's default of minutes)
+		timeout time.Duration
+	}{
+		{handler: "criu-fails", want: "Error (criu-stand-in): this CRIU gives up at once"},
+		{handler: "criu-thaws-and-dies", want: "Error (criu-stand-in): killed after thawing the container"},
+		{handler: "runc-fails", want: runcMsg},
+		{handler: "criu-hangs", want: "deadline exceeded", timeout: 2 * time.Second},
 	} {
-		t.Run(handler, func(t *testing.T) {
-			sbID, res := e.rt.RunPodSandbox(ctx, podCfg("ckpt-"+handler), handler)
+		t.Run(tc.handler, func(t *testing.T) {
+			sbID, res := e.rt.RunPodSandbox(ctx, podCfg("ckpt-"+tc.handler), tc.handler)
 			if err := res.Error(); err != nil {
 				t.Fatal(err)
 			}
@@ -356,6 +413,9 @@ func TestCheckpointHelperFails(t *testing.T) {
 					}
 					if st, err := task.Status(e.rt.withNS(ctx)); err != nil || st.Status != containerd.Running {
 						t.Fatalf("%s: task of %s is %q (%v), want running", what, cid, st.Status, err)
+					}
+					if tracer := tracerPid(int(task.Pid())); tracer != 0 {
+						t.Fatalf("%s: the init of %s is traced by %d", what, cid, tracer)
 					}
 				}
 				read := func() string {
@@ -374,43 +434,43 @@ func TestCheckpointHelperFails(t *testing.T) {
 					time.Sleep(50 * time.Millisecond)
 				}
 			}
+			check := func(what string, err error, took time.Duration) {
+				t.Helper()
+				t.Logf("%s: %v after %v", what, err, took)
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("%s: %v, want the helper's message %q", what, err, tc.want)
+				}
+				// At once when the helper failed; at the deadline, plus the clean-up, when it hung.
+				if limit := tc.timeout + 2*time.Second; took > limit {
+					t.Errorf("%s took %v, want at most %v", what, took, limit)
+				}
+				// The helper's failure is the whole answer: the resume after it is no failure.
+				if strings.Contains(err.Error(), "resume") {
+					t.Errorf("%s: %v: a resume error besides the helper's", what, err)
+				}
+				running("after a failed " + what)
+				if left := standInsLeft(); len(left) != 0 {
+					t.Errorf("after a failed %s: stand-ins left running: %v", what, left)
+				}
+			}
 			running("before")
 			loc := filepath.Join(t.TempDir(), "c.tar")
 			t0 := time.Now()
-			// No timeout in the request: the default (minutes) is what a dead helper must not cost.
-			err := e.rt.CheckpointContainer(ctx, id, loc, 0)
-			took := time.Since(t0)
-			t.Logf("CheckpointContainer: %v after %v", err, took)
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Fatalf("CheckpointContainer: %v, want the helper's message %q", err, want)
-			}
-			if took > 2*time.Second {
-				t.Errorf("CheckpointContainer took %v after the helper failed at once", took)
-			}
-			// The helper's failure is the whole answer: the resume after it is no failure.
-			if strings.Contains(err.Error(), "resume") {
-				t.Errorf("CheckpointContainer: %v: a resume error besides the helper's", err)
-			}
-			running("after a failed checkpoint")
+			err := e.rt.CheckpointContainer(ctx, id, loc, tc.timeout)
+			check("CheckpointContainer", err, time.Since(t0))
 			if _, err := os.Stat(loc); !os.IsNotExist(err) {
 				t.Errorf("something at the location: %v", err)
 			}
 
 			out := t.TempDir()
+			pctx, cancel := context.WithCancel(ctx)
+			if tc.timeout > 0 {
+				pctx, cancel = context.WithTimeout(ctx, tc.timeout)
+			}
 			t0 = time.Now()
-			err = e.rt.CheckpointPod(ctx, sbID, out, []string{id, id2}, nil)
-			took = time.Since(t0)
-			t.Logf("CheckpointPod: %v after %v", err, took)
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Fatalf("CheckpointPod: %v, want the helper's message %q", err, want)
-			}
-			if took > 2*time.Second {
-				t.Errorf("CheckpointPod took %v after the helper failed at once", took)
-			}
-			if strings.Contains(err.Error(), "resume") {
-				t.Errorf("CheckpointPod: %v: a resume error besides the helper's", err)
-			}
-			running("after a failed pod checkpoint")
+			err = e.rt.CheckpointPod(pctx, sbID, out, []string{id, id2}, nil)
+			cancel()
+			check("CheckpointPod", err, time.Since(t0))
 			if entries, _ := os.ReadDir(out); len(entries) != 0 {
 				t.Errorf("partial pod checkpoint left: %v", entries)
 			}
