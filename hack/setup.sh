@@ -6,6 +6,7 @@
 #   - CRIU $CRIU_VERSION from Debian trixie (kernels from 6.13 on need CRIU >= 4.1), with trixie's
 #     libc and the libraries it links, extracted under $CRI_SHIM_CACHE/criu/ with a private apt
 #     state (the system's apt sources and libc are not touched); $CRI_SHIM_CACHE/bin/criu runs it
+#     without hardware breakpoints (CRIU_FAULT=130: they do not fire in some VMs, see below)
 #   - into $CRI_SHIM_CACHE/bin: containerd + containerd-shim-runc-v2 (the version go.mod pins),
 #     runc $RUNC_VERSION (built with seccomp; Debian's runc 1.1 cannot do user namespaces),
 #     crictl + critest (cri-tools), ginkgo (the version cri-tools pins)
