@@ -6,6 +6,7 @@
 #   - CRIU $CRIU_VERSION from Debian trixie (kernels from 6.13 on need CRIU >= 4.1), with trixie's
 #     libc and the libraries it links, extracted under $CRI_SHIM_CACHE/criu/ with a private apt
 #     state (the system's apt sources and libc are not touched); $CRI_SHIM_CACHE/bin/criu runs it
+#     without hardware breakpoints (CRIU_FAULT=130: they do not fire in some VMs, see below)
 #   - into $CRI_SHIM_CACHE/bin: containerd + containerd-shim-runc-v2 (the version go.mod pins),
 #     runc $RUNC_VERSION (built with seccomp; Debian's runc 1.1 cannot do user namespaces),
 #     crictl + critest (cri-tools), ginkgo (the version cri-tools pins)
@@ -94,7 +95,7 @@ fi
 # [vvar_vclock]; fixed in CRIU 4.1). Trixie's criu needs libc6 >= 2.38, so the packages are only
 # extracted into a private root and $BIN/criu runs the binary with that root's dynamic loader.
 criu_root=$CACHE/criu/$CRIU_VERSION
-if full && { [ ! -x "$criu_root/usr/sbin/criu" ] || [ ! -x "$BIN/criu" ] || ! grep -q "criu/$CRIU_VERSION\$" "$BIN/criu" 2>/dev/null; }; then
+if full && [ ! -x "$criu_root/usr/sbin/criu" ]; then
   log "fetching CRIU $CRIU_VERSION from Debian $CRIU_SUITE (about 8 MB)"
   # A failure here is a warning, not the end of the setup: without CRIU only checkpoint/restore
   # is unavailable (FailedPrecondition). The subshell stops at the first failing step.
@@ -120,21 +121,36 @@ if full && { [ ! -x "$criu_root/usr/sbin/criu" ] || [ ! -x "$BIN/criu" ] || ! gr
   for d in "$tmp"/debs/*.deb; do dpkg-deb -x "$d" "$criu_root.new"; done
   rm -rf "$tmp" "$criu_root"
   mv "$criu_root.new" "$criu_root"
-  # exec keeps the process and its descriptors: runc talks to `criu swrk 3` over an inherited socket.
-  {
-    echo '#!/bin/sh'
-    echo "# CRIU $CRIU_VERSION (Debian $CRIU_SUITE) with its own libc, installed by cri-shim's hack/setup.sh."
-    echo "R=$criu_root"
-    echo 'exec "$R/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$R/usr/lib/x86_64-linux-gnu" --argv0 criu "$R/usr/sbin/criu" "$@"'
-  } >"$BIN/criu.new"
-  chmod 0755 "$BIN/criu.new"
-  mv -f "$BIN/criu.new" "$BIN/criu"
   # Older CRIU roots go.
   for d in "$CACHE"/criu/*; do [ "$d" = "$criu_root" ] || rm -rf "$d"; done
   )
   rc=$?
   set -e
   ((rc == 0)) || log "warning: fetching CRIU $CRIU_VERSION failed (exit $rc); checkpoint/restore needs it"
+fi
+# $BIN/criu runs it; rewritten whenever its text changes. exec keeps the process and its
+# descriptors: runc talks to `criu swrk 3` over an inherited socket.
+# CRIU_FAULT=130 (FI_NO_BREAKPOINTS, one of CRIU's non-fatal fault injections): CRIU 4.1 stops a
+# dumped or restored task on its way out of the parasite code with a hardware breakpoint without
+# checking that those work; in a VM whose hypervisor does not virtualize the debug registers the
+# breakpoint never fires and every dump and restore hangs ("Waiting for N to trap"; `criu check`
+# still says "Looks good"). Without breakpoints CRIU steps that way out with PTRACE_SYSCALL, a few
+# more context switches; CRIU 4.2 checks its breakpoints and does the same when they fail.
+if full && [ -x "$criu_root/usr/sbin/criu" ]; then
+  criu_wrapper=$(
+    echo '#!/bin/sh'
+    echo "# CRIU $CRIU_VERSION (Debian $CRIU_SUITE) with its own libc, installed by cri-shim's hack/setup.sh."
+    echo '# No hardware breakpoints (they do not fire in some VMs; see hack/setup.sh): CRIU_FAULT=130'
+    echo '# unless CRIU_FAULT is set; set and empty keeps them.'
+    echo 'if [ -z "${CRIU_FAULT+set}" ]; then export CRIU_FAULT=130; elif [ -z "$CRIU_FAULT" ]; then unset CRIU_FAULT; fi'
+    echo "R=$criu_root"
+    echo 'exec "$R/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$R/usr/lib/x86_64-linux-gnu" --argv0 criu "$R/usr/sbin/criu" "$@"'
+  )
+  if [ "$(cat "$BIN/criu" 2>/dev/null)" != "$criu_wrapper" ]; then
+    printf '%s\n' "$criu_wrapper" >"$BIN/criu.new"
+    chmod 0755 "$BIN/criu.new"
+    mv -f "$BIN/criu.new" "$BIN/criu"
+  fi
 fi
 if full && [ -x "$BIN/criu" ] && ! "$BIN/criu" check >/dev/null 2>&1; then
   log "warning: $BIN/criu check fails on this host; checkpoint/restore will answer FailedPrecondition:"

@@ -9,16 +9,17 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -35,8 +36,8 @@ import (
 // A pod checkpoint (CheckpointPod) is a directory with pod.dump (the sandbox config and the
 // containers) and one such tree per container, under its name. Restore: checkpoint_restore.go.
 //
-// Everything starts with a check of the host's CRIU (`criu check`, once per daemon): when it does
-// not work, every checkpoint and restore request answers FailedPrecondition with CRIU's own error.
+// Everything starts with the probe of the host's CRIU (criu_probe.go, once per daemon): when it
+// does not work, every checkpoint and restore request answers FailedPrecondition with the reason.
 
 // Checkpointer is the checkpoint/restore part of a runtime (ContainerdRuntime implements it).
 type Checkpointer interface {
@@ -101,92 +102,6 @@ type podCheckpointFile struct {
 	CheckpointedAt time.Time         `json:"checkpointed_at"`
 }
 
-// criuInfo is what the host's CRIU check found.
-type criuInfo struct {
-	Path    string
-	Version string
-	Err     error
-}
-
-var (
-	criuOnce   sync.Once
-	criuResult criuInfo
-	// checkCRIU reports whether the host's CRIU works (tests replace it).
-	checkCRIU = func() criuInfo {
-		criuOnce.Do(func() { criuResult = probeCRIU(context.Background()) })
-		return criuResult
-	}
-)
-
-// DefaultCRIUBinary is where hack/setup.sh installs a CRIU that works on current kernels, next to
-// the runc it builds; the managed containerd puts that directory first on its shims' PATH, where
-// runc looks for criu.
-var DefaultCRIUBinary = filepath.Join(filepath.Dir(DefaultRuncBinary), "criu")
-
-// findCRIU is the criu runc runs: DefaultCRIUBinary when it is there, else criu on PATH.
-func findCRIU() (string, error) {
-	if st, err := os.Stat(DefaultCRIUBinary); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
-		return DefaultCRIUBinary, nil
-	}
-	return exec.LookPath("criu")
-}
-
-// probeCRIU finds criu where runc looks for it and runs `criu check`.
-func probeCRIU(ctx context.Context) criuInfo {
-	path, err := findCRIU()
-	if err != nil {
-		return criuInfo{Err: fmt.Errorf("criu is not installed (neither %s nor on PATH; run hack/setup.sh)", DefaultCRIUBinary)}
-	}
-	info := criuInfo{Path: path}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, path, "--version").CombinedOutput(); err == nil {
-		info.Version = parseCRIUVersion(string(out))
-	}
-	out, err := exec.CommandContext(ctx, path, "check").CombinedOutput()
-	if err != nil {
-		info.Err = fmt.Errorf("criu %s check failed: %s", info.Version, criuErrors(string(out), err))
-	}
-	logrus.WithFields(logrus.Fields{"criu": path, "version": info.Version, "error": info.Err}).Info("CRIU check")
-	return info
-}
-
-// parseCRIUVersion reads "Version: 3.17.1" from `criu --version`.
-func parseCRIUVersion(out string) string {
-	for _, l := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Version:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// criuErrors are the Error lines of CRIU's output (all of it when it has none).
-func criuErrors(out string, err error) string {
-	var lines []string
-	for _, l := range strings.Split(out, "\n") {
-		if l = strings.TrimSpace(l); strings.HasPrefix(l, "Error") || strings.Contains(l, " Error ") {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) == 0 {
-		if s := strings.TrimSpace(out); s != "" {
-			return s
-		}
-		return err.Error()
-	}
-	return strings.Join(lines, "; ")
-}
-
-// criuUsable is nil when checkpoints can be taken, else a FailedPrecondition saying why not.
-func criuUsable() (criuInfo, error) {
-	info := checkCRIU()
-	if info.Err != nil {
-		return info, fmt.Errorf("checkpoint/restore needs a working CRIU on the host: %v: %w", info.Err, errdefs.ErrFailedPrecondition)
-	}
-	return info, nil
-}
-
 // checkLocation checks a checkpoint archive's location: absolute, in an existing directory, not a
 // directory itself.
 func checkLocation(location string) error {
@@ -241,7 +156,7 @@ func (r *ContainerdRuntime) CheckpointContainer(ctx context.Context, id, locatio
 	}
 	err = r.dumpContainer(ctx, c, task, work, info)
 	rctx, rcancel := withoutCancel(ctx, cleanupTimeout)
-	if rerr := task.Resume(rctx); rerr != nil {
+	if rerr := resumeAfterDump(rctx, task); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("resume container %s: %w", c.meta.ID, rerr))
 	}
 	rcancel()
@@ -298,8 +213,9 @@ func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, 
 	}
 	if _, err := task.Checkpoint(ctx, containerd.WithCheckpointImagePath(images), withCheckpointWorkPath(dir)); err != nil {
 		msg := err.Error()
-		if log, rerr := os.ReadFile(filepath.Join(dir, "dump.log")); rerr == nil {
-			msg += " (CRIU: " + criuErrors(string(log), err) + ")"
+		// CRIU's stderr goes nowhere (runc does not read it): its words are in its log.
+		if log, rerr := os.ReadFile(filepath.Join(dir, "dump.log")); rerr == nil && len(log) > 0 {
+			msg += " (CRIU: " + criuLogSummary(string(log)) + ")"
 		}
 		return fmt.Errorf("checkpoint container %s: %s", c.meta.ID, msg)
 	}
@@ -316,6 +232,144 @@ func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, 
 		}
 	}
 	return nil
+}
+
+// resumeAfterDump resumes a task that was paused for a dump. A failed dump may have thawed it
+// already: CRIU thaws the freezer cgroup once it holds the tasks with ptrace and freezes it again
+// only when it ends normally, so a CRIU that died or was killed half-way (a checkpoint past its
+// deadline) leaves the processes running. runc then answers "container not paused" while
+// containerd's shim still holds the task paused, and would forever: the cgroup is frozen again, as
+// runc pause does, and the resume goes through the shim.
+func resumeAfterDump(ctx context.Context, task containerd.Task) error {
+	killCRIUTracers(ctx, task)
+	err := task.Resume(ctx)
+	if err == nil {
+		return nil
+	}
+	st, serr := task.Status(ctx)
+	if serr != nil {
+		return err
+	}
+	switch st.Status {
+	case containerd.Running:
+		return nil
+	case containerd.Paused:
+		if ferr := freezeCgroupOf(task.Pid()); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		if err := task.Resume(ctx); err != nil {
+			return err
+		}
+		logrus.WithField("container", task.ID()).Warn("resume after a failed dump: the container had been thawed; frozen again and resumed")
+		return nil
+	}
+	return err
+}
+
+// killCRIUTracers kills a CRIU that still holds the task's processes with ptrace: one that hung
+// past the request's deadline. runc is killed then, CRIU is not (it is no child of the shim's
+// command), and it would hold them for ever: a signal to one of them would stop it until CRIU
+// answered. Killed, it lets them go (the kernel detaches a dead tracer's tracees).
+func killCRIUTracers(ctx context.Context, task containerd.Task) {
+	procs, err := task.Pids(ctx)
+	if err != nil {
+		return
+	}
+	traced := func() map[int]bool {
+		tracers := map[int]bool{}
+		for _, p := range procs {
+			if tracer := tracerPid(int(p.Pid)); tracer > 0 && isCRIU(tracer) {
+				tracers[tracer] = true
+			}
+		}
+		return tracers
+	}
+	tracers := traced()
+	if len(tracers) == 0 {
+		return
+	}
+	for tracer := range tracers {
+		logrus.WithFields(logrus.Fields{"container": task.ID(), "criu": tracer}).Warn("killing a CRIU that still holds the container's processes after its dump ended")
+		_ = unix.Kill(tracer, unix.SIGKILL)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(traced()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// tracerPid is the pid of the process tracing pid (0: none).
+func tracerPid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "TracerPid:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
+// isCRIU tells whether a process is a CRIU: a word of its command line is criu or a path to one
+// (hack/setup.sh's runs it through the dynamic loader: "ld-linux... --argv0 criu .../sbin/criu").
+func isCRIU(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	for _, a := range strings.Split(string(b), "\x00") {
+		if filepath.Base(a) == "criu" {
+			return true
+		}
+	}
+	return false
+}
+
+// freezeCgroupOf freezes the freezer cgroup of the process pid (cgroup v1's freezer hierarchy
+// when there is one, as runc uses it, else cgroup v2) and waits until it is frozen.
+func freezeCgroupOf(pid uint32) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return err
+	}
+	var file, value, done, doneFile string
+	for _, l := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if slices.Contains(strings.Split(parts[1], ","), "freezer") {
+			dir := filepath.Join(cgroupRoot, parts[1], parts[2])
+			file, value, doneFile, done = filepath.Join(dir, "freezer.state"), "FROZEN", filepath.Join(dir, "freezer.state"), "FROZEN"
+			break
+		}
+		if parts[0] == "0" && parts[1] == "" && file == "" {
+			dir := filepath.Join(cgroupRoot, parts[2])
+			file, value, doneFile, done = filepath.Join(dir, "cgroup.freeze"), "1", filepath.Join(dir, "cgroup.events"), "frozen 1"
+		}
+	}
+	if file == "" {
+		return fmt.Errorf("no freezer cgroup for pid %d", pid)
+	}
+	if err := os.WriteFile(file, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("freeze %s: %w", file, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(doneFile)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(strings.Split(string(b), "\n"), done) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("freeze %s: not frozen after 5s", file)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func withCheckpointWorkPath(dir string) containerd.CheckpointTaskOpts {
@@ -525,7 +579,7 @@ func (r *ContainerdRuntime) checkpointPod(ctx context.Context, sb *podSandbox, o
 		rctx, cancel := withoutCancel(ctx, cleanupTimeout)
 		defer cancel()
 		for i, t := range tasks {
-			if err := t.Resume(rctx); err != nil {
+			if err := resumeAfterDump(rctx, t); err != nil {
 				logrus.WithError(err).WithField("container", cs[i].meta.ID).Error("resume after pod checkpoint")
 				retErr = errors.Join(retErr, fmt.Errorf("resume container %s: %w", cs[i].meta.ID, err))
 			}

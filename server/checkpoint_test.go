@@ -72,6 +72,16 @@ func TestCheckpointRPCs(t *testing.T) {
 	fake.err = fmt.Errorf("no CRIU: %w", errdefs.ErrFailedPrecondition)
 	_, err = c.CheckpointContainer(ctx, &runtime.CheckpointContainerRequest{ContainerId: "c", Location: "/tmp/c.tar"})
 	check("checkpoint without CRIU", err, codes.FailedPrecondition)
+	if msg := status.Convert(err).Message(); msg != fake.err.Error() {
+		t.Errorf("checkpoint without CRIU: message %q, want the reason %q", msg, fake.err)
+	}
+	// A failed dump: the helper's own words are the status's message.
+	fake.err = fmt.Errorf("checkpoint container c: runc did not terminate successfully: exit status 1 (CRIU: (00.1) Error (criu/cr-dump.c:1): boom)")
+	_, err = c.CheckpointContainer(ctx, &runtime.CheckpointContainerRequest{ContainerId: "c", Location: "/tmp/c.tar"})
+	if st := status.Convert(err); st.Code() != codes.Unknown || st.Message() != fake.err.Error() {
+		t.Errorf("failed dump: %v, want Unknown with %q", err, fake.err)
+	}
+	fake.err = fmt.Errorf("no CRIU: %w", errdefs.ErrFailedPrecondition)
 
 	_, err = c.CheckpointPod(ctx, &runtime.CheckpointPodRequest{OutputPath: "/tmp/x", ContainerIds: []string{"c"}})
 	check("pod checkpoint without pod id", err, codes.InvalidArgument)

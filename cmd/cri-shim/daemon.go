@@ -216,6 +216,9 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	defer rt.Close()
 	// Probe the default handler's features now: logged, and the first Status is not slowed.
 	rt.HandlerFeatures(ctx, "")
+	// Probe CRIU in the background (a real dump and restore of a test process): the log says at
+	// start whether checkpoint/restore works here, and why not.
+	defer legacy.StartCRIUProbe(ctx)()
 	if err := startNRI(rt, cfg); err != nil {
 		lis.Close()
 		return err
