@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -96,19 +97,62 @@ func readTarFile(path, name string) ([]byte, error) {
 }
 
 // archiveRestoreConfig is the config of a container restored by CreateContainer with a checkpoint
-// archive as its image (containerd's and CRI-O's way): the checkpointed config, with the request's
-// metadata, labels, annotations, log path and, when it has any, mounts; the image is the
-// checkpointed container's.
-func archiveRestoreConfig(src *checkpointSource, req *runtime.ContainerConfig) *runtime.ContainerConfig {
-	cfg := proto.Clone(src.ctrConfig).(*runtime.ContainerConfig)
-	cfg.Metadata = proto.Clone(req.GetMetadata()).(*runtime.ContainerMetadata)
-	cfg.Labels, cfg.Annotations = req.GetLabels(), req.GetAnnotations()
-	cfg.LogPath = req.GetLogPath()
-	if len(req.GetMounts()) > 0 {
-		cfg.Mounts = req.GetMounts()
+// archive as its image (containerd's and CRI-O's way). The archive is not trusted: the request
+// decides everything about the container (security context, namespaces, resources, devices,
+// mounts, metadata, labels, annotations, log path); the archive gives only the checkpointed
+// process (command, args, working directory, environment) and image. Its mounts must all be
+// named by the request, which gives their host paths (as in CRI-O: a mount the request does not
+// name would show the container some of the host it was not given). The result is validated
+// like any CreateContainer request.
+func archiveRestoreConfig(src *checkpointSource, req *runtime.ContainerConfig) (*runtime.ContainerConfig, error) {
+	name := req.GetMetadata().GetName()
+	if err := checkRestoreNamespaces(name, src, req); err != nil {
+		return nil, err
 	}
+	if err := checkRestoreMounts(name, src, req); err != nil {
+		return nil, err
+	}
+	cfg := restoredConfig(src, req)
+	if err := ValidateContainerConfig(cfg); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: the restored container's config: %w", src.path, err)
+	}
+	return cfg, nil
+}
+
+// restoredConfig is the request's config with the checkpointed process and image: what CRIU
+// restores is that process, whatever the request says of it.
+func restoredConfig(src *checkpointSource, req *runtime.ContainerConfig) *runtime.ContainerConfig {
+	old := src.ctrConfig
+	cfg := proto.Clone(req).(*runtime.ContainerConfig)
+	cfg.Command, cfg.Args, cfg.WorkingDir, cfg.Envs = old.GetCommand(), old.GetArgs(), old.GetWorkingDir(), old.GetEnvs()
 	cfg.Image = &runtime.ImageSpec{Image: src.config.ImageID, UserSpecifiedImage: src.config.RootfsImageName}
 	return cfg
+}
+
+// checkRestoreNamespaces: the pid namespace is where CRIU recreates the processes with their
+// pids. A container that had its own must have its own again, one in the pod's goes into the new
+// pod's; the request says which, and it must be the checkpoint's.
+func checkRestoreNamespaces(name string, src *checkpointSource, req *runtime.ContainerConfig) error {
+	want := src.ctrConfig.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid()
+	if got := req.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid(); got != want {
+		return fmt.Errorf("container %q: pid namespace mode %s differs from the checkpointed container's (%s): %w", name, got, want, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// checkRestoreMounts: every mount of the checkpointed container must be named (by its container
+// path) by the request, whose host path is the one used.
+func checkRestoreMounts(name string, src *checkpointSource, req *runtime.ContainerConfig) error {
+	var missing []string
+	for _, m := range src.ctrConfig.GetMounts() {
+		if !slices.ContainsFunc(req.GetMounts(), func(r *runtime.Mount) bool { return r.GetContainerPath() == m.GetContainerPath() }) {
+			missing = append(missing, m.GetContainerPath())
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("container %q: the checkpointed container had mounts the request does not name: %s: %w", name, strings.Join(missing, ", "), errdefs.ErrInvalidArgument)
+	}
+	return nil
 }
 
 // podRestoreConfig is the config of a container restored by RestorePod: the request's, which
@@ -143,10 +187,8 @@ func (r *ContainerdRuntime) podRestoreConfig(ctx context.Context, src *checkpoin
 			return nil, mismatch("user")
 		}
 	}
-	// The pid namespace is where CRIU recreates the processes with their pids: a container that
-	// had its own must have its own again, one in the pod's goes into the new pod's.
-	if req.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() != old.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() {
-		return nil, mismatch("pid namespace mode")
+	if err := checkRestoreNamespaces(name, src, req); err != nil {
+		return nil, err
 	}
 	if ref := req.GetImage().GetImage(); ref != "" {
 		img, err := r.localImage(ctx, ref)
@@ -157,10 +199,7 @@ func (r *ContainerdRuntime) podRestoreConfig(ctx context.Context, src *checkpoin
 			return nil, mismatch(fmt.Sprintf("image (%s, checkpointed %s)", img.ID, src.config.ImageID))
 		}
 	}
-	cfg := proto.Clone(req).(*runtime.ContainerConfig)
-	cfg.Command, cfg.Args, cfg.WorkingDir, cfg.Envs = old.GetCommand(), old.GetArgs(), old.GetWorkingDir(), old.GetEnvs()
-	cfg.Image = &runtime.ImageSpec{Image: src.config.ImageID, UserSpecifiedImage: src.config.RootfsImageName}
-	return cfg, nil
+	return restoredConfig(src, req), nil
 }
 
 // resolveImage finds the checkpointed image among the local images: by ID, then by its names.
@@ -341,7 +380,11 @@ func (r *ContainerdRuntime) prepareRestore(ctx context.Context, ref string, req 
 	if _, err := r.checkpointImage(r.withNS(ctx), src); err != nil {
 		return nil, nil, err
 	}
-	return archiveRestoreConfig(src, req), src, nil
+	cfg, err := archiveRestoreConfig(src, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, src, nil
 }
 
 // RestorePod implements Checkpointer: a new sandbox from the request's config, and in it one
