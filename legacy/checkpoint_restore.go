@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -20,6 +21,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -224,17 +226,18 @@ func (r *ContainerdRuntime) checkpointImage(ctx context.Context, src *checkpoint
 		src.path, src.config.RootfsImageName, src.config.ImageID, lastErr, errdefs.ErrNotFound)
 }
 
-// install copies the checkpoint into the new container's rootDir/restore.
-func (src *checkpointSource) install(rootDir string) error {
+// install copies the checkpoint into the new container's rootDir/restore, writing at most
+// maxSize bytes (0: no maximum but the source's own size).
+func (src *checkpointSource) install(ctx context.Context, rootDir string, maxSize int64) error {
 	dst := filepath.Join(rootDir, restoreDir)
 	if err := os.Mkdir(dst, 0o700); err != nil {
 		return err
 	}
 	var err error
 	if src.archive {
-		err = extractTarArchive(src.path, dst)
+		err = extractTarArchive(ctx, src.path, dst, maxSize)
 	} else {
-		err = copyTree(src.path, dst)
+		err = copyTree(ctx, src.path, dst, maxSize)
 	}
 	if err != nil {
 		return fmt.Errorf("copy checkpoint %s: %w", src.path, err)
@@ -245,58 +248,137 @@ func (src *checkpointSource) install(rootDir string) error {
 	return nil
 }
 
-// extractTarArchive extracts the directories and regular files of a checkpoint archive into dst;
-// entries that would leave dst are an error.
-func extractTarArchive(path, dst string) error {
+// extractTarArchive extracts the checkpoint archive at path into the directory dst. What it
+// writes is bounded by the archive's size and by maxSize (when positive).
+func extractTarArchive(ctx context.Context, path, dst string, maxSize int64) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	limit := fi.Size()
+	if maxSize > 0 && maxSize < limit {
+		limit = maxSize
+	}
+	return extractTar(ctx, f, dst, limit)
+}
+
+// extractTar extracts the directories and regular files of a checkpoint archive into the
+// directory dst, writing at most limit bytes. The archive is not trusted: an entry that would
+// leave dst (absolute, "..", a link), that is not a plain file or directory, that is sparse (a
+// few KB of archive that reads back as terabytes of zeros), or that replaces another entry is an
+// error (InvalidArgument), as is more data than limit. Every write goes through an os.Root of
+// dst, so nothing resolves outside it whatever is already there.
+func extractTar(ctx context.Context, r io.Reader, dst string, limit int64) error {
+	root, err := os.OpenRoot(dst)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	invalid := func(name, format string, args ...any) error {
+		return fmt.Errorf("archive entry %q: %s: %w", name, fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
+	}
+	remaining := limit
+	tr := tar.NewReader(ctxReader{ctx, r})
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read checkpoint archive: %v: %w", err, errdefs.ErrInvalidArgument)
 		}
 		name := filepath.Clean(filepath.FromSlash(hdr.Name))
 		if !filepath.IsLocal(name) {
-			return fmt.Errorf("archive entry %q leaves the archive: %w", hdr.Name, errdefs.ErrInvalidArgument)
+			return invalid(hdr.Name, "leaves the archive")
 		}
-		target := filepath.Join(dst, name)
+		if hdr.Typeflag == tar.TypeGNUSparse || isPAXSparse(hdr) {
+			return invalid(hdr.Name, "sparse files are not part of a checkpoint")
+		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o700); err != nil {
-				return err
+			if err := root.MkdirAll(name, 0o700); err != nil {
+				return invalid(hdr.Name, "%v", err)
 			}
 		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
-				return err
+			if hdr.Size > remaining {
+				return invalid(hdr.Name, "%d bytes, more than the %d left of the checkpoint's maximum size (%d bytes: the archive's size or the configured checkpoint_max_size_mib)",
+					hdr.Size, remaining, limit)
 			}
-			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			if dir := filepath.Dir(name); dir != "." {
+				if err := root.MkdirAll(dir, 0o700); err != nil {
+					return invalid(hdr.Name, "%v", err)
+				}
+			}
+			out, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 			if err != nil {
-				return err
+				return invalid(hdr.Name, "%v", err)
 			}
-			_, err = io.Copy(out, tr)
+			n, err := io.Copy(out, io.LimitReader(tr, remaining))
+			remaining -= n
 			if cerr := out.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("archive entry %q: %w", hdr.Name, err)
+			}
+			if n != hdr.Size {
+				return invalid(hdr.Name, "%d bytes of %d", n, hdr.Size)
 			}
 		default:
-			return fmt.Errorf("archive entry %q is not a file or directory: %w", hdr.Name, errdefs.ErrInvalidArgument)
+			return invalid(hdr.Name, "not a file or directory (type %q)", hdr.Typeflag)
 		}
 	}
 }
 
-// copyTree copies the directories and regular files under src into dst (which exists).
-func copyTree(src, dst string) error {
+// isPAXSparse tells whether a tar entry is a GNU sparse file in PAX format (0.0, 0.1 or 1.0):
+// archive/tar reads it as a regular file whose holes are zeros.
+func isPAXSparse(hdr *tar.Header) bool {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// ctxReader fails its reads once ctx is done: a long copy stops with its request.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// copyTree copies the directories and regular files under src into dst (which exists), at most
+// maxSize bytes when it is positive. A file with holes is refused: copied, its holes would be
+// written out as zeros (a small file on disk, any size in the copy), and CRIU writes none.
+// Files are opened without following symlinks: one swapped in during the walk is not read.
+func copyTree(ctx context.Context, src, dst string, maxSize int64) error {
+	var written int64
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == src {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rel, err := filepath.Rel(src, p)
@@ -308,16 +390,34 @@ func copyTree(src, dst string) error {
 		case d.IsDir():
 			return os.Mkdir(target, 0o700)
 		case d.Type().IsRegular():
-			in, err := os.Open(p)
+			in, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 			if err != nil {
 				return err
 			}
 			defer in.Close()
+			fi, err := in.Stat()
+			if err != nil {
+				return err
+			}
+			if !fi.Mode().IsRegular() {
+				return fmt.Errorf("%s is not a regular file: %w", p, errdefs.ErrInvalidArgument)
+			}
+			if hole, err := in.Seek(0, unix.SEEK_HOLE); err == nil && hole < fi.Size() {
+				return fmt.Errorf("%s is sparse: sparse files are not part of a checkpoint: %w", p, errdefs.ErrInvalidArgument)
+			}
+			if _, err := in.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			if maxSize > 0 && written+fi.Size() > maxSize {
+				return fmt.Errorf("checkpoint %s is larger than the maximum of %d bytes (checkpoint_max_size_mib): %w", src, maxSize, errdefs.ErrInvalidArgument)
+			}
 			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(out, in)
+			// At most the size stat gave: a file still growing is not copied past it.
+			n, err := io.Copy(out, io.LimitReader(ctxReader{ctx, in}, fi.Size()))
+			written += n
 			return errors.Join(err, out.Close())
 		}
 		return nil

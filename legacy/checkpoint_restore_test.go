@@ -67,7 +67,7 @@ func TestRestoreFromArchive(t *testing.T) {
 			t.Fatalf("%s: %+v", p, cs)
 		}
 		root := t.TempDir()
-		if err := cs.install(root); err != nil {
+		if err := cs.install(context.Background(), root, 0); err != nil {
 			t.Fatal(err)
 		}
 		if b, err := os.ReadFile(filepath.Join(root, restoreDir, checkpointImagesDir, "inventory.img")); err != nil || string(b) != "inv" {
@@ -136,7 +136,7 @@ func TestExtractTarArchiveRejects(t *testing.T) {
 		tw.Close()
 		f.Close()
 		dst := t.TempDir()
-		if err := extractTarArchive(p, filepath.Join(dst)); !errdefs.IsInvalidArgument(err) {
+		if err := extractTarArchive(context.Background(), p, dst, 0); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -148,7 +148,7 @@ func TestExtractTarArchiveRejects(t *testing.T) {
 	if _, err := openCheckpoint(src); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("config without image: %v", err)
 	}
-	if err := (&checkpointSource{path: src}).install(t.TempDir()); !errdefs.IsInvalidArgument(err) {
+	if err := (&checkpointSource{path: src}).install(context.Background(), t.TempDir(), 0); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("no CRIU images: %v", err)
 	}
 }

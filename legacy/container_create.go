@@ -126,7 +126,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		os.RemoveAll(stateDir)
 	})
 	if restore != nil {
-		if err := restore.install(rootDir); err != nil {
+		if err := restore.install(ctx, rootDir, r.opts.MaxCheckpointSize); err != nil {
 			return "", err
 		}
 	}

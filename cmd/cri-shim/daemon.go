@@ -207,7 +207,8 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		Images:       legacy.NewImageServiceBackend(images),
 		Network:      sandbox.NewNetwork(cfg.CNIBinDirs, cfg.CNIConfDir),
 		// runc: the configured binary, else the one hack/setup.sh builds, else containerd's PATH.
-		RuntimeHandlers: []legacy.RuntimeHandler{legacy.RuncHandler("runc", legacy.ResolveRuncBinary(cfg.RuncBinary))},
+		RuntimeHandlers:   []legacy.RuntimeHandler{legacy.RuncHandler("runc", legacy.ResolveRuncBinary(cfg.RuncBinary))},
+		MaxCheckpointSize: int64(cfg.CheckpointMaxSizeMiB) << 20,
 	})
 	if err != nil {
 		lis.Close()
