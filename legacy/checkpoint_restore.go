@@ -427,6 +427,9 @@ func copyTree(ctx context.Context, src, dst string, maxSize int64) error {
 // restoreTaskOpts are the task options of a container that StartContainer restores from its
 // checkpoint: the CRIU images, and a work dir for CRIU's restore log.
 func restoreTaskOpts(c *podContainer) ([]containerd.NewTaskOpts, error) {
+	if !c.meta.Restore {
+		return nil, nil
+	}
 	dir := filepath.Join(c.rootDir, restoreDir)
 	images := filepath.Join(dir, checkpointImagesDir)
 	if _, err := os.Stat(images); err != nil {
@@ -445,8 +448,12 @@ func restoreTaskOpts(c *podContainer) ([]containerd.NewTaskOpts, error) {
 	return []containerd.NewTaskOpts{containerd.WithRestoreImagePath(images), containerd.WithRestoreWorkPath(work)}, nil
 }
 
-// isRestore tells whether StartContainer restores c from a checkpoint.
+// isRestore tells whether StartContainer restores c from a checkpoint: its record says it was
+// created from one (the files under its root dir alone do not), whose CRIU images are still there.
 func isRestore(c *podContainer) bool {
+	if !c.meta.Restore {
+		return false
+	}
 	_, err := os.Stat(filepath.Join(c.rootDir, restoreDir, checkpointImagesDir))
 	return err == nil
 }

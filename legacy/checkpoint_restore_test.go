@@ -73,7 +73,7 @@ func TestRestoreFromArchive(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(root, restoreDir, checkpointImagesDir, "inventory.img")); err != nil || string(b) != "inv" {
 			t.Fatalf("%s: installed inventory %q %v", p, b, err)
 		}
-		c := &podContainer{rootDir: root}
+		c := &podContainer{rootDir: root, meta: containerMetadata{Restore: true}}
 		if !isRestore(c) {
 			t.Fatal("not a restore after install")
 		}
@@ -288,5 +288,32 @@ func TestArchiveRestoreConfigRequestWins(t *testing.T) {
 	}
 	if _, err := archiveRestoreConfig(badSrc, req); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("invalid checkpointed config accepted: %v", err)
+	}
+}
+
+// TestRestoreNeedsTheRecord: StartContainer restores from CRIU images only for a container that
+// CreateContainer made from a checkpoint (its record in containerd says so), never because a
+// restore directory turned up under root_dir (issue 19, finding 9).
+func TestRestoreNeedsTheRecord(t *testing.T) {
+	saved := checkCRIU
+	t.Cleanup(func() { checkCRIU = saved })
+	checkCRIU = func() criuInfo { return criuInfo{Path: "/usr/sbin/criu", Version: "4.1"} }
+
+	root := t.TempDir()
+	writeCheckpointDir(t, filepath.Join(root, restoreDir), &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "x"}})
+	planted := &podContainer{rootDir: root}
+	if isRestore(planted) {
+		t.Error("a planted restore directory makes a restore")
+	}
+	if opts, err := restoreTaskOpts(planted); err != nil || len(opts) != 0 {
+		t.Errorf("planted restore directory: task options %d, %v", len(opts), err)
+	}
+	restore := &podContainer{rootDir: root}
+	restore.meta.Restore = true
+	if !isRestore(restore) {
+		t.Error("a container created from a checkpoint is not restored")
+	}
+	if opts, err := restoreTaskOpts(restore); err != nil || len(opts) != 2 {
+		t.Errorf("restore: task options %d, %v", len(opts), err)
 	}
 }
