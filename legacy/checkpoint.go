@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/api/types/runc/options"
@@ -103,7 +105,9 @@ type podCheckpointFile struct {
 }
 
 // checkLocation checks a checkpoint archive's location: absolute, in an existing directory, not a
-// directory itself.
+// directory itself, and nothing there yet: an archive never replaces a file (AlreadyExists, as
+// CreateContainer for a name in use; the kubelet names each checkpoint after its time). The write
+// refuses again (writeTarArchive), whatever appears there meanwhile.
 func checkLocation(location string) error {
 	if location == "" || !filepath.IsAbs(location) {
 		return fmt.Errorf("checkpoint location %q must be an absolute path: %w", location, errdefs.ErrInvalidArgument)
@@ -113,6 +117,9 @@ func checkLocation(location string) error {
 	}
 	if fi, err := os.Stat(location); err == nil && fi.IsDir() {
 		return fmt.Errorf("checkpoint location %q is a directory: %w", location, errdefs.ErrInvalidArgument)
+	}
+	if _, err := os.Lstat(location); err == nil {
+		return fmt.Errorf("checkpoint location %q exists: a checkpoint never replaces a file: %w", location, errdefs.ErrAlreadyExists)
 	}
 	return nil
 }
@@ -389,13 +396,37 @@ func withCheckpointWorkPath(dir string) containerd.CheckpointTaskOpts {
 
 // writeTarArchive writes the tree under dir (directories and regular files) as a tar archive to
 // location, atomically: a partial archive never appears there. It returns the archive's size.
+// The location's directory is opened once and everything happens relative to it (a directory
+// others can write to may have its entries swapped for symlinks meanwhile), and the archive never
+// replaces what is at the location: AlreadyExists.
 func writeTarArchive(dir, location string) (int64, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(location), "."+filepath.Base(location)+".tmp-")
+	parent, err := os.OpenFile(filepath.Dir(location), os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, err
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	defer parent.Close()
+	pfd := int(parent.Fd())
+	base := filepath.Base(location)
+	var tmpName string
+	var tfd int
+	for range 100 {
+		tmpName = "." + base + ".tmp-" + strconv.FormatUint(rand.Uint64(), 36)
+		tfd, err = unix.Openat(pfd, tmpName, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != unix.EEXIST {
+			break
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("create a temporary file in %s: %w", filepath.Dir(location), err)
+	}
+	tmp := os.NewFile(uintptr(tfd), filepath.Join(filepath.Dir(location), tmpName))
+	placed := false
+	defer func() {
+		tmp.Close()
+		if !placed {
+			_ = unix.Unlinkat(pfd, tmpName, 0)
+		}
+	}()
 	tw := tar.NewWriter(tmp)
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == dir {
@@ -448,13 +479,27 @@ func writeTarArchive(dir, location string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := tmp.Chmod(0o600); err != nil {
+	if err := placeNoReplace(pfd, tmpName, base); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return 0, fmt.Errorf("checkpoint location %q exists: a checkpoint never replaces a file: %w", location, errdefs.ErrAlreadyExists)
+		}
 		return 0, err
 	}
-	if err := os.Rename(tmp.Name(), location); err != nil {
-		return 0, err
-	}
+	placed = true
 	return fi.Size(), nil
+}
+
+// placeNoReplace renames name to newName in the directory dirfd unless newName exists (EEXIST):
+// renameat2 RENAME_NOREPLACE, or, on a file system without it, a hard link and an unlink.
+func placeNoReplace(dirfd int, name, newName string) error {
+	err := unix.Renameat2(dirfd, name, dirfd, newName, unix.RENAME_NOREPLACE)
+	if err != unix.EINVAL && err != unix.ENOSYS {
+		return err
+	}
+	if err := unix.Linkat(dirfd, name, dirfd, newName, 0); err != nil {
+		return err
+	}
+	return unix.Unlinkat(dirfd, name, 0)
 }
 
 // isCheckpointArchive tells whether an image reference is a local checkpoint archive (CRI-O's and
@@ -495,11 +540,14 @@ func (r *ContainerdRuntime) CheckpointPod(ctx context.Context, sandboxID, output
 	if outputPath == "" || !filepath.IsAbs(outputPath) {
 		return fmt.Errorf("output_path %q must be an absolute path: %w", outputPath, errdefs.ErrInvalidArgument)
 	}
-	entries, err := os.ReadDir(outputPath)
+	// The output directory is the caller's, in a tree others may write to: it is opened once and
+	// written relative to that handle (os.Root), never by path.
+	out, err := os.OpenRoot(outputPath)
 	if err != nil {
 		return fmt.Errorf("output_path %q must be an existing directory: %w", outputPath, errdefs.ErrInvalidArgument)
 	}
-	if len(entries) > 0 {
+	defer out.Close()
+	if empty, err := rootEmpty(out); err != nil || !empty {
 		return fmt.Errorf("output_path %q is not empty: %w", outputPath, errdefs.ErrInvalidArgument)
 	}
 	if len(containerIDs) == 0 {
@@ -535,7 +583,106 @@ func (r *ContainerdRuntime) CheckpointPod(ctx context.Context, sandboxID, output
 	if err != nil {
 		return err
 	}
-	return r.checkpointPod(ctx, sb, outputPath, cs, info)
+	// CRIU writes by path: into a work dir of the sandbox's, which only root can reach; the
+	// checkpoint goes to the output directory once the containers run again.
+	work, err := os.MkdirTemp(filepath.Join(r.sandboxesRoot(), sb.meta.ID), "checkpoint-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if err := r.checkpointPod(ctx, sb, work, cs, info); err != nil {
+		return err
+	}
+	names := []string{}
+	for _, c := range cs {
+		names = append(names, c.config.GetMetadata().GetName())
+	}
+	// pod.dump last: a directory that has it has the whole checkpoint.
+	if err := copyIntoRoot(work, out, append(names, checkpointPodConfig)); err != nil {
+		return fmt.Errorf("write the pod checkpoint to %s: %w", outputPath, err)
+	}
+	return nil
+}
+
+// rootEmpty tells whether the directory of root has no entries.
+func rootEmpty(root *os.Root) (bool, error) {
+	d, err := root.Open(".")
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(1)
+	if err == io.EOF {
+		return true, nil
+	}
+	return len(names) == 0 && err == nil, err
+}
+
+// copyIntoRoot copies the entries names of the directory src (directories and regular files, in
+// that order) into dst. Nothing is replaced (AlreadyExists) and nothing resolves outside dst;
+// on failure, what it copied is removed.
+func copyIntoRoot(src string, dst *os.Root, names []string) (retErr error) {
+	var made []string
+	defer func() {
+		if retErr != nil {
+			for _, n := range made {
+				if err := dst.RemoveAll(n); err != nil {
+					logrus.WithError(err).WithField("entry", n).Warn("remove a partial pod checkpoint")
+				}
+			}
+		}
+	}()
+	exists := func(err error) error {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: a checkpoint never replaces a file: %w", err, errdefs.ErrAlreadyExists)
+		}
+		return err
+	}
+	for _, name := range names {
+		top := filepath.Join(src, name)
+		err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(src, p)
+			if err != nil {
+				return err
+			}
+			switch {
+			case d.IsDir():
+				if err := dst.Mkdir(rel, 0o700); err != nil {
+					return exists(err)
+				}
+				if p == top {
+					made = append(made, name)
+				}
+				return nil
+			case d.Type().IsRegular():
+				in, err := os.Open(p)
+				if err != nil {
+					return err
+				}
+				defer in.Close()
+				out, err := dst.OpenFile(rel, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+				if err != nil {
+					return exists(err)
+				}
+				if p == top {
+					made = append(made, name)
+				}
+				_, err = io.Copy(out, in)
+				if err == nil {
+					err = out.Sync()
+				}
+				return errors.Join(err, out.Close())
+			}
+			return nil // CRIU writes no other kind of file; a stray socket or link stays out
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *ContainerdRuntime) checkpointPod(ctx context.Context, sb *podSandbox, outputPath string, cs []*podContainer, info criuInfo) (retErr error) {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -19,6 +21,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -96,19 +99,62 @@ func readTarFile(path, name string) ([]byte, error) {
 }
 
 // archiveRestoreConfig is the config of a container restored by CreateContainer with a checkpoint
-// archive as its image (containerd's and CRI-O's way): the checkpointed config, with the request's
-// metadata, labels, annotations, log path and, when it has any, mounts; the image is the
-// checkpointed container's.
-func archiveRestoreConfig(src *checkpointSource, req *runtime.ContainerConfig) *runtime.ContainerConfig {
-	cfg := proto.Clone(src.ctrConfig).(*runtime.ContainerConfig)
-	cfg.Metadata = proto.Clone(req.GetMetadata()).(*runtime.ContainerMetadata)
-	cfg.Labels, cfg.Annotations = req.GetLabels(), req.GetAnnotations()
-	cfg.LogPath = req.GetLogPath()
-	if len(req.GetMounts()) > 0 {
-		cfg.Mounts = req.GetMounts()
+// archive as its image (containerd's and CRI-O's way). The archive is not trusted: the request
+// decides everything about the container (security context, namespaces, resources, devices,
+// mounts, metadata, labels, annotations, log path); the archive gives only the checkpointed
+// process (command, args, working directory, environment) and image. Its mounts must all be
+// named by the request, which gives their host paths (as in CRI-O: a mount the request does not
+// name would show the container some of the host it was not given). The result is validated
+// like any CreateContainer request.
+func archiveRestoreConfig(src *checkpointSource, req *runtime.ContainerConfig) (*runtime.ContainerConfig, error) {
+	name := req.GetMetadata().GetName()
+	if err := checkRestoreNamespaces(name, src, req); err != nil {
+		return nil, err
 	}
+	if err := checkRestoreMounts(name, src, req); err != nil {
+		return nil, err
+	}
+	cfg := restoredConfig(src, req)
+	if err := ValidateContainerConfig(cfg); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: the restored container's config: %w", src.path, err)
+	}
+	return cfg, nil
+}
+
+// restoredConfig is the request's config with the checkpointed process and image: what CRIU
+// restores is that process, whatever the request says of it.
+func restoredConfig(src *checkpointSource, req *runtime.ContainerConfig) *runtime.ContainerConfig {
+	old := src.ctrConfig
+	cfg := proto.Clone(req).(*runtime.ContainerConfig)
+	cfg.Command, cfg.Args, cfg.WorkingDir, cfg.Envs = old.GetCommand(), old.GetArgs(), old.GetWorkingDir(), old.GetEnvs()
 	cfg.Image = &runtime.ImageSpec{Image: src.config.ImageID, UserSpecifiedImage: src.config.RootfsImageName}
 	return cfg
+}
+
+// checkRestoreNamespaces: the pid namespace is where CRIU recreates the processes with their
+// pids. A container that had its own must have its own again, one in the pod's goes into the new
+// pod's; the request says which, and it must be the checkpoint's.
+func checkRestoreNamespaces(name string, src *checkpointSource, req *runtime.ContainerConfig) error {
+	want := src.ctrConfig.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid()
+	if got := req.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid(); got != want {
+		return fmt.Errorf("container %q: pid namespace mode %s differs from the checkpointed container's (%s): %w", name, got, want, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// checkRestoreMounts: every mount of the checkpointed container must be named (by its container
+// path) by the request, whose host path is the one used.
+func checkRestoreMounts(name string, src *checkpointSource, req *runtime.ContainerConfig) error {
+	var missing []string
+	for _, m := range src.ctrConfig.GetMounts() {
+		if !slices.ContainsFunc(req.GetMounts(), func(r *runtime.Mount) bool { return r.GetContainerPath() == m.GetContainerPath() }) {
+			missing = append(missing, m.GetContainerPath())
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("container %q: the checkpointed container had mounts the request does not name: %s: %w", name, strings.Join(missing, ", "), errdefs.ErrInvalidArgument)
+	}
+	return nil
 }
 
 // podRestoreConfig is the config of a container restored by RestorePod: the request's, which
@@ -143,10 +189,8 @@ func (r *ContainerdRuntime) podRestoreConfig(ctx context.Context, src *checkpoin
 			return nil, mismatch("user")
 		}
 	}
-	// The pid namespace is where CRIU recreates the processes with their pids: a container that
-	// had its own must have its own again, one in the pod's goes into the new pod's.
-	if req.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() != old.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() {
-		return nil, mismatch("pid namespace mode")
+	if err := checkRestoreNamespaces(name, src, req); err != nil {
+		return nil, err
 	}
 	if ref := req.GetImage().GetImage(); ref != "" {
 		img, err := r.localImage(ctx, ref)
@@ -157,10 +201,7 @@ func (r *ContainerdRuntime) podRestoreConfig(ctx context.Context, src *checkpoin
 			return nil, mismatch(fmt.Sprintf("image (%s, checkpointed %s)", img.ID, src.config.ImageID))
 		}
 	}
-	cfg := proto.Clone(req).(*runtime.ContainerConfig)
-	cfg.Command, cfg.Args, cfg.WorkingDir, cfg.Envs = old.GetCommand(), old.GetArgs(), old.GetWorkingDir(), old.GetEnvs()
-	cfg.Image = &runtime.ImageSpec{Image: src.config.ImageID, UserSpecifiedImage: src.config.RootfsImageName}
-	return cfg, nil
+	return restoredConfig(src, req), nil
 }
 
 // resolveImage finds the checkpointed image among the local images: by ID, then by its names.
@@ -185,17 +226,18 @@ func (r *ContainerdRuntime) checkpointImage(ctx context.Context, src *checkpoint
 		src.path, src.config.RootfsImageName, src.config.ImageID, lastErr, errdefs.ErrNotFound)
 }
 
-// install copies the checkpoint into the new container's rootDir/restore.
-func (src *checkpointSource) install(rootDir string) error {
+// install copies the checkpoint into the new container's rootDir/restore, writing at most
+// maxSize bytes (0: no maximum but the source's own size).
+func (src *checkpointSource) install(ctx context.Context, rootDir string, maxSize int64) error {
 	dst := filepath.Join(rootDir, restoreDir)
 	if err := os.Mkdir(dst, 0o700); err != nil {
 		return err
 	}
 	var err error
 	if src.archive {
-		err = extractTarArchive(src.path, dst)
+		err = extractTarArchive(ctx, src.path, dst, maxSize)
 	} else {
-		err = copyTree(src.path, dst)
+		err = copyTree(ctx, src.path, dst, maxSize)
 	}
 	if err != nil {
 		return fmt.Errorf("copy checkpoint %s: %w", src.path, err)
@@ -206,58 +248,137 @@ func (src *checkpointSource) install(rootDir string) error {
 	return nil
 }
 
-// extractTarArchive extracts the directories and regular files of a checkpoint archive into dst;
-// entries that would leave dst are an error.
-func extractTarArchive(path, dst string) error {
+// extractTarArchive extracts the checkpoint archive at path into the directory dst. What it
+// writes is bounded by the archive's size and by maxSize (when positive).
+func extractTarArchive(ctx context.Context, path, dst string, maxSize int64) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	limit := fi.Size()
+	if maxSize > 0 && maxSize < limit {
+		limit = maxSize
+	}
+	return extractTar(ctx, f, dst, limit)
+}
+
+// extractTar extracts the directories and regular files of a checkpoint archive into the
+// directory dst, writing at most limit bytes. The archive is not trusted: an entry that would
+// leave dst (absolute, "..", a link), that is not a plain file or directory, that is sparse (a
+// few KB of archive that reads back as terabytes of zeros), or that replaces another entry is an
+// error (InvalidArgument), as is more data than limit. Every write goes through an os.Root of
+// dst, so nothing resolves outside it whatever is already there.
+func extractTar(ctx context.Context, r io.Reader, dst string, limit int64) error {
+	root, err := os.OpenRoot(dst)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	invalid := func(name, format string, args ...any) error {
+		return fmt.Errorf("archive entry %q: %s: %w", name, fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
+	}
+	remaining := limit
+	tr := tar.NewReader(ctxReader{ctx, r})
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read checkpoint archive: %v: %w", err, errdefs.ErrInvalidArgument)
 		}
 		name := filepath.Clean(filepath.FromSlash(hdr.Name))
 		if !filepath.IsLocal(name) {
-			return fmt.Errorf("archive entry %q leaves the archive: %w", hdr.Name, errdefs.ErrInvalidArgument)
+			return invalid(hdr.Name, "leaves the archive")
 		}
-		target := filepath.Join(dst, name)
+		if hdr.Typeflag == tar.TypeGNUSparse || isPAXSparse(hdr) {
+			return invalid(hdr.Name, "sparse files are not part of a checkpoint")
+		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o700); err != nil {
-				return err
+			if err := root.MkdirAll(name, 0o700); err != nil {
+				return invalid(hdr.Name, "%v", err)
 			}
 		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
-				return err
+			if hdr.Size > remaining {
+				return invalid(hdr.Name, "%d bytes, more than the %d left of the checkpoint's maximum size (%d bytes: the archive's size or the configured checkpoint_max_size_mib)",
+					hdr.Size, remaining, limit)
 			}
-			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			if dir := filepath.Dir(name); dir != "." {
+				if err := root.MkdirAll(dir, 0o700); err != nil {
+					return invalid(hdr.Name, "%v", err)
+				}
+			}
+			out, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 			if err != nil {
-				return err
+				return invalid(hdr.Name, "%v", err)
 			}
-			_, err = io.Copy(out, tr)
+			n, err := io.Copy(out, io.LimitReader(tr, remaining))
+			remaining -= n
 			if cerr := out.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("archive entry %q: %w", hdr.Name, err)
+			}
+			if n != hdr.Size {
+				return invalid(hdr.Name, "%d bytes of %d", n, hdr.Size)
 			}
 		default:
-			return fmt.Errorf("archive entry %q is not a file or directory: %w", hdr.Name, errdefs.ErrInvalidArgument)
+			return invalid(hdr.Name, "not a file or directory (type %q)", hdr.Typeflag)
 		}
 	}
 }
 
-// copyTree copies the directories and regular files under src into dst (which exists).
-func copyTree(src, dst string) error {
+// isPAXSparse tells whether a tar entry is a GNU sparse file in PAX format (0.0, 0.1 or 1.0):
+// archive/tar reads it as a regular file whose holes are zeros.
+func isPAXSparse(hdr *tar.Header) bool {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// ctxReader fails its reads once ctx is done: a long copy stops with its request.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// copyTree copies the directories and regular files under src into dst (which exists), at most
+// maxSize bytes when it is positive. A file with holes is refused: copied, its holes would be
+// written out as zeros (a small file on disk, any size in the copy), and CRIU writes none.
+// Files are opened without following symlinks: one swapped in during the walk is not read.
+func copyTree(ctx context.Context, src, dst string, maxSize int64) error {
+	var written int64
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == src {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rel, err := filepath.Rel(src, p)
@@ -269,16 +390,34 @@ func copyTree(src, dst string) error {
 		case d.IsDir():
 			return os.Mkdir(target, 0o700)
 		case d.Type().IsRegular():
-			in, err := os.Open(p)
+			in, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 			if err != nil {
 				return err
 			}
 			defer in.Close()
+			fi, err := in.Stat()
+			if err != nil {
+				return err
+			}
+			if !fi.Mode().IsRegular() {
+				return fmt.Errorf("%s is not a regular file: %w", p, errdefs.ErrInvalidArgument)
+			}
+			if hole, err := in.Seek(0, unix.SEEK_HOLE); err == nil && hole < fi.Size() {
+				return fmt.Errorf("%s is sparse: sparse files are not part of a checkpoint: %w", p, errdefs.ErrInvalidArgument)
+			}
+			if _, err := in.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			if maxSize > 0 && written+fi.Size() > maxSize {
+				return fmt.Errorf("checkpoint %s is larger than the maximum of %d bytes (checkpoint_max_size_mib): %w", src, maxSize, errdefs.ErrInvalidArgument)
+			}
 			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(out, in)
+			// At most the size stat gave: a file still growing is not copied past it.
+			n, err := io.Copy(out, io.LimitReader(ctxReader{ctx, in}, fi.Size()))
+			written += n
 			return errors.Join(err, out.Close())
 		}
 		return nil
@@ -288,6 +427,9 @@ func copyTree(src, dst string) error {
 // restoreTaskOpts are the task options of a container that StartContainer restores from its
 // checkpoint: the CRIU images, and a work dir for CRIU's restore log.
 func restoreTaskOpts(c *podContainer) ([]containerd.NewTaskOpts, error) {
+	if !c.meta.Restore {
+		return nil, nil
+	}
 	dir := filepath.Join(c.rootDir, restoreDir)
 	images := filepath.Join(dir, checkpointImagesDir)
 	if _, err := os.Stat(images); err != nil {
@@ -306,8 +448,12 @@ func restoreTaskOpts(c *podContainer) ([]containerd.NewTaskOpts, error) {
 	return []containerd.NewTaskOpts{containerd.WithRestoreImagePath(images), containerd.WithRestoreWorkPath(work)}, nil
 }
 
-// isRestore tells whether StartContainer restores c from a checkpoint.
+// isRestore tells whether StartContainer restores c from a checkpoint: its record says it was
+// created from one (the files under its root dir alone do not), whose CRIU images are still there.
 func isRestore(c *podContainer) bool {
+	if !c.meta.Restore {
+		return false
+	}
 	_, err := os.Stat(filepath.Join(c.rootDir, restoreDir, checkpointImagesDir))
 	return err == nil
 }
@@ -341,7 +487,11 @@ func (r *ContainerdRuntime) prepareRestore(ctx context.Context, ref string, req 
 	if _, err := r.checkpointImage(r.withNS(ctx), src); err != nil {
 		return nil, nil, err
 	}
-	return archiveRestoreConfig(src, req), src, nil
+	cfg, err := archiveRestoreConfig(src, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, src, nil
 }
 
 // RestorePod implements Checkpointer: a new sandbox from the request's config, and in it one

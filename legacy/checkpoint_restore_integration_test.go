@@ -142,12 +142,14 @@ func TestRestore(t *testing.T) {
 
 	// A new sandbox; the container from the archive.
 	dst, dstLogs := e.podWithLogs("rst-dst")
-	cfg := &runtime.ContainerConfig{
+	// The request decides the container's namespaces and privileges, not the archive: the
+	// kubelet's request names the pid namespace of the pod's spec, the checkpoint's.
+	cfg := ownPid(&runtime.ContainerConfig{
 		Metadata: &runtime.ContainerMetadata{Name: "counter-restored"},
 		Image:    &runtime.ImageSpec{Image: loc},
 		LogPath:  "counter.log",
 		Labels:   map[string]string{"restored": "yes"},
-	}
+	})
 	t0 = time.Now()
 	rid, err := e.rt.CreateContainer(ctx, dst.ID, cfg)
 	if err != nil {

@@ -152,3 +152,120 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+// TestCheckpointLocationNoReplace: a checkpoint archive never replaces what is at its location
+// (a file, a symlink, a directory): AlreadyExists, and the thing there is left as it was (issue
+// 19, finding 11).
+func TestCheckpointLocationNoReplace(t *testing.T) {
+	src, out, elsewhere := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, checkpointConfig), []byte(`{"id":"x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	existing := filepath.Join(out, "existing.tar")
+	if err := os.WriteFile(existing, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(elsewhere, "target")
+	if err := os.WriteFile(target, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(out, "link.tar")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	dangling := filepath.Join(out, "dangling.tar")
+	if err := os.Symlink(filepath.Join(elsewhere, "new"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	for _, loc := range []string{existing, link, dangling} {
+		if err := checkLocation(loc); !errdefs.IsAlreadyExists(err) {
+			t.Errorf("checkLocation %s: %v, want AlreadyExists", loc, err)
+		}
+		// The location may appear between the check and the write: the write refuses too.
+		if _, err := writeTarArchive(src, loc); !errdefs.IsAlreadyExists(err) {
+			t.Errorf("writeTarArchive %s: %v, want AlreadyExists", loc, err)
+		}
+	}
+	for _, p := range []string{existing, target} {
+		if b, err := os.ReadFile(p); err != nil || string(b) != "keep" {
+			t.Errorf("%s: replaced (%d bytes, %v)", p, len(b), err)
+		}
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symlink at the location was replaced: %v %v", fi, err)
+	}
+	if _, err := os.Lstat(filepath.Join(elsewhere, "new")); !os.IsNotExist(err) {
+		t.Errorf("written through a dangling symlink: %v", err)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 3 {
+		t.Errorf("temp files left: %v", entries)
+	}
+}
+
+// TestCopyIntoRoot: a pod checkpoint reaches the caller's output directory through a handle
+// opened once: a symlink swapped in for one of its entries leads nowhere outside it, and nothing
+// there is replaced (issue 19, finding 11).
+func TestCopyIntoRoot(t *testing.T) {
+	work := t.TempDir()
+	for name, data := range map[string]string{
+		"counter/config.dump": "{}", "counter/checkpoint/inventory.img": "inv", checkpointPodConfig: "{}",
+	} {
+		p := filepath.Join(work, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func(dir string) *os.Root {
+		r, err := os.OpenRoot(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+
+	out := t.TempDir()
+	if err := copyIntoRoot(work, open(out), []string{"counter", checkpointPodConfig}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"counter/checkpoint/inventory.img": "inv", checkpointPodConfig: "{}"} {
+		if b, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(b) != want {
+			t.Errorf("%s: %q %v", name, b, err)
+		}
+	}
+
+	// An entry swapped for a symlink out of the directory: refused, nothing written outside, and
+	// what was copied is removed again.
+	elsewhere := t.TempDir()
+	out = t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(out, "counter")); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyIntoRoot(work, open(out), []string{"counter", checkpointPodConfig}); err == nil {
+		t.Error("copied through a symlink")
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("written outside the output directory: %v", entries)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 1 {
+		t.Errorf("output after a failed copy: %v", entries)
+	}
+
+	// An existing file is not replaced.
+	out = t.TempDir()
+	if err := os.WriteFile(filepath.Join(out, checkpointPodConfig), []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyIntoRoot(work, open(out), []string{"counter", checkpointPodConfig}); !errdefs.IsAlreadyExists(err) {
+		t.Errorf("existing pod.dump: %v, want AlreadyExists", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, checkpointPodConfig)); string(b) != "keep" {
+		t.Errorf("pod.dump replaced: %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(out, "counter")); !os.IsNotExist(err) {
+		t.Errorf("partial copy left: %v", err)
+	}
+}

@@ -126,7 +126,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		os.RemoveAll(stateDir)
 	})
 	if restore != nil {
-		if err := restore.install(rootDir); err != nil {
+		if err := restore.install(ctx, rootDir, r.opts.MaxCheckpointSize); err != nil {
 			return "", err
 		}
 	}
@@ -183,7 +183,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		ID: id, SandboxID: sb.meta.ID, Config: rawConfig, CreatedAt: time.Now(),
 		ImageRef: config.GetImage().GetImage(), ImageID: img.ID, ImageName: img.Name,
 		RepoTag: img.RepoTag, RepoDigest: img.RepoDigest, StopSignal: img.Config.StopSignal,
-		ImageVolumes: imageVolumes,
+		ImageVolumes: imageVolumes, Restore: restore != nil,
 	}
 	if dir, p := sb.config.GetLogDirectory(), config.GetLogPath(); dir != "" && p != "" {
 		meta.LogPath = filepath.Join(dir, p)

@@ -56,6 +56,10 @@ type containerMetadata struct {
 	CgroupsPath string `json:"cgroups_path,omitempty"`
 	// ImageVolumes are the images mounted into the container (image_volume.go).
 	ImageVolumes []imageVolumeRecord `json:"image_volumes,omitempty"`
+	// Restore: CreateContainer made the container from a checkpoint, which StartContainer restores
+	// (checkpoint_restore.go). Kept in containerd's record, which only the daemon writes: files
+	// under root_dir alone never make a restore.
+	Restore bool `json:"restore,omitempty"`
 }
 
 func init() {

@@ -56,6 +56,9 @@ type Options struct {
 	RuntimeHandlers []RuntimeHandler
 	// ShmSize is the size of a pod's /dev/shm; 0: 64 MiB.
 	ShmSize int64
+	// MaxCheckpointSize bounds the bytes a restore copies from a checkpoint into the container's
+	// directory; 0: only the checkpoint's own size bounds it.
+	MaxCheckpointSize int64
 }
 
 // ContainerdRuntime is the model's Runtime implemented on containerd.

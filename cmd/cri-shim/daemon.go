@@ -156,29 +156,12 @@ func listenCRI(path string) (net.Listener, error) {
 	return l, nil
 }
 
-// checkPrivateDir refuses a directory that users other than its owner's group may write to:
-// cri-shim keeps pod files, network namespaces and containerd's state there.
-func checkPrivateDir(key, dir string) error {
-	st, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
-	}
-	if st.Mode().Perm()&0o002 != 0 {
-		return fmt.Errorf("%s: %s is writable by others (mode %04o): refusing to start; chmod o-w it", key, dir, st.Mode().Perm())
-	}
-	return nil
-}
-
 func runDaemon(ctx context.Context, cfg config.Config) error {
 	applyGCPercent(cfg.GoGCPercent)
 	applyMemoryLimit(cfg.GoMemoryLimitMiB)
-	for _, d := range []struct{ key, dir string }{{"root_dir", cfg.RootDir}, {"state_dir", cfg.StateDir}} {
-		if err := os.MkdirAll(d.dir, 0o711); err != nil {
-			return fmt.Errorf("%s: %w", d.key, err)
-		}
-		if err := checkPrivateDir(d.key, d.dir); err != nil {
-			return err
-		}
+	// root_dir, state_dir, the manifests and NRI dirs: root's alone (trusted_dirs.go).
+	if err := checkTrustedDirs(cfg); err != nil {
+		return err
 	}
 	lis, err := listenCRI(cfg.Socket)
 	if err != nil {
@@ -207,7 +190,8 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		Images:       legacy.NewImageServiceBackend(images),
 		Network:      sandbox.NewNetwork(cfg.CNIBinDirs, cfg.CNIConfDir),
 		// runc: the configured binary, else the one hack/setup.sh builds, else containerd's PATH.
-		RuntimeHandlers: []legacy.RuntimeHandler{legacy.RuncHandler("runc", legacy.ResolveRuncBinary(cfg.RuncBinary))},
+		RuntimeHandlers:   []legacy.RuntimeHandler{legacy.RuncHandler("runc", legacy.ResolveRuncBinary(cfg.RuncBinary))},
+		MaxCheckpointSize: int64(cfg.CheckpointMaxSizeMiB) << 20,
 	})
 	if err != nil {
 		lis.Close()

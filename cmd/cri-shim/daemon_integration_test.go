@@ -258,6 +258,11 @@ func TestDaemonRejectsBadConfig(t *testing.T) {
 	if out, err := exec.Command(bin, "--root", open, "--state", filepath.Join(t.TempDir(), "st"), "--socket", filepath.Join(t.TempDir(), "s.sock")).CombinedOutput(); err == nil || !strings.Contains(string(out), "root_dir:") {
 		t.Fatalf("world-writable root dir: err %v, output %s", err, out)
 	}
+	// Nor one its group may write to (issue 19, finding 9).
+	os.Chmod(open, 0o770)
+	if out, err := exec.Command(bin, "--root", open, "--state", filepath.Join(t.TempDir(), "st"), "--socket", filepath.Join(t.TempDir(), "s.sock")).CombinedOutput(); err == nil || !strings.Contains(string(out), "root_dir:") {
+		t.Fatalf("group-writable root dir: err %v, output %s", err, out)
+	}
 	p := filepath.Join(t.TempDir(), "c.toml")
 	os.WriteFile(p, []byte("max_concurrent_pulls = \"many\"\n"), 0o600)
 	out, err := exec.Command(bin, "--config", p).CombinedOutput()

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
 )
 
 func TestCheckPrivateDir(t *testing.T) {
@@ -12,17 +14,133 @@ func TestCheckPrivateDir(t *testing.T) {
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkPrivateDir("root_dir", dir); err != nil {
+	if err := checkTrustedDir("root_dir", dir); err != nil {
 		t.Fatalf("0711 refused: %v", err)
 	}
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	err := checkPrivateDir("root_dir", dir)
-	if err == nil || !strings.HasPrefix(err.Error(), "root_dir:") || !strings.Contains(err.Error(), "writable by others") {
+	err := checkTrustedDir("root_dir", dir)
+	if err == nil || !strings.HasPrefix(err.Error(), "root_dir:") || !strings.Contains(err.Error(), "writable by group or others") {
 		t.Fatalf("world-writable dir: %v", err)
 	}
-	if err := checkPrivateDir("state_dir", filepath.Join(dir, "absent")); err == nil || !strings.HasPrefix(err.Error(), "state_dir:") {
+	if err := checkTrustedDir("state_dir", filepath.Join(dir, "absent")); err == nil || !strings.HasPrefix(err.Error(), "state_dir:") {
 		t.Fatalf("absent dir: %v", err)
+	}
+}
+
+// TestTrustedDirs: every directory whose content the daemon acts on as root (root_dir, where a
+// restore directory makes StartContainer run CRIU; state_dir; the manifests; the NRI plugins and
+// their configuration) must be root's and writable by no one else, and so must every directory
+// above it (a sticky one like /tmp excepted): else anyone who can write there is root (issue 19,
+// finding 9).
+func TestTrustedDirs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the owner checks need root (to chown test directories to another user)")
+	}
+	base := t.TempDir() // under /tmp: sticky, root's
+	mk := func(p string, mode os.FileMode) string {
+		t.Helper()
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := mk(filepath.Join(base, "good", "root"), 0o711)
+	groupWritable := mk(filepath.Join(base, "gw", "root"), 0o775)
+	notRoot := mk(filepath.Join(base, "user", "root"), 0o700)
+	if err := os.Chown(notRoot, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	openParent := mk(filepath.Join(base, "open"), 0o777)
+	underOpen := mk(filepath.Join(openParent, "root"), 0o700)
+	userParent := mk(filepath.Join(base, "home"), 0o755)
+	if err := os.Chown(userParent, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	underUser := mk(filepath.Join(userParent, "root"), 0o700)
+	sticky := mk(filepath.Join(base, "sticky"), 0o777|os.ModeSticky)
+	underSticky := mk(filepath.Join(sticky, "root"), 0o700)
+	link := filepath.Join(mk(filepath.Join(base, "links"), 0o755), "root")
+	if err := os.Symlink(underOpen, link); err != nil {
+		t.Fatal(err)
+	}
+	goodLink := filepath.Join(base, "links", "good")
+	if err := os.Symlink(good, goodLink); err != nil {
+		t.Fatal(err)
+	}
+	stickyLink := filepath.Join(base, "links", "sticky")
+	if err := os.Symlink(sticky, stickyLink); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{good, underSticky, goodLink} {
+		if err := checkTrustedDir("root_dir", dir); err != nil {
+			t.Errorf("%s refused: %v", dir, err)
+		}
+	}
+	for dir, want := range map[string]string{
+		groupWritable: "writable by group or others",
+		notRoot:       "owned by uid 1000",
+		underOpen:     "writable by group or others",
+		underUser:     "owned by uid 1000",
+		link:          "writable by group or others",
+		sticky:        "writable by group or others",
+		stickyLink:    "writable by group or others",
+	} {
+		err := checkTrustedDir("root_dir", dir)
+		if err == nil || !strings.HasPrefix(err.Error(), "root_dir:") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want root_dir: ... %s", dir, err, want)
+		}
+	}
+}
+
+// TestCheckTrustedDirsAtStart: the daemon's start checks root_dir, state_dir, the manifests dir
+// and the NRI plugin and config dirs, creating the first three (issue 19, finding 9).
+func TestCheckTrustedDirsAtStart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the owner checks need a root-owned test directory")
+	}
+	base := t.TempDir()
+	cfg := config.Default()
+	cfg.RootDir, cfg.StateDir = filepath.Join(base, "root"), filepath.Join(base, "state")
+	cfg.StaticPodsDir = filepath.Join(base, "etc", "manifests")
+	cfg.EnableNRI = true
+	cfg.NRIPluginDir, cfg.NRIPluginConfigDir = filepath.Join(base, "nri", "plugins"), filepath.Join(base, "nri", "conf.d")
+	if err := checkTrustedDirs(cfg); err != nil {
+		t.Fatalf("fresh dirs (the NRI ones missing): %v", err)
+	}
+	for dir, want := range map[string]os.FileMode{cfg.RootDir: 0o711, cfg.StateDir: 0o711, cfg.StaticPodsDir: 0o700} {
+		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v %v, want mode %04o", dir, fi, err, want)
+		}
+	}
+	for key, dir := range map[string]string{"static_pods_dir": cfg.StaticPodsDir, "nri_plugin_dir": cfg.NRIPluginDir,
+		"nri_plugin_config_dir": cfg.NRIPluginConfigDir, "root_dir": cfg.RootDir, "state_dir": cfg.StateDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o775); err != nil {
+			t.Fatal(err)
+		}
+		err := checkTrustedDirs(cfg)
+		if err == nil || !strings.HasPrefix(err.Error(), key+":") {
+			t.Errorf("group-writable %s: %v", key, err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A missing NRI dir whose parent others can write: they could make it.
+	if err := os.Chmod(filepath.Join(base, "nri"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(cfg.NRIPluginConfigDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkTrustedDirs(cfg); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("NRI dir under a world-writable parent: %v", err)
 	}
 }

@@ -52,6 +52,7 @@ type Config struct {
 	StaticPodsProtected      bool     `toml:"static_pods_protected" json:"static_pods_protected" flag:"static-pods-protected" doc:"refuse (FailedPrecondition) the CRI calls that stop, remove or update the resources of the standalone pods' sandboxes and containers, so a kubelet on the same socket (its orphan cleanup and container GC) or crictl does not delete them; listing, status, exec and logs stay open; delete them with cri-shim pods delete"`
 	GoGCPercent              int      `toml:"go_gc_percent" json:"go_gc_percent" flag:"go-gc-percent" doc:"the Go GC's target heap growth in percent between collections (Go's GOGC, which wins when set): lower keeps RSS closer to the live heap for a little more GC CPU; 75 by default (Go's own is 100)"`
 	GoMemoryLimitMiB         int      `toml:"go_memory_limit_mib" json:"go_memory_limit_mib" flag:"go-memory-limit-mib" doc:"soft limit of the daemon's Go heap and runtime in MiB (Go's GOMEMLIMIT, which wins when set): the Go GC collects harder near it instead of letting the heap double; never a hard cap; 0: off"`
+	CheckpointMaxSizeMiB     int      `toml:"checkpoint_max_size_mib" json:"checkpoint_max_size_mib" flag:"checkpoint-max-size-mib" doc:"the most a restore copies from a checkpoint (archive or CheckpointPod directory) into the container's dir under root_dir, in MiB; 0: only the checkpoint's own size bounds it (sparse entries and files are refused always)"`
 	LogLevel                 string   `toml:"log_level" json:"log_level" flag:"log-level" doc:"trace, debug, info, warn or error"`
 	LogFormat                string   `toml:"log_format" json:"log_format" flag:"log-format" doc:"text or json"`
 
@@ -244,6 +245,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GoMemoryLimitMiB < 0 {
 		bad("go_memory_limit_mib", "must be 0 (off) or more, got %d", c.GoMemoryLimitMiB)
+	}
+	if c.CheckpointMaxSizeMiB < 0 {
+		bad("checkpoint_max_size_mib", "must be 0 (no maximum but the checkpoint's size) or more, got %d", c.CheckpointMaxSizeMiB)
 	}
 	if c.MaxConcurrentPulls < 0 {
 		bad("max_concurrent_pulls", "must be 0 (unlimited) or more, got %d", c.MaxConcurrentPulls)
