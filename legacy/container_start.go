@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -62,11 +63,12 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 	if c.meta.LogPath != "" {
 		// Confined to the sandbox's log directory: a symlink planted in it cannot redirect the
 		// log outside (the log path was checked at create; this holds against later symlinks).
+		// Not a regular file there (a FIFO, a device, a symlink planted by a container with its log
+		// dir mounted): refused at once (crilog.ErrNotRegular), the start fails.
 		w, err := crilog.Open(c.meta.LogPath, crilog.InDir(logDirOf(c.meta.LogPath, c.config.GetLogPath())))
-		if errors.Is(err, crilog.ErrEscapes) {
-			return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
-		}
 		if err != nil {
+			err = logOpenError(err)
+			logrus.WithError(err).WithField("container", c.meta.ID).Warn("container log")
 			return nil, err
 		}
 		ctrIO.log = w
@@ -81,7 +83,8 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 	ctrIO.dio = pio
 	ctrIO.attach = streaming.NewStdio(pio.stdin) // pio.stdin is a nil interface without stdin
 	// The output is read by the daemon's one output pump: each read goes to the attached clients
-	// and into the log.
+	// and into the log. Neither blocks the pump: the log is written by its own goroutine, and
+	// while the log's file does not keep up, the pump stops reading this container (Backlog).
 	readOut := func(stream crilog.Stream, path string) error {
 		stderr := stream == crilog.Stderr
 		var lw *crilog.LineWriter
@@ -89,11 +92,13 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 			lw = ctrIO.log.NewLineWriter(stream)
 		}
 		ctrIO.copies.Add(1)
-		err := pio.read(path, func(p []byte) {
+		err := pio.read(path, func(p []byte) <-chan struct{} {
 			ctrIO.attach.Write(stderr, p)
-			if lw != nil {
-				_, _ = lw.Write(p)
+			if lw == nil {
+				return nil
 			}
+			_, _ = lw.Write(p)
+			return ctrIO.log.Backlog()
 		}, func() {
 			defer ctrIO.copies.Done()
 			if lw == nil {
@@ -306,6 +311,9 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, taskThere bool,
 	if at.IsZero() {
 		at = time.Now()
 	}
+	// Read before the lock: a read that hangs (a file on a hung volume) must not hold up
+	// ListContainers and the rest that take it.
+	message := terminationMessage(c.config)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state == ContainerStateExited {
@@ -322,7 +330,7 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, taskThere bool,
 	default:
 		c.rec.Reason = ReasonError
 	}
-	c.rec.Message = terminationMessage(c.config)
+	c.rec.Message = message
 	if err := c.saveRecordLocked(); err != nil {
 		logrus.WithError(err).WithField("container", c.meta.ID).Warn("write container status")
 	}
@@ -334,26 +342,91 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, taskThere bool,
 		"drain": tDrain, "recorded": time.Since(t0), "exited_at": at}).Debug("container exited")
 }
 
+// terminationMessageTimeout bounds the read of a termination-message file: one on a hung volume
+// delays the recording of its container's exit by that much, not forever.
+const terminationMessageTimeout = 2 * time.Second
+
+// readTerminationFile reads the termination message at path (a variable for tests).
+var readTerminationFile = readTerminationMessage
+
 // terminationMessage reads the container's termination-message file (the host side of the mount
-// on its terminationMessagePath), capped.
+// on its terminationMessagePath): its last maxTerminationMessage bytes, as the kubelet reads it.
+// A file that is missing, not a regular file, or not read within terminationMessageTimeout gives
+// no message.
 func terminationMessage(config *runtime.ContainerConfig) string {
 	path := config.GetAnnotations()[annotationTerminationMessagePath]
 	if path == "" {
 		return ""
 	}
+	hostPath := ""
 	for _, m := range config.GetMounts() {
-		if filepath.Clean(m.GetContainerPath()) != filepath.Clean(path) {
-			continue
+		if filepath.Clean(m.GetContainerPath()) == filepath.Clean(path) {
+			hostPath = m.GetHostPath()
+			break
 		}
-		f, err := os.Open(m.GetHostPath())
-		if err != nil {
-			return ""
-		}
-		defer f.Close()
-		b, _ := io.ReadAll(io.LimitReader(f, maxTerminationMessage))
-		return string(b)
 	}
-	return ""
+	if hostPath == "" {
+		return ""
+	}
+	type result struct {
+		msg string
+		err error
+	}
+	done := make(chan result, 1) // the reader does not wait for a receiver that gave up
+	go func() {
+		msg, err := readTerminationFile(hostPath)
+		done <- result{msg, err}
+	}()
+	t := time.NewTimer(terminationMessageTimeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		if r.err != nil && !errors.Is(r.err, os.ErrNotExist) {
+			logrus.WithError(r.err).Warn("termination message")
+		}
+		return r.msg
+	case <-t.C:
+		logrus.WithField("path", hostPath).Warnf("termination message: not read within %v", terminationMessageTimeout)
+		return ""
+	}
+}
+
+// readTerminationMessage reads the last maxTerminationMessage bytes of the regular file at path.
+// The open does not block (O_NONBLOCK: a FIFO without writer) and does not follow a symlink at
+// path; anything but a regular file is refused.
+func readTerminationMessage(path string) (string, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file (%v)", path, st.Mode().Type())
+	}
+	off := max(st.Size()-maxTerminationMessage, 0)
+	b := make([]byte, min(st.Size(), maxTerminationMessage))
+	n, err := f.ReadAt(b, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return string(b[:n]), nil
+}
+
+// logOpenError gives an error opening a container's log its kind: a path leading out of the log
+// dir is an invalid argument, something else than a regular file there a failed precondition.
+func logOpenError(err error) error {
+	switch {
+	case errors.Is(err, crilog.ErrEscapes):
+		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+	case errors.Is(err, crilog.ErrNotRegular):
+		return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+	}
+	return err
 }
 
 // cgroupOOMKilled tells whether the kernel's OOM killer killed a process of the cgroup.

@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -226,5 +227,12 @@ func (r *ContainerdRuntime) ReopenContainerLog(ctx context.Context, id string) e
 	if ctrIO.log == nil {
 		return nil
 	}
-	return ctrIO.log.Reopen()
+	// Something else than a regular file at the path (a FIFO planted after the rotation) is
+	// refused at once; the log goes on into the file it had (which the kubelet renamed back).
+	if err := ctrIO.log.Reopen(); err != nil {
+		err = logOpenError(err)
+		logrus.WithError(err).WithField("container", c.meta.ID).Warn("reopen container log")
+		return err
+	}
+	return nil
 }

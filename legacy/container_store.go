@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
+	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -138,7 +139,13 @@ func (c *containerIO) close(wait time.Duration) {
 		c.dio.Close()
 	}
 	if c.log != nil {
-		c.log.Close()
+		// Close waits a bounded time for what the log's goroutine has still to write.
+		if err := c.log.Close(); err != nil && !crilog.IsClosed(err) {
+			logrus.WithError(err).WithField("path", c.log.Path()).Warn("container log")
+		}
+		if n := c.log.Dropped(); n > 0 {
+			logrus.WithField("path", c.log.Path()).Warnf("container log: %d entries dropped (the file did not keep up)", n)
+		}
 	}
 	if c.attach != nil {
 		c.attach.Close()

@@ -47,12 +47,17 @@ var pump outputPump
 // pumpStream is one registered FIFO. Reading it and closing it hold mu, so that its fd is never
 // read after it was closed (and its number perhaps reused).
 type pumpStream struct {
-	id  uint64
-	out func([]byte) // what was read; the slice is reused after out returns
-	end func()       // called once, after the last out, when the stream ended or was closed
+	id uint64
+	// out gets what was read (the slice is reused after it returns). It must not block (one
+	// goroutine reads all containers' output): when what it was given is not dealt with yet (a
+	// log file that does not keep up), it returns a channel, and the stream is not read until
+	// the channel is closed (its writer then blocks once the FIFO is full).
+	out func([]byte) (wait <-chan struct{})
+	end func() // called once, after the last out, when the stream ended or was closed
 
-	mu sync.Mutex
-	fd int // -1 once closed
+	mu     sync.Mutex
+	fd     int  // -1 once closed
+	paused bool // out its FIFO from the epoll set, until out's channel is closed
 }
 
 func (p *outputPump) start() error {
@@ -71,7 +76,7 @@ func (p *outputPump) start() error {
 // add registers fd, the non-blocking read end of a FIFO, which the pump owns from then on: out
 // gets what is read from it, and end is called when it reaches EOF (every writer closed it after
 // one had opened it) or is closed.
-func (p *outputPump) add(fd int, out func([]byte), end func()) (*pumpStream, error) {
+func (p *outputPump) add(fd int, out func([]byte) <-chan struct{}, end func()) (*pumpStream, error) {
 	if err := p.start(); err != nil {
 		return nil, err
 	}
@@ -123,7 +128,10 @@ func (p *outputPump) service(s *pumpStream, buf []byte) {
 		n, err := unix.Read(s.fd, buf)
 		switch {
 		case n > 0:
-			s.out(buf[:n])
+			if wait := s.out(buf[:n]); wait != nil {
+				p.pauseLocked(s, wait)
+				return
+			}
 			if n < len(buf) {
 				return // drained; epoll tells when there is more (or EOF)
 			}
@@ -139,11 +147,43 @@ func (p *outputPump) service(s *pumpStream, buf []byte) {
 	}
 }
 
+// pauseLocked stops reading s until wait is closed. Its FIFO leaves the epoll set (with no events
+// asked for, epoll would still report the hang-up of its writers, again and again).
+func (p *outputPump) pauseLocked(s *pumpStream, wait <-chan struct{}) {
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, s.fd, nil); err != nil {
+		logrus.WithError(err).Warn("container output: pause: epoll_ctl")
+		return // read on: better than never again
+	}
+	s.paused = true
+	go func() {
+		<-wait
+		p.resume(s)
+	}()
+}
+
+// resume reads s again after a pause.
+func (p *outputPump) resume(s *pumpStream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fd < 0 || !s.paused {
+		return
+	}
+	s.paused = false
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(uint32(s.id)), Pad: int32(uint32(s.id >> 32))}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+		// Never read again, its container would block: end it instead.
+		logrus.WithError(err).Error("container output: resume: epoll_ctl")
+		p.closeLocked(s)
+	}
+}
+
 func (p *outputPump) closeLocked(s *pumpStream) {
 	if s.fd < 0 {
 		return
 	}
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	if !s.paused {
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	}
 	_ = unix.Close(s.fd)
 	s.fd = -1
 	p.mu.Lock()
@@ -205,9 +245,9 @@ func newPumpIO(ctx context.Context, fifos *cio.FIFOSet) (_ *pumpIO, retErr error
 	return p, nil
 }
 
-// read starts reading the output FIFO at path: out gets what is read, done is called once at its
-// end (EOF, or Close).
-func (p *pumpIO) read(path string, out func([]byte), done func()) error {
+// read starts reading the output FIFO at path: out gets what is read (and may pause the stream,
+// see pumpStream), done is called once at its end (EOF, or Close).
+func (p *pumpIO) read(path string, out func([]byte) <-chan struct{}, done func()) error {
 	fd, err := openFIFOReader(path)
 	if err != nil {
 		return err

@@ -19,8 +19,13 @@ type collected struct {
 
 func newCollected() *collected { return &collected{ended: make(chan struct{})} }
 
-func (c *collected) out(p []byte) { c.mu.Lock(); c.buf.Write(p); c.mu.Unlock() }
-func (c *collected) end()         { close(c.ended) }
+func (c *collected) out(p []byte) <-chan struct{} {
+	c.mu.Lock()
+	c.buf.Write(p)
+	c.mu.Unlock()
+	return nil
+}
+func (c *collected) end() { close(c.ended) }
 func (c *collected) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -166,6 +171,79 @@ func TestPumpManyStreamsOneGoroutine(t *testing.T) {
 		l := string(rune('a' + i%26))
 		if got, want := c.String(), "0"+l+"\n1"+l+"\n2"+l+"\n"; got != want {
 			t.Fatalf("stream %d: %q, want %q", i, got, want)
+		}
+	}
+}
+
+// A stream whose out asks to wait (its log does not keep up) is not read until the channel is
+// closed, also when its writers hang up meanwhile (no busy loop on the hang-up); the other streams
+// are read meanwhile. Then it is read to its end.
+func TestPumpPausesAStream(t *testing.T) {
+	dir := t.TempDir()
+	open := func(name string, out func([]byte) <-chan struct{}, end func()) *os.File {
+		path := filepath.Join(dir, name)
+		pio, err := newPumpIO(t.Context(), cio.NewFIFOSet(cio.Config{Stdout: path}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pio.Close() })
+		if err := pio.read(path, out, end); err != nil {
+			t.Fatal(err)
+		}
+		w, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	gate := make(chan struct{})
+	a := newCollected()
+	var aCalls int
+	wa := open("a", func(p []byte) <-chan struct{} {
+		a.out(p)
+		a.mu.Lock()
+		aCalls++
+		a.mu.Unlock()
+		return gate
+	}, a.end)
+	b := newCollected()
+	wb := open("b", b.out, b.end)
+	defer wb.Close()
+
+	wa.Write([]byte("a1\n"))
+	pollUntil(t, func() bool { return a.String() == "a1\n" })
+	wa.Write([]byte("a2\n"))
+	wa.Close() // hung up while paused
+	wb.Write([]byte("b1\n"))
+	pollUntil(t, func() bool { return b.String() == "b1\n" })
+	cpu := processCPU()
+	time.Sleep(100 * time.Millisecond) // a window in which a paused stream must not be read
+	if used := processCPU() - cpu; used > 50*time.Millisecond {
+		t.Errorf("%v of CPU in 100ms with a paused stream hung up: a busy loop?", used)
+	}
+	a.mu.Lock()
+	calls := aCalls
+	a.mu.Unlock()
+	if got := a.String(); got != "a1\n" || calls != 1 || isEnded(a) {
+		t.Fatalf("paused stream read on: %q, %d calls, ended %v", got, calls, isEnded(a))
+	}
+	close(gate)
+	select {
+	case <-a.ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the resumed stream did not end")
+	}
+	if got := a.String(); got != "a1\na2\n" {
+		t.Fatalf("resumed stream: %q", got)
+	}
+}
+
+// pollUntil polls cond for up to 5s.
+func pollUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met after 5s")
 		}
 	}
 }

@@ -12,14 +12,13 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Stream names a container output stream.
@@ -50,8 +49,26 @@ const readBufSize = 4 * 1024
 // ErrClosed is returned by a Writer used after Close.
 var ErrClosed = errors.New("crilog: writer closed")
 
-// Writer is one container's log file. It is safe for concurrent use: every entry is written with
-// one write under the writer's lock, so entries of the two streams never interleave.
+// Writing is done by a goroutine of the Writer's, started when there is something to write and
+// gone when all is written, so that a log file whose writes block (a hung volume) holds up none of
+// the callers: the daemon's one output pump goroutine writes every container's output into its
+// log, and a write blocking it stalled all containers. What waits to be written is bounded: above
+// backlogHigh, Backlog tells the caller to stop reading the container's output until it is below
+// backlogLow again (the container then blocks on its stdout, as with a slow log under any
+// runtime); what exceeds backlogMax (a caller not heeding Backlog) is dropped and counted.
+const (
+	backlogHigh = 256 << 10
+	backlogLow  = 64 << 10
+	backlogMax  = 1 << 20
+)
+
+// closeFlushTimeout bounds the wait of Close (and Reopen) for what waits to be written: a file
+// whose writes hang does not hold up the exit of its container (nor the log's rotation) longer.
+var closeFlushTimeout = 2 * time.Second
+
+// Writer is one container's log file. It is safe for concurrent use: every batch of entries is
+// queued whole under the writer's lock and written with one write, so entries of the two streams
+// never interleave.
 type Writer struct {
 	path    string
 	dir     string // when set, path must stay inside it (InDir)
@@ -61,6 +78,20 @@ type Writer struct {
 	mu     sync.Mutex
 	f      *os.File
 	closed bool
+	// queue is what waits to be written; inflight is the size of what the flusher writes now.
+	queue    queue
+	inflight int
+	spare    queue // the flusher's, written last (its chunk list is reused)
+	flushing bool  // the flusher goroutine runs
+	idle     chan struct{}
+	drained  chan struct{} // handed out by Backlog; closed below backlogLow, or by Close
+	err      error         // the first write error
+	dropped  uint64        // entries dropped above backlogMax
+	// retired is the files replaced (Reopen) or closed (Close) while the flusher ran: it closes
+	// them after its write, which may be on one of them.
+	retired []*os.File
+
+	iov []unix.Iovec // the flusher's scratch space
 }
 
 // Option configures a Writer.
@@ -84,7 +115,9 @@ func InDir(dir string) Option { return func(w *Writer) { w.dir = dir } }
 // WithClock sets the clock of the timestamps (for tests).
 func WithClock(now func() time.Time) Option { return func(w *Writer) { w.now = now } }
 
-// Open opens (creating it and its directory when needed) the log file at path for appending.
+// Open opens (creating it and its directory when needed) the log file at path for appending. A
+// path that is not a regular file (a FIFO, a device, a symlink) is refused with ErrNotRegular,
+// without waiting.
 func Open(path string, opts ...Option) (*Writer, error) {
 	w := &Writer{path: path, maxLine: DefaultMaxLineSize, now: time.Now}
 	for _, o := range opts {
@@ -98,127 +131,222 @@ func Open(path string, opts ...Option) (*Writer, error) {
 	return w, nil
 }
 
-// ErrEscapes is returned when a log path leads out of its log directory.
-var ErrEscapes = errors.New("crilog: log path escapes the log directory")
-
-func (w *Writer) open() (*os.File, error) {
-	if w.dir == "" {
-		return openFile(w.path)
-	}
-	rel, err := filepath.Rel(w.dir, w.path)
-	if err != nil || !filepath.IsLocal(rel) {
-		return nil, fmt.Errorf("%w: %s is not inside %s", ErrEscapes, w.path, w.dir)
-	}
-	if err := os.MkdirAll(w.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("crilog: create log dir: %w", err)
-	}
-	root, err := os.OpenRoot(w.dir)
-	if err != nil {
-		return nil, fmt.Errorf("crilog: open log dir: %w", err)
-	}
-	defer root.Close()
-	if d := filepath.Dir(rel); d != "." {
-		if err := root.MkdirAll(d, 0o755); err != nil {
-			return nil, confined(w.path, err)
-		}
-	}
-	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		return nil, confined(w.path, err)
-	}
-	return f, nil
-}
-
-// confined reports an os.Root error, as ErrEscapes when the path left the root.
-func confined(path string, err error) error {
-	if strings.Contains(err.Error(), "escapes from parent") {
-		return fmt.Errorf("%w: %s: %v", ErrEscapes, path, err)
-	}
-	return fmt.Errorf("crilog: open %s: %w", path, err)
-}
-
-// CheckInDir tells whether rel, relative to dir, stays inside dir as far as it exists now:
-// no `..` out of it, no symlink on the way (nor the file itself) leading out of it.
-func CheckInDir(dir, rel string) error {
-	if !filepath.IsLocal(rel) {
-		return fmt.Errorf("%w: %q", ErrEscapes, rel)
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil // no log dir yet: nothing in it can lead out
-	}
-	defer root.Close()
-	// Stat of each prefix follows symlinks inside the root and fails on one leading out.
-	p := ""
-	for _, part := range strings.Split(filepath.Clean(rel), string(filepath.Separator)) {
-		p = filepath.Join(p, part)
-		if _, err := root.Stat(p); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil // created inside dir when the log is opened
-			}
-			return confined(filepath.Join(dir, rel), err)
-		}
-	}
-	return nil
-}
-
-func openFile(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("crilog: create log dir: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("crilog: open %s: %w", path, err)
-	}
-	return f, nil
-}
-
 // Path returns the log file's path.
 func (w *Writer) Path() string { return w.path }
 
 // MaxLineSize returns the size at which lines are split.
 func (w *Writer) MaxLineSize() int { return w.maxLine }
 
-// Reopen closes the file and opens path again (it was renamed away by log rotation). Entries
-// written meanwhile wait for the lock and go to the new file.
+// Reopen opens path again (it was renamed away by log rotation) and writes there from then on;
+// what was written before goes to the old file (waited for up to closeFlushTimeout). When the
+// open fails (ErrNotRegular: something planted at the path), the writer keeps its file.
 func (w *Writer) Reopen() error {
+	w.mu.Lock()
+	closed := w.closed
+	w.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	// Opened without the lock: an open that blocks (a hung volume) holds up no writer.
+	f, err := w.open()
+	if err != nil {
+		return err
+	}
+	w.waitIdle(closeFlushTimeout)
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		f.Close()
+		return ErrClosed
+	}
+	old := w.f
+	w.f = f
+	if w.flushing {
+		w.retired = append(w.retired, old)
+		w.mu.Unlock()
+		return nil
+	}
+	w.mu.Unlock()
+	return old.Close()
+}
+
+// Close writes what waits to be written (waiting up to closeFlushTimeout; what is left then is
+// dropped) and closes the file; later writes fail with ErrClosed. It returns the first write
+// error, if any.
+func (w *Writer) Close() error {
+	w.waitIdle(closeFlushTimeout)
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	w.dropped += uint64(w.queue.entries)
+	w.queue.release()
+	if w.drained != nil {
+		close(w.drained)
+		w.drained = nil
+	}
+	err := w.err
+	if w.flushing {
+		// A write that hangs: the file is closed when it returns.
+		w.retired = append(w.retired, w.f)
+		w.mu.Unlock()
+		return err
+	}
+	f := w.f
+	w.mu.Unlock()
+	return errors.Join(err, f.Close())
+}
+
+// Flush waits until what was written so far is in the file (or the writer is closed), and
+// returns the first write error.
+func (w *Writer) Flush() error {
+	w.waitIdle(-1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Backlog returns nil while the file keeps up. When more than backlogHigh bytes wait to be
+// written, it returns a channel closed once less than backlogLow do (or the writer is closed):
+// until then, the caller should give it no more.
+func (w *Writer) Backlog() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.queue.size+w.inflight <= backlogHigh {
+		return nil
+	}
+	if w.drained == nil {
+		w.drained = make(chan struct{})
+	}
+	return w.drained
+}
+
+// Dropped returns the number of entries dropped because too much waited to be written (see
+// Backlog) or was left when the writer was closed.
+func (w *Writer) Dropped() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dropped
+}
+
+// waitIdle waits until the flusher has written everything (d < 0: without bound) or d passed.
+func (w *Writer) waitIdle(d time.Duration) {
+	w.mu.Lock()
+	if !w.flushing {
+		w.mu.Unlock()
+		return
+	}
+	if w.idle == nil {
+		w.idle = make(chan struct{})
+	}
+	idle := w.idle
+	w.mu.Unlock()
+	if d < 0 {
+		<-idle
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	}
+}
+
+// enqueue queues entries with add, and starts the flusher when it does not run. Above
+// backlogMax, the entries are dropped.
+func (w *Writer) enqueue(add func(*queue)) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return ErrClosed
 	}
-	f, err := w.open()
-	if err != nil {
-		return err
+	if w.queue.size+w.inflight >= backlogMax {
+		var q queue
+		add(&q)
+		w.dropped += uint64(q.entries)
+		q.release()
+		return w.err
 	}
-	old := w.f
-	w.f = f
-	return old.Close()
+	add(&w.queue)
+	if w.queue.size > 0 && !w.flushing {
+		w.flushing = true
+		go w.flush()
+	}
+	return w.err
 }
 
-// Close closes the file; later writes fail with ErrClosed.
-func (w *Writer) Close() error {
+// flush writes the queue until it is empty, one writev per round, without the lock.
+func (w *Writer) flush() {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil
+	for !w.closed && w.queue.size > 0 {
+		q, f := w.queue, w.f
+		w.queue, w.spare = w.spare, queue{}
+		w.inflight = q.size
+		w.mu.Unlock()
+		err := writeChunks(f, q.chunks, &w.iov)
+		q.release()
+		w.mu.Lock()
+		w.spare = q
+		w.inflight = 0
+		if err != nil && w.err == nil && !w.closed {
+			w.err = err
+		}
+		if w.drained != nil && w.queue.size < backlogLow {
+			close(w.drained)
+			w.drained = nil
+		}
+		if len(w.retired) > 0 {
+			w.closeRetiredLocked()
+		}
 	}
-	w.closed = true
-	return w.f.Close()
+	// Idle: no chunk is kept (most containers are quiet most of the time).
+	w.spare = queue{}
+	w.iov = nil
+	retired := w.retired
+	w.retired = nil
+	w.flushing = false
+	if w.idle != nil {
+		close(w.idle)
+		w.idle = nil
+	}
+	w.mu.Unlock()
+	for _, f := range retired {
+		f.Close()
+	}
 }
 
-// WriteEntry writes one entry of stream with tag and content (which must not hold a newline).
+// closeRetiredLocked closes the retired files, without the lock (the caller holds it).
+func (w *Writer) closeRetiredLocked() {
+	retired := w.retired
+	w.retired = nil
+	w.mu.Unlock()
+	for _, f := range retired {
+		f.Close()
+	}
+	w.mu.Lock()
+}
+
+// WriteEntry writes one entry of stream with tag and content (which must not hold a newline). It
+// is queued: written by the writer's goroutine (Flush waits for it).
 func (w *Writer) WriteEntry(stream Stream, tag string, content []byte) error {
-	return w.write(w.appendEntry(nil, stream, tag, content))
+	return w.enqueue(func(q *queue) { q.entry(w, stream, tag, content) })
 }
 
-// appendEntry appends the entry of stream with tag and the concatenated parts to buf.
-func (w *Writer) appendEntry(buf []byte, stream Stream, tag string, parts ...[]byte) []byte {
+// entrySize is the size of an entry of stream with tag and the concatenated parts.
+func entrySize(stream Stream, tag string, parts [][]byte) int {
 	n := len(TimestampFormat) + len(stream) + len(tag) + 4
 	for _, p := range parts {
 		n += len(p)
 	}
-	buf = slices.Grow(buf, n)
+	return n
+}
+
+// appendEntry appends the entry of stream with tag and the concatenated parts to buf.
+func (w *Writer) appendEntry(buf []byte, stream Stream, tag string, parts ...[]byte) []byte {
+	buf = slices.Grow(buf, entrySize(stream, tag, parts))
 	buf = w.now().AppendFormat(buf, TimestampFormat)
 	buf = append(buf, ' ')
 	buf = append(buf, stream...)
@@ -231,15 +359,9 @@ func (w *Writer) appendEntry(buf []byte, stream Stream, tag string, parts ...[]b
 	return append(buf, '\n')
 }
 
-// write writes whole entries with one write under the lock.
+// write queues whole entries, written together.
 func (w *Writer) write(entries []byte) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return ErrClosed
-	}
-	_, err := w.f.Write(entries)
-	return err
+	return w.enqueue(func(q *queue) { q.add(entries) })
 }
 
 // maxBatch bounds the entries Copy gathers before writing them.
@@ -249,8 +371,9 @@ const maxBatch = 64 << 10
 // F entry (without its "\n" or "\r\n"), lines longer than the maximum split into P entries, and
 // what is left without a newline at the end as a P entry. The entries of what one read returned
 // are written together, with one write, before the next read waits for more output (so nothing
-// is held back while the container is quiet). Write errors do not stop the copy (the container's
-// output must keep draining); the first one is returned at the end.
+// is held back while the container is quiet); while the file does not keep up (Backlog), the next
+// read waits. Write errors do not stop the copy (the container's output must keep draining); the
+// first one is returned at the end, once all is written.
 func (w *Writer) Copy(stream Stream, r io.Reader) error {
 	bufSize := readBufSize
 	if w.maxLine < bufSize {
@@ -278,6 +401,15 @@ func (w *Writer) Copy(stream Stream, r io.Reader) error {
 		} else {
 			batch = batch[:0]
 		}
+		if wait := w.Backlog(); wait != nil {
+			<-wait
+		}
+	}
+	end := func() error {
+		if err := w.Flush(); err != nil && firstErr == nil {
+			firstErr = err
+		}
+		return firstErr
 	}
 	emit := func(tag string) {
 		batch = w.appendEntry(batch, stream, tag, parts...)
@@ -307,13 +439,10 @@ func (w *Writer) Copy(stream Stream, r io.Reader) error {
 					emit(TagPartial)
 				}
 				flush()
-				if errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) {
-					return firstErr
-				}
-				if firstErr == nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) && firstErr == nil {
 					firstErr = err
 				}
-				return firstErr
+				return end()
 			}
 			if !isPrefix {
 				emit(TagFull)

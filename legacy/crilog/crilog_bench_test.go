@@ -30,11 +30,13 @@ func BenchmarkCopy(b *testing.B) {
 			b.SetBytes(int64(len(input)))
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := processCPU()
 			for range b.N {
 				if err := w.Copy(Stdout, bytes.NewReader(input)); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 }
@@ -49,9 +51,12 @@ func BenchmarkWriteEntry(b *testing.B) {
 	line := []byte(strings.Repeat("x", 79))
 	b.SetBytes(int64(len(line)))
 	b.ReportAllocs()
+	cpu := processCPU()
 	for range b.N {
 		if err := w.WriteEntry(Stderr, TagFull, line); err != nil {
 			b.Fatal(err)
 		}
 	}
+	w.Flush() // what is queued is part of the cost
+	reportCPU(b, cpu)
 }

@@ -183,6 +183,9 @@ func TestReopen(t *testing.T) {
 	if err := w.WriteEntry(Stderr, TagFull, []byte("after")); err != nil {
 		t.Fatal(err)
 	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	equal(t, readLog(t, rotated), []string{ts + " stdout F before", ts + " stdout F still old"})
 	equal(t, readLog(t, path), []string{ts + " stderr F after"})
 	if err := w.Close(); err != nil {

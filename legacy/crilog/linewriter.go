@@ -3,13 +3,13 @@ package crilog
 import (
 	"bytes"
 	"errors"
-	"sync"
 )
 
 // LineWriter turns one stream's output, pushed to it in chunks of any size, into entries of the
 // Writer, as Copy does for output it reads itself: a line per F entry (without its "\n" or
 // "\r\n"), lines longer than the maximum split into P entries, and what is left without a newline
-// at Close as a P entry. The entries of one Write are written together, with one write. It keeps
+// at Close as a P entry. The entries of one Write are queued together, and written with one write
+// (with whatever else is queued). It keeps
 // no buffer between Writes except the start of a line still without its newline (so that a
 // daemon reading many containers' output from one goroutine holds no read buffer per stream).
 //
@@ -26,22 +26,29 @@ func (w *Writer) NewLineWriter(stream Stream) *LineWriter {
 	return &LineWriter{w: w, stream: stream}
 }
 
-// batchPool holds the buffers in which a Write gathers its entries.
-var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
 // Write writes the entries of the lines p completes. Write errors are kept (the first is returned
-// by Close); the output is consumed anyway, as it must keep draining.
+// by Close); the output is consumed anyway, as it must keep draining. The entries are queued
+// (Writer): Write does not wait for the file, so a caller with many containers' output (the
+// daemon's output pump) is not held up by one log whose writes block; it is to stop giving output
+// while Backlog says so.
 func (l *LineWriter) Write(p []byte) (int, error) {
 	n := len(p)
-	bp := batchPool.Get().(*[]byte)
-	batch := (*bp)[:0]
+	if err := l.w.enqueue(func(q *queue) { l.queueLines(q, p) }); err != nil && l.firstErr == nil {
+		l.firstErr = err
+	}
+	return n, nil
+}
+
+// queueLines queues the entries of the lines p completes, and keeps the start of a line without
+// its newline yet.
+func (l *LineWriter) queueLines(q *queue, p []byte) {
 	maxLine := l.w.maxLine
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			l.pending = append(l.pending, p...)
-			batch = l.splitPending(batch)
-			break
+			l.splitPending(q)
+			return
 		}
 		line := p[:i]
 		p = p[i+1:]
@@ -53,23 +60,17 @@ func (l *LineWriter) Write(p []byte) (int, error) {
 			line = line[:k-1]
 		}
 		for len(line) > maxLine {
-			batch = l.w.appendEntry(batch, l.stream, TagPartial, line[:maxLine])
+			q.entry(l.w, l.stream, TagPartial, line[:maxLine])
 			line = line[maxLine:]
 		}
-		batch = l.w.appendEntry(batch, l.stream, TagFull, line)
+		q.entry(l.w, l.stream, TagFull, line)
 		l.pending = nil // do not keep a line buffer for a stream that ends its lines
 	}
-	l.flush(batch)
-	if cap(batch) <= maxBatch {
-		*bp = batch[:0]
-		batchPool.Put(bp)
-	}
-	return n, nil
 }
 
 // splitPending writes the part of a line without its newline yet that exceeds the maximum line
 // size as P entries (a trailing '\r' is kept: it may be half of "\r\n").
-func (l *LineWriter) splitPending(batch []byte) []byte {
+func (l *LineWriter) splitPending(q *queue) {
 	maxLine := l.w.maxLine
 	for {
 		k := len(l.pending)
@@ -77,19 +78,10 @@ func (l *LineWriter) splitPending(batch []byte) []byte {
 			k--
 		}
 		if k <= maxLine {
-			return batch
+			return
 		}
-		batch = l.w.appendEntry(batch, l.stream, TagPartial, l.pending[:maxLine])
+		q.entry(l.w, l.stream, TagPartial, l.pending[:maxLine])
 		l.pending = append(l.pending[:0], l.pending[maxLine:]...)
-	}
-}
-
-func (l *LineWriter) flush(batch []byte) {
-	if len(batch) == 0 {
-		return
-	}
-	if err := l.w.write(batch); err != nil && l.firstErr == nil {
-		l.firstErr = err
 	}
 }
 
@@ -97,8 +89,11 @@ func (l *LineWriter) flush(batch []byte) {
 // (ErrClosed when the Writer was closed before).
 func (l *LineWriter) Close() error {
 	if len(l.pending) > 0 {
-		l.flush(l.w.appendEntry(nil, l.stream, TagPartial, l.pending))
+		pending := l.pending
 		l.pending = nil
+		if err := l.w.enqueue(func(q *queue) { q.entry(l.w, l.stream, TagPartial, pending) }); err != nil && l.firstErr == nil {
+			l.firstErr = err
+		}
 	}
 	return l.firstErr
 }

@@ -99,6 +99,7 @@ func TestLineWriterOneWritePerChunk(t *testing.T) {
 	}
 	lw := w.NewLineWriter(Stderr)
 	lw.Write([]byte("one\ntwo\nthr"))
+	w.Flush()
 	equal(t, readLog(t, path), []string{ts + " stderr F one", ts + " stderr F two"})
 	if len(lw.pending) != 3 {
 		t.Fatalf("pending %q, want the 3 bytes of the unfinished line", lw.pending)
@@ -107,6 +108,7 @@ func TestLineWriterOneWritePerChunk(t *testing.T) {
 	if lw.pending != nil {
 		t.Fatalf("pending kept after the line ended: %q", lw.pending)
 	}
+	w.Flush()
 	equal(t, readLog(t, path), []string{ts + " stderr F one", ts + " stderr F two", ts + " stderr F three"})
 }
 
@@ -148,6 +150,7 @@ func TestLineWriterRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	lw.Write([]byte(" line\n"))
+	w.Flush()
 	equal(t, readLog(t, path+".1"), []string{ts + " stdout F before"})
 	equal(t, readLog(t, path), []string{ts + " stdout F half line"})
 }
@@ -162,9 +165,15 @@ func BenchmarkLineWriter(b *testing.B) {
 	lw := w.NewLineWriter(Stdout)
 	b.SetBytes(int64(len(chunk)))
 	b.ReportAllocs()
+	cpu := processCPU()
 	for b.Loop() {
 		lw.Write(chunk)
+		if wait := w.Backlog(); wait != nil {
+			<-wait // as the pump does: no more while the file does not keep up
+		}
 	}
+	w.Flush()
+	reportCPU(b, cpu)
 }
 
 var _ io.Writer = (*LineWriter)(nil)
