@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -56,6 +57,9 @@ type Options struct {
 	RuntimeHandlers []RuntimeHandler
 	// ShmSize is the size of a pod's /dev/shm; 0: 64 MiB.
 	ShmSize int64
+	// ExecIODrain is how long the output of an exec'd process may take to arrive after the
+	// process exited (exec_io.go); 0: DefaultExecIODrain.
+	ExecIODrain time.Duration
 }
 
 // ContainerdRuntime is the model's Runtime implemented on containerd.
@@ -89,6 +93,8 @@ type ContainerdRuntime struct {
 	// exits dispatches the task exits of containerd's events (exit_monitor.go).
 	exitsInit sync.Once
 	exits     *exitMonitor
+	// execStarted, when set (by tests), is told the ID of every exec process created.
+	execStarted func(execID string)
 }
 
 type cachedImage struct {
