@@ -208,6 +208,7 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		Network:      sandbox.NewNetwork(cfg.CNIBinDirs, cfg.CNIConfDir),
 		// runc: the configured binary, else the one hack/setup.sh builds, else containerd's PATH.
 		RuntimeHandlers: []legacy.RuntimeHandler{legacy.RuncHandler("runc", legacy.ResolveRuncBinary(cfg.RuncBinary))},
+		ExecIODrain:     time.Duration(cfg.ExecIODrainTimeout),
 	})
 	if err != nil {
 		lis.Close()
