@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
@@ -38,8 +36,12 @@ func (b *cappedBuffer) Bytes() []byte {
 }
 
 // ExecSync runs cmd in the running container with the container's process settings (user, env,
-// cwd), no tty and no stdin, and returns its output and exit code. When timeout passes the process
-// is killed and the error wraps context.DeadlineExceeded.
+// cwd), no tty and no stdin, and returns its output and exit code. The output is what arrived
+// within the drain timeout after the exit (exec_io.go): a child the command left holding its
+// output does not hold the call. When timeout passes the process is killed, and the output read
+// until then comes back with an error that wraps context.DeadlineExceeded (as containerd's CRI
+// answers: the kubelet takes DeadlineExceeded for a probe's timeout); the call returns within the
+// timeout and a short drain.
 func (r *ContainerdRuntime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*ExecSyncResult, error) {
 	if len(cmd) == 0 {
 		return nil, fmt.Errorf("exec: empty command: %w", errdefs.ErrInvalidArgument)
@@ -60,20 +62,24 @@ func (r *ContainerdRuntime) ExecSync(ctx context.Context, id string, cmd []strin
 	stdout := &cappedBuffer{max: MaxExecSyncOutput}
 	stderr := &cappedBuffer{max: MaxExecSyncOutput}
 	execID := "exec-" + newSandboxID()[:32]
+	log := logrus.WithFields(logrus.Fields{"container": c.meta.ID, "exec": execID})
 	process, err := task.Exec(ctx, execID, pspec, cio.NewCreator(cio.WithStreams(nil, stdout, stderr), cio.WithFIFODir(filepath.Join(c.stateDir, "exec"))))
 	if err != nil {
 		return nil, fmt.Errorf("exec in container %s: %w", c.meta.ID, err)
 	}
-	// The process is deleted whatever happens, even when the request is cancelled.
+	if r.execStarted != nil {
+		r.execStarted(execID)
+	}
+	run := &execRun{r: r, process: process, log: log}
+	// Whatever happens the process is killed (when still running) and deleted, even when the
+	// request is cancelled.
 	defer func() {
-		dctx, cancel := withoutCancel(ctx, cleanupTimeout)
-		defer cancel()
-		if _, err := process.Delete(dctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			logrus.WithError(err).WithField("container", c.meta.ID).Warn("delete exec process")
-		}
+		run.kill(ctx)
+		run.release(ctx)
 	}()
-	exitCh, err := process.Wait(context.WithoutCancel(ctx))
+	run.exitCh, err = process.Wait(context.WithoutCancel(ctx))
 	if err != nil {
+		run.exited = true // not started: nothing to kill
 		return nil, err
 	}
 	// Start is not tied to the caller's context: a cancel in the middle of it would leave a
@@ -82,37 +88,36 @@ func (r *ContainerdRuntime) ExecSync(ctx context.Context, id string, cmd []strin
 	err = process.Start(sctx)
 	scancel()
 	if err != nil {
+		run.exited = true
 		return nil, fmt.Errorf("start exec in container %s: %w", c.meta.ID, err)
 	}
 	var timer <-chan time.Time
+	var deadline time.Time
 	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		timer = t.C
 	}
-	kill := func() {
-		kctx, cancel := withoutCancel(ctx, 10*time.Second)
-		defer cancel()
-		_ = process.Kill(kctx, syscall.SIGKILL)
-		select {
-		case <-exitCh:
-		case <-kctx.Done():
-		}
-	}
 	select {
-	case st := <-exitCh:
+	case st := <-run.exitCh:
+		run.setExited(st)
 		code, _, err := st.Result()
 		if err != nil {
 			return nil, err
 		}
-		// The output is complete once the copy is done.
-		process.IO().Wait()
+		run.drain(ctx, deadline)
 		return &ExecSyncResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
 	case <-timer:
-		kill()
-		return nil, fmt.Errorf("exec in container %s: timeout %v exceeded: %w", c.meta.ID, timeout, context.DeadlineExceeded)
+		run.kill(ctx)
+		run.drain(ctx, deadline)
+		// The killed process's exit code (137), -1 when it did not exit.
+		res := &ExecSyncResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: -1}
+		if run.exited {
+			res.ExitCode = int32(run.status.ExitCode())
+		}
+		return res, fmt.Errorf("exec in container %s: timeout %v exceeded: %w", c.meta.ID, timeout, context.DeadlineExceeded)
 	case <-ctx.Done():
-		kill()
 		return nil, ctx.Err()
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -59,6 +60,9 @@ type Options struct {
 	// MaxCheckpointSize bounds the bytes a restore copies from a checkpoint into the container's
 	// directory; 0: only the checkpoint's own size bounds it.
 	MaxCheckpointSize int64
+	// ExecIODrain is how long the output of an exec'd process may take to arrive after the
+	// process exited (exec_io.go); 0: DefaultExecIODrain.
+	ExecIODrain time.Duration
 }
 
 // ContainerdRuntime is the model's Runtime implemented on containerd.
@@ -92,6 +96,8 @@ type ContainerdRuntime struct {
 	// exits dispatches the task exits of containerd's events (exit_monitor.go).
 	exitsInit sync.Once
 	exits     *exitMonitor
+	// execStarted, when set (by tests), is told the ID of every exec process created.
+	execStarted func(execID string)
 }
 
 type cachedImage struct {

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -22,13 +21,6 @@ import (
 // The runtime serves the streaming server: exec and port-forward (streaming_exec.go,
 // streaming_portforward.go) and attach (streaming_attach.go).
 var _ streaming.Runtime = (*ContainerdRuntime)(nil)
-
-// execOutputDrain bounds the wait for an exec'd process's output to reach the client after the
-// process exited (a child it left behind may hold the pipes open).
-const execOutputDrain = 5 * time.Second
-
-// execKillWait bounds the wait for a killed exec'd process to exit.
-const execKillWait = 10 * time.Second
 
 // ExecInContainer runs cmd in the running container id with the container's process settings
 // (user, env, cwd, capabilities), connected to the client's streams, optionally on a terminal
@@ -79,39 +71,24 @@ func (r *ContainerdRuntime) ExecInContainer(ctx context.Context, id string, cmd 
 	if err != nil {
 		return fmt.Errorf("exec in container %s: %w", c.meta.ID, err)
 	}
-	exitCh, err := process.Wait(context.WithoutCancel(nctx))
-	if err != nil {
-		if _, derr := process.Delete(context.WithoutCancel(nctx)); derr != nil && !errdefs.IsNotFound(derr) {
-			log.WithError(derr).Warn("delete exec process")
-		}
-		return err
-	}
-	exited := false
+	run := &execRun{r: r, process: process, log: log}
 	// Whatever happens the process is killed (when still running), reaped and deleted, and its
 	// IO closed. None of it depends on the client's context, which ends when the client goes.
 	defer func() {
-		dctx, cancel := withoutCancel(nctx, cleanupTimeout)
-		defer cancel()
-		if !exited {
-			if err := process.Kill(dctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
-				log.WithError(err).Debug("kill exec process")
-			}
-			select {
-			case <-exitCh:
-			case <-time.After(execKillWait):
-				log.Warn("exec process did not exit after SIGKILL")
-			}
-		}
-		process.IO().Cancel()
-		if _, err := process.Delete(dctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			log.WithError(err).Warn("delete exec process")
-		}
+		run.kill(nctx)
+		run.release(nctx)
 	}()
+	run.exitCh, err = process.Wait(context.WithoutCancel(nctx))
+	if err != nil {
+		run.exited = true // not started: nothing to kill
+		return err
+	}
 	// Start is not cancelled with the client: the process may run before the call returns.
 	sctx, scancel := withoutCancel(nctx, cleanupTimeout)
 	err = process.Start(sctx)
 	scancel()
 	if err != nil {
+		run.exited = true
 		return fmt.Errorf("start exec in container %s: %w", c.meta.ID, err)
 	}
 	done := make(chan struct{})
@@ -148,13 +125,13 @@ func (r *ContainerdRuntime) ExecInContainer(ctx context.Context, id string, cmd 
 		}()
 	}
 	select {
-	case st := <-exitCh:
-		exited = true
+	case st := <-run.exitCh:
+		run.setExited(st)
 		code, _, err := st.Result()
 		if err != nil {
 			return fmt.Errorf("wait for exec in container %s: %w", c.meta.ID, err)
 		}
-		waitIO(process.IO(), execOutputDrain)
+		run.drain(ctx, time.Time{})
 		log.WithField("exit_code", code).Debug("exec exited")
 		if code != 0 {
 			return streaming.NewExitError(cmd, int(code))
@@ -210,20 +187,6 @@ func (r *ContainerdRuntime) runningContainer(ctx context.Context, id string) (*p
 		return nil, nil, nil, err
 	}
 	return c, cntr, task, nil
-}
-
-// waitIO waits up to d for the copies of an IO to end, then cancels them.
-func waitIO(pio cio.IO, d time.Duration) {
-	if pio == nil {
-		return
-	}
-	done := make(chan struct{})
-	go func() { pio.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d):
-		pio.Cancel()
-	}
 }
 
 var errNoNetNS = errors.New("sandbox has no network namespace")

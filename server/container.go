@@ -6,6 +6,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -133,6 +134,32 @@ func (s *RuntimeServer) UpdateContainerResources(ctx context.Context, req *runti
 	return &runtime.UpdateContainerResourcesResponse{}, nil
 }
 
+// execSyncOverhead bounds what an ExecSyncResponse takes besides its output: the two fields' tags
+// and lengths (1 + 5 bytes each) and the exit code's (1 + 10), with room to spare.
+const execSyncOverhead = 64
+
+// fitExecOutput cuts the ends of stdout and stderr so that together they take at most budget
+// bytes: the CRI caps the whole ExecSyncResponse at 16 MiB, and the runtime returns up to
+// legacy.MaxExecSyncOutput of each stream, so that a larger response would fail whole with
+// ResourceExhausted (at our send limit, or at the kubelet's receive limit) instead. A stream
+// smaller than half the budget is kept whole and the other gets the rest; two larger ones get
+// half each.
+func fitExecOutput(stdout, stderr []byte, budget int) ([]byte, []byte) {
+	if len(stdout)+len(stderr) <= budget {
+		return stdout, stderr
+	}
+	half := budget / 2
+	switch {
+	case len(stdout) <= half:
+		stderr = stderr[:budget-len(stdout)]
+	case len(stderr) <= half:
+		stdout = stdout[:budget-len(stderr)]
+	default:
+		stdout, stderr = stdout[:half], stderr[:half]
+	}
+	return stdout, stderr
+}
+
 // ExecSync runs a command in a running container and returns its output and exit code.
 func (s *RuntimeServer) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*runtime.ExecSyncResponse, error) {
 	if req.GetContainerId() == "" {
@@ -149,7 +176,11 @@ func (s *RuntimeServer) ExecSync(ctx context.Context, req *runtime.ExecSyncReque
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &runtime.ExecSyncResponse{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}, nil
+	stdout, stderr := fitExecOutput(res.Stdout, res.Stderr, MaxMsgSize-execSyncOverhead)
+	if len(stdout) < len(res.Stdout) || len(stderr) < len(res.Stderr) {
+		logrus.WithField("container", req.GetContainerId()).Debugf("exec output of %d+%d bytes cut to %d+%d to fit the response", len(res.Stdout), len(res.Stderr), len(stdout), len(stderr))
+	}
+	return &runtime.ExecSyncResponse{Stdout: stdout, Stderr: stderr, ExitCode: res.ExitCode}, nil
 }
 
 // ReopenContainerLog reopens a running container's log file after the kubelet rotated it.

@@ -17,6 +17,10 @@ const RuntimeName = "cri-shim"
 // kubeletAPIVersion is the version of the kubelet's runtime API, which CRI's Version reports.
 const kubeletAPIVersion = "0.1.0"
 
+// MaxMsgSize is the largest gRPC message the server receives or sends (16 MiB, as the kubelet's
+// CRI client): responses that could be larger (ExecSync) are cut to fit.
+const MaxMsgSize = 16 << 20
+
 // Backend is what the runtime service needs of the model.
 type Backend interface {
 	Status(ctx context.Context) []legacy.RuntimeCondition
@@ -77,8 +81,8 @@ func NewGRPCServer(opts Options) *grpc.Server {
 	s := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(UnaryInterceptor),
 		grpc.ChainStreamInterceptor(StreamInterceptor),
-		grpc.MaxRecvMsgSize(16<<20),
-		grpc.MaxSendMsgSize(16<<20),
+		grpc.MaxRecvMsgSize(MaxMsgSize),
+		grpc.MaxSendMsgSize(MaxMsgSize),
 		grpc.ForceServerCodecV2(newListCodec()), // list_encoding.go
 	)
 	runtime.RegisterRuntimeServiceServer(s, NewRuntimeServer(opts))

@@ -3,6 +3,7 @@ package standalone
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +23,17 @@ type probeTarget struct {
 	host string
 }
 
+// maxProbeOutput caps the output of an exec probe that its result keeps (the event, its log line,
+// the pod's record): the first 10 KiB of stdout then stderr, as the kubelet's exec prober keeps
+// (its maxReadLength). ExecSync returns up to 16 MiB of each stream.
+const maxProbeOutput = 10 << 10
+
+// execProbeGrace is how long past its timeout an exec probe waits for the runtime's answer before
+// it fails as timed out. The runtime's ExecSync ends by itself within the timeout and a short drain
+// (it kills the command at the timeout and does not wait for a child the command left holding
+// its output), so only a hung containerd or shim makes it count.
+var execProbeGrace = 5 * time.Second
+
 // errContainerGone: the probed container no longer runs; its probes end without a verdict.
 const errContainerGone = "container gone"
 
@@ -30,14 +42,33 @@ const errContainerGone = "container gone"
 func runProbe(ctx context.Context, rt legacy.ContainerManager, p Probe, t probeTarget) (bool, string) {
 	switch {
 	case len(p.Exec) > 0:
-		res, err := rt.ExecSync(ctx, t.containerID, p.Exec, p.Timeout)
+		ectx := ctx
+		if p.Timeout > 0 {
+			var cancel context.CancelFunc
+			ectx, cancel = context.WithTimeout(ctx, p.Timeout+execProbeGrace)
+			defer cancel()
+		}
+		res, err := rt.ExecSync(ectx, t.containerID, p.Exec, p.Timeout)
 		if errdefs.IsNotFound(err) || errdefs.IsFailedPrecondition(err) {
 			return false, errContainerGone
 		}
-		if err != nil {
+		// The command ran past its timeout (killed, with what it printed until then), or the
+		// runtime did not answer in time.
+		timedOut := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+		if err != nil && !timedOut {
 			return false, err.Error()
 		}
-		out := strings.TrimSpace(string(res.Stdout) + string(res.Stderr))
+		var out string
+		if res != nil {
+			out = probeOutput(res.Stdout, res.Stderr)
+		}
+		if timedOut {
+			msg := fmt.Sprintf("command %q timed out after %v", strings.Join(p.Exec, " "), p.Timeout)
+			if out != "" {
+				msg += ": " + out
+			}
+			return false, msg
+		}
 		if res.ExitCode != 0 {
 			if out == "" {
 				out = fmt.Sprintf("command %q exited with %d", strings.Join(p.Exec, " "), res.ExitCode)
@@ -99,6 +130,15 @@ func runProbe(ctx context.Context, rt legacy.ContainerManager, p Probe, t probeT
 		return false, fmt.Sprintf("HTTP probe failed with statuscode: %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	return false, "probe has no handler"
+}
+
+// probeOutput is the start of an exec probe's output (stdout then stderr), at most
+// maxProbeOutput bytes, without surrounding space.
+func probeOutput(stdout, stderr []byte) string {
+	b := make([]byte, 0, min(len(stdout)+len(stderr), maxProbeOutput))
+	b = append(b, stdout[:min(len(stdout), maxProbeOutput)]...)
+	b = append(b, stderr[:min(len(stderr), maxProbeOutput-len(b))]...)
+	return strings.TrimSpace(string(b))
 }
 
 // probeWorker runs the probes of one container until stopped.

@@ -192,6 +192,7 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		// runc: the configured binary, else the one hack/setup.sh builds, else containerd's PATH.
 		RuntimeHandlers:   []legacy.RuntimeHandler{legacy.RuncHandler("runc", legacy.ResolveRuncBinary(cfg.RuncBinary))},
 		MaxCheckpointSize: int64(cfg.CheckpointMaxSizeMiB) << 20,
+		ExecIODrain:       time.Duration(cfg.ExecIODrainTimeout),
 	})
 	if err != nil {
 		lis.Close()

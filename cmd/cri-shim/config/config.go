@@ -39,6 +39,7 @@ type Config struct {
 	RegistryConfigPath       string   `toml:"registry_config_path" json:"registry_config_path" flag:"registry-config-path" doc:"registry hosts dir in containerd's certs.d/hosts.toml format (mirrors, TLS, plain-http hosts); empty: none"`
 	MaxConcurrentPulls       int      `toml:"max_concurrent_pulls" json:"max_concurrent_pulls" flag:"max-concurrent-pulls" doc:"image pulls running at once (0 = unlimited, 1 = serialized)"`
 	ImagePullProgressTimeout Duration `toml:"image_pull_progress_timeout" json:"image_pull_progress_timeout" flag:"image-pull-progress-timeout" doc:"cancel a pull that transfers nothing for this long"`
+	ExecIODrainTimeout       Duration `toml:"exec_io_drain_timeout" json:"exec_io_drain_timeout" flag:"exec-io-drain-timeout" doc:"how long the output of an exec'd process (ExecSync, exec probes, streaming exec) may take to arrive after the process exited; past it, the output still held open by a child the command left in the background is given up"`
 	StreamServerAddress      string   `toml:"stream_server_address" json:"stream_server_address" flag:"stream-address" doc:"host:port of the exec/attach/port-forward streaming server (port 0: a free one)"`
 	MetricsAddress           string   `toml:"metrics_address" json:"metrics_address" flag:"metrics-address" doc:"host:port serving Prometheus metrics on /metrics; empty: off"`
 	EnablePprof              bool     `toml:"enable_pprof" json:"enable_pprof" flag:"enable-pprof" doc:"also serve /debug/pprof on the metrics address"`
@@ -94,6 +95,7 @@ func Default() Config {
 		CNIConfDir:               "/etc/cni/net.d",
 		MaxConcurrentPulls:       3,
 		ImagePullProgressTimeout: Duration(5 * time.Minute),
+		ExecIODrainTimeout:       Duration(2 * time.Second),
 		StreamServerAddress:      "127.0.0.1:0",
 		GCMinAge:                 Duration(time.Minute),
 		GCMaxPerPodContainer:     -1,
@@ -254,6 +256,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ImagePullProgressTimeout <= 0 {
 		bad("image_pull_progress_timeout", "must be positive, got %s", c.ImagePullProgressTimeout)
+	}
+	if c.ExecIODrainTimeout <= 0 {
+		bad("exec_io_drain_timeout", "must be positive, got %s", c.ExecIODrainTimeout)
 	}
 	if _, _, err := net.SplitHostPort(c.StreamServerAddress); err != nil {
 		bad("stream_server_address", "%q is not host:port: %v", c.StreamServerAddress, err)

@@ -89,6 +89,7 @@ func TestValidateNamesKeys(t *testing.T) {
 		{"go_memory_limit_mib", func(c *Config) { c.GoMemoryLimitMiB = -1 }},
 		{"go_gc_percent", func(c *Config) { c.GoGCPercent = 5 }},
 		{"image_pull_progress_timeout", func(c *Config) { c.ImagePullProgressTimeout = 0 }},
+		{"exec_io_drain_timeout", func(c *Config) { c.ExecIODrainTimeout = 0 }},
 		{"stream_server_address", func(c *Config) { c.StreamServerAddress = "nope" }},
 		{"gc_min_age", func(c *Config) { c.GCMinAge = Duration(-time.Second) }},
 		{"gc_max_per_pod_container", func(c *Config) { c.GCMaxPerPodContainer = -2 }},
