@@ -24,6 +24,9 @@ type Options struct {
 	StateDir string
 	// VolumeRoot holds the pods' emptyDir volumes.
 	VolumeRoot string
+	// SeccompRoot is the dir of the Localhost seccomp profiles manifests name (empty: Localhost
+	// profiles are refused).
+	SeccompRoot string
 	// PodLogRoot holds the pods' log directories (default /var/log/pods).
 	PodLogRoot string
 	// Runtime runs the pods.
@@ -77,6 +80,9 @@ type worker struct {
 	done    chan struct{}
 	// probes by container ID; only the worker's goroutine touches it.
 	probes map[string][]*probeWorker
+	// fsGroupApplied is the fsGroup given to each emptyDir (volumes.go); only the worker's
+	// goroutine touches it.
+	fsGroupApplied map[string]int64
 }
 
 func (w *worker) pod() *Pod { return w.current.Load() }
@@ -210,7 +216,8 @@ func (m *Manager) readDir() map[string]*Pod {
 			var parsed *Pod
 			pod, err := ParseManifest(data)
 			if err == nil {
-				parsed, err = Convert(pod, path, ConvertOptions{PodLogRoot: m.opts.PodLogRoot, VolumeRoot: m.opts.VolumeRoot})
+				parsed, err = Convert(pod, path, ConvertOptions{PodLogRoot: m.opts.PodLogRoot, VolumeRoot: m.opts.VolumeRoot,
+					SeccompRoot: m.opts.SeccompRoot, UsernsHostID: usernsAllocator{root: m.opts.VolumeRoot}.hostID})
 			}
 			if err != nil {
 				fs.err = err
@@ -276,7 +283,7 @@ func (m *Manager) scan(ctx context.Context) {
 			continue
 		}
 		wctx, cancel := context.WithCancel(ctx)
-		w := &worker{cancel: cancel, done: make(chan struct{}), probes: map[string][]*probeWorker{}}
+		w := &worker{cancel: cancel, done: make(chan struct{}), probes: map[string][]*probeWorker{}, fsGroupApplied: map[string]int64{}}
 		w.current.Store(p)
 		m.workers[key] = w
 		m.records.Add(p)
@@ -321,23 +328,6 @@ func (m *Manager) removeOrphanVolumes(uids map[legacy.UID]bool) {
 		logrus.WithField("dir", dir).Info("removing the volumes of a standalone pod whose manifest is gone")
 		if err := removeVolumes(dir); err != nil {
 			logrus.WithError(err).Warn("remove standalone pod volumes")
-		}
-	}
-}
-
-// makeEmptyDirs makes the pod's emptyDirs: 0777 as the kubelet makes them, so that containers
-// of any user can write them, under dirs only root can traverse (<volume root>/<uid>/volumes,
-// the volume root 0700): no other local user can reach them to plant links or files.
-func makeEmptyDirs(dirs []string) {
-	for _, d := range dirs {
-		if err := os.MkdirAll(filepath.Dir(d), 0o700); err != nil {
-			logrus.WithError(err).Warn("standalone pod emptyDir")
-			continue
-		}
-		if err := os.Mkdir(d, 0o777); err == nil {
-			os.Chmod(d, 0o777) // past the umask
-		} else if !os.IsExist(err) {
-			logrus.WithError(err).Warn("standalone pod emptyDir")
 		}
 	}
 }
@@ -416,7 +406,7 @@ func (m *Manager) runWorker(ctx context.Context, w *worker) {
 			continue
 		}
 		pod = w.pod() // the newest spec
-		makeEmptyDirs(pod.EmptyDirs)
+		makeEmptyDirs(pod.EmptyDirs, pod.FSGroup, pod.FSGroupChangePolicy, w.fsGroupApplied)
 		res := m.syncer.SyncPod(ctx, pod.Spec, status)
 		lastSync = time.Now()
 		msg := ""

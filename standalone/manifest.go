@@ -94,6 +94,13 @@ type Pod struct {
 	SubPaths map[string][]SubPath
 	// HostNetwork tells whether the pod uses the node's network.
 	HostNetwork bool
+	// FSGroup is the pod's securityContext.fsGroup (nil: none): a supplemental group of every
+	// container, and the group owning its emptyDirs (setgid), as the kubelet's volume
+	// ownership makes them (volumes.go).
+	FSGroup *int64
+	// FSGroupChangePolicy is the pod's fsGroupChangePolicy: Always (the default) or
+	// OnRootMismatch.
+	FSGroupChangePolicy corev1.PodFSGroupChangePolicy
 }
 
 // Key is namespace/name.
@@ -105,6 +112,13 @@ type ConvertOptions struct {
 	PodLogRoot string
 	// VolumeRoot holds the emptyDir volumes, one dir per pod UID.
 	VolumeRoot string
+	// SeccompRoot is the dir the Localhost seccomp profiles of a manifest are relative to (the
+	// kubelet's <root-dir>/seccomp); empty: Localhost profiles are refused.
+	SeccompRoot string
+	// UsernsHostID returns the first host ID of the usernsLength IDs a pod with hostUsers:
+	// false maps (the same for the same UID, distinct between pods: userns.go). Nil: a
+	// placeholder, for a conversion that only validates (`pods apply`).
+	UsernsHostID func(legacy.UID) (uint32, error)
 }
 
 // ParseManifest decodes a Pod manifest (YAML or JSON); unknown fields are errors.
@@ -190,17 +204,10 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 	}
 	sbSec := &runtime.LinuxSandboxSecurityContext{NamespaceOptions: nsOpts}
 	sysctls := map[string]string{}
-	if psc := spec.SecurityContext; psc != nil {
-		if psc.RunAsUser != nil {
-			sbSec.RunAsUser = &runtime.Int64Value{Value: *psc.RunAsUser}
-		}
-		if psc.RunAsGroup != nil {
-			sbSec.RunAsGroup = &runtime.Int64Value{Value: *psc.RunAsGroup}
-		}
-		sbSec.SupplementalGroups = psc.SupplementalGroups
-		for _, s := range psc.Sysctls {
-			sysctls[s.Name] = s.Value
-		}
+	// The security fields: honoured or refused, never dropped (security.go).
+	psec, err := convertPodSecurity(pod, uid, opts, sbSec, sysctls, out)
+	if err != nil {
+		return nil, err
 	}
 	for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
 		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
@@ -279,7 +286,7 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 		if c.LivenessProbe != nil || c.ReadinessProbe != nil {
 			return nil, fmt.Errorf("init container %q: probes are not allowed on init containers", c.Name)
 		}
-		cs, _, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, seen)
+		cs, _, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, psec, opts, seen)
 		if err != nil {
 			return nil, fmt.Errorf("init container %q: %w", c.Name, err)
 		}
@@ -290,7 +297,7 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 	}
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
-		cs, hostPorts, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, seen)
+		cs, hostPorts, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, psec, opts, seen)
 		if err != nil {
 			return nil, fmt.Errorf("container %q: %w", c.Name, err)
 		}
@@ -356,7 +363,7 @@ func pullPolicy(c *corev1.Container) (legacy.PullPolicy, error) {
 
 // convertContainer converts one container; its subPath mounts name targets under subRoot.
 func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volumes map[string]string, subRoot string,
-	nsOpts *runtime.NamespaceOption, seen map[string]bool) (_ legacy.ContainerSpec, _ []*runtime.PortMapping, subs []SubPath, err error) {
+	nsOpts *runtime.NamespaceOption, ps *podSecurity, opts ConvertOptions, seen map[string]bool) (_ legacy.ContainerSpec, _ []*runtime.PortMapping, subs []SubPath, err error) {
 	if err := dnsErr(c.Name, validation.IsDNS1123Label(c.Name)); err != nil {
 		return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("name: %w", err)
 	}
@@ -429,20 +436,35 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 		if !filepath.IsAbs(vm.MountPath) {
 			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: mountPath must be absolute", vm.Name)
 		}
-		if vm.SubPath != "" {
-			if err := validateSubPath(vm.SubPath); err != nil {
-				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPath %q must be a relative path inside the volume: %v", vm.Name, vm.SubPath, err)
+		subPath := vm.SubPath
+		if vm.SubPathExpr != "" {
+			if subPath != "" {
+				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPath and subPathExpr are mutually exclusive", vm.Name)
+			}
+			// Expanded with the container's env, as the kubelet does, then checked as a subPath.
+			subPath = legacy.Expand(vm.SubPathExpr, legacy.EnvVarsToMap(envs))
+			if err := validateSubPath(subPath); err != nil {
+				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPathExpr %q expands to %q, which %v", vm.Name, vm.SubPathExpr, subPath, err)
+			}
+		}
+		if subPath != "" {
+			if err := validateSubPath(subPath); err != nil {
+				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPath %q must be a relative path inside the volume: %v", vm.Name, subPath, err)
 			}
 			if subRoot == "" {
 				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPath needs a volume root", vm.Name)
 			}
 			// Not <volume>/<subPath>, which the runtime would resolve on the host: the manager
 			// mounts the subPath, resolved inside the volume, at the target (subpath.go).
-			sp := SubPath{Volume: host, Path: vm.SubPath, Target: filepath.Join(subRoot, vm.Name, c.Name, strconv.Itoa(i))}
+			sp := SubPath{Volume: host, Path: subPath, Target: filepath.Join(subRoot, vm.Name, c.Name, strconv.Itoa(i))}
 			subs = append(subs, sp)
 			host = sp.Target
 		}
-		cfg.Mounts = append(cfg.Mounts, &runtime.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly})
+		m := &runtime.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly}
+		if err := convertMountOptions(&vm, m, c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged, ps); err != nil {
+			return legacy.ContainerSpec{}, nil, nil, err
+		}
+		cfg.Mounts = append(cfg.Mounts, m)
 	}
 	var hostPorts []*runtime.PortMapping
 	for _, p := range c.Ports {
@@ -472,53 +494,9 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 		return legacy.ContainerSpec{}, nil, nil, err
 	}
 	cfg.Linux.Resources = res
-	sc := &runtime.LinuxContainerSecurityContext{NamespaceOptions: nsOpts}
-	psc := pod.Spec.SecurityContext
-	nonRoot := false
-	if psc != nil {
-		if psc.RunAsUser != nil {
-			sc.RunAsUser = &runtime.Int64Value{Value: *psc.RunAsUser}
-		}
-		if psc.RunAsGroup != nil {
-			sc.RunAsGroup = &runtime.Int64Value{Value: *psc.RunAsGroup}
-		}
-		if psc.RunAsNonRoot != nil {
-			nonRoot = *psc.RunAsNonRoot
-		}
-		sc.SupplementalGroups = psc.SupplementalGroups
-	}
-	if csc := c.SecurityContext; csc != nil {
-		if csc.Privileged != nil {
-			sc.Privileged = *csc.Privileged
-		}
-		if csc.RunAsUser != nil {
-			sc.RunAsUser = &runtime.Int64Value{Value: *csc.RunAsUser}
-		}
-		if csc.RunAsGroup != nil {
-			sc.RunAsGroup = &runtime.Int64Value{Value: *csc.RunAsGroup}
-		}
-		if csc.RunAsNonRoot != nil {
-			nonRoot = *csc.RunAsNonRoot
-		}
-		if csc.ReadOnlyRootFilesystem != nil {
-			sc.ReadonlyRootfs = *csc.ReadOnlyRootFilesystem
-		}
-		if csc.AllowPrivilegeEscalation != nil {
-			sc.NoNewPrivs = !*csc.AllowPrivilegeEscalation
-		}
-		if caps := csc.Capabilities; caps != nil {
-			sc.Capabilities = &runtime.Capability{}
-			for _, a := range caps.Add {
-				sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, string(a))
-			}
-			for _, d := range caps.Drop {
-				sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, string(d))
-			}
-		}
-	}
-	if nonRoot && (sc.RunAsUser == nil || sc.RunAsUser.Value == 0) {
-		// The image's user is not known before the pull: runAsNonRoot needs an explicit UID here.
-		return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("runAsNonRoot: %w: set a non-zero runAsUser", legacy.ErrVerifyNonRoot)
+	sc, err := convertContainerSecurity(pod, c, ps, opts, nsOpts)
+	if err != nil {
+		return legacy.ContainerSpec{}, nil, nil, err
 	}
 	cfg.Linux.SecurityContext = sc
 	return legacy.ContainerSpec{Config: cfg, PullPolicy: policy}, hostPorts, subs, nil

@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // FuzzManifest decodes, validates and converts a manifest from the fuzzer's bytes. The
@@ -27,13 +30,16 @@ func FuzzManifest(f *testing.F) {
 	}
 	f.Add([]byte(`{"metadata":{"name":"a","uid":"u-1"},"spec":{"containers":[{"name":"c","image":"b","volumeMounts":[{"name":"v","mountPath":"/m","subPath":"x/y"}]}],"volumes":[{"name":"v","emptyDir":{}}]}}`))
 	f.Add([]byte("metadata: {name: a}\nspec: {hostname: h, containers: [{name: c, image: b, env: [{name: X, value: '$(Y)'}]}]}"))
-	const volRoot, logRoot = "/vr", "/logs"
+	for _, tc := range securityCases {
+		f.Add([]byte(tc.manifest))
+	}
+	const volRoot, logRoot, seccompRoot = "/vr", "/logs", "/seccomp"
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pod, err := ParseManifest(data)
 		if err != nil {
 			return
 		}
-		p, err := Convert(pod, "/m/x.yaml", ConvertOptions{VolumeRoot: volRoot, PodLogRoot: logRoot})
+		p, err := Convert(pod, "/m/x.yaml", ConvertOptions{VolumeRoot: volRoot, PodLogRoot: logRoot, SeccompRoot: seccompRoot})
 		if err != nil {
 			return
 		}
@@ -76,7 +82,51 @@ func FuzzManifest(f *testing.F) {
 				if !filepath.IsAbs(m.HostPath) || m.HostPath != filepath.Clean(m.HostPath) {
 					t.Fatalf("mount %s: host path %q", m.ContainerPath, m.HostPath)
 				}
+				// In a user namespace every volume is idmapped with the pod's mapping.
+				if userns := p.Spec.Sandbox.Linux.SecurityContext.NamespaceOptions.GetUsernsOptions(); userns != nil &&
+					(len(m.UidMappings) != 1 || !proto.Equal(m.UidMappings[0], userns.Uids[0])) {
+					t.Fatalf("mount %s: mappings %v in a user namespace %v", m.ContainerPath, m.UidMappings, userns)
+				}
+			}
+			// Security never dropped: what the manifest asks for is in the config (security.go).
+			sc := cs.Config.Linux.SecurityContext
+			name := cs.Config.Metadata.Name
+			if sc.MaskedPaths == nil || sc.ReadonlyPaths == nil {
+				t.Fatalf("container %s: no masked or read-only paths (the kubelet always sends them)", name)
+			}
+			if len(sc.MaskedPaths) == 0 && sc.NamespaceOptions.GetUsernsOptions() == nil {
+				t.Fatalf("container %s: /proc unmasked with the host's users", name)
+			}
+			for _, prof := range []*runtime.SecurityProfile{sc.Seccomp, p.Spec.Sandbox.Linux.SecurityContext.Seccomp} {
+				if prof != nil && prof.ProfileType == runtime.SecurityProfile_Localhost {
+					if rel, err := filepath.Rel(seccompRoot, prof.LocalhostRef); err != nil || !filepath.IsLocal(rel) {
+						t.Fatalf("container %s: seccomp profile %q outside %s", name, prof.LocalhostRef, seccompRoot)
+					}
+				}
+			}
+			if asked := askedSeccomp(pod, name); asked && sc.Seccomp == nil {
+				t.Fatalf("container %s: seccomp asked for, none in the config", name)
 			}
 		}
+		if pod.Spec.HostUsers != nil && !*pod.Spec.HostUsers && p.Spec.Sandbox.Linux.SecurityContext.NamespaceOptions.GetUsernsOptions().GetMode() != runtime.NamespaceMode_POD {
+			t.Fatal("hostUsers: false without a user namespace")
+		}
 	})
+}
+
+// askedSeccomp tells whether the manifest asks for a seccomp profile for the container (its field
+// or annotation, the pod's field or annotation).
+func askedSeccomp(pod *corev1.Pod, container string) bool {
+	if pod.Annotations[corev1.SeccompPodAnnotationKey] != "" || pod.Annotations[corev1.SeccompContainerAnnotationKeyPrefix+container] != "" {
+		return true
+	}
+	if sc := pod.Spec.SecurityContext; sc != nil && sc.SeccompProfile != nil {
+		return true
+	}
+	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		if c.Name == container && c.SecurityContext != nil && c.SecurityContext.SeccompProfile != nil {
+			return true
+		}
+	}
+	return false
 }

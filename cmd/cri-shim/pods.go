@@ -42,6 +42,7 @@ func startStandalonePods(ctx context.Context, cfg config.Config, rt *legacy.Cont
 		Dir:              cfg.StaticPodsDir,
 		StateDir:         cfg.StateDir,
 		VolumeRoot:       filepath.Join(cfg.RootDir, "standalone", "volumes"),
+		SeccompRoot:      filepath.Join(cfg.RootDir, "seccomp"),
 		PodLogRoot:       cfg.StaticPodsLogDir,
 		Runtime:          rt,
 		Cache:            rt.PodStatusCache(),
@@ -198,7 +199,7 @@ func podsApply(cfg config.Config, file string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := standalone.Convert(pod, file, standalone.ConvertOptions{VolumeRoot: "/validate"}); err != nil {
+	if _, err := standalone.Convert(pod, file, standalone.ConvertOptions{VolumeRoot: "/validate", SeccompRoot: filepath.Join(cfg.RootDir, "seccomp")}); err != nil {
 		return fmt.Errorf("invalid pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	if err := standalone.EnsureDir(cfg.StaticPodsDir); err != nil {
