@@ -103,7 +103,7 @@ func waitLog(t *testing.T, path, want string, d time.Duration) {
 // the log was opened blocking (no reader: the start hung) and written by the one output pump
 // goroutine (a reader that does not read: every container's output stalled).
 func TestLogFIFODoesNotStallOtherContainers(t *testing.T) {
-	r := &ContainerdRuntime{bg: context.Background()}
+	r := &ContainerdRuntime{bg: context.Background(), sandboxes: newSandboxStore()}
 	closeIO := closeLater(t)
 	logDir := t.TempDir()
 	os.MkdirAll(filepath.Join(logDir, "a"), 0o755)
@@ -135,7 +135,7 @@ func TestLogFIFODoesNotStallOtherContainers(t *testing.T) {
 // planted at the path in between makes the call fail at once (FailedPrecondition), the container's
 // output goes on into the rotated file, and another container's output keeps flowing.
 func TestReopenLogFIFODoesNotStallOtherContainers(t *testing.T) {
-	r := &ContainerdRuntime{bg: context.Background()}
+	r := &ContainerdRuntime{bg: context.Background(), sandboxes: newSandboxStore()}
 	logDir := t.TempDir()
 	closeIO := closeLater(t)
 	start := func(name string) *podContainer {
@@ -183,7 +183,7 @@ func terminationContainer(t *testing.T, hostPath string) *podContainer {
 // A FIFO at the termination-message path (no writer: a blocking open waits for one forever) does
 // not hang the exit's recording: the exit is recorded at once, without a message.
 func TestExitWithFIFOTerminationMessage(t *testing.T) {
-	r := &ContainerdRuntime{bg: context.Background()}
+	r := &ContainerdRuntime{bg: context.Background(), sandboxes: newSandboxStore()}
 	host := filepath.Join(t.TempDir(), "termination-log")
 	if err := unix.Mkfifo(host, 0o666); err != nil {
 		t.Fatal(err)
@@ -234,7 +234,7 @@ func TestExitWithHungTerminationMessageRead(t *testing.T) {
 		return "too late", nil
 	}
 	defer func() { readTerminationFile = readTerminationMessage }()
-	r := &ContainerdRuntime{bg: context.Background()}
+	r := &ContainerdRuntime{bg: context.Background(), sandboxes: newSandboxStore()}
 	c := terminationContainer(t, filepath.Join(t.TempDir(), "on-a-hung-volume"))
 	done := make(chan struct{})
 	go func() {
