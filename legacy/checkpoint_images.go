@@ -48,6 +48,7 @@ const (
 	criuMaxThreads    = 1 << 16  // threads of all tasks
 	criuPidMax        = 1 << 22  // PID_MAX_LIMIT: CRIU keeps pids as int
 	criuImagesV1_1    = 2        // CRTOOLS_IMAGES_V1_1, the only image format accepted
+	criuMaxMounts     = 1 << 12  // mounts of a mount namespace (kubelet pods have tens)
 )
 
 var criuMagic = sync.OnceValue(func() magic.MagicMap { return magic.LoadMagic() })
@@ -67,6 +68,12 @@ type criuImageSet struct {
 	cgroups   *cgroup.CgroupEntry
 	mounts    map[uint32][]*mnt.MntEntry // by mount namespace id
 	kinds     map[string]bool            // the magics of the images present
+
+	// The seccomp check's state: filters parsed, chains judged (by their first filter), and
+	// the instructions of the chains run so far.
+	programs     map[uint32]seccompProgram
+	chainChecked map[uint32]error
+	checkedInsns int
 }
 
 type criuTask struct {
@@ -220,19 +227,11 @@ func readOne(fsys fs.FS, name, magicName string, m proto.Message) (bool, error) 
 	return true, nil
 }
 
-// loadCRIUImages reads the images of the directory dir that the check judges. Nothing is read
-// outside dir (an os.Root).
-func loadCRIUImages(dir string) (*criuImageSet, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	return loadCRIUImagesFS(root.FS())
-}
-
+// loadCRIUImagesFS reads the images that the check judges (checkCheckpointImages gives an
+// os.Root's: nothing is read outside the images directory).
 func loadCRIUImagesFS(root fs.FS) (*criuImageSet, error) {
-	set := &criuImageSet{mounts: map[uint32][]*mnt.MntEntry{}, kinds: map[string]bool{}}
+	set := &criuImageSet{mounts: map[uint32][]*mnt.MntEntry{}, kinds: map[string]bool{},
+		programs: map[uint32]seccompProgram{}, chainChecked: map[uint32]error{}}
 	if err := set.scan(root); err != nil {
 		return nil, err
 	}
@@ -339,6 +338,9 @@ func (s *criuImageSet) scanOne(root fs.FS, e fs.DirEntry) error {
 		entries, _, err := readCRIUImage(root, name, "MNTS")
 		if err != nil {
 			return err
+		}
+		if len(s.mounts[uint32(nsID)])+len(entries) > criuMaxMounts {
+			return errImage(name, "more than %d mounts", criuMaxMounts)
 		}
 		for _, e := range entries {
 			me := &mnt.MntEntry{}
@@ -498,7 +500,16 @@ func (p *restorePolicy) mayHave(c string) bool {
 // created with: nil, or why the checkpoint would restore a container the spec does not describe
 // (InvalidArgument).
 func checkCheckpointImages(dir string, spec *runtimespec.Spec) error {
-	set, err := loadCRIUImages(dir)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return checkImagesFS(root.FS(), spec)
+}
+
+func checkImagesFS(fsys fs.FS, spec *runtimespec.Spec) error {
+	set, err := loadCRIUImagesFS(fsys)
 	if err != nil {
 		return err
 	}
@@ -739,37 +750,61 @@ func (s *criuImageSet) checkSeccomp(p *restorePolicy, th criuThread, leader bool
 			idx = tc.GetOldSeccompFilter()
 		}
 	}
+	if mode != criucore.SeccompMode_filter {
+		if prof := p.spec.Linux; prof != nil && prof.Seccomp != nil && mode != criucore.SeccompMode_strict {
+			return errors.New("no seccomp filter, and the container has a seccomp profile")
+		}
+		return nil // strict mode: read, write, exit and sigreturn only, less than any profile allows
+	}
+	// Threads share their filters: each chain is judged once.
+	if err, done := s.chainChecked[idx]; done {
+		return err
+	}
+	err := s.checkSeccompChainAt(p, idx)
+	s.chainChecked[idx] = err
+	return err
+}
+
+// Bounds of the seccomp check: the kernel's (a thread's filters add up to at most
+// MAX_INSNS_PER_PATH instructions, counting 4 more per filter; a chain over it is not
+// installed), and the instructions of all the distinct chains judged (each is run on some 500
+// probes; the threads of a container share one or a few chains).
+const (
+	seccompMaxInsnsPerPath = 32768
+	seccompMaxCheckedInsns = 1 << 18
+)
+
+func (s *criuImageSet) checkSeccompChainAt(p *restorePolicy, idx uint32) error {
 	var chain []seccompProgram
-	if mode == criucore.SeccompMode_filter {
-		seen := map[uint32]bool{}
-		for i, more := idx, true; more; {
-			if i >= uint32(len(s.filters)) || seen[i] {
-				return fmt.Errorf("seccomp filter chain at %d: out of range or a loop (%d filters)", i, len(s.filters))
-			}
-			seen[i] = true
-			f := s.filters[i]
-			prog, err := parseSeccompProgram(f.GetFilter())
-			if err != nil {
+	seen := map[uint32]bool{}
+	insns := 0
+	for i, more := idx, true; more; {
+		if i >= uint32(len(s.filters)) || seen[i] {
+			return fmt.Errorf("seccomp filter chain at %d: out of range or a loop (%d filters)", i, len(s.filters))
+		}
+		seen[i] = true
+		prog, ok := s.programs[i]
+		if !ok {
+			var err error
+			if prog, err = parseSeccompProgram(s.filters[i].GetFilter()); err != nil {
 				return fmt.Errorf("seccomp filter %d: %w", i, err)
 			}
-			chain = append(chain, prog)
-			i, more = f.GetPrev(), f.Prev != nil
+			s.programs[i] = prog
 		}
+		if insns += len(prog) + 4; insns > seccompMaxInsnsPerPath {
+			return fmt.Errorf("seccomp filter chain at %d: more than the kernel's %d instructions", idx, seccompMaxInsnsPerPath)
+		}
+		chain = append(chain, prog)
+		i, more = s.filters[i].GetPrev(), s.filters[i].Prev != nil
 	}
 	prof := p.spec.Linux
 	if prof == nil || prof.Seccomp == nil {
 		return nil
 	}
-	switch mode {
-	case criucore.SeccompMode_strict:
-		return nil // read, write, exit and sigreturn only: less than any profile allows
-	case criucore.SeccompMode_filter:
-		if err := checkSeccompChain(prof.Seccomp, chain); err != nil {
-			return err
-		}
-		return nil
+	if s.checkedInsns += insns; s.checkedInsns > seccompMaxCheckedInsns {
+		return fmt.Errorf("too many distinct seccomp filter chains to check (over %d instructions)", seccompMaxCheckedInsns)
 	}
-	return errors.New("no seccomp filter, and the container has a seccomp profile")
+	return checkSeccompChain(prof.Seccomp, chain)
 }
 
 // checkCgroups: CRIU moves a task whose cgroup set is not its parent's into that set's cgroups,

@@ -12,43 +12,47 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v8/crit"
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
+	"github.com/checkpoint-restore/go-criu/v8/crit/images/mnt"
 	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// editCheckpointCores rewrites every core image of the checkpoint archive src into a new
-// archive, changing each thread's core with edit.
-func editCheckpointCores(t *testing.T, src string, edit func(*criucore.CoreEntry)) string {
+// editCheckpointImages rewrites the images of the checkpoint archive src matching pattern (all
+// of one magic) into a new archive, changing each entry with edit.
+func editCheckpointImages[M proto.Message](t *testing.T, src, pattern, magicName string, newMsg func() M, edit func(M)) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := extractTarArchive(context.Background(), src, dir, 0); err != nil {
 		t.Fatal(err)
 	}
-	images := filepath.Join(dir, checkpointImagesDir)
-	cores, _ := filepath.Glob(filepath.Join(images, "core-*.img"))
-	if len(cores) == 0 {
-		t.Fatal("no core images in the checkpoint")
+	paths, _ := filepath.Glob(filepath.Join(dir, checkpointImagesDir, pattern))
+	if len(paths) == 0 {
+		t.Fatalf("no %s images in the checkpoint", pattern)
 	}
-	for _, p := range cores {
+	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		entries, err := splitCRIUImage(b, "CORE")
+		entries, err := splitCRIUImage(b, magicName)
 		if err != nil {
 			t.Fatal(err)
 		}
-		core := &criucore.CoreEntry{}
-		if err := proto.Unmarshal(entries[0], core); err != nil {
-			t.Fatal(err)
+		img := &crit.CriuImage{Magic: magicName}
+		for _, e := range entries {
+			m := newMsg()
+			if err := proto.Unmarshal(e, m); err != nil {
+				t.Fatal(err)
+			}
+			edit(m)
+			img.Entries = append(img.Entries, &crit.CriuEntry{Message: m})
 		}
-		edit(core)
 		f, err := os.Create(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = crit.New(nil, f, "", false, false).Encode(&crit.CriuImage{Magic: "CORE", Entries: []*crit.CriuEntry{{Message: core}}})
+		err = crit.New(nil, f, "", false, false).Encode(img)
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -61,12 +65,16 @@ func editCheckpointCores(t *testing.T, src string, edit func(*criucore.CoreEntry
 	return out
 }
 
-// TestRestoreChecksCRIUImages checkpoints a container running with RuntimeDefault seccomp and
-// the default capabilities. CreateContainer refuses (InvalidArgument, nothing left) the archive
-// for a request that drops every capability, and archives edited to restore the processes with
-// CAP_SYS_ADMIN or without their seccomp filter; the unedited archive restores for the
-// checkpointed container's own settings, its pid 1 with runc's filter and capabilities (issue
-// 19, finding 2).
+func editCheckpointCores(t *testing.T, src string, edit func(*criucore.CoreEntry)) string {
+	return editCheckpointImages(t, src, "core-*.img", "CORE", func() *criucore.CoreEntry { return &criucore.CoreEntry{} }, edit)
+}
+
+// TestRestoreChecksCRIUImages checkpoints a container running with RuntimeDefault seccomp, the
+// kubelet's masked and read-only paths and the default capabilities. CreateContainer refuses
+// (InvalidArgument, nothing left) the archive for a request that drops every capability, and
+// archives edited to restore the processes with CAP_SYS_ADMIN, without their seccomp filter or
+// with a writable /proc/sys; the unedited archive restores for the checkpointed container's own
+// settings, its pid 1 with runc's filter, capabilities and mounts (issue 19, finding 2).
 func TestRestoreChecksCRIUImages(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
@@ -80,8 +88,13 @@ func TestRestoreChecksCRIUImages(t *testing.T) {
 		t.Cleanup(func() { checkCRIU = saved })
 		checkCRIU = func() criuInfo { return info }
 	}
+	// The kubelet's defaults: RuntimeDefault seccomp, its masked and read-only paths.
 	confined := func(cfg *runtime.ContainerConfig) *runtime.ContainerConfig {
-		ownPid(cfg).Linux.SecurityContext.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
+		sc := ownPid(cfg).Linux.SecurityContext
+		sc.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
+		sc.MaskedPaths = []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+			"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
+		sc.ReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 		return cfg
 	}
 	src, srcLogs := e.podWithLogs("img-src")
@@ -89,7 +102,8 @@ func TestRestoreChecksCRIUImages(t *testing.T) {
 	waitCounts(t, filepath.Join(srcLogs, "counter.log"), 10)
 	status := func(id string) string {
 		t.Helper()
-		res, err := e.rt.ExecSync(ctx, id, []string{"grep", "-E", "^(CapBnd|CapEff|Seccomp|NoNewPrivs):", "/proc/1/status"}, 10*time.Second)
+		res, err := e.rt.ExecSync(ctx, id, []string{"sh", "-c", "grep -E '^(CapBnd|CapEff|Seccomp|NoNewPrivs):' /proc/1/status; " +
+			"grep ' /proc/sys ' /proc/1/mountinfo | cut -d' ' -f5,6"}, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,6 +136,14 @@ func TestRestoreChecksCRIUImages(t *testing.T) {
 	noSeccomp := editCheckpointCores(t, loc, func(c *criucore.CoreEntry) {
 		c.ThreadCore.SeccompMode = criucore.SeccompMode_disabled.Enum()
 	})
+	// The read-only bind of /proc/sys made writable (as root, the way to the host's
+	// core_pattern).
+	procSysRW := editCheckpointImages(t, loc, "mountpoints-*.img", "MNTS", func() *mnt.MntEntry { return &mnt.MntEntry{} },
+		func(m *mnt.MntEntry) {
+			if m.GetMountpoint() == "/proc/sys" {
+				m.Flags = proto.Uint32(m.GetFlags() &^ msRdonly)
+			}
+		})
 	dst, dstLogs := e.podWithLogs("img-dst")
 	before, _ := os.ReadDir(e.rt.containersRoot())
 	restoreCfg := func(name, archive string, drop bool) *runtime.ContainerConfig {
@@ -140,6 +162,7 @@ func TestRestoreChecksCRIUImages(t *testing.T) {
 		{"drop-all", loc, true, "bounding capabilities CAP_CHOWN"},
 		{"sys-admin", sysAdmin, false, "bounding capabilities CAP_SYS_ADMIN"},
 		{"no-seccomp", noSeccomp, false, "no seccomp filter"},
+		{"proc-sys-rw", procSysRW, false, "a writable bind of /proc/sys"},
 	} {
 		rid, err := e.rt.CreateContainer(ctx, dst.ID, restoreCfg(c.name, c.archive, c.drop))
 		if err == nil {

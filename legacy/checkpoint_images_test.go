@@ -220,7 +220,7 @@ func benignImages(s *runtimespec.Spec) *criuFixture {
 	return f
 }
 
-func (f *criuFixture) write(t *testing.T, dir string) {
+func (f *criuFixture) write(t testing.TB, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -340,6 +340,27 @@ func TestCheckpointImagesRefused(t *testing.T) {
 		{"a filter chain that loops", func(f *criuFixture, s *runtimespec.Spec) {
 			f.seccomp.SeccompFilters[0].Prev = u32(0)
 		}, "out of range or a loop"},
+		{"a filter chain longer than the kernel takes", func(f *criuFixture, s *runtimespec.Spec) {
+			long := make([]bpfInsn, bpfMaxInsns)
+			for i := range long {
+				long[i] = bpfInsn{code: bpfLD | bpfIMM}
+			}
+			long[len(long)-1] = bpfInsn{code: bpfRET | bpfK, k: seccompRetErrno}
+			f.seccomp.SeccompFilters = []*seccomp.SeccompFilter{{Filter: bpfAsm(long...)}}
+			for i := uint32(1); i < 9; i++ {
+				f.seccomp.SeccompFilters = append(f.seccomp.SeccompFilters, &seccomp.SeccompFilter{Filter: bpfAsm(long...), Prev: u32(i - 1)})
+			}
+			for _, c := range f.cores {
+				c.ThreadCore.SeccompFilter = u32(8)
+			}
+		}, "more than the kernel's 32768 instructions"},
+		{"too many mounts", func(f *criuFixture, s *runtimespec.Spec) {
+			for i := 0; i < criuMaxMounts; i++ {
+				m := proto.Clone(mountOf(f, "/dev/mqueue")).(*mnt.MntEntry)
+				m.MntId, m.Mountpoint = u32(uint32(10000+i)), proto.String("/dev/mqueue/"+itoa(uint32(i)))
+				f.mounts[13] = append(f.mounts[13], m)
+			}
+		}, "more than 4096 mounts"},
 		{"a filter the kernel would not load", func(f *criuFixture, s *runtimespec.Spec) {
 			f.seccomp.SeccompFilters[0].Filter = bpfAsm(bpfInsn{code: bpfLD | bpfW | bpfABS, k: 64}, bpfInsn{code: bpfRET | bpfA})
 		}, "loads at offset 64"},
