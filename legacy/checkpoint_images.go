@@ -754,7 +754,9 @@ func (s *criuImageSet) checkSeccomp(p *restorePolicy, th criuThread, leader bool
 		if prof := p.spec.Linux; prof != nil && prof.Seccomp != nil && mode != criucore.SeccompMode_strict {
 			return errors.New("no seccomp filter, and the container has a seccomp profile")
 		}
-		return nil // strict mode: read, write, exit and sigreturn only, less than any profile allows
+		// No profile, or strict mode (read, write, exit and sigreturn only: less than any
+		// profile allows).
+		return nil
 	}
 	// Threads share their filters: each chain is judged once.
 	if err, done := s.chainChecked[idx]; done {
@@ -884,9 +886,11 @@ var mountFstypes = map[uint32]string{
 // spec's bind mounts (external mounts, by destination) and the root; every other mount and
 // every mount's flags come from the images: the tree must be the one runc makes from the spec.
 func (s *criuImageSet) checkMounts(p *restorePolicy, root *criuTask) error {
-	rootNs := uint32(0)
-	if root.ids != nil {
-		rootNs = root.ids.GetMntNsId()
+	rootNs := root.ids.GetMntNsId()
+	if p.namespaces[runtimespec.MountNamespace] && len(s.mounts[rootNs]) == 0 {
+		// CRIU would build the container's mount namespace from nothing: whatever it makes of
+		// that, the spec's masks are not in it.
+		return fmt.Errorf("no mount tree for the root task's mount namespace (%d)", rootNs)
 	}
 	for ns, mounts := range s.mounts {
 		if err := p.checkMountTree(mounts, ns == rootNs); err != nil {

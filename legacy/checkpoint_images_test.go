@@ -420,6 +420,10 @@ func TestCheckpointImagesRefused(t *testing.T) {
 			m := mountOf(f, "/proc/kcore")
 			m.Fstype, m.Root = u32(uint32(mnt.Fstype_DEVTMPFS)), proto.String("/")
 		}, "mount at /proc/kcore: file system type 3"},
+		{"no mount tree", func(f *criuFixture, _ *runtimespec.Spec) {
+			f.mounts[14] = f.mounts[13]
+			delete(f.mounts, 13)
+		}, "no mount tree for the root task's mount namespace (13)"},
 		{"an unmasked path", func(f *criuFixture, _ *runtimespec.Spec) {
 			f.mounts[13] = slices.DeleteFunc(f.mounts[13], func(m *mnt.MntEntry) bool { return m.GetMountpoint() == "/proc/kcore" })
 		}, "/proc/kcore is not masked"},
