@@ -3,6 +3,7 @@ module github.com/cri-shim/cri-shim
 go 1.26.0
 
 require (
+	github.com/checkpoint-restore/go-criu/v8 v8.3.0
 	github.com/containerd/cgroups/v3 v3.1.2
 	github.com/containerd/containerd/api v1.10.0
 	github.com/containerd/containerd/v2 v2.2.9

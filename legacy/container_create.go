@@ -255,6 +255,14 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		return "", fmt.Errorf("%w: create containerd container: %w", ErrCreateContainer, err)
 	}
 	dNew := time.Since(tNew)
+	// CRIU restores the processes' credentials, seccomp filters, namespaces, cgroups and mounts
+	// from the checkpoint's images, not from the spec: they must be within the spec's
+	// (checkpoint_images.go), or the container is not created.
+	if restore != nil {
+		if err := checkRestoreImages(rootDir, spec); err != nil {
+			return "", fmt.Errorf("checkpoint %s: %w", restore.path, err)
+		}
+	}
 	// The spec for the verbose status (spec_file.go).
 	if cntr != nil {
 		saveSpecFile(ctx, rootDir, cntr)
