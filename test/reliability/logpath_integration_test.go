@@ -56,14 +56,16 @@ func TestLogPathCannotEscapeThroughSymlinks(t *testing.T) {
 	if _, err := create("through-file", "file.log"); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("log_path that is a symlink leading out: %v, want InvalidArgument", err)
 	}
-	// Swapped after create: the start refuses to open it.
+	// Swapped after create: the start refuses to open it. The request was valid when made; what
+	// changed is the file system under it, so the start answers FailedPrecondition (as for a FIFO
+	// or device planted there), and the victim is untouched.
 	id, err := create("swapped", "swapped.log")
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Symlink(victim, filepath.Join(cfg.LogDirectory, "swapped.log"))
-	if _, err := rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); status.Code(err) != codes.InvalidArgument {
-		t.Errorf("start with the log swapped for a symlink leading out: %v, want InvalidArgument", err)
+	if _, err := rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("start with the log swapped for a symlink leading out: %v, want FailedPrecondition", err)
 	}
 	// Inside: fine.
 	id, err = create("inside", "inside/c.log")
