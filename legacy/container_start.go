@@ -219,6 +219,8 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 				return err
 			}
 		}
+		// For a restore, the runc shim only notes the checkpoint at the create: runc restore,
+		// and CRIU, run at the start, which is bounded below.
 		task, err = cntr.NewTask(ctx, func(string) (cio.IO, error) { return ctrIO.dio, nil }, restoreOpts...)
 		if err == nil {
 			pid = task.Pid()
@@ -236,7 +238,13 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	}
 	tStart := time.Now()
 	if task != nil {
-		err = task.Start(ctx)
+		if len(restoreOpts) > 0 {
+			// The shim runs runc restore, and it CRIU, now: bounded, its CRIU killed at the
+			// bound (restore_bound.go).
+			err = boundRestore(ctx, c.meta.ID, task.Start)
+		} else {
+			err = task.Start(ctx)
+		}
 		pid = task.Pid()
 	} else {
 		pid, err = r.startTask(ctx, c.meta.ID)
