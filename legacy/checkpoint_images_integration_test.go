@@ -78,16 +78,7 @@ func editCheckpointCores(t *testing.T, src string, edit func(*criucore.CoreEntry
 func TestRestoreChecksCRIUImages(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
-	switch info := probeCRIU(ctx); {
-	case info.Missing:
-		t.Fatalf("%v", info.Err)
-	case info.Err != nil:
-		t.Skipf("CRIU cannot checkpoint on this host (the probe's reason): %v", info.Err)
-	default:
-		saved := checkCRIU
-		t.Cleanup(func() { checkCRIU = saved })
-		checkCRIU = func() criuInfo { return info }
-	}
+	requireCRIU(t, ctx)
 	// The kubelet's defaults: RuntimeDefault seccomp, its masked and read-only paths.
 	confined := func(cfg *runtime.ContainerConfig) *runtime.ContainerConfig {
 		sc := ownPid(cfg).Linux.SecurityContext

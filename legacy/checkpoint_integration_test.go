@@ -135,16 +135,8 @@ func TestCheckpoint(t *testing.T) {
 		_, _, err := e.rt.RestorePod(ctx, RestorePodRequest{CheckpointPath: fakePod, Config: podCfg("restored"),
 			ContainerConfigs: []*runtime.ContainerConfig{ctrCfg("counter", "sh")}})
 		wantReason("restore pod", err)
-		src := t.TempDir()
-		if err := os.WriteFile(filepath.Join(src, checkpointConfig), []byte(`{}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		archive := filepath.Join(t.TempDir(), "c.tar")
-		if _, err := writeTarArchive(src, archive); err != nil {
-			t.Fatal(err)
-		}
 		cfg := ctrCfg("from-archive", "sh")
-		cfg.Image = &runtime.ImageSpec{Image: archive}
+		cfg.Image = &runtime.ImageSpec{Image: emptyCheckpointArchive(t)}
 		_, err = e.rt.CreateContainer(ctx, sb.ID, cfg)
 		wantReason("create from a checkpoint archive", err)
 		stillRunning("after refused checkpoints")
@@ -239,16 +231,8 @@ func TestCheckpoint(t *testing.T) {
 			t.Fatalf("restore: %v", err)
 		}
 		// CreateContainer with a checkpoint archive as its image (CRI-O's and containerd's way).
-		src := t.TempDir()
-		if err := os.WriteFile(filepath.Join(src, checkpointConfig), []byte(`{}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		archive := filepath.Join(t.TempDir(), "c.tar")
-		if _, err := writeTarArchive(src, archive); err != nil {
-			t.Fatal(err)
-		}
 		cfg := ctrCfg("from-archive", "sh")
-		cfg.Image = &runtime.ImageSpec{Image: archive}
+		cfg.Image = &runtime.ImageSpec{Image: emptyCheckpointArchive(t)}
 		// Past the check of CRIU, its config.dump names no image.
 		if _, err := e.rt.CreateContainer(ctx, sb.ID, cfg); !errdefs.IsInvalidArgument(err) {
 			t.Fatalf("create from a checkpoint archive: %v", err)
@@ -481,4 +465,19 @@ func TestCheckpointHelperFails(t *testing.T) {
 			}
 		})
 	}
+}
+
+// emptyCheckpointArchive writes a checkpoint archive whose config.dump is empty (it names no
+// container or image) and returns its path.
+func emptyCheckpointArchive(t *testing.T) string {
+	t.Helper()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, checkpointConfig), []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "c.tar")
+	if _, err := writeTarArchive(src, archive); err != nil {
+		t.Fatal(err)
+	}
+	return archive
 }

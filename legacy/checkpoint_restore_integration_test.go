@@ -99,18 +99,7 @@ func (e *env) removePod(id string) {
 func TestRestore(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
-	// The host's CRIU, probed for real (a dump and restore of a process of the probe's own).
-	switch info := probeCRIU(ctx); {
-	case info.Missing:
-		t.Fatalf("%v", info.Err)
-	case info.Err != nil:
-		t.Skipf("CRIU cannot checkpoint on this host (the probe's reason): %v", info.Err)
-	default:
-		t.Logf("CRIU %s at %s, probed in %v", info.Version, info.Path, info.Took)
-		saved := checkCRIU
-		t.Cleanup(func() { checkCRIU = saved })
-		checkCRIU = func() criuInfo { return info }
-	}
+	requireCRIU(t, ctx)
 	src, srcLogs := e.podWithLogs("rst-src")
 	// A file written before the checkpoint: the container's file-system changes go with it.
 	id := e.createStart(src.ID, ownPid(ctrCfg("counter", "sh", "-c", "echo kept > /kept; "+printCounter)))
@@ -250,4 +239,22 @@ func TestRestore(t *testing.T) {
 			t.Fatalf("restored sandbox %+v %v", st, err)
 		}
 	})
+}
+
+// requireCRIU probes the host's CRIU for real (a dump and restore of a process of the probe's
+// own) and makes the runtime under test use that result: the test fails when no CRIU is
+// installed, and is skipped, with the probe's reason, only when an installed CRIU cannot work here.
+func requireCRIU(t *testing.T, ctx context.Context) {
+	t.Helper()
+	info := probeCRIU(ctx)
+	switch {
+	case info.Missing:
+		t.Fatalf("%v", info.Err)
+	case info.Err != nil:
+		t.Skipf("CRIU cannot checkpoint on this host (the probe's reason): %v", info.Err)
+	}
+	t.Logf("CRIU %s at %s, probed in %v", info.Version, info.Path, info.Took)
+	saved := checkCRIU
+	t.Cleanup(func() { checkCRIU = saved })
+	checkCRIU = func() criuInfo { return info }
 }

@@ -28,16 +28,7 @@ import (
 func TestRestoreHelperHangs(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
-	switch info := probeCRIU(ctx); {
-	case info.Missing:
-		t.Fatalf("%v", info.Err)
-	case info.Err != nil:
-		t.Skipf("CRIU cannot checkpoint on this host (the probe's reason): %v", info.Err)
-	default:
-		saved := checkCRIU
-		t.Cleanup(func() { checkCRIU = saved })
-		checkCRIU = func() criuInfo { return info }
-	}
+	requireCRIU(t, ctx)
 	runc := ResolveRuncBinary("")
 	if runc == "" {
 		runc = "runc"
