@@ -11,38 +11,11 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/internal/testutil"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
-
-// within runs f and fails the test when it has not returned after d (f is left running: the
-// caller's cleanup must unblock it).
-func within(t *testing.T, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { defer close(done); f() }()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s: still blocked after %v", what, d)
-	}
-}
-
-// plantFIFO makes a FIFO at path with a reader that never reads, as a container with its log
-// directory mounted can: an open for writing succeeds, and writes block once the pipe is full.
-// The reader is closed at cleanup (a write blocked on it then fails).
-func plantFIFO(t *testing.T, path string) {
-	t.Helper()
-	if err := unix.Mkfifo(path, 0o666); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-}
 
 // closeLater closes ctrIO at the end of the test, after the cleanups registered later (those of
 // plantFIFO: a pump blocked on a planted FIFO holds the stream's lock until its reader is closed).
@@ -107,12 +80,12 @@ func TestLogFIFODoesNotStallOtherContainers(t *testing.T) {
 	closeIO := closeLater(t)
 	logDir := t.TempDir()
 	os.MkdirAll(filepath.Join(logDir, "a"), 0o755)
-	plantFIFO(t, filepath.Join(logDir, "a", "0.log"))
+	testutil.PlantFIFO(t, filepath.Join(logDir, "a", "0.log"))
 
 	a := logTestContainer(t, logDir, "a")
 	var ioA *containerIO
 	var err error
-	within(t, 5*time.Second, "opening a log that is a FIFO", func() { ioA, err = r.openContainerIO(t.Context(), a) })
+	testutil.Within(t, 5*time.Second, "opening a log that is a FIFO", func() { ioA, err = r.openContainerIO(t.Context(), a) })
 	if err == nil {
 		closeIO(ioA)
 		t.Error("a FIFO at the log path was opened")
@@ -154,9 +127,9 @@ func TestReopenLogFIFODoesNotStallOtherContainers(t *testing.T) {
 	if err := os.Rename(a.meta.LogPath, rotated); err != nil {
 		t.Fatal(err)
 	}
-	plantFIFO(t, a.meta.LogPath)
+	testutil.PlantFIFO(t, a.meta.LogPath)
 	var err error
-	within(t, 5*time.Second, "ReopenContainerLog onto a FIFO", func() { err = r.ReopenContainerLog(t.Context(), "a") })
+	testutil.Within(t, 5*time.Second, "ReopenContainerLog onto a FIFO", func() { err = r.ReopenContainerLog(t.Context(), "a") })
 	if !errors.Is(err, crilog.ErrNotRegular) || !errdefs.IsFailedPrecondition(err) {
 		t.Errorf("ReopenContainerLog onto a FIFO: %v, want ErrNotRegular, FailedPrecondition", err)
 	}
@@ -194,7 +167,7 @@ func TestExitWithFIFOTerminationMessage(t *testing.T) {
 		}
 	})
 	c := terminationContainer(t, host)
-	within(t, 5*time.Second, "exit handling", func() { r.handleContainerExit(c, false, 1, time.Now()) })
+	testutil.Within(t, 5*time.Second, "exit handling", func() { r.handleContainerExit(c, false, 1, time.Now()) })
 	state, rec, _ := c.snapshot()
 	if state != ContainerStateExited || rec.Message != "" || rec.ExitCode != 1 {
 		t.Fatalf("state %v, record %+v", state, rec)
@@ -246,7 +219,7 @@ func TestExitWithHungTerminationMessageRead(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the termination message was not read")
 	}
-	within(t, time.Second, "the container's lock while the message is read", func() { c.snapshot() })
+	testutil.Within(t, time.Second, "the container's lock while the message is read", func() { c.snapshot() })
 	select {
 	case <-done:
 	case <-time.After(terminationMessageTimeout + 5*time.Second):

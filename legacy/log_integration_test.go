@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/internal/testutil"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -61,7 +62,7 @@ func TestLogFIFOPlantedByAContainer(t *testing.T) {
 
 	victimCfg := ctrCfg("victim", "sh", "-c", "yes victim | head -c 2000000; sleep 3600")
 	var err error
-	within(t, 10*time.Second, "create and start of the victim", func() {
+	testutil.Within(t, 10*time.Second, "create and start of the victim", func() {
 		var id string
 		if id, err = e.rt.CreateContainer(ctx, sb.ID, victimCfg); err == nil {
 			err = e.rt.StartContainer(ctx, id)
@@ -78,8 +79,8 @@ func TestLogFIFOPlantedByAContainer(t *testing.T) {
 	if err := os.Rename(talkerLog, rotated); err != nil {
 		t.Fatal(err)
 	}
-	plantFIFO(t, talkerLog)
-	within(t, 10*time.Second, "ReopenContainerLog onto a FIFO", func() { err = e.rt.ReopenContainerLog(ctx, talker) })
+	testutil.PlantFIFO(t, talkerLog)
+	testutil.Within(t, 10*time.Second, "ReopenContainerLog onto a FIFO", func() { err = e.rt.ReopenContainerLog(ctx, talker) })
 	if !errors.Is(err, crilog.ErrNotRegular) || !errdefs.IsFailedPrecondition(err) {
 		t.Errorf("ReopenContainerLog onto a FIFO: %v, want ErrNotRegular, FailedPrecondition", err)
 	}

@@ -9,35 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cri-shim/cri-shim/internal/testutil"
 	"golang.org/x/sys/unix"
 )
-
-// within runs f and fails the test when it has not returned after d (f is left running: the
-// caller's cleanup must unblock it).
-func within(t *testing.T, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { defer close(done); f() }()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s: still blocked after %v", what, d)
-	}
-}
-
-// fifoReader plants a FIFO at path with a reader that never reads (what a container with its log
-// directory mounted can do): a writer's open succeeds and its writes block once the pipe is full.
-func fifoReader(t *testing.T, path string) {
-	t.Helper()
-	if err := unix.Mkfifo(path, 0o666); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) }) // a write blocked on the pipe fails then (EPIPE)
-}
 
 // unblockFIFOOpen lets an open for writing blocked on the FIFO at path (no reader) return.
 func unblockFIFOOpen(t *testing.T, path string) {
@@ -57,7 +31,7 @@ func TestOpenRefusesAFIFO(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "0.log")
 			if reader {
-				fifoReader(t, path)
+				testutil.PlantFIFO(t, path)
 			} else {
 				if err := unix.Mkfifo(path, 0o666); err != nil {
 					t.Fatal(err)
@@ -69,7 +43,7 @@ func TestOpenRefusesAFIFO(t *testing.T) {
 				opts = append(opts, InDir(dir))
 			}
 			var err error
-			within(t, 5*time.Second, "Open of a FIFO", func() {
+			testutil.Within(t, 5*time.Second, "Open of a FIFO", func() {
 				var w *Writer
 				if w, err = Open(path, opts...); w != nil {
 					w.Close()
@@ -138,17 +112,17 @@ func TestReopenRefusesAFIFO(t *testing.T) {
 		rotated := path + ".1"
 		os.Rename(path, rotated)
 		if reader {
-			fifoReader(t, path)
+			testutil.PlantFIFO(t, path)
 		} else {
 			unix.Mkfifo(path, 0o666)
 			unblockFIFOOpen(t, path)
 		}
-		within(t, 5*time.Second, "Reopen onto a FIFO", func() { err = w.Reopen() })
+		testutil.Within(t, 5*time.Second, "Reopen onto a FIFO", func() { err = w.Reopen() })
 		if !errors.Is(err, ErrNotRegular) {
 			t.Errorf("reader %v: Reopen: %v, want ErrNotRegular", reader, err)
 		}
 		lw := w.NewLineWriter(Stdout)
-		within(t, 5*time.Second, "a write after the failed Reopen", func() {
+		testutil.Within(t, 5*time.Second, "a write after the failed Reopen", func() {
 			lw.Write([]byte(strings.Repeat("x", 1000) + "\nafter\n"))
 		})
 		if err := w.Close(); err != nil {
@@ -173,7 +147,7 @@ func TestStuckLogFileDoesNotBlockWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	fifo := filepath.Join(dir, "hung")
-	fifoReader(t, fifo)
+	testutil.PlantFIFO(t, fifo)
 	hung, err := os.OpenFile(fifo, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +165,7 @@ func TestStuckLogFileDoesNotBlockWriters(t *testing.T) {
 	}
 	lw := stuck.NewLineWriter(Stdout)
 	chunk := []byte(strings.Repeat(strings.Repeat("y", 99)+"\n", 640)) // 64000 bytes
-	within(t, 5*time.Second, "writes into a log whose file blocks", func() {
+	testutil.Within(t, 5*time.Second, "writes into a log whose file blocks", func() {
 		for range 64 { // 4 MB: more than the pipe and the backlog take
 			lw.Write(chunk)
 		}
@@ -204,14 +178,14 @@ func TestStuckLogFileDoesNotBlockWriters(t *testing.T) {
 		t.Error("nothing dropped beyond the backlog's bound")
 	}
 	olw := other.NewLineWriter(Stderr)
-	within(t, 5*time.Second, "another log", func() {
+	testutil.Within(t, 5*time.Second, "another log", func() {
 		olw.Write([]byte("still flowing\n"))
 		if err := other.Close(); err != nil {
 			t.Error(err)
 		}
 	})
 	equal(t, readLog(t, filepath.Join(dir, "other.log")), []string{ts + " stderr F still flowing"})
-	within(t, closeFlushTimeout+5*time.Second, "Close of the stuck log", func() { stuck.Close() })
+	testutil.Within(t, closeFlushTimeout+5*time.Second, "Close of the stuck log", func() { stuck.Close() })
 	if backlog != nil {
 		select {
 		case <-backlog:
