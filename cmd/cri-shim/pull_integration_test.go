@@ -90,9 +90,16 @@ func TestPullCLICredentials(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/cmdline")
-	if err != nil {
-		t.Fatal(err)
+	// Start returns once exec has begun, before the kernel has placed the new arguments: until
+	// then /proc/PID/cmdline reads empty. Wait for them.
+	var cmdline []byte
+	for deadline := time.Now().Add(10 * time.Second); len(cmdline) == 0 && time.Now().Before(deadline); {
+		if cmdline, err = os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/cmdline"); err != nil {
+			t.Fatal(err)
+		}
+		if len(cmdline) == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	if !bytes.Contains(cmdline, []byte(user)) || bytes.Contains(cmdline, []byte(password)) {
 		t.Errorf("command line %q", bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
