@@ -12,41 +12,17 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/cri-shim/cri-shim/imageservice/pullprogress"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Progress is a snapshot of one pull.
-type Progress struct {
-	// Ref is the normalized reference being pulled.
-	Ref string
-	// Blobs are the manifests, config and layers known so far, in the order they were met.
-	Blobs []BlobProgress
-	// Done and Total sum Blobs; Total grows while manifests are read.
-	Done, Total int64
-	// BytesRead counts every byte read from registries (tokens and manifests included).
-	BytesRead int64
-	// ActiveRequests is the number of registry requests in flight.
-	ActiveRequests int
-	// Elapsed is the time since the pull started (after waiting for a pull slot).
-	Elapsed time.Duration
-	// Finished is set on the last snapshot of a successful pull.
-	Finished bool
-}
+// Progress is a snapshot of one pull (the type lives in pullprogress so that the model can name
+// it without importing containerd).
+type Progress = pullprogress.Progress
 
 // BlobProgress is the transfer state of one blob.
-type BlobProgress struct {
-	Digest    digest.Digest
-	MediaType string
-	Done      int64
-	Total     int64
-}
-
-// Complete tells whether the blob is all there.
-func (b BlobProgress) Complete() bool { return b.Total > 0 && b.Done >= b.Total }
-
-// IsLayer tells whether the blob is a layer (not a manifest, index or config).
-func (b BlobProgress) IsLayer() bool { return images.IsLayerType(b.MediaType) }
+type BlobProgress = pullprogress.BlobProgress
 
 // tracker follows one pull: the HTTP traffic to the registry (counted by a RoundTripper wrapped
 // around the resolver's clients, cheap: no content store polling) and the descriptors the pull

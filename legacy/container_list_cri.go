@@ -2,6 +2,7 @@ package legacy
 
 import (
 	"context"
+	"strings"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -35,7 +36,7 @@ func (r *ContainerdRuntime) ListCRIContainers(ctx context.Context, filter *Conta
 	out := newEncodedList[*runtime.Container](len(cs))
 	for _, c := range cs {
 		if filter != nil {
-			if filter.SandboxID != "" && !hasPrefix(c.meta.SandboxID, filter.SandboxID) {
+			if filter.SandboxID != "" && !strings.HasPrefix(c.meta.SandboxID, filter.SandboxID) {
 				continue
 			}
 			if !labelsMatch(c.config.GetLabels(), filter.Labels) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,13 +86,13 @@ func (f *ContainerFilter) Match(d *ContainerDetails) bool {
 	if f == nil {
 		return true
 	}
-	if f.ID != "" && !hasPrefix(d.ID.ID, f.ID) {
+	if f.ID != "" && !strings.HasPrefix(d.ID.ID, f.ID) {
 		return false
 	}
 	if f.State != nil && d.State != *f.State {
 		return false
 	}
-	if f.SandboxID != "" && !hasPrefix(d.SandboxID, f.SandboxID) {
+	if f.SandboxID != "" && !strings.HasPrefix(d.SandboxID, f.SandboxID) {
 		return false
 	}
 	labels := d.Config.GetLabels()

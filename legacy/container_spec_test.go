@@ -3,12 +3,13 @@ package legacy
 import (
 	"context"
 	"errors"
-	"github.com/containerd/errdefs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/containerd/errdefs"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/mount"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -99,7 +100,7 @@ func (r *ContainerdRuntime) ListContainers(ctx context.Context, filter *Containe
 	var out []*ContainerDetails
 	for _, c := range cs {
 		// The sandbox is known without building the details: skip the other pods' containers.
-		if filter != nil && filter.SandboxID != "" && !hasPrefix(c.meta.SandboxID, filter.SandboxID) {
+		if filter != nil && filter.SandboxID != "" && !strings.HasPrefix(c.meta.SandboxID, filter.SandboxID) {
 			continue
 		}
 		if d := r.details(c); filter.Match(d) {

@@ -1,10 +1,11 @@
 package legacy
 
 import (
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sync"
 	"testing"
 	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	dto "github.com/prometheus/client_model/go"
 )

@@ -11,9 +11,6 @@ import (
 	"github.com/cri-shim/cri-shim/imageservice"
 )
 
-// PullProgress is a snapshot of a pull in progress.
-type PullProgress = imageservice.Progress
-
 // ImageServiceBackend is the ImageBackend (and the image half of the Runtime) over the CRI image
 // service on containerd.
 type ImageServiceBackend struct {

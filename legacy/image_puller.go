@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cri-shim/cri-shim/imageservice/pullprogress"
 	"github.com/distribution/reference"
 	"golang.org/x/sync/semaphore"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -17,6 +18,9 @@ import (
 )
 
 // PullPolicy says when an image is pulled.
+// PullProgress is a snapshot of a pull in progress.
+type PullProgress = pullprogress.Progress
+
 type PullPolicy string
 
 // The pull policies of a container.

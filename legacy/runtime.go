@@ -3,6 +3,7 @@ package legacy
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/containerd/errdefs"
 
@@ -71,7 +72,7 @@ func (f *SandboxFilter) Match(s *SandboxStatus) bool {
 	if f == nil {
 		return true
 	}
-	if f.ID != "" && !hasPrefix(s.ID, f.ID) {
+	if f.ID != "" && !strings.HasPrefix(s.ID, f.ID) {
 		return false
 	}
 	if f.State != nil && s.State != *f.State {
@@ -84,8 +85,6 @@ func (f *SandboxFilter) Match(s *SandboxStatus) bool {
 	}
 	return true
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
 // lookupID finds an object of kind ("sandbox", "container") by its ID or a unique prefix of it:
 // InvalidArgument for an empty ID or an ambiguous prefix, NotFound when nothing matches. The
@@ -100,7 +99,7 @@ func lookupID[T any](m map[string]T, kind, id string) (T, error) {
 	}
 	found, n := zero, 0
 	for k, v := range m {
-		if hasPrefix(k, id) {
+		if strings.HasPrefix(k, id) {
 			found, n = v, n+1
 		}
 	}

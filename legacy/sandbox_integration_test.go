@@ -5,7 +5,6 @@ package legacy
 import (
 	"context"
 	"fmt"
-	"github.com/cri-shim/cri-shim/imageservice"
 	"io"
 	"net"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cri-shim/cri-shim/imageservice"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"

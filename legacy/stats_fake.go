@@ -2,6 +2,7 @@ package legacy
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,7 +71,7 @@ func (f *FakeRuntime) ListContainerStats(ctx context.Context, filter *ContainerS
 	var out []*ContainerStats
 	for _, d := range f.FakeContainers() {
 		if filter != nil {
-			if (filter.ID != "" && !hasPrefix(d.ID.ID, filter.ID)) || (filter.SandboxID != "" && !hasPrefix(d.SandboxID, filter.SandboxID)) ||
+			if (filter.ID != "" && !strings.HasPrefix(d.ID.ID, filter.ID)) || (filter.SandboxID != "" && !strings.HasPrefix(d.SandboxID, filter.SandboxID)) ||
 				!labelsMatch(d.Config.GetLabels(), filter.Labels) {
 				continue
 			}

@@ -2,6 +2,7 @@ package legacy
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -49,10 +50,10 @@ func (f *ContainerStatsFilter) match(pc *podContainer) bool {
 	if f == nil {
 		return true
 	}
-	if f.ID != "" && !hasPrefix(pc.meta.ID, f.ID) {
+	if f.ID != "" && !strings.HasPrefix(pc.meta.ID, f.ID) {
 		return false
 	}
-	if f.SandboxID != "" && !hasPrefix(pc.meta.SandboxID, f.SandboxID) {
+	if f.SandboxID != "" && !strings.HasPrefix(pc.meta.SandboxID, f.SandboxID) {
 		return false
 	}
 	return labelsMatch(pc.config.GetLabels(), f.Labels)
