@@ -2,6 +2,7 @@ package legacy
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -184,4 +185,27 @@ func cpuRate(a, b cpuPoint) (uint64, bool) {
 		return 0, false
 	}
 	return uint64(float64(b.usage-a.usage) / dt.Seconds()), true
+}
+
+// Match tells whether the container with that ID, sandbox ID and labels passes the filter.
+func (f *ContainerStatsFilter) Match(id, sandboxID string, labels map[string]string) bool {
+	if f == nil {
+		return true
+	}
+	if f.ID != "" && !strings.HasPrefix(id, f.ID) {
+		return false
+	}
+	if f.SandboxID != "" && !strings.HasPrefix(sandboxID, f.SandboxID) {
+		return false
+	}
+	return labelsMatch(labels, f.Labels)
+}
+
+func labelsMatch(labels, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }

@@ -56,7 +56,7 @@ func (r *ContainerdRuntime) ListCRIContainerStats(ctx context.Context, filter *C
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, pc := range cs {
-		if !filter.match(pc) {
+		if !filter.Match(pc.meta.ID, pc.meta.SandboxID, pc.config.GetLabels()) {
 			continue
 		}
 		e := c.criEntryLocked(pc, now, conv)

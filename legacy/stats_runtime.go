@@ -2,7 +2,6 @@ package legacy
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -38,34 +37,12 @@ func (r *ContainerdRuntime) ListContainerStats(ctx context.Context, filter *Cont
 	defer c.mu.Unlock()
 	out := make([]*ContainerStats, 0, len(cs))
 	for _, pc := range cs {
-		if !filter.match(pc) {
+		if !filter.Match(pc.meta.ID, pc.meta.SandboxID, pc.config.GetLabels()) {
 			continue
 		}
 		out = append(out, c.containerStatsLocked(pc, now))
 	}
 	return out, nil
-}
-
-func (f *ContainerStatsFilter) match(pc *podContainer) bool {
-	if f == nil {
-		return true
-	}
-	if f.ID != "" && !strings.HasPrefix(pc.meta.ID, f.ID) {
-		return false
-	}
-	if f.SandboxID != "" && !strings.HasPrefix(pc.meta.SandboxID, f.SandboxID) {
-		return false
-	}
-	return labelsMatch(pc.config.GetLabels(), f.Labels)
-}
-
-func labelsMatch(labels, want map[string]string) bool {
-	for k, v := range want {
-		if got, ok := labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
 }
 
 // PodSandboxStats returns the stats of the sandbox id (or a unique prefix of it); a sandbox that

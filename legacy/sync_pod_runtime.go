@@ -11,10 +11,7 @@ type PodSyncRuntime interface {
 	SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus, backOff *Backoff) PodSyncResult
 }
 
-var (
-	_ PodSyncRuntime = (*ContainerdRuntime)(nil)
-	_ PodSyncRuntime = (*FakeRuntime)(nil)
-)
+var _ PodSyncRuntime = (*ContainerdRuntime)(nil)
 
 // pullers holds one ImagePuller per runtime, so that SyncPod's image pull backoff lasts across
 // calls.
@@ -27,6 +24,8 @@ func (r *ContainerdRuntime) SyncPod(ctx context.Context, pod *PodSpec, status *P
 	p, _ := pullers.LoadOrStore(r, NewImagePuller(nil, r.images, nil))
 	return NewPodSyncer(r, p.(ImagePuller), nil, backOff).SyncPod(ctx, pod, status)
 }
+
+var _ PodSyncRuntime = (*FakeRuntime)(nil)
 
 // SyncPod syncs pod on the fake (PodSyncer.SyncPod without an image puller: images are always
 // present) and records the call.
