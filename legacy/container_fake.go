@@ -20,11 +20,9 @@ type fakeContainers struct {
 	next int
 }
 
-var fakeContainerStates sync.Map // *FakeRuntime -> *fakeContainers
-
 func (f *FakeRuntime) containers() *fakeContainers {
-	v, _ := fakeContainerStates.LoadOrStore(f, &fakeContainers{byID: map[string]*ContainerDetails{}})
-	return v.(*fakeContainers)
+	f.containersOnce.Do(func() { f.containerSet = &fakeContainers{byID: map[string]*ContainerDetails{}} })
+	return f.containerSet
 }
 
 var _ ContainerManager = (*FakeRuntime)(nil)

@@ -9,7 +9,6 @@ import (
 
 func TestListCRIContainersCache(t *testing.T) {
 	r := &ContainerdRuntime{}
-	t.Cleanup(func() { containerStates.Delete(r) })
 	st := r.ctrs().store
 	mk := func(id, sb, name string) *podContainer {
 		c := &podContainer{meta: containerMetadata{ID: id, SandboxID: sb},

@@ -119,15 +119,10 @@ type containerState struct {
 	unpacked sync.Map // snapshotter + "/" + chainID -> true
 }
 
-var containerStates sync.Map // *ContainerdRuntime -> *containerState
-
 // ctrs returns the container manager's state of r.
 func (r *ContainerdRuntime) ctrs() *containerState {
-	if v, ok := containerStates.Load(r); ok {
-		return v.(*containerState)
-	}
-	v, _ := containerStates.LoadOrStore(r, &containerState{store: newContainerStore()})
-	return v.(*containerState)
+	r.ctrsOnce.Do(func() { r.ctrsState = &containerState{store: newContainerStore()} })
+	return r.ctrsState
 }
 
 func (r *ContainerdRuntime) containersRoot() string {

@@ -30,11 +30,9 @@ type pendingRemoval struct {
 	done      chan struct{}
 }
 
-var containerRemovals sync.Map // *ContainerdRuntime -> *pendingRemovals
-
 func (r *ContainerdRuntime) removals() *pendingRemovals {
-	v, _ := containerRemovals.LoadOrStore(r, &pendingRemovals{m: map[string]pendingRemoval{}})
-	return v.(*pendingRemovals)
+	r.removalsOnce.Do(func() { r.removalsState = &pendingRemovals{m: map[string]pendingRemoval{}} })
+	return r.removalsState
 }
 
 func (p *pendingRemovals) add(c *podContainer) chan struct{} {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -98,6 +99,21 @@ type ContainerdRuntime struct {
 	exits     *exitMonitor
 	// execStarted, when set (by tests), is told the ID of every exec process created.
 	execStarted func(execID string)
+
+	// The state of the runtime's parts, made on first use (a runtime made by a struct literal in
+	// a test works too) and dropped with the runtime.
+	ctrsOnce       sync.Once
+	ctrsState      *containerState // container_manager.go
+	removalsOnce   sync.Once
+	removalsState  *pendingRemovals // container_remove.go
+	eventsOnce     sync.Once
+	eventHub       *EventHub                // events_hub.go
+	nriAdaptation  atomic.Pointer[nriState] // nri.go; nil when NRI is off
+	statsOnce      sync.Once
+	statsState     *statsCollector // stats_collector.go
+	podResourceMap sync.Map        // sandbox_update.go: sandbox ID -> podResources
+	pullerOnce     sync.Once
+	puller         ImagePuller // sync_pod_runtime.go: SyncPod's, so its backoff lasts across calls
 }
 
 type cachedImage struct {

@@ -2,18 +2,15 @@ package legacy
 
 import (
 	"context"
-	"sync"
 
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-var fakeEventHubs sync.Map // *FakeRuntime -> *EventHub
-
 // FakeEvents is the fake's event hub: tests publish container events on it.
 func (f *FakeRuntime) FakeEvents() *EventHub {
-	v, _ := fakeEventHubs.LoadOrStore(f, NewEventHub())
-	return v.(*EventHub)
+	f.eventsOnce.Do(func() { f.eventHub = NewEventHub() })
+	return f.eventHub
 }
 
 var _ ContainerEventSource = (*FakeRuntime)(nil)
@@ -22,8 +19,6 @@ var _ ContainerEventSource = (*FakeRuntime)(nil)
 func (f *FakeRuntime) SubscribeContainerEvents(buffer int) (<-chan ContainerEvent, func()) {
 	return f.FakeEvents().Subscribe(buffer)
 }
-
-var fakeSandboxResources sync.Map // *FakeRuntime -> *sync.Map
 
 var _ SandboxResourceUpdater = (*FakeRuntime)(nil)
 
@@ -43,15 +38,13 @@ func (f *FakeRuntime) UpdatePodSandboxResources(ctx context.Context, id string, 
 	if resources != nil {
 		pr.resources = proto.Clone(resources).(*runtime.LinuxContainerResources)
 	}
-	v, _ := fakeSandboxResources.LoadOrStore(f, &sync.Map{})
-	v.(*sync.Map).Store(st.ID, pr)
+	f.resources.Store(st.ID, pr)
 	return nil
 }
 
 // PodSandboxResources returns what UpdatePodSandboxResources recorded.
 func (f *FakeRuntime) PodSandboxResources(id string) (overhead, resources *runtime.LinuxContainerResources) {
-	v, _ := fakeSandboxResources.LoadOrStore(f, &sync.Map{})
-	p, ok := v.(*sync.Map).Load(id)
+	p, ok := f.resources.Load(id)
 	if !ok {
 		return nil, nil
 	}

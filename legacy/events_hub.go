@@ -150,15 +150,10 @@ type ContainerEventSource interface {
 
 var _ ContainerEventSource = (*ContainerdRuntime)(nil)
 
-var eventHubs sync.Map // *ContainerdRuntime -> *EventHub
-
 // events returns the event hub of r.
 func (r *ContainerdRuntime) events() *EventHub {
-	if v, ok := eventHubs.Load(r); ok {
-		return v.(*EventHub)
-	}
-	v, _ := eventHubs.LoadOrStore(r, NewEventHub())
-	return v.(*EventHub)
+	r.eventsOnce.Do(func() { r.eventHub = NewEventHub() })
+	return r.eventHub
 }
 
 // SubscribeContainerEvents subscribes to the lifecycle events of the runtime's containers.

@@ -32,6 +32,15 @@ type FakeRuntime struct {
 	StoppedSandboxes []string
 	RemovedSandboxes []string
 	next             int
+
+	// The fake's parts, made on first use.
+	containersOnce sync.Once
+	containerSet   *fakeContainers // container_fake.go
+	eventsOnce     sync.Once
+	eventHub       *EventHub // events_fake.go
+	resources      sync.Map  // events_fake.go: sandbox ID -> podResources
+	usageOnce      sync.Once
+	usageSet       *fakeUsage // stats_fake.go
 }
 
 var _ Runtime = (*FakeRuntime)(nil)

@@ -16,7 +16,6 @@ import (
 func listBenchRuntime(b *testing.B) *ContainerdRuntime {
 	const pods, perPod = 100, 5
 	r := &ContainerdRuntime{sandboxes: newSandboxStore()}
-	b.Cleanup(func() { containerStates.Delete(r) })
 	st := r.ctrs().store
 	for p := range pods {
 		sbID := fmt.Sprintf("%063d%d", p, 9)

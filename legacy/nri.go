@@ -78,15 +78,8 @@ type nriState struct {
 	pluginsSeen atomic.Bool
 }
 
-var nriStates sync.Map // *ContainerdRuntime -> *nriState
-
 // nri returns the runtime's NRI adaptation; nil when NRI is off.
-func (r *ContainerdRuntime) nri() *nriState {
-	if v, ok := nriStates.Load(r); ok {
-		return v.(*nriState)
-	}
-	return nil
-}
+func (r *ContainerdRuntime) nri() *nriState { return r.nriAdaptation.Load() }
 
 // NRIEnabled tells whether StartNRI succeeded (and StopNRI was not called).
 func (r *ContainerdRuntime) NRIEnabled() bool { return r.nri() != nil }
@@ -130,9 +123,9 @@ func (r *ContainerdRuntime) StartNRI(opts NRIOptions) error {
 	}
 	n.adapt = a
 	n.seed()
-	nriStates.Store(r, n)
+	r.nriAdaptation.Store(n)
 	if err := a.Start(); err != nil {
-		nriStates.Delete(r)
+		r.nriAdaptation.Store(nil)
 		return fmt.Errorf("NRI: %w", err)
 	}
 	logrus.WithFields(logrus.Fields{"socket": opts.SocketPath, "plugin_dir": opts.PluginPath}).Info("NRI started")
@@ -145,7 +138,7 @@ func (r *ContainerdRuntime) StopNRI() {
 	if n == nil {
 		return
 	}
-	nriStates.Delete(r)
+	r.nriAdaptation.Store(nil)
 	n.adapt.Stop()
 }
 

@@ -35,12 +35,7 @@ type podResources struct {
 	overhead, resources *runtime.LinuxContainerResources
 }
 
-var sandboxResources sync.Map // *ContainerdRuntime -> *sync.Map (sandbox ID -> podResources)
-
-func (r *ContainerdRuntime) podResources() *sync.Map {
-	v, _ := sandboxResources.LoadOrStore(r, &sync.Map{})
-	return v.(*sync.Map)
-}
+func (r *ContainerdRuntime) podResources() *sync.Map { return &r.podResourceMap }
 
 // UpdatePodSandboxResources implements SandboxResourceUpdater.
 func (r *ContainerdRuntime) UpdatePodSandboxResources(ctx context.Context, id string, overhead, resources *runtime.LinuxContainerResources) error {

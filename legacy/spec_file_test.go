@@ -19,7 +19,6 @@ import (
 func specFileRuntime(t testing.TB) (*ContainerdRuntime, *podSandbox, *podContainer) {
 	dir := t.TempDir()
 	r := &ContainerdRuntime{sandboxes: newSandboxStore(), opts: Options{RootDir: dir, StateDir: filepath.Join(dir, "state")}}
-	t.Cleanup(func() { containerStates.Delete(r) })
 	sb := &podSandbox{
 		meta: sandboxMetadata{ID: "sb1", CreatedAt: time.Unix(1, 0)},
 		config: &runtime.PodSandboxConfig{Metadata: &runtime.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "u"},

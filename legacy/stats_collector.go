@@ -95,21 +95,18 @@ type layerUsage struct {
 	measured, notFound bool
 }
 
-var statsCollectors sync.Map // *ContainerdRuntime -> *statsCollector
-
 // stats returns the stats collector of r, starting its background sweep on first use.
 func (r *ContainerdRuntime) stats() *statsCollector {
-	v, ok := statsCollectors.Load(r)
-	if !ok {
+	r.statsOnce.Do(func() {
 		fs := detectCgroupFS()
-		v, _ = statsCollectors.LoadOrStore(r, &statsCollector{
+		r.statsState = &statsCollector{
 			r: r, fs: fs, rd: fs.reader(),
 			ctrs: map[string]*sampled{}, pods: map[string]*sampled{}, pauses: map[string]*sampled{}, pauseCgroups: map[string]string{},
 			entries: map[string]*criStatsEntry{},
 			layers:  map[string]*layerUsage{}, snRoots: map[string]string{}, layerReq: make(chan string, 256),
-		})
-	}
-	c := v.(*statsCollector)
+		}
+	})
+	c := r.statsState
 	c.start.Do(func() {
 		if r.bg == nil || r.bg.Err() != nil {
 			return
@@ -127,7 +124,6 @@ func (r *ContainerdRuntime) stats() *statsCollector {
 // statsLayerInterval and when asked.
 func (c *statsCollector) loop(ctx context.Context) {
 	defer func() {
-		statsCollectors.Delete(c.r)
 		c.mu.Lock()
 		c.rd.close()
 		c.mu.Unlock()

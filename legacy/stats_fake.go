@@ -15,11 +15,9 @@ type fakeUsage struct {
 	usage map[string]*ContainerStats // by container ID: the CPU and Memory to report
 }
 
-var fakeUsages sync.Map // *FakeRuntime -> *fakeUsage
-
 func (f *FakeRuntime) usage() *fakeUsage {
-	v, _ := fakeUsages.LoadOrStore(f, &fakeUsage{usage: map[string]*ContainerStats{}})
-	return v.(*fakeUsage)
+	f.usageOnce.Do(func() { f.usageSet = &fakeUsage{usage: map[string]*ContainerStats{}} })
+	return f.usageSet
 }
 
 var _ StatsProvider = (*FakeRuntime)(nil)

@@ -19,8 +19,7 @@ func statsListRuntime(t *testing.T) (*ContainerdRuntime, *statsCollector, string
 	c := &statsCollector{r: r, fs: fs, rd: fs.reader(),
 		ctrs: map[string]*sampled{}, pods: map[string]*sampled{}, pauses: map[string]*sampled{}, pauseCgroups: map[string]string{},
 		entries: map[string]*criStatsEntry{}, layers: map[string]*layerUsage{}, snRoots: map[string]string{}, layerReq: make(chan string, 256)}
-	statsCollectors.Store(r, c)
-	t.Cleanup(func() { containerStates.Delete(r); statsCollectors.Delete(r) })
+	r.statsOnce.Do(func() { r.statsState = c })
 	st := r.ctrs().store
 	for i, s := range []ContainerState{ContainerStateRunning, ContainerStateCreated} {
 		id := []string{"c1", "c2"}[i]

@@ -2,7 +2,6 @@ package legacy
 
 import (
 	"context"
-	"sync"
 )
 
 // PodSyncRuntime is a Runtime with the old kubelet Runtime's SyncPod: it brings a pod to its
@@ -13,16 +12,12 @@ type PodSyncRuntime interface {
 
 var _ PodSyncRuntime = (*ContainerdRuntime)(nil)
 
-// pullers holds one ImagePuller per runtime, so that SyncPod's image pull backoff lasts across
-// calls.
-var pullers sync.Map // Runtime -> ImagePuller
-
 // SyncPod syncs pod on r (PodSyncer.SyncPod) with the backoff given (nil: a new crash-loop
 // backoff), pulling through r's image backend; no events are recorded (use a PodSyncer with a
 // recorder for them).
 func (r *ContainerdRuntime) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus, backOff *Backoff) PodSyncResult {
-	p, _ := pullers.LoadOrStore(r, NewImagePuller(nil, r.images, nil))
-	return NewPodSyncer(r, p.(ImagePuller), nil, backOff).SyncPod(ctx, pod, status)
+	r.pullerOnce.Do(func() { r.puller = NewImagePuller(nil, r.images, nil) })
+	return NewPodSyncer(r, r.puller, nil, backOff).SyncPod(ctx, pod, status)
 }
 
 var _ PodSyncRuntime = (*FakeRuntime)(nil)
