@@ -209,7 +209,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 	var spec *runtimespec.Spec
 	tNew := time.Now()
 	var dSnap, dSpec time.Duration
-	snapOpts := sandboxUsernsMapping(sb.config).snapshotOpts()
+	snapOpts := usernsSnapshotOpts(sandboxUsernsMapping(sb.config))
 	// The record first and then the snapshot, when the spec needs no rootfs (fast_create.go); the
 	// general path otherwise (the first container of an image whose user is looked up in it).
 	var cntr containerd.Container

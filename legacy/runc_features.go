@@ -43,8 +43,8 @@ func RuncHandler(name, binary string) RuntimeHandler {
 	return h
 }
 
-// RuncBinary is the runc the handler runs: its options' BinaryName, else "runc" (PATH).
-func (h RuntimeHandler) RuncBinary() string {
+// RuncBinary is the runc the handler h runs: its options' BinaryName, else "runc" (PATH).
+func RuncBinary(h RuntimeHandler) string {
 	if o, ok := h.Options.(*runcoptions.Options); ok && o.GetBinaryName() != "" {
 		return o.GetBinaryName()
 	}
@@ -134,9 +134,9 @@ func (r *ContainerdRuntime) HandlerFeatures(ctx context.Context, name string) Ha
 	if f, ok := r.features[h.Name]; ok {
 		return f
 	}
-	rf := probeRunc(h.RuncBinary())
+	rf := probeRunc(RuncBinary(h))
 	f := HandlerFeatures{RecursiveReadOnlyMounts: rf != nil && slices.Contains(rf.MountOptions, "rro")}
-	log := logrus.WithFields(logrus.Fields{"handler": h.Name, "runc": h.RuncBinary()})
+	log := logrus.WithFields(logrus.Fields{"handler": h.Name, "runc": RuncBinary(h)})
 	why := ""
 	switch {
 	case !rf.userns():

@@ -246,7 +246,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	specOpts, err := sandbox.SpecOpts(sandbox.SpecInput{
 		ID: id, Config: config, Image: imgCfg, ImageName: r.opts.SandboxImage,
 		NetNSPath: sb.meta.NetNSPath, Files: sb.files, OOMScoreAdj: sandbox.DefaultSandboxOOMScoreAdj,
-		UsernsPath: userns.pinnedPath(sb.files), RootfsPath: sharedRootfs,
+		UsernsPath: usernsPinnedPath(userns, sb.files), RootfsPath: sharedRootfs,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("sandbox spec: %v: %w", err, errdefs.ErrInvalidArgument))
@@ -267,7 +267,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	// The record first and then the snapshot (fast_create.go); the general path when the spec needs
 	// the rootfs (a user looked up in the image's files) or an option failed (its error then).
 	var container containerd.Container
-	snapOpts := userns.snapshotOpts()
+	snapOpts := usernsSnapshotOpts(userns)
 	newOpts := []containerd.NewContainerOpts{
 		containerd.WithNewSpec(specOpts...),
 		containerd.WithContainerLabels(labels),

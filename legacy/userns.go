@@ -93,10 +93,10 @@ func (m *podUsernsMapping) criMappings() (uids, gids []*runtime.IDMapping) {
 		[]*runtime.IDMapping{{ContainerId: m.GID.ContainerID, HostId: m.GID.HostID, Length: m.GID.Size}}
 }
 
-// snapshotOpts labels a container's snapshot with the pod's mapping: an overlay snapshotter that
+// usernsSnapshotOpts labels a container's snapshot with the pod's mapping: an overlay snapshotter that
 // supports idmapped mounts ("remap-ids") then mounts the image's layers idmapped and gives the
 // writable layer to the pod's root.
-func (m *podUsernsMapping) snapshotOpts() []snapshots.Opt {
+func usernsSnapshotOpts(m *podUsernsMapping) []snapshots.Opt {
 	if m == nil {
 		return nil
 	}
@@ -149,8 +149,8 @@ func containerUserns(in containerSpecInput) (*podUsernsMapping, []oci.SpecOpts, 
 	return m, []oci.SpecOpts{sandbox.WithUsernsPath(nsPath(in.SandboxPid, "user"), m.UID, m.GID)}, nil
 }
 
-// pinnedPath is where the pause container finds the pod's user namespace; "" without one.
-func (m *podUsernsMapping) pinnedPath(files sandbox.Files) string {
+// usernsPinnedPath is where the pause container finds the pod's user namespace; "" without one.
+func usernsPinnedPath(m *podUsernsMapping, files sandbox.Files) string {
 	if m == nil {
 		return ""
 	}

@@ -25,7 +25,7 @@ func TestUserNamespacePod(t *testing.T) {
 	ctx := context.Background()
 	if f := e.rt.HandlerFeatures(ctx, ""); !f.UserNamespaces {
 		t.Fatalf("the default handler (%s) does not advertise user namespaces; run hack/setup.sh (runc ≥ 1.2): %+v",
-			e.rt.handlers[""].RuncBinary(), f)
+			RuncBinary(e.rt.handlers[""]), f)
 	}
 	const hostID, size = 300000, 65536
 	mapping := []*runtime.IDMapping{{ContainerId: 0, HostId: hostID, Length: size}}

@@ -90,12 +90,12 @@ func TestValidateUserns(t *testing.T) {
 
 func TestUsernsSnapshotLabels(t *testing.T) {
 	var none *podUsernsMapping
-	if len(none.snapshotOpts()) != 0 || none.pinnedPath(sandboxFilesFor("/s")) != "" {
+	if len(usernsSnapshotOpts(none)) != 0 || usernsPinnedPath(none, sandboxFilesFor("/s")) != "" {
 		t.Fatal("options without a user namespace")
 	}
 	m := &podUsernsMapping{UID: runtimespec.LinuxIDMapping{HostID: 100000, Size: 65536}, GID: runtimespec.LinuxIDMapping{HostID: 200000, Size: 65536}}
 	var info snapshots.Info
-	for _, o := range m.snapshotOpts() {
+	for _, o := range usernsSnapshotOpts(m) {
 		if err := o(&info); err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +103,7 @@ func TestUsernsSnapshotLabels(t *testing.T) {
 	if info.Labels[snapshots.LabelSnapshotUIDMapping] != "0:100000:65536" || info.Labels[snapshots.LabelSnapshotGIDMapping] != "0:200000:65536" {
 		t.Fatalf("labels %v", info.Labels)
 	}
-	if p := m.pinnedPath(sandboxFilesFor("/s")); p != "/s/userns" {
+	if p := usernsPinnedPath(m, sandboxFilesFor("/s")); p != "/s/userns" {
 		t.Fatalf("pinned path %q", p)
 	}
 }
@@ -208,10 +208,10 @@ func TestCheckMountMappings(t *testing.T) {
 
 func TestRuncHandler(t *testing.T) {
 	h := RuncHandler("runc", "/opt/runc")
-	if o, ok := h.Options.(*runcoptions.Options); !ok || o.BinaryName != "/opt/runc" || h.RuncBinary() != "/opt/runc" || h.Type != "io.containerd.runc.v2" {
+	if o, ok := h.Options.(*runcoptions.Options); !ok || o.BinaryName != "/opt/runc" || RuncBinary(h) != "/opt/runc" || h.Type != "io.containerd.runc.v2" {
 		t.Fatalf("%+v", h)
 	}
-	if h := RuncHandler("runc", ""); h.Options != nil || h.RuncBinary() != "runc" {
+	if h := RuncHandler("runc", ""); h.Options != nil || RuncBinary(h) != "runc" {
 		t.Fatalf("%+v", h)
 	}
 	if got := ResolveRuncBinary("/x/runc"); got != "/x/runc" {
