@@ -64,11 +64,6 @@ var EventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
 	Help:      "Container events dropped because a GetContainerEvents subscriber was too slow.",
 })
 
-// Collectors are the Prometheus collectors of this package, for the daemon's registry.
-func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{EventsDropped, ContainersGarbageCollected, containerdRequestDuration}
-}
-
 // EventHub fans container events out to subscribers. Publish never blocks: each subscriber has
 // a bounded channel, and an event that does not fit is dropped for that subscriber (counted
 // and logged).
@@ -146,38 +141,4 @@ func (h *EventHub) Subscribers() int {
 type ContainerEventSource interface {
 	// SubscribeContainerEvents is EventHub.Subscribe on the runtime's hub.
 	SubscribeContainerEvents(buffer int) (<-chan ContainerEvent, func())
-}
-
-var _ ContainerEventSource = (*ContainerdRuntime)(nil)
-
-// events returns the event hub of r.
-func (r *ContainerdRuntime) events() *EventHub {
-	r.eventsOnce.Do(func() { r.eventHub = NewEventHub() })
-	return r.eventHub
-}
-
-// SubscribeContainerEvents subscribes to the lifecycle events of the runtime's containers.
-func (r *ContainerdRuntime) SubscribeContainerEvents(buffer int) (<-chan ContainerEvent, func()) {
-	return r.events().Subscribe(buffer)
-}
-
-// emitContainerEvent publishes a lifecycle event of c, with its sandbox's status now; it never
-// blocks.
-func (r *ContainerdRuntime) emitContainerEvent(typ ContainerEventType, c *podContainer) {
-	var st *SandboxStatus
-	if sb := r.sandboxes.exact(c.meta.SandboxID); sb != nil {
-		st = sb.status()
-	}
-	r.events().Publish(ContainerEvent{Type: typ, ContainerID: c.meta.ID, SandboxID: c.meta.SandboxID, At: time.Now(), SandboxStatus: st})
-	if typ == ContainerEventStopped {
-		r.nriContainerExited(c)
-	}
-}
-
-// emitSandboxEvent publishes a lifecycle event of the sandbox itself, as containerd's CRI does
-// (ContainerID = the sandbox's ID), with its status now; it never blocks. Created and started
-// come once the sandbox is ready and in the store, stopped once its pause process is gone (stopped,
-// or dead on its own), deleted once it has left the store.
-func (r *ContainerdRuntime) emitSandboxEvent(typ ContainerEventType, sb *podSandbox) {
-	r.events().Publish(ContainerEvent{Type: typ, ContainerID: sb.meta.ID, SandboxID: sb.meta.ID, At: time.Now(), SandboxStatus: sb.status()})
 }

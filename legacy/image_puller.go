@@ -150,7 +150,7 @@ func (p *imagePuller) PullImage(ctx context.Context, req PullRequest) (string, e
 	if policy == "" {
 		policy = PullIfNotPresent
 	}
-	if err := validImageName(ref); err != nil {
+	if err := ValidImageName(ref); err != nil {
 		msg := fmt.Sprintf("Failed to apply default image tag %q: %v", ref, err)
 		p.recorder.Eventf(obj, EventTypeWarning, FailedToInspectImage, "%s", msg)
 		return "", &PullError{Reason: ErrInvalidImageName, Message: msg, Err: err}
@@ -222,7 +222,7 @@ func shouldPullImage(policy PullPolicy, present bool) bool {
 }
 
 // validImageName accepts what the image service can look up: a reference or an image ID.
-func validImageName(ref string) error {
+func ValidImageName(ref string) error {
 	if strings.TrimSpace(ref) == "" {
 		return errors.New("image reference is empty")
 	}

@@ -89,7 +89,7 @@ func (f *SandboxFilter) Match(s *SandboxStatus) bool {
 // lookupID finds an object of kind ("sandbox", "container") by its ID or a unique prefix of it:
 // InvalidArgument for an empty ID or an ambiguous prefix, NotFound when nothing matches. The
 // caller holds whatever lock guards m.
-func lookupID[T any](m map[string]T, kind, id string) (T, error) {
+func LookupID[T any](m map[string]T, kind, id string) (T, error) {
 	var zero T
 	if id == "" {
 		return zero, fmt.Errorf("empty %s ID: %w", kind, errdefs.ErrInvalidArgument)
@@ -122,10 +122,4 @@ type RuntimeHandler struct {
 	Snapshotter string
 	// Options are the runtime's options (e.g. *runc options), nil for the defaults.
 	Options any
-}
-
-// DefaultRuntimeHandlers are the handlers when none are configured: runc, the one hack/setup.sh
-// builds when it is there (ResolveRuncBinary).
-func DefaultRuntimeHandlers() []RuntimeHandler {
-	return []RuntimeHandler{RuncHandler("runc", ResolveRuncBinary(""))}
 }

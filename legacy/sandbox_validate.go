@@ -60,7 +60,7 @@ func ValidateSandboxConfig(config *runtime.PodSandboxConfig) error {
 	if _, err := sandbox.Bandwidth(config.GetAnnotations()); err != nil {
 		return bad("%v", err)
 	}
-	if _, err := usernsMapping(config.GetLinux().GetSecurityContext().GetNamespaceOptions()); err != nil {
+	if _, err := UsernsMapping(config.GetLinux().GetSecurityContext().GetNamespaceOptions()); err != nil {
 		return err
 	}
 	return validateSandboxFields(config) // request_validate.go

@@ -24,8 +24,6 @@ type StatsProvider interface {
 	ListPodSandboxMetrics(ctx context.Context) ([]*PodMetrics, error)
 }
 
-var _ StatsProvider = (*ContainerdRuntime)(nil)
-
 // ContainerStatsFilter selects containers: every set field must match.
 type ContainerStatsFilter struct {
 	// ID is a container ID or a prefix of one.
@@ -141,17 +139,17 @@ type PodStats struct {
 }
 
 // cpuPoint is one reading of a cumulative CPU counter.
-type cpuPoint struct {
-	at    time.Time
-	usage uint64
+type CpuPoint struct {
+	At    time.Time
+	Usage uint64
 }
 
 // cpuWindow turns readings of a cumulative CPU counter into nano cores. It keeps two
 // checkpoints at least minWindow apart; the rate is taken from the older one to the newest
 // reading, so that the window stays between minWindow and twice that when readings come often,
 // and spans the time since the last reading when they come rarely.
-type cpuWindow struct {
-	older, newer       cpuPoint
+type CpuWindow struct {
+	older, newer       CpuPoint
 	hasOlder, hasNewer bool
 }
 
@@ -159,15 +157,15 @@ type cpuWindow struct {
 const shortestWindow = 100 * time.Millisecond
 
 // add records p and returns the nano cores over the window ending at p, when it can be known.
-func (w *cpuWindow) add(p cpuPoint, minWindow time.Duration) (uint64, bool) {
-	if w.hasNewer && (p.usage < w.newer.usage || p.at.Before(w.newer.at)) {
-		*w = cpuWindow{} // the counter restarted (a new cgroup): start over
+func (w *CpuWindow) Add(p CpuPoint, minWindow time.Duration) (uint64, bool) {
+	if w.hasNewer && (p.Usage < w.newer.Usage || p.At.Before(w.newer.At)) {
+		*w = CpuWindow{} // the counter restarted (a new cgroup): start over
 	}
 	if !w.hasNewer {
 		w.newer, w.hasNewer = p, true
 		return 0, false
 	}
-	if p.at.Sub(w.newer.at) >= minWindow {
+	if p.At.Sub(w.newer.At) >= minWindow {
 		w.older, w.hasOlder = w.newer, true
 		w.newer = p
 		return cpuRate(w.older, p)
@@ -179,12 +177,12 @@ func (w *cpuWindow) add(p cpuPoint, minWindow time.Duration) (uint64, bool) {
 }
 
 // cpuRate is the CPU nanoseconds used per second (nano cores) from a to b.
-func cpuRate(a, b cpuPoint) (uint64, bool) {
-	dt := b.at.Sub(a.at)
-	if dt < shortestWindow || b.usage < a.usage {
+func cpuRate(a, b CpuPoint) (uint64, bool) {
+	dt := b.At.Sub(a.At)
+	if dt < shortestWindow || b.Usage < a.Usage {
 		return 0, false
 	}
-	return uint64(float64(b.usage-a.usage) / dt.Seconds()), true
+	return uint64(float64(b.Usage-a.Usage) / dt.Seconds()), true
 }
 
 // Match tells whether the container with that ID, sandbox ID and labels passes the filter.
@@ -198,10 +196,10 @@ func (f *ContainerStatsFilter) Match(id, sandboxID string, labels map[string]str
 	if f.SandboxID != "" && !strings.HasPrefix(sandboxID, f.SandboxID) {
 		return false
 	}
-	return labelsMatch(labels, f.Labels)
+	return LabelsMatch(labels, f.Labels)
 }
 
-func labelsMatch(labels, want map[string]string) bool {
+func LabelsMatch(labels, want map[string]string) bool {
 	for k, v := range want {
 		if got, ok := labels[k]; !ok || got != v {
 			return false

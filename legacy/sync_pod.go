@@ -120,7 +120,7 @@ func SandboxSpecHash(config *runtime.PodSandboxConfig) uint64 {
 	return HashContainer(&runtime.ContainerConfig{Args: []string{string(b)}})
 }
 
-func hashString(h uint64) string { return strconv.FormatUint(h, 16) }
+func HashString(h uint64) string { return strconv.FormatUint(h, 16) }
 
 // PodRuntime is what SyncPod drives: the runtime's pods and sandboxes and its containers.
 type PodRuntime interface {
@@ -156,7 +156,7 @@ func NewPodSyncer(rt PodRuntime, puller ImagePuller, recorder EventRecorder, bac
 }
 
 // containerKill is a container to stop and why.
-type containerKill struct {
+type ContainerKill struct {
 	ID      string
 	Name    string
 	Message string
@@ -175,7 +175,7 @@ type PodActions struct {
 	// ContainersToStart are indexes into PodSpec.Containers.
 	ContainersToStart []int
 	// ContainersToKill are stopped before anything starts.
-	ContainersToKill []containerKill
+	ContainersToKill []ContainerKill
 	// Reason says why the sandbox is (re)created, for the event.
 	Reason string
 }
@@ -260,7 +260,7 @@ func ComputePodActions(pod *PodSpec, status *PodStatus, containers []*ContainerD
 	case sb.State != SandboxStateReady:
 		actions.CreateSandbox, actions.Reason = true, "sandbox not ready"
 		actions.Attempt = sb.Attempt + 1
-	case sb.Labels[LabelSpecHash] != hashString(SandboxSpecHash(pod.Sandbox)):
+	case sb.Labels[LabelSpecHash] != HashString(SandboxSpecHash(pod.Sandbox)):
 		actions.CreateSandbox, actions.Reason = true, "sandbox spec changed"
 		actions.Attempt = sb.Attempt + 1
 	default:
@@ -296,7 +296,7 @@ func ComputePodActions(pod *PodSpec, status *PodStatus, containers []*ContainerD
 	// Running containers the spec no longer has go.
 	for _, c := range containers {
 		if c.State == ContainerStateRunning && !wanted[c.Name] {
-			actions.ContainersToKill = append(actions.ContainersToKill, containerKill{ID: c.ID.ID, Name: c.Name,
+			actions.ContainersToKill = append(actions.ContainersToKill, ContainerKill{ID: c.ID.ID, Name: c.Name,
 				Message: fmt.Sprintf("Container %s is no longer in the pod's spec, it will be killed", c.Name)})
 		}
 	}
@@ -336,14 +336,14 @@ func ComputePodActions(pod *PodSpec, status *PodStatus, containers []*ContainerD
 		name := spec.Config.GetMetadata().GetName()
 		cur := newestContainer(containers, name)
 		if cur != nil && cur.State == ContainerStateRunning {
-			want := hashString(SpecHash(spec.Config))
+			want := HashString(SpecHash(spec.Config))
 			switch {
 			case cur.Config.GetLabels()[LabelSpecHash] != want:
-				actions.ContainersToKill = append(actions.ContainersToKill, containerKill{ID: cur.ID.ID, Name: name,
+				actions.ContainersToKill = append(actions.ContainersToKill, ContainerKill{ID: cur.ID.ID, Name: name,
 					Message: fmt.Sprintf("Container %s definition changed, will be restarted", name)})
 				actions.ContainersToStart = append(actions.ContainersToStart, i)
 			case unhealthy[cur.ID.ID]:
-				actions.ContainersToKill = append(actions.ContainersToKill, containerKill{ID: cur.ID.ID, Name: name,
+				actions.ContainersToKill = append(actions.ContainersToKill, ContainerKill{ID: cur.ID.ID, Name: name,
 					Message: fmt.Sprintf("Container %s failed liveness probe, will be restarted", name)})
 				// Only killed here: the next sync restarts it by the restart policy, through the
 				// crash-loop backoff (repeated liveness failures back off like crashes).
@@ -440,7 +440,7 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 		if cfg.Labels == nil {
 			cfg.Labels = map[string]string{}
 		}
-		cfg.Labels[LabelSpecHash] = hashString(SandboxSpecHash(pod.Sandbox))
+		cfg.Labels[LabelSpecHash] = HashString(SandboxSpecHash(pod.Sandbox))
 		id, res := s.Runtime.RunPodSandbox(ctx, cfg, pod.RuntimeHandler)
 		r := NewSyncResult(CreatePodSandbox, pod.FullName())
 		result.AddSyncResult(r)
@@ -475,17 +475,17 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 var ErrCreatePodSandbox = errors.New("CreatePodSandboxError")
 
 // backoffKey keys a container's crash-loop backoff: the pod's UID and the container's name.
-func backoffKey(pod *PodSpec, name string) string {
+func BackoffKey(pod *PodSpec, name string) string {
 	return string(pod.UID()) + "/" + name
 }
 
 // doBackOff tells whether the container's restart must wait: its newest run exited less than its
 // delay ago. Otherwise the delay grows for the next time.
-func (s *PodSyncer) doBackOff(pod *PodSpec, prev *ContainerDetails) (bool, string) {
+func (s *PodSyncer) DoBackOff(pod *PodSpec, prev *ContainerDetails) (bool, string) {
 	if prev == nil || prev.State != ContainerStateExited {
 		return false, ""
 	}
-	key := backoffKey(pod, prev.Name)
+	key := BackoffKey(pod, prev.Name)
 	if !prev.StartedAt.IsZero() && prev.FinishedAt.Sub(prev.StartedAt) >= ContainerBackoffResetAfter {
 		// It ran fine for long enough: its next crash starts the backoff over.
 		s.Backoff.Reset(key)
@@ -506,7 +506,7 @@ func (s *PodSyncer) startContainer(ctx context.Context, result *PodSyncResult, p
 	prev := newestContainer(containers, name)
 	// The backoff counts from the newest run that exited (as the kubelet's doBackOff): a container
 	// killed for its liveness probe restarts through it too.
-	if wait, msg := s.doBackOff(pod, newestExited(containers, name)); wait {
+	if wait, msg := s.DoBackOff(pod, newestExited(containers, name)); wait {
 		s.Recorder.Eventf(obj, EventTypeWarning, BackOffStartContainer, "Back-off restarting failed container %s in pod %s", name, pod.FullName())
 		r.Fail(ErrCrashLoopBackOff, msg)
 		return
@@ -533,7 +533,7 @@ func (s *PodSyncer) startContainer(ctx context.Context, result *PodSyncResult, p
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}
 	}
-	cfg.Labels[LabelSpecHash] = hashString(SpecHash(spec.Config))
+	cfg.Labels[LabelSpecHash] = HashString(SpecHash(spec.Config))
 	cfg.Labels[LabelContainerType] = typ
 	id, err := s.Runtime.CreateContainer(ctx, sandboxID, cfg)
 	if err != nil {

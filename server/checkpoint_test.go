@@ -11,15 +11,16 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/kuberuntime"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 )
 
 // fakeCheckpointer is a FakeRuntime with checkpoint/restore that records its calls.
 type fakeCheckpointer struct {
-	*legacy.FakeRuntime
+	*legacytest.FakeRuntime
 	err     error
 	timeout time.Duration
-	restore legacy.RestorePodRequest
+	restore kuberuntime.RestorePodRequest
 }
 
 func (f *fakeCheckpointer) CheckpointContainer(_ context.Context, id, location string, timeout time.Duration) error {
@@ -31,7 +32,7 @@ func (f *fakeCheckpointer) CheckpointPod(context.Context, string, string, []stri
 	return f.err
 }
 
-func (f *fakeCheckpointer) RestorePod(_ context.Context, req legacy.RestorePodRequest) (string, map[string]string, error) {
+func (f *fakeCheckpointer) RestorePod(_ context.Context, req kuberuntime.RestorePodRequest) (string, map[string]string, error) {
 	f.restore = req
 	if f.err != nil {
 		return "", nil, f.err
@@ -56,7 +57,7 @@ func TestCheckpointRPCs(t *testing.T) {
 	_, err := plain.CheckpointContainer(ctx, &runtime.CheckpointContainerRequest{ContainerId: "c", Location: "/tmp/c.tar"})
 	check("checkpoint without support", err, codes.Unimplemented)
 
-	fake := &fakeCheckpointer{FakeRuntime: legacy.NewFakeRuntime()}
+	fake := &fakeCheckpointer{FakeRuntime: legacytest.NewFakeRuntime()}
 	c := dial(t, Options{Backend: fake, Version: "test"})
 	_, err = c.CheckpointContainer(ctx, &runtime.CheckpointContainerRequest{Location: "/tmp/c.tar"})
 	check("checkpoint without id", err, codes.InvalidArgument)

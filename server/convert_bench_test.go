@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -69,7 +70,7 @@ func BenchmarkToCRISandboxStatus(b *testing.B) {
 // BenchmarkServerListContainers is ListContainers through the CRI handler (model -> CRI for 500
 // containers of 100 pods) on the in-memory fake backend, without and with a pod filter.
 func BenchmarkServerListContainers(b *testing.B) {
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	srv := NewRuntimeServer(Options{Backend: fake, Version: "bench"})
 	ctx := context.Background()
 	var firstPod string

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
@@ -18,7 +19,7 @@ import (
 // bigExecBackend answers ExecSync with as much output as the runtime may return: stdout and
 // stderr bytes of each stream (each at most legacy.MaxExecSyncOutput).
 type bigExecBackend struct {
-	legacy.FakeRuntime
+	legacytest.FakeRuntime
 	stdout, stderr int
 }
 

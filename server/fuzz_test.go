@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -21,14 +21,14 @@ import (
 // container.
 type fuzzWorld struct {
 	srv                       *RuntimeServer
-	fake                      *legacy.FakeRuntime
+	fake                      *legacytest.FakeRuntime
 	sandbox, created, running string
 }
 
 func newFuzzWorld(t *testing.T) *fuzzWorld {
 	t.Helper()
 	ctx := context.Background()
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	w := &fuzzWorld{fake: fake, srv: NewRuntimeServer(Options{Backend: fake, Version: "fuzz", Streaming: &fakeStreams{}})}
 	sb, err := w.srv.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("fuzz")})
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -23,7 +23,7 @@ func BenchmarkGRPCList(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := NewGRPCServer(Options{Backend: legacy.NewFakeRuntime(), Version: "bench"})
+	s := NewGRPCServer(Options{Backend: legacytest.NewFakeRuntime(), Version: "bench"})
 	go s.Serve(l)
 	defer s.Stop()
 	conn, err := grpc.NewClient("passthrough:///"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),

@@ -29,6 +29,7 @@ import (
 
 	"github.com/cri-shim/cri-shim/imageservice"
 	"github.com/cri-shim/cri-shim/internal/testutil"
+	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/test/critest/testregistry"
 )
@@ -193,7 +194,7 @@ func TestIntegrationPullErrorCodes(t *testing.T) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	cri := runtime.NewImageServiceClient(conn)
-	puller := legacy.NewImagePuller(nil, legacy.NewImageServiceBackend(svc), nil)
+	puller := legacy.NewImagePuller(nil, kuberuntime.NewImageServiceBackend(svc), nil)
 
 	wrong := &runtime.AuthConfig{Username: "alice", Password: "wrong"}
 	zeros := "sha256:" + strings.Repeat("0", 64)

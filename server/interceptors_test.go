@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -15,7 +16,7 @@ import (
 )
 
 type fakeBackend struct {
-	legacy.FakeRuntime
+	legacytest.FakeRuntime
 	panic bool
 	conds []legacy.RuntimeCondition
 }

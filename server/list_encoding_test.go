@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // listerBackend gives the fake runtime the pre-encoded list of the containerd runtime.
 type listerBackend struct {
-	*legacy.FakeRuntime
+	*legacytest.FakeRuntime
 	calls int
 }
 
@@ -38,7 +39,7 @@ func (l *listerBackend) ListCRIContainers(ctx context.Context, f *legacy.Contain
 }
 
 func TestListContainersPreEncoded(t *testing.T) {
-	be := &listerBackend{FakeRuntime: legacy.NewFakeRuntime()}
+	be := &listerBackend{FakeRuntime: legacytest.NewFakeRuntime()}
 	opts := Options{Backend: be, Version: "test"}
 	c := dial(t, opts)
 	ctx := context.Background()

@@ -6,13 +6,14 @@ import (
 	"testing"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // sandboxListerBackend gives the fake runtime the pre-encoded sandbox list of the containerd runtime.
 type sandboxListerBackend struct {
-	*legacy.FakeRuntime
+	*legacytest.FakeRuntime
 	calls int
 }
 
@@ -38,7 +39,7 @@ func (l *sandboxListerBackend) ListCRISandboxes(ctx context.Context, f *legacy.S
 // TestListPodSandboxPreEncoded: a ListPodSandboxResponse written from its entries' encodings is
 // the one the plain proto codec writes.
 func TestListPodSandboxPreEncoded(t *testing.T) {
-	be := &sandboxListerBackend{FakeRuntime: legacy.NewFakeRuntime()}
+	be := &sandboxListerBackend{FakeRuntime: legacytest.NewFakeRuntime()}
 	opts := Options{Backend: be, Version: "test"}
 	c := dial(t, opts)
 	ctx := context.Background()
@@ -90,7 +91,7 @@ func TestListPodSandboxPreEncoded(t *testing.T) {
 
 // statsListerBackend gives the fake runtime the pre-encoded stats list of the containerd runtime.
 type statsListerBackend struct {
-	*legacy.FakeRuntime
+	*legacytest.FakeRuntime
 	calls int
 }
 
@@ -116,7 +117,7 @@ func (l *statsListerBackend) ListCRIContainerStats(ctx context.Context, f *legac
 // TestListContainerStatsPreEncoded: a ListContainerStatsResponse written from its entries'
 // encodings is the one the plain proto codec writes.
 func TestListContainerStatsPreEncoded(t *testing.T) {
-	be := &statsListerBackend{FakeRuntime: legacy.NewFakeRuntime()}
+	be := &statsListerBackend{FakeRuntime: legacytest.NewFakeRuntime()}
 	opts := Options{Backend: be, Version: "test"}
 	c := dial(t, opts)
 	ctx := context.Background()

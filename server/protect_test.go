@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -90,7 +90,7 @@ var mutationOrder = []string{"UpdateContainerResources", "UpdatePodSandboxResour
 // pod is FailedPrecondition with the reason, by full ID and by prefix, and changes nothing;
 // listing, status, exec and log reopening stay open.
 func TestProtectedPodRefusesMutations(t *testing.T) {
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	c := dial(t, Options{Backend: fake, Version: "test", Protected: ownerProtect("uid-owned")})
 	ctx := context.Background()
 	sb, ctr := runOwnedPod(t, c, "owned", true)
@@ -151,7 +151,7 @@ func TestUnprotectedPodsStayMutable(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := legacy.NewFakeRuntime()
+			fake := legacytest.NewFakeRuntime()
 			c := dial(t, Options{Backend: fake, Version: "test", Protected: tc.protect})
 			sb, ctr := runOwnedPod(t, c, "p", tc.owned)
 			calls := mutations(c, sb, ctr)
@@ -173,7 +173,7 @@ func TestUnprotectedPodsStayMutable(t *testing.T) {
 // TestProtectionOnlyCoversItsPod: a protected pod next to an ordinary one; the ordinary one is
 // removed, the protected one stays.
 func TestProtectionOnlyCoversItsPod(t *testing.T) {
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	c := dial(t, Options{Backend: fake, Version: "test", Protected: ownerProtect("uid-owned")})
 	ctx := context.Background()
 	osb, octr := runOwnedPod(t, c, "owned", true)

@@ -6,14 +6,15 @@ import (
 	"testing"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-func sandboxClient(t *testing.T) (runtime.RuntimeServiceClient, *legacy.FakeRuntime) {
+func sandboxClient(t *testing.T) (runtime.RuntimeServiceClient, *legacytest.FakeRuntime) {
 	t.Helper()
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	return dial(t, Options{Backend: fake, Version: "test"}), fake
 }
 

@@ -4,18 +4,19 @@ import (
 	"context"
 	"testing"
 
-	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/kuberuntime"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // TestStatusHandlerFeatures: each handler (and the default, "") advertises what its probe found.
 func TestStatusHandlerFeatures(t *testing.T) {
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	asked := map[string]int{}
 	c := dial(t, Options{Backend: fake, Version: "test", RuntimeHandlers: []string{"runc", "old"},
-		HandlerFeatures: func(_ context.Context, h string) legacy.HandlerFeatures {
+		HandlerFeatures: func(_ context.Context, h string) kuberuntime.HandlerFeatures {
 			asked[h]++
-			return legacy.HandlerFeatures{RecursiveReadOnlyMounts: true, UserNamespaces: h == "runc"}
+			return kuberuntime.HandlerFeatures{RecursiveReadOnlyMounts: true, UserNamespaces: h == "runc"}
 		}})
 	resp, err := c.Status(context.Background(), &runtime.StatusRequest{})
 	if err != nil {

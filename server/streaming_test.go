@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -34,7 +34,7 @@ func (f *fakeStreams) GetPortForward(r *runtime.PortForwardRequest) (*runtime.Po
 }
 
 func TestStreamingHandlers(t *testing.T) {
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	streams := &fakeStreams{}
 	c := dial(t, Options{Backend: fake, Version: "test", Streaming: streams})
 	ctx := context.Background()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 )
 
 func waitFor(t *testing.T, what string, f func() bool) {
@@ -21,7 +22,7 @@ func waitFor(t *testing.T, what string, f func() bool) {
 	}
 }
 
-func running(fake *legacy.FakeRuntime, name string) *legacy.ContainerDetails {
+func running(fake *legacytest.FakeRuntime, name string) *legacy.ContainerDetails {
 	for _, c := range fake.FakeContainers() {
 		if c.Name == name && c.State == legacy.ContainerStateRunning {
 			return c
@@ -35,7 +36,7 @@ func running(fake *legacy.FakeRuntime, name string) *legacy.ContainerDetails {
 // its record.
 func TestManagerLifecycle(t *testing.T) {
 	dir, state := t.TempDir(), t.TempDir()
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	m, err := New(Options{Dir: filepath.Join(dir, "manifests"), StateDir: state, VolumeRoot: filepath.Join(dir, "vol"),
 		PodLogRoot: filepath.Join(dir, "logs"), Runtime: fake, ScanInterval: 20 * time.Millisecond, ResyncInterval: 20 * time.Millisecond})
 	if err != nil {
@@ -112,7 +113,7 @@ func TestManagerLifecycle(t *testing.T) {
 // a pod without the owner label (a kubelet's) stays.
 func TestManagerRemovesUnknownStandalonePods(t *testing.T) {
 	dir := t.TempDir()
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	ctx := context.Background()
 	pod, _ := ParseManifest([]byte("metadata: {name: old}\nspec: {containers: [{name: c, image: b}]}"))
 	p, _ := Convert(pod, "", ConvertOptions{})
@@ -146,7 +147,7 @@ func TestEnsureDirRefusesWritableByOthers(t *testing.T) {
 // the same manifest changes nothing.
 func TestManagerAdoptsRunningPods(t *testing.T) {
 	dir := t.TempDir()
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	WriteFileAtomic(filepath.Join(dir, "web.yaml"), []byte("metadata: {name: web}\nspec: {containers: [{name: a, image: busybox:1}]}\n"), 0o600)
 	run := func() func() {
 		m, err := New(Options{Dir: dir, Runtime: fake, ScanInterval: 20 * time.Millisecond, ResyncInterval: 20 * time.Millisecond})
@@ -188,7 +189,7 @@ func (f *fakeGC) RemoveGCContainer(context.Context, legacy.GCContainer) error {
 // TestGCViewOnlyStandalonePods: the standalone pods' GC sees their containers only, never a
 // kubelet's.
 func TestGCViewOnlyStandalonePods(t *testing.T) {
-	m, _ := New(Options{Dir: t.TempDir(), Runtime: legacy.NewFakeRuntime()})
+	m, _ := New(Options{Dir: t.TempDir(), Runtime: legacytest.NewFakeRuntime()})
 	pod, _ := ParseManifest([]byte("metadata: {name: web}\nspec: {containers: [{name: a, image: b}]}"))
 	p, _ := Convert(pod, "", ConvertOptions{})
 	w := &worker{done: make(chan struct{})}

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 )
 
 // execRuntime is the FakeRuntime with an ExecSync of the test's.
 type execRuntime struct {
-	*legacy.FakeRuntime
+	*legacytest.FakeRuntime
 	exec func(ctx context.Context, timeout time.Duration) (*legacy.ExecSyncResult, error)
 }
 
@@ -26,7 +27,7 @@ func (r *execRuntime) ExecSync(ctx context.Context, id string, cmd []string, tim
 func TestProbeOutputCapped(t *testing.T) {
 	dir, state := t.TempDir(), t.TempDir()
 	big := func(c byte) []byte { return bytes.Repeat([]byte{c}, legacy.MaxExecSyncOutput) }
-	rt := &execRuntime{FakeRuntime: legacy.NewFakeRuntime(), exec: func(context.Context, time.Duration) (*legacy.ExecSyncResult, error) {
+	rt := &execRuntime{FakeRuntime: legacytest.NewFakeRuntime(), exec: func(context.Context, time.Duration) (*legacy.ExecSyncResult, error) {
 		return &legacy.ExecSyncResult{Stdout: big('o'), Stderr: big('e'), ExitCode: 1}, nil
 	}}
 	m, err := New(Options{Dir: filepath.Join(dir, "manifests"), StateDir: state, VolumeRoot: filepath.Join(dir, "vol"),
@@ -79,7 +80,7 @@ spec:
 func TestExecProbeBounded(t *testing.T) {
 	defer func(g time.Duration) { execProbeGrace = g }(execProbeGrace)
 	execProbeGrace = 300 * time.Millisecond
-	rt := &execRuntime{FakeRuntime: legacy.NewFakeRuntime(), exec: func(ctx context.Context, _ time.Duration) (*legacy.ExecSyncResult, error) {
+	rt := &execRuntime{FakeRuntime: legacytest.NewFakeRuntime(), exec: func(ctx context.Context, _ time.Duration) (*legacy.ExecSyncResult, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}}
@@ -97,7 +98,7 @@ func TestExecProbeBounded(t *testing.T) {
 // TestExecProbeTimeoutMessage: a probe killed at its timeout fails as the kubelet's does, with the
 // output it printed.
 func TestExecProbeTimeoutMessage(t *testing.T) {
-	rt := &execRuntime{FakeRuntime: legacy.NewFakeRuntime(), exec: func(ctx context.Context, timeout time.Duration) (*legacy.ExecSyncResult, error) {
+	rt := &execRuntime{FakeRuntime: legacytest.NewFakeRuntime(), exec: func(ctx context.Context, timeout time.Duration) (*legacy.ExecSyncResult, error) {
 		return &legacy.ExecSyncResult{Stdout: []byte("partial\n"), ExitCode: 137}, context.DeadlineExceeded
 	}}
 	p := Probe{Kind: ProbeLiveness, Exec: []string{"slow"}, Timeout: time.Second}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"github.com/cri-shim/cri-shim/server"
 )
 
@@ -13,7 +14,7 @@ import (
 // (a kubelet's Pod that copied the label, or a leftover the manager removes itself) is not; before
 // the first scan the label suffices.
 func TestProtect(t *testing.T) {
-	m, _ := New(Options{Dir: t.TempDir(), Runtime: legacy.NewFakeRuntime()})
+	m, _ := New(Options{Dir: t.TempDir(), Runtime: legacytest.NewFakeRuntime()})
 	owned := map[string]string{LabelOwner: OwnerValue}
 	if why := m.Protect("any", owned); !strings.Contains(why, "owned by cri-shim's standalone pods") {
 		t.Errorf("before the first scan: %q", why)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/legacy"
 	corev1 "k8s.io/api/core/v1"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -49,7 +50,7 @@ var appArmorEnabled = func() bool {
 }
 
 // rroSupported tells whether recursive read-only mounts work here (replaceable by tests).
-var rroSupported = legacy.RecursiveReadOnlySupported
+var rroSupported = kuberuntime.RecursiveReadOnlySupported
 
 // The fields of the security structs Convert knows (honours or refuses by name). A field added to
 // k8s.io/api later is refused by refuseUnknown until it is handled here.

@@ -18,6 +18,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/cri-shim/cri-shim/imageservice"
 	"github.com/cri-shim/cri-shim/internal/testutil"
+	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/cri-shim/cri-shim/test/critest/testregistry"
@@ -28,7 +29,7 @@ import (
 type itEnv struct {
 	t     *testing.T
 	dir   string
-	rt    *legacy.ContainerdRuntime
+	rt    *kuberuntime.ContainerdRuntime
 	m     *Manager
 	state string
 }
@@ -68,9 +69,9 @@ func newITEnv(t *testing.T, backoff *legacy.Backoff, gc legacy.ContainerGCPolicy
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { images.Close() })
-	rt, err := legacy.NewContainerdRuntime(ctx, client, legacy.Options{
+	rt, err := kuberuntime.NewContainerdRuntime(ctx, client, kuberuntime.Options{
 		Namespace: "sa-test", RootDir: filepath.Join(dir, "root"), StateDir: filepath.Join(dir, "state"),
-		SandboxImage: "registry.k8s.io/pause:3.10", Images: legacy.NewImageServiceBackend(images),
+		SandboxImage: "registry.k8s.io/pause:3.10", Images: kuberuntime.NewImageServiceBackend(images),
 		Network: sandbox.NewNetwork([]string{"/opt/cni/bin", "/usr/lib/cni"}, conf),
 	})
 	if err != nil {
@@ -80,7 +81,7 @@ func newITEnv(t *testing.T, backoff *legacy.Backoff, gc legacy.ContainerGCPolicy
 	e.m, err = New(Options{
 		Dir: filepath.Join(dir, "manifests"), StateDir: e.state, VolumeRoot: filepath.Join(dir, "volumes"),
 		PodLogRoot: filepath.Join(dir, "logs"), Runtime: rt, Cache: rt.PodStatusCache(),
-		Images: legacy.NewImageServiceBackend(images), GC: rt, GCPolicy: gc, GCInterval: time.Second,
+		Images: kuberuntime.NewImageServiceBackend(images), GC: rt, GCPolicy: gc, GCInterval: time.Second,
 		Backoff: backoff, ScanInterval: 200 * time.Millisecond,
 	})
 	if err != nil {

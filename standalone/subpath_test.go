@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"github.com/moby/sys/mountinfo"
 )
 
@@ -186,7 +186,7 @@ func TestManagerMountsSubPaths(t *testing.T) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "volumes")
 	t.Cleanup(func() { removeVolumes(root) })
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	m, err := New(Options{Dir: filepath.Join(dir, "manifests"), VolumeRoot: root, Runtime: fake,
 		ScanInterval: 20 * time.Millisecond, ResyncInterval: 20 * time.Millisecond})
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -56,7 +56,7 @@ func TestUsernsAllocator(t *testing.T) {
 // have put every such pod on the same host IDs).
 func TestManagerSecurityWiring(t *testing.T) {
 	dir := t.TempDir()
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	m, err := New(Options{Dir: filepath.Join(dir, "manifests"), VolumeRoot: filepath.Join(dir, "vol"),
 		SeccompRoot: "/etc/seccomp-profiles", Runtime: fake,
 		ScanInterval: 20 * time.Millisecond, ResyncInterval: 20 * time.Millisecond})

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 )
 
 // hostileManifests are manifests the API server refuses, each of which would have the manager
@@ -82,7 +82,7 @@ func TestConvertRefusesHostileNames(t *testing.T) {
 func TestManagerIgnoresHostileManifest(t *testing.T) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "a", "b", "volumes")
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	m, err := New(Options{Dir: filepath.Join(dir, "manifests"), VolumeRoot: root, Runtime: fake,
 		ScanInterval: 20 * time.Millisecond, ResyncInterval: 20 * time.Millisecond})
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -22,7 +22,7 @@ func TestVolumeRootIsPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(root, 0o755)
-	fake := legacy.NewFakeRuntime()
+	fake := legacytest.NewFakeRuntime()
 	m, err := New(Options{Dir: filepath.Join(dir, "manifests"), VolumeRoot: root, Runtime: fake,
 		ScanInterval: 20 * time.Millisecond, ResyncInterval: 20 * time.Millisecond})
 	if err != nil {

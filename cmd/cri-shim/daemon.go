@@ -17,6 +17,7 @@ import (
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/managed"
 	"github.com/cri-shim/cri-shim/imageservice"
+	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/cri-shim/cri-shim/server"
@@ -60,7 +61,7 @@ func connectContainerd(ctx context.Context, cfg config.Config) (*backend, error)
 		}
 	}
 	client, err := containerd.New(address, containerd.WithDefaultNamespace(cfg.ContainerdNamespace),
-		containerd.WithTimeout(10*time.Second), containerd.WithExtraDialOpts(legacy.ContainerdDialOptions()))
+		containerd.WithTimeout(10*time.Second), containerd.WithExtraDialOpts(kuberuntime.ContainerdDialOptions()))
 	if err != nil {
 		b.close()
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
@@ -182,15 +183,15 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer images.Close()
-	rt, err := legacy.NewContainerdRuntime(ctx, b.client, legacy.Options{
+	rt, err := kuberuntime.NewContainerdRuntime(ctx, b.client, kuberuntime.Options{
 		Namespace:    cfg.ContainerdNamespace,
 		RootDir:      cfg.RootDir,
 		StateDir:     cfg.StateDir,
 		SandboxImage: cfg.SandboxImage,
-		Images:       legacy.NewImageServiceBackend(images),
+		Images:       kuberuntime.NewImageServiceBackend(images),
 		Network:      sandbox.NewNetwork(cfg.CNIBinDirs, cfg.CNIConfDir),
 		// runc: the configured binary, else the one hack/setup.sh builds, else containerd's PATH.
-		RuntimeHandlers:   []legacy.RuntimeHandler{legacy.RuncHandler("runc", legacy.ResolveRuncBinary(cfg.RuncBinary))},
+		RuntimeHandlers:   []legacy.RuntimeHandler{kuberuntime.RuncHandler("runc", kuberuntime.ResolveRuncBinary(cfg.RuncBinary))},
 		MaxCheckpointSize: int64(cfg.CheckpointMaxSizeMiB) << 20,
 		ExecIODrain:       time.Duration(cfg.ExecIODrainTimeout),
 	})
@@ -203,7 +204,7 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	rt.HandlerFeatures(ctx, "")
 	// Probe CRIU in the background (a real dump and restore of a test process): the log says at
 	// start whether checkpoint/restore works here, and why not.
-	defer legacy.StartCRIUProbe(ctx)()
+	defer kuberuntime.StartCRIUProbe(ctx)()
 	if err := startNRI(rt, cfg); err != nil {
 		lis.Close()
 		return err
@@ -308,7 +309,7 @@ func serveMetrics(addr string, pprofOn bool, extra ...prometheus.Collector) (fun
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(server.Collectors()...)
-	reg.MustRegister(legacy.Collectors()...)
+	reg.MustRegister(kuberuntime.Collectors()...)
 	reg.MustRegister(imageservice.Collectors()...)
 	reg.MustRegister(extra...)
 	lis, err := net.Listen("tcp", addr)
@@ -335,11 +336,11 @@ func serveMetrics(addr string, pprofOn bool, extra ...prometheus.Collector) (fun
 }
 
 // startNRI serves NRI plugins (enable_nri) on the configured socket, before any CRI request.
-func startNRI(rt *legacy.ContainerdRuntime, cfg config.Config) error {
+func startNRI(rt *kuberuntime.ContainerdRuntime, cfg config.Config) error {
 	if !cfg.EnableNRI {
 		return nil
 	}
-	err := rt.StartNRI(legacy.NRIOptions{
+	err := rt.StartNRI(kuberuntime.NRIOptions{
 		RuntimeName:         "cri-shim",
 		RuntimeVersion:      version,
 		SocketPath:          cfg.NRISocketPath(),

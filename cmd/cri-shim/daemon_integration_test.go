@@ -5,7 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/cri-shim/cri-shim/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cri-shim/cri-shim/internal/testutil"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"

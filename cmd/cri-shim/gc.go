@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
+	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/legacy"
 )
 
@@ -36,7 +37,7 @@ func gcMain(ctx context.Context, cfg config.Config, dryRun bool) error {
 		return err
 	}
 	defer b.close()
-	view, err := legacy.NewContainerdGCView(ctx, b.client, cfg.ContainerdNamespace)
+	view, err := kuberuntime.NewContainerdGCView(ctx, b.client, cfg.ContainerdNamespace)
 	if err != nil {
 		return err
 	}

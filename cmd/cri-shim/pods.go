@@ -16,6 +16,7 @@ import (
 
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
 	"github.com/cri-shim/cri-shim/imageservice"
+	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/server"
 	"github.com/cri-shim/cri-shim/standalone"
@@ -34,7 +35,7 @@ NAME is NAME or NAMESPACE/NAME (namespace "default").`
 
 // startStandalonePods runs the pods of cfg.StaticPodsDir on the daemon's runtime (nothing when the
 // key is empty) and returns what stops the manager; the pods keep running.
-func startStandalonePods(ctx context.Context, cfg config.Config, rt *legacy.ContainerdRuntime, images *imageservice.Service) (stop func(), protect server.ProtectFunc, err error) {
+func startStandalonePods(ctx context.Context, cfg config.Config, rt *kuberuntime.ContainerdRuntime, images *imageservice.Service) (stop func(), protect server.ProtectFunc, err error) {
 	if cfg.StaticPodsDir == "" {
 		return func() {}, nil, nil
 	}
@@ -46,7 +47,7 @@ func startStandalonePods(ctx context.Context, cfg config.Config, rt *legacy.Cont
 		PodLogRoot:       cfg.StaticPodsLogDir,
 		Runtime:          rt,
 		Cache:            rt.PodStatusCache(),
-		Images:           legacy.NewImageServiceBackend(images),
+		Images:           kuberuntime.NewImageServiceBackend(images),
 		MaxParallelPulls: cfg.MaxConcurrentPulls,
 		GC:               rt,
 		GCPolicy: legacy.ContainerGCPolicy{MinAge: time.Duration(cfg.GCMinAge),

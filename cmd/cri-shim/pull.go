@@ -16,6 +16,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-shim/cri-shim/imageservice"
+	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/legacy"
 )
 
@@ -236,7 +237,7 @@ func runPull(ctx context.Context, svc *imageservice.Service, pa pullArgs, out io
 	}
 
 	recorder := legacy.NewMemoryRecorder(64, nil)
-	puller := legacy.NewImagePuller(recorder, legacy.NewImageServiceBackend(svc), nil)
+	puller := legacy.NewImagePuller(recorder, kuberuntime.NewImageServiceBackend(svc), nil)
 	req := legacy.PullRequest{Image: legacy.ImageSpec{Image: image}, PullPolicy: pa.policy, Auths: auths}
 
 	var bar *progressBar

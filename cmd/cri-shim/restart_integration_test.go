@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/cri-shim/cri-shim/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cri-shim/cri-shim/internal/testutil"
 
 	"github.com/cri-shim/cri-shim/test/critest/testregistry"
 	"google.golang.org/grpc"

@@ -4,11 +4,12 @@ package main
 
 import (
 	"context"
-	"github.com/cri-shim/cri-shim/internal/testutil"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/cri-shim/cri-shim/internal/testutil"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )

@@ -1,0 +1,116 @@
+package kuberuntime
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+)
+
+// cgroupRoot is where the cgroup hierarchies are mounted (a variable for tests).
+var cgroupRoot = "/sys/fs/cgroup"
+
+// removeCgroupLeftovers removes the cgroup of a deleted task (its OCI cgroupsPath) from every
+// hierarchy where it is still there and empty. runc removes it when the task is deleted, except
+// when its create was cut short: the daemon killed under a RunPodSandbox or StartContainer takes
+// its managed containerd down, which cancels `runc create`, and containerd's clean-up of the
+// dead shim then leaves the empty cgroups behind (found by the kill -9 chaos test in
+// test/reliability). rmdir only ever removes an empty cgroup, so this cannot disturb a live one.
+// Systemd-style paths ("slice:prefix:name") are left to systemd.
+func removeCgroupLeftovers(cgroupsPath string) {
+	if cgroupsPath == "" || strings.Contains(cgroupsPath, ":") || !filepath.IsAbs(cgroupsPath) ||
+		filepath.Clean(cgroupsPath) != cgroupsPath || cgroupsPath == "/" {
+		return
+	}
+	dirs := []string{filepath.Join(cgroupRoot, cgroupsPath)} // cgroup v2 at the root
+	if ents, err := os.ReadDir(cgroupRoot); err == nil {
+		for _, e := range ents {
+			if e.IsDir() {
+				dirs = append(dirs, filepath.Join(cgroupRoot, e.Name(), cgroupsPath))
+			}
+		}
+	}
+	for _, d := range dirs {
+		if err := os.Remove(d); err == nil {
+			logrus.WithField("cgroup", d).Debug("removed a cgroup left by an interrupted task create")
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			logrus.WithError(err).WithField("cgroup", d).Debug("cgroup left in place")
+		}
+	}
+}
+
+// specCgroupsPath is the cgroupsPath in a containerd container's OCI spec ("" when unknown).
+func specCgroupsPath(ctx context.Context, c containerd.Container) string {
+	s, err := c.Spec(ctx)
+	if err != nil || s.Linux == nil {
+		return ""
+	}
+	return s.Linux.CgroupsPath
+}
+
+// killOrphanShim kills the runc shim of task id when it outlived its task. When containerd is
+// stopped while it starts a shim (the daemon killed under a RunPodSandbox takes its managed
+// containerd down), the shim process runs but its bundle lacks the address containerd needs to
+// find it again: containerd removes the bundle and forgets the shim, which then waits forever
+// (found by the kill -9 chaos test). It is called once the pod's pause container is deleted, when
+// no task of the pod can be left in that shim; only a shim of this runtime's containerd, namespace
+// and id matches.
+func (r *ContainerdRuntime) killOrphanShim(id string) {
+	cc, ok := r.client.Conn().(*grpc.ClientConn)
+	if !ok {
+		return
+	}
+	address := strings.TrimPrefix(cc.Target(), "unix://")
+	// A live shim listens on its socket, named as containerd's shim.SocketAddress names it: no
+	// socket, no shim, and no need to look through /proc.
+	sum := sha256.Sum256([]byte(filepath.Join(address, r.namespace, id)))
+	sock := fmt.Sprintf("/run/containerd/s/%x", sum)
+	if _, err := os.Stat(sock); err != nil {
+		return
+	}
+	killed := false
+	defer func() {
+		if killed {
+			os.Remove(sock)
+		}
+	}()
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(b, []byte(id)) {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) == 0 || !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") {
+			continue
+		}
+		flags := map[string]string{}
+		for i := 1; i+1 < len(args); i++ {
+			if strings.HasPrefix(args[i], "-") {
+				flags[strings.TrimLeft(args[i], "-")] = args[i+1]
+			}
+		}
+		if flags["id"] != id || flags["namespace"] != r.namespace || flags["address"] != address {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			killed = true
+			logrus.WithFields(logrus.Fields{"sandbox": id, "pid": pid}).Info("killed a shim left by an interrupted task create")
+		}
+	}
+}

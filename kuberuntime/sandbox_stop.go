@@ -1,0 +1,322 @@
+package kuberuntime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/sandbox"
+	"github.com/sirupsen/logrus"
+)
+
+// PodContainers stops and removes the containers of a sandbox. The default finds them by their
+// labels (LabelKind=KindContainer, LabelSandboxID) in containerd; the container manager can install
+// its own (SetPodContainers) to keep its store in step.
+type PodContainers interface {
+	// StopPodContainers kills every running container of the sandbox and waits for them to exit.
+	StopPodContainers(ctx context.Context, sandboxID string) []*legacy.SyncResult
+	// RemovePodContainers removes every container of the sandbox (killing running ones).
+	RemovePodContainers(ctx context.Context, sandboxID string) error
+}
+
+// SetPodContainers installs the container manager's way of stopping and removing a pod's
+// containers.
+func (r *ContainerdRuntime) SetPodContainers(pc PodContainers) { r.podContainers = pc }
+
+// StopPodSandbox stops the sandbox's containers, then its pause container while CNI DEL runs. It is
+// idempotent, and succeeds when the network is gone already.
+func (r *ContainerdRuntime) StopPodSandbox(ctx context.Context, id string) (result legacy.PodSyncResult) {
+	sb, err := r.sandboxes.get(id)
+	if err != nil {
+		result.Fail(err)
+		return result
+	}
+	sb.op.Lock()
+	defer sb.op.Unlock()
+	r.stopLocked(r.withNS(ctx), sb, &result)
+	return result
+}
+
+func (r *ContainerdRuntime) stopLocked(ctx context.Context, sb *podSandbox, result *legacy.PodSyncResult) {
+	id := sb.meta.ID
+	md := sb.config.GetMetadata()
+	fullName := legacy.BuildPodFullName(md.GetName(), md.GetNamespace())
+
+	// No container starts from now on (shim_grouping.go); starts under way finish first.
+	sb.startMu.Lock()
+	sb.stopping = true
+	sb.startMu.Unlock()
+	t0 := time.Now()
+	result.AddSyncResult(r.containers().StopPodContainers(ctx, id)...)
+	tContainers := time.Since(t0)
+	r.nriStopPodSandbox(ctx, sb)
+
+	var wg sync.WaitGroup
+	var tPause, tNet time.Duration
+	killResult := legacy.NewSyncResult(legacy.KillPodSandbox, fullName)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func(t time.Time) { tPause = time.Since(t) }(time.Now())
+		if err := r.deletePauseTask(ctx, id); err != nil {
+			killResult.Fail(legacy.ErrKillContainer, err.Error())
+			return
+		}
+		// After the containers' stopped events (StopPodContainers returned once their exits
+		// were recorded), as containerd's CRI.
+		if sb.setStopped(time.Now()) {
+			r.emitSandboxEvent(legacy.ContainerEventStopped, sb)
+		}
+		r.podSandboxChanged(sb, time.Now())
+	}()
+	sb.mu.RLock()
+	netUp := sb.netUp
+	sb.mu.RUnlock()
+	var netResult *legacy.SyncResult
+	if netUp && !sb.hostNetwork() && r.net != nil {
+		netResult = legacy.NewSyncResult(legacy.TeardownNetwork, fullName)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func(t time.Time) { tNet = time.Since(t) }(time.Now())
+			if err := r.net.Teardown(ctx, id, sb.meta.NetNSPath, sb.config); err != nil {
+				netResult.Fail(legacy.ErrTeardownNetwork, err.Error())
+				return
+			}
+			sb.mu.Lock()
+			sb.netUp = false
+			sb.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	logrus.WithFields(logrus.Fields{"sandbox": id, "containers": tContainers, "pause": tPause, "network": tNet}).Debug("sandbox stopped")
+	result.AddSyncResult(killResult)
+	if netResult != nil {
+		result.AddSyncResult(netResult)
+	}
+	sb.mu.RLock()
+	netUp = sb.netUp
+	sb.mu.RUnlock()
+	if killResult.Error == nil && !netUp {
+		// Nothing runs in the pod any more: its netns and /dev/shm can go.
+		if err := sandbox.RemoveNetNS(sb.meta.NetNSPath); err != nil {
+			logrus.WithError(err).WithField("sandbox", id).Warn("remove netns")
+		}
+		if err := sb.files.Cleanup(); err != nil {
+			logrus.WithError(err).WithField("sandbox", id).Warn("unmount pod shm")
+		}
+	}
+}
+
+// deletePauseTask kills the pause process and deletes its task; no task is fine.
+func (r *ContainerdRuntime) deletePauseTask(ctx context.Context, id string) error {
+	task, err := r.loadTask(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load pause task: %w", err)
+	}
+	st, err := task.Status(ctx)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pause task status: %w", err)
+	}
+	t0 := time.Now()
+	if st.Status == containerd.Running || st.Status == containerd.Paused || st.Status == containerd.Created && task.Pid() != 0 {
+		// The pause process is alone in the sandbox's cgroup: SIGKILL to it is enough (no
+		// runc kill --all, which freezes the cgroup).
+		exitCh, err := task.Wait(ctx)
+		if err != nil {
+			return fmt.Errorf("wait pause task: %w", err)
+		}
+		if err := task.Kill(ctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("kill pause task: %w", err)
+		}
+		select {
+		case <-exitCh:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	t1 := time.Now()
+	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		// The shim may go away under the call (its last task deleted): gone is gone.
+		if _, lerr := r.loadTask(ctx, id); errdefs.IsNotFound(lerr) {
+			return nil
+		}
+		return fmt.Errorf("delete pause task: %w", err)
+	}
+	logrus.WithFields(logrus.Fields{"sandbox": id, "kill": t1.Sub(t0), "delete": time.Since(t1)}).Trace("pause task deleted")
+	return nil
+}
+
+// RemovePodSandbox removes a sandbox with its containers, network namespace and files; a running
+// sandbox is stopped first. An absent sandbox is no error.
+func (r *ContainerdRuntime) RemovePodSandbox(ctx context.Context, id string) error {
+	sb, err := r.sandboxes.get(id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx = r.withNS(ctx)
+	sb.op.Lock()
+	defer sb.op.Unlock()
+	if _, err := r.sandboxes.get(sb.meta.ID); err != nil {
+		return nil // removed meanwhile
+	}
+	sb.mu.RLock()
+	running := sb.state == legacy.SandboxStateReady || sb.netUp
+	sb.mu.RUnlock()
+	if running {
+		var res legacy.PodSyncResult
+		r.stopLocked(ctx, sb, &res)
+		if err := res.Error(); err != nil {
+			return fmt.Errorf("stop sandbox before removing it: %w", err)
+		}
+	}
+	if err := r.containers().RemovePodContainers(ctx, sb.meta.ID); err != nil {
+		return fmt.Errorf("remove the pod's containers: %w", err)
+	}
+	if err := r.deletePauseTask(ctx, sb.meta.ID); err != nil {
+		return err
+	}
+	if c, err := r.client.LoadContainer(ctx, sb.meta.ID); err == nil {
+		cg := specCgroupsPath(ctx, c)
+		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete pause container: %w", err)
+		}
+		removeCgroupLeftovers(cg) // cgroup_leftovers.go
+		r.killOrphanShim(sb.meta.ID)
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("load pause container: %w", err)
+	}
+	if sb.meta.GroupedShim {
+		if err := r.deleteSandboxRecord(ctx, sb.meta.ID); err != nil {
+			return fmt.Errorf("delete the sandbox record: %w", err)
+		}
+	}
+	var errs []error
+	errs = append(errs, sandbox.RemoveNetNS(sb.meta.NetNSPath), sb.files.Cleanup())
+	if err := os.RemoveAll(r.SandboxRootDir(sb.meta.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(r.SandboxStateDir(sb.meta.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	r.nriRemovePodSandbox(ctx, sb)
+	r.sandboxes.remove(sb)
+	// After its containers' deleted events (RemovePodContainers returned), with the status the
+	// sandbox had as it left the store.
+	r.emitSandboxEvent(legacy.ContainerEventDeleted, sb)
+	r.podSandboxChanged(sb, time.Now())
+	if err := errors.Join(errs...); err != nil {
+		logrus.WithError(err).WithField("sandbox", sb.meta.ID).Warn("remove sandbox files")
+	}
+	return nil
+}
+
+func (r *ContainerdRuntime) containers() PodContainers {
+	if r.podContainers != nil {
+		return r.podContainers
+	}
+	return labelledContainers{r}
+}
+
+// labelledContainers finds a pod's containers by their labels in containerd.
+type labelledContainers struct{ r *ContainerdRuntime }
+
+func (l labelledContainers) list(ctx context.Context, sandboxID string) ([]containerd.Container, error) {
+	return l.r.client.Containers(ctx, fmt.Sprintf(`labels.%q==%q,labels.%q==%q`, LabelKind, KindContainer, LabelSandboxID, sandboxID))
+}
+
+func (l labelledContainers) StopPodContainers(ctx context.Context, sandboxID string) []*legacy.SyncResult {
+	cs, err := l.list(ctx, sandboxID)
+	if err != nil {
+		res := legacy.NewSyncResult(legacy.KillContainer, sandboxID)
+		res.Fail(legacy.ErrKillContainer, fmt.Sprintf("list the pod's containers: %v", err))
+		return []*legacy.SyncResult{res}
+	}
+	results := make([]*legacy.SyncResult, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		results[i] = legacy.NewSyncResult(legacy.KillContainer, c.ID())
+		wg.Add(1)
+		go func(res *legacy.SyncResult, c containerd.Container) {
+			defer wg.Done()
+			if err := killTask(ctx, c); err != nil {
+				res.Fail(legacy.ErrKillContainer, err.Error())
+			}
+		}(results[i], c)
+	}
+	wg.Wait()
+	return results
+}
+
+func (l labelledContainers) RemovePodContainers(ctx context.Context, sandboxID string) error {
+	cs, err := l.list(ctx, sandboxID)
+	if err != nil {
+		return err
+	}
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func(i int, c containerd.Container) {
+			defer wg.Done()
+			if task, err := c.Task(ctx, nil); err == nil {
+				if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+					errs[i] = err
+					return
+				}
+			}
+			if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+				errs[i] = err
+			}
+		}(i, c)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// killTask SIGKILLs a running task and waits for it to exit; the task stays (with its exit status).
+func killTask(ctx context.Context, c containerd.Container) error {
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Status == containerd.Stopped {
+		return nil
+	}
+	exitCh, err := task.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	select {
+	case <-exitCh:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
