@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
-	"github.com/cri-shim/cri-shim/sandbox"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -43,7 +42,7 @@ func ValidateSandboxConfig(config *runtime.PodSandboxConfig) error {
 			return bad("sandbox metadata: %s %q contains ';' or '='", f.key, f.val)
 		}
 	}
-	if err := sandbox.ValidateDNS(config.GetDnsConfig()); err != nil {
+	if err := ValidateDNS(config.GetDnsConfig()); err != nil {
 		return bad("%v", err)
 	}
 	if h := config.GetHostname(); len(h) > 253 || strings.ContainsAny(h, "/\x00\n ") {
@@ -57,7 +56,7 @@ func ValidateSandboxConfig(config *runtime.PodSandboxConfig) error {
 			return bad("port mapping: host_ip %q is not an IP address", ip)
 		}
 	}
-	if _, err := sandbox.Bandwidth(config.GetAnnotations()); err != nil {
+	if _, err := ParseBandwidth(config.GetAnnotations()); err != nil {
 		return bad("%v", err)
 	}
 	if _, err := UsernsMapping(config.GetLinux().GetSecurityContext().GetNamespaceOptions()); err != nil {

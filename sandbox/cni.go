@@ -7,17 +7,12 @@ import (
 	"strings"
 
 	gocni "github.com/containerd/go-cni"
+	"github.com/cri-shim/cri-shim/legacy"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // DefaultInterface is the pod's interface whose addresses are the pod's IPs.
 const DefaultInterface = "eth0"
-
-// Bandwidth annotations of a pod (as the kubelet's bandwidth shaping reads them).
-const (
-	IngressBandwidthAnnotation = "kubernetes.io/ingress-bandwidth"
-	EgressBandwidthAnnotation  = "kubernetes.io/egress-bandwidth"
-)
 
 // NetworkResult is what CNI ADD gave the pod.
 type NetworkResult struct {
@@ -151,78 +146,19 @@ func namespaceOpts(id string, config *runtime.PodSandboxConfig) ([]gocni.Namespa
 	return opts, nil
 }
 
-// Bandwidth reads the pod's bandwidth annotations (Kubernetes quantities in bits per second, such
-// as "10M"); nil when there are none.
+// Bandwidth is the pod's bandwidth annotations (legacy.ParseBandwidth) as the CNI bandwidth
+// plugin takes them; nil when there are none.
 func Bandwidth(annotations map[string]string) (*gocni.BandWidth, error) {
-	in, inOK := annotations[IngressBandwidthAnnotation]
-	eg, egOK := annotations[EgressBandwidthAnnotation]
-	if !inOK && !egOK {
-		return nil, nil
+	b, err := legacy.ParseBandwidth(annotations)
+	if b == nil || err != nil {
+		return nil, err
 	}
 	bw := &gocni.BandWidth{}
-	if inOK {
-		v, err := parseRate(in)
-		if err != nil {
-			return nil, fmt.Errorf("annotation %s: %w", IngressBandwidthAnnotation, err)
-		}
-		bw.IngressRate, bw.IngressBurst = v, math.MaxUint32
+	if b.Ingress > 0 {
+		bw.IngressRate, bw.IngressBurst = b.Ingress, math.MaxUint32
 	}
-	if egOK {
-		v, err := parseRate(eg)
-		if err != nil {
-			return nil, fmt.Errorf("annotation %s: %w", EgressBandwidthAnnotation, err)
-		}
-		bw.EgressRate, bw.EgressBurst = v, math.MaxUint32
+	if b.Egress > 0 {
+		bw.EgressRate, bw.EgressBurst = b.Egress, math.MaxUint32
 	}
 	return bw, nil
-}
-
-// Limits the kubelet puts on bandwidth annotations: 1 kbit/s to 1 Pbit/s.
-const (
-	minRate = 1000
-	maxRate = 1_000_000_000_000_000
-)
-
-var rateSuffixes = []struct {
-	s string
-	m uint64
-}{
-	{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"Pi", 1 << 50},
-	{"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"P", 1e15},
-}
-
-// parseRate parses a non-negative integer quantity with an optional SI or binary suffix.
-func parseRate(s string) (uint64, error) {
-	num, mult := strings.TrimSpace(s), uint64(1)
-	for _, suf := range rateSuffixes {
-		if strings.HasSuffix(num, suf.s) {
-			num, mult = strings.TrimSuffix(num, suf.s), suf.m
-			break
-		}
-	}
-	var v uint64
-	if num == "" {
-		return 0, fmt.Errorf("invalid quantity %q", s)
-	}
-	for _, r := range num {
-		if r < '0' || r > '9' {
-			return 0, fmt.Errorf("invalid quantity %q", s)
-		}
-		d := uint64(r - '0')
-		if v > (math.MaxUint64-d)/10 {
-			return 0, fmt.Errorf("quantity %q too large", s)
-		}
-		v = v*10 + d
-	}
-	if v != 0 && mult > math.MaxUint64/v {
-		return 0, fmt.Errorf("quantity %q too large", s)
-	}
-	v *= mult
-	if v < minRate {
-		return 0, fmt.Errorf("bandwidth %q is unreasonably small (< 1kbit)", s)
-	}
-	if v > maxRate {
-		return 0, fmt.Errorf("bandwidth %q is unreasonably large (> 1Pbit)", s)
-	}
-	return v, nil
 }

@@ -3,11 +3,11 @@ package sandbox
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/cri-shim/cri-shim/legacy"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -130,7 +130,7 @@ func (f Files) unmountShm() error {
 
 // ResolvConf renders a DNSConfig as resolv.conf content, after validating it.
 func ResolvConf(dns *runtime.DNSConfig) (string, error) {
-	if err := ValidateDNS(dns); err != nil {
+	if err := legacy.ValidateDNS(dns); err != nil {
 		return "", err
 	}
 	var b strings.Builder
@@ -144,59 +144,6 @@ func ResolvConf(dns *runtime.DNSConfig) (string, error) {
 		fmt.Fprintf(&b, "options %s\n", strings.Join(dns.GetOptions(), " "))
 	}
 	return b.String(), nil
-}
-
-// Limits of resolv.conf as the kubelet applies them.
-const (
-	MaxDNSSearches     = 32
-	MaxDNSSearchLength = 2048
-	maxDNSServers      = 16
-)
-
-// ValidateDNS checks a DNSConfig: servers are IP addresses, searches and options are single words
-// without control characters, and there are not too many of them.
-func ValidateDNS(dns *runtime.DNSConfig) error {
-	if dns == nil {
-		return nil
-	}
-	if n := len(dns.GetServers()); n > maxDNSServers {
-		return fmt.Errorf("dns_config: %d servers, at most %d allowed", n, maxDNSServers)
-	}
-	for _, s := range dns.GetServers() {
-		if net.ParseIP(s) == nil {
-			return fmt.Errorf("dns_config: server %q is not an IP address", s)
-		}
-	}
-	if n := len(dns.GetSearches()); n > MaxDNSSearches {
-		return fmt.Errorf("dns_config: %d search domains, at most %d allowed", n, MaxDNSSearches)
-	}
-	if l := len(strings.Join(dns.GetSearches(), " ")); l > MaxDNSSearchLength {
-		return fmt.Errorf("dns_config: search line of %d characters, at most %d allowed", l, MaxDNSSearchLength)
-	}
-	for _, s := range dns.GetSearches() {
-		if !word(s) || len(s) > 253 {
-			return fmt.Errorf("dns_config: invalid search domain %q", s)
-		}
-	}
-	for _, o := range dns.GetOptions() {
-		if !word(o) {
-			return fmt.Errorf("dns_config: invalid option %q", o)
-		}
-	}
-	return nil
-}
-
-// word: non-empty, printable, no blanks.
-func word(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/cri-shim/cri-shim/legacy"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -37,14 +38,14 @@ func TestResolvConf(t *testing.T) {
 		{Options: []string{"nd ots"}},
 		{Searches: []string{strings.Repeat("a", 300)}},
 	} {
-		if err := ValidateDNS(bad); err == nil {
+		if err := legacy.ValidateDNS(bad); err == nil {
 			t.Errorf("ValidateDNS(%v) succeeded", bad)
 		}
 	}
 }
 
 func TestBandwidth(t *testing.T) {
-	bw, err := Bandwidth(map[string]string{IngressBandwidthAnnotation: "10M", EgressBandwidthAnnotation: "1Gi"})
+	bw, err := Bandwidth(map[string]string{legacy.IngressBandwidthAnnotation: "10M", legacy.EgressBandwidthAnnotation: "1Gi"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestBandwidth(t *testing.T) {
 		t.Fatalf("no annotations: %v %v", bw, err)
 	}
 	for _, bad := range []string{"", "ten", "10X", "1", "2P", "-5M", "99999999999999999999999"} {
-		if _, err := Bandwidth(map[string]string{IngressBandwidthAnnotation: bad}); err == nil {
+		if _, err := Bandwidth(map[string]string{legacy.IngressBandwidthAnnotation: bad}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
