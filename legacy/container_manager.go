@@ -9,7 +9,7 @@ import (
 )
 
 // ContainerManager runs the containers of pod sandboxes. Errors wrap the
-// github.com/containerd/errdefs classes and the model's sentinels.
+// the model's error classes (error_classes.go) and sentinels.
 type ContainerManager interface {
 	// CreateContainer creates a container in the ready sandbox sandboxID and returns its ID.
 	CreateContainer(ctx context.Context, sandboxID string, config *runtime.ContainerConfig) (string, error)

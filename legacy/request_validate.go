@@ -8,7 +8,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/containerd/errdefs"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -28,7 +27,7 @@ const (
 )
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalidArgument)
 }
 
 // hasControl tells whether s holds a control character (NUL, newline, escape, DEL, ...).

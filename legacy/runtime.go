@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/containerd/errdefs"
-
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -37,7 +35,7 @@ type Runtime interface {
 }
 
 // SandboxManager runs pod sandboxes: a pause container holding the pod's namespaces, and the pod's
-// network. Errors wrap github.com/containerd/errdefs classes (ErrNotFound, ErrAlreadyExists,
+// network. Errors wrap the model's classes (ErrNotFound, ErrAlreadyExists,
 // ErrInvalidArgument) and the model's sentinels (ErrSetupNetwork, ErrRunContainer...).
 type SandboxManager interface {
 	// RunPodSandbox creates and starts a sandbox for config with the named runtime handler ("" is
@@ -92,7 +90,7 @@ func (f *SandboxFilter) Match(s *SandboxStatus) bool {
 func LookupID[T any](m map[string]T, kind, id string) (T, error) {
 	var zero T
 	if id == "" {
-		return zero, fmt.Errorf("empty %s ID: %w", kind, errdefs.ErrInvalidArgument)
+		return zero, fmt.Errorf("empty %s ID: %w", kind, ErrInvalidArgument)
 	}
 	if v, ok := m[id]; ok {
 		return v, nil
@@ -105,11 +103,11 @@ func LookupID[T any](m map[string]T, kind, id string) (T, error) {
 	}
 	switch n {
 	case 0:
-		return zero, fmt.Errorf("%s %q: %w", kind, id, errdefs.ErrNotFound)
+		return zero, fmt.Errorf("%s %q: %w", kind, id, ErrNotFound)
 	case 1:
 		return found, nil
 	}
-	return zero, fmt.Errorf("%s ID prefix %q is ambiguous: %w", kind, id, errdefs.ErrInvalidArgument)
+	return zero, fmt.Errorf("%s ID prefix %q is ambiguous: %w", kind, id, ErrInvalidArgument)
 }
 
 // RuntimeHandler is a runtime handler pods may name: the containerd runtime (shim) that runs them.

@@ -5,7 +5,6 @@ import (
 	"net"
 	"strings"
 
-	"github.com/containerd/errdefs"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -13,10 +12,10 @@ import (
 const maxNameLength = 253
 
 // ValidateSandboxConfig checks what RunPodSandbox needs of a config before anything is made:
-// metadata, DNS config, port mappings, hostname. Errors wrap errdefs.ErrInvalidArgument.
+// metadata, DNS config, port mappings, hostname. Errors wrap ErrInvalidArgument.
 func ValidateSandboxConfig(config *runtime.PodSandboxConfig) error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
+		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrInvalidArgument)
 	}
 	if config == nil {
 		return bad("sandbox config is required")

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/containerd/errdefs"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -31,7 +30,7 @@ func UsernsMapping(nsOpts *runtime.NamespaceOption) (*PodUsernsMapping, error) {
 		return nil, nil
 	}
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("user namespace: %s: %w", fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
+		return fmt.Errorf("user namespace: %s: %w", fmt.Sprintf(format, args...), ErrInvalidArgument)
 	}
 	switch u.GetMode() {
 	case runtime.NamespaceMode_NODE:
