@@ -61,9 +61,9 @@ func StartCRIUProbe(ctx context.Context) (stop func()) {
 }
 
 // DefaultCRIUBinary is where hack/setup.sh installs a CRIU that works on current kernels, next to
-// the runc it builds; the managed containerd puts that directory first on its shims' PATH, where
-// runc looks for criu.
-var DefaultCRIUBinary = filepath.Join(filepath.Dir(DefaultRuncBinary), "criu")
+// the runc it builds (DefaultRuncBinary); the managed containerd puts that directory first on its
+// shims' PATH, where runc looks for criu.
+const DefaultCRIUBinary = "/var/cache/cri-shim/bin/criu"
 
 // findCRIU is the criu runc runs: DefaultCRIUBinary when it is there, else criu on PATH.
 func findCRIU() (string, error) {

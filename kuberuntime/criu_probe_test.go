@@ -153,3 +153,11 @@ func TestCRIUProbeFailures(t *testing.T) {
 		})
 	}
 }
+
+// CRIU is installed beside the runc hack/setup.sh builds: the shims find it on the PATH that dir
+// heads.
+func TestDefaultCRIUBesideRunc(t *testing.T) {
+	if filepath.Dir(DefaultCRIUBinary) != filepath.Dir(DefaultRuncBinary) {
+		t.Fatalf("criu %s, runc %s: not in one directory", DefaultCRIUBinary, DefaultRuncBinary)
+	}
+}
