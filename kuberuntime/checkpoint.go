@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -67,16 +68,6 @@ type RestorePodRequest struct {
 
 // DefaultCheckpointTimeout bounds a checkpoint whose request names no timeout.
 const DefaultCheckpointTimeout = 5 * time.Minute
-
-const (
-	checkpointImagesDir = "checkpoint"
-	checkpointConfig    = "config.dump"
-	checkpointSpec      = "spec.dump"
-	checkpointPodConfig = "pod.dump"
-	// checkpointRootfsDiff holds the container's file-system changes (its rw layer) as an OCI
-	// layer tar, whiteouts included.
-	checkpointRootfsDiff = "rootfs-diff.tar"
-)
 
 // checkpointConfig is config.dump.
 type checkpointConfigFile struct {
@@ -139,7 +130,7 @@ func (r *ContainerdRuntime) CheckpointContainer(ctx context.Context, id, locatio
 	if state, _, _ := c.snapshot(); state != legacy.ContainerStateRunning {
 		return fmt.Errorf("container %s is %s: only running containers can be checkpointed: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
 	}
-	info, err := criuUsable()
+	info, err := criu.CriuUsable()
 	if err != nil {
 		return err
 	}
@@ -183,8 +174,8 @@ func (r *ContainerdRuntime) CheckpointContainer(ctx context.Context, id, locatio
 
 // dumpContainer writes the CRIU images of the container's task and its dump files into dir; the
 // task keeps running (or stays paused).
-func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, task containerd.Task, dir string, info criuInfo) error {
-	images := filepath.Join(dir, checkpointImagesDir)
+func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, task containerd.Task, dir string, info criu.CriuInfo) error {
+	images := filepath.Join(dir, criu.CheckpointImagesDir)
 	if err := os.Mkdir(images, 0o700); err != nil {
 		return err
 	}
@@ -223,14 +214,14 @@ func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, 
 		msg := err.Error()
 		// CRIU's stderr goes nowhere (runc does not read it): its words are in its log.
 		if log, rerr := os.ReadFile(filepath.Join(dir, "dump.log")); rerr == nil && len(log) > 0 {
-			msg += " (CRIU: " + criuLogSummary(string(log)) + ")"
+			msg += " (CRIU: " + criu.CriuLogSummary(string(log)) + ")"
 		}
 		return fmt.Errorf("checkpoint container %s: %s", c.meta.ID, msg)
 	}
-	if err := r.writeRootfsDiff(ctx, cinfo.Snapshotter, cinfo.SnapshotKey, filepath.Join(dir, checkpointRootfsDiff)); err != nil {
+	if err := r.writeRootfsDiff(ctx, cinfo.Snapshotter, cinfo.SnapshotKey, filepath.Join(dir, criu.CheckpointRootfsDiff)); err != nil {
 		return fmt.Errorf("checkpoint container %s: file-system changes: %w", c.meta.ID, err)
 	}
-	for name, v := range map[string]any{checkpointConfig: cfg, checkpointSpec: spec} {
+	for name, v := range map[string]any{criu.CheckpointConfig: cfg, criu.CheckpointSpec: spec} {
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
 			return err
@@ -524,7 +515,7 @@ func isCheckpointArchive(ref string) bool {
 		if err != nil {
 			return false
 		}
-		if hdr.Name == checkpointConfig {
+		if hdr.Name == criu.CheckpointConfig {
 			return true
 		}
 	}
@@ -580,7 +571,7 @@ func (r *ContainerdRuntime) CheckpointPod(ctx context.Context, sandboxID, output
 		}
 		cs = append(cs, c)
 	}
-	info, err := criuUsable()
+	info, err := criu.CriuUsable()
 	if err != nil {
 		return err
 	}
@@ -599,7 +590,7 @@ func (r *ContainerdRuntime) CheckpointPod(ctx context.Context, sandboxID, output
 		names = append(names, c.config.GetMetadata().GetName())
 	}
 	// pod.dump last: a directory that has it has the whole checkpoint.
-	if err := copyIntoRoot(work, out, append(names, checkpointPodConfig)); err != nil {
+	if err := copyIntoRoot(work, out, append(names, criu.CheckpointPodConfig)); err != nil {
 		return fmt.Errorf("write the pod checkpoint to %s: %w", outputPath, err)
 	}
 	return nil
@@ -686,7 +677,7 @@ func copyIntoRoot(src string, dst *os.Root, names []string) (retErr error) {
 	return nil
 }
 
-func (r *ContainerdRuntime) checkpointPod(ctx context.Context, sb *podSandbox, outputPath string, cs []*podContainer, info criuInfo) (retErr error) {
+func (r *ContainerdRuntime) checkpointPod(ctx context.Context, sb *podSandbox, outputPath string, cs []*podContainer, info criu.CriuInfo) (retErr error) {
 	ctx = r.withNS(ctx)
 	start := time.Now()
 	for _, c := range cs {
@@ -754,7 +745,7 @@ func (r *ContainerdRuntime) checkpointPod(ctx context.Context, sb *podSandbox, o
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(outputPath, checkpointPodConfig), b, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(outputPath, criu.CheckpointPodConfig), b, 0o600); err != nil {
 		return err
 	}
 	logrus.WithFields(logrus.Fields{"sandbox": sb.meta.ID, "containers": len(cs), "duration": time.Since(start)}).Info("pod checkpointed")

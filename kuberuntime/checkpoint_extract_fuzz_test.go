@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 )
 
 // FuzzCheckpointArchive extracts a checkpoint archive made of the fuzzer's bytes, with a maximum
@@ -28,7 +30,7 @@ func FuzzCheckpointArchive(f *testing.F) {
 		return b
 	}
 	for _, seed := range [][]byte{
-		tb(dir("checkpoint/"), reg("checkpoint/inventory.img", 3), reg(checkpointConfig, 10), reg("rootfs-diff.tar", 100)),
+		tb(dir("checkpoint/"), reg("checkpoint/inventory.img", 3), reg(criu.CheckpointConfig, 10), reg("rootfs-diff.tar", 100)),
 		tb(reg("../sibling/evil", 3)),
 		tb(reg("/abs", 3)),
 		tb(&tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: "../sibling"}, reg("link/evil", 1)),

@@ -14,6 +14,7 @@ import (
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mnt"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -27,7 +28,7 @@ func editCheckpointImages[M proto.Message](t *testing.T, src, pattern, magicName
 	if err := extractTarArchive(context.Background(), src, dir, 0); err != nil {
 		t.Fatal(err)
 	}
-	paths, _ := filepath.Glob(filepath.Join(dir, checkpointImagesDir, pattern))
+	paths, _ := filepath.Glob(filepath.Join(dir, criu.CheckpointImagesDir, pattern))
 	if len(paths) == 0 {
 		t.Fatalf("no %s images in the checkpoint", pattern)
 	}
@@ -36,7 +37,7 @@ func editCheckpointImages[M proto.Message](t *testing.T, src, pattern, magicName
 		if err != nil {
 			t.Fatal(err)
 		}
-		entries, err := splitCRIUImage(b, magicName)
+		entries, err := criu.SplitCRIUImage(b, magicName)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +134,7 @@ func TestRestoreChecksCRIUImages(t *testing.T) {
 	procSysRW := editCheckpointImages(t, loc, "mountpoints-*.img", "MNTS", func() *mnt.MntEntry { return &mnt.MntEntry{} },
 		func(m *mnt.MntEntry) {
 			if m.GetMountpoint() == "/proc/sys" {
-				m.Flags = proto.Uint32(m.GetFlags() &^ msRdonly)
+				m.Flags = proto.Uint32(m.GetFlags() &^ criu.MsRdonly)
 			}
 		})
 	dst, dstLogs := e.podWithLogs("img-dst")

@@ -18,6 +18,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -33,8 +34,8 @@ const counterScript = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sle
 func TestCheckpoint(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
-	saved := checkCRIU
-	t.Cleanup(func() { checkCRIU = saved })
+	saved := criu.CheckCRIU
+	t.Cleanup(func() { criu.CheckCRIU = saved })
 	sb, _ := e.podWithLogs("ckpt")
 	other := e.run(podCfg("ckpt-other"))
 	id := e.createStart(sb.ID, ctrCfg("counter", "sh", "-c", counterScript))
@@ -118,8 +119,8 @@ func TestCheckpoint(t *testing.T) {
 	// FailedPrecondition with its reason, before anything is paused or written.
 	t.Run("without a working CRIU", func(t *testing.T) {
 		reason := errors.New("criu dump of a test process did not end within 20s (its log ends with: x)")
-		checkCRIU = func() criuInfo { return criuInfo{Path: "/usr/sbin/criu", Version: "4.1", Err: reason} }
-		defer func() { checkCRIU = saved }()
+		criu.CheckCRIU = func() criu.CriuInfo { return criu.CriuInfo{Path: "/usr/sbin/criu", Version: "4.1", Err: reason} }
+		defer func() { criu.CheckCRIU = saved }()
 		wantReason := func(what string, err error) {
 			t.Helper()
 			if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), reason.Error()) {
@@ -130,7 +131,7 @@ func TestCheckpoint(t *testing.T) {
 		wantReason("pod checkpoint", e.rt.CheckpointPod(ctx, sb.ID, podOut, []string{id, id2}, nil))
 		fakePod := t.TempDir()
 		b, _ := json.Marshal(podCheckpointFile{SandboxID: sb.ID, Containers: map[string]string{"counter": "counter"}})
-		if err := os.WriteFile(filepath.Join(fakePod, checkpointPodConfig), b, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(fakePod, criu.CheckpointPodConfig), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		_, _, err := e.rt.RestorePod(ctx, RestorePodRequest{CheckpointPath: fakePod, Config: podCfg("restored"),
@@ -150,12 +151,12 @@ func TestCheckpoint(t *testing.T) {
 	})
 
 	// The host's CRIU, probed for real (a dump and restore of a process of the probe's own).
-	info := probeCRIU(ctx)
+	info := criu.ProbeCRIU(ctx)
 	t.Logf("CRIU %q at %q, probed in %v: %v", info.Version, info.Path, info.Took, info.Err)
 	if info.Missing {
 		t.Fatalf("%v", info.Err)
 	}
-	checkCRIU = func() criuInfo { return info }
+	criu.CheckCRIU = func() criu.CriuInfo { return info }
 	t.Run("checkpoint", func(t *testing.T) {
 		if info.Err != nil {
 			t.Skipf("CRIU cannot checkpoint on this host (the probe's reason): %v", info.Err)
@@ -171,10 +172,10 @@ func TestCheckpoint(t *testing.T) {
 		t.Logf("checkpoint of the counter: %d bytes in %v", fi.Size(), time.Since(t0))
 		got := tarEntries(t, loc)
 		var cfg checkpointConfigFile
-		if err := json.Unmarshal([]byte(got[checkpointConfig]), &cfg); err != nil || cfg.ID != id || cfg.Name != "counter" {
+		if err := json.Unmarshal([]byte(got[criu.CheckpointConfig]), &cfg); err != nil || cfg.ID != id || cfg.Name != "counter" {
 			t.Fatalf("config.dump %+v %v", cfg, err)
 		}
-		if _, ok := got["checkpoint/inventory.img"]; !ok || got[checkpointSpec] == "" {
+		if _, ok := got["checkpoint/inventory.img"]; !ok || got[criu.CheckpointSpec] == "" {
 			t.Fatalf("archive entries %v", keys(got))
 		}
 		stillRunning("after a checkpoint")
@@ -184,7 +185,7 @@ func TestCheckpoint(t *testing.T) {
 		}
 		t.Logf("checkpoint of the pod (2 containers): %v", time.Since(t0))
 		stillRunning("after a pod checkpoint")
-		for _, f := range []string{checkpointPodConfig, "counter/checkpoint/inventory.img", "sleeper/config.dump"} {
+		for _, f := range []string{criu.CheckpointPodConfig, "counter/checkpoint/inventory.img", "sleeper/config.dump"} {
 			if _, err := os.Stat(filepath.Join(podOut, f)); err != nil {
 				t.Error(err)
 			}
@@ -193,7 +194,7 @@ func TestCheckpoint(t *testing.T) {
 
 	// Requests that are wrong whatever the host's CRIU does (the probe's answer is set to a working
 	// CRIU: they fail on their own account).
-	checkCRIU = func() criuInfo { return criuInfo{Path: info.Path, Version: info.Version} }
+	criu.CheckCRIU = func() criu.CriuInfo { return criu.CriuInfo{Path: info.Path, Version: info.Version} }
 	t.Run("restore requests", func(t *testing.T) {
 		cfgs := []*runtime.ContainerConfig{ctrCfg("counter", "sh"), ctrCfg("sleeper", "sleep")}
 		req := func(path string, mut func(*RestorePodRequest)) RestorePodRequest {
@@ -205,7 +206,7 @@ func TestCheckpoint(t *testing.T) {
 		}
 		fakePod := t.TempDir()
 		b, _ := json.Marshal(podCheckpointFile{SandboxID: sb.ID, Containers: map[string]string{"counter": "counter", "sleeper": "sleeper"}})
-		if err := os.WriteFile(filepath.Join(fakePod, checkpointPodConfig), b, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(fakePod, criu.CheckpointPodConfig), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		for name, r := range map[string]RestorePodRequest{
@@ -312,10 +313,10 @@ func TestCRIUHangingStandIn(t *testing.T) {
 func TestCheckpointHelperFails(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
-	saved := checkCRIU
-	t.Cleanup(func() { checkCRIU = saved })
+	saved := criu.CheckCRIU
+	t.Cleanup(func() { criu.CheckCRIU = saved })
 	// Past the probe of the host's CRIU: down to runc and the stand-ins.
-	checkCRIU = func() criuInfo { return criuInfo{Path: "criu-stand-in", Version: "0"} }
+	criu.CheckCRIU = func() criu.CriuInfo { return criu.CriuInfo{Path: "criu-stand-in", Version: "0"} }
 	runc := ResolveRuncBinary("")
 	if runc == "" {
 		runc = "runc"
@@ -473,7 +474,7 @@ func TestCheckpointHelperFails(t *testing.T) {
 func emptyCheckpointArchive(t *testing.T) string {
 	t.Helper()
 	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, checkpointConfig), []byte(`{}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(src, criu.CheckpointConfig), []byte(`{}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	archive := filepath.Join(t.TempDir(), "c.tar")

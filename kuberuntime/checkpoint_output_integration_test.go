@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 )
 
 // TestCheckpointPodOutputSwap: CheckpointPod's output directory is in a tree others may write to.
@@ -18,7 +20,7 @@ import (
 func TestCheckpointPodOutputSwap(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
-	if info := probeCRIU(ctx); info.Err != nil {
+	if info := criu.ProbeCRIU(ctx); info.Err != nil {
 		t.Fatalf("CRIU does not work on this host (run hack/setup.sh): %v", info.Err)
 	}
 	sb, _ := e.podWithLogs("ckpt-swap")
@@ -63,8 +65,8 @@ func TestCheckpointPodOutputSwap(t *testing.T) {
 		t.Fatalf("the checkpoint wrote through the swapped-in symlink: %v", names)
 	}
 	if err == nil {
-		if _, serr := os.Stat(filepath.Join(out, checkpointPodConfig)); serr != nil {
-			t.Fatalf("checkpoint succeeded without %s: %v", checkpointPodConfig, serr)
+		if _, serr := os.Stat(filepath.Join(out, criu.CheckpointPodConfig)); serr != nil {
+			t.Fatalf("checkpoint succeeded without %s: %v", criu.CheckpointPodConfig, serr)
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -27,16 +28,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
-
-// Restore. A container is restored in two steps, as CRI defines it: CreateContainer (with a
-// checkpoint archive as its image, or RestorePod) creates a container from the checkpointed
-// image and config and copies the checkpoint under <root>/containers/<id>/restore/; StartContainer
-// of such a container creates its task from the CRIU images (runc restore) instead of running the
-// command. The container's rootfs is a fresh snapshot of its image: file-system changes made
-// after the start are not part of the checkpoint.
-
-// restoreDir is where a restorable container keeps its checkpoint.
-const restoreDir = "restore"
 
 // checkpointSource is a checkpoint (an archive, or a directory of a pod checkpoint) that a new
 // container is restored from.
@@ -57,18 +48,18 @@ func openCheckpoint(path string) (*checkpointSource, error) {
 	src := &checkpointSource{path: path, archive: fi.Mode().IsRegular()}
 	var b []byte
 	if src.archive {
-		b, err = readTarFile(path, checkpointConfig)
+		b, err = readTarFile(path, criu.CheckpointConfig)
 	} else {
-		b, err = os.ReadFile(filepath.Join(path, checkpointConfig))
+		b, err = os.ReadFile(filepath.Join(path, criu.CheckpointConfig))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s has no %s: %v: %w", path, checkpointConfig, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("checkpoint %s has no %s: %v: %w", path, criu.CheckpointConfig, err, errdefs.ErrInvalidArgument)
 	}
 	if err := json.Unmarshal(b, &src.config); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %s: %v: %w", path, checkpointConfig, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("checkpoint %s: %s: %v: %w", path, criu.CheckpointConfig, err, errdefs.ErrInvalidArgument)
 	}
 	if src.config.ImageID == "" || len(src.config.ContainerConfig) == 0 {
-		return nil, fmt.Errorf("checkpoint %s: %s names no image or container config: %w", path, checkpointConfig, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("checkpoint %s: %s names no image or container config: %w", path, criu.CheckpointConfig, errdefs.ErrInvalidArgument)
 	}
 	src.ctrConfig = &runtime.ContainerConfig{}
 	if err := protojson.Unmarshal(src.config.ContainerConfig, src.ctrConfig); err != nil {
@@ -230,7 +221,7 @@ func (r *ContainerdRuntime) checkpointImage(ctx context.Context, src *checkpoint
 // install copies the checkpoint into the new container's rootDir/restore, writing at most
 // maxSize bytes (0: no maximum but the source's own size).
 func (src *checkpointSource) install(ctx context.Context, rootDir string, maxSize int64) error {
-	dst := filepath.Join(rootDir, restoreDir)
+	dst := filepath.Join(rootDir, criu.RestoreDir)
 	if err := os.Mkdir(dst, 0o700); err != nil {
 		return err
 	}
@@ -243,8 +234,8 @@ func (src *checkpointSource) install(ctx context.Context, rootDir string, maxSiz
 	if err != nil {
 		return fmt.Errorf("copy checkpoint %s: %w", src.path, err)
 	}
-	if fi, err := os.Stat(filepath.Join(dst, checkpointImagesDir, "inventory.img")); err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("checkpoint %s has no CRIU images (%s/inventory.img): %w", src.path, checkpointImagesDir, errdefs.ErrInvalidArgument)
+	if fi, err := os.Stat(filepath.Join(dst, criu.CheckpointImagesDir, "inventory.img")); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("checkpoint %s has no CRIU images (%s/inventory.img): %w", src.path, criu.CheckpointImagesDir, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -431,15 +422,15 @@ func restoreTaskOpts(c *podContainer) ([]containerd.NewTaskOpts, error) {
 	if !c.meta.Restore {
 		return nil, nil
 	}
-	dir := filepath.Join(c.rootDir, restoreDir)
-	images := filepath.Join(dir, checkpointImagesDir)
+	dir := filepath.Join(c.rootDir, criu.RestoreDir)
+	images := filepath.Join(dir, criu.CheckpointImagesDir)
 	if _, err := os.Stat(images); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	if _, err := criuUsable(); err != nil {
+	if _, err := criu.CriuUsable(); err != nil {
 		return nil, err
 	}
 	work := filepath.Join(dir, "work")
@@ -455,7 +446,7 @@ func isRestore(c *podContainer) bool {
 	if !c.meta.Restore {
 		return false
 	}
-	_, err := os.Stat(filepath.Join(c.rootDir, restoreDir, checkpointImagesDir))
+	_, err := os.Stat(filepath.Join(c.rootDir, criu.RestoreDir, criu.CheckpointImagesDir))
 	return err == nil
 }
 
@@ -464,10 +455,10 @@ func restoreError(c *podContainer, err error) error {
 	if err == nil || !isRestore(c) {
 		return err
 	}
-	logs, _ := filepath.Glob(filepath.Join(c.rootDir, restoreDir, "work", "restore*.log"))
+	logs, _ := filepath.Glob(filepath.Join(c.rootDir, criu.RestoreDir, "work", "restore*.log"))
 	for _, l := range logs {
 		if b, rerr := os.ReadFile(l); rerr == nil {
-			if msg := criuErrors(string(b), err); msg != err.Error() {
+			if msg := criu.CriuErrors(string(b), err); msg != err.Error() {
 				return fmt.Errorf("%w (CRIU: %s)", err, msg)
 			}
 		}
@@ -478,7 +469,7 @@ func restoreError(c *podContainer, err error) error {
 // prepareRestore answers CreateContainer with a checkpoint archive as its image: the config the
 // container is created with, and the checkpoint it is restored from.
 func (r *ContainerdRuntime) prepareRestore(ctx context.Context, ref string, req *runtime.ContainerConfig) (*runtime.ContainerConfig, *checkpointSource, error) {
-	if _, err := criuUsable(); err != nil {
+	if _, err := criu.CriuUsable(); err != nil {
 		return nil, nil, fmt.Errorf("restore from checkpoint archive %s: %w", ref, err)
 	}
 	src, err := openCheckpoint(ref)
@@ -503,7 +494,7 @@ func (r *ContainerdRuntime) RestorePod(ctx context.Context, req RestorePodReques
 	if err != nil {
 		return "", nil, err
 	}
-	if _, err := criuUsable(); err != nil {
+	if _, err := criu.CriuUsable(); err != nil {
 		return "", nil, err
 	}
 	start := time.Now()
@@ -514,7 +505,7 @@ func (r *ContainerdRuntime) RestorePod(ctx context.Context, req RestorePodReques
 		name := cfg.GetMetadata().GetName()
 		dir := filepath.Join(req.CheckpointPath, pod.Containers[name])
 		if !filepath.IsLocal(pod.Containers[name]) {
-			return "", nil, fmt.Errorf("%s: container %q is outside the checkpoint: %w", checkpointPodConfig, name, errdefs.ErrInvalidArgument)
+			return "", nil, fmt.Errorf("%s: container %q is outside the checkpoint: %w", criu.CheckpointPodConfig, name, errdefs.ErrInvalidArgument)
 		}
 		src, err := openCheckpoint(dir)
 		if err != nil {
@@ -590,13 +581,13 @@ func (r *ContainerdRuntime) validateRestorePod(req RestorePodRequest) (*podCheck
 		}
 		names[name] = true
 	}
-	b, err := os.ReadFile(filepath.Join(req.CheckpointPath, checkpointPodConfig))
+	b, err := os.ReadFile(filepath.Join(req.CheckpointPath, criu.CheckpointPodConfig))
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a pod checkpoint: %w", req.CheckpointPath, errdefs.ErrInvalidArgument)
 	}
 	var pod podCheckpointFile
 	if err := json.Unmarshal(b, &pod); err != nil {
-		return nil, fmt.Errorf("%s: %v: %w", checkpointPodConfig, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("%s: %v: %w", criu.CheckpointPodConfig, err, errdefs.ErrInvalidArgument)
 	}
 	for name := range names {
 		if _, ok := pod.Containers[name]; !ok {
@@ -615,7 +606,7 @@ func (r *ContainerdRuntime) validateRestorePod(req RestorePodRequest) (*podCheck
 // restored logs a container's restore and drops its copy of the checkpoint (CRIU's restore log
 // stays, under restore/work, until the container is removed).
 func restored(c *podContainer, d time.Duration) {
-	dir := filepath.Join(c.rootDir, restoreDir)
+	dir := filepath.Join(c.rootDir, criu.RestoreDir)
 	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "sandbox": c.meta.SandboxID, "duration": d}).Info("container restored from its checkpoint")
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
@@ -667,7 +658,7 @@ func (r *ContainerdRuntime) writeRootfsDiff(ctx context.Context, snapshotter, ke
 // applyRootfsDiff applies the checkpoint's file-system changes, when it has them, to the new
 // container's snapshot key.
 func (r *ContainerdRuntime) applyRootfsDiff(ctx context.Context, snapshotter, key, rootDir string) error {
-	f, err := os.Open(filepath.Join(rootDir, restoreDir, checkpointRootfsDiff))
+	f, err := os.Open(filepath.Join(rootDir, criu.RestoreDir, criu.CheckpointRootfsDiff))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -152,7 +153,7 @@ func TestRestore(t *testing.T) {
 	restoreTime := time.Since(t0)
 	t.Logf("restore from the archive: CreateContainer %v, CreateContainer+StartContainer %v", createTime, restoreTime)
 	// Restored: the copy of the checkpoint is gone, CRIU's restore log stays.
-	if entries, err := os.ReadDir(filepath.Join(e.rt.containersRoot(), rid, restoreDir)); err != nil || len(entries) != 1 || entries[0].Name() != "work" {
+	if entries, err := os.ReadDir(filepath.Join(e.rt.containersRoot(), rid, criu.RestoreDir)); err != nil || len(entries) != 1 || entries[0].Name() != "work" {
 		t.Fatalf("restore dir after the start: %v %v", entries, err)
 	}
 	dstLog := filepath.Join(dstLogs, "counter.log")
@@ -247,7 +248,7 @@ func TestRestore(t *testing.T) {
 // installed, and is skipped, with the probe's reason, only when an installed CRIU cannot work here.
 func requireCRIU(t *testing.T, ctx context.Context) {
 	t.Helper()
-	info := probeCRIU(ctx)
+	info := criu.ProbeCRIU(ctx)
 	switch {
 	case info.Missing:
 		t.Fatalf("%v", info.Err)
@@ -255,7 +256,7 @@ func requireCRIU(t *testing.T, ctx context.Context) {
 		t.Skipf("CRIU cannot checkpoint on this host (the probe's reason): %v", info.Err)
 	}
 	t.Logf("CRIU %s at %s, probed in %v", info.Version, info.Path, info.Took)
-	saved := checkCRIU
-	t.Cleanup(func() { checkCRIU = saved })
-	checkCRIU = func() criuInfo { return info }
+	saved := criu.CheckCRIU
+	t.Cleanup(func() { criu.CheckCRIU = saved })
+	criu.CheckCRIU = func() criu.CriuInfo { return info }
 }

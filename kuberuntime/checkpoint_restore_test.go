@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -29,10 +30,10 @@ func writeCheckpointDir(t *testing.T, dir string, cfg *runtime.ContainerConfig) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, checkpointImagesDir), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, criu.CheckpointImagesDir), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{checkpointConfig: b, checkpointImagesDir + "/inventory.img": []byte("inv")} {
+	for name, data := range map[string][]byte{criu.CheckpointConfig: b, criu.CheckpointImagesDir + "/inventory.img": []byte("inv")} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +71,7 @@ func TestRestoreFromArchive(t *testing.T) {
 		if err := cs.install(context.Background(), root, 0); err != nil {
 			t.Fatal(err)
 		}
-		if b, err := os.ReadFile(filepath.Join(root, restoreDir, checkpointImagesDir, "inventory.img")); err != nil || string(b) != "inv" {
+		if b, err := os.ReadFile(filepath.Join(root, criu.RestoreDir, criu.CheckpointImagesDir, "inventory.img")); err != nil || string(b) != "inv" {
 			t.Fatalf("%s: installed inventory %q %v", p, b, err)
 		}
 		c := &podContainer{rootDir: root, meta: containerMetadata{Restore: true}}
@@ -142,7 +143,7 @@ func TestExtractTarArchiveRejects(t *testing.T) {
 	}
 	// A checkpoint without CRIU images cannot be installed.
 	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, checkpointConfig), []byte(`{}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(src, criu.CheckpointConfig), []byte(`{}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := openCheckpoint(src); !errdefs.IsInvalidArgument(err) {
@@ -295,12 +296,12 @@ func TestArchiveRestoreConfigRequestWins(t *testing.T) {
 // CreateContainer made from a checkpoint (its record in containerd says so), never because a
 // restore directory turned up under root_dir (issue 19, finding 9).
 func TestRestoreNeedsTheRecord(t *testing.T) {
-	saved := checkCRIU
-	t.Cleanup(func() { checkCRIU = saved })
-	checkCRIU = func() criuInfo { return criuInfo{Path: "/usr/sbin/criu", Version: "4.1"} }
+	saved := criu.CheckCRIU
+	t.Cleanup(func() { criu.CheckCRIU = saved })
+	criu.CheckCRIU = func() criu.CriuInfo { return criu.CriuInfo{Path: "/usr/sbin/criu", Version: "4.1"} }
 
 	root := t.TempDir()
-	writeCheckpointDir(t, filepath.Join(root, restoreDir), &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "x"}})
+	writeCheckpointDir(t, filepath.Join(root, criu.RestoreDir), &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "x"}})
 	planted := &podContainer{rootDir: root}
 	if isRestore(planted) {
 		t.Error("a planted restore directory makes a restore")

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 )
 
 // tarEntries lists an archive's entries with their content (directories end in /).
@@ -43,35 +44,35 @@ Error (criu/crtools.c:260): Could not initialize kernel features detection.
 `
 
 func TestCRIUOutput(t *testing.T) {
-	if v := parseCRIUVersion("Version: 3.17.1\n"); v != "3.17.1" {
+	if v := criu.ParseCRIUVersion("Version: 3.17.1\n"); v != "3.17.1" {
 		t.Errorf("version %q", v)
 	}
-	if v := parseCRIUVersion("Version: 4.1\nGitID: v4.1\n"); v != "4.1" {
+	if v := criu.ParseCRIUVersion("Version: 4.1\nGitID: v4.1\n"); v != "4.1" {
 		t.Errorf("version %q", v)
 	}
-	got := criuErrors("Warn (criu/x.c:1): something\n"+criuCheckOutput, errors.New("exit status 1"))
+	got := criu.CriuErrors("Warn (criu/x.c:1): something\n"+criuCheckOutput, errors.New("exit status 1"))
 	if !strings.HasPrefix(got, "Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds; ") || strings.Contains(got, "Warn") {
 		t.Errorf("errors %q", got)
 	}
-	if got := criuErrors("Looks good.\n", errors.New("exit status 1")); got != "Looks good." {
+	if got := criu.CriuErrors("Looks good.\n", errors.New("exit status 1")); got != "Looks good." {
 		t.Errorf("no error lines: %q", got)
 	}
-	if got := criuErrors("", errors.New("exit status 1")); got != "exit status 1" {
+	if got := criu.CriuErrors("", errors.New("exit status 1")); got != "exit status 1" {
 		t.Errorf("no output: %q", got)
 	}
 }
 
 func TestCRIUUsable(t *testing.T) {
-	saved := checkCRIU
-	t.Cleanup(func() { checkCRIU = saved })
-	checkCRIU = func() criuInfo {
-		return criuInfo{Path: "/usr/sbin/criu", Err: errors.New("criu 3.17.1 check failed: vdso")}
+	saved := criu.CheckCRIU
+	t.Cleanup(func() { criu.CheckCRIU = saved })
+	criu.CheckCRIU = func() criu.CriuInfo {
+		return criu.CriuInfo{Path: "/usr/sbin/criu", Err: errors.New("criu 3.17.1 check failed: vdso")}
 	}
-	if _, err := criuUsable(); !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "vdso") {
+	if _, err := criu.CriuUsable(); !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "vdso") {
 		t.Fatalf("broken CRIU: %v", err)
 	}
-	checkCRIU = func() criuInfo { return criuInfo{Path: "/usr/sbin/criu", Version: "4.1"} }
-	if info, err := criuUsable(); err != nil || info.Version != "4.1" {
+	criu.CheckCRIU = func() criu.CriuInfo { return criu.CriuInfo{Path: "/usr/sbin/criu", Version: "4.1"} }
+	if info, err := criu.CriuUsable(); err != nil || info.Version != "4.1" {
 		t.Fatalf("working CRIU: %+v %v", info, err)
 	}
 }
@@ -158,7 +159,7 @@ func keys(m map[string]string) []string {
 // 19, finding 11).
 func TestCheckpointLocationNoReplace(t *testing.T) {
 	src, out, elsewhere := t.TempDir(), t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, checkpointConfig), []byte(`{"id":"x"}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(src, criu.CheckpointConfig), []byte(`{"id":"x"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	existing := filepath.Join(out, "existing.tar")
@@ -208,7 +209,7 @@ func TestCheckpointLocationNoReplace(t *testing.T) {
 func TestCopyIntoRoot(t *testing.T) {
 	work := t.TempDir()
 	for name, data := range map[string]string{
-		"counter/config.dump": "{}", "counter/checkpoint/inventory.img": "inv", checkpointPodConfig: "{}",
+		"counter/config.dump": "{}", "counter/checkpoint/inventory.img": "inv", criu.CheckpointPodConfig: "{}",
 	} {
 		p := filepath.Join(work, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -228,10 +229,10 @@ func TestCopyIntoRoot(t *testing.T) {
 	}
 
 	out := t.TempDir()
-	if err := copyIntoRoot(work, open(out), []string{"counter", checkpointPodConfig}); err != nil {
+	if err := copyIntoRoot(work, open(out), []string{"counter", criu.CheckpointPodConfig}); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]string{"counter/checkpoint/inventory.img": "inv", checkpointPodConfig: "{}"} {
+	for name, want := range map[string]string{"counter/checkpoint/inventory.img": "inv", criu.CheckpointPodConfig: "{}"} {
 		if b, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(b) != want {
 			t.Errorf("%s: %q %v", name, b, err)
 		}
@@ -244,7 +245,7 @@ func TestCopyIntoRoot(t *testing.T) {
 	if err := os.Symlink(elsewhere, filepath.Join(out, "counter")); err != nil {
 		t.Fatal(err)
 	}
-	if err := copyIntoRoot(work, open(out), []string{"counter", checkpointPodConfig}); err == nil {
+	if err := copyIntoRoot(work, open(out), []string{"counter", criu.CheckpointPodConfig}); err == nil {
 		t.Error("copied through a symlink")
 	}
 	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
@@ -256,13 +257,13 @@ func TestCopyIntoRoot(t *testing.T) {
 
 	// An existing file is not replaced.
 	out = t.TempDir()
-	if err := os.WriteFile(filepath.Join(out, checkpointPodConfig), []byte("keep"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(out, criu.CheckpointPodConfig), []byte("keep"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := copyIntoRoot(work, open(out), []string{"counter", checkpointPodConfig}); !errdefs.IsAlreadyExists(err) {
+	if err := copyIntoRoot(work, open(out), []string{"counter", criu.CheckpointPodConfig}); !errdefs.IsAlreadyExists(err) {
 		t.Errorf("existing pod.dump: %v, want AlreadyExists", err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(out, checkpointPodConfig)); string(b) != "keep" {
+	if b, _ := os.ReadFile(filepath.Join(out, criu.CheckpointPodConfig)); string(b) != "keep" {
 		t.Errorf("pod.dump replaced: %q", b)
 	}
 	if _, err := os.Stat(filepath.Join(out, "counter")); !os.IsNotExist(err) {

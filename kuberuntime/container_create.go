@@ -12,6 +12,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
@@ -231,7 +232,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 	// from the checkpoint's images, not from the spec: they must be within the spec's
 	// (checkpoint_images.go), or the container is not created.
 	if restore != nil {
-		if err := checkRestoreImages(rootDir, spec); err != nil {
+		if err := criu.CheckRestoreImages(rootDir, spec); err != nil {
 			return "", fmt.Errorf("checkpoint %s: %w", restore.path, err)
 		}
 	}

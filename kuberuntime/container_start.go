@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/iopump"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/streaming"
 
@@ -66,7 +67,7 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 		}
 		ctrIO.log = w
 	}
-	pio, err := newPumpIO(r.bg, fifos)
+	pio, err := iopump.NewPumpIO(r.bg, fifos)
 	if err != nil {
 		if ctrIO.log != nil {
 			ctrIO.log.Close()
@@ -74,7 +75,7 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 		return nil, fmt.Errorf("open container stdio: %w", err)
 	}
 	ctrIO.dio = pio
-	ctrIO.attach = streaming.NewStdio(pio.stdin) // pio.stdin is a nil interface without stdin
+	ctrIO.attach = streaming.NewStdio(pio.Stdin) // pio.stdin is a nil interface without stdin
 	// The output is read by the daemon's one output pump: each read goes to the attached clients
 	// and into the log. Neither blocks the pump: the log is written by its own goroutine, and
 	// while the log's file does not keep up, the pump stops reading this container (Backlog).
@@ -85,7 +86,7 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 			lw = ctrIO.log.NewLineWriter(stream)
 		}
 		ctrIO.copies.Add(1)
-		err := pio.read(path, func(p []byte) <-chan struct{} {
+		err := pio.Read(path, func(p []byte) <-chan struct{} {
 			ctrIO.attach.Write(stderr, p)
 			if lw == nil {
 				return nil

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 )
 
 // A dump log of CRIU 4.1.1 run by a root without CAP_SYS_RESOURCE whose open-files limit is 20000
@@ -23,17 +25,17 @@ pie: 22572: 22572: new_sp=0x7ff548947348 ip 0x7ff548a82503
 
 func TestCRIUErrorsLeaveOutBenignOnes(t *testing.T) {
 	// The rlimit line is all the Error there is in a hung dump's log: not its reason.
-	if got := criuErrors(hungDumpLog, errors.New("exit status 1")); strings.Contains(got, "rlimit") || got != "pie: 22572: 22572: new_sp=0x7ff548947348 ip 0x7ff548a82503" {
+	if got := criu.CriuErrors(hungDumpLog, errors.New("exit status 1")); strings.Contains(got, "rlimit") || got != "pie: 22572: 22572: new_sp=0x7ff548947348 ip 0x7ff548a82503" {
 		t.Errorf("hung dump: %q", got)
 	}
-	if got := criuLogSummary(hungDumpLog); got != "its log ends with: pie: 22572: 22572: new_sp=0x7ff548947348 ip 0x7ff548a82503" {
+	if got := criu.CriuLogSummary(hungDumpLog); got != "its log ends with: pie: 22572: 22572: new_sp=0x7ff548947348 ip 0x7ff548a82503" {
 		t.Errorf("summary of a hung dump: %q", got)
 	}
 	failed := hungDumpLog + "(00.4) Error (criu/cr-dump.c:2111): Dumping FAILED.\n(00.5) Unlock network\n"
-	if got := criuLogSummary(failed); got != "(00.4) Error (criu/cr-dump.c:2111): Dumping FAILED." {
+	if got := criu.CriuLogSummary(failed); got != "(00.4) Error (criu/cr-dump.c:2111): Dumping FAILED." {
 		t.Errorf("summary of a failed dump: %q", got)
 	}
-	if got := criuLogSummary(""); got != "no log" {
+	if got := criu.CriuLogSummary(""); got != "no log" {
 		t.Errorf("summary of no log: %q", got)
 	}
 }
@@ -93,9 +95,9 @@ func TestCRIUProbeFailures(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the probe's test process has a PID namespace of its own")
 	}
-	saved := criuProbeStepTimeout
-	t.Cleanup(func() { criuProbeStepTimeout = saved })
-	criuProbeStepTimeout = time.Second
+	saved := criu.CriuProbeStepTimeout
+	t.Cleanup(func() { criu.CriuProbeStepTimeout = saved })
+	criu.CriuProbeStepTimeout = time.Second
 	t.Setenv("CRIU_FAULT", "")
 	os.Unsetenv("CRIU_FAULT")
 	const rlimit = `echo "(00.3) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted" >> "$dir/$log"; `
@@ -133,14 +135,14 @@ func TestCRIUProbeFailures(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t0 := time.Now()
-			info := criuInfo{Path: tc.criu}
-			err := probeCRIUAt(context.Background(), &info)
+			info := criu.CriuInfo{Path: tc.criu}
+			err := criu.ProbeCRIUAt(context.Background(), &info)
 			took := time.Since(t0)
 			t.Logf("%v after %v", err, took)
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("probe: %v\nwant:  %s", err, tc.want)
 			}
-			var hang *criuHangError
+			var hang *criu.CriuHangError
 			if errors.As(err, &hang) != tc.hang {
 				t.Errorf("a hang: %v, want %v", !tc.hang, tc.hang)
 			}
@@ -157,7 +159,7 @@ func TestCRIUProbeFailures(t *testing.T) {
 // CRIU is installed beside the runc hack/setup.sh builds: the shims find it on the PATH that dir
 // heads.
 func TestDefaultCRIUBesideRunc(t *testing.T) {
-	if filepath.Dir(DefaultCRIUBinary) != filepath.Dir(DefaultRuncBinary) {
-		t.Fatalf("criu %s, runc %s: not in one directory", DefaultCRIUBinary, DefaultRuncBinary)
+	if filepath.Dir(criu.DefaultCRIUBinary) != filepath.Dir(DefaultRuncBinary) {
+		t.Fatalf("criu %s, runc %s: not in one directory", criu.DefaultCRIUBinary, DefaultRuncBinary)
 	}
 }

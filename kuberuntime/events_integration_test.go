@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -115,15 +116,15 @@ func TestUpdatePodSandboxResourcesCgroup(t *testing.T) {
 	parent := fmt.Sprintf("/crishim-test-res-%d", os.Getpid())
 	cfg.Linux.CgroupParent = parent
 	sb := e.run(cfg)
-	fs := detectCgroupFS()
+	fs := cgroupstats.DetectCgroupFS()
 	t.Cleanup(func() {
 		_ = e.rt.StopPodSandbox(ctx, sb.ID).Error()
 		_ = e.rt.RemovePodSandbox(ctx, sb.ID)
-		if fs.unified {
-			os.Remove(filepath.Join(fs.v2Root, parent))
+		if fs.Unified {
+			os.Remove(filepath.Join(fs.V2Root, parent))
 			return
 		}
-		for _, root := range fs.v1 {
+		for _, root := range fs.V1 {
 			os.Remove(filepath.Join(root, parent))
 		}
 	})
@@ -139,11 +140,11 @@ func TestUpdatePodSandboxResourcesCgroup(t *testing.T) {
 		}
 		return strings.TrimSpace(string(b))
 	}
-	if fs.unified {
-		if got := read(filepath.Join(fs.v2Root, parent, "memory.max")); got != fmt.Sprint(256<<20) {
+	if fs.Unified {
+		if got := read(filepath.Join(fs.V2Root, parent, "memory.max")); got != fmt.Sprint(256<<20) {
 			t.Fatalf("memory.max %s", got)
 		}
-		if got := read(filepath.Join(fs.v2Root, parent, "cpu.max")); got != "50000 100000" {
+		if got := read(filepath.Join(fs.V2Root, parent, "cpu.max")); got != "50000 100000" {
 			t.Fatalf("cpu.max %s", got)
 		}
 	} else {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -18,15 +19,15 @@ import (
 // cgroup on each call (no reading is young enough), "cached" is back-to-back calls. Needs root.
 func BenchmarkListContainerStats(b *testing.B) {
 	const n = 500
-	fs := detectCgroupFS()
+	fs := cgroupstats.DetectCgroupFS()
 	base := fmt.Sprintf("/crishim-bench-%d", os.Getpid())
 	var roots []string
-	if fs.unified {
-		roots = []string{fs.v2Root}
+	if fs.Unified {
+		roots = []string{fs.V2Root}
 	} else {
 		for _, c := range []string{"cpuacct", "memory", "pids"} {
-			if fs.v1[c] != "" {
-				roots = append(roots, fs.v1[c])
+			if fs.V1[c] != "" {
+				roots = append(roots, fs.V1[c])
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
+	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
@@ -40,11 +41,11 @@ var (
 // statsCollector samples the cgroups of a runtime's containers and pods.
 type statsCollector struct {
 	r  *ContainerdRuntime
-	fs *cgroupFS
+	fs *cgroupstats.CgroupFS
 
 	// mu guards the reader and the samples.
 	mu   sync.Mutex
-	rd   *statReader
+	rd   *cgroupstats.StatReader
 	ctrs map[string]*sampled // by container ID
 	pods map[string]*sampled // by sandbox ID
 	// pauses are the readings of the sandboxes' pause containers (pods without a cgroup parent).
@@ -81,7 +82,7 @@ type sampled struct {
 	// limitsAt is when the limits in cg were read.
 	limitsAt time.Time
 	ok       bool // the cgroup could be read
-	cg       cgroupSample
+	cg       cgroupstats.CgroupSample
 	win      legacy.CpuWindow
 	nano     uint64
 	hasNano  bool
@@ -99,9 +100,9 @@ type layerUsage struct {
 // stats returns the stats collector of r, starting its background sweep on first use.
 func (r *ContainerdRuntime) stats() *statsCollector {
 	r.statsOnce.Do(func() {
-		fs := detectCgroupFS()
+		fs := cgroupstats.DetectCgroupFS()
 		r.statsState = &statsCollector{
-			r: r, fs: fs, rd: fs.reader(),
+			r: r, fs: fs, rd: fs.Reader(),
 			ctrs: map[string]*sampled{}, pods: map[string]*sampled{}, pauses: map[string]*sampled{}, pauseCgroups: map[string]string{},
 			entries: map[string]*criStatsEntry{},
 			layers:  map[string]*layerUsage{}, snRoots: map[string]string{}, layerReq: make(chan string, 256),
@@ -126,7 +127,7 @@ func (r *ContainerdRuntime) stats() *statsCollector {
 func (c *statsCollector) loop(ctx context.Context) {
 	defer func() {
 		c.mu.Lock()
-		c.rd.close()
+		c.rd.Close()
 		c.mu.Unlock()
 	}()
 	tick := time.NewTicker(statsInterval)
@@ -197,10 +198,10 @@ func (c *statsCollector) sweep(ctx context.Context) {
 		}
 	}
 	// Close the cgroup files nothing read during the last two sweeps (stopped containers).
-	if c.rd.gen >= 2 {
-		c.rd.closeUnused(c.rd.gen - 1)
+	if c.rd.Gen >= 2 {
+		c.rd.CloseUnused(c.rd.Gen - 1)
 	} else {
-		c.rd.closeUnused(0)
+		c.rd.CloseUnused(0)
 	}
 	c.mu.Unlock()
 	livePods := make(map[string]bool, len(sbs))
@@ -268,7 +269,7 @@ func (c *statsCollector) sampleContainerLocked(pc *podContainer, now time.Time) 
 func (c *statsCollector) readLocked(e *sampled, cgPath string, pids bool) {
 	at := c.now()
 	limits := !e.ok || at.Sub(e.limitsAt) >= statsLimitsMaxAge
-	s, err := c.rd.read(cgPath, readOpts{pids: pids, limits: limits})
+	s, err := c.rd.Read(cgPath, cgroupstats.ReadOpts{Pids: pids, Limits: limits})
 	e.at = at
 	if err != nil {
 		e.ok, e.hasNano = false, false
@@ -342,13 +343,13 @@ func (c *statsCollector) sumPodLocked(ctx context.Context, e *sampled, sb *podSa
 		if s := c.sampleContainerLocked(pc, now); s != nil {
 			parts = append(parts, s)
 			if s.ok {
-				n, ok := c.rd.pids(pc.meta.CgroupsPath)
+				n, ok := c.rd.Pids(pc.meta.CgroupsPath)
 				pids += n
 				pidsOK = pidsOK && ok
 			}
 		}
 	}
-	var sum cgroupSample
+	var sum cgroupstats.CgroupSample
 	var any bool
 	e.hasNano, e.nano = true, 0
 	sum.HasCPU, sum.HasMemory, sum.HasSwap = true, true, true
@@ -407,7 +408,7 @@ func readPodNetwork(pid uint32, at time.Time) *legacy.NetworkStats {
 	if err != nil {
 		return nil
 	}
-	ifs := parseNetDev(b)
+	ifs := cgroupstats.ParseNetDev(b)
 	if len(ifs) == 0 {
 		return nil
 	}

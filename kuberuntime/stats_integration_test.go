@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
 )
 
@@ -29,8 +30,8 @@ func TestStats(t *testing.T) {
 	id := e.createStart(sb.ID, cfg)
 	idle := e.createStart(sb.ID, ctrCfg("idle", "sleep", "3600"))
 
-	fs := detectCgroupFS()
-	t.Logf("cgroups: unified=%v v2=%s v1=%v", fs.unified, fs.v2Root, fs.v1)
+	fs := cgroupstats.DetectCgroupFS()
+	t.Logf("cgroups: unified=%v v2=%s v1=%v", fs.Unified, fs.V2Root, fs.V1)
 	pc, err := e.rt.ctrs().store.get(id)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +111,7 @@ func TestStats(t *testing.T) {
 	pauseCg := c.pauseCgroups[sb.ID]
 	c.mu.Unlock()
 	for _, p := range []string{pauseCg, cgPath} {
-		n, _ := fs.reader().pids(p)
+		n, _ := fs.Reader().Pids(p)
 		t.Logf("cgroup %s: %d tasks", p, n)
 	}
 	// pause, sh (the loop), sleep.
@@ -209,12 +210,12 @@ func TestStatsWithCgroupParent(t *testing.T) {
 	}
 	id := e.createStart(sb.ID, ctrCfg("burn", "sh", "-c", "while :; do :; done"))
 	t.Cleanup(func() {
-		fs := detectCgroupFS()
-		if fs.unified {
-			os.Remove(filepath.Join(fs.v2Root, parent))
+		fs := cgroupstats.DetectCgroupFS()
+		if fs.Unified {
+			os.Remove(filepath.Join(fs.V2Root, parent))
 			return
 		}
-		for _, root := range fs.v1 {
+		for _, root := range fs.V1 {
 			os.Remove(filepath.Join(root, parent))
 		}
 	})
@@ -243,9 +244,9 @@ func TestStatsWithCgroupParent(t *testing.T) {
 	}
 }
 
-func cgroupCPU(t *testing.T, fs *cgroupFS, path string) uint64 {
+func cgroupCPU(t *testing.T, fs *cgroupstats.CgroupFS, path string) uint64 {
 	t.Helper()
-	s, err := fs.reader().read(path, readOpts{})
+	s, err := fs.Reader().Read(path, cgroupstats.ReadOpts{})
 	if err != nil || !s.HasCPU {
 		t.Fatalf("read cgroup %s: %+v %v", path, s, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -16,8 +17,8 @@ import (
 func statsListRuntime(t *testing.T) (*ContainerdRuntime, *statsCollector, string) {
 	root := t.TempDir()
 	r := &ContainerdRuntime{sandboxes: newSandboxStore()}
-	fs := &cgroupFS{unified: true, v2Root: root}
-	c := &statsCollector{r: r, fs: fs, rd: fs.reader(),
+	fs := &cgroupstats.CgroupFS{Unified: true, V2Root: root}
+	c := &statsCollector{r: r, fs: fs, rd: fs.Reader(),
 		ctrs: map[string]*sampled{}, pods: map[string]*sampled{}, pauses: map[string]*sampled{}, pauseCgroups: map[string]string{},
 		entries: map[string]*criStatsEntry{}, layers: map[string]*layerUsage{}, snRoots: map[string]string{}, layerReq: make(chan string, 256)}
 	r.statsOnce.Do(func() { r.statsState = c })

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
 	"golang.org/x/sys/unix"
 )
@@ -118,19 +119,19 @@ func kv(path string) map[string]uint64 {
 		return nil
 	}
 	out := map[string]uint64{}
-	forEachKV(b, func(k []byte, v uint64) { out[string(k)] = v })
+	cgroupstats.ForEachKV(b, func(k []byte, v uint64) { out[string(k)] = v })
 	return out
 }
 
 // cgroupMetrics adds the CPU, memory and process metrics of the cgroup at path.
-func cgroupMetrics(fs *cgroupFS, path string, ms *legacy.MetricSet) {
+func cgroupMetrics(fs *cgroupstats.CgroupFS, path string, ms *legacy.MetricSet) {
 	if path == "" || strings.Contains(path, ":") {
 		return
 	}
 	const userHZ = 100 // cpuacct.stat counts in USER_HZ ticks
 	var procsFile string
-	if fs.unified {
-		dir := filepath.Join(fs.v2Root, path)
+	if fs.Unified {
+		dir := filepath.Join(fs.V2Root, path)
 		if cpu := kv(filepath.Join(dir, "cpu.stat")); cpu != nil {
 			ms.Add("container_cpu_usage_seconds_total", legacy.MetricCounter, cpu["usage_usec"]/1e6)
 			ms.Add("container_cpu_user_seconds_total", legacy.MetricCounter, cpu["user_usec"]/1e6)
@@ -144,7 +145,7 @@ func cgroupMetrics(fs *cgroupFS, path string, ms *legacy.MetricSet) {
 		if usage, ok := legacy.Num(filepath.Join(dir, "memory.current")); ok {
 			ms.Add("container_memory_usage_bytes", legacy.MetricGauge, usage)
 			if st := kv(filepath.Join(dir, "memory.stat")); st != nil {
-				ms.Add("container_memory_working_set_bytes", legacy.MetricGauge, sub0(usage, st["inactive_file"]))
+				ms.Add("container_memory_working_set_bytes", legacy.MetricGauge, cgroupstats.Sub0(usage, st["inactive_file"]))
 				ms.Add("container_memory_cache", legacy.MetricGauge, st["file"])
 				ms.Add("container_memory_rss", legacy.MetricGauge, st["anon"])
 				ms.Add("container_memory_mapped_file", legacy.MetricGauge, st["file_mapped"])
@@ -178,7 +179,7 @@ func cgroupMetrics(fs *cgroupFS, path string, ms *legacy.MetricSet) {
 		}
 		procsFile = filepath.Join(dir, "cgroup.procs")
 	} else {
-		if root := fs.v1["cpuacct"]; root != "" {
+		if root := fs.V1["cpuacct"]; root != "" {
 			dir := filepath.Join(root, path)
 			if v, ok := legacy.Num(filepath.Join(dir, "cpuacct.usage")); ok {
 				ms.Add("container_cpu_usage_seconds_total", legacy.MetricCounter, v/1e9)
@@ -188,19 +189,19 @@ func cgroupMetrics(fs *cgroupFS, path string, ms *legacy.MetricSet) {
 				ms.Add("container_cpu_system_seconds_total", legacy.MetricCounter, st["system"]/userHZ)
 			}
 		}
-		if root := fs.v1["cpu"]; root != "" {
+		if root := fs.V1["cpu"]; root != "" {
 			if st := kv(filepath.Join(root, path, "cpu.stat")); st != nil {
 				ms.Add("container_cpu_cfs_periods_total", legacy.MetricCounter, st["nr_periods"])
 				ms.Add("container_cpu_cfs_throttled_periods_total", legacy.MetricCounter, st["nr_throttled"])
 				ms.Add("container_cpu_cfs_throttled_seconds_total", legacy.MetricCounter, st["throttled_time"]/1e9)
 			}
 		}
-		if root := fs.v1["memory"]; root != "" {
+		if root := fs.V1["memory"]; root != "" {
 			dir := filepath.Join(root, path)
 			if usage, ok := legacy.Num(filepath.Join(dir, "memory.usage_in_bytes")); ok {
 				ms.Add("container_memory_usage_bytes", legacy.MetricGauge, usage)
 				if st := kv(filepath.Join(dir, "memory.stat")); st != nil {
-					ms.Add("container_memory_working_set_bytes", legacy.MetricGauge, sub0(usage, st["total_inactive_file"]))
+					ms.Add("container_memory_working_set_bytes", legacy.MetricGauge, cgroupstats.Sub0(usage, st["total_inactive_file"]))
 					ms.Add("container_memory_cache", legacy.MetricGauge, st["total_cache"])
 					ms.Add("container_memory_rss", legacy.MetricGauge, st["total_rss"])
 					ms.Add("container_memory_mapped_file", legacy.MetricGauge, st["total_mapped_file"])
@@ -229,7 +230,7 @@ func cgroupMetrics(fs *cgroupFS, path string, ms *legacy.MetricSet) {
 			}
 			procsFile = filepath.Join(dir, "cgroup.procs")
 		}
-		if root := fs.v1["pids"]; root != "" {
+		if root := fs.V1["pids"]; root != "" {
 			dir := filepath.Join(root, path)
 			if v, ok := legacy.Num(filepath.Join(dir, "pids.current")); ok {
 				ms.Add("container_threads", legacy.MetricGauge, v)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
 )
 
@@ -146,14 +147,14 @@ func usageOf(s *sampled) (*legacy.CPUStats, *legacy.MemoryStats, *legacy.SwapSta
 		mem = &legacy.MemoryStats{At: s.at, WorkingSetBytes: g.WorkingSet, UsageBytes: g.MemoryUsage, RSSBytes: g.RSS,
 			PageFaults: g.PageFaults, MajorPageFaults: g.MajorPageFaults}
 		if g.MemoryLimit > 0 {
-			a := sub0(g.MemoryLimit, g.WorkingSet)
+			a := cgroupstats.Sub0(g.MemoryLimit, g.WorkingSet)
 			mem.AvailableBytes = &a
 		}
 	}
 	if g.HasSwap {
 		swap = &legacy.SwapStats{At: s.at, UsageBytes: g.SwapUsage}
 		if g.SwapLimit > 0 {
-			a := sub0(g.SwapLimit, g.SwapUsage)
+			a := cgroupstats.Sub0(g.SwapLimit, g.SwapUsage)
 			swap.AvailableBytes = &a
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -39,15 +40,15 @@ func TestCgroupV1Reader(t *testing.T) {
 			"total_cache 4194304\ntotal_rss 6291456\ntotal_inactive_file 2097152\ntotal_pgfault 1000\ntotal_pgmajfault 7\ntotal_swap 1048576\n",
 		"pids" + cg + "/pids.current": "3\n",
 	})
-	fs := &cgroupFS{v1: map[string]string{
+	fs := &cgroupstats.CgroupFS{V1: map[string]string{
 		"cpu": filepath.Join(root, "cpu"), "cpuacct": filepath.Join(root, "cpuacct"),
 		"memory": filepath.Join(root, "memory"), "pids": filepath.Join(root, "pids"),
 	}}
-	s, err := fs.reader().read(cg, readOpts{pids: true, limits: true})
+	s, err := fs.Reader().Read(cg, cgroupstats.ReadOpts{Pids: true, Limits: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := cgroupSample{
+	want := cgroupstats.CgroupSample{
 		HasCPU: true, CPUUsageNanos: 123456789,
 		HasMemory: true, MemoryUsage: 10485760, WorkingSet: 10485760 - 2097152, RSS: 6291456, PageFaults: 1000, MajorPageFaults: 7,
 		MemoryLimit: 67108864,
@@ -64,7 +65,7 @@ func TestCgroupV1Reader(t *testing.T) {
 		"memory/other/memory.limit_in_bytes": "9223372036854771712\n",
 		"memory/other/memory.stat":           "rss 1024\ninactive_file 8192\npgfault 2\npgmajfault 0\n",
 	})
-	s, err = fs.reader().read("/other", readOpts{limits: true})
+	s, err = fs.Reader().Read("/other", cgroupstats.ReadOpts{Limits: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +73,10 @@ func TestCgroupV1Reader(t *testing.T) {
 		t.Fatalf("got %+v", s)
 	}
 
-	if _, err := fs.reader().read("/gone", readOpts{}); err != errCgroupGone {
+	if _, err := fs.Reader().Read("/gone", cgroupstats.ReadOpts{}); err != cgroupstats.ErrCgroupGone {
 		t.Fatalf("missing cgroup: %v", err)
 	}
-	if _, err := fs.reader().read("system.slice:cri-shim:x", readOpts{}); err != errCgroupGone {
+	if _, err := fs.Reader().Read("system.slice:cri-shim:x", cgroupstats.ReadOpts{}); err != cgroupstats.ErrCgroupGone {
 		t.Fatalf("systemd path: %v", err)
 	}
 }
@@ -92,12 +93,12 @@ func TestCgroupV2Reader(t *testing.T) {
 		cg + "/memory.stat":         "anon 3145728\nfile 4194304\ninactive_file 1048576\nactive_file 100\npgfault 42\npgmajfault 2\n",
 		cg + "/pids.current":        "5\n",
 	})
-	fs := &cgroupFS{unified: true, v2Root: root}
-	s, err := fs.reader().read(cg, readOpts{pids: true, limits: true})
+	fs := &cgroupstats.CgroupFS{Unified: true, V2Root: root}
+	s, err := fs.Reader().Read(cg, cgroupstats.ReadOpts{Pids: true, Limits: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := cgroupSample{
+	want := cgroupstats.CgroupSample{
 		HasCPU: true, CPUUsageNanos: 2500000000,
 		HasMemory: true, MemoryUsage: 8388608, WorkingSet: 8388608 - 1048576, RSS: 3145728, PageFaults: 42, MajorPageFaults: 2,
 		HasSwap: true, SwapUsage: 4096, SwapLimit: 1048576,
@@ -106,7 +107,7 @@ func TestCgroupV2Reader(t *testing.T) {
 	if s != want {
 		t.Fatalf("got  %+v\nwant %+v", s, want)
 	}
-	if _, err := fs.reader().read("/gone", readOpts{}); err != errCgroupGone {
+	if _, err := fs.Reader().Read("/gone", cgroupstats.ReadOpts{}); err != cgroupstats.ErrCgroupGone {
 		t.Fatalf("missing cgroup: %v", err)
 	}
 }
@@ -119,21 +120,21 @@ func TestParseCgroupMounts(t *testing.T) {
 31 25 0:28 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,memory
 32 25 0:29 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:17 - cgroup cgroup rw,pids
 `
-	fs := parseCgroupMounts(strings.NewReader(hybrid))
-	if fs.unified || fs.v1["cpuacct"] != "/sys/fs/cgroup/cpuacct" || fs.v1["memory"] != "/sys/fs/cgroup/memory" || fs.v1["pids"] != "/sys/fs/cgroup/pids" {
+	fs := cgroupstats.ParseCgroupMounts(strings.NewReader(hybrid))
+	if fs.Unified || fs.V1["cpuacct"] != "/sys/fs/cgroup/cpuacct" || fs.V1["memory"] != "/sys/fs/cgroup/memory" || fs.V1["pids"] != "/sys/fs/cgroup/pids" {
 		t.Fatalf("hybrid: %+v", fs)
 	}
 	joined := `30 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:15 - cgroup cgroup rw,cpu,cpuacct
 31 25 0:28 / /sys/fs/cgroup/memory rw shared:16 - cgroup cgroup rw,memory
 `
-	fs = parseCgroupMounts(strings.NewReader(joined))
-	if fs.unified || fs.v1["cpuacct"] != "/sys/fs/cgroup/cpu,cpuacct" {
+	fs = cgroupstats.ParseCgroupMounts(strings.NewReader(joined))
+	if fs.Unified || fs.V1["cpuacct"] != "/sys/fs/cgroup/cpu,cpuacct" {
 		t.Fatalf("joined: %+v", fs)
 	}
 	v2 := `26 25 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
 `
-	fs = parseCgroupMounts(strings.NewReader(v2))
-	if !fs.unified || fs.v2Root != "/sys/fs/cgroup" {
+	fs = cgroupstats.ParseCgroupMounts(strings.NewReader(v2))
+	if !fs.Unified || fs.V2Root != "/sys/fs/cgroup" {
 		t.Fatalf("v2: %+v", fs)
 	}
 }
@@ -180,7 +181,7 @@ func TestParseNetDev(t *testing.T) {
     lo:    1000      10    0    0    0     0          0         0     1000      10    0    0    0     0       0          0
   eth0:  123456     100    1    2    0     0          0         0    65432      50    3    4    0     0       0          0
 `)
-	got := parseNetDev(b)
+	got := cgroupstats.ParseNetDev(b)
 	want := []legacy.InterfaceStats{{Name: "eth0", RxBytes: 123456, RxPackets: 100, RxErrors: 1, RxDropped: 2, TxBytes: 65432, TxPackets: 50, TxErrors: 3, TxDropped: 4}}
 	if len(got) != 1 || got[0] != want[0] {
 		t.Fatalf("got %+v", got)
@@ -260,7 +261,7 @@ func TestCgroupMetrics(t *testing.T) {
 		"pids" + cg + "/pids.current":                 "2\n",
 		"pids" + cg + "/pids.max":                     "max\n",
 	})
-	fs := &cgroupFS{v1: map[string]string{"cpu": filepath.Join(root, "cpu"), "cpuacct": filepath.Join(root, "cpuacct"),
+	fs := &cgroupstats.CgroupFS{V1: map[string]string{"cpu": filepath.Join(root, "cpu"), "cpuacct": filepath.Join(root, "cpuacct"),
 		"memory": filepath.Join(root, "memory"), "pids": filepath.Join(root, "pids")}}
 	ms := &legacy.MetricSet{At: time.Now(), Labels: []string{"id", "name"}}
 	cgroupMetrics(fs, cg, ms)
@@ -293,7 +294,7 @@ func TestCgroupMetrics(t *testing.T) {
 		cg + "/cgroup.procs":        "",
 	})
 	ms = &legacy.MetricSet{At: time.Now(), Labels: []string{"id", "name"}}
-	cgroupMetrics(&cgroupFS{unified: true, v2Root: root2}, cg, ms)
+	cgroupMetrics(&cgroupstats.CgroupFS{Unified: true, V2Root: root2}, cg, ms)
 	got = names(ms)
 	for _, n := range append(want, "container_memory_kernel_usage", "container_memory_mapped_file") {
 		if got[n] == 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/managed"
 	"github.com/cri-shim/cri-shim/imageservice"
 	"github.com/cri-shim/cri-shim/kuberuntime"
+	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/cri-shim/cri-shim/server"
@@ -204,7 +205,7 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	rt.HandlerFeatures(ctx, "")
 	// Probe CRIU in the background (a real dump and restore of a test process): the log says at
 	// start whether checkpoint/restore works here, and why not.
-	defer kuberuntime.StartCRIUProbe(ctx)()
+	defer criu.StartCRIUProbe(ctx)()
 	if err := startNRI(rt, cfg); err != nil {
 		lis.Close()
 		return err

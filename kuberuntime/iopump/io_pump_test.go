@@ -1,4 +1,4 @@
-package kuberuntime
+package iopump
 
 import (
 	"bytes"
@@ -46,16 +46,16 @@ func isEnded(c *collected) bool {
 func TestPumpIOReadsUntilWritersClose(t *testing.T) {
 	dir := t.TempDir()
 	fifos := cio.NewFIFOSet(cio.Config{Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr")}, nil)
-	pio, err := newPumpIO(t.Context(), fifos)
+	pio, err := NewPumpIO(t.Context(), fifos)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pio.Close()
 	stdout, stderr := newCollected(), newCollected()
-	if err := pio.read(fifos.Stdout, stdout.out, stdout.end); err != nil {
+	if err := pio.Read(fifos.Stdout, stdout.out, stdout.end); err != nil {
 		t.Fatal(err)
 	}
-	if err := pio.read(fifos.Stderr, stderr.out, stderr.end); err != nil {
+	if err := pio.Read(fifos.Stderr, stderr.out, stderr.end); err != nil {
 		t.Fatal(err)
 	}
 	// No writer yet: no EOF.
@@ -111,15 +111,15 @@ func TestPumpIOCloseEndsStreams(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "io"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	pio, err := newPumpIO(t.Context(), fifos)
+	pio, err := NewPumpIO(t.Context(), fifos)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pio.stdin == nil {
+	if pio.Stdin == nil {
 		t.Fatal("no stdin writer")
 	}
 	out := newCollected()
-	if err := pio.read(fifos.Stdout, out.out, out.end); err != nil {
+	if err := pio.Read(fifos.Stdout, out.out, out.end); err != nil {
 		t.Fatal(err)
 	}
 	if err := pio.Close(); err != nil {
@@ -141,13 +141,13 @@ func TestPumpManyStreamsOneGoroutine(t *testing.T) {
 	var outs []*collected
 	for i := range n {
 		path := filepath.Join(dir, "f"+string(rune('a'+i%26))+string(rune('a'+i/26)))
-		pio, err := newPumpIO(t.Context(), cio.NewFIFOSet(cio.Config{Stdout: path}, nil))
+		pio, err := NewPumpIO(t.Context(), cio.NewFIFOSet(cio.Config{Stdout: path}, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer pio.Close()
 		c := newCollected()
-		if err := pio.read(path, c.out, c.end); err != nil {
+		if err := pio.Read(path, c.out, c.end); err != nil {
 			t.Fatal(err)
 		}
 		w, err := os.OpenFile(path, os.O_WRONLY, 0)
@@ -184,12 +184,12 @@ func TestPumpPausesAStream(t *testing.T) {
 	dir := t.TempDir()
 	open := func(name string, out func([]byte) <-chan struct{}, end func()) *os.File {
 		path := filepath.Join(dir, name)
-		pio, err := newPumpIO(t.Context(), cio.NewFIFOSet(cio.Config{Stdout: path}, nil))
+		pio, err := NewPumpIO(t.Context(), cio.NewFIFOSet(cio.Config{Stdout: path}, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { pio.Close() })
-		if err := pio.read(path, out, end); err != nil {
+		if err := pio.Read(path, out, end); err != nil {
 			t.Fatal(err)
 		}
 		w, err := os.OpenFile(path, os.O_WRONLY, 0)

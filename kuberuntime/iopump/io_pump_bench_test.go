@@ -1,4 +1,4 @@
-package kuberuntime
+package iopump
 
 import (
 	"os"
@@ -35,14 +35,14 @@ func BenchmarkPumpToLog(b *testing.B) {
 	defer w.Close()
 	fifo := filepath.Join(dir, "io", "stdout")
 	os.MkdirAll(filepath.Dir(fifo), 0o700)
-	pio, err := newPumpIO(b.Context(), cio.NewFIFOSet(cio.Config{Stdout: fifo}, nil))
+	pio, err := NewPumpIO(b.Context(), cio.NewFIFOSet(cio.Config{Stdout: fifo}, nil))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer pio.Close()
 	lw := w.NewLineWriter(crilog.Stdout)
 	ended := make(chan struct{})
-	if err := pio.read(fifo, pumpToLog(lw, w), func() { close(ended) }); err != nil {
+	if err := pio.Read(fifo, pumpToLog(lw, w), func() { close(ended) }); err != nil {
 		b.Fatal(err)
 	}
 	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)

@@ -1,4 +1,4 @@
-package kuberuntime
+package cgroupstats
 
 import (
 	"bufio"
@@ -18,28 +18,28 @@ import (
 // cgroupFS reads the statistics of cgroups straight from the cgroup filesystem (cgroupfs paths, no
 // systemd): cgroup v1 with one hierarchy per controller (the hybrid layout included, where
 // cgroup2 only serves as the systemd/unified tracking hierarchy), or pure cgroup v2.
-type cgroupFS struct {
+type CgroupFS struct {
 	// unified is pure cgroup v2, rooted at v2Root.
-	unified bool
-	v2Root  string
+	Unified bool
+	V2Root  string
 	// v1 maps a v1 controller (cpuacct, memory, pids) to its hierarchy's mount point.
-	v1 map[string]string
+	V1 map[string]string
 }
 
 // detectCgroupFS finds the cgroup mounts of the host in /proc/self/mountinfo.
-func detectCgroupFS() *cgroupFS {
+func DetectCgroupFS() *CgroupFS {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return &cgroupFS{unified: true, v2Root: "/sys/fs/cgroup"}
+		return &CgroupFS{Unified: true, V2Root: "/sys/fs/cgroup"}
 	}
 	defer f.Close()
-	return parseCgroupMounts(f)
+	return ParseCgroupMounts(f)
 }
 
 // parseCgroupMounts reads a mountinfo table: the v1 controllers' mount points when any of the
 // controllers stats need are mounted as v1, else the cgroup2 mount (the unified layout).
-func parseCgroupMounts(r io.Reader) *cgroupFS {
-	fs := &cgroupFS{v1: map[string]string{}}
+func ParseCgroupMounts(r io.Reader) *CgroupFS {
+	fs := &CgroupFS{V1: map[string]string{}}
 	var v2 string
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -66,15 +66,15 @@ func parseCgroupMounts(r io.Reader) *cgroupFS {
 			for _, opt := range strings.Split(fields[sep+3], ",") {
 				switch opt {
 				case "cpuacct", "cpu", "memory", "pids":
-					if _, ok := fs.v1[opt]; !ok {
-						fs.v1[opt] = mountPoint
+					if _, ok := fs.V1[opt]; !ok {
+						fs.V1[opt] = mountPoint
 					}
 				}
 			}
 		}
 	}
-	if fs.v1["memory"] == "" && fs.v1["cpuacct"] == "" && v2 != "" {
-		return &cgroupFS{unified: true, v2Root: v2}
+	if fs.V1["memory"] == "" && fs.V1["cpuacct"] == "" && v2 != "" {
+		return &CgroupFS{Unified: true, V2Root: v2}
 	}
 	return fs
 }
@@ -100,7 +100,7 @@ func unescapeMountPath(s string) string {
 
 // cgroupSample is what one read of a cgroup gives. The Has* flags tell which parts could be
 // measured; what could not stays unset (and is not reported).
-type cgroupSample struct {
+type CgroupSample struct {
 	HasCPU bool
 	// CPUUsageNanos is the cumulative CPU time of the cgroup, in core nanoseconds.
 	CPUUsageNanos uint64
@@ -122,50 +122,50 @@ type cgroupSample struct {
 }
 
 // errCgroupGone tells that the cgroup does not exist (its container is not running).
-var errCgroupGone = errors.New("cgroup does not exist")
+var ErrCgroupGone = errors.New("cgroup does not exist")
 
 // statReader reads cgroup files into a buffer it reuses; not safe for concurrent use.
-type statReader struct {
-	fs  *cgroupFS
+type StatReader struct {
+	fs  *CgroupFS
 	buf []byte
 	// fds are the files kept open, by path; gen counts the background sweeps.
 	fds map[string]*openFile
-	gen uint64
+	Gen uint64
 }
 
-func (fs *cgroupFS) reader() *statReader { return &statReader{fs: fs, buf: make([]byte, 8192)} }
+func (fs *CgroupFS) Reader() *StatReader { return &StatReader{fs: fs, buf: make([]byte, 8192)} }
 
 // readOpts choose the costlier parts of a reading: every file read is a few syscalls, and a node
 // has hundreds of cgroups.
-type readOpts struct {
+type ReadOpts struct {
 	// pids reads the process count (pods report it; containers do not).
-	pids bool
+	Pids bool
 	// limits reads the memory and swap limits (they change rarely: callers keep them a while).
-	limits bool
+	Limits bool
 }
 
 // read samples the cgroup at path (relative to each hierarchy's root). A cgroup missing from
 // every hierarchy is errCgroupGone; a controller missing alone is left out of the sample.
-func (r *statReader) read(path string, o readOpts) (cgroupSample, error) {
-	var s cgroupSample
+func (r *StatReader) Read(path string, o ReadOpts) (CgroupSample, error) {
+	var s CgroupSample
 	if path == "" || strings.Contains(path, ":") {
-		return s, errCgroupGone // systemd-style paths are not ours to resolve
+		return s, ErrCgroupGone // systemd-style paths are not ours to resolve
 	}
-	if r.fs.unified {
-		return r.readV2(filepath.Join(r.fs.v2Root, path), o)
+	if r.fs.Unified {
+		return r.readV2(filepath.Join(r.fs.V2Root, path), o)
 	}
 	return r.readV1(path, o)
 }
 
-func (r *statReader) readV1(path string, o readOpts) (cgroupSample, error) {
-	var s cgroupSample
+func (r *StatReader) readV1(path string, o ReadOpts) (CgroupSample, error) {
+	var s CgroupSample
 	found := false
-	if root := r.fs.v1["cpuacct"]; root != "" {
+	if root := r.fs.V1["cpuacct"]; root != "" {
 		if v, err := r.uint(filepath.Join(root, path, "cpuacct.usage")); err == nil {
 			s.HasCPU, s.CPUUsageNanos, found = true, v, true
 		}
 	}
-	if root := r.fs.v1["memory"]; root != "" {
+	if root := r.fs.V1["memory"]; root != "" {
 		dir := filepath.Join(root, path)
 		if usage, err := r.uint(filepath.Join(dir, "memory.usage_in_bytes")); err == nil {
 			found = true
@@ -174,7 +174,7 @@ func (r *statReader) readV1(path string, o readOpts) (cgroupSample, error) {
 				s.MemoryUsage = usage
 				var inactive, rss, pgfault, pgmaj, swap uint64
 				var haveTotal, haveSwap bool
-				forEachKV(b, func(k []byte, v uint64) {
+				ForEachKV(b, func(k []byte, v uint64) {
 					switch string(k) {
 					case "total_inactive_file":
 						inactive, haveTotal = v, true
@@ -189,7 +189,7 @@ func (r *statReader) readV1(path string, o readOpts) (cgroupSample, error) {
 					}
 				})
 				if !haveTotal { // a kernel without hierarchical totals
-					forEachKV(b, func(k []byte, v uint64) {
+					ForEachKV(b, func(k []byte, v uint64) {
 						switch string(k) {
 						case "inactive_file":
 							inactive = v
@@ -204,38 +204,38 @@ func (r *statReader) readV1(path string, o readOpts) (cgroupSample, error) {
 						}
 					})
 				}
-				s.WorkingSet = sub0(usage, inactive)
+				s.WorkingSet = Sub0(usage, inactive)
 				s.RSS, s.PageFaults, s.MajorPageFaults = rss, pgfault, pgmaj
 				// memory.stat shows swap only with swap accounting on.
 				s.HasSwap, s.SwapUsage = haveSwap, swap
 			}
-			if o.limits {
+			if o.Limits {
 				if l, err := r.uint(filepath.Join(dir, "memory.limit_in_bytes")); err == nil && l < math.MaxInt64/2 {
 					s.MemoryLimit = l
 				}
 				if l, err := r.uint(filepath.Join(dir, "memory.memsw.limit_in_bytes")); err == nil && l < math.MaxInt64/2 && s.MemoryLimit > 0 {
-					s.SwapLimit = sub0(l, s.MemoryLimit)
+					s.SwapLimit = Sub0(l, s.MemoryLimit)
 				}
 			}
 		}
 	}
-	if root := r.fs.v1["pids"]; root != "" && o.pids {
+	if root := r.fs.V1["pids"]; root != "" && o.Pids {
 		if v, err := r.uint(filepath.Join(root, path, "pids.current")); err == nil {
 			s.HasPids, s.Pids, found = true, v, true
 		}
 	}
 	if !found {
-		return s, errCgroupGone
+		return s, ErrCgroupGone
 	}
 	return s, nil
 }
 
-func (r *statReader) readV2(dir string, o readOpts) (cgroupSample, error) {
-	var s cgroupSample
+func (r *StatReader) readV2(dir string, o ReadOpts) (CgroupSample, error) {
+	var s CgroupSample
 	found := false
 	if b, err := r.file(filepath.Join(dir, "cpu.stat")); err == nil {
 		found = true
-		forEachKV(b, func(k []byte, v uint64) {
+		ForEachKV(b, func(k []byte, v uint64) {
 			if string(k) == "usage_usec" {
 				s.HasCPU, s.CPUUsageNanos = true, v*1000
 			}
@@ -246,7 +246,7 @@ func (r *statReader) readV2(dir string, o readOpts) (cgroupSample, error) {
 		if b, err := r.file(filepath.Join(dir, "memory.stat")); err == nil {
 			s.HasMemory, s.MemoryUsage = true, usage
 			var inactive uint64
-			forEachKV(b, func(k []byte, v uint64) {
+			ForEachKV(b, func(k []byte, v uint64) {
 				switch string(k) {
 				case "inactive_file":
 					inactive = v
@@ -258,12 +258,12 @@ func (r *statReader) readV2(dir string, o readOpts) (cgroupSample, error) {
 					s.MajorPageFaults = v
 				}
 			})
-			s.WorkingSet = sub0(usage, inactive)
+			s.WorkingSet = Sub0(usage, inactive)
 		}
 		if sw, err := r.uint(filepath.Join(dir, "memory.swap.current")); err == nil {
 			s.HasSwap, s.SwapUsage = true, sw
 		}
-		if o.limits {
+		if o.Limits {
 			if l, err := r.uint(filepath.Join(dir, "memory.max")); err == nil {
 				s.MemoryLimit = l
 			}
@@ -274,28 +274,28 @@ func (r *statReader) readV2(dir string, o readOpts) (cgroupSample, error) {
 			}
 		}
 	}
-	if o.pids {
+	if o.Pids {
 		if v, err := r.uint(filepath.Join(dir, "pids.current")); err == nil {
 			s.HasPids, s.Pids, found = true, v, true
 		}
 	}
 	if !found {
 		if _, err := os.Stat(dir); err != nil {
-			return s, errCgroupGone
+			return s, ErrCgroupGone
 		}
 	}
 	return s, nil
 }
 
 // pids reads the process count of the cgroup at path.
-func (r *statReader) pids(path string) (uint64, bool) {
+func (r *StatReader) Pids(path string) (uint64, bool) {
 	if path == "" || strings.Contains(path, ":") {
 		return 0, false
 	}
 	var file string
-	if r.fs.unified {
-		file = filepath.Join(r.fs.v2Root, path, "pids.current")
-	} else if root := r.fs.v1["pids"]; root != "" {
+	if r.fs.Unified {
+		file = filepath.Join(r.fs.V2Root, path, "pids.current")
+	} else if root := r.fs.V1["pids"]; root != "" {
 		file = filepath.Join(root, path, "pids.current")
 	} else {
 		return 0, false
@@ -307,7 +307,7 @@ func (r *statReader) pids(path string) (uint64, bool) {
 // file reads a whole (small) cgroup file into the reader's buffer; the result is valid until the
 // next read. The file is kept open and read again from offset 0 (a cgroup file is generated anew
 // by every read at 0): opening a cgroupfs path costs more than reading it.
-func (r *statReader) file(path string) ([]byte, error) {
+func (r *StatReader) file(path string) ([]byte, error) {
 	if r.fds == nil {
 		r.fds = map[string]*openFile{}
 	}
@@ -320,7 +320,7 @@ func (r *statReader) file(path string) ([]byte, error) {
 		f = &openFile{fd: fd}
 		r.fds[path] = f
 	}
-	f.gen = r.gen
+	f.gen = r.Gen
 	b, err := r.pread(f.fd)
 	if err != nil {
 		// The cgroup was removed (ENODEV) or the file went bad: forget it.
@@ -331,7 +331,7 @@ func (r *statReader) file(path string) ([]byte, error) {
 	return b, nil
 }
 
-func (r *statReader) pread(fd int) ([]byte, error) {
+func (r *StatReader) pread(fd int) ([]byte, error) {
 	n := 0
 	for {
 		if n == len(r.buf) {
@@ -363,23 +363,23 @@ type openFile struct {
 }
 
 // closeUnused closes the files not read since generation keep, and starts a new generation.
-func (r *statReader) closeUnused(keep uint64) {
+func (r *StatReader) CloseUnused(keep uint64) {
 	for p, f := range r.fds {
 		if f.gen < keep {
 			unix.Close(f.fd)
 			delete(r.fds, p)
 		}
 	}
-	r.gen++
+	r.Gen++
 }
 
 // close closes every file the reader keeps open.
-func (r *statReader) close() {
-	r.closeUnused(^uint64(0))
+func (r *StatReader) Close() {
+	r.CloseUnused(^uint64(0))
 }
 
 // uint reads a file holding one number; "max" (no limit) reads as 0.
-func (r *statReader) uint(path string) (uint64, error) {
+func (r *StatReader) uint(path string) (uint64, error) {
 	b, err := r.file(path)
 	if err != nil {
 		return 0, err
@@ -392,7 +392,7 @@ func (r *statReader) uint(path string) (uint64, error) {
 }
 
 // forEachKV calls f for every "key value" line of a flat-keyed cgroup file.
-func forEachKV(b []byte, f func(k []byte, v uint64)) {
+func ForEachKV(b []byte, f func(k []byte, v uint64)) {
 	for len(b) > 0 {
 		line := b
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
@@ -425,7 +425,7 @@ func parseUint(b []byte) (uint64, bool) {
 	return v, true
 }
 
-func sub0(a, b uint64) uint64 {
+func Sub0(a, b uint64) uint64 {
 	if a > b {
 		return a - b
 	}
@@ -434,7 +434,7 @@ func sub0(a, b uint64) uint64 {
 
 // netDevStats parses /proc/<pid>/net/dev: the counters of every interface of that process's
 // network namespace but the loopback.
-func parseNetDev(b []byte) []legacy.InterfaceStats {
+func ParseNetDev(b []byte) []legacy.InterfaceStats {
 	var out []legacy.InterfaceStats
 	for i, line := range bytes.Split(b, []byte{'\n'}) {
 		if i < 2 { // two header lines

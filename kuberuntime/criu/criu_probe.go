@@ -1,4 +1,4 @@
-package kuberuntime
+package criu
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 // the debug registers that breakpoint never fires (CRIU 4.2 checks them first).
 
 // criuInfo is what the probe of the host's CRIU found.
-type criuInfo struct {
+type CriuInfo struct {
 	Path    string
 	Version string
 	// Missing: there is no criu at all (hack/setup.sh installs one).
@@ -38,10 +38,10 @@ type criuInfo struct {
 
 var (
 	criuOnce   sync.Once
-	criuResult criuInfo
+	criuResult CriuInfo
 	// checkCRIU is the probe's result, probing on first use (tests replace it).
-	checkCRIU = func() criuInfo {
-		criuOnce.Do(func() { criuResult = probeCRIU(context.Background()) })
+	CheckCRIU = func() CriuInfo {
+		criuOnce.Do(func() { criuResult = ProbeCRIU(context.Background()) })
 		return criuResult
 	}
 )
@@ -55,7 +55,7 @@ func StartCRIUProbe(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		criuOnce.Do(func() { criuResult = probeCRIU(ctx) })
+		criuOnce.Do(func() { criuResult = ProbeCRIU(ctx) })
 	}()
 	return func() { cancel(); <-done }
 }
@@ -75,7 +75,7 @@ func findCRIU() (string, error) {
 
 // criuProbeStepTimeout bounds each step of the probe: a dump or restore of a sleeping process
 // takes well under a second; one that takes this long hangs.
-var criuProbeStepTimeout = 20 * time.Second
+var CriuProbeStepTimeout = 20 * time.Second
 
 // criuNoBreakpoints is the environment that makes CRIU go without hardware breakpoints:
 // FI_NO_BREAKPOINTS, one of CRIU's non-fatal fault injections (its own tests use it; CRIU 4.2 does
@@ -84,16 +84,16 @@ const criuNoBreakpoints = "CRIU_FAULT=130"
 
 // probeCRIU finds criu where runc looks for it, runs `criu check`, and dumps and restores a
 // process of its own with it.
-func probeCRIU(ctx context.Context) criuInfo {
+func ProbeCRIU(ctx context.Context) CriuInfo {
 	start := time.Now()
 	path, err := findCRIU()
 	if err != nil {
-		info := criuInfo{Missing: true, Err: fmt.Errorf("criu is not installed (neither %s nor on PATH; run hack/setup.sh)", DefaultCRIUBinary)}
+		info := CriuInfo{Missing: true, Err: fmt.Errorf("criu is not installed (neither %s nor on PATH; run hack/setup.sh)", DefaultCRIUBinary)}
 		logrus.WithError(info.Err).Warn("CRIU probe: checkpoint/restore will answer FailedPrecondition")
 		return info
 	}
-	info := criuInfo{Path: path}
-	info.Err = probeCRIUAt(ctx, &info)
+	info := CriuInfo{Path: path}
+	info.Err = ProbeCRIUAt(ctx, &info)
 	info.Took = time.Since(start)
 	fields := logrus.Fields{"criu": path, "version": info.Version, "took": info.Took.Round(time.Millisecond)}
 	if info.Err != nil {
@@ -104,18 +104,18 @@ func probeCRIU(ctx context.Context) criuInfo {
 	return info
 }
 
-func probeCRIUAt(ctx context.Context, info *criuInfo) error {
+func ProbeCRIUAt(ctx context.Context, info *CriuInfo) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(cctx, info.Path, "--version").CombinedOutput(); err == nil {
-		info.Version = parseCRIUVersion(string(out))
+		info.Version = ParseCRIUVersion(string(out))
 	}
 	out, err := exec.CommandContext(cctx, info.Path, "check").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("criu %s check failed: %s", info.Version, criuErrors(string(out), err))
+		return fmt.Errorf("criu %s check failed: %s", info.Version, CriuErrors(string(out), err))
 	}
 	err = criuDumpRestore(ctx, info.Path, nil)
-	var hang *criuHangError
+	var hang *CriuHangError
 	if err == nil || !errors.As(err, &hang) || os.Getenv("CRIU_FAULT") != "" {
 		return err
 	}
@@ -133,9 +133,9 @@ func probeCRIUAt(ctx context.Context, info *criuInfo) error {
 }
 
 // criuHangError is a probe step that did not end in time.
-type criuHangError struct{ msg string }
+type CriuHangError struct{ msg string }
 
-func (e *criuHangError) Error() string { return e.msg }
+func (e *CriuHangError) Error() string { return e.msg }
 
 // criuDumpRestore dumps a sleeping process (its own session and PID namespace, as a container's
 // init has) with criu and restores it, with env added to criu's environment. The restored process
@@ -200,7 +200,7 @@ func criuDumpRestore(ctx context.Context, criu string, env []string) error {
 // runCRIUStep runs criu with args (bounded by criuProbeStepTimeout) and turns its failure into an
 // error with the Error lines of its log (dir/log).
 func runCRIUStep(ctx context.Context, criu string, env []string, dir, log string, args ...string) error {
-	ctx, cancel := context.WithTimeout(ctx, criuProbeStepTimeout)
+	ctx, cancel := context.WithTimeout(ctx, CriuProbeStepTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, criu, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -217,17 +217,17 @@ func runCRIUStep(ctx context.Context, criu string, env []string, dir, log string
 		return fmt.Errorf("criu %s of a test process: %w", args[0], ctx.Err())
 	}
 	if ctx.Err() != nil {
-		return &criuHangError{fmt.Sprintf("criu %s of a test process did not end within %v (%s)", args[0], criuProbeStepTimeout, criuLogSummary(string(b)))}
+		return &CriuHangError{fmt.Sprintf("criu %s of a test process did not end within %v (%s)", args[0], CriuProbeStepTimeout, CriuLogSummary(string(b)))}
 	}
 	if len(b) == 0 {
 		b = out
 	}
-	return fmt.Errorf("criu %s of a test process failed: %s", args[0], criuErrors(string(b), err))
+	return fmt.Errorf("criu %s of a test process failed: %s", args[0], CriuErrors(string(b), err))
 }
 
 // criuUsable is nil when checkpoints can be taken, else a FailedPrecondition saying why not.
-func criuUsable() (criuInfo, error) {
-	info := checkCRIU()
+func CriuUsable() (CriuInfo, error) {
+	info := CheckCRIU()
 	if info.Err != nil {
 		return info, fmt.Errorf("checkpoint/restore needs a working CRIU on the host: %v: %w", info.Err, errdefs.ErrFailedPrecondition)
 	}
@@ -235,7 +235,7 @@ func criuUsable() (criuInfo, error) {
 }
 
 // parseCRIUVersion reads "Version: 3.17.1" from `criu --version`.
-func parseCRIUVersion(out string) string {
+func ParseCRIUVersion(out string) string {
 	for _, l := range strings.Split(out, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Version:"); ok {
 			return strings.TrimSpace(v)
@@ -251,7 +251,7 @@ var criuBenignErrors = []string{"rlimit: Can't setup RLIMIT_NOFILE for self"}
 
 // criuErrors are the Error lines of CRIU's output or log (the benign ones left out); without any,
 // its last line.
-func criuErrors(out string, err error) string {
+func CriuErrors(out string, err error) string {
 	var lines []string
 	for _, l := range strings.Split(out, "\n") {
 		l = strings.TrimSpace(l)
@@ -277,8 +277,8 @@ func criuErrors(out string, err error) string {
 
 // criuLogSummary is what a log of CRIU's that ended nowhere says: its Error lines, else where it
 // stopped.
-func criuLogSummary(log string) string {
-	if msg := criuErrors(log, errors.New("")); msg != lastLine(log) {
+func CriuLogSummary(log string) string {
+	if msg := CriuErrors(log, errors.New("")); msg != lastLine(log) {
 		return msg
 	}
 	if last := lastLine(log); last != "" {

@@ -1,6 +1,6 @@
 //go:build integration
 
-package kuberuntime
+package criu
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // the probe must say so, and that CRIU works without them.
 func TestCRIUProbe(t *testing.T) {
 	ctx := context.Background()
-	info := probeCRIU(ctx)
+	info := ProbeCRIU(ctx)
 	switch {
 	case info.Missing:
 		t.Fatalf("%v", info.Err)
@@ -27,11 +27,11 @@ func TestCRIUProbe(t *testing.T) {
 		t.Skipf("the breakpoint part needs the criu of hack/setup.sh (%s), not %s", DefaultCRIUBinary, info.Path)
 	}
 
-	saved := criuProbeStepTimeout
-	t.Cleanup(func() { criuProbeStepTimeout = saved })
-	criuProbeStepTimeout = 10 * time.Second
+	saved := CriuProbeStepTimeout
+	t.Cleanup(func() { CriuProbeStepTimeout = saved })
+	CriuProbeStepTimeout = 10 * time.Second
 	t.Setenv("CRIU_FAULT", "")
-	withBreakpoints := probeCRIU(ctx)
+	withBreakpoints := ProbeCRIU(ctx)
 	t.Logf("with hardware breakpoints: %v (probe took %v)", withBreakpoints.Err, withBreakpoints.Took)
 	if withBreakpoints.Err != nil && !strings.Contains(withBreakpoints.Err.Error(), "hardware breakpoints of this host do not fire") {
 		t.Fatalf("CRIU works without hardware breakpoints and fails with them, but the probe does not say why: %v", withBreakpoints.Err)

@@ -1,4 +1,4 @@
-package kuberuntime
+package iopump
 
 import (
 	"context"
@@ -221,14 +221,14 @@ func openFIFOReader(path string) (int, error) {
 // pump and the stdin FIFO (when the container has one) written by attach.
 type pumpIO struct {
 	fifos   *cio.FIFOSet
-	stdin   io.WriteCloser // nil without stdin
+	Stdin   io.WriteCloser // nil without stdin
 	streams []*pumpStream
 	ended   sync.WaitGroup
 }
 
 // newPumpIO opens the container's FIFOs: the stdin one for writing (when it has stdin), the
 // output ones for reading (not read until start).
-func newPumpIO(ctx context.Context, fifos *cio.FIFOSet) (_ *pumpIO, retErr error) {
+func NewPumpIO(ctx context.Context, fifos *cio.FIFOSet) (_ *pumpIO, retErr error) {
 	p := &pumpIO{fifos: fifos}
 	defer func() {
 		if retErr != nil {
@@ -240,14 +240,14 @@ func newPumpIO(ctx context.Context, fifos *cio.FIFOSet) (_ *pumpIO, retErr error
 		if err != nil {
 			return nil, fmt.Errorf("open stdin fifo: %w", err)
 		}
-		p.stdin = f
+		p.Stdin = f
 	}
 	return p, nil
 }
 
 // read starts reading the output FIFO at path: out gets what is read (and may pause the stream,
 // see pumpStream), done is called once at its end (EOF, or Close).
-func (p *pumpIO) read(path string, out func([]byte) <-chan struct{}, done func()) error {
+func (p *pumpIO) Read(path string, out func([]byte) <-chan struct{}, done func()) error {
 	fd, err := openFIFOReader(path)
 	if err != nil {
 		return err
@@ -278,8 +278,8 @@ func (p *pumpIO) Close() error {
 		s.close()
 	}
 	var err error
-	if p.stdin != nil {
-		err = p.stdin.Close()
+	if p.Stdin != nil {
+		err = p.Stdin.Close()
 	}
 	if p.fifos != nil {
 		err = errors.Join(err, p.fifos.Close())

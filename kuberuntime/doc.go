@@ -1,0 +1,7 @@
+// Package kuberuntime is the model's Runtime on containerd (ContainerdRuntime): where the work of
+// each CRI call happens, one file per object and verb (sandbox_run.go for RunPodSandbox,
+// container_create.go for CreateContainer, container_exec.go for ExecSync, stats_list_cri.go for
+// ListContainerStats...). It owns the sandbox and container records and their stores, recovery
+// after a restart, the exit monitor, NRI, checkpoint/restore, image volumes, user namespaces and
+// the stats collector; the leaves below it (iopump, cgroupstats, criu) own one mechanism each.
+package kuberuntime
