@@ -2,6 +2,7 @@ package legacy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -55,6 +56,23 @@ func (b *Backoff) IsInBackOffSince(id string, eventTime time.Time) bool {
 type ContainerSpec struct {
 	Config     *runtime.ContainerConfig
 	PullPolicy PullPolicy
+	// Lifecycle holds the container's hooks (nil: none); they run when PodSyncer.Hooks is set.
+	Lifecycle *Lifecycle
+}
+
+// SpecHashLabel is the LabelSpecHash of the container: SpecHash of its config, with its hooks
+// when it has some (a changed hook replaces the container, as the kubelet's hash of the whole
+// container does; a container without hooks keeps the hash it always had).
+func (c ContainerSpec) SpecHashLabel() string {
+	h := SpecHash(c.Config)
+	if c.Lifecycle != nil {
+		b, err := json.Marshal(c.Lifecycle)
+		if err != nil {
+			b = []byte(fmt.Sprint(err))
+		}
+		h ^= HashContainer(&runtime.ContainerConfig{Args: []string{"lifecycle", string(b)}})
+	}
+	return HashString(h)
 }
 
 // PodSpec is the desired state of a pod for SyncPod.
@@ -141,6 +159,8 @@ type PodSyncer struct {
 	// Unhealthy, when set, tells whether a running container failed its liveness probe: it is
 	// killed and restarted by the restart policy.
 	Unhealthy func(pod *PodSpec, containerID string) bool
+	// Hooks runs the containers' lifecycle hooks; nil: the hooks are not run.
+	Hooks HandlerRunner
 }
 
 // NewPodSyncer returns a syncer with the crash-loop backoff on the real clock and a nop recorder
@@ -336,7 +356,7 @@ func ComputePodActions(pod *PodSpec, status *PodStatus, containers []*ContainerD
 		name := spec.Config.GetMetadata().GetName()
 		cur := newestContainer(containers, name)
 		if cur != nil && cur.State == ContainerStateRunning {
-			want := HashString(SpecHash(spec.Config))
+			want := spec.SpecHashLabel()
 			switch {
 			case cur.Config.GetLabels()[LabelSpecHash] != want:
 				actions.ContainersToKill = append(actions.ContainersToKill, ContainerKill{ID: cur.ID.ID, Name: name,
@@ -407,16 +427,14 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 		if actions.CreateSandbox && len(status.SandboxStatuses) > 0 {
 			s.Recorder.Eventf(obj, EventTypeNormal, SandboxChanged, "Pod sandbox changed (%s), it will be killed and re-created.", actions.Reason)
 		}
-		running := ConvertPodStatusToRunningPod(s.Runtime.Type(), status)
 		for _, c := range containers {
 			if c.State == ContainerStateRunning {
 				s.Recorder.Eventf(obj, EventTypeNormal, KillingContainer, "Stopping container %s", c.Name)
 			}
 		}
-		kill := s.Runtime.KillPod(ctx, running)
+		kill := s.killPod(ctx, pod, status, containers)
 		result.AddPodSyncResult(kill)
-		if err := kill.Error(); err != nil {
-			s.Recorder.Eventf(obj, EventTypeWarning, FailedKillPod, "error killing pod: %v", err)
+		if kill.Error() != nil {
 			return result
 		}
 		if !actions.CreateSandbox {
@@ -427,7 +445,7 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 		r := NewSyncResult(KillContainer, k.Name)
 		result.AddSyncResult(r)
 		s.Recorder.Eventf(obj, EventTypeNormal, KillingContainer, "%s", k.Message)
-		if err := s.Runtime.StopContainer(ctx, k.ID, pod.StopTimeout); err != nil {
+		if err := s.killContainer(ctx, pod, k.ID, k.Name); err != nil {
 			r.Fail(ErrKillContainer, err.Error())
 			return result
 		}
@@ -533,7 +551,7 @@ func (s *PodSyncer) startContainer(ctx context.Context, result *PodSyncResult, p
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}
 	}
-	cfg.Labels[LabelSpecHash] = HashString(SpecHash(spec.Config))
+	cfg.Labels[LabelSpecHash] = spec.SpecHashLabel()
 	cfg.Labels[LabelContainerType] = typ
 	id, err := s.Runtime.CreateContainer(ctx, sandboxID, cfg)
 	if err != nil {
@@ -548,4 +566,5 @@ func (s *PodSyncer) startContainer(ctx context.Context, result *PodSyncResult, p
 		return
 	}
 	s.Recorder.Eventf(obj, EventTypeNormal, StartedContainer, "Started container %s", name)
+	s.runPostStart(ctx, r, pod, spec, id)
 }

@@ -112,6 +112,8 @@ func New(opts Options) (*Manager, error) {
 	}
 	// The syncer's CreateContainer mounts the container's subPaths first (subpath.go).
 	m.syncer = legacy.NewPodSyncer(subPathRuntime{PodRuntime: opts.Runtime, m: m}, puller, m.records, opts.Backoff)
+	// The containers' lifecycle hooks: exec through the runtime, httpGet to the pod's IP.
+	m.syncer.Hooks = legacy.NewHandlerRunner(opts.Runtime, nil, legacy.PodIPFromRuntime(opts.Runtime))
 	m.syncer.Unhealthy = func(_ *legacy.PodSpec, id string) bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -345,7 +347,8 @@ func (m *Manager) removePod(ctx context.Context, w *worker) {
 		for _, c := range pod.Spec.Containers {
 			m.records.Eventf(obj, legacy.EventTypeNormal, legacy.KillingContainer, "Stopping container %s", c.Config.GetMetadata().GetName())
 		}
-		if res := m.opts.Runtime.KillPod(ctx, legacy.ConvertPodStatusToRunningPod(m.opts.Runtime.Type(), st)); res.Error() != nil {
+		// The containers' preStop hooks run first, within the pod's grace period.
+		if res := m.syncer.KillPod(ctx, pod.Spec, st); res.Error() != nil {
 			log.WithError(res.Error()).Warn("kill standalone pod")
 		}
 		for _, sb := range st.SandboxStatuses {

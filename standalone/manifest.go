@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/distribution/reference"
 	corev1 "k8s.io/api/core/v1"
@@ -286,6 +287,9 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 		if c.LivenessProbe != nil || c.ReadinessProbe != nil {
 			return nil, fmt.Errorf("init container %q: probes are not allowed on init containers", c.Name)
 		}
+		if c.Lifecycle != nil {
+			return nil, fmt.Errorf("init container %q: lifecycle hooks are not allowed on init containers: %w", c.Name, errdefs.ErrInvalidArgument)
+		}
 		cs, _, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, psec, opts, seen)
 		if err != nil {
 			return nil, fmt.Errorf("init container %q: %w", c.Name, err)
@@ -299,6 +303,9 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 		c := &spec.Containers[i]
 		cs, hostPorts, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, psec, opts, seen)
 		if err != nil {
+			return nil, fmt.Errorf("container %q: %w", c.Name, err)
+		}
+		if cs.Lifecycle, err = convertLifecycle(c, grace); err != nil {
 			return nil, fmt.Errorf("container %q: %w", c.Name, err)
 		}
 		if len(subs) > 0 {
