@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,6 +71,12 @@ func removeAllPods(c runtime.RuntimeServiceClient) {
 	}
 }
 
+// shimPids lists the containerd shims that serve the containerd of the daemon whose state dir is
+// dir/state.
+func shimPids(dir string) []int {
+	return pgrepPids("containerd-shim.* -address " + filepath.Join(dir, "state", "containerd") + "/")
+}
+
 // waitForLogLine waits (bounded) until the file at path holds a line containing want.
 func waitForLogLine(t *testing.T, path, want string, within time.Duration) {
 	t.Helper()
@@ -90,14 +97,22 @@ func waitForLogLine(t *testing.T, path, want string, within time.Duration) {
 // (its containerd implementation since in kuberuntime/), kills it with SIGKILL, and starts the
 // current daemon on the same dirs: it adopts a ready pod with a running and a created container
 // and a stopped pod, with their states, statuses and logs, execs in the running container, and
-// stops and removes everything, leaving no mount behind. A record type renamed in kuberuntime/
-// (typeurl names) would leave the old pods unknown to the new daemon.
+// stops and removes everything, leaving no shim and no mount behind. A record type renamed in
+// kuberuntime/ (typeurl names) would leave the old pods unknown to the new daemon.
 func TestAdoptPodsOfPreviousLayout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	oldBin := buildDaemonAt(t, ctx, previousLayout)
 	newBin := buildDaemon(t)
 	dir, args := crashEnv(t, ctx, "adopt", "crishimad0", "10.92.0.0/24")
+	// Runs after both daemons are gone: a shim a failed run left (its containerd gone, so nothing
+	// else would end it) is ended, by pid.
+	t.Cleanup(func() {
+		for _, pid := range shimPids(dir) {
+			t.Logf("killing shim %d left behind", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
 
 	// The previous daemon: a ready pod with a running container (its log has a line) and a
 	// created one, and a stopped pod.
@@ -274,6 +289,11 @@ func TestAdoptPodsOfPreviousLayout(t *testing.T) {
 		t.Fatalf("containers left: %v %v", ctrs, err)
 	}
 	stopDaemon(t, d)
+	for deadline := time.Now().Add(10 * time.Second); len(shimPids(dir)) != 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("shims left after every pod was removed: %v", shimPids(dir))
+		}
+	}
 	for _, sub := range []string{"root", "state"} {
 		if m := testutil.MountsUnder(filepath.Join(dir, sub)); len(m) != 0 {
 			t.Fatalf("mounts left under the daemon's %s dir: %v", sub, m)
