@@ -27,7 +27,12 @@ import (
 // managedContainerdPids lists the managed containerd processes of the daemon whose state dir is
 // dir/state.
 func managedContainerdPids(dir string) []int {
-	out, _ := exec.Command("pgrep", "-f", "containerd --config "+filepath.Join(dir, "state", "containerd")).Output()
+	return pgrepPids("containerd --config " + filepath.Join(dir, "state", "containerd"))
+}
+
+// pgrepPids lists the processes whose command line matches pattern (pgrep -f).
+func pgrepPids(pattern string) []int {
+	out, _ := exec.Command("pgrep", "-f", pattern).Output()
 	var pids []int
 	for _, f := range strings.Fields(string(out)) {
 		if pid, err := strconv.Atoi(f); err == nil {
