@@ -271,7 +271,7 @@ type counts struct {
 	Shims, IPAllocations                     int
 	SandboxDirs, ContainerDirs               int
 	// SharedPause counts the shared pause rootfs's mount, snapshot and lease (one each per pause
-	// image; legacy/pause_rootfs.go), kept apart from the per-pod counts.
+	// image; kuberuntime/pause_rootfs.go), kept apart from the per-pod counts.
 	SharedPause int
 
 	cgroupIDs []string // the distinct cgroup names below the parent, for the leak report
@@ -314,7 +314,7 @@ func (e *env) census(ctx context.Context) counts {
 			}
 			mp := fields[4]
 			if strings.HasPrefix(mp, filepath.Join(e.dir, "state", "pause-rootfs")+"/") {
-				// The pause image's rootfs, shared by all pods (legacy/pause_rootfs.go): one per
+				// The pause image's rootfs, shared by all pods (kuberuntime/pause_rootfs.go): one per
 				// image, not per pod.
 				c.SharedPause++
 				continue
