@@ -22,6 +22,9 @@ type Options struct {
 	Dir string
 	// StateDir holds the pod records (events) the CLI reads: <StateDir>/standalone/pods.
 	StateDir string
+	// RecursiveReadOnly tells whether the runtime applies recursive read-only mounts
+	// (ConvertOptions.RecursiveReadOnly).
+	RecursiveReadOnly func() bool
 	// VolumeRoot holds the pods' emptyDir volumes.
 	VolumeRoot string
 	// SeccompRoot is the dir of the Localhost seccomp profiles manifests name (empty: Localhost
@@ -219,7 +222,8 @@ func (m *Manager) readDir() map[string]*Pod {
 			pod, err := ParseManifest(data)
 			if err == nil {
 				parsed, err = Convert(pod, path, ConvertOptions{PodLogRoot: m.opts.PodLogRoot, VolumeRoot: m.opts.VolumeRoot,
-					SeccompRoot: m.opts.SeccompRoot, UsernsHostID: usernsAllocator{root: m.opts.VolumeRoot}.hostID})
+					SeccompRoot: m.opts.SeccompRoot, UsernsHostID: usernsAllocator{root: m.opts.VolumeRoot}.hostID,
+					RecursiveReadOnly: m.opts.RecursiveReadOnly})
 			}
 			if err != nil {
 				fs.err = err

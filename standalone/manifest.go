@@ -120,6 +120,9 @@ type ConvertOptions struct {
 	// false maps (the same for the same UID, distinct between pods: userns.go). Nil: a
 	// placeholder, for a conversion that only validates (`pods apply`).
 	UsernsHostID func(legacy.UID) (uint32, error)
+	// RecursiveReadOnly tells whether the runtime applies recursive read-only mounts (its runc
+	// has "rro"); nil: it does not, and recursiveReadOnly: IfPossible falls back to read-only.
+	RecursiveReadOnly func() bool
 }
 
 // ParseManifest decodes a Pod manifest (YAML or JSON); unknown fields are errors.

@@ -192,3 +192,40 @@ func TestExampleManifestConverts(t *testing.T) {
 		t.Errorf("example: %d containers, ports %v, probes %v", len(p.Spec.Containers), p.Spec.Sandbox.PortMappings, p.Probes)
 	}
 }
+
+// recursiveReadOnly: IfPossible is recursive where the runtime says it can be, read-only
+// elsewhere; Enabled asks the runtime for it whatever it says (it refuses where runc cannot).
+func TestConvertRecursiveReadOnlyFollowsTheRuntime(t *testing.T) {
+	const manifest = `metadata: {name: a}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    volumeMounts:
+    - {name: host, mountPath: /host, readOnly: true, mountPropagation: None, recursiveReadOnly: IfPossible}
+    - {name: host, mountPath: /host2, readOnly: true, mountPropagation: None, recursiveReadOnly: Enabled}
+  volumes: [{name: host, hostPath: {path: /tmp}}]
+`
+	for _, c := range []struct {
+		name     string
+		rro      func() bool
+		possible bool
+	}{
+		{"runtime without rro", nil, false},
+		{"runtime says no", func() bool { return false }, false},
+		{"runtime says yes", func() bool { return true }, true},
+	} {
+		pod, err := ParseManifest([]byte(manifest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Convert(pod, "", ConvertOptions{VolumeRoot: "/vol", RecursiveReadOnly: c.rro})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		ms := p.Spec.Containers[0].Config.GetMounts()
+		if len(ms) != 2 || !ms[0].GetReadonly() || ms[0].GetRecursiveReadOnly() != c.possible || !ms[1].GetRecursiveReadOnly() {
+			t.Errorf("%s: mounts %v", c.name, ms)
+		}
+	}
+}

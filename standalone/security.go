@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/legacy"
 	corev1 "k8s.io/api/core/v1"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -48,9 +47,6 @@ var appArmorEnabled = func() bool {
 	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
 	return err == nil && strings.HasPrefix(string(b), "Y")
 }
-
-// rroSupported tells whether recursive read-only mounts work here (replaceable by tests).
-var rroSupported = kuberuntime.RecursiveReadOnlySupported
 
 // The fields of the security structs Convert knows (honours or refuses by name). A field added to
 // k8s.io/api later is refused by refuseUnknown until it is handled here.
@@ -99,6 +95,8 @@ type podSecurity struct {
 	hostUsers bool
 	// idMap is the pod's user namespace mapping (nil: the host's).
 	idMap []*runtime.IDMapping
+	// rro: the runtime applies recursive read-only mounts (ConvertOptions.RecursiveReadOnly).
+	rro bool
 }
 
 // convertPodSecurity checks the pod-level security fields, fills sbSec (whose NamespaceOptions the
@@ -106,7 +104,7 @@ type podSecurity struct {
 func convertPodSecurity(pod *corev1.Pod, uid legacy.UID, opts ConvertOptions, sbSec *runtime.LinuxSandboxSecurityContext,
 	sysctls map[string]string, out *Pod) (*podSecurity, error) {
 	spec := &pod.Spec
-	ps := &podSecurity{hostUsers: spec.HostUsers == nil || *spec.HostUsers}
+	ps := &podSecurity{hostUsers: spec.HostUsers == nil || *spec.HostUsers, rro: opts.RecursiveReadOnly != nil && opts.RecursiveReadOnly()}
 	psc := spec.SecurityContext
 	if psc == nil {
 		psc = &corev1.PodSecurityContext{}
@@ -519,7 +517,7 @@ func convertMountOptions(vm *corev1.VolumeMount, m *runtime.Mount, privileged bo
 			return fmt.Errorf("volumeMount %q: recursiveReadOnly needs mountPropagation None", vm.Name)
 		}
 		// Enabled is refused by the runtime where runc cannot; IfPossible falls back there.
-		m.RecursiveReadOnly = *r == corev1.RecursiveReadOnlyEnabled || rroSupported()
+		m.RecursiveReadOnly = *r == corev1.RecursiveReadOnlyEnabled || ps.rro
 	}
 	// In a user namespace, the volumes are idmapped with the pod's mapping (what the runtime does
 	// for the CRI mounts that carry one): IDs on the disk are the IDs inside, so fsGroup and the

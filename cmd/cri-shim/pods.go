@@ -40,12 +40,15 @@ func startStandalonePods(ctx context.Context, cfg config.Config, rt *kuberuntime
 		return func() {}, nil, nil
 	}
 	m, err := standalone.New(standalone.Options{
-		Dir:              cfg.StaticPodsDir,
-		StateDir:         cfg.StateDir,
-		VolumeRoot:       filepath.Join(cfg.RootDir, "standalone", "volumes"),
-		SeccompRoot:      filepath.Join(cfg.RootDir, "seccomp"),
-		PodLogRoot:       cfg.StaticPodsLogDir,
-		Runtime:          rt,
+		Dir:         cfg.StaticPodsDir,
+		StateDir:    cfg.StateDir,
+		VolumeRoot:  filepath.Join(cfg.RootDir, "standalone", "volumes"),
+		SeccompRoot: filepath.Join(cfg.RootDir, "seccomp"),
+		PodLogRoot:  cfg.StaticPodsLogDir,
+		Runtime:     rt,
+		RecursiveReadOnly: func() bool {
+			return rt.HandlerFeatures(context.Background(), "").RecursiveReadOnlyMounts
+		},
 		Cache:            rt.PodStatusCache(),
 		Images:           kuberuntime.NewImageServiceBackend(images),
 		MaxParallelPulls: cfg.MaxConcurrentPulls,
@@ -200,7 +203,8 @@ func podsApply(cfg config.Config, file string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := standalone.Convert(pod, file, standalone.ConvertOptions{VolumeRoot: "/validate", SeccompRoot: filepath.Join(cfg.RootDir, "seccomp")}); err != nil {
+	if _, err := standalone.Convert(pod, file, standalone.ConvertOptions{VolumeRoot: "/validate", SeccompRoot: filepath.Join(cfg.RootDir, "seccomp"),
+		RecursiveReadOnly: kuberuntime.RecursiveReadOnlySupported}); err != nil {
 		return fmt.Errorf("invalid pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	if err := standalone.EnsureDir(cfg.StaticPodsDir); err != nil {
