@@ -134,7 +134,7 @@ func TestCheckpoint(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(fakePod, criu.CheckpointPodConfig), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := e.rt.RestorePod(ctx, RestorePodRequest{CheckpointPath: fakePod, Config: podCfg("restored"),
+		_, _, err := e.rt.RestorePod(ctx, legacy.RestorePodRequest{CheckpointPath: fakePod, Config: podCfg("restored"),
 			ContainerConfigs: []*runtime.ContainerConfig{ctrCfg("counter", "sh")}})
 		wantReason("restore pod", err)
 		cfg := ctrCfg("from-archive", "sh")
@@ -197,8 +197,8 @@ func TestCheckpoint(t *testing.T) {
 	criu.CheckCRIU = func() criu.CriuInfo { return criu.CriuInfo{Path: info.Path, Version: info.Version} }
 	t.Run("restore requests", func(t *testing.T) {
 		cfgs := []*runtime.ContainerConfig{ctrCfg("counter", "sh"), ctrCfg("sleeper", "sleep")}
-		req := func(path string, mut func(*RestorePodRequest)) RestorePodRequest {
-			r := RestorePodRequest{CheckpointPath: path, Config: podCfg("restored"), ContainerConfigs: cfgs}
+		req := func(path string, mut func(*legacy.RestorePodRequest)) legacy.RestorePodRequest {
+			r := legacy.RestorePodRequest{CheckpointPath: path, Config: podCfg("restored"), ContainerConfigs: cfgs}
 			if mut != nil {
 				mut(&r)
 			}
@@ -209,18 +209,18 @@ func TestCheckpoint(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(fakePod, criu.CheckpointPodConfig), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		for name, r := range map[string]RestorePodRequest{
+		for name, r := range map[string]legacy.RestorePodRequest{
 			"not a checkpoint": req(t.TempDir(), nil),
 			"relative path":    req("ckpt", nil),
-			"unknown handler":  req(fakePod, func(r *RestorePodRequest) { r.RuntimeHandler = "nope" }),
-			"unknown option":   req(fakePod, func(r *RestorePodRequest) { r.Options = map[string]string{"a": "b"} }),
-			"missing a container": req(fakePod, func(r *RestorePodRequest) {
+			"unknown handler":  req(fakePod, func(r *legacy.RestorePodRequest) { r.RuntimeHandler = "nope" }),
+			"unknown option":   req(fakePod, func(r *legacy.RestorePodRequest) { r.Options = map[string]string{"a": "b"} }),
+			"missing a container": req(fakePod, func(r *legacy.RestorePodRequest) {
 				r.ContainerConfigs = cfgs[:1]
 			}),
-			"unknown container": req(fakePod, func(r *RestorePodRequest) {
+			"unknown container": req(fakePod, func(r *legacy.RestorePodRequest) {
 				r.ContainerConfigs = []*runtime.ContainerConfig{cfgs[0], ctrCfg("other", "sh")}
 			}),
-			"duplicate names": req(fakePod, func(r *RestorePodRequest) {
+			"duplicate names": req(fakePod, func(r *legacy.RestorePodRequest) {
 				r.ContainerConfigs = []*runtime.ContainerConfig{cfgs[0], cfgs[0]}
 			}),
 		} {

@@ -489,7 +489,7 @@ func (r *ContainerdRuntime) prepareRestore(ctx context.Context, ref string, req 
 // RestorePod implements Checkpointer: a new sandbox from the request's config, and in it one
 // created container per container of the checkpoint, each restored from its CRIU images when
 // started.
-func (r *ContainerdRuntime) RestorePod(ctx context.Context, req RestorePodRequest) (_ string, _ map[string]string, retErr error) {
+func (r *ContainerdRuntime) RestorePod(ctx context.Context, req legacy.RestorePodRequest) (_ string, _ map[string]string, retErr error) {
 	pod, err := r.validateRestorePod(req)
 	if err != nil {
 		return "", nil, err
@@ -557,7 +557,7 @@ func (r *ContainerdRuntime) RestorePod(ctx context.Context, req RestorePodReques
 }
 
 // validateRestorePod checks a RestorePod request as CRI defines it and reads the pod checkpoint.
-func (r *ContainerdRuntime) validateRestorePod(req RestorePodRequest) (*podCheckpointFile, error) {
+func (r *ContainerdRuntime) validateRestorePod(req legacy.RestorePodRequest) (*podCheckpointFile, error) {
 	for k := range req.Options {
 		return nil, fmt.Errorf("restore option %q is not supported: %w", k, errdefs.ErrInvalidArgument)
 	}

@@ -208,13 +208,13 @@ func TestRestore(t *testing.T) {
 		sleeperCfg := ownPid(ctrCfg("sleeper", "sleep", "3600"))
 		// The request must describe the checkpointed process.
 		bad := ownPid(ctrCfg("sleeper", "sleep", "10"))
-		_, _, err := e.rt.RestorePod(ctx, RestorePodRequest{CheckpointPath: out, Config: podConfig,
+		_, _, err := e.rt.RestorePod(ctx, legacy.RestorePodRequest{CheckpointPath: out, Config: podConfig,
 			ContainerConfigs: []*runtime.ContainerConfig{counterCfg, bad}})
 		if err == nil || !strings.Contains(err.Error(), "command differs") {
 			t.Fatalf("restore with another command: %v", err)
 		}
 		t0 = time.Now()
-		sbID, ids, err := e.rt.RestorePod(ctx, RestorePodRequest{CheckpointPath: out, Config: podConfig,
+		sbID, ids, err := e.rt.RestorePod(ctx, legacy.RestorePodRequest{CheckpointPath: out, Config: podConfig,
 			ContainerConfigs: []*runtime.ContainerConfig{counterCfg, sleeperCfg}})
 		if err != nil {
 			t.Fatal(err)

@@ -78,7 +78,7 @@ type ContainerdRuntime struct {
 	handlers  map[string]legacy.RuntimeHandler
 	// features caches HandlerFeatures by handler name (runc_features.go).
 	featuresMu sync.Mutex
-	features   map[string]HandlerFeatures
+	features   map[string]legacy.HandlerFeatures
 	sandboxes  *sandboxStore
 	// podContainers stops and removes the containers of a pod (nil: by their labels).
 	podContainers PodContainers

@@ -114,21 +114,15 @@ func RecursiveReadOnlySupported() bool {
 // rroSupported is RecursiveReadOnlySupported, replaceable by tests.
 var rroSupported = RecursiveReadOnlySupported
 
-// HandlerFeatures are what a runtime handler can do on this host, as CRI's Status reports them.
-type HandlerFeatures struct {
-	RecursiveReadOnlyMounts bool
-	UserNamespaces          bool
-}
-
 // HandlerFeatures probes (once per handler) what the handler named name ("" the default) can do:
 // recursive read-only mounts when its runc has "rro"; user namespaces when its runc creates user
 // namespaces and idmapped mounts, its snapshotter mounts layers idmapped ("remap-ids": overlayfs
 // on a kernel ≥ 5.19), and the kernel really idmaps a mount of the daemon's root dir (where the
 // pod's hosts, hostname and resolv.conf and the image volumes live).
-func (r *ContainerdRuntime) HandlerFeatures(ctx context.Context, name string) HandlerFeatures {
+func (r *ContainerdRuntime) HandlerFeatures(ctx context.Context, name string) legacy.HandlerFeatures {
 	h, ok := r.handlers[name]
 	if !ok {
-		return HandlerFeatures{}
+		return legacy.HandlerFeatures{}
 	}
 	r.featuresMu.Lock()
 	defer r.featuresMu.Unlock()
@@ -136,7 +130,7 @@ func (r *ContainerdRuntime) HandlerFeatures(ctx context.Context, name string) Ha
 		return f
 	}
 	rf := probeRunc(RuncBinary(h))
-	f := HandlerFeatures{RecursiveReadOnlyMounts: rf != nil && slices.Contains(rf.MountOptions, "rro")}
+	f := legacy.HandlerFeatures{RecursiveReadOnlyMounts: rf != nil && slices.Contains(rf.MountOptions, "rro")}
 	log := logrus.WithFields(logrus.Fields{"handler": h.Name, "runc": RuncBinary(h)})
 	why := ""
 	switch {
@@ -164,7 +158,7 @@ func (r *ContainerdRuntime) HandlerFeatures(ctx context.Context, name string) Ha
 		log.Info("user namespaces supported")
 	}
 	if r.features == nil {
-		r.features = map[string]HandlerFeatures{}
+		r.features = map[string]legacy.HandlerFeatures{}
 	}
 	r.features[h.Name] = f
 	return f

@@ -263,10 +263,10 @@ func TestHandlerFeaturesUnknown(t *testing.T) {
 	bin := filepath.Join(dir, "runc11")
 	os.WriteFile(bin, []byte("#!/bin/sh\necho '{\"mountOptions\":[\"rro\"],\"linux\":{\"namespaces\":[\"user\"]}}'\n"), 0o755)
 	r := &ContainerdRuntime{handlers: map[string]legacy.RuntimeHandler{"": RuncHandler("old", bin), "old": RuncHandler("old", bin)}}
-	if f := r.HandlerFeatures(context.Background(), "nope"); f != (HandlerFeatures{}) {
+	if f := r.HandlerFeatures(context.Background(), "nope"); f != (legacy.HandlerFeatures{}) {
 		t.Fatalf("unknown handler: %+v", f)
 	}
-	if f := r.HandlerFeatures(context.Background(), ""); f != (HandlerFeatures{RecursiveReadOnlyMounts: true}) {
+	if f := r.HandlerFeatures(context.Background(), ""); f != (legacy.HandlerFeatures{RecursiveReadOnlyMounts: true}) {
 		t.Fatalf("runc without idmap: %+v", f)
 	}
 	m := &legacy.PodUsernsMapping{UID: runtimespec.LinuxIDMapping{HostID: 1, Size: 1}, GID: runtimespec.LinuxIDMapping{HostID: 1, Size: 1}}

@@ -8,13 +8,13 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-shim/cri-shim/kuberuntime"
+	"github.com/cri-shim/cri-shim/legacy"
 )
 
 // checkpointer is the backend's checkpoint/restore part; a backend without one answers
 // Unimplemented.
-func (s *RuntimeServer) checkpointer() (kuberuntime.Checkpointer, error) {
-	cp, ok := s.opts.Backend.(kuberuntime.Checkpointer)
+func (s *RuntimeServer) checkpointer() (legacy.Checkpointer, error) {
+	cp, ok := s.opts.Backend.(legacy.Checkpointer)
 	if !ok {
 		return nil, status.Error(codes.Unimplemented, "checkpoint/restore is not supported by this runtime")
 	}
@@ -89,7 +89,7 @@ func (s *RuntimeServer) RestorePod(ctx context.Context, req *runtime.RestorePodR
 	if len(req.GetContainerConfigs()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "container_configs is required")
 	}
-	id, ctrs, err := cp.RestorePod(ctx, kuberuntime.RestorePodRequest{
+	id, ctrs, err := cp.RestorePod(ctx, legacy.RestorePodRequest{
 		CheckpointPath: req.GetCheckpointPath(), Config: req.GetConfig(), RuntimeHandler: req.GetRuntimeHandler(),
 		Options: req.GetOptions(), ContainerConfigs: req.GetContainerConfigs(),
 	})

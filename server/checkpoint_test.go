@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-shim/cri-shim/kuberuntime"
+	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/legacy/legacytest"
 )
 
@@ -20,7 +20,7 @@ type fakeCheckpointer struct {
 	*legacytest.FakeRuntime
 	err     error
 	timeout time.Duration
-	restore kuberuntime.RestorePodRequest
+	restore legacy.RestorePodRequest
 }
 
 func (f *fakeCheckpointer) CheckpointContainer(_ context.Context, id, location string, timeout time.Duration) error {
@@ -32,7 +32,7 @@ func (f *fakeCheckpointer) CheckpointPod(context.Context, string, string, []stri
 	return f.err
 }
 
-func (f *fakeCheckpointer) RestorePod(_ context.Context, req kuberuntime.RestorePodRequest) (string, map[string]string, error) {
+func (f *fakeCheckpointer) RestorePod(_ context.Context, req legacy.RestorePodRequest) (string, map[string]string, error) {
 	f.restore = req
 	if f.err != nil {
 		return "", nil, f.err

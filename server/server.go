@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/legacy"
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -51,7 +50,7 @@ type Options struct {
 	RecursiveReadOnlyMounts bool
 	// HandlerFeatures, when set, tells each handler's features (recursive read-only mounts, user
 	// namespaces) as probed on this host.
-	HandlerFeatures func(ctx context.Context, handler string) kuberuntime.HandlerFeatures
+	HandlerFeatures func(ctx context.Context, handler string) legacy.HandlerFeatures
 	// Streaming hands out the URLs of Exec, Attach and PortForward (streaming.Server); nil
 	// answers Unimplemented.
 	Streaming StreamURLs

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/cri-shim/cri-shim/kuberuntime"
+	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -14,9 +14,9 @@ func TestStatusHandlerFeatures(t *testing.T) {
 	fake := legacytest.NewFakeRuntime()
 	asked := map[string]int{}
 	c := dial(t, Options{Backend: fake, Version: "test", RuntimeHandlers: []string{"runc", "old"},
-		HandlerFeatures: func(_ context.Context, h string) kuberuntime.HandlerFeatures {
+		HandlerFeatures: func(_ context.Context, h string) legacy.HandlerFeatures {
 			asked[h]++
-			return kuberuntime.HandlerFeatures{RecursiveReadOnlyMounts: true, UserNamespaces: h == "runc"}
+			return legacy.HandlerFeatures{RecursiveReadOnlyMounts: true, UserNamespaces: h == "runc"}
 		}})
 	resp, err := c.Status(context.Background(), &runtime.StatusRequest{})
 	if err != nil {
