@@ -27,6 +27,21 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
+// Checkpoint/restore of containers with CRIU, through containerd's task Checkpoint (runc
+// checkpoint). A container checkpoint is an uncompressed tar archive:
+//
+//	checkpoint/   the CRIU images of the container's processes
+//	config.dump   checkpointConfig (JSON): the container, its pod, its image, the CRI config
+//	spec.dump     the container's OCI runtime spec (JSON)
+//	dump.log      CRIU's log of the dump
+//	rootfs-diff.tar  the container's file-system changes (an OCI layer tar)
+//
+// A pod checkpoint (CheckpointPod) is a directory with pod.dump (the sandbox config and the
+// containers) and one such tree per container, under its name. Restore: checkpoint_restore.go.
+//
+// Everything starts with the probe of the host's CRIU (criu_probe.go, once per daemon): when it
+// does not work, every checkpoint and restore request answers FailedPrecondition with the reason.
+
 // DefaultCheckpointTimeout bounds a checkpoint whose request names no timeout.
 const DefaultCheckpointTimeout = 5 * time.Minute
 

@@ -7,22 +7,8 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Checkpoint/restore of containers with CRIU, through containerd's task Checkpoint (runc
-// checkpoint). A container checkpoint is an uncompressed tar archive:
-//
-//	checkpoint/   the CRIU images of the container's processes
-//	config.dump   checkpointConfig (JSON): the container, its pod, its image, the CRI config
-//	spec.dump     the container's OCI runtime spec (JSON)
-//	dump.log      CRIU's log of the dump
-//	rootfs-diff.tar  the container's file-system changes (an OCI layer tar)
-//
-// A pod checkpoint (CheckpointPod) is a directory with pod.dump (the sandbox config and the
-// containers) and one such tree per container, under its name. Restore: checkpoint_restore.go.
-//
-// Everything starts with the probe of the host's CRIU (criu_probe.go, once per daemon): when it
-// does not work, every checkpoint and restore request answers FailedPrecondition with the reason.
-
-// Checkpointer is the checkpoint/restore part of a runtime (ContainerdRuntime implements it).
+// Checkpointer is the checkpoint/restore part of a runtime (kuberuntime.ContainerdRuntime implements
+// it with CRIU).
 type Checkpointer interface {
 	// CheckpointContainer writes a checkpoint archive of the running container id to location
 	// (an absolute path; its directory must exist); the container keeps running. timeout 0 is
