@@ -33,15 +33,10 @@ func (r *ContainerdRuntime) recover(ctx context.Context) error {
 			continue
 		}
 		if err != nil {
-			// Half made (no metadata): no CRI call could see it, so nothing would ever remove
-			// it; remove it now, as initContainers does for containers.
+			// Half made (no metadata), or written by a daemon of another layout: no CRI call
+			// could see it, so nothing would ever remove it; remove it now, with its pod.
 			logrus.WithError(err).WithField("sandbox", c.ID()).Warn("recover sandbox: removing it")
-			if task, err := c.Task(ctx, nil); err == nil {
-				_, _ = task.Delete(ctx, containerd.WithProcessKill)
-			}
-			if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-				logrus.WithError(err).WithField("sandbox", c.ID()).Warn("remove unrecoverable sandbox")
-			}
+			r.removeUnrecoverableSandbox(ctx, c)
 			continue
 		}
 		known[sb.meta.ID] = true
@@ -75,6 +70,39 @@ func (r *ContainerdRuntime) recover(ctx context.Context) error {
 	}
 	logrus.WithField("sandboxes", len(known)).Debug("sandbox store rebuilt")
 	return nil
+}
+
+// removeUnrecoverableSandbox removes a pause container that no sandbox can be rebuilt from, with
+// everything of its pod, in the order a RemovePodSandbox keeps: first the pod's containers (found
+// by their label, before initContainers could take them for orphans), then the pause task. The
+// containers' tasks may live in the pause's shim (shim_grouping.go), and containerd asks that
+// shim to shut down only when the pause task is deleted, which the shim ignores while it still
+// serves a container: the pause task deleted first would leave the shim running forever. The
+// sandbox record goes with removeStaleSandboxRecords. Whatever fails stays for the next start to
+// retry, the pause container included, so that the pod's containers are still found by it.
+func (r *ContainerdRuntime) removeUnrecoverableSandbox(ctx context.Context, c containerd.Container) {
+	log := logrus.WithField("sandbox", c.ID())
+	if err := (labelledContainers{r}).RemovePodContainers(ctx, c.ID()); err != nil {
+		log.WithError(err).Warn("remove the containers of an unrecoverable sandbox")
+		return
+	}
+	if task, err := c.Task(ctx, nil); err == nil {
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			log.WithError(err).Warn("delete the pause task of an unrecoverable sandbox")
+			return
+		}
+	} else if !errdefs.IsNotFound(err) {
+		log.WithError(err).Warn("load the pause task of an unrecoverable sandbox")
+		return
+	}
+	cg := specCgroupsPath(ctx, c)
+	if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		log.WithError(err).Warn("remove unrecoverable sandbox")
+		return
+	}
+	removeCgroupLeftovers(cg) // cgroup_leftovers.go
+	// No task of the pod is left: a shim still there was forgotten by containerd.
+	r.killOrphanShim(c.ID())
 }
 
 // removeStaleLeases deletes the temporary leases (the containerd client's WithLease, labelled
