@@ -11,7 +11,9 @@ import (
 	eventstypes "github.com/containerd/containerd/api/events"
 	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
+	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
 	"github.com/containerd/typeurl/v2"
 	"github.com/sirupsen/logrus"
@@ -357,19 +359,26 @@ func (m *exitMonitor) session(ctx context.Context, seq *int) bool {
 	}
 }
 
-// containerdExits is the exit source of a ContainerdRuntime.
-type containerdExits struct{ r *ContainerdRuntime }
+// containerdExits is the exit source of a containerd namespace.
+type containerdExits struct {
+	client    *containerd.Client
+	namespace string
+}
+
+func (s containerdExits) withNS(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, s.namespace)
+}
 
 func (s containerdExits) subscribe(ctx context.Context) (<-chan *events.Envelope, <-chan error) {
-	return s.r.client.Subscribe(s.r.withNS(ctx), `topic=="/tasks/exit"`, `topic=="`+exitSyncTopic+`"`)
+	return s.client.Subscribe(s.withNS(ctx), `topic=="/tasks/exit"`, `topic=="`+exitSyncTopic+`"`)
 }
 
 func (s containerdExits) sync(ctx context.Context, token string) error {
-	return s.r.client.EventService().Publish(s.r.withNS(ctx), exitSyncTopic, &eventstypes.TaskExit{ContainerID: token})
+	return s.client.EventService().Publish(s.withNS(ctx), exitSyncTopic, &eventstypes.TaskExit{ContainerID: token})
 }
 
 func (s containerdExits) list(ctx context.Context) (map[string]taskState, error) {
-	resp, err := s.r.client.TaskService().List(s.r.withNS(ctx), &tasks.ListTasksRequest{})
+	resp, err := s.client.TaskService().List(s.withNS(ctx), &tasks.ListTasksRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
@@ -388,7 +397,7 @@ func (s containerdExits) list(ctx context.Context) (map[string]taskState, error)
 // exitMonitor returns the runtime's exit monitor.
 func (r *ContainerdRuntime) exitMonitor() *exitMonitor {
 	r.exitsInit.Do(func() {
-		r.exits = &exitMonitor{src: containerdExits{r}, namespace: r.namespace, bg: r.bg, wg: &r.wg}
+		r.exits = &exitMonitor{src: containerdExits{r.client, r.namespace}, namespace: r.namespace, bg: r.bg, wg: &r.wg}
 	})
 	return r.exits
 }
