@@ -9,9 +9,10 @@ import (
 	"io"
 	"os"
 	"time"
-
-	"github.com/containerd/errdefs"
 )
+
+// ErrInvalidOptions is the error of LogOptions out of their range.
+var ErrInvalidOptions = errors.New("invalid log options")
 
 // LogOptions select what ReadLogs writes, as the kubelet's v1.PodLogOptions do.
 type LogOptions struct {
@@ -40,22 +41,20 @@ var FollowPollInterval = 250 * time.Millisecond
 // drops its stream) by opts: partial entries are joined into their line, malformed file lines
 // skipped. With opts.Follow it then waits for more until ctx ends or running (nil: always) says
 // the container stopped; a log rotated away is followed into the new file at path. Reaching
-// LimitBytes ends it without error.
+// LimitBytes ends it without error. Options out of range are ErrInvalidOptions, a missing file
+// fs.ErrNotExist.
 func ReadLogs(ctx context.Context, path string, opts *LogOptions, stdout, stderr io.Writer, running func() bool) error {
 	if opts == nil {
 		opts = &LogOptions{}
 	}
 	if opts.TailLines != nil && *opts.TailLines < 0 {
-		return fmt.Errorf("tail lines %d must not be negative: %w", *opts.TailLines, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("%w: tail lines %d must not be negative", ErrInvalidOptions, *opts.TailLines)
 	}
 	if opts.LimitBytes != nil && *opts.LimitBytes < 1 {
-		return fmt.Errorf("limit bytes %d must be positive: %w", *opts.LimitBytes, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("%w: limit bytes %d must be positive", ErrInvalidOptions, *opts.LimitBytes)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("log file %q: %w", path, errdefs.ErrNotFound)
-		}
 		return err
 	}
 	defer func() { f.Close() }()

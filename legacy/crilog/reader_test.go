@@ -3,6 +3,8 @@ package crilog
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/containerd/errdefs"
 )
 
 const sampleLog = `2026-01-02T03:04:05.000000001Z stdout F one
@@ -81,13 +81,13 @@ func TestReadLogsOptions(t *testing.T) {
 
 func TestReadLogsBadOptionsAndMissingFile(t *testing.T) {
 	path := writeLog(t, sampleLog)
-	if err := ReadLogs(context.Background(), path, &LogOptions{TailLines: i64(-1)}, nil, nil, nil); !errdefs.IsInvalidArgument(err) {
+	if err := ReadLogs(context.Background(), path, &LogOptions{TailLines: i64(-1)}, nil, nil, nil); !errors.Is(err, ErrInvalidOptions) {
 		t.Errorf("negative tail: %v", err)
 	}
-	if err := ReadLogs(context.Background(), path, &LogOptions{LimitBytes: i64(0)}, nil, nil, nil); !errdefs.IsInvalidArgument(err) {
+	if err := ReadLogs(context.Background(), path, &LogOptions{LimitBytes: i64(0)}, nil, nil, nil); !errors.Is(err, ErrInvalidOptions) {
 		t.Errorf("zero limit: %v", err)
 	}
-	if err := ReadLogs(context.Background(), path+".gone", nil, nil, nil, nil); !errdefs.IsNotFound(err) {
+	if err := ReadLogs(context.Background(), path+".gone", nil, nil, nil, nil); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
 }
