@@ -39,8 +39,9 @@ type Runtime interface {
 	KillPod(ctx context.Context, pod Pod) PodSyncResult
 	// GetContainerLogs writes the log of container containerID (or a unique prefix of it) to
 	// stdout and stderr by opts (nil: all of it); with opts.Follow it returns when ctx ends or the
-	// container stops running. NotFound for an unknown container, FailedPrecondition for one
-	// without a log file, InvalidArgument for bad options.
+	// container stops running. NotFound for an unknown container or a missing log file,
+	// FailedPrecondition for one without a log path or whose log is not a regular file,
+	// InvalidArgument for bad options.
 	GetContainerLogs(ctx context.Context, containerID string, opts *LogOptions, stdout, stderr io.Writer) error
 	// GarbageCollect removes dead containers by gcPolicy once. allSourcesReady tells that every
 	// pod is known (the dead containers of pods that are gone are then removed);
@@ -78,6 +79,8 @@ func ReadContainerLogs(ctx context.Context, status func(ctx context.Context, id 
 		return fmt.Errorf("%w: %w", err, ErrInvalidArgument)
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("log of container %s: %w: %w", fullID, err, ErrNotFound)
+	case errors.Is(err, crilog.ErrNotRegular):
+		return fmt.Errorf("log of container %s: %w: %w", fullID, err, ErrFailedPrecondition)
 	}
 	return err
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrInvalidOptions is the error of LogOptions out of their range.
@@ -42,7 +44,7 @@ var FollowPollInterval = 250 * time.Millisecond
 // skipped. With opts.Follow it then waits for more until ctx ends or running (nil: always) says
 // the container stopped; a log rotated away is followed into the new file at path. Reaching
 // LimitBytes ends it without error. Options out of range are ErrInvalidOptions, a missing file
-// fs.ErrNotExist.
+// fs.ErrNotExist, a path that is not a regular file ErrNotRegular.
 func ReadLogs(ctx context.Context, path string, opts *LogOptions, stdout, stderr io.Writer, running func() bool) error {
 	if opts == nil {
 		opts = &LogOptions{}
@@ -53,7 +55,7 @@ func ReadLogs(ctx context.Context, path string, opts *LogOptions, stdout, stderr
 	if opts.LimitBytes != nil && *opts.LimitBytes < 1 {
 		return fmt.Errorf("%w: limit bytes %d must be positive", ErrInvalidOptions, *opts.LimitBytes)
 	}
-	f, err := os.Open(path)
+	f, err := openForRead(path)
 	if err != nil {
 		return err
 	}
@@ -86,6 +88,15 @@ func ReadLogs(ctx context.Context, path string, opts *LogOptions, stdout, stderr
 			// The container stopped: what it wrote last is in the file now.
 			return ignoreLimit(s.scan(out.line, true))
 		}
+		if truncated(f, s.offset) {
+			// Truncated in place (copytruncate): read it again from its start.
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			s = newScanner(f, 0)
+			out.keep = nil
+			continue
+		}
 		if nf := reopenIfRotated(f, path); nf != nil {
 			// The rest of the old file is read; the new one is read from its start.
 			err := s.scan(out.line, true)
@@ -114,17 +125,46 @@ func ignoreLimit(err error) error {
 	return err
 }
 
+// openForRead opens the regular file at path for reading. A symlink, FIFO or device is
+// ErrNotRegular: a log directory a container can write to must not make the reader block on a
+// FIFO or read another file of the host.
+func openForRead(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("%w: %s is a symlink", ErrNotRegular, path)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if err := checkRegular(st.Mode, path); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return logFile(fd, path)
+}
+
+// truncated tells whether f is shorter than what was read of it.
+func truncated(f *os.File, offset int64) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Size() < offset
+}
+
 // reopenIfRotated opens path when it is no longer the file f (the log was rotated), else nil.
 func reopenIfRotated(f *os.File, path string) *os.File {
 	cur, err := f.Stat()
 	if err != nil {
 		return nil
 	}
-	now, err := os.Stat(path)
+	now, err := os.Lstat(path)
 	if err != nil || os.SameFile(cur, now) {
 		return nil
 	}
-	nf, err := os.Open(path)
+	nf, err := openForRead(path)
 	if err != nil {
 		return nil
 	}

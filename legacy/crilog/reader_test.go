@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const sampleLog = `2026-01-02T03:04:05.000000001Z stdout F one
@@ -179,6 +182,57 @@ func TestReadLogsFollowEndsWithContextAndFollowsRotation(t *testing.T) {
 	}
 	if out.String() != "old\nnew\n" {
 		t.Errorf("stdout %q", out.String())
+	}
+}
+
+// A FIFO, a device or a symlink at the log path is refused at once (a FIFO would block the open).
+func TestReadLogsRefusesWhatIsNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.log")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.log")
+	if err := os.Symlink(writeLog(t, sampleLog), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fifo, link, "/dev/zero"} {
+		done := make(chan error, 1)
+		go func() { done <- ReadLogs(context.Background(), p, nil, io.Discard, io.Discard, nil) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrNotRegular) {
+				t.Errorf("%s: %v, want ErrNotRegular", p, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: ReadLogs hung", p)
+		}
+	}
+}
+
+// A log truncated in place while followed is read again from its start.
+func TestReadLogsFollowsTruncation(t *testing.T) {
+	defer func(d time.Duration) { FollowPollInterval = d }(FollowPollInterval)
+	FollowPollInterval = 5 * time.Millisecond
+	path := writeLog(t, "2026-01-02T03:04:05Z stdout F before truncation\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- ReadLogs(ctx, path, &LogOptions{Follow: true}, &out, nil, nil) }()
+	time.Sleep(30 * time.Millisecond)
+	if err := os.WriteFile(path, []byte("2026-01-02T03:04:06Z stdout F x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := "before truncation\nx\n"
+	deadline := time.Now().Add(5 * time.Second)
+	for out.String() != want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if out.String() != want {
+		t.Errorf("stdout %q, want %q", out.String(), want)
 	}
 }
 

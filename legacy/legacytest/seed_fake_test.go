@@ -91,6 +91,12 @@ func TestFakeGetContainerLogs(t *testing.T) {
 	if err := f.GetContainerLogs(ctx, id, nil, io.Discard, io.Discard); !legacy.IsNotFound(err) {
 		t.Errorf("missing log file: %v", err)
 	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(logDir, "app.log")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.GetContainerLogs(ctx, id, nil, io.Discard, io.Discard); !legacy.IsFailedPrecondition(err) {
+		t.Errorf("log path a symlink: %v", err)
+	}
 	_, noLog := runPod(t, f, "u2", "", "quiet")
 	if err := f.GetContainerLogs(ctx, noLog, nil, io.Discard, io.Discard); !legacy.IsFailedPrecondition(err) {
 		t.Errorf("no log path: %v", err)
