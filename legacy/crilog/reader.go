@@ -42,7 +42,8 @@ var FollowPollInterval = 250 * time.Millisecond
 // ReadLogs writes the log lines of the CRI log file at path to stdout and stderr (a nil writer
 // drops its stream) by opts: partial entries are joined into their line, malformed file lines
 // skipped. With opts.Follow it then waits for more until ctx ends or running (nil: always) says
-// the container stopped; a log rotated away is followed into the new file at path. Reaching
+// the container stopped (an ended ctx is then no error; without Follow it stops the read with its
+// error); a log rotated away or truncated in place is followed into what is at path. Reaching
 // LimitBytes ends it without error. Options out of range are ErrInvalidOptions, a missing file
 // fs.ErrNotExist, a path that is not a regular file ErrNotRegular.
 func ReadLogs(ctx context.Context, path string, opts *LogOptions, stdout, stderr io.Writer, running func() bool) error {
@@ -61,7 +62,7 @@ func ReadLogs(ctx context.Context, path string, opts *LogOptions, stdout, stderr
 	}
 	defer func() { f.Close() }()
 
-	out := &lineWriter{stdout: stdout, stderr: stderr, timestamps: opts.Timestamps, since: opts.SinceTime, remain: -1}
+	out := &lineWriter{ctx: ctx, stdout: stdout, stderr: stderr, timestamps: opts.Timestamps, since: opts.SinceTime, remain: -1}
 	if opts.LimitBytes != nil {
 		out.remain = *opts.LimitBytes
 	}
@@ -76,17 +77,24 @@ func ReadLogs(ctx context.Context, path string, opts *LogOptions, stdout, stderr
 		}
 	}
 
+	// end is the error a read ends with: none for the byte limit, nor for the end of a follow.
+	end := func(err error) error {
+		if errors.Is(err, errLimit) || (opts.Follow && ctx.Err() != nil) {
+			return nil
+		}
+		return err
+	}
 	s := newScanner(f, 0)
 	for {
 		if err := s.scan(out.line, !opts.Follow); err != nil {
-			return ignoreLimit(err)
+			return end(err)
 		}
 		if !opts.Follow {
 			return nil
 		}
 		if running != nil && !running() {
 			// The container stopped: what it wrote last is in the file now.
-			return ignoreLimit(s.scan(out.line, true))
+			return end(s.scan(out.line, true))
 		}
 		if truncated(f, s.offset) {
 			// Truncated in place (copytruncate): read it again from its start.
@@ -103,7 +111,7 @@ func ReadLogs(ctx context.Context, path string, opts *LogOptions, stdout, stderr
 			f.Close()
 			f = nf
 			if err != nil {
-				return ignoreLimit(err)
+				return end(err)
 			}
 			s = newScanner(f, 0)
 			out.keep = nil
@@ -115,14 +123,6 @@ func ReadLogs(ctx context.Context, path string, opts *LogOptions, stdout, stderr
 		case <-time.After(FollowPollInterval):
 		}
 	}
-}
-
-// ignoreLimit is err, except that reaching the byte limit is no error.
-func ignoreLimit(err error) error {
-	if errors.Is(err, errLimit) {
-		return nil
-	}
-	return err
 }
 
 // openForRead opens the regular file at path for reading. A symlink, FIFO or device is
@@ -372,6 +372,8 @@ var errLimit = errors.New("log byte limit reached")
 
 // lineWriter writes the lines that pass the options to their stream's writer.
 type lineWriter struct {
+	// ctx ends the read: its error stops the scan at the next line.
+	ctx            context.Context
 	stdout, stderr io.Writer
 	timestamps     bool
 	since          time.Time
@@ -385,6 +387,9 @@ type lineWriter struct {
 }
 
 func (w *lineWriter) line(l line) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
 	if l.first {
 		w.skip = (w.keep != nil && !w.keep(l.start)) || (!w.since.IsZero() && l.ts.Before(w.since))
 	}

@@ -236,6 +236,16 @@ func TestReadLogsFollowsTruncation(t *testing.T) {
 	}
 }
 
+// An ended context stops a read that is not a follow, with its error.
+func TestReadLogsStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out bytes.Buffer
+	if err := ReadLogs(ctx, writeLog(t, sampleLog), nil, &out, &out, nil); !errors.Is(err, context.Canceled) || out.Len() != 0 {
+		t.Fatalf("got %v and %q, want context.Canceled and nothing", err, out.String())
+	}
+}
+
 func TestParseEntry(t *testing.T) {
 	ts, stream, partial, content, ok := ParseEntry([]byte("2026-01-02T03:04:05.5Z stderr F:x hello world"))
 	if !ok || stream != Stderr || partial || string(content) != "hello world" || ts.Nanosecond() != 5e8 {
