@@ -25,7 +25,9 @@ type FakeRuntime struct {
 	// Handlers the fake accepts ("" always); nil: runc.
 	Handlers    []string
 	VersionInfo string
-	RuntimeType string
+	// APIVersionInfo is what APIVersion reports; "": 1.0.0.
+	APIVersionInfo string
+	RuntimeType    string
 	// Err fails RunPodSandbox, StopPodSandbox and RemovePodSandbox.
 	Err error
 	// StartedSandboxes, StoppedSandboxes and RemovedSandboxes list the IDs in call order.
@@ -104,6 +106,9 @@ func (f *FakeRuntime) APIVersion() (legacy.Version, error) {
 	f.Lock()
 	defer f.Unlock()
 	f.called("APIVersion")
+	if f.APIVersionInfo != "" {
+		return &legacy.FakeVersion{Version: f.APIVersionInfo}, nil
+	}
 	return &legacy.FakeVersion{Version: "1.0.0"}, nil
 }
 

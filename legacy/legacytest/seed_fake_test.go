@@ -222,3 +222,14 @@ func TestFakeAssertions(t *testing.T) {
 		t.Errorf("after ClearCalls: %v", err)
 	}
 }
+
+func TestFakeAPIVersionInfo(t *testing.T) {
+	f := NewFakeRuntime()
+	if v, _ := f.APIVersion(); v.String() != "1.0.0" {
+		t.Fatalf("default API version %s", v)
+	}
+	f.APIVersionInfo = "0.1.0"
+	if v, _ := f.APIVersion(); v.String() != "0.1.0" {
+		t.Fatalf("API version %s, want the one set", v)
+	}
+}
