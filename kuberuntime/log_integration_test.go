@@ -8,11 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/internal/testutil"
+	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -99,4 +101,50 @@ func TestLogFIFOPlantedByAContainer(t *testing.T) {
 	waitLog(t, talkerLog, " stdout F tick ", 10*time.Second)
 	readCRILog(t, rotated) // well-formed entries only
 	readCRILog(t, talkerLog)
+}
+
+// GetContainerLogs of a real container: a follow started while it runs gets both streams (tail,
+// timestamps) and ends when the container exits.
+func TestGetContainerLogsFollowsUntilExit(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	sb, _ := e.podWithLogs("getlogs")
+	id := e.createStart(sb.ID, ctrCfg("talker", "sh", "-c", "echo one; echo two >&2; sleep 1; echo three"))
+	var out, errOut lockedBuf
+	var err error
+	tail := int64(10)
+	testutil.Within(t, 30*time.Second, "a follow of the container's logs", func() {
+		err = e.rt.GetContainerLogs(ctx, id, &legacy.LogOptions{Follow: true, TailLines: &tail, Timestamps: true}, &out, &errOut)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], " one") || !strings.HasSuffix(lines[1], " three") {
+		t.Fatalf("stdout %q", out.String())
+	}
+	if _, perr := time.Parse(time.RFC3339Nano, strings.Fields(lines[0])[0]); perr != nil {
+		t.Errorf("no timestamp: %q", lines[0])
+	}
+	if !strings.HasSuffix(errOut.String(), " two\n") {
+		t.Errorf("stderr %q", errOut.String())
+	}
+}
+
+// lockedBuf is a buffer safe for a writer and a reader in different goroutines.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -101,8 +101,46 @@ func byCreatedNewestFirst(cs []GCContainer) {
 	})
 }
 
+// GCScope says what one collection may remove besides what the policy's limits do, as the
+// kubelet's allSourcesReady and evictNonDeletedPods flags say.
+type GCScope struct {
+	// AllSourcesReady tells that every pod there is is known: the evictable containers of pods
+	// whose sandbox is gone are then all removed. Otherwise they only count against the limits,
+	// as the containers of a live pod do.
+	AllSourcesReady bool
+	// EvictNonDeletedPods (with AllSourcesReady) also removes every evictable container of a pod
+	// whose sandbox exists but is no longer ready, as the kubelet does under disk pressure. It
+	// needs a GCRuntime that is a GCSandboxReadiness; others ignore it.
+	EvictNonDeletedPods bool
+}
+
+// DefaultGCScope is the scope of Plan, GarbageCollect and Run: every pod is known.
+var DefaultGCScope = GCScope{AllSourcesReady: true}
+
+// GCSandboxReadiness is implemented by a GCRuntime that can tell whether a sandbox is ready.
+type GCSandboxReadiness interface {
+	// SandboxReady tells whether the sandbox exists and is ready (its pod runs).
+	SandboxReady(ctx context.Context, sandboxID string) bool
+}
+
+// GarbageCollect removes rt's dead containers by policy once, in the scope the flags say: what
+// a Runtime's GarbageCollect does.
+func GarbageCollect(ctx context.Context, rt GCRuntime, policy ContainerGCPolicy, allSourcesReady, evictNonDeletedPods bool) error {
+	gc, err := NewContainerGC(rt, policy)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, ErrInvalidArgument)
+	}
+	_, err = gc.Collect(ctx, GCScope{AllSourcesReady: allSourcesReady, EvictNonDeletedPods: evictNonDeletedPods})
+	return err
+}
+
 // Plan returns the containers GarbageCollect would remove now, in removal order.
 func (gc *ContainerGC) Plan(ctx context.Context) ([]GCContainer, error) {
+	return gc.PlanScope(ctx, DefaultGCScope)
+}
+
+// PlanScope returns the containers a collection in scope would remove now, in removal order.
+func (gc *ContainerGC) PlanScope(ctx context.Context, scope GCScope) ([]GCContainer, error) {
 	all, err := gc.rt.GCContainers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -111,6 +149,9 @@ func (gc *ContainerGC) Plan(ctx context.Context) ([]GCContainer, error) {
 	var remove []GCContainer
 	units := map[evictUnit][]GCContainer{}
 	sandboxKnown := map[string]bool{}
+	readiness, canTell := gc.rt.(GCSandboxReadiness)
+	evictStopped := scope.AllSourcesReady && scope.EvictNonDeletedPods && canTell
+	sandboxReady := map[string]bool{}
 	for _, c := range all {
 		if c.Running || c.CreatedAt.After(newest) {
 			continue
@@ -124,8 +165,12 @@ func (gc *ContainerGC) Plan(ctx context.Context) ([]GCContainer, error) {
 			known = c.SandboxID != "" && gc.rt.SandboxExists(ctx, c.SandboxID)
 			sandboxKnown[c.SandboxID] = known
 		}
-		if !known {
+		if !known && scope.AllSourcesReady {
 			remove = append(remove, c) // of an unknown pod
+			continue
+		}
+		if known && evictStopped && !gc.sandboxReady(ctx, readiness, sandboxReady, c.SandboxID) {
+			remove = append(remove, c) // of a pod that stopped
 			continue
 		}
 		key := evictUnit{uid: c.PodUID, name: c.Name}
@@ -181,10 +226,26 @@ func (gc *ContainerGC) Plan(ctx context.Context) ([]GCContainer, error) {
 	return remove, nil
 }
 
+// sandboxReady asks rt once per sandbox whether it is ready.
+func (gc *ContainerGC) sandboxReady(ctx context.Context, rt GCSandboxReadiness, seen map[string]bool, id string) bool {
+	ready, ok := seen[id]
+	if !ok {
+		ready = rt.SandboxReady(ctx, id)
+		seen[id] = ready
+	}
+	return ready
+}
+
 // GarbageCollect removes what Plan returns and reports the containers removed; failures to
 // remove are joined in the error, the others still removed.
 func (gc *ContainerGC) GarbageCollect(ctx context.Context) ([]GCContainer, error) {
-	plan, err := gc.Plan(ctx)
+	return gc.Collect(ctx, DefaultGCScope)
+}
+
+// Collect removes what PlanScope returns for scope and reports the containers removed; failures
+// to remove are joined in the error, the others still removed.
+func (gc *ContainerGC) Collect(ctx context.Context, scope GCScope) ([]GCContainer, error) {
+	plan, err := gc.PlanScope(ctx, scope)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +235,58 @@ type countingGCRuntime struct {
 func (c *countingGCRuntime) SandboxExists(ctx context.Context, id string) bool {
 	c.lookups++
 	return c.fakeGCRuntime.SandboxExists(ctx, id)
+}
+
+// readinessGCRuntime tells which sandboxes are ready.
+type readinessGCRuntime struct {
+	fakeGCRuntime
+	ready map[string]bool
+}
+
+func (r *readinessGCRuntime) SandboxReady(ctx context.Context, id string) bool { return r.ready[id] }
+
+func TestContainerGCScope(t *testing.T) {
+	// Pod p runs, pod q stopped (its sandbox exists, not ready), pod r is gone.
+	containers := []GCContainer{
+		ctr("p1", "p", "a", 5), ctr("q1", "q", "a", 5), orphan(ctr("r1", "r", "a", 5)), unidentified(ctr("u", "x", "a", 5)),
+	}
+	keepAll := ContainerGCPolicy{MaxPerPodContainer: -1, MaxContainers: -1}
+	for _, tc := range []struct {
+		scope GCScope
+		want  string
+	}{
+		{GCScope{}, "[u]"},
+		{GCScope{AllSourcesReady: true}, "[r1 u]"},
+		{GCScope{EvictNonDeletedPods: true}, "[u]"},
+		{GCScope{AllSourcesReady: true, EvictNonDeletedPods: true}, "[q1 r1 u]"},
+	} {
+		rt := &readinessGCRuntime{
+			fakeGCRuntime: fakeGCRuntime{containers: containers, sandboxes: map[string]bool{"sb-p": true, "sb-q": true}},
+			ready:         map[string]bool{"sb-p": true},
+		}
+		gc, _ := NewContainerGC(rt, keepAll)
+		gc.clock = testingclock.NewFakePassiveClock(gcNow)
+		if _, err := gc.Collect(context.Background(), tc.scope); err != nil {
+			t.Fatal(err)
+		}
+		removed := append([]string(nil), rt.removed...)
+		sort.Strings(removed)
+		if got := fmt.Sprint(removed); got != tc.want {
+			t.Errorf("%+v: removed %s, want %s", tc.scope, got, tc.want)
+		}
+	}
+}
+
+func TestGarbageCollectOnce(t *testing.T) {
+	rt := &fakeGCRuntime{containers: []GCContainer{orphan(ctr("o", "p", "a", 0))}}
+	if err := GarbageCollect(context.Background(), rt, ContainerGCPolicy{MaxPerPodContainer: -1, MaxContainers: -1}, true, false); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rt.removed) != "[o]" {
+		t.Fatalf("removed %v", rt.removed)
+	}
+	err := GarbageCollect(context.Background(), rt, ContainerGCPolicy{MinAge: -1}, true, false)
+	if !IsInvalidArgument(err) {
+		t.Fatalf("negative MinAge: %v", err)
+	}
 }

@@ -40,7 +40,7 @@ const (
 	ImagePullBackoffMax     = 300 * time.Second
 )
 
-// ImageBackend is what an ImagePuller pulls through.
+// ImageBackend is what an ImagePuller pulls through, and the images of a Runtime (BackendImages).
 type ImageBackend interface {
 	// ImageRef returns the ID of the local image spec names, "" when there is none. An error
 	// means presence could not be told.
@@ -49,6 +49,10 @@ type ImageBackend interface {
 	// ID. An error that means the registry could not be reached wraps RegistryUnavailable.
 	// progress, when not nil, is called with snapshots of the pull.
 	PullImage(ctx context.Context, spec ImageSpec, auth *runtime.AuthConfig, progress func(PullProgress)) (string, error)
+	// ListImages returns the local images.
+	ListImages(ctx context.Context) ([]Image, error)
+	// RemoveImage removes the image spec names with all its names; an absent image is no error.
+	RemoveImage(ctx context.Context, spec ImageSpec) error
 }
 
 // PullRequest asks an ImagePuller for an image.

@@ -2,18 +2,25 @@ package legacy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"strings"
+
+	"github.com/cri-shim/cri-shim/legacy/crilog"
+	"github.com/cri-shim/cri-shim/streaming"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Runtime is the model's container runtime: what the kubelet of old drove, modernised (context
-// first, CRI configs for what is created). Implementations are safe for concurrent use.
-//
-// The CRI server maps the CRI verbs onto it; each state-changing operation reports a PodSyncResult.
-// Later parts of the model (containers, images, streaming, GC, SyncPod for standalone pods) join the
-// interface as the pieces that implement them land.
+// Runtime is the model's container runtime: the kubelet's container runtime API of old (its
+// pkg/kubelet/container Runtime), modernised: context first, CRI configs for what is created, the
+// pod's sandboxes managed in their own right. It tells the runtime's version and status, lists
+// pods, kills them, serves their logs, collects dead containers, and pulls, lists and removes
+// images; it runs sandboxes (SandboxManager) and commands in containers (ContainerCommandRunner,
+// ContainerAttacher). The containers themselves are created and run through a ContainerManager,
+// which every Runtime of cri-shim is too. Implementations are safe for concurrent use.
 type Runtime interface {
 	// Type returns the runtime's type, the scheme of its ContainerIDs.
 	Type() string
@@ -30,9 +37,59 @@ type Runtime interface {
 	GetPodStatus(ctx context.Context, uid UID, name, namespace string) (*PodStatus, error)
 	// KillPod stops every sandbox (and so every container) of the running pod.
 	KillPod(ctx context.Context, pod Pod) PodSyncResult
+	// GetContainerLogs writes the log of container containerID (or a unique prefix of it) to
+	// stdout and stderr by opts (nil: all of it); with opts.Follow it returns when ctx ends or the
+	// container stops running. NotFound for an unknown container or a missing log file,
+	// FailedPrecondition for one without a log path or whose log is not a regular file,
+	// InvalidArgument for bad options.
+	GetContainerLogs(ctx context.Context, containerID string, opts *LogOptions, stdout, stderr io.Writer) error
+	// GarbageCollect removes dead containers by gcPolicy once. allSourcesReady tells that every
+	// pod is known (the dead containers of pods that are gone are then removed);
+	// evictNonDeletedPods also removes those of pods that stopped (see GCScope).
+	GarbageCollect(ctx context.Context, gcPolicy ContainerGCPolicy, allSourcesReady, evictNonDeletedPods bool) error
 
 	SandboxManager
+	ImageService
+	ContainerCommandRunner
+	ContainerAttacher
 }
+
+// LogOptions select the part of a container's log GetContainerLogs writes, as the kubelet's
+// v1.PodLogOptions do.
+type LogOptions = crilog.LogOptions
+
+// ReadContainerLogs is GetContainerLogs over the CRI log file of a container: status tells the
+// container's log path and whether it still runs (it is asked again while following).
+func ReadContainerLogs(ctx context.Context, status func(ctx context.Context, id string) (*ContainerDetails, error), id string, opts *LogOptions, stdout, stderr io.Writer) error {
+	d, err := status(ctx, id)
+	if err != nil {
+		return err
+	}
+	if d.LogPath == "" {
+		return fmt.Errorf("container %s has no log file: %w", d.ID.ID, ErrFailedPrecondition)
+	}
+	fullID := d.ID.ID
+	running := func() bool {
+		d, err := status(ctx, fullID)
+		return err == nil && d.State == ContainerStateRunning
+	}
+	err = crilog.ReadLogs(ctx, d.LogPath, opts, stdout, stderr, running)
+	switch {
+	case errors.Is(err, crilog.ErrInvalidOptions):
+		return fmt.Errorf("%w: %w", err, ErrInvalidArgument)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("log of container %s: %w: %w", fullID, err, ErrNotFound)
+	case errors.Is(err, crilog.ErrNotRegular):
+		return fmt.Errorf("log of container %s: %w: %w", fullID, err, ErrFailedPrecondition)
+	}
+	return err
+}
+
+// ContainerCommandRunner runs commands in containers and forwards ports of pods.
+type ContainerCommandRunner = streaming.ContainerCommandRunner
+
+// ContainerAttacher attaches to the stdio of a container's own process.
+type ContainerAttacher = streaming.ContainerAttacher
 
 // SandboxManager runs pod sandboxes: a pause container holding the pod's namespaces, and the pod's
 // network. Errors wrap the model's classes (ErrNotFound, ErrAlreadyExists,

@@ -31,8 +31,8 @@ func TestRunPodSandboxRefusesCNIArgsSeparators(t *testing.T) {
 			t.Errorf("%s: got %v, want InvalidArgument", name, err)
 		}
 	}
-	if len(fake.StartedSandboxes) != 0 {
-		t.Fatalf("invalid sandboxes reached the runtime: %v", fake.StartedSandboxes)
+	if err := fake.AssertStartedPods(nil); err != nil {
+		t.Fatalf("invalid sandboxes reached the runtime: %v", err)
 	}
 	// What Kubernetes makes still runs.
 	cfg := podConfig("ok")
@@ -58,8 +58,8 @@ func TestReservedOwnerLabel(t *testing.T) {
 			t.Errorf("RunPodSandbox with %s=%q: got %v, want InvalidArgument", OwnerLabel, v, err)
 		}
 	}
-	if len(fake.StartedSandboxes) != 0 {
-		t.Fatalf("labelled sandboxes reached the runtime: %v", fake.StartedSandboxes)
+	if err := fake.AssertStartedPods(nil); err != nil {
+		t.Fatalf("labelled sandboxes reached the runtime: %v", err)
 	}
 	cfg := podConfig("plain")
 	cfg.Labels["io.cri-shim.owner.x"] = "standalone"

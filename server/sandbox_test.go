@@ -81,8 +81,8 @@ func TestRunPodSandboxValidation(t *testing.T) {
 			}
 		})
 	}
-	if len(fake.StartedSandboxes) != 0 {
-		t.Fatalf("invalid requests reached the runtime: %v", fake.StartedSandboxes)
+	if err := fake.AssertStartedPods(nil); err != nil {
+		t.Fatalf("invalid requests reached the runtime: %v", err)
 	}
 }
 

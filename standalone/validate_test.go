@@ -102,8 +102,11 @@ func TestManagerIgnoresHostileManifest(t *testing.T) {
 	waitFor(t, "another scan", func() bool { return time.Since(scanned) > 100*time.Millisecond })
 	cancel()
 	<-done
-	if len(m.Pods()) != 0 || len(fake.StartedSandboxes) != 0 {
-		t.Errorf("pods run: %v, sandboxes %v", m.Pods(), fake.StartedSandboxes)
+	if len(m.Pods()) != 0 {
+		t.Errorf("pods run: %v", m.Pods())
+	}
+	if err := fake.AssertStartedPods(nil); err != nil {
+		t.Error(err)
 	}
 	for _, p := range []string{filepath.Join(dir, "volumes"), filepath.Join(dir, "a", "volumes"), filepath.Join(dir, "..", "volumes")} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {

@@ -5,7 +5,7 @@
 // One file takes both streams of a container. A line longer than the maximum line size is split
 // into parts tagged P (partial) with the last part tagged F (full); output that ends without a
 // newline when its stream closes is written as a P entry. The file can be reopened after the kubelet
-// rotated it (ReopenContainerLog).
+// rotated it (ReopenContainerLog). ReadLogs reads such a file back by the kubelet's log options.
 package crilog
 
 import (

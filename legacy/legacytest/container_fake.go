@@ -79,6 +79,8 @@ func (f *FakeRuntime) CreateContainer(ctx context.Context, sandboxID string, con
 	if !ready {
 		return "", fmt.Errorf("sandbox %s is not ready: %w", sbID, errdefs.ErrFailedPrecondition)
 	}
+	var created string
+	defer f.note(&f.CreatedContainers, &created)
 	fc := f.containers()
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
@@ -103,11 +105,14 @@ func (f *FakeRuntime) CreateContainer(ctx context.Context, sandboxID string, con
 		d.LogPath = logDir + "/" + config.GetLogPath()
 	}
 	fc.byID[id] = d
+	created = d.Name
 	return id, nil
 }
 
 func (f *FakeRuntime) StartContainer(ctx context.Context, id string) error {
 	f.record("StartContainer")
+	var started string
+	defer f.note(&f.StartedContainers, &started)
 	fc := f.containers()
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
@@ -119,11 +124,14 @@ func (f *FakeRuntime) StartContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("container %s is %s: %w", c.ID.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
 	c.State, c.StartedAt, c.Pid = legacy.ContainerStateRunning, time.Now(), 4242
+	started = c.Name
 	return nil
 }
 
 func (f *FakeRuntime) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
 	f.record("StopContainer")
+	var stopped string
+	defer f.note(&f.StoppedContainers, &stopped)
 	fc := f.containers()
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
@@ -133,6 +141,7 @@ func (f *FakeRuntime) StopContainer(ctx context.Context, id string, timeout time
 	}
 	if c.State == legacy.ContainerStateRunning {
 		c.State, c.FinishedAt, c.ExitCode, c.Reason, c.Pid = legacy.ContainerStateExited, time.Now(), 137, legacy.ReasonError, 0
+		stopped = c.Name
 	}
 	return nil
 }

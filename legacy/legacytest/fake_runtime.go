@@ -25,14 +25,27 @@ type FakeRuntime struct {
 	// Handlers the fake accepts ("" always); nil: runc.
 	Handlers    []string
 	VersionInfo string
-	RuntimeType string
+	// APIVersionInfo is what APIVersion reports; "": 1.0.0.
+	APIVersionInfo string
+	RuntimeType    string
 	// Err fails RunPodSandbox, StopPodSandbox and RemovePodSandbox.
 	Err error
 	// StartedSandboxes, StoppedSandboxes and RemovedSandboxes list the IDs in call order.
 	StartedSandboxes []string
 	StoppedSandboxes []string
 	RemovedSandboxes []string
-	next             int
+	// StartedPods and KilledPods list the UIDs of the pods whose sandbox was run, and stopped
+	// while ready; CreatedContainers, StartedContainers and StoppedContainers the names of the
+	// containers created, started, and stopped while running (seed_fake.go asserts on them).
+	StartedPods       []string
+	KilledPods        []string
+	CreatedContainers []string
+	StartedContainers []string
+	StoppedContainers []string
+	// ImageList is the fake's images; InspectErr fails IsImagePresent.
+	ImageList  []legacy.Image
+	InspectErr error
+	next       int
 
 	// The fake's parts, made on first use.
 	containersOnce sync.Once
@@ -61,6 +74,8 @@ func (f *FakeRuntime) ClearCalls() {
 	defer f.Unlock()
 	f.CalledFunctions = nil
 	f.StartedSandboxes, f.StoppedSandboxes, f.RemovedSandboxes = nil, nil, nil
+	f.StartedPods, f.KilledPods = nil, nil
+	f.CreatedContainers, f.StartedContainers, f.StoppedContainers = nil, nil, nil
 }
 
 // AssertCalls checks that exactly these functions were called, in order.
@@ -91,6 +106,9 @@ func (f *FakeRuntime) APIVersion() (legacy.Version, error) {
 	f.Lock()
 	defer f.Unlock()
 	f.called("APIVersion")
+	if f.APIVersionInfo != "" {
+		return &legacy.FakeVersion{Version: f.APIVersionInfo}, nil
+	}
 	return &legacy.FakeVersion{Version: "1.0.0"}, nil
 }
 
@@ -203,6 +221,7 @@ func (f *FakeRuntime) RunPodSandbox(ctx context.Context, config *runtime.PodSand
 		Labels: config.GetLabels(), Annotations: config.GetAnnotations(), Config: config,
 	}
 	f.StartedSandboxes = append(f.StartedSandboxes, id)
+	f.StartedPods = append(f.StartedPods, md.GetUid())
 	full := legacy.BuildPodFullName(md.GetName(), md.GetNamespace())
 	result.AddSyncResult(legacy.NewSyncResult(legacy.StartContainer, full), legacy.NewSyncResult(legacy.SetupNetwork, full))
 	return id, result
@@ -224,6 +243,9 @@ func (f *FakeRuntime) StopPodSandbox(ctx context.Context, id string) (result leg
 	if err != nil {
 		result.Fail(err)
 		return result
+	}
+	if s.State == legacy.SandboxStateReady {
+		f.KilledPods = append(f.KilledPods, string(s.UID))
 	}
 	s.State, s.Pid = legacy.SandboxStateNotReady, 0
 	f.StoppedSandboxes = append(f.StoppedSandboxes, s.ID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,6 +80,56 @@ func (f *fakeBackend) PullImage(ctx context.Context, spec legacy.ImageSpec, auth
 	f.present[spec.Image] = id
 	f.mu.Unlock()
 	return id, nil
+}
+
+func (f *fakeBackend) ListImages(ctx context.Context) ([]legacy.Image, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []legacy.Image
+	for ref, id := range f.present {
+		out = append(out, legacy.Image{ID: id, RepoTags: []string{ref}})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (f *fakeBackend) RemoveImage(ctx context.Context, spec legacy.ImageSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.present, spec.Image)
+	return nil
+}
+
+// BackendImages is the Runtime's image half over an ImageBackend: a pull goes to the backend (no
+// puller's policy or events), presence is the backend's ImageRef.
+func TestBackendImages(t *testing.T) {
+	ctx := context.Background()
+	b := newFakeBackend()
+	imgs := legacy.BackendImages{Backend: b}
+	if ok, err := imgs.IsImagePresent(ctx, legacy.ImageSpec{Image: "busybox"}); ok || err != nil {
+		t.Fatalf("present before the pull: %v %v", ok, err)
+	}
+	auth := &runtime.AuthConfig{Username: "u"}
+	id, err := imgs.PullImage(ctx, legacy.ImageSpec{Image: "busybox"}, auth)
+	if err != nil || id != "sha256:busybox" || b.pullCount() != 1 || b.auths[0] != auth {
+		t.Fatalf("pull: %q %v, %d pulls", id, err, b.pullCount())
+	}
+	if ok, err := imgs.IsImagePresent(ctx, legacy.ImageSpec{Image: "busybox"}); !ok || err != nil {
+		t.Fatalf("present after the pull: %v %v", ok, err)
+	}
+	if list, err := imgs.ListImages(ctx); err != nil || len(list) != 1 || list[0].ID != "sha256:busybox" {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if err := imgs.RemoveImage(ctx, legacy.ImageSpec{Image: "busybox"}); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := imgs.ListImages(ctx); len(list) != 0 {
+		t.Fatalf("list after remove: %+v", list)
+	}
+	b.inspect = errors.New("inspect failed")
+	if _, err := imgs.IsImagePresent(ctx, legacy.ImageSpec{Image: "busybox"}); err == nil {
+		t.Fatal("inspect error lost")
+	}
 }
 
 func (f *fakeBackend) pullCount() int {
