@@ -17,12 +17,10 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// initContainers sets the container manager up: it installs the hooks that stop and remove a
-// pod's containers with its sandbox, rebuilds the container store from containerd and the root
-// dir, and follows containerd's OOM events.
+// initContainers sets the container manager up: it rebuilds the container store from containerd
+// and the root dir, and follows containerd's OOM events.
 func (r *ContainerdRuntime) initContainers(ctx context.Context) error {
 	st := r.ctrs()
-	r.SetPodContainers(containerManagerHooks{r})
 	for _, d := range []string{r.containersRoot(), r.containersState()} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return err

@@ -212,7 +212,7 @@ func (h containerManagerHooks) RemovePodContainers(ctx context.Context, sandboxI
 // store does not hold.
 func (h containerManagerHooks) orphans(ctx context.Context, sandboxID string, remove bool) []*legacy.SyncResult {
 	ctx = h.r.withNS(ctx)
-	list, err := labelledContainers{h.r}.list(ctx, sandboxID)
+	list, err := h.r.listPodContainers(ctx, sandboxID)
 	if err != nil {
 		res := legacy.NewSyncResult(legacy.KillContainer, sandboxID)
 		res.Fail(legacy.ErrKillContainer, fmt.Sprintf("list the pod's containers: %v", err))

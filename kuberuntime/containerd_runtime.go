@@ -19,7 +19,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Labels cri-shim puts on the containerd containers it creates. Containers of a pod (issue 5) carry
+// Labels cri-shim puts on the containerd containers it creates. Containers of a pod carry
 // LabelKind=KindContainer and LabelSandboxID, so that stopping or removing the pod finds them.
 const (
 	LabelKind          = "io.cri-shim.kind"
@@ -80,8 +80,6 @@ type ContainerdRuntime struct {
 	featuresMu sync.Mutex
 	features   map[string]legacy.HandlerFeatures
 	sandboxes  *sandboxStore
-	// podContainers stops and removes the containers of a pod (nil: by their labels).
-	podContainers PodContainers
 	// podStatus feeds the pod status cache (pod_status_cache.go).
 	podStatus *podStatusFeeder
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
@@ -82,7 +83,7 @@ func (r *ContainerdRuntime) recover(ctx context.Context) error {
 // retry, the pause container included, so that the pod's containers are still found by it.
 func (r *ContainerdRuntime) removeUnrecoverableSandbox(ctx context.Context, c containerd.Container) {
 	log := logrus.WithField("sandbox", c.ID())
-	if err := (labelledContainers{r}).RemovePodContainers(ctx, c.ID()); err != nil {
+	if err := r.removeLabelledPodContainers(ctx, c.ID()); err != nil {
 		log.WithError(err).Warn("remove the containers of an unrecoverable sandbox")
 		return
 	}
@@ -186,4 +187,33 @@ func (r *ContainerdRuntime) loadSandbox(ctx context.Context, c containerd.Contai
 	sb.state, sb.pid = legacy.SandboxStateReady, task.Pid()
 	r.monitorExit(sb, nil) // the exit monitor's reconciliation finds an exit meanwhile
 	return sb, nil
+}
+
+// removeLabelledPodContainers deletes the containers labelled with the sandbox's ID from
+// containerd, their tasks killed first: the pod's containers when no record of the pod is left
+// to find them by.
+func (r *ContainerdRuntime) removeLabelledPodContainers(ctx context.Context, sandboxID string) error {
+	cs, err := r.listPodContainers(ctx, sandboxID)
+	if err != nil {
+		return err
+	}
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if task, err := c.Task(ctx, nil); err == nil {
+				if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+					errs[i] = err
+					return
+				}
+			}
+			if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

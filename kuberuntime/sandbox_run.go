@@ -12,6 +12,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -68,189 +69,300 @@ func newSandboxID() string {
 
 // RunPodSandbox creates and starts a pod sandbox. The pod's network namespace is set up by CNI while
 // the pause container's task is created and started; the sandbox is ready when both are done.
-func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.PodSandboxConfig, runtimeHandler string) (_ string, result legacy.PodSyncResult) {
-	if err := legacy.ValidateSandboxConfig(config); err != nil {
+func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.PodSandboxConfig, runtimeHandler string) (string, legacy.PodSyncResult) {
+	run, err := r.newSandboxRun(ctx, config, runtimeHandler)
+	if err != nil {
+		var result legacy.PodSyncResult
 		result.Fail(err)
 		return "", result
+	}
+	if err := r.sandboxes.reserve(run.name, run.id); err != nil {
+		run.result.Fail(err)
+		return "", run.result
+	}
+	ctx = r.withNS(ctx)
+	defer run.finish(ctx)
+	run.times.start = time.Now()
+	for _, step := range []func(context.Context) error{
+		run.ensureImage,
+		run.makeRecordAndFiles,
+		run.startNetwork,
+		run.createPauseContainer,
+		run.createPauseTask,
+		run.startPauseTask,
+		run.awaitNetwork,
+		run.awaitSandboxRecord,
+	} {
+		if err := step(ctx); err != nil {
+			return "", run.result // the step recorded its failure
+		}
+	}
+	run.markReady()
+	// NRI plugins learn of the pod before it is listed; one that fails the hook fails the pod.
+	defer r.nriBlockSync().Unblock()
+	if err := r.nriRunPodSandboxBlocked(ctx, run.sb, run.pauseSpec); err != nil {
+		run.startResult.FailErr(legacy.ErrRunContainer, err)
+		return "", run.result
+	}
+	run.publish()
+	return run.id, run.result
+}
+
+// sandboxRun is one RunPodSandbox call: the pod, what its steps made so far, and the undo of that.
+// Each step records its own failure in result and returns it.
+type sandboxRun struct {
+	r       *ContainerdRuntime
+	config  *runtime.PodSandboxConfig
+	handler legacy.RuntimeHandler
+	// runtimeHandler is the handler's name as the sandbox records it (the default's when empty).
+	runtimeHandler string
+	userns         *legacy.PodUsernsMapping
+	hostNet        bool
+	id, name       string
+	log            *logrus.Entry
+	result         legacy.PodSyncResult
+	netResult      *legacy.SyncResult
+	startResult    *legacy.SyncResult
+
+	// undo collects the steps to take back, last first, when the sandbox fails.
+	undo   []func(context.Context)
+	failed bool
+	// releaseRootfs tells, once the pause task is made or undone, that the shared pause rootfs
+	// may be unmounted as far as this call is concerned (pause_rootfs.go).
+	releaseRootfs func()
+
+	// Of ensureImage.
+	imageName, chainID string
+	imgCfg             imagespec.ImageConfig
+	// Of makeRecordAndFiles.
+	sb        *podSandbox
+	rawConfig []byte
+	rootDir   string
+	files     *background[error]
+	// Of startNetwork.
+	netnsMade *background[error]
+	network   *background[netOutcome]
+	// Of createPauseContainer.
+	container   containerd.Container // nil when made record first (fast_create.go)
+	rootfs      []mount.Mount
+	pauseSpec   []byte
+	copyMeta    sandboxMetadata
+	sbRecord    *background[error]
+	netRecorded *background[error]
+	// Of startPauseTask.
+	pausePid uint32
+
+	times sandboxTimes
+}
+
+// netOutcome is the pod network's setup: nil res for the host's network.
+type netOutcome struct {
+	res *sandbox.NetworkResult
+	err error
+}
+
+// sandboxTimes are the durations of RunPodSandbox's steps, logged when the sandbox is ready.
+type sandboxTimes struct {
+	start                                                         time.Time
+	image, files, netNS, cni, container, task, startTask, waitNet time.Duration
+}
+
+// stepTimer sets *d to the time since now when the returned function is called.
+func stepTimer(d *time.Duration) func() {
+	t := time.Now()
+	return func() { *d = time.Since(t) }
+}
+
+// newSandboxRun checks the request and resolves its runtime handler: nothing is made yet.
+func (r *ContainerdRuntime) newSandboxRun(ctx context.Context, config *runtime.PodSandboxConfig, runtimeHandler string) (*sandboxRun, error) {
+	if err := legacy.ValidateSandboxConfig(config); err != nil {
+		return nil, err
 	}
 	md := config.GetMetadata()
 	handler, ok := r.handlers[runtimeHandler]
 	if !ok {
-		result.Fail(fmt.Errorf("unknown runtime handler %q: %w", runtimeHandler, errdefs.ErrInvalidArgument))
-		return "", result
+		return nil, fmt.Errorf("unknown runtime handler %q: %w", runtimeHandler, errdefs.ErrInvalidArgument)
 	}
 	if runtimeHandler == "" {
 		runtimeHandler = handler.Name
 	}
 	userns := sandboxUsernsMapping(config)
 	if err := r.checkUsernsHandler(ctx, userns, handler); err != nil {
-		result.Fail(err)
-		return "", result
+		return nil, err
 	}
 	fullName := legacy.BuildPodFullName(md.GetName(), md.GetNamespace())
 	hostNet := config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtime.NamespaceMode_NODE
 	if !hostNet && r.net == nil {
-		result.Fail(fmt.Errorf("no pod network is configured: %w", errdefs.ErrFailedPrecondition))
-		return "", result
+		return nil, fmt.Errorf("no pod network is configured: %w", errdefs.ErrFailedPrecondition)
 	}
-
 	id := newSandboxID()
-	name := nameKey(md)
-	if err := r.sandboxes.reserve(name, id); err != nil {
-		result.Fail(err)
-		return "", result
-	}
-	ctx = r.withNS(ctx)
-	// undo collects the steps to take back, last first, when the sandbox fails.
-	var undo []func(context.Context)
-	failed := true
-	// releaseRootfs tells, once the pause task is made or undone, that the shared pause rootfs
-	// may be unmounted as far as this call is concerned (pause_rootfs.go).
-	releaseRootfs := func() {}
-	defer func() {
-		defer releaseRootfs()
-		if !failed {
-			return
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i](cctx)
-		}
-		r.sandboxes.release(name, id)
-	}()
-	log := logrus.WithFields(logrus.Fields{"sandbox": id, "pod": fullName})
+	return &sandboxRun{
+		r: r, config: config, handler: handler, runtimeHandler: runtimeHandler, userns: userns, hostNet: hostNet,
+		id: id, name: nameKey(md), failed: true, releaseRootfs: func() {},
+		log:         logrus.WithFields(logrus.Fields{"sandbox": id, "pod": fullName}),
+		netResult:   legacy.NewSyncResult(legacy.SetupNetwork, fullName),
+		startResult: legacy.NewSyncResult(legacy.StartContainer, fullName),
+		network:     ready(netOutcome{}), // the host's network
+		netnsMade:   ready(error(nil)),
+	}, nil
+}
 
-	tStart := time.Now()
-	var tImage, tFiles, tNetNS, tCNI, tContainer, tTask, tStartTask, tWaitNet time.Duration
-	imageName, imgCfg, chainID, err := r.sandboxImage(ctx, handler)
-	tImage = time.Since(tStart)
+// failNet records a failure of the pod network.
+func (s *sandboxRun) failNet(err error) error {
+	s.netResult.FailErr(legacy.ErrSetupNetwork, err)
+	s.result.AddSyncResult(s.netResult)
+	return err
+}
+
+// failStart records a failure of the pause container, and the network's outcome once CNI is done.
+func (s *sandboxRun) failStart(err error) error {
+	s.startResult.FailErr(legacy.ErrRunContainer, err)
+	s.result.AddSyncResult(s.startResult)
+	if o := s.network.wait(); o.err != nil {
+		s.netResult.FailErr(legacy.ErrSetupNetwork, o.err)
+	}
+	s.result.AddSyncResult(s.netResult)
+	return err
+}
+
+// finish takes back, last first, what the steps made when the sandbox failed, even when ctx is
+// cancelled; the sandbox's name is then free again.
+func (s *sandboxRun) finish(ctx context.Context) {
+	defer s.releaseRootfs()
+	if !s.failed {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		s.undo[i](cctx)
+	}
+	s.r.sandboxes.release(s.name, s.id)
+}
+
+// ensureImage makes the sandbox image present and unpacked for the handler's snapshotter.
+func (s *sandboxRun) ensureImage(ctx context.Context) (err error) {
+	defer stepTimer(&s.times.image)()
+	s.imageName, s.imgCfg, s.chainID, err = s.r.sandboxImage(ctx, s.handler)
 	if err != nil {
-		result.Fail(fmt.Errorf("sandbox image %s: %w", r.opts.SandboxImage, err))
-		return "", result
+		err = fmt.Errorf("sandbox image %s: %w", s.r.opts.SandboxImage, err)
+		s.result.Fail(err)
 	}
+	return err
+}
 
+// makeRecordAndFiles makes the sandbox's record and starts writing the pod's files (hostname,
+// resolv.conf, shm), which go on while the network namespace and the container are made.
+func (s *sandboxRun) makeRecordAndFiles(context.Context) error {
+	r, config := s.r, s.config
 	rawConfig, err := proto.Marshal(config)
 	if err != nil {
-		result.Fail(err)
-		return "", result
+		s.result.Fail(err)
+		return err
 	}
-	sb := &podSandbox{
+	s.rawConfig = rawConfig
+	s.sb = &podSandbox{
 		config: config,
 		meta: sandboxMetadata{
-			ID: id, Config: rawConfig, RuntimeHandler: runtimeHandler, RuntimeType: handler.Type,
+			ID: s.id, Config: rawConfig, RuntimeHandler: s.runtimeHandler, RuntimeType: s.handler.Type,
 			Image: r.opts.SandboxImage, CreatedAt: time.Now(),
 		},
 	}
 	hostIPC := config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc() == runtime.NamespaceMode_NODE
-	rootDir, stateDir := r.SandboxRootDir(id), r.SandboxStateDir(id)
-	sb.files = sandbox.PodFiles(rootDir, stateDir, hostIPC)
-	undo = append(undo, func(context.Context) {
-		if err := sb.files.Cleanup(); err != nil {
-			log.WithError(err).Warn("undo: unmount pod shm")
+	rootDir, stateDir := r.SandboxRootDir(s.id), r.SandboxStateDir(s.id)
+	s.rootDir = rootDir
+	s.sb.files = sandbox.PodFiles(rootDir, stateDir, hostIPC)
+	s.undo = append(s.undo, func(context.Context) {
+		if err := s.sb.files.Cleanup(); err != nil {
+			s.log.WithError(err).Warn("undo: unmount pod shm")
 		}
 		os.RemoveAll(rootDir)
 		os.RemoveAll(stateDir)
 	})
-	// The pod's files are written while the network namespace and the container are made.
-	files := inBackground(func() error {
-		t := time.Now()
-		err := sb.files.Write(config, r.opts.ShmSize)
-		tFiles = time.Since(t)
-		return err
+	s.files = inBackground(func() error {
+		defer stepTimer(&s.times.files)()
+		return s.sb.files.Write(config, r.opts.ShmSize)
 	})
 	// The undo of the files must not run before their writing is over.
-	undo = append(undo, func(context.Context) { files.wait() })
+	s.undo = append(s.undo, func(context.Context) { s.files.wait() })
+	return nil
+}
 
-	snapshotter := handler.Snapshotter
-	if snapshotter == "" {
-		snapshotter = defaults.DefaultSnapshotter
-	}
-
-	// The network: a pinned namespace, then CNI ADD, in the background. Without a user namespace
-	// the namespace's path is known ahead, and it is made while the pause container's record is
-	// (the task, made later, needs it); with one it is made first (it pins the user namespace).
-	netResult := legacy.NewSyncResult(legacy.SetupNetwork, fullName)
-	type netOutcome struct {
-		res *sandbox.NetworkResult
-		err error
-	}
-	network := ready(netOutcome{}) // the host's network
-	netnsMade := ready(error(nil))
-	if !hostNet {
+// startNetwork starts the pod's network: a pinned namespace, then CNI ADD, in the background.
+// Without a user namespace the namespace's path is known ahead, and it is made while the pause
+// container's record is (the task, made later, needs it); with one it is made first (it pins the
+// user namespace).
+func (s *sandboxRun) startNetwork(ctx context.Context) error {
+	r, id := s.r, s.id
+	if !s.hostNet {
 		nsPath := r.podNetNSPath(id)
 		makeNetNS := func() error {
-			t := time.Now()
-			_, err := r.newPodNetNS(id, userns, sb.files)
-			tNetNS = time.Since(t)
+			defer stepTimer(&s.times.netNS)()
+			_, err := r.newPodNetNS(id, s.userns, s.sb.files)
 			return err
 		}
-		if userns == nil {
-			netnsMade = inBackground(makeNetNS)
+		if s.userns == nil {
+			s.netnsMade = inBackground(makeNetNS)
 		} else if err := makeNetNS(); err != nil {
-			netResult.Fail(legacy.ErrSetupNetwork, err.Error())
-			result.AddSyncResult(netResult)
-			return "", result
+			return s.failNet(err)
 		}
-		sb.meta.NetNSPath = nsPath
-		undo = append(undo, func(context.Context) {
+		s.sb.meta.NetNSPath = nsPath
+		netnsMade := s.netnsMade
+		s.undo = append(s.undo, func(context.Context) {
 			if netnsMade.wait() != nil {
 				return
 			}
 			if err := sandbox.RemoveNetNS(nsPath); err != nil {
-				log.WithError(err).Warn("undo: remove netns")
+				s.log.WithError(err).Warn("undo: remove netns")
 			}
 		})
-		network = inBackground(func() netOutcome {
+		s.network = inBackground(func() netOutcome {
 			if err := netnsMade.wait(); err != nil {
 				return netOutcome{err: err}
 			}
-			t := time.Now()
-			res, err := r.setupPodNetwork(ctx, id, nsPath, rawConfig, config)
-			tCNI = time.Since(t)
+			defer stepTimer(&s.times.cni)()
+			res, err := r.setupPodNetwork(ctx, id, nsPath, s.rawConfig, s.config)
 			return netOutcome{res, err}
 		})
 		// Whatever CNI ADD did, partly or wholly, DEL takes back (after the ADD has returned).
-		undo = append(undo, func(cctx context.Context) {
+		s.undo = append(s.undo, func(cctx context.Context) {
 			if netnsMade.wait() != nil {
 				return // no ADD ran
 			}
-			if err := r.net.Teardown(cctx, id, nsPath, config); err != nil {
-				log.WithError(err).Warn("undo: CNI DEL")
+			if err := r.net.Teardown(cctx, id, nsPath, s.config); err != nil {
+				s.log.WithError(err).Warn("undo: CNI DEL")
 			}
 		})
 	}
 	// The CNI goroutine must have returned before any undo runs.
-	undo = append(undo, func(context.Context) { network.wait() })
+	network := s.network
+	s.undo = append(s.undo, func(context.Context) { network.wait() })
+	return nil
+}
 
-	startResult := legacy.NewSyncResult(legacy.StartContainer, fullName)
-	fail := func(err error) (string, legacy.PodSyncResult) {
-		startResult.Fail(legacy.ErrRunContainer, err.Error())
-		result.AddSyncResult(startResult)
-		if o := network.wait(); o.err != nil {
-			netResult.Fail(legacy.ErrSetupNetwork, o.err.Error())
-		}
-		result.AddSyncResult(netResult)
-		return "", result
-	}
-
+// createPauseContainer makes the pause container's record and rootfs, the sandbox's record in
+// containerd's sandbox store (in the background), and starts recording the network in the
+// container's metadata as soon as CNI is done.
+func (s *sandboxRun) createPauseContainer(ctx context.Context) error {
+	r, id, config, md := s.r, s.id, s.config, s.config.GetMetadata()
+	snapshotter := snapshotterOr(s.handler.Snapshotter)
 	// The pause rootfs is shared by all pods but those with a user namespace (whose rootfs is
 	// idmapped): pause_rootfs.go.
 	var sharedRootfs string
-	if userns == nil {
-		var release func()
-		if sharedRootfs, release, err = r.sharedPauseRootfs(ctx, snapshotter, chainID); err != nil {
-			return fail(err)
+	if s.userns == nil {
+		rootfs, release, err := r.sharedPauseRootfs(ctx, snapshotter, s.chainID)
+		if err != nil {
+			return s.failStart(err)
 		}
-		releaseRootfs = release
+		sharedRootfs, s.releaseRootfs = rootfs, release
 	}
 	specOpts, err := sandbox.SpecOpts(sandbox.SpecInput{
-		ID: id, Config: config, Image: imgCfg, ImageName: r.opts.SandboxImage,
-		NetNSPath: sb.meta.NetNSPath, Files: sb.files, OOMScoreAdj: sandbox.DefaultSandboxOOMScoreAdj,
-		UsernsPath: usernsPinnedPath(userns, sb.files), RootfsPath: sharedRootfs,
+		ID: id, Config: config, Image: s.imgCfg, ImageName: r.opts.SandboxImage,
+		NetNSPath: s.sb.meta.NetNSPath, Files: s.sb.files, OOMScoreAdj: sandbox.DefaultSandboxOOMScoreAdj,
+		UsernsPath: usernsPinnedPath(s.userns, s.sb.files), RootfsPath: sharedRootfs,
 	})
 	if err != nil {
-		return fail(fmt.Errorf("sandbox spec: %v: %w", err, errdefs.ErrInvalidArgument))
+		return s.failStart(fmt.Errorf("sandbox spec: %v: %w", err, errdefs.ErrInvalidArgument))
 	}
 	labels := map[string]string{
 		LabelKind:         KindSandbox,
@@ -260,156 +372,174 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		LabelPodUID:       md.GetUid(),
 		LabelAttempt:      strconv.FormatUint(uint64(md.GetAttempt()), 10),
 	}
-	if groupsShims(handler.Type) {
-		sb.meta.GroupedShim = true // shim_grouping.go
+	if groupsShims(s.handler.Type) {
+		s.sb.meta.GroupedShim = true // shim_grouping.go
 	}
-	copyMeta := sb.meta
-	t := time.Now()
+	s.copyMeta = s.sb.meta
+	stopTimer := stepTimer(&s.times.container)
 	// The record first and then the snapshot (fast_create.go); the general path when the spec needs
 	// the rootfs (a user looked up in the image's files) or an option failed (its error then).
-	var container containerd.Container
-	snapOpts := usernsSnapshotOpts(userns)
+	snapOpts := usernsSnapshotOpts(s.userns)
 	newOpts := []containerd.NewContainerOpts{
 		containerd.WithNewSpec(specOpts...),
 		containerd.WithContainerLabels(labels),
-		containerd.WithContainerExtension(sandboxExtensionID, &copyMeta),
-		containerd.WithRuntime(handler.Type, handler.Options),
+		containerd.WithContainerExtension(sandboxExtensionID, &s.copyMeta),
+		containerd.WithRuntime(s.handler.Type, s.handler.Options),
 	}
-	parent := chainID
+	parent := s.chainID
 	if sharedRootfs != "" {
 		parent = "" // no snapshot of its own
 	}
-	rootfs, pauseSpec, err := r.newContainerRecordFirst(ctx, id, imageName, snapshotter, parent, snapOpts, newOpts...)
+	s.rootfs, s.pauseSpec, err = r.newContainerRecordFirst(ctx, id, s.imageName, snapshotter, parent, snapOpts, newOpts...)
 	var optsErr *recordOptsError
 	if errors.As(err, &optsErr) && sharedRootfs == "" {
-		log.WithError(err).Debug("pause container: general path")
-		container, err = r.client.NewContainer(ctx, id, append([]containerd.NewContainerOpts{
+		s.log.WithError(err).Debug("pause container: general path")
+		s.container, err = r.client.NewContainer(ctx, id, append([]containerd.NewContainerOpts{
 			containerd.WithSnapshotter(snapshotter),
-			withSnapshotFrom(id, imageName, snapshotter, chainID, snapOpts...),
+			withSnapshotFrom(id, s.imageName, snapshotter, s.chainID, snapOpts...),
 		}, newOpts...)...)
 	}
 	if err != nil {
-		return fail(fmt.Errorf("create pause container: %w", err))
+		return s.failStart(fmt.Errorf("create pause container: %w", err))
 	}
-	undo = append(undo, func(cctx context.Context) {
+	s.undo = append(s.undo, func(cctx context.Context) {
 		if err := r.deleteContainerRecord(cctx, id, snapshotter); err != nil {
-			log.WithError(err).Warn("undo: delete pause container")
+			s.log.WithError(err).Warn("undo: delete pause container")
 		}
 	})
-	tContainer = time.Since(t)
+	stopTimer()
 	// The record in containerd's sandbox store (shim_grouping.go), while the pause task is made
 	// (not with the container record: containerd's metadata writes are serialized).
-	var sbRecord *background[error]
-	if sb.meta.GroupedShim {
-		sbRecord = inBackground(func() error { return r.createSandboxRecord(ctx, id, handler.Type) })
-		undo = append(undo, func(cctx context.Context) {
+	if s.sb.meta.GroupedShim {
+		sbRecord := inBackground(func() error { return r.createSandboxRecord(ctx, id, s.handler.Type) })
+		s.sbRecord = sbRecord
+		s.undo = append(s.undo, func(cctx context.Context) {
 			if sbRecord.wait() == nil {
 				if err := r.deleteSandboxRecord(cctx, id); err != nil {
-					log.WithError(err).Warn("undo: delete the sandbox record")
+					s.log.WithError(err).Warn("undo: delete the sandbox record")
 				}
 			}
 		})
 	}
 	// The spec for the verbose status (spec_file.go).
-	if container != nil {
-		saveSpecFile(ctx, rootDir, container)
+	if s.container != nil {
+		saveSpecFile(ctx, s.rootDir, s.container)
 	} else {
-		saveSpecJSON(rootDir, pauseSpec)
+		saveSpecJSON(s.rootDir, s.pauseSpec)
 	}
 	// The pod's network is recorded in the container's metadata as soon as CNI is done, while the
 	// pause task is being created and started.
-	netRecorded := inBackground(func() error {
+	network := s.network
+	s.netRecorded = inBackground(func() error {
 		o := network.wait()
 		if o.err != nil {
-			return nil // reported below
+			return nil // reported by awaitNetwork
 		}
-		m := copyMeta
+		m := s.copyMeta
 		m.NetworkReady = true
-		if !hostNet {
+		if !s.hostNet {
 			m.IP, m.AdditionalIPs = o.res.IP, o.res.AdditionalIPs
 		}
 		return r.updateSandboxMetadata(ctx, id, &m)
 	})
-	undo = append(undo, func(context.Context) { netRecorded.wait() })
-	// The task joins the network namespace: it must be there.
-	if err := netnsMade.wait(); err != nil {
-		netResult.Fail(legacy.ErrSetupNetwork, err.Error())
-		result.AddSyncResult(netResult)
-		return "", result
+	netRecorded := s.netRecorded
+	s.undo = append(s.undo, func(context.Context) { netRecorded.wait() })
+	return nil
+}
+
+// createPauseTask creates the pause container's task, once the network namespace it joins is there.
+func (s *sandboxRun) createPauseTask(ctx context.Context) error {
+	if err := s.netnsMade.wait(); err != nil {
+		return s.failNet(err)
 	}
-	t = time.Now()
-	if container == nil {
-		nullIO, _ := cio.NullIO(id)
-		_, err = r.createTask(ctx, id, rootfs, nullIO)
+	stopTimer := stepTimer(&s.times.task)
+	var err error
+	if s.container == nil {
+		nullIO, _ := cio.NullIO(s.id)
+		_, err = s.r.createTask(ctx, s.id, s.rootfs, nullIO)
 	} else {
-		_, err = container.NewTask(ctx, cio.NullIO)
+		_, err = s.container.NewTask(ctx, cio.NullIO)
 	}
 	if err != nil {
-		return fail(fmt.Errorf("create pause task: %w", err))
+		return s.failStart(fmt.Errorf("create pause task: %w", err))
 	}
-	undo = append(undo, func(cctx context.Context) {
-		if err := r.killDeleteTask(cctx, id); err != nil {
-			log.WithError(err).Warn("undo: delete pause task")
+	s.undo = append(s.undo, func(cctx context.Context) {
+		if err := s.r.killDeleteTask(cctx, s.id); err != nil {
+			s.log.WithError(err).Warn("undo: delete pause task")
 		}
 	})
-	tTask = time.Since(t)
-	t = time.Now()
-	pausePid, err := r.startTask(ctx, id)
+	stopTimer()
+	return nil
+}
+
+// startPauseTask starts the pause process; the pod's files must be written by then.
+func (s *sandboxRun) startPauseTask(ctx context.Context) error {
+	stopTimer := stepTimer(&s.times.startTask)
+	pausePid, err := s.r.startTask(ctx, s.id)
 	if err != nil {
-		return fail(fmt.Errorf("start pause task: %w", err))
+		return s.failStart(fmt.Errorf("start pause task: %w", err))
 	}
-	result.AddSyncResult(startResult)
+	s.pausePid = pausePid
+	s.result.AddSyncResult(s.startResult)
+	stopTimer()
+	return nil
+}
 
-	tStartTask = time.Since(t)
-	if err := files.wait(); err != nil {
-		return fail(fmt.Errorf("sandbox files: %w", err))
+// awaitNetwork waits for the pod's files, then for CNI and the network's record in the container.
+func (s *sandboxRun) awaitNetwork(context.Context) error {
+	if err := s.files.wait(); err != nil {
+		return s.failStart(fmt.Errorf("sandbox files: %w", err))
 	}
-	t = time.Now()
-	o := network.wait()
-	tWaitNet = time.Since(t)
+	stopTimer := stepTimer(&s.times.waitNet)
+	o := s.network.wait()
+	stopTimer()
 	if o.err != nil {
-		netResult.Fail(legacy.ErrSetupNetwork, o.err.Error())
-		result.AddSyncResult(netResult)
-		return "", result
+		return s.failNet(o.err)
 	}
-	if !hostNet {
-		sb.meta.IP, sb.meta.AdditionalIPs = o.res.IP, o.res.AdditionalIPs
-		sb.cni = o.res
+	if !s.hostNet {
+		s.sb.meta.IP, s.sb.meta.AdditionalIPs = o.res.IP, o.res.AdditionalIPs
+		s.sb.cni = o.res
 	}
-	sb.meta.NetworkReady = true
-	if err := netRecorded.wait(); err != nil {
-		netResult.Fail(legacy.ErrSetupNetwork, fmt.Sprintf("record the pod network: %v", err))
-		result.AddSyncResult(netResult)
-		return "", result
+	s.sb.meta.NetworkReady = true
+	if err := s.netRecorded.wait(); err != nil {
+		return s.failNet(fmt.Errorf("record the pod network: %w", err))
 	}
-	result.AddSyncResult(netResult)
+	s.result.AddSyncResult(s.netResult)
+	return nil
+}
 
-	if sbRecord != nil {
-		if err := sbRecord.wait(); err != nil {
-			startResult.Fail(legacy.ErrRunContainer, fmt.Sprintf("record the sandbox in containerd: %v", err))
-			return "", result
-		}
+// awaitSandboxRecord waits for the record in containerd's sandbox store, when there is one.
+func (s *sandboxRun) awaitSandboxRecord(context.Context) error {
+	if s.sbRecord == nil {
+		return nil
 	}
+	if err := s.sbRecord.wait(); err != nil {
+		err = fmt.Errorf("record the sandbox in containerd: %w", err)
+		s.startResult.FailErr(legacy.ErrRunContainer, err)
+		return err
+	}
+	return nil
+}
 
-	sb.state, sb.pid, sb.netUp = legacy.SandboxStateReady, pausePid, !hostNet
-	// NRI plugins learn of the pod before it is listed; one that fails the hook fails the pod.
-	defer r.nriBlockSync().Unblock()
-	if err := r.nriRunPodSandboxBlocked(ctx, sb, pauseSpec); err != nil {
-		startResult.Fail(legacy.ErrRunContainer, err.Error())
-		return "", result
-	}
-	failed = false
+// markReady sets the sandbox's state: ready, with its pause process and network.
+func (s *sandboxRun) markReady() {
+	s.sb.state, s.sb.pid, s.sb.netUp = legacy.SandboxStateReady, s.pausePid, !s.hostNet
+}
+
+// publish lists the ready sandbox and tells of it: as containerd's CRI, created and started, both
+// once the sandbox is ready, before its exit is watched (its stopped event comes after them).
+func (s *sandboxRun) publish() {
+	r, sb := s.r, s.sb
+	s.failed = false
 	r.sandboxes.add(sb)
 	r.podSandboxChanged(sb, time.Now())
-	// As containerd's CRI: created and started, both once the sandbox is ready, before its exit
-	// is watched (its stopped event comes after them).
 	r.emitSandboxEvent(legacy.ContainerEventCreated, sb)
 	r.emitSandboxEvent(legacy.ContainerEventStarted, sb)
 	r.monitorExit(sb, nil) // its own Wait call: it returns the exit status even after the exit
-	log.WithFields(logrus.Fields{"ip": sb.meta.IP, "pid": sb.pid, "total": time.Since(tStart), "image": tImage,
-		"files": tFiles, "netns": tNetNS, "cni": tCNI, "container": tContainer, "task": tTask, "start": tStartTask,
-		"wait_net": tWaitNet}).Debug("sandbox ready")
-	return id, result
+	t := s.times
+	s.log.WithFields(logrus.Fields{"ip": sb.meta.IP, "pid": sb.pid, "total": time.Since(t.start), "image": t.image,
+		"files": t.files, "netns": t.netNS, "cni": t.cni, "container": t.container, "task": t.task, "start": t.startTask,
+		"wait_net": t.waitNet}).Debug("sandbox ready")
 }
 
 // updateSandboxMetadata replaces the sandbox's metadata in its containerd container (one write).

@@ -16,20 +16,6 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// PodContainers stops and removes the containers of a sandbox. The default finds them by their
-// labels (LabelKind=KindContainer, LabelSandboxID) in containerd; the container manager can install
-// its own (SetPodContainers) to keep its store in step.
-type PodContainers interface {
-	// StopPodContainers kills every running container of the sandbox and waits for them to exit.
-	StopPodContainers(ctx context.Context, sandboxID string) []*legacy.SyncResult
-	// RemovePodContainers removes every container of the sandbox (killing running ones).
-	RemovePodContainers(ctx context.Context, sandboxID string) error
-}
-
-// SetPodContainers installs the container manager's way of stopping and removing a pod's
-// containers.
-func (r *ContainerdRuntime) SetPodContainers(pc PodContainers) { r.podContainers = pc }
-
 // StopPodSandbox stops the sandbox's containers, then its pause container while CNI DEL runs. It is
 // idempotent, and succeeds when the network is gone already.
 func (r *ContainerdRuntime) StopPodSandbox(ctx context.Context, id string) (result legacy.PodSyncResult) {
@@ -227,67 +213,12 @@ func (r *ContainerdRuntime) RemovePodSandbox(ctx context.Context, id string) err
 	return nil
 }
 
-func (r *ContainerdRuntime) containers() PodContainers {
-	if r.podContainers != nil {
-		return r.podContainers
-	}
-	return labelledContainers{r}
-}
+// containers stops and removes a pod's containers with the container manager's store in step.
+func (r *ContainerdRuntime) containers() containerManagerHooks { return containerManagerHooks{r} }
 
-// labelledContainers finds a pod's containers by their labels in containerd.
-type labelledContainers struct{ r *ContainerdRuntime }
-
-func (l labelledContainers) list(ctx context.Context, sandboxID string) ([]containerd.Container, error) {
-	return l.r.client.Containers(ctx, fmt.Sprintf(`labels.%q==%q,labels.%q==%q`, LabelKind, KindContainer, LabelSandboxID, sandboxID))
-}
-
-func (l labelledContainers) StopPodContainers(ctx context.Context, sandboxID string) []*legacy.SyncResult {
-	cs, err := l.list(ctx, sandboxID)
-	if err != nil {
-		res := legacy.NewSyncResult(legacy.KillContainer, sandboxID)
-		res.Fail(legacy.ErrKillContainer, fmt.Sprintf("list the pod's containers: %v", err))
-		return []*legacy.SyncResult{res}
-	}
-	results := make([]*legacy.SyncResult, len(cs))
-	var wg sync.WaitGroup
-	for i, c := range cs {
-		results[i] = legacy.NewSyncResult(legacy.KillContainer, c.ID())
-		wg.Add(1)
-		go func(res *legacy.SyncResult, c containerd.Container) {
-			defer wg.Done()
-			if err := killTask(ctx, c); err != nil {
-				res.Fail(legacy.ErrKillContainer, err.Error())
-			}
-		}(results[i], c)
-	}
-	wg.Wait()
-	return results
-}
-
-func (l labelledContainers) RemovePodContainers(ctx context.Context, sandboxID string) error {
-	cs, err := l.list(ctx, sandboxID)
-	if err != nil {
-		return err
-	}
-	errs := make([]error, len(cs))
-	var wg sync.WaitGroup
-	for i, c := range cs {
-		wg.Add(1)
-		go func(i int, c containerd.Container) {
-			defer wg.Done()
-			if task, err := c.Task(ctx, nil); err == nil {
-				if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-					errs[i] = err
-					return
-				}
-			}
-			if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-				errs[i] = err
-			}
-		}(i, c)
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+// listPodContainers lists the sandbox's containers in containerd by their labels.
+func (r *ContainerdRuntime) listPodContainers(ctx context.Context, sandboxID string) ([]containerd.Container, error) {
+	return r.client.Containers(ctx, fmt.Sprintf(`labels.%q==%q,labels.%q==%q`, LabelKind, KindContainer, LabelSandboxID, sandboxID))
 }
 
 // killTask SIGKILLs a running task and waits for it to exit; the task stays (with its exit status).

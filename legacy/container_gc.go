@@ -82,9 +82,6 @@ func NewContainerGC(rt GCRuntime, policy ContainerGCPolicy) (*ContainerGC, error
 	return &ContainerGC{rt: rt, policy: policy, clock: clock.RealClock{}}, nil
 }
 
-// Policy returns the collector's policy.
-func (gc *ContainerGC) Policy() ContainerGCPolicy { return gc.policy }
-
 // evictUnit is a group of containers: a pod's containers of one name.
 type evictUnit struct {
 	uid  UID

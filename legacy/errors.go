@@ -21,9 +21,6 @@ var (
 	// RegistryUnavailable: the pull failed because the registry could not be reached.
 	RegistryUnavailable = errors.New("RegistryUnavailable")
 
-	// ErrContainerNotFound: no container of the pod has the given name.
-	ErrContainerNotFound = errors.New("no matching container")
-
 	// ErrRunContainer: creating or starting the container failed.
 	ErrRunContainer = errors.New("RunContainerError")
 	// ErrKillContainer: stopping the container failed.

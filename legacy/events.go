@@ -18,7 +18,6 @@ const (
 	FailedToCreateContainer = "Failed"
 	FailedToStartContainer  = "Failed"
 	KillingContainer        = "Killing"
-	PreemptContainer        = "Preempting"
 	BackOffStartContainer   = "BackOff"
 	ExceededGracePeriod     = "ExceededGracePeriod"
 
@@ -30,32 +29,8 @@ const (
 	ErrImageNeverPullPolicy = "ErrImageNeverPull"
 	BackOffPullImage        = "BackOff"
 
-	// Node and kubelet event reasons.
-	NodeReady               = "NodeReady"
-	NodeNotReady            = "NodeNotReady"
-	NodeSchedulable         = "NodeSchedulable"
-	NodeNotSchedulable      = "NodeNotSchedulable"
-	StartingKubelet         = "Starting"
-	KubeletSetupFailed      = "KubeletSetupFailed"
-	FailedMountVolume       = "FailedMount"
-	HostPortConflict        = "HostPortConflict"
-	NodeSelectorMismatching = "NodeSelectorMismatching"
-	InsufficientFreeCPU     = "InsufficientFreeCPU"
-	InsufficientFreeMemory  = "InsufficientFreeMemory"
-	OutOfDisk               = "OutOfDisk"
-	HostNetworkNotSupported = "HostNetworkNotSupported"
-	UndefinedShaper         = "NilShaper"
-	NodeRebooted            = "Rebooted"
-
-	// Image manager event reasons.
-	InvalidDiskCapacity = "InvalidDiskCapacity"
-	FreeDiskSpaceFailed = "FreeDiskSpaceFailed"
-
 	// Probe event reasons.
 	ContainerUnhealthy = "Unhealthy"
-
-	// Pod worker event reasons.
-	FailedSync = "FailedSync"
 
 	// Config event reasons.
 	FailedValidation = "FailedValidation"
@@ -65,12 +40,9 @@ const (
 	FailedPreStopHook   = "FailedPreStopHook"
 
 	// Sandbox event reasons.
-	SandboxChanged           = "SandboxChanged"
-	FailedCreatePodSandBox   = "FailedCreatePodSandBox"
-	FailedStatusPodSandBox   = "FailedPodSandBoxStatus"
-	FailedKillPod            = "FailedKillPod"
-	FailedCreatePodContainer = "FailedCreatePodContainer"
-	NetworkNotReady          = "NetworkNotReady"
+	SandboxChanged         = "SandboxChanged"
+	FailedCreatePodSandBox = "FailedCreatePodSandBox"
+	FailedKillPod          = "FailedKillPod"
 )
 
 // Event types.

@@ -463,7 +463,7 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 		r := NewSyncResult(CreatePodSandbox, pod.FullName())
 		result.AddSyncResult(r)
 		if err := res.Error(); err != nil {
-			r.Fail(ErrCreatePodSandbox, err.Error())
+			r.FailErr(ErrCreatePodSandbox, err)
 			s.Recorder.Eventf(obj, EventTypeWarning, FailedCreatePodSandBox, "Failed to create pod sandbox: %v", err)
 			return result
 		}
@@ -556,13 +556,13 @@ func (s *PodSyncer) startContainer(ctx context.Context, result *PodSyncResult, p
 	id, err := s.Runtime.CreateContainer(ctx, sandboxID, cfg)
 	if err != nil {
 		s.Recorder.Eventf(obj, EventTypeWarning, FailedToCreateContainer, "Error: %v", err)
-		r.Fail(ErrCreateContainer, err.Error())
+		r.FailErr(ErrCreateContainer, err)
 		return
 	}
 	s.Recorder.Eventf(obj, EventTypeNormal, CreatedContainer, "Created container %s", name)
 	if err := s.Runtime.StartContainer(ctx, id); err != nil {
 		s.Recorder.Eventf(obj, EventTypeWarning, FailedToStartContainer, "Error: %v", err)
-		r.Fail(ErrRunContainer, err.Error())
+		r.FailErr(ErrRunContainer, err)
 		return
 	}
 	s.Recorder.Eventf(obj, EventTypeNormal, StartedContainer, "Started container %s", name)

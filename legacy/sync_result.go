@@ -29,6 +29,9 @@ type SyncResult struct {
 	Error error
 	// Message is the human-readable detail of the failure.
 	Message string
+	// Err is the cause of the failure when FailErr recorded it: kept whole so that its class
+	// (errdefs) reaches the caller through PodSyncResult.Error.
+	Err error
 }
 
 // NewSyncResult returns the result of action on target, successful until Fail is called.
@@ -36,9 +39,16 @@ func NewSyncResult(action SyncAction, target any) *SyncResult {
 	return &SyncResult{Action: action, Target: target}
 }
 
-// Fail marks r failed with a brief error and a message.
+// Fail marks r failed with a brief error and a message; the failure has no class but the brief
+// error's.
 func (r *SyncResult) Fail(err error, msg string) {
-	r.Error, r.Message = err, msg
+	r.Error, r.Message, r.Err = err, msg, nil
+}
+
+// FailErr marks r failed with a brief error (one of the sentinels) and its cause, whose text is the
+// message. PodSyncResult.Error then wraps both: errors.Is finds the sentinel and the cause's class.
+func (r *SyncResult) FailErr(brief, cause error) {
+	r.Error, r.Message, r.Err = brief, cause.Error(), cause
 }
 
 // PodSyncResult is the result of a whole pod operation.
@@ -66,7 +76,8 @@ func (p *PodSyncResult) Fail(err error) {
 }
 
 // Error aggregates the failures: nil when every action succeeded. The result wraps each action's
-// brief error (errors.Is finds the sentinel) and the operation's own error.
+// brief error and cause (errors.Is finds the sentinel and the cause's errdefs class) and the
+// operation's own error.
 func (p PodSyncResult) Error() error {
 	var errs []error
 	if p.SyncError != nil {
@@ -87,4 +98,9 @@ func (e *syncError) Error() string {
 	return fmt.Sprintf("failed to %q for %q with %v: %q", e.r.Action, fmt.Sprint(e.r.Target), e.r.Error, e.r.Message)
 }
 
-func (e *syncError) Unwrap() error { return e.r.Error }
+func (e *syncError) Unwrap() []error {
+	if e.r.Err == nil {
+		return []error{e.r.Error}
+	}
+	return []error{e.r.Error, e.r.Err}
+}
