@@ -49,12 +49,12 @@ const exitSyncTimeout = 2 * time.Second
 
 // exitSource is containerd as the exit monitor sees it (a fake in the tests).
 type exitSource interface {
-	// subscribe streams the events of the topics /tasks/exit and exitSyncTopic.
-	subscribe(ctx context.Context) (<-chan *events.Envelope, <-chan error)
-	// sync publishes a marker event with token on exitSyncTopic.
-	sync(ctx context.Context, token string) error
-	// list returns the tasks by id.
-	list(ctx context.Context) (map[string]taskState, error)
+	// Subscribe streams the events of the topics /tasks/exit and exitSyncTopic.
+	Subscribe(ctx context.Context) (<-chan *events.Envelope, <-chan error)
+	// Sync publishes a marker event with token on exitSyncTopic.
+	Sync(ctx context.Context, token string) error
+	// List returns the tasks by id.
+	List(ctx context.Context) (map[string]taskState, error)
 }
 
 // taskState is a task as containerd lists it.
@@ -214,7 +214,7 @@ func (m *exitMonitor) reconcile(ctx context.Context, periodic bool) error {
 	m.mu.Unlock()
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	states, err := m.src.list(lctx)
+	states, err := m.src.List(lctx)
 	if err != nil {
 		return err
 	}
@@ -281,14 +281,14 @@ func (m *exitMonitor) run() {
 
 // session runs one subscription until it breaks; it tells whether it got as far as reconciling.
 func (m *exitMonitor) session(ctx context.Context, seq *int) bool {
-	evCh, errCh := m.src.subscribe(ctx)
+	evCh, errCh := m.src.Subscribe(ctx)
 	token := ""
 	attempts := 0
 	publish := func() {
 		*seq++
 		attempts++
 		token = strconv.Itoa(*seq)
-		if err := m.src.sync(ctx, token); err != nil && ctx.Err() == nil {
+		if err := m.src.Sync(ctx, token); err != nil && ctx.Err() == nil {
 			logrus.WithError(err).Debug("exit monitor: publish the sync marker")
 		}
 	}
@@ -365,19 +365,23 @@ type containerdExits struct {
 	namespace string
 }
 
+func newContainerdExits(client *containerd.Client, namespace string) containerdExits {
+	return containerdExits{client: client, namespace: namespace}
+}
+
 func (s containerdExits) withNS(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, s.namespace)
 }
 
-func (s containerdExits) subscribe(ctx context.Context) (<-chan *events.Envelope, <-chan error) {
+func (s containerdExits) Subscribe(ctx context.Context) (<-chan *events.Envelope, <-chan error) {
 	return s.client.Subscribe(s.withNS(ctx), `topic=="/tasks/exit"`, `topic=="`+exitSyncTopic+`"`)
 }
 
-func (s containerdExits) sync(ctx context.Context, token string) error {
+func (s containerdExits) Sync(ctx context.Context, token string) error {
 	return s.client.EventService().Publish(s.withNS(ctx), exitSyncTopic, &eventstypes.TaskExit{ContainerID: token})
 }
 
-func (s containerdExits) list(ctx context.Context) (map[string]taskState, error) {
+func (s containerdExits) List(ctx context.Context) (map[string]taskState, error) {
 	resp, err := s.client.TaskService().List(s.withNS(ctx), &tasks.ListTasksRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
@@ -397,7 +401,7 @@ func (s containerdExits) list(ctx context.Context) (map[string]taskState, error)
 // exitMonitor returns the runtime's exit monitor.
 func (r *ContainerdRuntime) exitMonitor() *exitMonitor {
 	r.exitsInit.Do(func() {
-		r.exits = &exitMonitor{src: containerdExits{r.client, r.namespace}, namespace: r.namespace, bg: r.bg, wg: &r.wg}
+		r.exits = &exitMonitor{src: newContainerdExits(r.client, r.namespace), namespace: r.namespace, bg: r.bg, wg: &r.wg}
 	})
 	return r.exits
 }

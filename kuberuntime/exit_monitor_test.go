@@ -31,7 +31,7 @@ func newFakeExits() *fakeExits {
 	return &fakeExits{tasks: map[string]taskState{}, subbed: make(chan struct{}, 16)}
 }
 
-func (f *fakeExits) subscribe(ctx context.Context) (<-chan *events.Envelope, <-chan error) {
+func (f *fakeExits) Subscribe(ctx context.Context) (<-chan *events.Envelope, <-chan error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ch = make(chan *events.Envelope, 64)
@@ -49,7 +49,7 @@ func envelope(topic string, ev *eventstypes.TaskExit) *events.Envelope {
 	return &events.Envelope{Namespace: "test", Topic: topic, Event: a}
 }
 
-func (f *fakeExits) sync(ctx context.Context, token string) error {
+func (f *fakeExits) Sync(ctx context.Context, token string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.dropSync {
@@ -59,7 +59,7 @@ func (f *fakeExits) sync(ctx context.Context, token string) error {
 	return nil
 }
 
-func (f *fakeExits) list(ctx context.Context) (map[string]taskState, error) {
+func (f *fakeExits) List(ctx context.Context) (map[string]taskState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists++

@@ -262,7 +262,7 @@ func (r *ContainerdRuntime) releasePauseRootfsAtStart(ctx context.Context) {
 // is under base, or "" when there is none. A pause container whose rootfs cannot be told counts.
 func (r *ContainerdRuntime) pauseRootfsInUse(ctx context.Context, base string) (string, error) {
 	ctx = r.withNS(ctx)
-	tasks, err := containerdExits{r.client, r.namespace}.list(ctx)
+	tasks, err := newContainerdExits(r.client, r.namespace).List(ctx)
 	if err != nil {
 		return "", err
 	}
