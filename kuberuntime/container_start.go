@@ -268,7 +268,7 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 // monitorContainer records the container's exit when its task (of process pid) exits: the exit
 // comes from the runtime's exit monitor (one event subscription for all tasks, exit_monitor.go).
 func (r *ContainerdRuntime) monitorContainer(c *podContainer, pid uint32) {
-	r.exitMonitor().watch(c.meta.ID, pid, func(code uint32, at time.Time, found bool) {
+	r.exitMonitor().Watch(c.meta.ID, pid, func(code uint32, at time.Time, found bool) {
 		r.handleContainerExit(c, found, code, at)
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/cri-shim/cri-shim/kuberuntime/exitmonitor"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/distribution/reference"
@@ -95,7 +96,7 @@ type ContainerdRuntime struct {
 	wg       sync.WaitGroup
 	// exits dispatches the task exits of containerd's events (exit_monitor.go).
 	exitsInit sync.Once
-	exits     *exitMonitor
+	exits     *exitmonitor.Monitor
 	// execStarted, when set (by tests), is told the ID of every exec process created.
 	execStarted func(execID string)
 

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/exitmonitor"
 	"github.com/cri-shim/cri-shim/sandbox"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/mountinfo"
@@ -262,7 +263,7 @@ func (r *ContainerdRuntime) releasePauseRootfsAtStart(ctx context.Context) {
 // is under base, or "" when there is none. A pause container whose rootfs cannot be told counts.
 func (r *ContainerdRuntime) pauseRootfsInUse(ctx context.Context, base string) (string, error) {
 	ctx = r.withNS(ctx)
-	tasks, err := newContainerdExits(r.client, r.namespace).List(ctx)
+	tasks, err := exitmonitor.NewContainerdSource(r.client, r.namespace).List(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -271,7 +272,7 @@ func (r *ContainerdRuntime) pauseRootfsInUse(ctx context.Context, base string) (
 		return "", fmt.Errorf("list pause containers: %w", err)
 	}
 	for _, c := range cs {
-		if t, ok := tasks[c.ID]; !ok || t.stopped {
+		if t, ok := tasks[c.ID]; !ok || t.Stopped {
 			continue
 		}
 		var spec struct {

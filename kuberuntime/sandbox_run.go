@@ -562,7 +562,7 @@ func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd
 		sb.mu.RLock()
 		pid := sb.pid
 		sb.mu.RUnlock()
-		r.exitMonitor().watch(sb.meta.ID, pid, func(_ uint32, at time.Time, _ bool) {
+		r.exitMonitor().Watch(sb.meta.ID, pid, func(_ uint32, at time.Time, _ bool) {
 			if at.IsZero() {
 				at = time.Now()
 			}

@@ -1,4 +1,4 @@
-package kuberuntime
+package exitmonitor
 
 import (
 	"context"
@@ -21,14 +21,14 @@ type fakeExits struct {
 	ch       chan *events.Envelope
 	errCh    chan error
 	subs     int
-	tasks    map[string]taskState
+	tasks    map[string]TaskState
 	lists    int
 	dropSync bool
 	subbed   chan struct{} // gets a value per subscription
 }
 
 func newFakeExits() *fakeExits {
-	return &fakeExits{tasks: map[string]taskState{}, subbed: make(chan struct{}, 16)}
+	return &fakeExits{tasks: map[string]TaskState{}, subbed: make(chan struct{}, 16)}
 }
 
 func (f *fakeExits) Subscribe(ctx context.Context) (<-chan *events.Envelope, <-chan error) {
@@ -59,11 +59,11 @@ func (f *fakeExits) Sync(ctx context.Context, token string) error {
 	return nil
 }
 
-func (f *fakeExits) List(ctx context.Context) (map[string]taskState, error) {
+func (f *fakeExits) List(ctx context.Context) (map[string]TaskState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists++
-	out := map[string]taskState{}
+	out := map[string]TaskState{}
 	for k, v := range f.tasks {
 		out[k] = v
 	}
@@ -74,7 +74,7 @@ func (f *fakeExits) List(ctx context.Context) (map[string]taskState, error) {
 func (f *fakeExits) exit(id string, pid, code uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.tasks[id] = taskState{pid: pid, stopped: true, code: code, at: time.Now()}
+	f.tasks[id] = TaskState{pid: pid, Stopped: true, code: code, at: time.Now()}
 	if f.ch != nil {
 		f.ch <- envelope("/tasks/exit", &eventstypes.TaskExit{ContainerID: id, ID: id, Pid: pid, ExitStatus: code,
 			ExitedAt: protobuf.ToTimestamp(time.Now())})
@@ -91,7 +91,7 @@ func (f *fakeExits) crash() {
 
 func (f *fakeExits) running(id string, pid uint32) {
 	f.mu.Lock()
-	f.tasks[id] = taskState{pid: pid}
+	f.tasks[id] = TaskState{pid: pid}
 	f.mu.Unlock()
 }
 
@@ -109,7 +109,7 @@ type exitRecorder struct {
 
 func newExitRecorder() *exitRecorder { return &exitRecorder{ch: make(chan gotExit, 100)} }
 
-func (r *exitRecorder) handler(id string) exitHandler {
+func (r *exitRecorder) handler(id string) Handler {
 	return func(code uint32, _ time.Time, found bool) {
 		g := gotExit{id, code, found}
 		r.mu.Lock()
@@ -139,16 +139,16 @@ func (r *exitRecorder) none(t *testing.T, d time.Duration) {
 	}
 }
 
-func newTestMonitor(t *testing.T, src exitSource) (*exitMonitor, func()) {
+func newTestMonitor(t *testing.T, src Source) (*Monitor, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	m := &exitMonitor{src: src, namespace: "test", bg: ctx, wg: &wg}
+	m := &Monitor{src: src, namespace: "test", bg: ctx, wg: &wg}
 	stop := func() { cancel(); wg.Wait() }
 	t.Cleanup(stop)
 	return m, stop
 }
 
-func waitReconciled(t *testing.T, m *exitMonitor, n int64) {
+func waitReconciled(t *testing.T, m *Monitor, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for m.reconciled.Load() < n {
@@ -164,7 +164,7 @@ func TestExitMonitorDeliversOnce(t *testing.T) {
 	m, _ := newTestMonitor(t, src)
 	rec := newExitRecorder()
 	src.running("a", 10)
-	m.watch("a", 10, rec.handler("a"))
+	m.Watch("a", 10, rec.handler("a"))
 	waitReconciled(t, m, 1)
 	src.exit("a", 10, 3)
 	if g := rec.next(t); g != (gotExit{"a", 3, true}) {
@@ -188,14 +188,14 @@ func TestExitMonitorExitBeforeWatch(t *testing.T) {
 	// The task exits between its start and its watch.
 	src.exit("b", 20, 0)
 	time.Sleep(50 * time.Millisecond)
-	m.watch("b", 20, rec.handler("b"))
+	m.Watch("b", 20, rec.handler("b"))
 	if g := rec.next(t); g != (gotExit{"b", 0, true}) {
 		t.Fatalf("got %+v", g)
 	}
 	// An old exit of the same id with another pid is not the new task's.
 	src.exit("c", 30, 1)
 	time.Sleep(50 * time.Millisecond)
-	m.watch("c", 31, rec.handler("c"))
+	m.Watch("c", 31, rec.handler("c"))
 	rec.none(t, 100*time.Millisecond)
 	src.exit("c", 31, 2)
 	if g := rec.next(t); g != (gotExit{"c", 2, true}) {
@@ -209,7 +209,7 @@ func TestExitMonitorExitDuringReconnect(t *testing.T) {
 	rec := newExitRecorder()
 	for _, id := range []string{"x", "y", "z"} {
 		src.running(id, 1)
-		m.watch(id, 1, rec.handler(id))
+		m.Watch(id, 1, rec.handler(id))
 	}
 	waitReconciled(t, m, 1)
 	<-src.subbed
@@ -245,7 +245,7 @@ func TestExitMonitorReconcilesWithoutMarker(t *testing.T) {
 	m, _ := newTestMonitor(t, src)
 	rec := newExitRecorder()
 	src.exit("w", 5, 9) // exited before the monitor began
-	m.watch("w", 5, rec.handler("w"))
+	m.Watch("w", 5, rec.handler("w"))
 	var g gotExit
 	select {
 	case g = <-rec.ch:
@@ -262,7 +262,7 @@ func TestExitMonitorIgnoresExecsAndOtherNamespaces(t *testing.T) {
 	m, _ := newTestMonitor(t, src)
 	rec := newExitRecorder()
 	src.running("p", 7)
-	m.watch("p", 7, rec.handler("p"))
+	m.Watch("p", 7, rec.handler("p"))
 	waitReconciled(t, m, 1)
 	src.mu.Lock()
 	src.ch <- envelope("/tasks/exit", &eventstypes.TaskExit{ContainerID: "p", ID: "exec-1", Pid: 99, ExitStatus: 1})
@@ -282,7 +282,7 @@ func TestExitMonitorStopsWithContext(t *testing.T) {
 	m, stop := newTestMonitor(t, src)
 	rec := newExitRecorder()
 	src.running("q", 1)
-	m.watch("q", 1, rec.handler("q"))
+	m.Watch("q", 1, rec.handler("q"))
 	waitReconciled(t, m, 1)
 	stop() // returns: the monitor's goroutine ended
 	src.exit("q", 1, 0)
@@ -292,7 +292,7 @@ func TestExitMonitorStopsWithContext(t *testing.T) {
 func TestExitMonitorStartLive(t *testing.T) {
 	src := newFakeExits()
 	m, _ := newTestMonitor(t, src)
-	if !m.startLive(5 * time.Second) {
+	if !m.StartLive(5 * time.Second) {
 		t.Fatal("not live")
 	}
 	if m.reconciled.Load() < 1 {
@@ -301,7 +301,7 @@ func TestExitMonitorStartLive(t *testing.T) {
 	src2 := newFakeExits()
 	src2.dropSync = true
 	m2, _ := newTestMonitor(t, src2)
-	if m2.startLive(100 * time.Millisecond) {
+	if m2.StartLive(100 * time.Millisecond) {
 		t.Fatal("live without the marker")
 	}
 }
@@ -313,12 +313,12 @@ func TestExitMonitorPeriodicReconcile(t *testing.T) {
 	rec := newExitRecorder()
 	for _, id := range []string{"lost", "gone", "late"} {
 		src.running(id, 1)
-		m.watch(id, 1, rec.handler(id))
+		m.Watch(id, 1, rec.handler(id))
 	}
 	waitReconciled(t, m, 1)
 	// An exit whose event never comes: the next periodic check finds the stopped task.
 	src.mu.Lock()
-	src.tasks["lost"] = taskState{pid: 1, stopped: true, code: 4}
+	src.tasks["lost"] = TaskState{pid: 1, Stopped: true, code: 4}
 	src.mu.Unlock()
 	if g := rec.next(t); g != (gotExit{"lost", 4, true}) {
 		t.Fatalf("got %+v", g)
