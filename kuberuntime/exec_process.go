@@ -61,9 +61,6 @@ func (r *ContainerdRuntime) execTarget(ctx context.Context, id string, cmd []str
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if spec.Process == nil {
-		return nil, nil, nil, fmt.Errorf("container %s has no process spec: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
-	}
 	pspec := spec.Process
 	pspec.Args = cmd
 	return c, task, pspec, nil
