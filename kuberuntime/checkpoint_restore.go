@@ -631,7 +631,7 @@ func (r *ContainerdRuntime) writeRootfsDiff(ctx context.Context, snapshotter, ke
 	if err != nil {
 		return err
 	}
-	viewKey := key + "-checkpoint-view-" + newSandboxID()[:12]
+	viewKey := key + "-checkpoint-view-" + newID()[:12]
 	lower, err := sn.View(ctx, viewKey, info.Parent)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
@@ -19,8 +18,7 @@ var _ legacy.ContainerManager = (*ContainerdRuntime)(nil)
 
 // containerState is the container manager's part of the runtime, created by initContainers.
 type containerState struct {
-	store    *containerStore
-	unpacked sync.Map // snapshotter + "/" + chainID -> true
+	store *containerStore
 }
 
 // ctrs returns the container manager's state of r.
@@ -103,27 +101,6 @@ func (r *ContainerdRuntime) localImage(ctx context.Context, ref string) (*contai
 		ci.RepoDigest = reference.TrimNamed(named).String() + "@" + img.Target().Digest.String()
 	}
 	return ci, nil
-}
-
-// ensureUnpacked unpacks the image for the snapshotter unless its layers are there.
-func (r *ContainerdRuntime) ensureUnpacked(ctx context.Context, img *containerImage, snapshotter string) error {
-	key := snapshotter + "/" + img.ChainID
-	if _, ok := r.ctrs().unpacked.Load(key); ok {
-		return nil
-	}
-	if _, err := r.client.SnapshotService(snapshotter).Stat(ctx, img.ChainID); err == nil {
-		r.ctrs().unpacked.Store(key, true)
-		return nil
-	}
-	cimg, err := r.client.GetImage(ctx, img.Name)
-	if err != nil {
-		return fmt.Errorf("image %s: %w", img.Name, err)
-	}
-	if err := cimg.Unpack(ctx, snapshotter); err != nil {
-		return fmt.Errorf("unpack %s: %w", img.Name, err)
-	}
-	r.ctrs().unpacked.Store(key, true)
-	return nil
 }
 
 func marshalProto(m proto.Message) ([]byte, error) {

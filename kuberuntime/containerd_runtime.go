@@ -84,12 +84,16 @@ type ContainerdRuntime struct {
 	// podStatus feeds the pod status cache (pod_status_cache.go).
 	podStatus *podStatusFeeder
 
-	imageMu sync.Mutex
+	// imgCache remembers images' configs and unpacked layers (image_cache.go).
+	imgCache imageCache
+	// imageMu guards imageCache and its cachedImages, sandboxImage's own cache of the sandbox
+	// image when the image index does not have it; it is to move to imgCache.
+	imageMu    sync.Mutex
+	imageCache map[string]*cachedImage // by image target digest
 	// userLookups are the users looked up in images' files (fast_create.go).
 	userLookups userLookupCache
 	// pauseRootfs are the shared pause rootfs dirs (pause_rootfs.go).
 	pauseRootfs pauseRootfsSet
-	imageCache  map[string]*cachedImage // by image target digest
 	// bg is the context of background work (exit monitors); cancelled by Close.
 	bg       context.Context
 	bgCancel context.CancelFunc

@@ -4,13 +4,7 @@ import (
 	"time"
 
 	"github.com/cri-shim/cri-shim/legacy"
-	"github.com/prometheus/client_golang/prometheus"
 )
-
-// Collectors are the Prometheus collectors of this package, for the daemon's registry.
-func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{legacy.EventsDropped, legacy.ContainersGarbageCollected, containerdRequestDuration}
-}
 
 var _ legacy.ContainerEventSource = (*ContainerdRuntime)(nil)
 

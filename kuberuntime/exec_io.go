@@ -10,7 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// How an exec'd process ends, the same for ExecSync and the streaming exec: once the process has
+// How an exec'd process ends (exec_process.go runs it, for ExecSync and the streaming exec): once the process has
 // exited (or was killed at the call's timeout), its output gets a drain timeout to arrive; what has
 // not arrived by then is given up, and the process is deleted.
 //

@@ -188,7 +188,7 @@ func TestImageVolumes(t *testing.T) {
 	t.Run("crash leftovers are cleaned at start-up", func(t *testing.T) {
 		// What a daemon killed in the middle of CreateContainer leaves: a mounted view and its
 		// lease, under the root dir of a container containerd does not know.
-		id := newSandboxID()
+		id := newID()
 		rootDir := filepath.Join(e.rt.containersRoot(), id)
 		cfg := ctrCfg("crashed", "true")
 		cfg.Mounts = []*runtime.Mount{imageVolumeMount(imageID, "")}

@@ -64,7 +64,7 @@ func (e *env) unrecordedSandbox(name string) (id, nsPath string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	id = newSandboxID()
+	id = newID()
 	files := sandbox.PodFiles(e.rt.SandboxRootDir(id), e.rt.SandboxStateDir(id), false)
 	if nsPath, err = e.rt.newPodNetNS(id, nil, files); err != nil {
 		e.t.Fatal(err)

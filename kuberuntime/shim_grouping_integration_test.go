@@ -119,11 +119,11 @@ func TestRecoverDeletesStaleSandboxRecords(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := e.rt.withNS(context.Background())
 	live := e.run(podCfg("live"))
-	stale := newSandboxID()
+	stale := newID()
 	if err := e.rt.createSandboxRecord(ctx, stale, "io.containerd.runc.v2"); err != nil {
 		t.Fatal(err)
 	}
-	foreign := newSandboxID()
+	foreign := newID()
 	now := time.Now()
 	if _, err := e.client.SandboxStore().Create(ctx, sandbox.Sandbox{ID: foreign, Runtime: sandbox.RuntimeOpts{Name: "io.containerd.runc.v2"}, CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package kuberuntime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/cri-shim/cri-shim/streaming"
 	"github.com/sirupsen/logrus"
 )
+
+var errNoNetNS = errors.New("sandbox has no network namespace")
 
 // PortForward copies between stream and port on the loopback of the pod sandbox's network
 // namespace (IPv4, else IPv6; the host's for a pod on the host network) until either side is

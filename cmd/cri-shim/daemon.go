@@ -310,7 +310,7 @@ func serveMetrics(addr string, pprofOn bool, extra ...prometheus.Collector) (fun
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(server.Collectors()...)
-	reg.MustRegister(kuberuntime.Collectors()...)
+	reg.MustRegister(kuberuntime.EventsGCAndContainerdCollectors()...)
 	reg.MustRegister(imageservice.Collectors()...)
 	reg.MustRegister(extra...)
 	lis, err := net.Listen("tcp", addr)
