@@ -144,7 +144,7 @@ func (c *containerCreation) reserve(sandboxID string) error {
 	}
 	md := c.config.GetMetadata()
 	c.sb, c.sbPid = sb, sbStatus.Pid
-	c.id = newSandboxID()
+	c.id = newID()
 	c.name = containerNameKey(sb.meta.ID, md)
 	if err := c.st.store.reserve(c.name, c.id); err != nil {
 		return err

@@ -16,7 +16,6 @@ import (
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/distribution/reference"
-	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -86,10 +85,6 @@ type ContainerdRuntime struct {
 
 	// imgCache remembers images' configs and unpacked layers (image_cache.go).
 	imgCache imageCache
-	// imageMu guards imageCache and its cachedImages, sandboxImage's own cache of the sandbox
-	// image when the image index does not have it; it is to move to imgCache.
-	imageMu    sync.Mutex
-	imageCache map[string]*cachedImage // by image target digest
 	// userLookups are the users looked up in images' files (fast_create.go).
 	userLookups userLookupCache
 	// pauseRootfs are the shared pause rootfs dirs (pause_rootfs.go).
@@ -120,13 +115,6 @@ type ContainerdRuntime struct {
 	puller         legacy.ImagePuller // sync_pod_runtime.go: SyncPod's, so its backoff lasts across calls
 }
 
-type cachedImage struct {
-	config  imagespec.ImageConfig
-	chainID string
-	// unpacked per snapshotter
-	unpacked map[string]bool
-}
-
 var _ legacy.Runtime = (*ContainerdRuntime)(nil)
 
 // NewContainerdRuntime returns the Runtime on a connected containerd client and rebuilds its
@@ -150,15 +138,14 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 		opts.RuntimeHandlers = DefaultRuntimeHandlers()
 	}
 	r := &ContainerdRuntime{
-		client:     client,
-		namespace:  opts.Namespace,
-		opts:       opts,
-		net:        opts.Network,
-		images:     opts.Images,
-		handlers:   map[string]legacy.RuntimeHandler{},
-		sandboxes:  newSandboxStore(),
-		imageCache: map[string]*cachedImage{},
-		podStatus:  newPodStatusFeeder(),
+		client:    client,
+		namespace: opts.Namespace,
+		opts:      opts,
+		net:       opts.Network,
+		images:    opts.Images,
+		handlers:  map[string]legacy.RuntimeHandler{},
+		sandboxes: newSandboxStore(),
+		podStatus: newPodStatusFeeder(),
 	}
 	if opts.Network != nil {
 		r.network = opts.Network

@@ -2,8 +2,6 @@ package kuberuntime
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -58,14 +56,6 @@ func (b *background[T]) wait() T {
 // cleanupTimeout bounds the undo of a failed operation, which runs even when the request's context
 // is cancelled.
 const cleanupTimeout = time.Minute
-
-func newSandboxID() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b[:])
-}
 
 // RunPodSandbox creates and starts a pod sandbox. The pod's network namespace is set up by CNI while
 // the pause container's task is created and started; the sandbox is ready when both are done.
@@ -195,7 +185,7 @@ func (r *ContainerdRuntime) newSandboxRun(ctx context.Context, config *runtime.P
 	if !hostNet && r.net == nil {
 		return nil, fmt.Errorf("no pod network is configured: %w", errdefs.ErrFailedPrecondition)
 	}
-	id := newSandboxID()
+	id := newID()
 	return &sandboxRun{
 		r: r, config: config, handler: handler, runtimeHandler: runtimeHandler, userns: userns, hostNet: hostNet,
 		id: id, name: nameKey(md), failed: true, releaseRootfs: func() {},
@@ -619,10 +609,8 @@ func (r *ContainerdRuntime) sandboxImage(ctx context.Context, h legacy.RuntimeHa
 		return "", imagespec.ImageConfig{}, "", err
 	}
 	key := img.Target().Digest.String()
-	r.imageMu.Lock()
-	ci := r.imageCache[key]
-	r.imageMu.Unlock()
-	if ci == nil {
+	rec, ok := r.imgCache.image(key)
+	if !ok {
 		spec, err := img.Spec(ctx)
 		if err != nil {
 			return "", imagespec.ImageConfig{}, "", fmt.Errorf("image config: %w", err)
@@ -631,29 +619,23 @@ func (r *ContainerdRuntime) sandboxImage(ctx context.Context, h legacy.RuntimeHa
 		if err != nil {
 			return "", imagespec.ImageConfig{}, "", fmt.Errorf("image rootfs: %w", err)
 		}
-		ci = &cachedImage{config: spec.Config, chainID: identity.ChainID(diffIDs).String(), unpacked: map[string]bool{}}
-		r.imageMu.Lock()
-		r.imageCache[key] = ci
-		r.imageMu.Unlock()
+		rec = imageRecord{config: spec.Config, chainID: identity.ChainID(diffIDs).String()}
+		r.imgCache.addImage(key, rec)
 	}
-	r.imageMu.Lock()
-	unpacked := ci.unpacked[snapshotterOr(h.Snapshotter)]
-	r.imageMu.Unlock()
-	if !unpacked {
-		ok, err := img.IsUnpacked(ctx, snapshotterOr(h.Snapshotter))
+	snapshotter := snapshotterOr(h.Snapshotter)
+	if !r.imgCache.isUnpacked(snapshotter, rec.chainID) {
+		ok, err := img.IsUnpacked(ctx, snapshotter)
 		if err != nil {
 			return "", imagespec.ImageConfig{}, "", fmt.Errorf("image unpacked: %w", err)
 		}
 		if !ok {
-			if err := img.Unpack(ctx, snapshotterOr(h.Snapshotter)); err != nil {
+			if err := img.Unpack(ctx, snapshotter); err != nil {
 				return "", imagespec.ImageConfig{}, "", fmt.Errorf("unpack: %w", err)
 			}
 		}
-		r.imageMu.Lock()
-		ci.unpacked[snapshotterOr(h.Snapshotter)] = true
-		r.imageMu.Unlock()
+		r.imgCache.setUnpacked(snapshotter, rec.chainID)
 	}
-	return img.Name(), ci.config, ci.chainID, nil
+	return img.Name(), rec.config, rec.chainID, nil
 }
 
 // withSnapshotFrom prepares the container's writable snapshot on the image's unpacked layers
