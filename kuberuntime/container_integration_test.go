@@ -255,7 +255,14 @@ func TestContainers(t *testing.T) {
 		if _, err := rt2.CreateContainer(ctx, sb.ID, ctrCfg("ticker", "true")); !errdefs.IsAlreadyExists(err) {
 			t.Fatalf("name not reserved after restart: %v", err)
 		}
-		time.Sleep(300 * time.Millisecond)
+		// Lines keep coming after the restart (the new daemon took the container's output over):
+		// wait for a few past those written before and while away, however slow the machine.
+		before := len(readCRILog(t, st.LogPath))
+		for deadline := time.Now().Add(30 * time.Second); len(readCRILog(t, st.LogPath)) < max(before+3, 8); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the log stays at %d lines after the restart", len(readCRILog(t, st.LogPath)))
+			}
+		}
 		if err := rt2.StopContainer(ctx, running, 0); err != nil {
 			t.Fatal(err)
 		}
