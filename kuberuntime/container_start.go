@@ -67,7 +67,7 @@ func (r *ContainerdRuntime) openContainerIO(ctx context.Context, c *podContainer
 		}
 		ctrIO.log = w
 	}
-	pio, err := iopump.NewPumpIO(r.bg, fifos)
+	pio, err := iopump.New(r.bg, fifos)
 	if err != nil {
 		if ctrIO.log != nil {
 			ctrIO.log.Close()

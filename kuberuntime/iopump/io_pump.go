@@ -217,9 +217,9 @@ func openFIFOReader(path string) (int, error) {
 	return fd, nil
 }
 
-// pumpIO is a container's stdio for containerd (cio.IO): the FIFOs, with the output read by the
+// Pump is a container's stdio for containerd (cio.IO): the FIFOs, with the output read by the
 // pump and the stdin FIFO (when the container has one) written by attach.
-type pumpIO struct {
+type Pump struct {
 	fifos   *cio.FIFOSet
 	Stdin   io.WriteCloser // nil without stdin
 	streams []*pumpStream
@@ -228,8 +228,8 @@ type pumpIO struct {
 
 // newPumpIO opens the container's FIFOs: the stdin one for writing (when it has stdin), the
 // output ones for reading (not read until start).
-func NewPumpIO(ctx context.Context, fifos *cio.FIFOSet) (_ *pumpIO, retErr error) {
-	p := &pumpIO{fifos: fifos}
+func New(ctx context.Context, fifos *cio.FIFOSet) (_ *Pump, retErr error) {
+	p := &Pump{fifos: fifos}
 	defer func() {
 		if retErr != nil {
 			p.Close()
@@ -247,7 +247,7 @@ func NewPumpIO(ctx context.Context, fifos *cio.FIFOSet) (_ *pumpIO, retErr error
 
 // read starts reading the output FIFO at path: out gets what is read (and may pause the stream,
 // see pumpStream), done is called once at its end (EOF, or Close).
-func (p *pumpIO) Read(path string, out func([]byte) <-chan struct{}, done func()) error {
+func (p *Pump) Read(path string, out func([]byte) <-chan struct{}, done func()) error {
 	fd, err := openFIFOReader(path)
 	if err != nil {
 		return err
@@ -264,16 +264,16 @@ func (p *pumpIO) Read(path string, out func([]byte) <-chan struct{}, done func()
 }
 
 // Config is the FIFOs' paths, as the shim opens them.
-func (p *pumpIO) Config() cio.Config { return p.fifos.Config }
+func (p *Pump) Config() cio.Config { return p.fifos.Config }
 
 // Cancel does nothing: opening the FIFOs never blocks.
-func (p *pumpIO) Cancel() {}
+func (p *Pump) Cancel() {}
 
 // Wait waits until the output streams ended.
-func (p *pumpIO) Wait() { p.ended.Wait() }
+func (p *Pump) Wait() { p.ended.Wait() }
 
 // Close stops reading the output, closes stdin and removes the FIFOs.
-func (p *pumpIO) Close() error {
+func (p *Pump) Close() error {
 	for _, s := range p.streams {
 		s.close()
 	}
@@ -287,4 +287,4 @@ func (p *pumpIO) Close() error {
 	return err
 }
 
-var _ cio.IO = (*pumpIO)(nil)
+var _ cio.IO = (*Pump)(nil)

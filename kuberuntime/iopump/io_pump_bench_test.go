@@ -35,7 +35,7 @@ func BenchmarkPumpToLog(b *testing.B) {
 	defer w.Close()
 	fifo := filepath.Join(dir, "io", "stdout")
 	os.MkdirAll(filepath.Dir(fifo), 0o700)
-	pio, err := NewPumpIO(b.Context(), cio.NewFIFOSet(cio.Config{Stdout: fifo}, nil))
+	pio, err := New(b.Context(), cio.NewFIFOSet(cio.Config{Stdout: fifo}, nil))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func isEnded(c *collected) bool {
 func TestPumpIOReadsUntilWritersClose(t *testing.T) {
 	dir := t.TempDir()
 	fifos := cio.NewFIFOSet(cio.Config{Stdout: filepath.Join(dir, "stdout"), Stderr: filepath.Join(dir, "stderr")}, nil)
-	pio, err := NewPumpIO(t.Context(), fifos)
+	pio, err := New(t.Context(), fifos)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestPumpIOCloseEndsStreams(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "io"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	pio, err := NewPumpIO(t.Context(), fifos)
+	pio, err := New(t.Context(), fifos)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestPumpManyStreamsOneGoroutine(t *testing.T) {
 	var outs []*collected
 	for i := range n {
 		path := filepath.Join(dir, "f"+string(rune('a'+i%26))+string(rune('a'+i/26)))
-		pio, err := NewPumpIO(t.Context(), cio.NewFIFOSet(cio.Config{Stdout: path}, nil))
+		pio, err := New(t.Context(), cio.NewFIFOSet(cio.Config{Stdout: path}, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +184,7 @@ func TestPumpPausesAStream(t *testing.T) {
 	dir := t.TempDir()
 	open := func(name string, out func([]byte) <-chan struct{}, end func()) *os.File {
 		path := filepath.Join(dir, name)
-		pio, err := NewPumpIO(t.Context(), cio.NewFIFOSet(cio.Config{Stdout: path}, nil))
+		pio, err := New(t.Context(), cio.NewFIFOSet(cio.Config{Stdout: path}, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
