@@ -160,12 +160,6 @@ func (c *podContainer) configHash() uint64 {
 	return c.hash
 }
 
-func (c *podContainer) snapshot() (legacy.ContainerState, containerRecord, uint32) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.state, c.rec, c.pid
-}
-
 // saveRecord writes the status file atomically; the caller holds c.mu (read or write).
 func (c *podContainer) saveRecordLocked() error {
 	rec := c.rec

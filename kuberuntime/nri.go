@@ -156,7 +156,7 @@ func (n *nriState) seed() {
 		n.pods[sb.meta.ID] = &nriObj{state: life}
 	}
 	for _, c := range n.r.ctrs().store.list() {
-		state, _, _ := c.snapshot()
+		state := c.snapshot().state
 		life := nriRunning
 		switch state {
 		case legacy.ContainerStateCreated:
@@ -198,7 +198,7 @@ func (n *nriState) synchronize(ctx context.Context, cb nri.SyncCB) error {
 	}
 	var ctrs []*nri.Container
 	for _, c := range n.r.ctrs().store.list() {
-		if state, _, _ := c.snapshot(); state == legacy.ContainerStateExited {
+		if state := c.snapshot().state; state == legacy.ContainerStateExited {
 			continue
 		}
 		ctrs = append(ctrs, n.container(ctx, c))

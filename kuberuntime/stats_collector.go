@@ -247,7 +247,7 @@ func (st *containerStore) ofSandboxIn(all []*podContainer, sandboxID string) []*
 // sampleContainerLocked returns the reading of a running container's cgroup, reading it again
 // when the last reading is statsMaxAge old or older; nil when the container does not run.
 func (c *statsCollector) sampleContainerLocked(pc *podContainer, now time.Time) *sampled {
-	state, _, _ := pc.snapshot()
+	state := pc.snapshot().state
 	id := pc.meta.ID
 	if state != legacy.ContainerStateRunning {
 		delete(c.ctrs, id)
