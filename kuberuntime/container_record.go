@@ -164,12 +164,12 @@ func (c *podContainer) saveRecord() error {
 }
 
 // saveRecordUnlessRemoving writes the status file unless the container is being removed (its
-// removal deletes the dir); skipped tells it was.
-func (c *podContainer) saveRecordUnlessRemoving() (skipped bool, err error) {
+// removal deletes the dir).
+func (c *podContainer) saveRecordUnlessRemoving() error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.removing {
-		return true, nil
+		return nil
 	}
-	return false, c.saveRecordLocked()
+	return c.saveRecordLocked()
 }
