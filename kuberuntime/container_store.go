@@ -93,6 +93,7 @@ type podContainer struct {
 	// rootDir keeps its status file and image volumes; stateDir its FIFOs.
 	rootDir, stateDir string
 
+	// mu guards the fields below it up to taskGone; only the methods of container_record.go take it.
 	mu        sync.RWMutex
 	state     legacy.ContainerState
 	rec       containerRecord

@@ -146,9 +146,7 @@ func checkNRISocket(path string) error {
 func (n *nriState) seed() {
 	for _, sb := range n.r.sandboxes.list() {
 		st := sb.status()
-		sb.mu.RLock()
-		netUp := sb.netUp
-		sb.mu.RUnlock()
+		netUp := sb.snapshot().netUp
 		life := nriStopped
 		if st.State == legacy.SandboxStateReady || netUp {
 			life = nriRunning

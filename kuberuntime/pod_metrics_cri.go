@@ -37,9 +37,8 @@ func (r *ContainerdRuntime) ListPodSandboxMetrics(ctx context.Context) ([]*legac
 	}
 	var out []*legacy.PodMetrics
 	for _, sb := range r.sandboxes.list() {
-		sb.mu.RLock()
-		ready, pid := sb.state == legacy.SandboxStateReady, sb.pid
-		sb.mu.RUnlock()
+		snap := sb.snapshot()
+		ready, pid := snap.state == legacy.SandboxStateReady, snap.pid
 		if !ready {
 			continue
 		}

@@ -82,9 +82,7 @@ func TestContainerdGarbageCollectAndSandboxReady(t *testing.T) {
 	if !r.SandboxReady(ctx, "sb1") || r.SandboxReady(ctx, "sb") || r.SandboxReady(ctx, "gone") {
 		t.Fatal("SandboxReady of the ready sandbox, a prefix, an unknown one")
 	}
-	sb.mu.Lock()
-	sb.state = legacy.SandboxStateNotReady
-	sb.mu.Unlock()
+	sb.setStopped(time.Now())
 	if r.SandboxReady(ctx, "sb1") {
 		t.Fatal("a stopped sandbox is ready")
 	}

@@ -291,9 +291,8 @@ func (c *statsCollector) readLocked(e *sampled, cgPath string, pids bool) {
 // own (cgroupfs), else the sum of its pause container's and running containers' cgroups; and the
 // counters of its network namespace. nil when the pod is not ready.
 func (c *statsCollector) samplePodLocked(ctx context.Context, sb *podSandbox, ctrs []*podContainer, now time.Time) *sampled {
-	sb.mu.RLock()
-	state, pid := sb.state, sb.pid
-	sb.mu.RUnlock()
+	snap := sb.snapshot()
+	state, pid := snap.state, snap.pid
 	id := sb.meta.ID
 	if state != legacy.SandboxStateReady {
 		delete(c.pods, id)
