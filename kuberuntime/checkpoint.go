@@ -103,7 +103,7 @@ func (r *ContainerdRuntime) CheckpointContainer(ctx context.Context, id, locatio
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
-	if state, _, _ := c.snapshot(); state != legacy.ContainerStateRunning {
+	if state := c.snapshot().state; state != legacy.ContainerStateRunning {
 		return fmt.Errorf("container %s is %s: only running containers can be checkpointed: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
 	}
 	info, err := criu.CriuUsable()
@@ -542,7 +542,7 @@ func (r *ContainerdRuntime) CheckpointPod(ctx context.Context, sandboxID, output
 		if c.meta.SandboxID != sb.meta.ID {
 			return fmt.Errorf("container %s is not in sandbox %s: %w", c.meta.ID, sb.meta.ID, errdefs.ErrInvalidArgument)
 		}
-		if state, _, _ := c.snapshot(); state != legacy.ContainerStateRunning {
+		if state := c.snapshot().state; state != legacy.ContainerStateRunning {
 			return fmt.Errorf("container %s is %s: only running containers can be checkpointed: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
 		}
 		cs = append(cs, c)

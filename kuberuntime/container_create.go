@@ -232,7 +232,8 @@ func (c *containerCreation) resolveTargetPid(context.Context) error {
 	if target.meta.SandboxID != c.sb.meta.ID {
 		return fmt.Errorf("target container %s is not in sandbox %s: %w", target.meta.ID, c.sb.meta.ID, errdefs.ErrInvalidArgument)
 	}
-	state, _, pid := target.snapshot()
+	snap := target.snapshot()
+	state, pid := snap.state, snap.pid
 	if state != legacy.ContainerStateRunning {
 		return fmt.Errorf("target container %s is not running: %w", target.meta.ID, errdefs.ErrFailedPrecondition)
 	}

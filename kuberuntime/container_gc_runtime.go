@@ -16,7 +16,7 @@ func (r *ContainerdRuntime) GCContainers(ctx context.Context) ([]legacy.GCContai
 	cs := r.ctrs().store.list()
 	out := make([]legacy.GCContainer, 0, len(cs))
 	for _, c := range cs {
-		state, _, _ := c.snapshot()
+		state := c.snapshot().state
 		gc := legacy.GCContainer{
 			ID: c.meta.ID, Name: c.config.GetMetadata().GetName(), SandboxID: c.meta.SandboxID,
 			CreatedAt: c.meta.CreatedAt, Running: state == legacy.ContainerStateRunning,

@@ -44,9 +44,7 @@ func (r *ContainerdRuntime) ListCRIContainers(ctx context.Context, filter *legac
 				continue
 			}
 		}
-		c.mu.RLock()
-		state := c.state
-		c.mu.RUnlock()
+		state := c.snapshot().state
 		if filter != nil && filter.State != nil && state != *filter.State {
 			continue
 		}

@@ -34,9 +34,7 @@ func TestListCRIContainersCache(t *testing.T) {
 	if len(again) != 2 || built != 2 {
 		t.Fatalf("relist built %d entries (want them cached)", built-2)
 	}
-	a.mu.Lock()
-	a.state = legacy.ContainerStateRunning
-	a.mu.Unlock()
+	a.markRunning(1)
 	running := legacy.ContainerStateRunning
 	list, _, _ = r.ListCRIContainers(ctx, &legacy.ContainerFilter{State: &running}, conv)
 	if len(list) != 1 || list[0].Id != "aaaa1" || list[0].Annotations["state"] != string(legacy.ContainerStateRunning) || built != 3 {

@@ -169,7 +169,8 @@ func TestExitWithFIFOTerminationMessage(t *testing.T) {
 	})
 	c := terminationContainer(t, host)
 	testutil.Within(t, 5*time.Second, "exit handling", func() { r.handleContainerExit(c, false, 1, time.Now()) })
-	state, rec, _ := c.snapshot()
+	snap := c.snapshot()
+	state, rec := snap.state, snap.rec
 	if state != legacy.ContainerStateExited || rec.Message != "" || rec.ExitCode != 1 {
 		t.Fatalf("state %v, record %+v", state, rec)
 	}
@@ -226,7 +227,7 @@ func TestExitWithHungTerminationMessageRead(t *testing.T) {
 	case <-time.After(terminationMessageTimeout + 5*time.Second):
 		t.Fatalf("exit not recorded %v after the read hung", terminationMessageTimeout+5*time.Second)
 	}
-	if state, rec, _ := c.snapshot(); state != legacy.ContainerStateExited || rec.Message != "" || rec.Reason != legacy.ReasonCompleted {
-		t.Fatalf("state %v, record %+v", state, rec)
+	if snap := c.snapshot(); snap.state != legacy.ContainerStateExited || snap.rec.Message != "" || snap.rec.Reason != legacy.ReasonCompleted {
+		t.Fatalf("state %v, record %+v", snap.state, snap.rec)
 	}
 }

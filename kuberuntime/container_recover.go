@@ -127,9 +127,7 @@ func (r *ContainerdRuntime) loadPodContainer(ctx context.Context, cntr container
 			// Started, and its task is gone without a recorded exit.
 			c.state = legacy.ContainerStateExited
 			c.rec.FinishedAt, c.rec.ExitCode, c.rec.Reason = time.Now(), 255, legacy.ReasonUnknown
-			c.mu.Lock()
-			_ = c.saveRecordLocked()
-			c.mu.Unlock()
+			_ = c.saveRecord()
 			close(c.exited)
 		}
 		return c, nil
@@ -189,9 +187,7 @@ func (r *ContainerdRuntime) watchOOM() {
 					}
 					if ev, ok := v.(*eventstypes.TaskOOM); ok {
 						if c, err := r.ctrs().store.get(ev.ContainerID); err == nil && c.meta.ID == ev.ContainerID {
-							c.mu.Lock()
-							c.oomKilled = true
-							c.mu.Unlock()
+							c.markOOMKilled()
 						}
 					}
 					delay = 200 * time.Millisecond

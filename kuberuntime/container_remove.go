@@ -134,12 +134,7 @@ func (r *ContainerdRuntime) finishRemoveContainer(ctx context.Context, c *podCon
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("load container: %w", err)
 	}
-	c.mu.Lock()
-	if c.io != nil {
-		c.io.close(0)
-		c.io = nil
-	}
-	c.mu.Unlock()
+	c.closeIO()
 	if err := r.unmountImageVolumes(ctx, c.meta.ID, c.rootDir, c.meta.ImageVolumes); err != nil {
 		// Never RemoveAll through a mounted image.
 		return fmt.Errorf("remove image volumes: %w", err)
@@ -174,9 +169,7 @@ func (r *ContainerdRuntime) finishRemoveAtStart(ctx context.Context, cntr contai
 // waitTaskGone waits until the exit handler has deleted the container's exited task (it does so in
 // the background after recording the exit); no exit handled yet is nothing to wait for.
 func (c *podContainer) waitTaskGone(ctx context.Context) error {
-	c.mu.RLock()
-	gone := c.taskGone
-	c.mu.RUnlock()
+	gone := c.taskGoneCh()
 	if gone == nil {
 		return nil
 	}

@@ -131,9 +131,8 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
-	c.mu.RLock()
-	state, removing := c.state, c.removing
-	c.mu.RUnlock()
+	snap := c.snapshot()
+	state, removing := snap.state, snap.removing
 	if removing {
 		return fmt.Errorf("container %s is being removed: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
 	}
@@ -169,17 +168,7 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 				log.WithError(err).Warn("undo: delete task")
 			}
 		}
-		c.mu.Lock()
-		if c.io != nil {
-			c.io.close(0)
-			c.io = nil
-		}
-		c.state = legacy.ContainerStateExited
-		c.rec.FinishedAt = time.Now()
-		c.rec.ExitCode = 128
-		c.rec.Reason, c.rec.Message = legacy.ReasonStartError, retErr.Error()
-		_ = c.saveRecordLocked()
-		c.mu.Unlock()
+		c.markStartFailed(retErr)
 		// The event before the waiters wake: a pod stop waiting for this exit publishes the
 		// sandbox's stopped event after it.
 		r.emitContainerEvent(legacy.ContainerEventStopped, c)
@@ -193,9 +182,7 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		return err
 	}
 	dOpen := time.Since(tOpen)
-	c.mu.Lock()
-	c.io = ctrIO
-	c.mu.Unlock()
+	c.setIO(ctrIO)
 	restoreOpts, err := restoreTaskOpts(c)
 	if err != nil {
 		return err
@@ -250,10 +237,7 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		restored(c, time.Since(t0))
 	}
 	dStart := time.Since(tStart)
-	c.mu.Lock()
-	c.state, c.pid = legacy.ContainerStateRunning, pid
-	c.rec.StartedAt = time.Now()
-	c.mu.Unlock()
+	c.markRunning(pid)
 	tRec := time.Now()
 	r.saveStartedRecord(c)
 	dRec := time.Since(tRec)
@@ -283,11 +267,7 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, taskThere bool,
 	t0 := time.Now()
 	oom := cgroupOOMKilled(c.meta.CgroupsPath)
 	deleted := make(chan struct{})
-	c.mu.Lock()
-	if c.taskGone == nil {
-		c.taskGone = deleted
-	}
-	c.mu.Unlock()
+	c.beginExitHandling(deleted)
 	if taskThere {
 		go func() {
 			defer close(deleted)
@@ -302,11 +282,7 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, taskThere bool,
 	} else {
 		close(deleted)
 	}
-	c.mu.Lock()
-	ctrIO := c.io
-	c.io = nil
-	c.mu.Unlock()
-	if ctrIO != nil {
+	if ctrIO := c.takeIO(); ctrIO != nil {
 		ctrIO.close(ioDrainTimeout)
 	}
 	tDrain := time.Since(t0)
@@ -316,31 +292,18 @@ func (r *ContainerdRuntime) handleContainerExit(c *podContainer, taskThere bool,
 	// Read before the lock: a read that hangs (a file on a hung volume) must not hold up
 	// ListContainers and the rest that take it.
 	message := terminationMessage(c.config)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state == legacy.ContainerStateExited {
+	reason, recorded := c.markExited(code, at, oom, message, func(saveErr error) {
+		if saveErr != nil {
+			logrus.WithError(saveErr).WithField("container", c.meta.ID).Warn("write container status")
+		}
+		// The event before the waiters wake: a pod stop waiting for this exit publishes the
+		// sandbox's stopped event after it.
+		r.emitContainerEvent(legacy.ContainerEventStopped, c)
+	})
+	if !recorded {
 		return
 	}
-	c.state, c.pid = legacy.ContainerStateExited, 0
-	c.rec.FinishedAt = at
-	c.rec.ExitCode = int32(code)
-	switch {
-	case oom || c.oomKilled:
-		c.rec.Reason = legacy.ReasonOOMKilled
-	case code == 0:
-		c.rec.Reason = legacy.ReasonCompleted
-	default:
-		c.rec.Reason = legacy.ReasonError
-	}
-	c.rec.Message = message
-	if err := c.saveRecordLocked(); err != nil {
-		logrus.WithError(err).WithField("container", c.meta.ID).Warn("write container status")
-	}
-	// The event before the waiters wake: a pod stop waiting for this exit publishes the
-	// sandbox's stopped event after it.
-	r.emitContainerEvent(legacy.ContainerEventStopped, c)
-	close(c.exited)
-	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "exit_code": code, "reason": c.rec.Reason,
+	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "exit_code": code, "reason": reason,
 		"drain": tDrain, "recorded": time.Since(t0), "exited_at": at}).Debug("container exited")
 }
 
@@ -480,12 +443,7 @@ func (r *ContainerdRuntime) saveStartedRecord(c *podContainer) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		c.mu.RLock()
-		defer c.mu.RUnlock()
-		if c.removing {
-			return
-		}
-		if err := c.saveRecordLocked(); err != nil {
+		if err := c.saveRecordUnlessRemoving(); err != nil {
 			logrus.WithError(err).WithField("container", c.meta.ID).Warn("write container status")
 		}
 	}()

@@ -19,10 +19,8 @@ import (
 )
 
 func (r *ContainerdRuntime) details(c *podContainer) *legacy.ContainerDetails {
-	state, rec, pid := c.snapshot()
-	c.mu.RLock()
-	res := c.resources
-	c.mu.RUnlock()
+	snap := c.snapshot()
+	state, rec, pid, res := snap.state, snap.rec, snap.pid, snap.resources
 	md := c.config.GetMetadata()
 	hash := c.configHash()
 	d := &legacy.ContainerDetails{
@@ -67,7 +65,7 @@ func (r *ContainerdRuntime) ContainerStatus(ctx context.Context, id string, verb
 		info := map[string]any{
 			"sandboxID": c.meta.SandboxID,
 			"pid":       d.Pid,
-			"removing":  c.removing,
+			"removing":  c.snapshot().removing,
 			"imageName": c.meta.ImageName,
 			"config":    json.RawMessage(config),
 			"rootDir":   c.rootDir,
@@ -165,7 +163,7 @@ func (r *ContainerdRuntime) UpdateContainerResources(ctx context.Context, id str
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
-	state, _, _ := c.snapshot()
+	state := c.snapshot().state
 	if state != legacy.ContainerStateCreated && state != legacy.ContainerStateRunning {
 		return fmt.Errorf("container %s is %s: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
 	}
@@ -204,10 +202,7 @@ func (r *ContainerdRuntime) UpdateContainerResources(ctx context.Context, id str
 			return fmt.Errorf("update the running container's resources: %w", err)
 		}
 	}
-	c.mu.Lock()
-	c.resources = resourcesFromSpec(spec)
-	err = c.saveRecordLocked()
-	c.mu.Unlock()
+	err = c.setResources(resourcesFromSpec(spec))
 	if err == nil {
 		r.nriPostUpdateContainer(ctx, c)
 	}
@@ -220,9 +215,8 @@ func (r *ContainerdRuntime) ReopenContainerLog(ctx context.Context, id string) e
 	if err != nil {
 		return err
 	}
-	c.mu.RLock()
-	state, ctrIO := c.state, c.io
-	c.mu.RUnlock()
+	snap := c.snapshot()
+	state, ctrIO := snap.state, snap.io
 	if state != legacy.ContainerStateRunning || ctrIO == nil {
 		return fmt.Errorf("container %s is not running: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
 	}

@@ -31,9 +31,7 @@ func (r *ContainerdRuntime) StopContainer(ctx context.Context, id string, timeou
 }
 
 func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, timeout time.Duration) error {
-	c.mu.RLock()
-	state := c.state
-	c.mu.RUnlock()
+	state := c.snapshot().state
 	if state != legacy.ContainerStateRunning {
 		return nil
 	}
@@ -96,9 +94,7 @@ func (r *ContainerdRuntime) stopContainer(ctx context.Context, c *podContainer, 
 // container's state says Exited. A signal sent in that window can fail ("ttrpc: closed" once the
 // shim connection of the deleted task is closed), and the container is stopped all the same.
 func (r *ContainerdRuntime) exitBeingHandled(c *podContainer) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.taskGone != nil
+	return c.exitHandled()
 }
 
 // afterTaskExit waits, briefly, for the exit monitor to record the exit of a task that is gone.
@@ -130,9 +126,7 @@ func (r *ContainerdRuntime) removeContainer(ctx context.Context, id string, asyn
 		return err
 	}
 	ctx = r.withNS(ctx)
-	c.mu.Lock()
-	c.removing = true
-	c.mu.Unlock()
+	c.markRemoving()
 	c.op.Lock()
 	if _, err := st.store.get(c.meta.ID); err != nil {
 		c.op.Unlock()

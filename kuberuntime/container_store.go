@@ -93,6 +93,7 @@ type podContainer struct {
 	// rootDir keeps its status file and image volumes; stateDir its FIFOs.
 	rootDir, stateDir string
 
+	// mu guards the fields below it up to taskGone; only the methods of container_record.go take it.
 	mu        sync.RWMutex
 	state     legacy.ContainerState
 	rec       containerRecord
@@ -158,12 +159,6 @@ func (c *containerIO) close(wait time.Duration) {
 func (c *podContainer) configHash() uint64 {
 	c.hashOnce.Do(func() { c.hash = legacy.HashContainer(c.config) })
 	return c.hash
-}
-
-func (c *podContainer) snapshot() (legacy.ContainerState, containerRecord, uint32) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.state, c.rec, c.pid
 }
 
 // saveRecord writes the status file atomically; the caller holds c.mu (read or write).

@@ -203,9 +203,7 @@ func (r *ContainerdRuntime) runningContainer(ctx context.Context, id string) (*p
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	c.mu.RLock()
-	state := c.state
-	c.mu.RUnlock()
+	state := c.snapshot().state
 	notRunning := func() error {
 		return fmt.Errorf("container %s is %s, not running: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
 	}

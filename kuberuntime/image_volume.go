@@ -233,7 +233,7 @@ func (r *ContainerdRuntime) unmountImageVolumes(ctx context.Context, id, rootDir
 // CreateContainer) are unmounted and their leases dropped.
 func (r *ContainerdRuntime) recoverImageVolumes(ctx context.Context, known map[string]*podContainer) {
 	for id, c := range known {
-		if c.state == legacy.ContainerStateExited {
+		if c.snapshot().state == legacy.ContainerStateExited {
 			continue
 		}
 		for _, rec := range c.meta.ImageVolumes {

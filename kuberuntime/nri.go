@@ -146,9 +146,7 @@ func checkNRISocket(path string) error {
 func (n *nriState) seed() {
 	for _, sb := range n.r.sandboxes.list() {
 		st := sb.status()
-		sb.mu.RLock()
-		netUp := sb.netUp
-		sb.mu.RUnlock()
+		netUp := sb.snapshot().netUp
 		life := nriStopped
 		if st.State == legacy.SandboxStateReady || netUp {
 			life = nriRunning
@@ -156,7 +154,7 @@ func (n *nriState) seed() {
 		n.pods[sb.meta.ID] = &nriObj{state: life}
 	}
 	for _, c := range n.r.ctrs().store.list() {
-		state, _, _ := c.snapshot()
+		state := c.snapshot().state
 		life := nriRunning
 		switch state {
 		case legacy.ContainerStateCreated:
@@ -198,7 +196,7 @@ func (n *nriState) synchronize(ctx context.Context, cb nri.SyncCB) error {
 	}
 	var ctrs []*nri.Container
 	for _, c := range n.r.ctrs().store.list() {
-		if state, _, _ := c.snapshot(); state == legacy.ContainerStateExited {
+		if state := c.snapshot().state; state == legacy.ContainerStateExited {
 			continue
 		}
 		ctrs = append(ctrs, n.container(ctx, c))

@@ -268,7 +268,8 @@ func (n *nriState) container(ctx context.Context, c *podContainer) *nri.Containe
 		}
 	}
 	ctr := proto.Clone(tmpl).(*nri.Container)
-	state, rec, pid := c.snapshot()
+	snap := c.snapshot()
+	state, rec, pid := snap.state, snap.rec, snap.pid
 	switch state {
 	case legacy.ContainerStateCreated:
 		ctr.State = nri.ContainerState_CONTAINER_CREATED

@@ -37,9 +37,8 @@ func (r *ContainerdRuntime) ListPodSandboxMetrics(ctx context.Context) ([]*legac
 	}
 	var out []*legacy.PodMetrics
 	for _, sb := range r.sandboxes.list() {
-		sb.mu.RLock()
-		ready, pid := sb.state == legacy.SandboxStateReady, sb.pid
-		sb.mu.RUnlock()
+		snap := sb.snapshot()
+		ready, pid := snap.state == legacy.SandboxStateReady, snap.pid
 		if !ready {
 			continue
 		}
@@ -72,9 +71,8 @@ func (r *ContainerdRuntime) ListPodSandboxMetrics(ctx context.Context) ([]*legac
 
 // containerMetrics reads the metrics of a running container; nil when it does not run.
 func (c *statsCollector) containerMetrics(pc *podContainer) *legacy.ContainerMetrics {
-	pc.mu.RLock()
-	state, startedAt, res := pc.state, pc.rec.StartedAt, pc.resources
-	pc.mu.RUnlock()
+	snap := pc.snapshot()
+	state, startedAt, res := snap.state, snap.rec.StartedAt, snap.resources
 	if state != legacy.ContainerStateRunning {
 		return nil
 	}

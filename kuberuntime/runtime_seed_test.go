@@ -26,9 +26,10 @@ func seedTestRuntime(t *testing.T) (*ContainerdRuntime, *podSandbox, *podContain
 	}
 	r.sandboxes.add(sb)
 	c := &podContainer{
-		meta:   containerMetadata{ID: "c1", SandboxID: "sb1", CreatedAt: time.Unix(2, 0), LogPath: filepath.Join(dir, "c1.log")},
-		config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "c"}, Image: &runtime.ImageSpec{Image: "busybox"}},
-		state:  legacy.ContainerStateRunning,
+		meta:    containerMetadata{ID: "c1", SandboxID: "sb1", CreatedAt: time.Unix(2, 0), LogPath: filepath.Join(dir, "c1.log")},
+		config:  &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "c"}, Image: &runtime.ImageSpec{Image: "busybox"}},
+		state:   legacy.ContainerStateRunning,
+		rootDir: dir, exited: make(chan struct{}),
 	}
 	r.ctrs().store.add(c)
 	return r, sb, c
@@ -48,9 +49,7 @@ func TestContainerdGetContainerLogs(t *testing.T) {
 		done <- r.GetContainerLogs(ctx, "c", &legacy.LogOptions{Follow: true, Timestamps: true}, &out, io.Discard)
 	}()
 	time.Sleep(30 * time.Millisecond)
-	c.mu.Lock()
-	c.state = legacy.ContainerStateExited
-	c.mu.Unlock()
+	c.markExited(0, time.Now(), false, "", nil)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -83,9 +82,7 @@ func TestContainerdGarbageCollectAndSandboxReady(t *testing.T) {
 	if !r.SandboxReady(ctx, "sb1") || r.SandboxReady(ctx, "sb") || r.SandboxReady(ctx, "gone") {
 		t.Fatal("SandboxReady of the ready sandbox, a prefix, an unknown one")
 	}
-	sb.mu.Lock()
-	sb.state = legacy.SandboxStateNotReady
-	sb.mu.Unlock()
+	sb.setStopped(time.Now())
 	if r.SandboxReady(ctx, "sb1") {
 		t.Fatal("a stopped sandbox is ready")
 	}

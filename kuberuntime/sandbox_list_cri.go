@@ -39,9 +39,7 @@ func (r *ContainerdRuntime) ListCRISandboxes(ctx context.Context, filter *legacy
 		if filter != nil && !legacy.LabelsMatch(sb.config.GetLabels(), filter.Labels) {
 			continue
 		}
-		sb.mu.RLock()
-		state := sb.state
-		sb.mu.RUnlock()
+		state := sb.snapshot().state
 		if filter != nil && filter.State != nil && state != *filter.State {
 			continue
 		}

@@ -549,9 +549,7 @@ func (r *ContainerdRuntime) updateSandboxMetadata(ctx context.Context, id string
 // task.Wait of the caller's.
 func (r *ContainerdRuntime) monitorExit(sb *podSandbox, exitCh <-chan containerd.ExitStatus) {
 	if exitCh == nil {
-		sb.mu.RLock()
-		pid := sb.pid
-		sb.mu.RUnlock()
+		pid := sb.snapshot().pid
 		r.exitMonitor().Watch(sb.meta.ID, pid, func(_ uint32, at time.Time, _ bool) {
 			if at.IsZero() {
 				at = time.Now()

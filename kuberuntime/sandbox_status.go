@@ -35,10 +35,8 @@ func (r *ContainerdRuntime) verboseInfo(ctx context.Context, sb *podSandbox, st 
 	if err != nil {
 		return "", err
 	}
-	sb.mu.RLock()
-	cni := sb.cni
-	exitedAt := sb.exitedAt
-	sb.mu.RUnlock()
+	snap := sb.snapshot()
+	cni, exitedAt := snap.cni, snap.exitedAt
 	info := map[string]any{
 		"pid":                st.Pid,
 		"processStatus":      string(st.State),

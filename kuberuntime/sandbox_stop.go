@@ -62,9 +62,7 @@ func (r *ContainerdRuntime) stopLocked(ctx context.Context, sb *podSandbox, resu
 		}
 		r.podSandboxChanged(sb, time.Now())
 	}()
-	sb.mu.RLock()
-	netUp := sb.netUp
-	sb.mu.RUnlock()
+	netUp := sb.snapshot().netUp
 	var netResult *legacy.SyncResult
 	if netUp && !sb.hostNetwork() && r.net != nil {
 		netResult = legacy.NewSyncResult(legacy.TeardownNetwork, fullName)
@@ -76,9 +74,7 @@ func (r *ContainerdRuntime) stopLocked(ctx context.Context, sb *podSandbox, resu
 				netResult.Fail(legacy.ErrTeardownNetwork, err.Error())
 				return
 			}
-			sb.mu.Lock()
-			sb.netUp = false
-			sb.mu.Unlock()
+			sb.markNetworkDown()
 		}()
 	}
 	wg.Wait()
@@ -87,9 +83,7 @@ func (r *ContainerdRuntime) stopLocked(ctx context.Context, sb *podSandbox, resu
 	if netResult != nil {
 		result.AddSyncResult(netResult)
 	}
-	sb.mu.RLock()
-	netUp = sb.netUp
-	sb.mu.RUnlock()
+	netUp = sb.snapshot().netUp
 	if killResult.Error == nil && !netUp {
 		// Nothing runs in the pod any more: its netns and /dev/shm can go.
 		if err := sandbox.RemoveNetNS(sb.meta.NetNSPath); err != nil {
@@ -162,9 +156,8 @@ func (r *ContainerdRuntime) RemovePodSandbox(ctx context.Context, id string) err
 	if _, err := r.sandboxes.get(sb.meta.ID); err != nil {
 		return nil // removed meanwhile
 	}
-	sb.mu.RLock()
-	running := sb.state == legacy.SandboxStateReady || sb.netUp
-	sb.mu.RUnlock()
+	snap := sb.snapshot()
+	running := snap.state == legacy.SandboxStateReady || snap.netUp
 	if running {
 		var res legacy.PodSyncResult
 		r.stopLocked(ctx, sb, &res)

@@ -54,6 +54,8 @@ type podSandbox struct {
 	startMu  sync.RWMutex
 	stopping bool
 
+	// mu guards the fields below it up to exitedAt; only the methods of sandbox_store.go and
+	// sandbox_record.go take it.
 	mu       sync.RWMutex
 	state    legacy.SandboxState
 	pid      uint32

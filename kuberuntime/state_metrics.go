@@ -34,7 +34,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctrs := map[legacy.ContainerState]int{legacy.ContainerStateCreated: 0, legacy.ContainerStateRunning: 0, legacy.ContainerStateExited: 0, legacy.ContainerStateUnknown: 0}
 	for _, ct := range c.r.ctrs().store.list() {
-		state, _, _ := ct.snapshot()
+		state := ct.snapshot().state
 		ctrs[state]++
 	}
 	for state, n := range ctrs {

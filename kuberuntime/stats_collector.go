@@ -247,7 +247,7 @@ func (st *containerStore) ofSandboxIn(all []*podContainer, sandboxID string) []*
 // sampleContainerLocked returns the reading of a running container's cgroup, reading it again
 // when the last reading is statsMaxAge old or older; nil when the container does not run.
 func (c *statsCollector) sampleContainerLocked(pc *podContainer, now time.Time) *sampled {
-	state, _, _ := pc.snapshot()
+	state := pc.snapshot().state
 	id := pc.meta.ID
 	if state != legacy.ContainerStateRunning {
 		delete(c.ctrs, id)
@@ -291,9 +291,8 @@ func (c *statsCollector) readLocked(e *sampled, cgPath string, pids bool) {
 // own (cgroupfs), else the sum of its pause container's and running containers' cgroups; and the
 // counters of its network namespace. nil when the pod is not ready.
 func (c *statsCollector) samplePodLocked(ctx context.Context, sb *podSandbox, ctrs []*podContainer, now time.Time) *sampled {
-	sb.mu.RLock()
-	state, pid := sb.state, sb.pid
-	sb.mu.RUnlock()
+	snap := sb.snapshot()
+	state, pid := snap.state, snap.pid
 	id := sb.meta.ID
 	if state != legacy.SandboxStateReady {
 		delete(c.pods, id)

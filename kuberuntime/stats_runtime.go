@@ -85,10 +85,7 @@ func (r *ContainerdRuntime) ListPodSandboxStats(ctx context.Context, filter *leg
 		if filter != nil && !legacy.LabelsMatch(sb.config.GetLabels(), filter.Labels) {
 			continue
 		}
-		sb.mu.RLock()
-		ready := sb.state == legacy.SandboxStateReady
-		sb.mu.RUnlock()
-		if !ready {
+		if !sb.ready() {
 			continue
 		}
 		out = append(out, c.podStatsLocked(ctx, sb, st.ofSandboxIn(all, sb.meta.ID), now))

@@ -25,9 +25,7 @@ func (r *ContainerdRuntime) AttachContainer(ctx context.Context, id string, stdi
 	if err != nil {
 		return err
 	}
-	c.mu.RLock()
-	ctrIO := c.io
-	c.mu.RUnlock()
+	ctrIO := c.snapshot().io
 	var stdio *streaming.Stdio
 	if ctrIO != nil {
 		stdio = ctrIO.attachStdio()
