@@ -71,7 +71,7 @@ type Input struct {
 	// (user_cache.go).
 	ImageChainID string
 	UserCache    *UserCache
-	// Host is what the spec reads from the host (DefaultHost, or a pinned one in tests).
+	// Host is what the spec reads from the host; what it leaves unset is DefaultHost's.
 	Host Host
 	// RunAsNonRoot refuses a user that resolves to uid 0 (ErrVerifyNonRoot). CRI has no such field
 	// (the kubelet verifies it); the model's own callers (standalone pods) set it.
@@ -119,10 +119,42 @@ func DefaultHost() Host {
 	return h
 }
 
+// orDefault is h with DefaultHost's features where h has none.
+func (h Host) orDefault() Host {
+	d := DefaultHost()
+	pick := func(f *func() bool, def func() bool) {
+		if *f == nil {
+			*f = def
+		}
+	}
+	pick(&h.SwapAvailable, d.SwapAvailable)
+	pick(&h.HugetlbAvailable, d.HugetlbAvailable)
+	pick(&h.CgroupUnified, d.CgroupUnified)
+	pick(&h.AppArmorEnabled, d.AppArmorEnabled)
+	pick(&h.RecursiveReadOnly, d.RecursiveReadOnly)
+	if h.CurrentCaps == nil {
+		h.CurrentCaps = d.CurrentCaps
+	}
+	if h.LookupMount == nil {
+		h.LookupMount = d.LookupMount
+	}
+	if h.MakeMountShared == nil {
+		h.MakeMountShared = d.MakeMountShared
+	}
+	if h.RestrictOOMScore == nil {
+		h.RestrictOOMScore = d.RestrictOOMScore
+	}
+	if h.Hostname == nil {
+		h.Hostname = d.Hostname
+	}
+	return h
+}
+
 // Opts returns the OCI spec options of a container, to apply over containerd's
 // default spec when the container is created on its snapshot (the user is resolved through the
 // image's /etc/passwd and /etc/group then).
 func Opts(in Input) ([]oci.SpecOpts, error) {
+	in.Host = in.Host.orDefault()
 	config := in.Config
 	sc := config.GetLinux().GetSecurityContext()
 	nsOpts := sc.GetNamespaceOptions()
@@ -598,6 +630,7 @@ func withResources(r *runtime.LinuxContainerResources, host Host) (oci.SpecOpts,
 // ApplyResources writes r into s's Linux resources (for create and for updates), as far as the
 // host has the controllers.
 func ApplyResources(s *runtimespec.Spec, r *runtime.LinuxContainerResources, host Host) {
+	host = host.orDefault()
 	if s.Linux == nil {
 		s.Linux = &runtimespec.Linux{}
 	}

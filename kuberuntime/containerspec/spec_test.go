@@ -825,3 +825,28 @@ func TestRecursiveReadOnlyMounts(t *testing.T) {
 		})
 	}
 }
+
+// TestUnsetHostFeaturesAreTheDefaults: a Host that leaves features unset reads them from this
+// host (DefaultHost) instead of failing on them; the ones it sets are kept.
+func TestUnsetHostFeaturesAreTheDefaults(t *testing.T) {
+	in := baseInput(t)
+	in.Host = Host{Hostname: func() (string, error) { return "pinned", nil }}
+	in.SandboxConfig.Hostname = ""
+	in.Config.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 1 << 20, OomScoreAdj: 100}
+	s, err := generate(t, in, testRootfs(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasEnv(s, "HOSTNAME=pinned") || s.Process.OOMScoreAdj == nil {
+		t.Fatalf("env %v, oom_score_adj %v", s.Process.Env, s.Process.OOMScoreAdj)
+	}
+	in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/m", HostPath: t.TempDir(), Readonly: true, RecursiveReadOnly: true}}
+	if _, err := generate(t, in, testRootfs(t)); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("recursive read-only with the default host: %v, want InvalidArgument", err)
+	}
+	s = &runtimespec.Spec{}
+	ApplyResources(s, in.Config.Linux.Resources, Host{})
+	if s.Linux.Resources.Memory.Limit == nil || *s.Linux.Resources.Memory.Limit != 1<<20 {
+		t.Fatalf("resources %+v", s.Linux.Resources.Memory)
+	}
+}
