@@ -280,7 +280,6 @@ func itoa(v uint32) string { return strconv.FormatUint(uint64(v), 10) }
 // /proc/sys read-only (as the kubelet asks).
 func restoreSpec(t *testing.T, mut func(*runtime.ContainerConfig)) *runtimespec.Spec {
 	t.Helper()
-	pinHost(t)
 	in := baseInput(t)
 	in.Config.Linux.SecurityContext = &runtime.LinuxContainerSecurityContext{
 		Capabilities:     &runtime.Capability{DropCapabilities: []string{"ALL"}},

@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
@@ -206,7 +207,7 @@ func (c *containerCreation) makeDirs(ctx context.Context) error {
 
 // mountImageVolumes mounts the image's and the config's image volumes (image_volume.go).
 func (c *containerCreation) mountImageVolumes(ctx context.Context) (err error) {
-	c.volumes, err = imageVolumeMounts(c.rootDir, c.config, &c.img.Config)
+	c.volumes, err = containerspec.ImageVolumeMounts(c.rootDir, c.config, &c.img.Config)
 	if err != nil {
 		return err
 	}
@@ -249,10 +250,10 @@ func (c *containerCreation) buildSpecOpts(context.Context) (err error) {
 		imageName = c.img.Name
 	}
 	sb := c.sb
-	c.specOpts, err = containerSpecOpts(containerSpecInput{
+	c.specOpts, err = containerspec.Opts(containerspec.Input{
 		ID: c.id, Config: c.specConfig, SandboxID: sb.meta.ID, SandboxConfig: sb.config, SandboxPid: c.sbPid,
 		TargetPid: c.targetPid, Files: sb.files, Image: c.img.Config, ImageName: imageName, VolumeMounts: c.volumes,
-		ImageChainID: c.img.ChainID, UserCache: &c.r.userLookups,
+		ImageChainID: c.img.ChainID, UserCache: &c.r.userLookups, Host: specHost(),
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", legacy.ErrCreateContainerConfig, err)
@@ -317,7 +318,7 @@ func (c *containerCreation) createRecord(ctx context.Context) error {
 			}
 		})
 	}
-	if errors.Is(err, errNeedsRootfs) {
+	if errors.Is(err, containerspec.ErrNeedsRootfs) {
 		var cntr containerd.Container
 		cntr, err = r.client.NewContainer(ctx, id, append([]containerd.NewContainerOpts{
 			containerd.WithSnapshotter(snapshotter),

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/legacy"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -134,7 +135,7 @@ func TestContainers(t *testing.T) {
 		os.WriteFile(msg, nil, 0o666)
 		cfg := ctrCfg("fail", "sh", "-c", "echo bye > /dev/termination-log; exit 3")
 		cfg.Mounts = []*runtime.Mount{{ContainerPath: "/dev/termination-log", HostPath: msg}}
-		cfg.Annotations = map[string]string{annotationTerminationMessagePath: "/dev/termination-log"}
+		cfg.Annotations = map[string]string{containerspec.AnnotationTerminationMessagePath: "/dev/termination-log"}
 		id := e.createStart(sb.ID, cfg)
 		st := e.waitExited(e.rt, id)
 		if st.ExitCode != 3 || st.Reason != legacy.ReasonError || st.Message != "bye\n" {

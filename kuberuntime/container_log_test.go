@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/internal/testutil"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	"golang.org/x/sys/unix"
@@ -147,7 +148,7 @@ func terminationContainer(t *testing.T, hostPath string) *podContainer {
 	return &podContainer{
 		meta: containerMetadata{ID: "t"},
 		config: &runtime.ContainerConfig{
-			Annotations: map[string]string{annotationTerminationMessagePath: "/dev/termination-log"},
+			Annotations: map[string]string{containerspec.AnnotationTerminationMessagePath: "/dev/termination-log"},
 			Mounts:      []*runtime.Mount{{ContainerPath: "/dev/termination-log", HostPath: hostPath}},
 		},
 		rootDir: t.TempDir(), state: legacy.ContainerStateRunning, exited: make(chan struct{}),

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/kuberuntime/iopump"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/streaming"
@@ -319,7 +320,7 @@ var readTerminationFile = readTerminationMessage
 // A file that is missing, not a regular file, or not read within terminationMessageTimeout gives
 // no message.
 func terminationMessage(config *runtime.ContainerConfig) string {
-	path := config.GetAnnotations()[annotationTerminationMessagePath]
+	path := config.GetAnnotations()[containerspec.AnnotationTerminationMessagePath]
 	if path == "" {
 		return ""
 	}

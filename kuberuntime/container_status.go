@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/legacy"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
@@ -179,7 +180,7 @@ func (r *ContainerdRuntime) UpdateContainerResources(ctx context.Context, id str
 	if err != nil {
 		return err
 	}
-	applyResources(spec, resources)
+	containerspec.ApplyResources(spec, resources, specHost())
 	var specJSON []byte
 	if err := cntr.Update(ctx, func(_ context.Context, _ *containerd.Client, ci *containers.Container) error {
 		a, err := typeurl.MarshalAnyToProto(spec)

@@ -12,6 +12,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/kuberuntime/exitmonitor"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
@@ -85,8 +86,8 @@ type ContainerdRuntime struct {
 
 	// imgCache remembers images' configs and unpacked layers (image_cache.go).
 	imgCache imageCache
-	// userLookups are the users looked up in images' files (fast_create.go).
-	userLookups userLookupCache
+	// userLookups are the users looked up in images' files (containerspec.UserCache).
+	userLookups containerspec.UserCache
 	// pauseRootfs are the shared pause rootfs dirs (pause_rootfs.go).
 	pauseRootfs pauseRootfsSet
 	// bg is the context of background work (exit monitors); cancelled by Close.

@@ -13,6 +13,7 @@ import (
 
 	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -111,8 +112,13 @@ func RecursiveReadOnlySupported() bool {
 	return f != nil && slices.Contains(f.MountOptions, "rro")
 }
 
-// rroSupported is RecursiveReadOnlySupported, replaceable by tests.
-var rroSupported = RecursiveReadOnlySupported
+// specHost is what containers' specs read from the host: this one, with the default runc's
+// recursive read-only support.
+func specHost() containerspec.Host {
+	h := containerspec.DefaultHost()
+	h.RecursiveReadOnly = RecursiveReadOnlySupported
+	return h
+}
 
 // HandlerFeatures probes (once per handler) what the handler named name ("" the default) can do:
 // recursive read-only mounts when its runc has "rro"; user namespaces when its runc creates user

@@ -2,7 +2,6 @@ package kuberuntime
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -106,104 +105,6 @@ func TestUsernsSnapshotLabels(t *testing.T) {
 	}
 	if p := usernsPinnedPath(m, sandboxFilesFor("/s")); p != "/s/userns" {
 		t.Fatalf("pinned path %q", p)
-	}
-}
-
-// TestContainerSpecUserns: a container of a pod with a user namespace joins the pause process's,
-// its pod files and image volumes are idmapped (not /dev/shm), CRI mounts keep their own mappings.
-func TestContainerSpecUserns(t *testing.T) {
-	pinHost(t)
-	rootfs := testRootfs(t)
-	m := []*runtime.IDMapping{idmap(0, 100000, 65536)}
-	podNS := &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}}
-	vol := t.TempDir()
-
-	in := baseInput(t)
-	in.SandboxConfig.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: podNS}}
-	in.VolumeMounts = []*runtime.Mount{{ContainerPath: "/data", HostPath: vol}}
-	in.Config.Mounts = []*runtime.Mount{
-		{ContainerPath: "/mapped", HostPath: vol, UidMappings: []*runtime.IDMapping{idmap(0, 5000, 10)}, GidMappings: []*runtime.IDMapping{idmap(0, 6000, 10)}},
-		{ContainerPath: "/plain", HostPath: vol},
-	}
-	s, err := generate(t, in, rootfs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, ok := nsOf(s, runtimespec.UserNamespace)
-	if !ok || ns.Path != "/proc/42/ns/user" {
-		t.Fatalf("user namespace %+v %v, want the pause process's", ns, ok)
-	}
-	want := fmt.Sprint([]runtimespec.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}})
-	if fmt.Sprint(s.Linux.UIDMappings) != want || fmt.Sprint(s.Linux.GIDMappings) != want {
-		t.Fatalf("spec mappings %v %v", s.Linux.UIDMappings, s.Linux.GIDMappings)
-	}
-	for _, dst := range []string{etcHostname, etcHosts, resolvConf, "/data"} {
-		mt := mountAt(s, dst)
-		if mt == nil || fmt.Sprint(mt.UIDMappings) != want || fmt.Sprint(mt.GIDMappings) != want {
-			t.Fatalf("%s: %+v, want idmapped with the pod's mapping", dst, mt)
-		}
-	}
-	if mt := mountAt(s, devShm); mt == nil || mt.UIDMappings != nil {
-		t.Fatalf("/dev/shm: %+v, want a plain bind", mt)
-	}
-	if mt := mountAt(s, "/plain"); mt == nil || mt.UIDMappings != nil || mt.GIDMappings != nil {
-		t.Fatalf("/plain: %+v", mt)
-	}
-	if mt := mountAt(s, "/mapped"); mt == nil || fmt.Sprint(mt.UIDMappings) != "[{0 5000 10}]" || fmt.Sprint(mt.GIDMappings) != "[{0 6000 10}]" {
-		t.Fatalf("/mapped: %+v", mt)
-	}
-
-	// The container's own options may repeat its pod's, or say NODE only when the pod does.
-	in.Config.Linux.SecurityContext.NamespaceOptions = podNS
-	if _, err := generate(t, in, rootfs); err != nil {
-		t.Fatalf("container repeating its pod's options: %v", err)
-	}
-	for name, u := range map[string]*runtime.UserNamespace{
-		"other mapping": {Mode: runtime.NamespaceMode_POD, Uids: []*runtime.IDMapping{idmap(0, 1, 2)}, Gids: m},
-		"node":          {Mode: runtime.NamespaceMode_NODE},
-		"container":     {Mode: runtime.NamespaceMode_CONTAINER},
-	} {
-		in.Config.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: u}
-		if _, err := generate(t, in, rootfs); !errdefs.IsInvalidArgument(err) {
-			t.Errorf("%s: %v, want InvalidArgument", name, err)
-		}
-	}
-
-	// Without a user namespace: no userns, no idmapped mounts, and a CRI mount asking for one is
-	// refused.
-	in = baseInput(t)
-	s, err = generate(t, in, rootfs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := nsOf(s, runtimespec.UserNamespace); ok || mountAt(s, etcHosts).UIDMappings != nil {
-		t.Fatalf("user namespace without asking: %+v", s.Linux.Namespaces)
-	}
-	in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/mapped", HostPath: vol, UidMappings: m, GidMappings: m}}
-	if _, err := generate(t, in, rootfs); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "user namespace") {
-		t.Fatalf("idmapped mount without a user namespace: %v", err)
-	}
-}
-
-func TestCheckMountMappings(t *testing.T) {
-	m := []*runtime.IDMapping{idmap(0, 100000, 65536)}
-	for _, tc := range []struct {
-		mount  *runtime.Mount
-		userns bool
-		ok     bool
-	}{
-		{&runtime.Mount{}, false, true},
-		{&runtime.Mount{UidMappings: m, GidMappings: m}, true, true},
-		{&runtime.Mount{UidMappings: m, GidMappings: m}, false, false},
-		{&runtime.Mount{UidMappings: m}, true, false},
-		{&runtime.Mount{UidMappings: m, GidMappings: []*runtime.IDMapping{idmap(0, 1, 0)}}, true, false},
-		{&runtime.Mount{UidMappings: []*runtime.IDMapping{idmap(0, 4294967295, 2)}, GidMappings: m}, true, false},
-		{&runtime.Mount{UidMappings: []*runtime.IDMapping{nil}, GidMappings: m}, true, false},
-	} {
-		err := checkMountMappings(tc.mount, tc.userns)
-		if (err == nil) != tc.ok || err != nil && !errdefs.IsInvalidArgument(err) {
-			t.Errorf("%v userns=%v: %v", tc.mount, tc.userns, err)
-		}
 	}
 }
 

@@ -1,4 +1,4 @@
-package kuberuntime
+package containerspec
 
 import (
 	"context"
@@ -22,14 +22,14 @@ func TestCachedUserLookup(t *testing.T) {
 		s.Process.User.AdditionalGids = []uint32{1001, 20}
 		return nil
 	}
-	var cache userLookupCache
+	var cache UserCache
 	opt := withCachedUserLookup(&cache, "img|u", lookup)
 	ctx := context.Background()
 
 	// No rootfs yet and nothing cached: the caller must take the general path.
 	s := &runtimespec.Spec{Process: &runtimespec.Process{}}
-	if err := opt(ctx, nil, &containers.Container{ID: "a", Snapshotter: "overlayfs"}, s); !errors.Is(err, errNeedsRootfs) {
-		t.Fatalf("miss without rootfs: err = %v, want errNeedsRootfs", err)
+	if err := opt(ctx, nil, &containers.Container{ID: "a", Snapshotter: "overlayfs"}, s); !errors.Is(err, ErrNeedsRootfs) {
+		t.Fatalf("miss without rootfs: err = %v, want ErrNeedsRootfs", err)
 	}
 	if calls != 0 {
 		t.Fatalf("lookup ran %d times without a rootfs", calls)

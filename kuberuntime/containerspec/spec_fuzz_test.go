@@ -1,4 +1,4 @@
-package kuberuntime
+package containerspec
 
 import (
 	"os"
@@ -75,7 +75,6 @@ func FuzzContainerSpec(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		pinHost(t)
 		in := baseInput(t)
 		cfg := proto.Clone(in.Config).(*runtime.ContainerConfig)
 		if (proto.UnmarshalOptions{Merge: true}).Unmarshal(data, cfg) != nil {

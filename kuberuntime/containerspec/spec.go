@@ -1,4 +1,4 @@
-package kuberuntime
+package containerspec
 
 import (
 	"context"
@@ -34,9 +34,9 @@ const (
 	AnnotationContainerName = "io.kubernetes.cri.container-name"
 	ContainerTypeContainer  = "container"
 	AnnotationImageName     = "io.kubernetes.cri.image-name"
-	// annotationTerminationMessagePath is the kubelet's container annotation naming the file, in
+	// AnnotationTerminationMessagePath is the kubelet's container annotation naming the file, in
 	// the container, of its termination message.
-	annotationTerminationMessagePath = "io.kubernetes.container.terminationMessagePath"
+	AnnotationTerminationMessagePath = "io.kubernetes.container.terminationMessagePath"
 )
 
 // Paths in the container of the files the sandbox provides.
@@ -47,8 +47,8 @@ const (
 	devShm      = "/dev/shm"
 )
 
-// containerSpecInput is what a container's OCI spec is made of.
-type containerSpecInput struct {
+// Input is what a container's OCI spec is made of.
+type Input struct {
 	// ID of the container.
 	ID string
 	// Config is the CRI container config.
@@ -68,31 +68,93 @@ type containerSpecInput struct {
 	// VolumeMounts are the image's volumes, as bind mounts of dirs of the container's own.
 	VolumeMounts []*runtime.Mount
 	// ImageChainID is the image's chain ID; UserCache, when set, keeps the user lookups by image
-	// (fast_create.go).
+	// (user_cache.go).
 	ImageChainID string
-	UserCache    *userLookupCache
+	UserCache    *UserCache
+	// Host is what the spec reads from the host; what it leaves unset is DefaultHost's.
+	Host Host
 	// RunAsNonRoot refuses a user that resolves to uid 0 (ErrVerifyNonRoot). CRI has no such field
 	// (the kubelet verifies it); the model's own callers (standalone pods) set it.
 	RunAsNonRoot bool
 }
 
-// hostFeatures are what the spec depends on from the host; variables so that tests can pin them.
-var (
-	swapAvailable     = swapControllerAvailable
-	hugetlbAvailable  = hugetlbControllerAvailable
-	cgroupUnified     = func() bool { return cgroups.Mode() == cgroups.Unified }
-	apparmorEnabled   = hostAppArmorEnabled
-	currentCaps       = cap.Current
-	lookupMount       = mount.Lookup
-	makeMountShared   = func(mountpoint string) error { return unix.Mount("", mountpoint, "", unix.MS_SHARED, "") }
-	restrictOOMScore  = sandbox.RestrictOOMScoreAdj
-	containerHostname = os.Hostname
-)
+// Host is what a container's spec depends on from the host it runs on; tests pin it.
+type Host struct {
+	// SwapAvailable tells whether memory+swap limits can be set.
+	SwapAvailable func() bool
+	// HugetlbAvailable tells whether the hugetlb cgroup controller is there.
+	HugetlbAvailable func() bool
+	// CgroupUnified tells whether the host runs cgroup v2.
+	CgroupUnified func() bool
+	// AppArmorEnabled tells whether the host has AppArmor.
+	AppArmorEnabled func() bool
+	// CurrentCaps are the capabilities of the daemon (what "add ALL" gives).
+	CurrentCaps func() ([]string, error)
+	// LookupMount finds the mount holding a path; MakeMountShared makes a mount point shared.
+	LookupMount     func(path string) (mount.Info, error)
+	MakeMountShared func(mountpoint string) error
+	// RestrictOOMScore raises an oom_score_adj to the daemon's own when that is higher.
+	RestrictOOMScore func(adj int) int
+	// Hostname is the node's name, the hostname of a pod that sets none.
+	Hostname func() (string, error)
+	// RecursiveReadOnly tells whether the runtime applies recursive read-only mounts.
+	RecursiveReadOnly func() bool
+}
 
-// containerSpecOpts returns the OCI spec options of a container, to apply over containerd's
+// DefaultHost is the host this process runs on. RecursiveReadOnly says no: whether the runtime
+// can is the runtime's to tell (its runc's features), so its caller sets it.
+func DefaultHost() Host {
+	h := Host{
+		CgroupUnified:     func() bool { return cgroups.Mode() == cgroups.Unified },
+		AppArmorEnabled:   hostAppArmorEnabled,
+		CurrentCaps:       cap.Current,
+		LookupMount:       mount.Lookup,
+		MakeMountShared:   func(mountpoint string) error { return unix.Mount("", mountpoint, "", unix.MS_SHARED, "") },
+		RestrictOOMScore:  sandbox.RestrictOOMScoreAdj,
+		Hostname:          os.Hostname,
+		RecursiveReadOnly: func() bool { return false },
+	}
+	h.SwapAvailable = func() bool { return swapControllerAvailable(h.CgroupUnified()) }
+	h.HugetlbAvailable = func() bool { return hugetlbControllerAvailable(h.CgroupUnified()) }
+	return h
+}
+
+// orDefault is h with DefaultHost's features where h has none.
+func (h Host) orDefault() Host {
+	d := DefaultHost()
+	pick := func(f *func() bool, def func() bool) {
+		if *f == nil {
+			*f = def
+		}
+	}
+	pick(&h.SwapAvailable, d.SwapAvailable)
+	pick(&h.HugetlbAvailable, d.HugetlbAvailable)
+	pick(&h.CgroupUnified, d.CgroupUnified)
+	pick(&h.AppArmorEnabled, d.AppArmorEnabled)
+	pick(&h.RecursiveReadOnly, d.RecursiveReadOnly)
+	if h.CurrentCaps == nil {
+		h.CurrentCaps = d.CurrentCaps
+	}
+	if h.LookupMount == nil {
+		h.LookupMount = d.LookupMount
+	}
+	if h.MakeMountShared == nil {
+		h.MakeMountShared = d.MakeMountShared
+	}
+	if h.RestrictOOMScore == nil {
+		h.RestrictOOMScore = d.RestrictOOMScore
+	}
+	if h.Hostname == nil {
+		h.Hostname = d.Hostname
+	}
+	return h
+}
+
+// Opts returns the OCI spec options of a container, to apply over containerd's
 // default spec when the container is created on its snapshot (the user is resolved through the
 // image's /etc/passwd and /etc/group then).
-func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
+func Opts(in Input) ([]oci.SpecOpts, error) {
+	in.Host = in.Host.orDefault()
 	config := in.Config
 	sc := config.GetLinux().GetSecurityContext()
 	nsOpts := sc.GetNamespaceOptions()
@@ -117,7 +179,7 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 
 	hostname := in.SandboxConfig.GetHostname()
 	if hostname == "" {
-		h, err := containerHostname()
+		h, err := in.Host.Hostname()
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +196,7 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 	if privileged && !in.SandboxConfig.GetLinux().GetSecurityContext().GetPrivileged() {
 		return nil, fmt.Errorf("no privileged container allowed in a sandbox that is not privileged: %w", errdefs.ErrInvalidArgument)
 	}
-	if cgroupUnified() && !privileged {
+	if in.Host.CgroupUnified() && !privileged {
 		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.CgroupNamespace}))
 	}
 
@@ -143,7 +205,7 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 	if err != nil {
 		return nil, err
 	}
-	mountOpt, err := withContainerMounts(config, extraMounts(in, userns), userns != nil)
+	mountOpt, err := withContainerMounts(config, extraMounts(in, userns), userns != nil, in.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +221,7 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 		opts = append(opts, oci.WithReadonlyPaths(p))
 	}
 	opts = append(opts, withDevices(config))
-	capsOpt, err := withCapabilities(sc)
+	capsOpt, err := withCapabilities(sc, in.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -176,11 +238,11 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
 
-	resOpt, err := withResources(config.GetLinux().GetResources())
+	resOpt, err := withResources(config.GetLinux().GetResources(), in.Host)
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, resOpt, withContainerOOMScoreAdj(config.GetLinux().GetResources().GetOomScoreAdj()))
+	opts = append(opts, resOpt, withContainerOOMScoreAdj(config.GetLinux().GetResources().GetOomScoreAdj(), in.Host))
 	if cg := in.SandboxConfig.GetLinux().GetCgroupParent(); cg != "" {
 		opts = append(opts, oci.WithCgroup(sandbox.CgroupsPath(cg, in.ID)))
 	}
@@ -217,7 +279,7 @@ func containerSpecOpts(in containerSpecInput) ([]oci.SpecOpts, error) {
 
 	// AppArmor (only when the host has it) and seccomp, after the capabilities (the default
 	// seccomp profile depends on them).
-	aa, err := apparmorOpt(sc)
+	aa, err := apparmorOpt(sc, in.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +341,7 @@ func processArgs(config *runtime.ContainerConfig, image *imagespec.ImageConfig) 
 // extraMounts are the sandbox's files and the image's volumes, each unless a CRI mount takes its
 // place; idmapped with the pod's user namespace mapping when it has one (not /dev/shm, an empty
 // tmpfs open to all).
-func extraMounts(in containerSpecInput, userns *legacy.PodUsernsMapping) []*runtime.Mount {
+func extraMounts(in Input, userns *legacy.PodUsernsMapping) []*runtime.Mount {
 	uids, gids := userns.CriMappings()
 	sc := in.Config.GetLinux().GetSecurityContext()
 	criMounts := in.Config.GetMounts()
@@ -326,9 +388,9 @@ func inMounts(dst string, mounts []*runtime.Mount) bool {
 	return false
 }
 
-// imageVolumeMounts are the image's volumes as dirs under root (created here), except those a CRI
+// ImageVolumeMounts are the image's volumes as dirs under root (created here), except those a CRI
 // mount covers.
-func imageVolumeMounts(root string, config *runtime.ContainerConfig, image *imagespec.ImageConfig) ([]*runtime.Mount, error) {
+func ImageVolumeMounts(root string, config *runtime.ContainerConfig, image *imagespec.ImageConfig) ([]*runtime.Mount, error) {
 	dsts := make([]string, 0, len(image.Volumes))
 	for dst := range image.Volumes {
 		dsts = append(dsts, dst)
@@ -354,7 +416,7 @@ func imageVolumeMounts(root string, config *runtime.ContainerConfig, image *imag
 // withContainerMounts adds the CRI mounts and the extra ones (sorted so that a parent is mounted
 // before what is below it), dropping the default mounts they cover. Idmapped mounts (uid and gid
 // mappings) need the pod's user namespace (userns).
-func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount, userns bool) (oci.SpecOpts, error) {
+func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount, userns bool, host Host) (oci.SpecOpts, error) {
 	mounts := slices.Clone(config.GetMounts())
 	mounts = append(mounts, extra...)
 	sort.SliceStable(mounts, func(i, j int) bool {
@@ -391,7 +453,7 @@ func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount
 				return nil, fmt.Errorf("mount %s: recursive read-only needs readonly: %w", dst, errdefs.ErrInvalidArgument)
 			case m.GetPropagation() != runtime.MountPropagation_PROPAGATION_PRIVATE:
 				return nil, fmt.Errorf("mount %s: recursive read-only needs private propagation, got %s: %w", dst, m.GetPropagation(), errdefs.ErrInvalidArgument)
-			case !rroSupported():
+			case !host.RecursiveReadOnly():
 				return nil, fmt.Errorf("mount %s: recursive read-only mounts are not supported by this host's runc: %w", dst, errdefs.ErrInvalidArgument)
 			}
 		}
@@ -426,13 +488,13 @@ func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount
 			options := []string{"rbind"}
 			switch r.m.GetPropagation() {
 			case runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL:
-				if err := ensurePropagation(r.src, false); err != nil {
+				if err := ensurePropagation(host, r.src, false); err != nil {
 					return err
 				}
 				options = append(options, "rshared")
 				s.Linux.RootfsPropagation = "rshared"
 			case runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
-				if err := ensurePropagation(r.src, true); err != nil {
+				if err := ensurePropagation(host, r.src, true); err != nil {
 					return err
 				}
 				options = append(options, "rslave")
@@ -461,8 +523,8 @@ func withContainerMounts(config *runtime.ContainerConfig, extra []*runtime.Mount
 
 // ensurePropagation makes sure the mount holding path propagates to the container: shared (or,
 // with slaveOK, a slave); a private mount is made shared.
-func ensurePropagation(path string, slaveOK bool) error {
-	info, err := lookupMount(path)
+func ensurePropagation(host Host, path string, slaveOK bool) error {
+	info, err := host.LookupMount(path)
 	if err != nil {
 		return fmt.Errorf("find the mount of %s: %w", path, err)
 	}
@@ -471,7 +533,7 @@ func ensurePropagation(path string, slaveOK bool) error {
 			return nil
 		}
 	}
-	if err := makeMountShared(info.Mountpoint); err != nil {
+	if err := host.MakeMountShared(info.Mountpoint); err != nil {
 		return fmt.Errorf("make mount %s (of %s) shared: %w", info.Mountpoint, path, err)
 	}
 	logrus.WithFields(logrus.Fields{"path": path, "mountpoint": info.Mountpoint}).Info("made the mount shared for mount propagation")
@@ -500,7 +562,7 @@ func withDevices(config *runtime.ContainerConfig) oci.SpecOpts {
 
 // withCapabilities applies add and drop: ALL first, so that the others still refine it
 // (add ALL, drop CHOWN).
-func withCapabilities(sc *runtime.LinuxContainerSecurityContext) (oci.SpecOpts, error) {
+func withCapabilities(sc *runtime.LinuxContainerSecurityContext, host Host) (oci.SpecOpts, error) {
 	c := sc.GetCapabilities()
 	if c == nil {
 		return func(context.Context, oci.Client, *containers.Container, *runtimespec.Spec) error { return nil }, nil
@@ -508,7 +570,7 @@ func withCapabilities(sc *runtime.LinuxContainerSecurityContext) (oci.SpecOpts, 
 	var opts []oci.SpecOpts
 	isAll := func(s string) bool { return strings.EqualFold(s, "ALL") }
 	if slices.ContainsFunc(c.GetAddCapabilities(), isAll) {
-		all, err := currentCaps()
+		all, err := host.CurrentCaps()
 		if err != nil {
 			return nil, fmt.Errorf("current capabilities: %w", err)
 		}
@@ -552,21 +614,23 @@ func withoutAmbientCaps(_ context.Context, _ oci.Client, _ *containers.Container
 }
 
 // withResources sets the cgroup limits of the CRI resources.
-func withResources(r *runtime.LinuxContainerResources) (oci.SpecOpts, error) {
+func withResources(r *runtime.LinuxContainerResources, host Host) (oci.SpecOpts, error) {
 	if r == nil {
 		return func(context.Context, oci.Client, *containers.Container, *runtimespec.Spec) error { return nil }, nil
 	}
-	if len(r.GetHugepageLimits()) > 0 && !hugetlbAvailable() {
+	if len(r.GetHugepageLimits()) > 0 && !host.HugetlbAvailable() {
 		logrus.Warn("hugetlb cgroup controller is absent: hugepage limits ignored")
 	}
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *runtimespec.Spec) error {
-		applyResources(s, r)
+		ApplyResources(s, r, host)
 		return nil
 	}, nil
 }
 
-// applyResources writes r into s's Linux resources (for create and for updates).
-func applyResources(s *runtimespec.Spec, r *runtime.LinuxContainerResources) {
+// ApplyResources writes r into s's Linux resources (for create and for updates), as far as the
+// host has the controllers.
+func ApplyResources(s *runtimespec.Spec, r *runtime.LinuxContainerResources, host Host) {
+	host = host.orDefault()
 	if s.Linux == nil {
 		s.Linux = &runtimespec.Linux{}
 	}
@@ -599,21 +663,21 @@ func applyResources(s *runtimespec.Spec, r *runtime.LinuxContainerResources) {
 	if limit != 0 {
 		res.Memory.Limit = &limit
 		// No swap beyond the memory limit unless asked for.
-		if swap == 0 && swapAvailable() {
+		if swap == 0 && host.SwapAvailable() {
 			res.Memory.Swap = &limit
 		}
 	}
-	if swap != 0 && swapAvailable() {
+	if swap != 0 && host.SwapAvailable() {
 		res.Memory.Swap = &swap
 	}
-	if hugetlbAvailable() {
+	if host.HugetlbAvailable() {
 		res.HugepageLimits = nil
 		for _, h := range r.GetHugepageLimits() {
 			res.HugepageLimits = append(res.HugepageLimits, runtimespec.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
 		}
 	}
 	if u := r.GetUnified(); len(u) > 0 {
-		if cgroupUnified() {
+		if host.CgroupUnified() {
 			if res.Unified == nil {
 				res.Unified = map[string]string{}
 			}
@@ -627,12 +691,12 @@ func applyResources(s *runtimespec.Spec, r *runtime.LinuxContainerResources) {
 }
 
 // withContainerOOMScoreAdj sets oom_score_adj, raised to the daemon's own when that is higher.
-func withContainerOOMScoreAdj(adj int64) oci.SpecOpts {
+func withContainerOOMScoreAdj(adj int64, host Host) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *runtimespec.Spec) error {
 		if s.Process == nil {
 			s.Process = &runtimespec.Process{}
 		}
-		a := restrictOOMScore(int(adj))
+		a := host.RestrictOOMScore(int(adj))
 		s.Process.OOMScoreAdj = &a
 		return nil
 	}
@@ -764,7 +828,7 @@ func verifyNonRoot(_ context.Context, _ oci.Client, _ *containers.Container, s *
 
 // apparmorOpt applies an AppArmor profile when the host has AppArmor; asking for one (other than
 // unconfined) on a host without it is an error.
-func apparmorOpt(sc *runtime.LinuxContainerSecurityContext) (oci.SpecOpts, error) {
+func apparmorOpt(sc *runtime.LinuxContainerSecurityContext, host Host) (oci.SpecOpts, error) {
 	p := sc.GetApparmor()
 	//nolint:staticcheck // the deprecated field is still sent by older kubelets
 	if p == nil && sc.GetApparmorProfile() != "" {
@@ -782,7 +846,7 @@ func apparmorOpt(sc *runtime.LinuxContainerSecurityContext) (oci.SpecOpts, error
 	if p == nil || p.GetProfileType() == runtime.SecurityProfile_Unconfined {
 		return nil, nil
 	}
-	if !apparmorEnabled() {
+	if !host.AppArmorEnabled() {
 		if p.GetProfileType() == runtime.SecurityProfile_RuntimeDefault {
 			return nil, nil // the runtime's default on a host without AppArmor: none
 		}
@@ -844,8 +908,8 @@ func localSeccompProfile(path string) (oci.SpecOpts, error) {
 
 // swapControllerAvailable tells whether memory+swap limits can be set (cgroup v1 memsw, or v2
 // memory.swap.max).
-func swapControllerAvailable() bool {
-	if cgroupUnified() {
+func swapControllerAvailable(unified bool) bool {
+	if unified {
 		_, err := os.Stat("/sys/fs/cgroup/memory.swap.max")
 		if err == nil {
 			return true
@@ -863,8 +927,8 @@ func swapControllerAvailable() bool {
 	return err == nil
 }
 
-func hugetlbControllerAvailable() bool {
-	if cgroupUnified() {
+func hugetlbControllerAvailable(unified bool) bool {
+	if unified {
 		b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
 		return err == nil && slices.Contains(strings.Fields(string(b)), "hugetlb")
 	}

@@ -1,4 +1,4 @@
-package kuberuntime
+package containerspec
 
 import (
 	"context"
@@ -22,32 +22,22 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// pinHost fixes what the spec reads from the host.
-func pinHost(t *testing.T) {
-	t.Helper()
-	saved := []any{swapAvailable, hugetlbAvailable, cgroupUnified, apparmorEnabled, currentCaps, lookupMount, makeMountShared, restrictOOMScore, containerHostname}
-	swapAvailable = func() bool { return true }
-	hugetlbAvailable = func() bool { return true }
-	cgroupUnified = func() bool { return false }
-	apparmorEnabled = func() bool { return false }
-	currentCaps = func() ([]string, error) {
-		return []string{"CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN", "CAP_NET_RAW"}, nil
+// pinnedHost is a fixed host: cgroup v1 with swap and hugetlb, no AppArmor, shared mounts.
+func pinnedHost() Host {
+	return Host{
+		SwapAvailable:    func() bool { return true },
+		HugetlbAvailable: func() bool { return true },
+		CgroupUnified:    func() bool { return false },
+		AppArmorEnabled:  func() bool { return false },
+		CurrentCaps: func() ([]string, error) {
+			return []string{"CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN", "CAP_NET_RAW"}, nil
+		},
+		LookupMount:       func(string) (mount.Info, error) { return mount.Info{Mountpoint: "/", Optional: "shared:1"}, nil },
+		MakeMountShared:   func(string) error { return errors.New("unexpected") },
+		RestrictOOMScore:  func(adj int) int { return max(adj, -500) },
+		Hostname:          func() (string, error) { return "node1", nil },
+		RecursiveReadOnly: func() bool { return true },
 	}
-	lookupMount = func(string) (mount.Info, error) { return mount.Info{Mountpoint: "/", Optional: "shared:1"}, nil }
-	makeMountShared = func(string) error { return errors.New("unexpected") }
-	restrictOOMScore = func(adj int) int { return max(adj, -500) }
-	containerHostname = func() (string, error) { return "node1", nil }
-	t.Cleanup(func() {
-		swapAvailable = saved[0].(func() bool)
-		hugetlbAvailable = saved[1].(func() bool)
-		cgroupUnified = saved[2].(func() bool)
-		apparmorEnabled = saved[3].(func() bool)
-		currentCaps = saved[4].(func() ([]string, error))
-		lookupMount = saved[5].(func(string) (mount.Info, error))
-		makeMountShared = saved[6].(func(string) error)
-		restrictOOMScore = saved[7].(func(int) int)
-		containerHostname = saved[8].(func() (string, error))
-	})
 }
 
 // testRootfs is an image root with /etc/passwd and /etc/group.
@@ -68,12 +58,12 @@ type specCase struct {
 	name    string
 	config  func(c *runtime.ContainerConfig)
 	sandbox func(c *runtime.PodSandboxConfig)
-	input   func(in *containerSpecInput)
+	input   func(in *Input)
 	wantErr string
 	check   func(t *testing.T, s *runtimespec.Spec)
 }
 
-func baseInput(t *testing.T) containerSpecInput {
+func baseInput(t *testing.T) Input {
 	dir := t.TempDir()
 	files := sandbox.Files{
 		Hostname: filepath.Join(dir, "hostname"), Hosts: filepath.Join(dir, "hosts"),
@@ -83,7 +73,7 @@ func baseInput(t *testing.T) containerSpecInput {
 		os.WriteFile(f, nil, 0o644)
 	}
 	os.Mkdir(files.Shm, 0o755)
-	return containerSpecInput{
+	return Input{
 		ID: "c1",
 		Config: &runtime.ContainerConfig{
 			Metadata: &runtime.ContainerMetadata{Name: "app"},
@@ -99,12 +89,13 @@ func baseInput(t *testing.T) containerSpecInput {
 		Files:      files,
 		Image:      imagespec.ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"def"}, Env: []string{"PATH=/bin", "A=image"}, WorkingDir: "/img"},
 		ImageName:  "docker.io/library/busybox:latest",
+		Host:       pinnedHost(),
 	}
 }
 
-func generate(t *testing.T, in containerSpecInput, rootfs string) (*runtimespec.Spec, error) {
+func generate(t *testing.T, in Input, rootfs string) (*runtimespec.Spec, error) {
 	t.Helper()
-	opts, err := containerSpecOpts(in)
+	opts, err := Opts(in)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +125,6 @@ func nsOf(s *runtimespec.Spec, typ runtimespec.LinuxNamespaceType) (runtimespec.
 func hasEnv(s *runtimespec.Spec, kv string) bool { return slices.Contains(s.Process.Env, kv) }
 
 func TestContainerSpec(t *testing.T) {
-	pinHost(t)
 	hostDir := t.TempDir()
 	seccompFile := filepath.Join(t.TempDir(), "profile.json")
 	os.WriteFile(seccompFile, []byte(`{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}`), 0o644)
@@ -186,7 +176,7 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name:    "no command at all",
-			input:   func(in *containerSpecInput) { in.Image.Entrypoint, in.Image.Cmd = nil, nil },
+			input:   func(in *Input) { in.Image.Entrypoint, in.Image.Cmd = nil, nil },
 			wantErr: "no command",
 		},
 		{
@@ -234,7 +224,7 @@ func TestContainerSpec(t *testing.T) {
 			config: func(c *runtime.ContainerConfig) {
 				c.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{Pid: runtime.NamespaceMode_TARGET, TargetId: "other"}
 			},
-			input: func(in *containerSpecInput) { in.TargetPid = 77 },
+			input: func(in *Input) { in.TargetPid = 77 },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				if ns, _ := nsOf(s, runtimespec.PIDNamespace); ns.Path != "/proc/77/ns/pid" {
 					t.Errorf("pid namespace %+v", ns)
@@ -250,7 +240,7 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name:    "sandbox not running",
-			input:   func(in *containerSpecInput) { in.SandboxPid = 0 },
+			input:   func(in *Input) { in.SandboxPid = 0 },
 			wantErr: "no running pause process",
 		},
 		{
@@ -364,7 +354,7 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name: "image volumes",
-			input: func(in *containerSpecInput) {
+			input: func(in *Input) {
 				in.VolumeMounts = []*runtime.Mount{{ContainerPath: "/vol", HostPath: hostDir}}
 			},
 			check: func(t *testing.T, s *runtimespec.Spec) {
@@ -624,7 +614,7 @@ func TestContainerSpec(t *testing.T) {
 		// Users, resolved through the image's /etc/passwd and /etc/group.
 		{
 			name:  "root by default",
-			input: func(in *containerSpecInput) { in.Image.User = "" },
+			input: func(in *Input) { in.Image.User = "" },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				u := s.Process.User
 				if u.UID != 0 || u.GID != 0 {
@@ -634,7 +624,7 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name:  "image user by name",
-			input: func(in *containerSpecInput) { in.Image.User = "alice" },
+			input: func(in *Input) { in.Image.User = "alice" },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				u := s.Process.User
 				if u.UID != 1000 || u.GID != 1001 || !slices.Equal(u.AdditionalGids, []uint32{10, 29, 1001}) {
@@ -644,7 +634,7 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name:  "image user uid:gid",
-			input: func(in *containerSpecInput) { in.Image.User = "1234:5678" },
+			input: func(in *Input) { in.Image.User = "1234:5678" },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				u := s.Process.User
 				if u.UID != 1234 || u.GID != 5678 {
@@ -658,7 +648,7 @@ func TestContainerSpec(t *testing.T) {
 				c.Linux.SecurityContext.RunAsUser = &runtime.Int64Value{Value: 1000}
 				c.Linux.SecurityContext.SupplementalGroups = []int64{500, 10}
 			},
-			input: func(in *containerSpecInput) { in.Image.User = "nobody" },
+			input: func(in *Input) { in.Image.User = "nobody" },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				u := s.Process.User
 				if u.UID != 1000 || u.GID != 1001 || !slices.Equal(u.AdditionalGids, []uint32{10, 29, 500, 1001}) {
@@ -707,12 +697,12 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name:    "non-root verification",
-			input:   func(in *containerSpecInput) { in.RunAsNonRoot = true },
+			input:   func(in *Input) { in.RunAsNonRoot = true },
 			wantErr: legacy.ErrVerifyNonRoot.Error(),
 		},
 		{
 			name:  "non-root verification passes",
-			input: func(in *containerSpecInput) { in.RunAsNonRoot, in.Image.User = true, "nobody" },
+			input: func(in *Input) { in.RunAsNonRoot, in.Image.User = true, "nobody" },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				if s.Process.User.UID != 65534 {
 					t.Errorf("user %+v", s.Process.User)
@@ -748,7 +738,6 @@ func TestContainerSpec(t *testing.T) {
 }
 
 func TestVerifyNonRootIsSentinel(t *testing.T) {
-	pinHost(t)
 	in := baseInput(t)
 	in.RunAsNonRoot = true
 	_, err := generate(t, in, testRootfs(t))
@@ -758,11 +747,10 @@ func TestVerifyNonRootIsSentinel(t *testing.T) {
 }
 
 func TestPropagationMakesMountShared(t *testing.T) {
-	pinHost(t)
 	var made []string
-	lookupMount = func(string) (mount.Info, error) { return mount.Info{Mountpoint: "/mnt", Optional: ""}, nil }
-	makeMountShared = func(p string) error { made = append(made, p); return nil }
 	in := baseInput(t)
+	in.Host.LookupMount = func(string) (mount.Info, error) { return mount.Info{Mountpoint: "/mnt", Optional: ""}, nil }
+	in.Host.MakeMountShared = func(p string) error { made = append(made, p); return nil }
 	in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/x", HostPath: t.TempDir(), Propagation: runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
 	if _, err := generate(t, in, testRootfs(t)); err != nil {
 		t.Fatal(err)
@@ -772,7 +760,7 @@ func TestPropagationMakesMountShared(t *testing.T) {
 	}
 	// A slave mount is fine for host-to-container.
 	made = nil
-	lookupMount = func(string) (mount.Info, error) { return mount.Info{Mountpoint: "/mnt", Optional: "master:3"}, nil }
+	in.Host.LookupMount = func(string) (mount.Info, error) { return mount.Info{Mountpoint: "/mnt", Optional: "master:3"}, nil }
 	in.Config.Mounts[0].Propagation = runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
 	if _, err := generate(t, in, testRootfs(t)); err != nil {
 		t.Fatal(err)
@@ -786,7 +774,7 @@ func TestImageVolumeMounts(t *testing.T) {
 	root := t.TempDir()
 	config := &runtime.ContainerConfig{Mounts: []*runtime.Mount{{ContainerPath: "/covered", HostPath: "/tmp"}}}
 	img := &imagespec.ImageConfig{Volumes: map[string]struct{}{"/data": {}, "/covered": {}, "rel": {}}}
-	ms, err := imageVolumeMounts(root, config, img)
+	ms, err := ImageVolumeMounts(root, config, img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -804,7 +792,6 @@ func TestImageVolumeMounts(t *testing.T) {
 
 func TestRecursiveReadOnlyMounts(t *testing.T) {
 	hostDir := t.TempDir()
-	defer func(old func() bool) { rroSupported = old }(rroSupported)
 	for _, c := range []struct {
 		name      string
 		mount     *runtime.Mount
@@ -818,8 +805,8 @@ func TestRecursiveReadOnlyMounts(t *testing.T) {
 		{"host runc lacks it", &runtime.Mount{ContainerPath: "/m", HostPath: hostDir, Readonly: true, RecursiveReadOnly: true}, false, "not supported"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rroSupported = func() bool { return c.supported }
 			in := baseInput(t)
+			in.Host.RecursiveReadOnly = func() bool { return c.supported }
 			in.Config.Mounts = []*runtime.Mount{c.mount}
 			s, err := generate(t, in, testRootfs(t))
 			if c.wantErr != "" {
@@ -836,5 +823,30 @@ func TestRecursiveReadOnlyMounts(t *testing.T) {
 				t.Fatalf("mount %+v", m)
 			}
 		})
+	}
+}
+
+// TestUnsetHostFeaturesAreTheDefaults: a Host that leaves features unset reads them from this
+// host (DefaultHost) instead of failing on them; the ones it sets are kept.
+func TestUnsetHostFeaturesAreTheDefaults(t *testing.T) {
+	in := baseInput(t)
+	in.Host = Host{Hostname: func() (string, error) { return "pinned", nil }}
+	in.SandboxConfig.Hostname = ""
+	in.Config.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 1 << 20, OomScoreAdj: 100}
+	s, err := generate(t, in, testRootfs(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasEnv(s, "HOSTNAME=pinned") || s.Process.OOMScoreAdj == nil {
+		t.Fatalf("env %v, oom_score_adj %v", s.Process.Env, s.Process.OOMScoreAdj)
+	}
+	in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/m", HostPath: t.TempDir(), Readonly: true, RecursiveReadOnly: true}}
+	if _, err := generate(t, in, testRootfs(t)); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("recursive read-only with the default host: %v, want InvalidArgument", err)
+	}
+	s = &runtimespec.Spec{}
+	ApplyResources(s, in.Config.Linux.Resources, Host{})
+	if s.Linux.Resources.Memory.Limit == nil || *s.Linux.Resources.Memory.Limit != 1<<20 {
+		t.Fatalf("resources %+v", s.Linux.Resources.Memory)
 	}
 }
