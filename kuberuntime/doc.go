@@ -3,5 +3,5 @@
 // container_create.go for CreateContainer, container_exec.go for ExecSync, stats_list_cri.go for
 // ListContainerStats...). It owns the sandbox and container records and their stores, recovery
 // after a restart, the exit monitor, NRI, checkpoint/restore, image volumes, user namespaces and
-// the stats collector; the leaves below it (exitmonitor, iopump, cgroupstats, criu) own one mechanism each.
+// the stats collector; the leaves below it (containerspec, exitmonitor, iopump, cgroupstats, criu) own one mechanism each.
 package kuberuntime
