@@ -2,6 +2,7 @@
 // each CRI call happens, one file per object and verb (sandbox_run.go for RunPodSandbox,
 // container_create.go for CreateContainer, container_exec.go for ExecSync, stats_list_cri.go for
 // ListContainerStats...). It owns the sandbox and container records and their stores, recovery
-// after a restart, the exit monitor, NRI, checkpoint/restore, image volumes, user namespaces and
-// the stats collector; the leaves below it (containerspec, exitmonitor, iopump, cgroupstats, criu) own one mechanism each.
+// after a restart, NRI, checkpoint/restore, image volumes, user namespaces and the stats
+// collector; the leaves below it own one mechanism each: containerspec (the OCI spec),
+// exitmonitor (task exits), iopump (container stdio), cgroupstats (usage readers), criu.
 package kuberuntime
