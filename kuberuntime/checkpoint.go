@@ -39,7 +39,7 @@ import (
 // A pod checkpoint (CheckpointPod) is a directory with pod.dump (the sandbox config and the
 // containers) and one such tree per container, under its name. Restore: checkpoint_restore.go.
 //
-// Everything starts with the probe of the host's CRIU (criu_probe.go, once per daemon): when it
+// Everything starts with the probe of the host's CRIU (kuberuntime/criu, once per daemon): when it
 // does not work, every checkpoint and restore request answers FailedPrecondition with the reason.
 
 // DefaultCheckpointTimeout bounds a checkpoint whose request names no timeout.

@@ -351,7 +351,7 @@ func (c *containerCreation) createRecord(ctx context.Context) error {
 
 // checkRestoreImages refuses a checkpoint whose processes would not be within the spec: CRIU
 // restores their credentials, seccomp filters, namespaces, cgroups and mounts from the
-// checkpoint's images, not from the spec (checkpoint_images.go).
+// checkpoint's images, not from the spec (kuberuntime/criu).
 func (c *containerCreation) checkRestoreImages(context.Context) error {
 	if c.restore == nil {
 		return nil
