@@ -4,7 +4,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/cri-shim/cri-shim/legacy"
 	"google.golang.org/grpc"
@@ -58,6 +57,9 @@ type Options struct {
 	// of the sandboxes and containers it protects (standalone pods, which cri-shim itself runs);
 	// listing, status, exec and logs stay open.
 	Protected ProtectFunc
+	// SandboxImage is the pause image pods run; a verbose Status reports it as the config's
+	// "sandboxImage", the key kubeadm and other tools read from a runtime's info.
+	SandboxImage string
 }
 
 // RuntimeServer implements CRI's RuntimeService. RPCs not implemented yet answer Unimplemented
@@ -65,6 +67,8 @@ type Options struct {
 type RuntimeServer struct {
 	runtime.UnimplementedRuntimeServiceServer
 	opts Options
+	// podCIDRs are what the kubelet last sent through UpdateRuntimeConfig.
+	podCIDRs podCIDRs
 }
 
 // NewRuntimeServer returns the RuntimeService on opts.Backend.
@@ -130,18 +134,11 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtime.StatusRequest) 
 		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{Name: h, Features: feat})
 	}
 	if req.GetVerbose() {
-		b, err := json.Marshal(s.opts.Config)
+		info, err := s.verboseInfo()
 		if err != nil {
 			return nil, err
 		}
-		resp.Info = map[string]string{"config": string(b)}
+		resp.Info = info
 	}
 	return resp, nil
-}
-
-// RuntimeConfig reports the cgroup driver: cgroupfs (cri-shim does not drive cgroups via systemd).
-func (s *RuntimeServer) RuntimeConfig(ctx context.Context, req *runtime.RuntimeConfigRequest) (*runtime.RuntimeConfigResponse, error) {
-	return &runtime.RuntimeConfigResponse{
-		Linux: &runtime.LinuxRuntimeConfiguration{CgroupDriver: runtime.CgroupDriver_CGROUPFS},
-	}, nil
 }

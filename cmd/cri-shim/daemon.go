@@ -258,11 +258,12 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	defer streamServer.Stop()
 	logrus.WithField("url", streamServer.URL().String()).Info("serving exec, attach and port-forward streams")
 	grpcServer := server.NewGRPCServer(server.Options{
-		Version:   version,
-		Backend:   rt,
-		Images:    server.NewImageServer(images),
-		Config:    cfg,
-		Streaming: streamServer,
+		Version:      version,
+		Backend:      rt,
+		Images:       server.NewImageServer(images),
+		Config:       cfg,
+		SandboxImage: cfg.SandboxImage,
+		Streaming:    streamServer,
 		// Recursive read-only mounts and user namespaces are advertised per handler, only when
 		// its runc (and, for user namespaces, the kernel and snapshotter) can do them.
 		HandlerFeatures: rt.HandlerFeatures,

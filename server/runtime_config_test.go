@@ -1,0 +1,76 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/cri-shim/cri-shim/legacy/legacytest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func updateCIDR(c runtime.RuntimeServiceClient, cidr string) error {
+	_, err := c.UpdateRuntimeConfig(context.Background(), &runtime.UpdateRuntimeConfigRequest{
+		RuntimeConfig: &runtime.RuntimeConfig{NetworkConfig: &runtime.NetworkConfig{PodCidr: cidr}}})
+	return err
+}
+
+func verboseInfo(t *testing.T, c runtime.RuntimeServiceClient) map[string]string {
+	t.Helper()
+	resp, err := c.Status(context.Background(), &runtime.StatusRequest{Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetInfo()
+}
+
+// TestUpdateRuntimeConfig: the kubelet's pod CIDRs are accepted (both families, host bits
+// masked), reported by a verbose Status, replaced by the next call and cleared by an empty one;
+// a malformed CIDR is InvalidArgument and keeps the previous ones.
+func TestUpdateRuntimeConfig(t *testing.T) {
+	c := dial(t, Options{Backend: legacytest.NewFakeRuntime(), Version: "test"})
+	if got := verboseInfo(t, c)["podCIDRs"]; got != "[]" {
+		t.Fatalf("podCIDRs before any update: %s", got)
+	}
+	if err := updateCIDR(c, "10.244.1.7/24, fd00:10:244:1::/64"); err != nil {
+		t.Fatalf("UpdateRuntimeConfig: %v", err)
+	}
+	if got, want := verboseInfo(t, c)["podCIDRs"], `["10.244.1.0/24","fd00:10:244:1::/64"]`; got != want {
+		t.Fatalf("podCIDRs %s, want %s", got, want)
+	}
+	for _, bad := range []string{"10.244.1.0", "10.244.1.0/33", "10.244.1.0/24,", "nonsense"} {
+		err := updateCIDR(c, bad)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("%q: %v, want InvalidArgument", bad, err)
+		}
+	}
+	if got, want := verboseInfo(t, c)["podCIDRs"], `["10.244.1.0/24","fd00:10:244:1::/64"]`; got != want {
+		t.Fatalf("after refused updates: podCIDRs %s, want %s", got, want)
+	}
+	if err := updateCIDR(c, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := verboseInfo(t, c)["podCIDRs"]; got != "[]" {
+		t.Fatalf("after an empty update: %s", got)
+	}
+}
+
+// TestVerboseStatusSandboxImage: the config in a verbose Status carries the pause image as
+// "sandboxImage", which kubeadm reads (`crictl info -o go-template --template {{.config.sandboxImage}}`),
+// beside the config's own keys.
+func TestVerboseStatusSandboxImage(t *testing.T) {
+	cfg := struct {
+		SandboxImage string `json:"sandbox_image"`
+		LogLevel     string `json:"log_level"`
+	}{"registry.k8s.io/pause:3.10", "info"}
+	c := dial(t, Options{Backend: legacytest.NewFakeRuntime(), Version: "test", Config: cfg, SandboxImage: cfg.SandboxImage})
+	var got map[string]any
+	if err := json.Unmarshal([]byte(verboseInfo(t, c)["config"]), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["sandboxImage"] != "registry.k8s.io/pause:3.10" || got["sandbox_image"] != "registry.k8s.io/pause:3.10" || got["log_level"] != "info" {
+		t.Fatalf("config info: %v", got)
+	}
+}
