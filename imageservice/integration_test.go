@@ -1050,3 +1050,62 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// blobGate counts the blob downloads of cri-shim's pulls in flight, holding each for a while so
+// that downloads allowed to overlap do.
+type blobGate struct {
+	mu     sync.Mutex
+	active int
+	peak   int
+	blobs  int
+}
+
+func (g *blobGate) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.UserAgent(), "cri-shim") || r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		g.mu.Lock()
+		g.active++
+		g.blobs++
+		g.peak = max(g.peak, g.active)
+		g.mu.Unlock()
+		defer func() {
+			g.mu.Lock()
+			g.active--
+			g.mu.Unlock()
+		}()
+		time.Sleep(200 * time.Millisecond)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TestIntegrationMaxConcurrentDownloads: one pull of an image of 8 layers fetches at most
+// max_concurrent_downloads blobs at once; with a limit of 8 the same pull overlaps more than 2,
+// which shows the gate sees the overlap the limit prevents.
+func TestIntegrationMaxConcurrentDownloads(t *testing.T) {
+	for _, tc := range []struct {
+		limit    int
+		wantPeak func(int) bool
+		want     string
+	}{
+		{2, func(p int) bool { return p >= 1 && p <= 2 }, "1..2"},
+		{8, func(p int) bool { return p > 2 }, "> 2"},
+	} {
+		g := &blobGate{}
+		e := newEnv(t, envOpts{reg: testregistry.Options{Middleware: g.middleware}, config: Config{MaxConcurrentDownloads: tc.limit}})
+		push(t, e.reg.Addr(), "downloads/layers:8", randomImage(t, 64<<10, 8), nil)
+		e.mustPull("test.local/downloads/layers:8")
+		g.mu.Lock()
+		peak, blobs := g.peak, g.blobs
+		g.mu.Unlock()
+		t.Logf("max_concurrent_downloads %d: %d blobs, at most %d at once", tc.limit, blobs, peak)
+		if blobs < 9 {
+			t.Fatalf("limit %d: %d blobs fetched, want the 8 layers and the config", tc.limit, blobs)
+		}
+		if !tc.wantPeak(peak) {
+			t.Errorf("limit %d: %d blobs downloaded at once, want %s", tc.limit, peak, tc.want)
+		}
+	}
+}

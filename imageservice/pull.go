@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/leases"
@@ -146,14 +148,21 @@ func (s *Service) pull(ctx context.Context, named reference.Named, snapshotter s
 
 	labels := s.recordLabels(ref)
 	log.WithField("snapshotter", snapshotter).Debug("pulling image")
-	img, err := s.client.Pull(pctx, ref,
+	pullOpts := []containerd.RemoteOpt{
 		containerd.WithResolver(resolver),
 		containerd.WithPullUnpack,
 		containerd.WithPullSnapshotter(snapshotter),
 		containerd.WithPlatformMatcher(s.platform),
 		containerd.WithPullLabels(labels),
 		containerd.WithImageHandler(tr.handler(s.client.ContentStore())),
-	)
+	}
+	if n := s.cfg.MaxConcurrentDownloads; n > 0 {
+		// A limiter of this pull's own: the bound is per image, as containerd documents its
+		// max_concurrent_downloads. (The client's WithMaxConcurrentDownloads is the parallelism of
+		// ranged fetches within one blob, not a bound on blobs.)
+		pullOpts = append(pullOpts, containerd.WithDownloadLimiter(semaphore.NewWeighted(int64(n))))
+	}
+	img, err := s.client.Pull(pctx, ref, pullOpts...)
 	fetched := time.Since(tr.start)
 	cause := context.Cause(pctx)
 	cancel(nil)

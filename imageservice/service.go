@@ -39,6 +39,9 @@ type Config struct {
 	RegistryConfigPath string
 	// MaxConcurrentPulls bounds the pulls running at once; 0 means unlimited, 1 serializes them.
 	MaxConcurrentPulls int
+	// MaxConcurrentDownloads bounds the blobs (layers, configs) one pull fetches at once; 0 means
+	// unlimited. Operators lower it on slow links so one image's layers do not starve the others.
+	MaxConcurrentDownloads int
 	// PullProgressTimeout cancels a pull that transfers nothing for this long; default 5 min,
 	// negative disables it.
 	PullProgressTimeout time.Duration
@@ -94,6 +97,9 @@ func New(client *containerd.Client, cfg Config) (*Service, error) {
 	}
 	if cfg.MaxConcurrentPulls < 0 {
 		return nil, fmt.Errorf("imageservice: max concurrent pulls %d < 0", cfg.MaxConcurrentPulls)
+	}
+	if cfg.MaxConcurrentDownloads < 0 {
+		return nil, fmt.Errorf("imageservice: max concurrent downloads %d < 0", cfg.MaxConcurrentDownloads)
 	}
 	if cfg.PullProgressTimeout == 0 {
 		cfg.PullProgressTimeout = DefaultPullProgressTimeout

@@ -16,12 +16,13 @@ func newImageService(b *backend, cfg config.Config) (*imageservice.Service, erro
 		root = managedConfig(cfg).Root
 	}
 	return imageservice.New(b.client, imageservice.Config{
-		Namespace:           cfg.ContainerdNamespace,
-		RegistryConfigPath:  cfg.RegistryConfigPath,
-		MaxConcurrentPulls:  cfg.MaxConcurrentPulls,
-		PullProgressTimeout: time.Duration(cfg.ImagePullProgressTimeout),
-		PinnedImages:        []string{cfg.SandboxImage},
-		ContainerdRoot:      root,
+		Namespace:              cfg.ContainerdNamespace,
+		RegistryConfigPath:     cfg.RegistryConfigPath,
+		MaxConcurrentPulls:     cfg.MaxConcurrentPulls,
+		MaxConcurrentDownloads: cfg.MaxConcurrentDownloads,
+		PullProgressTimeout:    time.Duration(cfg.ImagePullProgressTimeout),
+		PinnedImages:           []string{cfg.SandboxImage},
+		ContainerdRoot:         root,
 	})
 }
 

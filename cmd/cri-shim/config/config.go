@@ -38,6 +38,7 @@ type Config struct {
 	CNIConfDir               string   `toml:"cni_conf_dir" json:"cni_conf_dir" flag:"cni-conf-dir" doc:"directory holding the CNI network configuration"`
 	RegistryConfigPath       string   `toml:"registry_config_path" json:"registry_config_path" flag:"registry-config-path" doc:"registry hosts dir in containerd's certs.d/hosts.toml format (mirrors, TLS, plain-http hosts); empty: none"`
 	MaxConcurrentPulls       int      `toml:"max_concurrent_pulls" json:"max_concurrent_pulls" flag:"max-concurrent-pulls" doc:"image pulls running at once (0 = unlimited, 1 = serialized)"`
+	MaxConcurrentDownloads   int      `toml:"max_concurrent_downloads" json:"max_concurrent_downloads" flag:"max-concurrent-downloads" doc:"layers (blobs) one image pull downloads at once (0 = unlimited)"`
 	ImagePullProgressTimeout Duration `toml:"image_pull_progress_timeout" json:"image_pull_progress_timeout" flag:"image-pull-progress-timeout" doc:"cancel a pull that transfers nothing for this long"`
 	ExecIODrainTimeout       Duration `toml:"exec_io_drain_timeout" json:"exec_io_drain_timeout" flag:"exec-io-drain-timeout" doc:"how long the output of an exec'd process (ExecSync, exec probes, streaming exec) may take to arrive after the process exited; past it, the output still held open by a child the command left in the background is given up"`
 	StreamServerAddress      string   `toml:"stream_server_address" json:"stream_server_address" flag:"stream-address" doc:"host:port of the exec/attach/port-forward streaming server (port 0: a free one)"`
@@ -94,6 +95,7 @@ func Default() Config {
 		CNIBinDirs:               []string{"/opt/cni/bin", "/usr/lib/cni"},
 		CNIConfDir:               "/etc/cni/net.d",
 		MaxConcurrentPulls:       3,
+		MaxConcurrentDownloads:   3,
 		ImagePullProgressTimeout: Duration(5 * time.Minute),
 		ExecIODrainTimeout:       Duration(2 * time.Second),
 		StreamServerAddress:      "127.0.0.1:0",
@@ -253,6 +255,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConcurrentPulls < 0 {
 		bad("max_concurrent_pulls", "must be 0 (unlimited) or more, got %d", c.MaxConcurrentPulls)
+	}
+	if c.MaxConcurrentDownloads < 0 {
+		bad("max_concurrent_downloads", "must be 0 (unlimited) or more, got %d", c.MaxConcurrentDownloads)
 	}
 	if c.ImagePullProgressTimeout <= 0 {
 		bad("image_pull_progress_timeout", "must be positive, got %s", c.ImagePullProgressTimeout)

@@ -85,6 +85,7 @@ func TestValidateNamesKeys(t *testing.T) {
 		{"sandbox_image", func(c *Config) { c.SandboxImage = "UPPER:case:bad" }},
 		{"cni_bin_dirs", func(c *Config) { c.CNIBinDirs = nil }},
 		{"max_concurrent_pulls", func(c *Config) { c.MaxConcurrentPulls = -1 }},
+		{"max_concurrent_downloads", func(c *Config) { c.MaxConcurrentDownloads = -1 }},
 		{"checkpoint_max_size_mib", func(c *Config) { c.CheckpointMaxSizeMiB = -1 }},
 		{"go_memory_limit_mib", func(c *Config) { c.GoMemoryLimitMiB = -1 }},
 		{"go_gc_percent", func(c *Config) { c.GoGCPercent = 5 }},
