@@ -90,11 +90,15 @@ type Pod struct {
 	Probes map[string][]Probe
 	// EmptyDirs are host directories to create before the containers start.
 	EmptyDirs []string
-	// SubPaths are the volumeMounts with a subPath, by container name: mounted by the manager
-	// before each start of the container (subpath.go).
+	// SubPaths are the volumeMounts with a subPath, by container name: mounted by the manager's
+	// RuntimeHelper before each start of the container (subpath.go).
 	SubPaths map[string][]SubPath
 	// HostNetwork tells whether the pod uses the node's network.
 	HostNetwork bool
+	// DNSPolicy and DNSConfig are the manifest's: the manager's RuntimeHelper makes the
+	// sandbox's DNS config of them (dns.go).
+	DNSPolicy corev1.DNSPolicy
+	DNSConfig *corev1.PodDNSConfig
 	// FSGroup is the pod's securityContext.fsGroup (nil: none): a supplemental group of every
 	// container, and the group owning its emptyDirs (setgid), as the kubelet's volume
 	// ownership makes them (volumes.go).
@@ -164,6 +168,10 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 	if err := validateVolumes(pod.Spec.Volumes); err != nil {
 		return nil, err
 	}
+	// The sandbox's DNS is the manager's RuntimeHelper's, by the policy, at each sync (dns.go).
+	if err := validatePodDNS(&pod.Spec); err != nil {
+		return nil, err
+	}
 	if len(pod.Spec.Containers) == 0 {
 		return nil, errors.New("spec.containers: at least one container is required")
 	}
@@ -173,7 +181,7 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 	uid := PodUID(pod)
 	spec := &pod.Spec
 	out := &Pod{Name: pod.Name, Namespace: pod.Namespace, UID: uid, Source: source, Probes: map[string][]Probe{},
-		SubPaths: map[string][]SubPath{}, HostNetwork: spec.HostNetwork}
+		SubPaths: map[string][]SubPath{}, HostNetwork: spec.HostNetwork, DNSPolicy: spec.DNSPolicy, DNSConfig: spec.DNSConfig}
 	subRoot := ""
 	if opts.VolumeRoot != "" {
 		subRoot = filepath.Join(opts.VolumeRoot, string(uid), subPathDir)
@@ -229,16 +237,6 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 		Labels:       labels,
 		Annotations:  annotations,
 		Linux:        &runtime.LinuxPodSandboxConfig{SecurityContext: sbSec, Sysctls: sysctls},
-	}
-	if dc := spec.DNSConfig; dc != nil {
-		sandbox.DnsConfig = &runtime.DNSConfig{Servers: dc.Nameservers, Searches: dc.Searches}
-		for _, o := range dc.Options {
-			opt := o.Name
-			if o.Value != nil {
-				opt += ":" + *o.Value
-			}
-			sandbox.DnsConfig.Options = append(sandbox.DnsConfig.Options, opt)
-		}
 	}
 
 	// Volumes: hostPath and emptyDir.
