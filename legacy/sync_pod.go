@@ -161,6 +161,9 @@ type PodSyncer struct {
 	Unhealthy func(pod *PodSpec, containerID string) bool
 	// Hooks runs the containers' lifecycle hooks; nil: the hooks are not run.
 	Hooks HandlerRunner
+	// Helper generates the containers' configs and the sandbox's DNS; nil: the spec's configs
+	// are used as they are.
+	Helper RuntimeHelper
 }
 
 // NewPodSyncer returns a syncer with the crash-loop backoff on the real clock and a nop recorder
@@ -419,7 +422,18 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 			}
 		}
 	}
-	actions := ComputePodActions(pod, status, containers, unhealthy)
+	// The sandbox's DNS is asked before the actions: the spec hash compared with the running
+	// sandbox's covers the DNS the pod gets, the same as the one it is created with.
+	sbConfig, err := s.sandboxConfig(ctx, pod)
+	if err != nil {
+		r := NewSyncResult(CreatePodSandbox, pod.FullName())
+		r.FailErr(ErrCreatePodSandbox, err)
+		result.AddSyncResult(r)
+		s.Recorder.Eventf(obj, EventTypeWarning, FailedCreatePodSandBox, "Failed to generate sandbox config for pod %s: %v", pod.FullName(), err)
+		return result
+	}
+	desired := withSandbox(pod, sbConfig)
+	actions := ComputePodActions(desired, status, containers, unhealthy)
 	log.WithFields(logrus.Fields{"createSandbox": actions.CreateSandbox, "killPod": actions.KillPod,
 		"init": actions.NextInitContainer, "start": actions.ContainersToStart, "kill": actions.ContainersToKillNames()}).Trace("pod actions")
 
@@ -453,12 +467,12 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 
 	sandboxID := actions.SandboxID
 	if actions.CreateSandbox {
-		cfg := proto.Clone(pod.Sandbox).(*runtime.PodSandboxConfig)
+		cfg := proto.Clone(desired.Sandbox).(*runtime.PodSandboxConfig)
 		cfg.Metadata.Attempt = actions.Attempt
 		if cfg.Labels == nil {
 			cfg.Labels = map[string]string{}
 		}
-		cfg.Labels[LabelSpecHash] = HashString(SandboxSpecHash(pod.Sandbox))
+		cfg.Labels[LabelSpecHash] = HashString(SandboxSpecHash(desired.Sandbox))
 		id, res := s.Runtime.RunPodSandbox(ctx, cfg, pod.RuntimeHandler)
 		r := NewSyncResult(CreatePodSandbox, pod.FullName())
 		result.AddSyncResult(r)
@@ -487,6 +501,48 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 		s.startContainer(ctx, &result, pod, sandboxID, pod.Containers[i], "regular", containers)
 	}
 	return result
+}
+
+// sandboxConfig is the pod's sandbox config with the DNS the Helper gives the pod; the spec's
+// own without a Helper.
+func (s *PodSyncer) sandboxConfig(ctx context.Context, pod *PodSpec) (*runtime.PodSandboxConfig, error) {
+	if s.Helper == nil {
+		return pod.Sandbox, nil
+	}
+	dns, err := s.Helper.GetClusterDNS(ctx, pod)
+	if err != nil {
+		return nil, fmt.Errorf("DNS config: %w", err)
+	}
+	cfg := proto.Clone(pod.Sandbox).(*runtime.PodSandboxConfig)
+	cfg.DnsConfig = dns
+	return cfg, nil
+}
+
+// withSandbox is pod with that sandbox config (pod itself when it is its own).
+func withSandbox(pod *PodSpec, sandbox *runtime.PodSandboxConfig) *PodSpec {
+	if sandbox == pod.Sandbox {
+		return pod
+	}
+	p := *pod
+	p.Sandbox = sandbox
+	return &p
+}
+
+// containerConfig is the config the container is created with: the Helper's, or a copy of the
+// spec's without a Helper.
+func (s *PodSyncer) containerConfig(ctx context.Context, pod *PodSpec, spec *ContainerSpec) (*runtime.ContainerConfig, error) {
+	if s.Helper == nil {
+		return proto.Clone(spec.Config).(*runtime.ContainerConfig), nil
+	}
+	cfg, err := s.Helper.GenerateRunContainerOptions(ctx, pod, spec)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("container %s: no config generated", spec.Config.GetMetadata().GetName())
+	}
+	// SyncPod sets its own fields on it: the helper's copy is left as it is.
+	return proto.Clone(cfg).(*runtime.ContainerConfig), nil
 }
 
 // ErrCreatePodSandbox: the pod's sandbox could not be created.
@@ -541,7 +597,12 @@ func (s *PodSyncer) startContainer(ctx context.Context, result *PodSyncResult, p
 			return
 		}
 	}
-	cfg := proto.Clone(spec.Config).(*runtime.ContainerConfig)
+	cfg, err := s.containerConfig(ctx, pod, &spec)
+	if err != nil {
+		s.Recorder.Eventf(obj, EventTypeWarning, FailedToCreateContainer, "Error: %v", err)
+		r.FailErr(ErrCreateContainerConfig, err)
+		return
+	}
 	var attempt uint32
 	if prev != nil {
 		attempt = prev.Attempt + 1

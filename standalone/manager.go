@@ -113,8 +113,10 @@ func New(opts Options) (*Manager, error) {
 	if opts.Images != nil {
 		puller = legacy.NewImagePuller(m.records, opts.Images, nil, legacy.WithMaxParallelPulls(opts.MaxParallelPulls))
 	}
-	// The syncer's CreateContainer mounts the container's subPaths first (subpath.go).
-	m.syncer = legacy.NewPodSyncer(subPathRuntime{PodRuntime: opts.Runtime, m: m}, puller, m.records, opts.Backoff)
+	m.syncer = legacy.NewPodSyncer(opts.Runtime, puller, m.records, opts.Backoff)
+	// The containers' subPaths are mounted before each is created, the sandbox's DNS follows
+	// the pod's dnsPolicy (runtime_helper.go).
+	m.syncer.Helper = runtimeHelper{m: m}
 	// The containers' lifecycle hooks: exec through the runtime, httpGet to the pod's IP.
 	m.syncer.Hooks = legacy.NewHandlerRunner(opts.Runtime, nil, legacy.PodIPFromRuntime(opts.Runtime))
 	m.syncer.Unhealthy = func(_ *legacy.PodSpec, id string) bool {

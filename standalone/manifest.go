@@ -90,11 +90,15 @@ type Pod struct {
 	Probes map[string][]Probe
 	// EmptyDirs are host directories to create before the containers start.
 	EmptyDirs []string
-	// SubPaths are the volumeMounts with a subPath, by container name: mounted by the manager
-	// before each start of the container (subpath.go).
+	// SubPaths are the volumeMounts with a subPath, by container name: mounted by the manager's
+	// RuntimeHelper before each start of the container (subpath.go).
 	SubPaths map[string][]SubPath
 	// HostNetwork tells whether the pod uses the node's network.
 	HostNetwork bool
+	// DNSPolicy and DNSConfig are the manifest's: the manager's RuntimeHelper makes the
+	// sandbox's DNS config of them (dns.go).
+	DNSPolicy corev1.DNSPolicy
+	DNSConfig *corev1.PodDNSConfig
 	// FSGroup is the pod's securityContext.fsGroup (nil: none): a supplemental group of every
 	// container, and the group owning its emptyDirs (setgid), as the kubelet's volume
 	// ownership makes them (volumes.go).
@@ -157,34 +161,132 @@ func PodUID(pod *corev1.Pod) legacy.UID {
 // Convert turns a pod manifest into the model's PodSpec and the probes. Fields it does not
 // support are errors rather than silently ignored.
 func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) {
-	// The names become paths, labels and CNI_ARGS: validated first (validate.go).
-	if err := validateMeta(pod); err != nil {
+	if err := validatePod(pod); err != nil {
 		return nil, err
+	}
+	cv := newConversion(pod, source, opts)
+	sandbox, err := cv.sandboxConfig(source)
+	if err != nil {
+		return nil, err
+	}
+	if cv.volumes, err = cv.podVolumes(); err != nil {
+		return nil, err
+	}
+	ps, err := podSpec(&pod.Spec, sandbox)
+	if err != nil {
+		return nil, err
+	}
+	if err := cv.initContainers(ps); err != nil {
+		return nil, err
+	}
+	if err := cv.containers(ps); err != nil {
+		return nil, err
+	}
+	if err := validateForRuntime(ps); err != nil {
+		return nil, err
+	}
+	cv.out.Spec = ps
+	return cv.out, nil
+}
+
+// conversion is one manifest being converted: what its steps share.
+type conversion struct {
+	pod  *corev1.Pod
+	spec *corev1.PodSpec
+	uid  legacy.UID
+	opts ConvertOptions
+	out  *Pod
+	// subRoot is the pod's dir of subPath mounts under the volume root ("" without one).
+	subRoot string
+	// nsOpts are the pod's namespaces, which its containers share.
+	nsOpts *runtime.NamespaceOption
+	// psec is what the containers inherit of the pod's security fields.
+	psec *podSecurity
+	// volumes are the host paths of the pod's volumes, by name.
+	volumes map[string]string
+	// seen are the names of the containers converted so far.
+	seen map[string]bool
+}
+
+// validatePod checks, before anything is converted, what becomes paths, labels and CNI_ARGS
+// (validate.go), the DNS fields (the sandbox's DNS is the manager's RuntimeHelper's, by the
+// policy, at each sync: dns.go) and that there is a container.
+func validatePod(pod *corev1.Pod) error {
+	if err := validateMeta(pod); err != nil {
+		return err
 	}
 	if err := validateVolumes(pod.Spec.Volumes); err != nil {
-		return nil, err
+		return err
+	}
+	if err := validatePodDNS(&pod.Spec); err != nil {
+		return err
 	}
 	if len(pod.Spec.Containers) == 0 {
-		return nil, errors.New("spec.containers: at least one container is required")
+		return errors.New("spec.containers: at least one container is required")
 	}
+	return nil
+}
+
+func newConversion(pod *corev1.Pod, source string, opts ConvertOptions) *conversion {
 	if opts.PodLogRoot == "" {
 		opts.PodLogRoot = DefaultPodLogRoot
 	}
 	uid := PodUID(pod)
 	spec := &pod.Spec
-	out := &Pod{Name: pod.Name, Namespace: pod.Namespace, UID: uid, Source: source, Probes: map[string][]Probe{},
-		SubPaths: map[string][]SubPath{}, HostNetwork: spec.HostNetwork}
-	subRoot := ""
+	cv := &conversion{pod: pod, spec: spec, uid: uid, opts: opts, seen: map[string]bool{},
+		out: &Pod{Name: pod.Name, Namespace: pod.Namespace, UID: uid, Source: source, Probes: map[string][]Probe{},
+			SubPaths: map[string][]SubPath{}, HostNetwork: spec.HostNetwork, DNSPolicy: spec.DNSPolicy, DNSConfig: spec.DNSConfig}}
 	if opts.VolumeRoot != "" {
-		subRoot = filepath.Join(opts.VolumeRoot, string(uid), subPathDir)
+		cv.subRoot = filepath.Join(opts.VolumeRoot, string(uid), subPathDir)
 	}
+	return cv
+}
 
+// sandboxConfig is the pod's sandbox config: its metadata, labels and annotations, log dir,
+// hostname, namespaces and security (security.go).
+func (cv *conversion) sandboxConfig(source string) (*runtime.PodSandboxConfig, error) {
+	pod, spec := cv.pod, cv.spec
+	cv.nsOpts = namespaceOptions(spec)
+	sbSec := &runtime.LinuxSandboxSecurityContext{NamespaceOptions: cv.nsOpts}
+	sysctls := map[string]string{}
+	// The security fields: honoured or refused, never dropped (security.go).
+	psec, err := convertPodSecurity(pod, cv.uid, cv.opts, sbSec, sysctls, cv.out)
+	if err != nil {
+		return nil, err
+	}
+	cv.psec = psec
+	for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
+		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+			sbSec.Privileged = true
+		}
+	}
+	hostname := spec.Hostname
+	if hostname == "" && !spec.HostNetwork {
+		hostname = pod.Name
+	}
+	return &runtime.PodSandboxConfig{
+		Metadata:     &runtime.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(cv.uid)},
+		Hostname:     hostname,
+		LogDirectory: filepath.Join(cv.opts.PodLogRoot, pod.Namespace+"_"+pod.Name+"_"+string(cv.uid)),
+		Labels:       podLabels(pod, cv.uid),
+		Annotations:  podAnnotations(pod, source),
+		Linux:        &runtime.LinuxPodSandboxConfig{SecurityContext: sbSec, Sysctls: sysctls},
+	}, nil
+}
+
+// podLabels are the manifest's labels with the kubelet's pod labels and the owner's.
+func podLabels(pod *corev1.Pod, uid legacy.UID) map[string]string {
 	labels := map[string]string{}
 	for k, v := range pod.Labels {
 		labels[k] = v
 	}
 	labels[labelPodName], labels[labelPodNamespace], labels[labelPodUID] = pod.Name, pod.Namespace, string(uid)
 	labels[LabelOwner] = OwnerValue
+	return labels
+}
+
+// podAnnotations are the manifest's annotations with where the pod comes from.
+func podAnnotations(pod *corev1.Pod, source string) map[string]string {
 	annotations := map[string]string{}
 	for k, v := range pod.Annotations {
 		annotations[k] = v
@@ -193,7 +295,13 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 	if source != "" {
 		annotations[AnnotationManifest] = source
 	}
+	return annotations
+}
 
+// namespaceOptions are the pod's namespaces: its own network and IPC, the containers' own PIDs,
+// or the node's (hostNetwork, hostPID, hostIPC), or one PID namespace for the pod
+// (shareProcessNamespace).
+func namespaceOptions(spec *corev1.PodSpec) *runtime.NamespaceOption {
 	nsOpts := &runtime.NamespaceOption{Network: runtime.NamespaceMode_POD, Pid: runtime.NamespaceMode_CONTAINER, Ipc: runtime.NamespaceMode_POD}
 	if spec.HostNetwork {
 		nsOpts.Network = runtime.NamespaceMode_NODE
@@ -206,44 +314,14 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 	if spec.HostIPC {
 		nsOpts.Ipc = runtime.NamespaceMode_NODE
 	}
-	sbSec := &runtime.LinuxSandboxSecurityContext{NamespaceOptions: nsOpts}
-	sysctls := map[string]string{}
-	// The security fields: honoured or refused, never dropped (security.go).
-	psec, err := convertPodSecurity(pod, uid, opts, sbSec, sysctls, out)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
-		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
-			sbSec.Privileged = true
-		}
-	}
-	hostname := spec.Hostname
-	if hostname == "" && !spec.HostNetwork {
-		hostname = pod.Name
-	}
-	sandbox := &runtime.PodSandboxConfig{
-		Metadata:     &runtime.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(uid)},
-		Hostname:     hostname,
-		LogDirectory: filepath.Join(opts.PodLogRoot, pod.Namespace+"_"+pod.Name+"_"+string(uid)),
-		Labels:       labels,
-		Annotations:  annotations,
-		Linux:        &runtime.LinuxPodSandboxConfig{SecurityContext: sbSec, Sysctls: sysctls},
-	}
-	if dc := spec.DNSConfig; dc != nil {
-		sandbox.DnsConfig = &runtime.DNSConfig{Servers: dc.Nameservers, Searches: dc.Searches}
-		for _, o := range dc.Options {
-			opt := o.Name
-			if o.Value != nil {
-				opt += ":" + *o.Value
-			}
-			sandbox.DnsConfig.Options = append(sandbox.DnsConfig.Options, opt)
-		}
-	}
+	return nsOpts
+}
 
-	// Volumes: hostPath and emptyDir.
+// podVolumes are the host paths of the pod's volumes by name: a hostPath's path, an emptyDir's
+// dir under the volume root (made before the containers start: out.EmptyDirs).
+func (cv *conversion) podVolumes() (map[string]string, error) {
 	volumes := map[string]string{}
-	for _, v := range spec.Volumes {
+	for _, v := range cv.spec.Volumes {
 		switch {
 		case v.HostPath != nil:
 			if !filepath.IsAbs(v.HostPath.Path) {
@@ -251,97 +329,137 @@ func Convert(pod *corev1.Pod, source string, opts ConvertOptions) (*Pod, error) 
 			}
 			volumes[v.Name] = filepath.Clean(v.HostPath.Path)
 		case v.EmptyDir != nil:
-			if opts.VolumeRoot == "" {
+			if cv.opts.VolumeRoot == "" {
 				return nil, fmt.Errorf("volume %q: emptyDir needs a volume root", v.Name)
 			}
-			dir := filepath.Join(opts.VolumeRoot, string(uid), "volumes", v.Name)
+			dir := filepath.Join(cv.opts.VolumeRoot, string(cv.uid), "volumes", v.Name)
 			volumes[v.Name] = dir
-			out.EmptyDirs = append(out.EmptyDirs, dir)
+			cv.out.EmptyDirs = append(cv.out.EmptyDirs, dir)
 		default:
 			return nil, fmt.Errorf("volume %q: only hostPath and emptyDir volumes are supported", v.Name)
 		}
 	}
+	return volumes, nil
+}
 
-	policy := legacy.RestartPolicyAlways
-	switch spec.RestartPolicy {
-	case "", corev1.RestartPolicyAlways:
-	case corev1.RestartPolicyOnFailure:
-		policy = legacy.RestartPolicyOnFailure
-	case corev1.RestartPolicyNever:
-		policy = legacy.RestartPolicyNever
-	default:
-		return nil, fmt.Errorf("spec.restartPolicy %q: want Always, OnFailure or Never", spec.RestartPolicy)
+// podSpec is the PodSpec of the sandbox, without its containers: restart policy, grace period,
+// runtime handler.
+func podSpec(spec *corev1.PodSpec, sandbox *runtime.PodSandboxConfig) (*legacy.PodSpec, error) {
+	policy, err := restartPolicy(spec.RestartPolicy)
+	if err != nil {
+		return nil, err
 	}
-	grace := DefaultGracePeriod
-	if spec.TerminationGracePeriodSeconds != nil {
-		if *spec.TerminationGracePeriodSeconds < 0 {
-			return nil, errors.New("spec.terminationGracePeriodSeconds: must be non-negative")
-		}
-		grace = time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+	grace, err := gracePeriod(spec.TerminationGracePeriodSeconds)
+	if err != nil {
+		return nil, err
 	}
 	ps := &legacy.PodSpec{Sandbox: sandbox, RestartPolicy: policy, StopTimeout: grace}
 	if spec.RuntimeClassName != nil {
 		ps.RuntimeHandler = *spec.RuntimeClassName
 	}
+	return ps, nil
+}
 
-	seen := map[string]bool{}
-	for i := range spec.InitContainers {
-		c := &spec.InitContainers[i]
+func restartPolicy(p corev1.RestartPolicy) (legacy.RestartPolicy, error) {
+	switch p {
+	case "", corev1.RestartPolicyAlways:
+		return legacy.RestartPolicyAlways, nil
+	case corev1.RestartPolicyOnFailure:
+		return legacy.RestartPolicyOnFailure, nil
+	case corev1.RestartPolicyNever:
+		return legacy.RestartPolicyNever, nil
+	default:
+		return "", fmt.Errorf("spec.restartPolicy %q: want Always, OnFailure or Never", p)
+	}
+}
+
+// gracePeriod is terminationGracePeriodSeconds, DefaultGracePeriod when unset.
+func gracePeriod(seconds *int64) (time.Duration, error) {
+	if seconds == nil {
+		return DefaultGracePeriod, nil
+	}
+	if *seconds < 0 {
+		return 0, errors.New("spec.terminationGracePeriodSeconds: must be non-negative")
+	}
+	return time.Duration(*seconds) * time.Second, nil
+}
+
+// initContainers converts the init containers, which have neither probes nor hooks.
+func (cv *conversion) initContainers(ps *legacy.PodSpec) error {
+	for i := range cv.spec.InitContainers {
+		c := &cv.spec.InitContainers[i]
 		if c.LivenessProbe != nil || c.ReadinessProbe != nil {
-			return nil, fmt.Errorf("init container %q: probes are not allowed on init containers", c.Name)
+			return fmt.Errorf("init container %q: probes are not allowed on init containers", c.Name)
 		}
 		if c.Lifecycle != nil {
-			return nil, fmt.Errorf("init container %q: lifecycle hooks are not allowed on init containers: %w", c.Name, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("init container %q: lifecycle hooks are not allowed on init containers: %w", c.Name, errdefs.ErrInvalidArgument)
 		}
-		cs, _, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, psec, opts, seen)
+		cs, _, subs, err := cv.convertContainer(c)
 		if err != nil {
-			return nil, fmt.Errorf("init container %q: %w", c.Name, err)
+			return fmt.Errorf("init container %q: %w", c.Name, err)
 		}
 		if len(subs) > 0 {
-			out.SubPaths[c.Name] = subs
+			cv.out.SubPaths[c.Name] = subs
 		}
 		ps.InitContainers = append(ps.InitContainers, cs)
 	}
-	for i := range spec.Containers {
-		c := &spec.Containers[i]
-		cs, hostPorts, subs, err := convertContainer(pod, uid, c, volumes, subRoot, nsOpts, psec, opts, seen)
+	return nil
+}
+
+// containers converts the containers with their hooks and probes; their host ports become the
+// sandbox's port mappings.
+func (cv *conversion) containers(ps *legacy.PodSpec) error {
+	for i := range cv.spec.Containers {
+		c := &cv.spec.Containers[i]
+		cs, hostPorts, subs, err := cv.convertContainer(c)
 		if err != nil {
-			return nil, fmt.Errorf("container %q: %w", c.Name, err)
+			return fmt.Errorf("container %q: %w", c.Name, err)
 		}
-		if cs.Lifecycle, err = convertLifecycle(c, grace); err != nil {
-			return nil, fmt.Errorf("container %q: %w", c.Name, err)
+		if cs.Lifecycle, err = convertLifecycle(c, ps.StopTimeout); err != nil {
+			return fmt.Errorf("container %q: %w", c.Name, err)
 		}
 		if len(subs) > 0 {
-			out.SubPaths[c.Name] = subs
+			cv.out.SubPaths[c.Name] = subs
 		}
 		ps.Containers = append(ps.Containers, cs)
-		sandbox.PortMappings = append(sandbox.PortMappings, hostPorts...)
-		for _, p := range []struct {
-			kind ProbeKind
-			p    *corev1.Probe
-		}{{ProbeLiveness, c.LivenessProbe}, {ProbeReadiness, c.ReadinessProbe}} {
-			if p.p == nil {
-				continue
-			}
-			probe, err := convertProbe(p.kind, p.p, c)
-			if err != nil {
-				return nil, fmt.Errorf("container %q: %s probe: %w", c.Name, strings.ToLower(string(p.kind)), err)
-			}
-			out.Probes[c.Name] = append(out.Probes[c.Name], probe)
+		ps.Sandbox.PortMappings = append(ps.Sandbox.PortMappings, hostPorts...)
+		if err := cv.containerProbes(c); err != nil {
+			return err
 		}
 	}
-	// What the runtime would refuse is refused here, where `pods apply` reports it, rather than
-	// at every sync.
-	if err := legacy.ValidateSandboxConfig(sandbox); err != nil {
-		return nil, fmt.Errorf("pod: %w", err)
+	return nil
+}
+
+// containerProbes converts the container's liveness and readiness probes into out.Probes.
+func (cv *conversion) containerProbes(c *corev1.Container) error {
+	for _, p := range []struct {
+		kind ProbeKind
+		p    *corev1.Probe
+	}{{ProbeLiveness, c.LivenessProbe}, {ProbeReadiness, c.ReadinessProbe}} {
+		if p.p == nil {
+			continue
+		}
+		probe, err := convertProbe(p.kind, p.p, c)
+		if err != nil {
+			return fmt.Errorf("container %q: %s probe: %w", c.Name, strings.ToLower(string(p.kind)), err)
+		}
+		cv.out.Probes[c.Name] = append(cv.out.Probes[c.Name], probe)
+	}
+	return nil
+}
+
+// validateForRuntime refuses what the runtime would refuse, here, where `pods apply` reports it,
+// rather than at every sync.
+func validateForRuntime(ps *legacy.PodSpec) error {
+	if err := legacy.ValidateSandboxConfig(ps.Sandbox); err != nil {
+		return fmt.Errorf("pod: %w", err)
 	}
 	for _, cs := range append(append([]legacy.ContainerSpec{}, ps.InitContainers...), ps.Containers...) {
 		if err := legacy.ValidateContainerConfig(cs.Config); err != nil {
-			return nil, fmt.Errorf("container %q: %w", cs.Config.GetMetadata().GetName(), err)
+			return fmt.Errorf("container %q: %w", cs.Config.GetMetadata().GetName(), err)
 		}
 	}
-	out.Spec = ps
-	return out, nil
+	return nil
 }
 
 // pullPolicy is the container's pull policy, defaulted as the API server does: Always for
@@ -371,54 +489,98 @@ func pullPolicy(c *corev1.Container) (legacy.PullPolicy, error) {
 	return legacy.PullIfNotPresent, nil
 }
 
-// convertContainer converts one container; its subPath mounts name targets under subRoot.
-func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volumes map[string]string, subRoot string,
-	nsOpts *runtime.NamespaceOption, ps *podSecurity, opts ConvertOptions, seen map[string]bool) (_ legacy.ContainerSpec, _ []*runtime.PortMapping, subs []SubPath, err error) {
-	if err := dnsErr(c.Name, validation.IsDNS1123Label(c.Name)); err != nil {
-		return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("name: %w", err)
-	}
-	if seen[c.Name] {
-		return legacy.ContainerSpec{}, nil, nil, errors.New("duplicate container name")
-	}
-	seen[c.Name] = true
-	if c.Image == "" {
-		return legacy.ContainerSpec{}, nil, nil, errors.New("image is required")
-	}
-	if _, err := reference.ParseNormalizedNamed(c.Image); err != nil {
-		return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("image %q: %w", c.Image, err)
+// convertContainer converts one container; its subPath mounts name targets under the pod's
+// subRoot.
+func (cv *conversion) convertContainer(c *corev1.Container) (_ legacy.ContainerSpec, _ []*runtime.PortMapping, subs []SubPath, err error) {
+	if err := cv.validateContainer(c); err != nil {
+		return legacy.ContainerSpec{}, nil, nil, err
 	}
 	policy, err := pullPolicy(c)
 	if err != nil {
 		return legacy.ContainerSpec{}, nil, nil, err
 	}
+	envs, err := containerEnv(cv.pod, cv.uid, c)
+	if err != nil {
+		return legacy.ContainerSpec{}, nil, nil, err
+	}
+	cfg := newContainerConfig(cv.pod, cv.uid, c, envs)
+	if cfg.Mounts, subs, err = cv.containerMounts(c, envs); err != nil {
+		return legacy.ContainerSpec{}, nil, nil, err
+	}
+	hostPorts, err := containerHostPorts(c)
+	if err != nil {
+		return legacy.ContainerSpec{}, nil, nil, err
+	}
+	if cfg.Linux.Resources, err = convertResources(c.Resources); err != nil {
+		return legacy.ContainerSpec{}, nil, nil, err
+	}
+	if cfg.Linux.SecurityContext, err = convertContainerSecurity(cv.pod, c, cv.psec, cv.opts, cv.nsOpts); err != nil {
+		return legacy.ContainerSpec{}, nil, nil, err
+	}
+	return legacy.ContainerSpec{Config: cfg, PullPolicy: policy}, hostPorts, subs, nil
+}
+
+// validateContainer checks the container's name (a DNS-1123 label, unique in the pod) and image.
+func (cv *conversion) validateContainer(c *corev1.Container) error {
+	if err := dnsErr(c.Name, validation.IsDNS1123Label(c.Name)); err != nil {
+		return fmt.Errorf("name: %w", err)
+	}
+	if cv.seen[c.Name] {
+		return errors.New("duplicate container name")
+	}
+	cv.seen[c.Name] = true
+	if c.Image == "" {
+		return errors.New("image is required")
+	}
+	if _, err := reference.ParseNormalizedNamed(c.Image); err != nil {
+		return fmt.Errorf("image %q: %w", c.Image, err)
+	}
+	return nil
+}
+
+// containerEnv is the container's environment: values with their $(VAR) references to earlier
+// variables expanded, as the kubelet does, and the pod's name, namespace and UID by fieldRef.
+func containerEnv(pod *corev1.Pod, uid legacy.UID, c *corev1.Container) ([]legacy.EnvVar, error) {
 	if len(c.EnvFrom) > 0 {
-		return legacy.ContainerSpec{}, nil, nil, errors.New("envFrom is not supported (no API server)")
+		return nil, errors.New("envFrom is not supported (no API server)")
 	}
 	var envs []legacy.EnvVar
 	for _, e := range c.Env {
 		v := e.Value
 		if e.ValueFrom != nil {
-			fr := e.ValueFrom.FieldRef
-			if fr == nil {
-				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("env %s: only valueFrom.fieldRef is supported", e.Name)
-			}
-			switch fr.FieldPath {
-			case "metadata.name":
-				v = pod.Name
-			case "metadata.namespace":
-				v = pod.Namespace
-			case "metadata.uid":
-				v = string(uid)
-			default:
-				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("env %s: fieldRef %q is not supported (metadata.name, metadata.namespace, metadata.uid are)", e.Name, fr.FieldPath)
+			var err error
+			if v, err = fieldRefValue(pod, uid, e); err != nil {
+				return nil, err
 			}
 		} else {
-			// $(VAR) references to earlier variables expand, as the kubelet does.
-			m := legacy.EnvVarsToMap(envs)
-			v = legacy.Expand(v, m)
+			v = legacy.Expand(v, legacy.EnvVarsToMap(envs))
 		}
 		envs = append(envs, legacy.EnvVar{Name: e.Name, Value: v})
 	}
+	return envs, nil
+}
+
+// fieldRefValue is the value of an env var from a fieldRef: the pod's name, namespace or UID.
+func fieldRefValue(pod *corev1.Pod, uid legacy.UID, e corev1.EnvVar) (string, error) {
+	fr := e.ValueFrom.FieldRef
+	if fr == nil {
+		return "", fmt.Errorf("env %s: only valueFrom.fieldRef is supported", e.Name)
+	}
+	switch fr.FieldPath {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(uid), nil
+	default:
+		return "", fmt.Errorf("env %s: fieldRef %q is not supported (metadata.name, metadata.namespace, metadata.uid are)", e.Name, fr.FieldPath)
+	}
+}
+
+// newContainerConfig is the container's CRI config without its mounts, resources and security:
+// metadata, image, command and args expanded with its env, labels, stdio.
+func newContainerConfig(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, envs []legacy.EnvVar) *runtime.ContainerConfig {
 	cmd, args := legacy.ExpandContainerCommandAndArgs(c.Command, c.Args, envs)
 	cfg := &runtime.ContainerConfig{
 		Metadata:   &runtime.ContainerMetadata{Name: c.Name},
@@ -438,54 +600,76 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 	for _, e := range envs {
 		cfg.Envs = append(cfg.Envs, &runtime.KeyValue{Key: e.Name, Value: []byte(e.Value)})
 	}
+	return cfg
+}
+
+// containerMounts are the container's volumeMounts on the pod's volumes, and its subPaths.
+func (cv *conversion) containerMounts(c *corev1.Container, envs []legacy.EnvVar) (mounts []*runtime.Mount, subs []SubPath, _ error) {
+	privileged := c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged
 	for i, vm := range c.VolumeMounts {
-		host, ok := volumes[vm.Name]
+		host, ok := cv.volumes[vm.Name]
 		if !ok {
-			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: no such volume", vm.Name)
+			return nil, nil, fmt.Errorf("volumeMount %q: no such volume", vm.Name)
 		}
 		if !filepath.IsAbs(vm.MountPath) {
-			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: mountPath must be absolute", vm.Name)
+			return nil, nil, fmt.Errorf("volumeMount %q: mountPath must be absolute", vm.Name)
 		}
-		subPath := vm.SubPath
-		if vm.SubPathExpr != "" {
-			if subPath != "" {
-				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPath and subPathExpr are mutually exclusive", vm.Name)
-			}
-			// Expanded with the container's env, as the kubelet does, then checked as a subPath.
-			subPath = legacy.Expand(vm.SubPathExpr, legacy.EnvVarsToMap(envs))
-			if err := validateSubPath(subPath); err != nil {
-				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPathExpr %q expands to %q, which %v", vm.Name, vm.SubPathExpr, subPath, err)
-			}
+		subPath, err := mountSubPath(vm, envs)
+		if err != nil {
+			return nil, nil, err
 		}
 		if subPath != "" {
-			if err := validateSubPath(subPath); err != nil {
-				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPath %q must be a relative path inside the volume: %v", vm.Name, subPath, err)
-			}
-			if subRoot == "" {
-				return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("volumeMount %q: subPath needs a volume root", vm.Name)
+			if cv.subRoot == "" {
+				return nil, nil, fmt.Errorf("volumeMount %q: subPath needs a volume root", vm.Name)
 			}
 			// Not <volume>/<subPath>, which the runtime would resolve on the host: the manager
 			// mounts the subPath, resolved inside the volume, at the target (subpath.go).
-			sp := SubPath{Volume: host, Path: subPath, Target: filepath.Join(subRoot, vm.Name, c.Name, strconv.Itoa(i))}
+			sp := SubPath{Volume: host, Path: subPath, Target: filepath.Join(cv.subRoot, vm.Name, c.Name, strconv.Itoa(i))}
 			subs = append(subs, sp)
 			host = sp.Target
 		}
 		m := &runtime.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly}
-		if err := convertMountOptions(&vm, m, c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged, ps); err != nil {
-			return legacy.ContainerSpec{}, nil, nil, err
+		if err := convertMountOptions(&vm, m, privileged, cv.psec); err != nil {
+			return nil, nil, err
 		}
-		cfg.Mounts = append(cfg.Mounts, m)
+		mounts = append(mounts, m)
 	}
+	return mounts, subs, nil
+}
+
+// mountSubPath is the volumeMount's subPath, or its subPathExpr expanded with the container's env
+// as the kubelet does; either must be a relative path inside the volume.
+func mountSubPath(vm corev1.VolumeMount, envs []legacy.EnvVar) (string, error) {
+	subPath := vm.SubPath
+	if vm.SubPathExpr != "" {
+		if subPath != "" {
+			return "", fmt.Errorf("volumeMount %q: subPath and subPathExpr are mutually exclusive", vm.Name)
+		}
+		subPath = legacy.Expand(vm.SubPathExpr, legacy.EnvVarsToMap(envs))
+		if err := validateSubPath(subPath); err != nil {
+			return "", fmt.Errorf("volumeMount %q: subPathExpr %q expands to %q, which %v", vm.Name, vm.SubPathExpr, subPath, err)
+		}
+	}
+	if subPath != "" {
+		if err := validateSubPath(subPath); err != nil {
+			return "", fmt.Errorf("volumeMount %q: subPath %q must be a relative path inside the volume: %v", vm.Name, subPath, err)
+		}
+	}
+	return subPath, nil
+}
+
+// containerHostPorts are the port mappings of the container's ports that have a hostPort.
+func containerHostPorts(c *corev1.Container) ([]*runtime.PortMapping, error) {
 	var hostPorts []*runtime.PortMapping
 	for _, p := range c.Ports {
 		if p.ContainerPort <= 0 || p.ContainerPort > 65535 {
-			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("port %d: out of range", p.ContainerPort)
+			return nil, fmt.Errorf("port %d: out of range", p.ContainerPort)
 		}
 		if p.HostPort == 0 {
 			continue
 		}
 		if p.HostPort < 0 || p.HostPort > 65535 {
-			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("hostPort %d: out of range", p.HostPort)
+			return nil, fmt.Errorf("hostPort %d: out of range", p.HostPort)
 		}
 		proto := runtime.Protocol_TCP
 		switch p.Protocol {
@@ -495,21 +679,11 @@ func convertContainer(pod *corev1.Pod, uid legacy.UID, c *corev1.Container, volu
 		case corev1.ProtocolSCTP:
 			proto = runtime.Protocol_SCTP
 		default:
-			return legacy.ContainerSpec{}, nil, nil, fmt.Errorf("port %d: protocol %q", p.ContainerPort, p.Protocol)
+			return nil, fmt.Errorf("port %d: protocol %q", p.ContainerPort, p.Protocol)
 		}
 		hostPorts = append(hostPorts, &runtime.PortMapping{Protocol: proto, ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
 	}
-	res, err := convertResources(c.Resources)
-	if err != nil {
-		return legacy.ContainerSpec{}, nil, nil, err
-	}
-	cfg.Linux.Resources = res
-	sc, err := convertContainerSecurity(pod, c, ps, opts, nsOpts)
-	if err != nil {
-		return legacy.ContainerSpec{}, nil, nil, err
-	}
-	cfg.Linux.SecurityContext = sc
-	return legacy.ContainerSpec{Config: cfg, PullPolicy: policy}, hostPorts, subs, nil
+	return hostPorts, nil
 }
 
 // convertResources maps requests and limits onto the CRI's Linux resources as the kubelet does:

@@ -30,6 +30,7 @@ func FuzzManifest(f *testing.F) {
 	}
 	f.Add([]byte(`{"metadata":{"name":"a","uid":"u-1"},"spec":{"containers":[{"name":"c","image":"b","volumeMounts":[{"name":"v","mountPath":"/m","subPath":"x/y"}]}],"volumes":[{"name":"v","emptyDir":{}}]}}`))
 	f.Add([]byte("metadata: {name: a}\nspec: {hostname: h, containers: [{name: c, image: b, env: [{name: X, value: '$(Y)'}]}]}"))
+	f.Add([]byte("metadata: {name: a}\nspec: {dnsPolicy: None, dnsConfig: {nameservers: [10.0.0.1], searches: [a.example], options: [{name: ndots, value: '2'}]}, containers: [{name: c, image: b}]}"))
 	for _, tc := range securityCases {
 		f.Add([]byte(tc.manifest))
 	}
@@ -73,6 +74,14 @@ func FuzzManifest(f *testing.F) {
 		}
 		if err := legacy.ValidateSandboxConfig(p.Spec.Sandbox); err != nil {
 			t.Fatalf("accepted a pod the runtime refuses: %v", err)
+		}
+		// The DNS the RuntimeHelper gives the sandbox, on a host without resolv.conf.
+		dns, _, err := podDNS(p.DNSPolicy, p.DNSConfig, "/nonexistent/cri-shim/resolv.conf")
+		if err != nil {
+			t.Fatalf("accepted a pod whose DNS config cannot be made: %v", err)
+		}
+		if err := legacy.ValidateDNS(dns); err != nil {
+			t.Fatalf("accepted a pod whose DNS config the runtime refuses: %v", err)
 		}
 		for _, cs := range append(append([]legacy.ContainerSpec{}, p.Spec.InitContainers...), p.Spec.Containers...) {
 			if err := legacy.ValidateContainerConfig(cs.Config); err != nil {

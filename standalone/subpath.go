@@ -1,7 +1,6 @@
 package standalone
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -183,35 +182,10 @@ func removeVolumes(dir string) error {
 	return os.RemoveAll(dir)
 }
 
-// subPathRuntime is the runtime the manager's SyncPod drives: CreateContainer of a standalone
-// pod's container first mounts its subPaths (prepareSubPath).
-type subPathRuntime struct {
-	legacy.PodRuntime
-	m *Manager
-}
-
-func (r subPathRuntime) CreateContainer(ctx context.Context, sandboxID string, config *runtime.ContainerConfig) (string, error) {
-	if err := r.m.prepareSubPaths(config); err != nil {
-		return "", err
-	}
-	return r.PodRuntime.CreateContainer(ctx, sandboxID, config)
-}
-
-// prepareSubPaths mounts the subPaths of the container config's pod (by its UID label) and
-// container name. A mount whose host path is under the volume root's subPath dirs must be one
-// of them.
-func (m *Manager) prepareSubPaths(config *runtime.ContainerConfig) error {
-	uid := config.GetLabels()[labelPodUID]
+// prepareSubPaths mounts the subPaths of the pod's container (by the config's name). A mount
+// whose host path is under the pod's subPath dir of the volume root must be one of them.
+func (m *Manager) prepareSubPaths(pod *Pod, uid legacy.UID, config *runtime.ContainerConfig) error {
 	name := config.GetMetadata().GetName()
-	var pod *Pod
-	m.mu.Lock()
-	for _, w := range m.workers {
-		if p := w.pod(); string(p.UID) == uid {
-			pod = p
-			break
-		}
-	}
-	m.mu.Unlock()
 	var subs []SubPath
 	if pod != nil {
 		subs = pod.SubPaths[name]
@@ -223,7 +197,7 @@ func (m *Manager) prepareSubPaths(config *runtime.ContainerConfig) error {
 	if m.opts.VolumeRoot == "" || uid == "" {
 		return nil
 	}
-	prefix := filepath.Join(m.opts.VolumeRoot, uid, subPathDir) + "/"
+	prefix := filepath.Join(m.opts.VolumeRoot, string(uid), subPathDir) + "/"
 	for _, mnt := range config.GetMounts() {
 		hp := mnt.GetHostPath()
 		if !strings.HasPrefix(hp, prefix) {

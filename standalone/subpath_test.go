@@ -243,3 +243,44 @@ spec:
 		t.Fatal("unreachable")
 	}
 }
+
+// TestManagerSubPathFailureIsConfigError: a subPath the manager's RuntimeHelper cannot mount (its
+// hostPath volume is missing) fails the container's start as a CreateContainerConfigError with a
+// "Failed" event, and no container is created.
+func TestManagerSubPathFailureIsConfigError(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	fake := legacytest.NewFakeRuntime()
+	m, err := New(Options{Dir: filepath.Join(dir, "manifests"), StateDir: state, VolumeRoot: filepath.Join(dir, "vol"), Runtime: fake,
+		ScanInterval: 20 * time.Millisecond, ResyncInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "manifests"), 0o700)
+	WriteFileAtomic(filepath.Join(dir, "manifests", "p.yaml"), []byte(`metadata: {name: p}
+spec:
+  containers: [{name: c, image: b, volumeMounts: [{name: h, mountPath: /m, subPath: x}]}]
+  volumes: [{name: h, hostPath: {path: `+filepath.Join(dir, "missing")+`}}]
+`), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var rec *PodRecord
+	waitFor(t, "the sync error", func() bool {
+		rec, err = ReadRecord(state, "default", "p")
+		return err == nil && rec.SyncError != ""
+	})
+	if !strings.Contains(rec.SyncError, "CreateContainerConfigError") || !strings.Contains(rec.SyncError, "subPath") {
+		t.Errorf("sync error %q", rec.SyncError)
+	}
+	found := false
+	for _, e := range rec.Events {
+		found = found || (e.Type == "Warning" && e.Reason == "Failed" && strings.HasPrefix(e.Message, "Error: "))
+	}
+	if !found {
+		t.Errorf("no Failed event: %+v", rec.Events)
+	}
+	if len(fake.FakeContainers()) != 0 {
+		t.Errorf("containers created: %v", fake.FakeContainers())
+	}
+}
