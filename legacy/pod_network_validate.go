@@ -16,6 +16,26 @@ const (
 	maxDNSServers      = 16
 )
 
+// nameserverAddress tells whether s is an IP address a resolv.conf nameserver line takes: plain,
+// or an IPv6 link-local one with its interface ("fe80::1%eth0", as hosts' resolv.conf have it; the
+// zone is an interface name or index, nothing that could end the line).
+func nameserverAddress(s string) bool {
+	addr, zone, scoped := strings.Cut(s, "%")
+	ip := net.ParseIP(addr)
+	if !scoped {
+		return ip != nil
+	}
+	if ip == nil || ip.To4() != nil || !ip.IsLinkLocalUnicast() || zone == "" || len(zone) > 15 {
+		return false
+	}
+	for _, r := range zone {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-@", r)) {
+			return false
+		}
+	}
+	return true
+}
+
 // ValidateDNS checks a DNSConfig: servers are IP addresses, searches and options are single words
 // without control characters, and there are not too many of them.
 func ValidateDNS(dns *runtime.DNSConfig) error {
@@ -26,7 +46,7 @@ func ValidateDNS(dns *runtime.DNSConfig) error {
 		return fmt.Errorf("dns_config: %d servers, at most %d allowed", n, maxDNSServers)
 	}
 	for _, s := range dns.GetServers() {
-		if net.ParseIP(s) == nil {
+		if !nameserverAddress(s) {
 			return fmt.Errorf("dns_config: server %q is not an IP address", s)
 		}
 	}
