@@ -15,8 +15,9 @@ type RuntimeHelper interface {
 	// spec; SyncPod then sets the attempt, the log path and its labels on a copy. An error fails
 	// the container's start with ErrCreateContainerConfig and nothing is created.
 	GenerateRunContainerOptions(ctx context.Context, pod *PodSpec, container *ContainerSpec) (*runtime.ContainerConfig, error)
-	// GetClusterDNS returns the DNS config of the pod's sandbox; nil: none, the runtime's
-	// default (the host's resolv.conf). The sandbox's spec hash covers it: a different answer
-	// re-creates the sandbox.
+	// GetClusterDNS returns the DNS config a new sandbox of the pod gets, replacing the spec's;
+	// nil: none, the runtime's default (the host's resolv.conf). It is asked when a sandbox is
+	// created: a different answer later does not replace the running sandbox (the spec's hash,
+	// which decides that, covers the spec's own DNSConfig).
 	GetClusterDNS(ctx context.Context, pod *PodSpec) (*runtime.DNSConfig, error)
 }

@@ -422,18 +422,7 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 			}
 		}
 	}
-	// The sandbox's DNS is asked before the actions: the spec hash compared with the running
-	// sandbox's covers the DNS the pod gets, the same as the one it is created with.
-	sbConfig, err := s.sandboxConfig(ctx, pod)
-	if err != nil {
-		r := NewSyncResult(CreatePodSandbox, pod.FullName())
-		r.FailErr(ErrCreatePodSandbox, err)
-		result.AddSyncResult(r)
-		s.Recorder.Eventf(obj, EventTypeWarning, FailedCreatePodSandBox, "Failed to generate sandbox config for pod %s: %v", pod.FullName(), err)
-		return result
-	}
-	desired := withSandbox(pod, sbConfig)
-	actions := ComputePodActions(desired, status, containers, unhealthy)
+	actions := ComputePodActions(pod, status, containers, unhealthy)
 	log.WithFields(logrus.Fields{"createSandbox": actions.CreateSandbox, "killPod": actions.KillPod,
 		"init": actions.NextInitContainer, "start": actions.ContainersToStart, "kill": actions.ContainersToKillNames()}).Trace("pod actions")
 
@@ -467,15 +456,15 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 
 	sandboxID := actions.SandboxID
 	if actions.CreateSandbox {
-		cfg := proto.Clone(desired.Sandbox).(*runtime.PodSandboxConfig)
-		cfg.Metadata.Attempt = actions.Attempt
-		if cfg.Labels == nil {
-			cfg.Labels = map[string]string{}
-		}
-		cfg.Labels[LabelSpecHash] = HashString(SandboxSpecHash(desired.Sandbox))
-		id, res := s.Runtime.RunPodSandbox(ctx, cfg, pod.RuntimeHandler)
 		r := NewSyncResult(CreatePodSandbox, pod.FullName())
 		result.AddSyncResult(r)
+		cfg, err := s.sandboxConfig(ctx, pod, actions.Attempt)
+		if err != nil {
+			r.FailErr(ErrCreatePodSandbox, err)
+			s.Recorder.Eventf(obj, EventTypeWarning, FailedCreatePodSandBox, "Failed to generate sandbox config for pod %s: %v", pod.FullName(), err)
+			return result
+		}
+		id, res := s.Runtime.RunPodSandbox(ctx, cfg, pod.RuntimeHandler)
 		if err := res.Error(); err != nil {
 			r.FailErr(ErrCreatePodSandbox, err)
 			s.Recorder.Eventf(obj, EventTypeWarning, FailedCreatePodSandBox, "Failed to create pod sandbox: %v", err)
@@ -503,29 +492,25 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 	return result
 }
 
-// sandboxConfig is the pod's sandbox config with the DNS the Helper gives the pod; the spec's
-// own without a Helper.
-func (s *PodSyncer) sandboxConfig(ctx context.Context, pod *PodSpec) (*runtime.PodSandboxConfig, error) {
-	if s.Helper == nil {
-		return pod.Sandbox, nil
-	}
-	dns, err := s.Helper.GetClusterDNS(ctx, pod)
-	if err != nil {
-		return nil, fmt.Errorf("DNS config: %w", err)
-	}
+// sandboxConfig is the config a new sandbox of the pod is created with: the spec's, at that
+// attempt, labelled with the spec's hash, and with the DNS the Helper gives the pod. The hash is
+// the spec's, not the DNS's: what the Helper derives from the host (its resolv.conf) is read when
+// a sandbox is made, as the kubelet does, and a change of it does not replace running pods.
+func (s *PodSyncer) sandboxConfig(ctx context.Context, pod *PodSpec, attempt uint32) (*runtime.PodSandboxConfig, error) {
 	cfg := proto.Clone(pod.Sandbox).(*runtime.PodSandboxConfig)
-	cfg.DnsConfig = dns
-	return cfg, nil
-}
-
-// withSandbox is pod with that sandbox config (pod itself when it is its own).
-func withSandbox(pod *PodSpec, sandbox *runtime.PodSandboxConfig) *PodSpec {
-	if sandbox == pod.Sandbox {
-		return pod
+	cfg.Metadata.Attempt = attempt
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]string{}
 	}
-	p := *pod
-	p.Sandbox = sandbox
-	return &p
+	cfg.Labels[LabelSpecHash] = HashString(SandboxSpecHash(pod.Sandbox))
+	if s.Helper != nil {
+		dns, err := s.Helper.GetClusterDNS(ctx, pod)
+		if err != nil {
+			return nil, fmt.Errorf("DNS config: %w", err)
+		}
+		cfg.DnsConfig = dns
+	}
+	return cfg, nil
 }
 
 // containerConfig is the config the container is created with: the Helper's, or a copy of the

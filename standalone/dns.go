@@ -218,16 +218,24 @@ func validatePodDNS(spec *corev1.PodSpec) error {
 	}
 	// The dnsConfig as it is, before any merge or cut: what the runtime would refuse of it is
 	// the manifest's error.
-	raw := &runtime.DNSConfig{Servers: dc.Nameservers, Searches: dc.Searches}
+	if err := legacy.ValidateDNS(specDNSConfig(dc)); err != nil {
+		return fmt.Errorf("spec.dnsConfig: %w", err)
+	}
+	return nil
+}
+
+// specDNSConfig is the manifest's dnsConfig as a CRI DNSConfig, as it is (nil: none).
+func specDNSConfig(dc *corev1.PodDNSConfig) *runtime.DNSConfig {
+	if dc == nil {
+		return nil
+	}
+	out := &runtime.DNSConfig{Servers: dc.Nameservers, Searches: dc.Searches}
 	for _, o := range dc.Options {
 		opt := o.Name
 		if o.Value != nil {
 			opt += ":" + *o.Value
 		}
-		raw.Options = append(raw.Options, opt)
+		out.Options = append(out.Options, opt)
 	}
-	if err := legacy.ValidateDNS(raw); err != nil {
-		return fmt.Errorf("spec.dnsConfig: %w", err)
-	}
-	return nil
+	return out
 }

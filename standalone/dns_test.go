@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"google.golang.org/protobuf/proto"
@@ -129,8 +130,9 @@ func TestPodDNSLimits(t *testing.T) {
 	}
 }
 
-// TestConvertDNS: Convert leaves the sandbox's DNS to the RuntimeHelper (it keeps the pod's
-// policy and dnsConfig) and refuses what the API server refuses of them.
+// TestConvertDNS: Convert keeps the pod's policy and dnsConfig for the RuntimeHelper, puts the
+// dnsConfig as it is and a non-default policy into the sandbox config (what its spec hash covers:
+// an edit of either replaces the sandbox), and refuses what the API server refuses of them.
 func TestConvertDNS(t *testing.T) {
 	pod, err := ParseManifest([]byte("metadata: {name: a}\nspec: {dnsPolicy: None, dnsConfig: {nameservers: [10.0.0.1], options: [{name: ndots, value: '1'}]}, containers: [{name: c, image: b}]}"))
 	if err != nil {
@@ -140,8 +142,28 @@ func TestConvertDNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Spec.Sandbox.DnsConfig != nil || p.DNSPolicy != corev1.DNSNone || p.DNSConfig == nil || p.DNSConfig.Nameservers[0] != "10.0.0.1" {
+	want := &runtime.DNSConfig{Servers: []string{"10.0.0.1"}, Options: []string{"ndots:1"}}
+	if !proto.Equal(p.Spec.Sandbox.DnsConfig, want) || p.DNSPolicy != corev1.DNSNone || p.DNSConfig == nil || p.DNSConfig.Nameservers[0] != "10.0.0.1" {
 		t.Errorf("sandbox DNS %v, pod policy %q config %v", p.Spec.Sandbox.DnsConfig, p.DNSPolicy, p.DNSConfig)
+	}
+	hashOf := func(manifest string) string {
+		t.Helper()
+		pod, err := ParseManifest([]byte(manifest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Convert(pod, "", ConvertOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return legacy.HashString(legacy.SandboxSpecHash(p.Spec.Sandbox))
+	}
+	plain := hashOf("metadata: {name: a}\nspec: {containers: [{name: c, image: b}]}")
+	if hashOf("metadata: {name: a}\nspec: {dnsPolicy: ClusterFirst, containers: [{name: c, image: b}]}") != plain {
+		t.Error("the default policy named changed the sandbox's hash")
+	}
+	if hashOf("metadata: {name: a}\nspec: {dnsPolicy: Default, containers: [{name: c, image: b}]}") == plain {
+		t.Error("dnsPolicy Default left the sandbox's hash as ClusterFirst's")
 	}
 	for name, spec := range map[string]string{
 		"None without dnsConfig":   "{dnsPolicy: None, containers: [{name: c, image: b}]}",

@@ -40,6 +40,10 @@ const (
 	labelContainerName = "io.kubernetes.container.name"
 	// annotationConfigSource is the kubelet's annotation of where a static pod came from.
 	annotationConfigSource = "kubernetes.io/config.source"
+	// annotationDNSPolicy is the pod's dnsPolicy when not the default (ClusterFirst): with the
+	// dnsConfig in the sandbox config, it puts what decides the pod's DNS into the sandbox's spec
+	// hash, so an edit of either replaces the sandbox.
+	annotationDNSPolicy = "io.cri-shim.dns-policy"
 )
 
 // Defaults of the pod spec fields a manifest may leave out.
@@ -264,10 +268,13 @@ func (cv *conversion) sandboxConfig(source string) (*runtime.PodSandboxConfig, e
 	if hostname == "" && !spec.HostNetwork {
 		hostname = pod.Name
 	}
+	// The manifest's own DNS: the manager's RuntimeHelper gives a new sandbox the DNS made of it
+	// and the host's resolv.conf (dns.go); this one is what the spec hash covers.
 	return &runtime.PodSandboxConfig{
 		Metadata:     &runtime.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(cv.uid)},
 		Hostname:     hostname,
 		LogDirectory: filepath.Join(cv.opts.PodLogRoot, pod.Namespace+"_"+pod.Name+"_"+string(cv.uid)),
+		DnsConfig:    specDNSConfig(spec.DNSConfig),
 		Labels:       podLabels(pod, cv.uid),
 		Annotations:  podAnnotations(pod, source),
 		Linux:        &runtime.LinuxPodSandboxConfig{SecurityContext: sbSec, Sysctls: sysctls},
@@ -292,6 +299,9 @@ func podAnnotations(pod *corev1.Pod, source string) map[string]string {
 		annotations[k] = v
 	}
 	annotations[annotationConfigSource] = "file"
+	if p := pod.Spec.DNSPolicy; p != "" && p != corev1.DNSClusterFirst {
+		annotations[annotationDNSPolicy] = string(p)
+	}
 	if source != "" {
 		annotations[AnnotationManifest] = source
 	}

@@ -135,16 +135,27 @@ func TestSyncPodHelperDNS(t *testing.T) {
 	if len(fake.StartedSandboxes) != 1 {
 		t.Fatalf("the same DNS re-created the sandbox: %v", fake.StartedSandboxes)
 	}
+	// What the helper derives from the host changes (its resolv.conf was rewritten): the running
+	// sandbox stays, as under the kubelet.
 	h.dns = &runtime.DNSConfig{Servers: []string{"10.0.0.2"}}
 	if err := syncOnce(t, s, fake, pod).Error(); err != nil {
 		t.Fatal(err)
 	}
+	if len(fake.StartedSandboxes) != 1 {
+		t.Fatalf("a change of the helper's DNS replaced the running sandbox: %v", fake.StartedSandboxes)
+	}
+	// The spec's DNS changes: a new sandbox, with the helper's DNS of now.
+	pod.Sandbox.DnsConfig = &runtime.DNSConfig{Servers: []string{"10.0.0.3"}}
+	if err := syncOnce(t, s, fake, pod).Error(); err != nil {
+		t.Fatal(err)
+	}
 	if len(fake.StartedSandboxes) != 2 {
-		t.Fatalf("another DNS kept the sandbox: %v", fake.StartedSandboxes)
+		t.Fatalf("a changed spec DNS kept the sandbox: %v", fake.StartedSandboxes)
 	}
 	second := fake.Sandboxes[fake.StartedSandboxes[1]]
-	if second.Attempt != 1 || !proto.Equal(second.Config.GetDnsConfig(), h.dns) {
-		t.Errorf("new sandbox attempt %d DNS %v", second.Attempt, second.Config.GetDnsConfig())
+	if second.Attempt != 1 || !proto.Equal(second.Config.GetDnsConfig(), h.dns) ||
+		second.Labels[legacy.LabelSpecHash] != legacy.HashString(legacy.SandboxSpecHash(pod.Sandbox)) {
+		t.Errorf("new sandbox attempt %d DNS %v labels %v", second.Attempt, second.Config.GetDnsConfig(), second.Labels)
 	}
 }
 
