@@ -12,6 +12,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/kuberuntime/exitmonitor"
 	"github.com/cri-shim/cri-shim/legacy"
@@ -66,6 +67,9 @@ type Options struct {
 	// ExecIODrain is how long the output of an exec'd process may take to arrive after the
 	// process exited (exec_io.go); 0: DefaultExecIODrain.
 	ExecIODrain time.Duration
+	// CgroupDriver names the cgroups of pods and containers and is given to the runc handlers
+	// (SystemdCgroup); the zero value is cgroupfs.
+	CgroupDriver cgroupdriver.Driver
 }
 
 // ContainerdRuntime is the model's Runtime implemented on containerd.
@@ -158,6 +162,7 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 		if h.Type == "" {
 			h.Type = "io.containerd.runc.v2"
 		}
+		h = withCgroupDriver(h, opts.CgroupDriver) // runc_features.go
 		if i == 0 {
 			r.handlers[""] = h
 		}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy"
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -54,6 +55,9 @@ type Options struct {
 	// Streaming hands out the URLs of Exec, Attach and PortForward (streaming.Server); nil
 	// answers Unimplemented.
 	Streaming StreamURLs
+	// CgroupDriver is the driver RuntimeConfig reports, which the kubelet follows; the zero value
+	// is cgroupfs.
+	CgroupDriver cgroupdriver.Driver
 	// Protected, when set, refuses with FailedPrecondition to stop, remove or update the resources
 	// of the sandboxes and containers it protects (standalone pods, which cri-shim itself runs);
 	// listing, status, exec and logs stay open.
@@ -139,9 +143,13 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtime.StatusRequest) 
 	return resp, nil
 }
 
-// RuntimeConfig reports the cgroup driver: cgroupfs (cri-shim does not drive cgroups via systemd).
+// RuntimeConfig reports the cgroup driver (Options.CgroupDriver).
 func (s *RuntimeServer) RuntimeConfig(ctx context.Context, req *runtime.RuntimeConfigRequest) (*runtime.RuntimeConfigResponse, error) {
+	driver := runtime.CgroupDriver_CGROUPFS
+	if s.opts.CgroupDriver.IsSystemd() {
+		driver = runtime.CgroupDriver_SYSTEMD
+	}
 	return &runtime.RuntimeConfigResponse{
-		Linux: &runtime.LinuxRuntimeConfiguration{CgroupDriver: runtime.CgroupDriver_CGROUPFS},
+		Linux: &runtime.LinuxRuntimeConfiguration{CgroupDriver: driver},
 	}, nil
 }
