@@ -56,6 +56,23 @@ func TestRuncHandlerCarriesCgroupDriver(t *testing.T) {
 	}
 }
 
+// The runtime's handlers, which sandboxes and containers are made with, carry the driver.
+func TestRuntimeHandlersCarryCgroupDriver(t *testing.T) {
+	opts := Options{CgroupDriver: cgroupdriver.Systemd, RuntimeHandlers: []legacy.RuntimeHandler{
+		RuncHandler("runc", "/opt/runc"), {Name: "plain"}}}
+	m := runtimeHandlers(opts)
+	for _, name := range []string{"", "runc", "plain"} {
+		o, ok := m[name].Options.(*runcoptions.Options)
+		if !ok || !o.SystemdCgroup || m[name].Type != "io.containerd.runc.v2" {
+			t.Errorf("handler %q: %+v, want runc options with SystemdCgroup", name, m[name])
+		}
+	}
+	opts.CgroupDriver = cgroupdriver.Cgroupfs
+	if m := runtimeHandlers(opts); m["plain"].Options != nil || m["runc"].Options.(*runcoptions.Options).SystemdCgroup {
+		t.Fatalf("cgroupfs handlers: %+v", m)
+	}
+}
+
 // A pod whose cgroup parent has the other driver's form is refused (InvalidArgument) at
 // RunPodSandbox, and a container of such a sandbox (one from a run with the other driver) at
 // CreateContainer: not run in a cgroup other than the kubelet's.

@@ -148,7 +148,7 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 		opts:      opts,
 		net:       opts.Network,
 		images:    opts.Images,
-		handlers:  map[string]legacy.RuntimeHandler{},
+		handlers:  runtimeHandlers(opts),
 		sandboxes: newSandboxStore(),
 		podStatus: newPodStatusFeeder(),
 	}
@@ -157,16 +157,6 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 	}
 	if r.images == nil {
 		return nil, errors.New("legacy: Options.Images is required")
-	}
-	for i, h := range opts.RuntimeHandlers {
-		if h.Type == "" {
-			h.Type = "io.containerd.runc.v2"
-		}
-		h = withCgroupDriver(h, opts.CgroupDriver) // runc_features.go
-		if i == 0 {
-			r.handlers[""] = h
-		}
-		r.handlers[h.Name] = h
 	}
 	for _, d := range []string{r.sandboxesRoot(), r.sandboxesState(), r.netnsDir()} {
 		if err := os.MkdirAll(d, 0o711); err != nil {

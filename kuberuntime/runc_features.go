@@ -47,6 +47,23 @@ func RuncHandler(name, binary string) legacy.RuntimeHandler {
 	return h
 }
 
+// runtimeHandlers are the handlers pods may name, by name ("" the first), each with the cgroup
+// driver: the sandboxes' and the containers' tasks are made with these options.
+func runtimeHandlers(opts Options) map[string]legacy.RuntimeHandler {
+	m := map[string]legacy.RuntimeHandler{}
+	for i, h := range opts.RuntimeHandlers {
+		if h.Type == "" {
+			h.Type = "io.containerd.runc.v2"
+		}
+		h = withCgroupDriver(h, opts.CgroupDriver)
+		if i == 0 {
+			m[""] = h
+		}
+		m[h.Name] = h
+	}
+	return m
+}
+
 // withCgroupDriver has a runc handler drive cgroups as d says (runc's SystemdCgroup). Under cgroupfs
 // a handler without options keeps none: the shim's defaults are cgroupfs. Options of another
 // runtime's type are left alone.
