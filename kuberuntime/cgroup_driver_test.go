@@ -201,3 +201,25 @@ func TestRemoveCgroupLeftoversSystemdScope(t *testing.T) {
 		}
 	}
 }
+
+// A pod's stats are its cgroup parent's under systemd too: the kubelet's pod slice, by its path or
+// its bare name.
+func TestPodStatsReadSystemdSlice(t *testing.T) {
+	_, c, root := statsListRuntime(t)
+	slice := "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice"
+	writeFiles(t, root, map[string]string{
+		slice + "/cpu.stat":       "usage_usec 7000000\n",
+		slice + "/memory.current": "16777216\n",
+		slice + "/memory.stat":    "anon 8388608\ninactive_file 4194304\n",
+		slice + "/pids.current":   "9\n",
+	})
+	for _, parent := range []string{"/" + slice, "kubepods-besteffort-pod1.slice"} {
+		sb := &podSandbox{meta: sandboxMetadata{ID: "sb-" + parent}, state: legacy.SandboxStateReady, config: &runtime.PodSandboxConfig{
+			Linux: &runtime.LinuxPodSandboxConfig{CgroupParent: parent, SecurityContext: &runtime.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE}}}}}
+		e := c.samplePodLocked(context.Background(), sb, nil, time.Now())
+		if e == nil || !e.ok || e.cg.CPUUsageNanos != 7e9 || e.cg.WorkingSet != 12582912 || e.cg.Pids != 9 {
+			t.Errorf("parent %q: pod reading %+v", parent, e)
+		}
+	}
+}
