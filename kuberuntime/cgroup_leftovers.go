@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 )
@@ -27,17 +28,18 @@ var cgroupRoot = "/sys/fs/cgroup"
 // its managed containerd down, which cancels `runc create`, and containerd's clean-up of the
 // dead shim then leaves the empty cgroups behind (found by the kill -9 chaos test in
 // test/reliability). rmdir only ever removes an empty cgroup, so this cannot disturb a live one.
-// Systemd-style paths ("slice:prefix:name") are left to systemd.
+// A systemd scope ("slice:prefix:name") is found where runc's systemd driver made it; systemd
+// stops an empty scope unit by itself, so its directory goes the same way.
 func removeCgroupLeftovers(cgroupsPath string) {
-	if cgroupsPath == "" || strings.Contains(cgroupsPath, ":") || !filepath.IsAbs(cgroupsPath) ||
-		filepath.Clean(cgroupsPath) != cgroupsPath || cgroupsPath == "/" {
+	dir, ok := cgroupdriver.Dir(cgroupsPath)
+	if !ok || !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || dir == "/" {
 		return
 	}
-	dirs := []string{filepath.Join(cgroupRoot, cgroupsPath)} // cgroup v2 at the root
+	dirs := []string{filepath.Join(cgroupRoot, dir)} // cgroup v2 at the root
 	if ents, err := os.ReadDir(cgroupRoot); err == nil {
 		for _, e := range ents {
 			if e.IsDir() {
-				dirs = append(dirs, filepath.Join(cgroupRoot, e.Name(), cgroupsPath))
+				dirs = append(dirs, filepath.Join(cgroupRoot, e.Name(), dir))
 			}
 		}
 	}

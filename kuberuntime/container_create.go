@@ -245,15 +245,19 @@ func (c *containerCreation) resolveTargetPid(context.Context) error {
 // buildSpecOpts makes the options of the container's spec from the config, the image and the
 // sandbox.
 func (c *containerCreation) buildSpecOpts(context.Context) (err error) {
+	sb := c.sb
+	// The sandbox may come from a run of the daemon with the other driver.
+	if err := c.r.opts.CgroupDriver.CheckParent(sb.config.GetLinux().GetCgroupParent()); err != nil {
+		return fmt.Errorf("sandbox %s: %w", sb.meta.ID, err)
+	}
 	imageName := c.config.GetImage().GetUserSpecifiedImage()
 	if imageName == "" {
 		imageName = c.img.Name
 	}
-	sb := c.sb
 	c.specOpts, err = containerspec.Opts(containerspec.Input{
 		ID: c.id, Config: c.specConfig, SandboxID: sb.meta.ID, SandboxConfig: sb.config, SandboxPid: c.sbPid,
 		TargetPid: c.targetPid, Files: sb.files, Image: c.img.Config, ImageName: imageName, VolumeMounts: c.volumes,
-		ImageChainID: c.img.ChainID, UserCache: &c.r.userLookups, Host: specHost(),
+		ImageChainID: c.img.ChainID, UserCache: &c.r.userLookups, Host: specHost(), CgroupDriver: c.r.opts.CgroupDriver,
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", legacy.ErrCreateContainerConfig, err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/kuberuntime/iopump"
 	"github.com/cri-shim/cri-shim/legacy"
@@ -397,14 +398,15 @@ func logOpenError(err error) error {
 
 // cgroupOOMKilled tells whether the kernel's OOM killer killed a process of the cgroup.
 func cgroupOOMKilled(cgroupsPath string) bool {
-	if cgroupsPath == "" || strings.Contains(cgroupsPath, ":") {
-		return false // a systemd cgroup: unknown here
+	dir, ok := cgroupdriver.Dir(cgroupsPath)
+	if !ok {
+		return false
 	}
 	var file, key string
 	if cgroups.Mode() == cgroups.Unified {
-		file, key = filepath.Join("/sys/fs/cgroup", cgroupsPath, "memory.events"), "oom_kill"
+		file, key = filepath.Join(cgroupRoot, dir, "memory.events"), "oom_kill"
 	} else {
-		file, key = filepath.Join("/sys/fs/cgroup/memory", cgroupsPath, "memory.oom_control"), "oom_kill"
+		file, key = filepath.Join(cgroupRoot, "memory", dir, "memory.oom_control"), "oom_kill"
 	}
 	f, err := os.Open(file)
 	if err != nil {

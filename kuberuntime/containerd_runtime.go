@@ -12,6 +12,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/kuberuntime/exitmonitor"
 	"github.com/cri-shim/cri-shim/legacy"
@@ -66,6 +67,9 @@ type Options struct {
 	// ExecIODrain is how long the output of an exec'd process may take to arrive after the
 	// process exited (exec_io.go); 0: DefaultExecIODrain.
 	ExecIODrain time.Duration
+	// CgroupDriver names the cgroups of pods and containers and is given to the runc handlers
+	// (SystemdCgroup); the zero value is cgroupfs.
+	CgroupDriver cgroupdriver.Driver
 }
 
 // ContainerdRuntime is the model's Runtime implemented on containerd.
@@ -144,7 +148,7 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 		opts:      opts,
 		net:       opts.Network,
 		images:    opts.Images,
-		handlers:  map[string]legacy.RuntimeHandler{},
+		handlers:  runtimeHandlers(opts),
 		sandboxes: newSandboxStore(),
 		podStatus: newPodStatusFeeder(),
 	}
@@ -153,15 +157,6 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 	}
 	if r.images == nil {
 		return nil, errors.New("legacy: Options.Images is required")
-	}
-	for i, h := range opts.RuntimeHandlers {
-		if h.Type == "" {
-			h.Type = "io.containerd.runc.v2"
-		}
-		if i == 0 {
-			r.handlers[""] = h
-		}
-		r.handlers[h.Name] = h
 	}
 	for _, d := range []string{r.sandboxesRoot(), r.sandboxesState(), r.netnsDir()} {
 		if err := os.MkdirAll(d, 0o711); err != nil {

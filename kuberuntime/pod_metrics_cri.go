@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
 	"golang.org/x/sys/unix"
@@ -123,7 +124,8 @@ func kv(path string) map[string]uint64 {
 
 // cgroupMetrics adds the CPU, memory and process metrics of the cgroup at path.
 func cgroupMetrics(fs *cgroupstats.CgroupFS, path string, ms *legacy.MetricSet) {
-	if path == "" || strings.Contains(path, ":") {
+	path, ok := cgroupdriver.Dir(path)
+	if !ok {
 		return
 	}
 	const userHZ = 100 // cpuacct.stat counts in USER_HZ ticks

@@ -13,10 +13,12 @@ import (
 
 	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 )
 
 // DefaultRuncBinary is where hack/setup.sh builds a current runc (Debian's runc 1.1 can do
@@ -42,6 +44,47 @@ func RuncHandler(name, binary string) legacy.RuntimeHandler {
 	if binary != "" {
 		h.Options = &runcoptions.Options{BinaryName: binary}
 	}
+	return h
+}
+
+// runtimeHandlers are the handlers pods may name, by name ("" the first), each with the cgroup
+// driver: the sandboxes' and the containers' tasks are made with these options.
+func runtimeHandlers(opts Options) map[string]legacy.RuntimeHandler {
+	m := map[string]legacy.RuntimeHandler{}
+	for i, h := range opts.RuntimeHandlers {
+		if h.Type == "" {
+			h.Type = "io.containerd.runc.v2"
+		}
+		h = withCgroupDriver(h, opts.CgroupDriver)
+		if i == 0 {
+			m[""] = h
+		}
+		m[h.Name] = h
+	}
+	return m
+}
+
+// withCgroupDriver has a runc handler drive cgroups as d says (runc's SystemdCgroup). Under cgroupfs
+// a handler without options keeps none: the shim's defaults are cgroupfs. Options of another
+// runtime's type are left alone.
+func withCgroupDriver(h legacy.RuntimeHandler, d cgroupdriver.Driver) legacy.RuntimeHandler {
+	if h.Type != "io.containerd.runc.v2" {
+		return h
+	}
+	var o *runcoptions.Options
+	switch cur := h.Options.(type) {
+	case nil:
+		if !d.IsSystemd() {
+			return h
+		}
+		o = &runcoptions.Options{}
+	case *runcoptions.Options:
+		o = proto.Clone(cur).(*runcoptions.Options)
+	default:
+		return h
+	}
+	o.SystemdCgroup = d.IsSystemd()
+	h.Options = o
 	return h
 }
 

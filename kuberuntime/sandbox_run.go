@@ -168,6 +168,9 @@ func (r *ContainerdRuntime) newSandboxRun(ctx context.Context, config *runtime.P
 	if err := legacy.ValidateSandboxConfig(config); err != nil {
 		return nil, err
 	}
+	if err := r.opts.CgroupDriver.CheckParent(config.GetLinux().GetCgroupParent()); err != nil {
+		return nil, err
+	}
 	md := config.GetMetadata()
 	handler, ok := r.handlers[runtimeHandler]
 	if !ok {
@@ -349,7 +352,7 @@ func (s *sandboxRun) createPauseContainer(ctx context.Context) error {
 	specOpts, err := sandbox.SpecOpts(sandbox.SpecInput{
 		ID: id, Config: config, Image: s.imgCfg, ImageName: r.opts.SandboxImage,
 		NetNSPath: s.sb.meta.NetNSPath, Files: s.sb.files, OOMScoreAdj: sandbox.DefaultSandboxOOMScoreAdj,
-		UsernsPath: usernsPinnedPath(s.userns, s.sb.files), RootfsPath: sharedRootfs,
+		UsernsPath: usernsPinnedPath(s.userns, s.sb.files), RootfsPath: sharedRootfs, CgroupDriver: r.opts.CgroupDriver,
 	})
 	if err != nil {
 		return s.failStart(fmt.Errorf("sandbox spec: %v: %w", err, errdefs.ErrInvalidArgument))

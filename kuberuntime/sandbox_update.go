@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
@@ -32,7 +31,7 @@ func (r *ContainerdRuntime) UpdatePodSandboxResources(ctx context.Context, id st
 	if err := r.nriUpdatePodSandbox(ctx, sb, overhead, resources); err != nil {
 		return err
 	}
-	if parent := sb.config.GetLinux().GetCgroupParent(); parent != "" && !strings.Contains(parent, ":") && !strings.HasSuffix(path.Base(parent), ".slice") {
+	if parent, ok := cgroupdriver.ParentDir(sb.config.GetLinux().GetCgroupParent()); ok {
 		if err := applyPodCgroup(parent, legacy.PodCgroupResources(overhead, resources)); err != nil {
 			return fmt.Errorf("update the pod's cgroup %s: %w", parent, err)
 		}

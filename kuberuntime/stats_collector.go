@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
@@ -287,9 +286,9 @@ func (c *statsCollector) readLocked(e *sampled, cgPath string, pids bool) {
 	}
 }
 
-// samplePodLocked returns the reading of a ready pod: its cgroup parent when it has one of its
-// own (cgroupfs), else the sum of its pause container's and running containers' cgroups; and the
-// counters of its network namespace. nil when the pod is not ready.
+// samplePodLocked returns the reading of a ready pod: its cgroup parent when it has one (the
+// kubelet's pod cgroup, or slice under systemd), else the sum of its pause container's and running
+// containers' cgroups; and the counters of its network namespace. nil when the pod is not ready.
 func (c *statsCollector) samplePodLocked(ctx context.Context, sb *podSandbox, ctrs []*podContainer, now time.Time) *sampled {
 	snap := sb.snapshot()
 	state, pid := snap.state, snap.pid
@@ -305,7 +304,7 @@ func (c *statsCollector) samplePodLocked(ctx context.Context, sb *podSandbox, ct
 	} else if now.Sub(e.at) < statsMaxAge {
 		return e
 	}
-	if parent := sb.config.GetLinux().GetCgroupParent(); parent != "" && !strings.HasSuffix(path.Base(parent), ".slice") {
+	if parent, ok := cgroupdriver.ParentDir(sb.config.GetLinux().GetCgroupParent()); ok {
 		c.readLocked(e, parent, true)
 	} else {
 		e.ok = false

@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
@@ -62,12 +63,29 @@ func TestBandwidth(t *testing.T) {
 	}
 }
 
-func TestCgroupsPath(t *testing.T) {
-	if got := CgroupsPath("/kubepods/besteffort/pod1", "abc"); got != "/kubepods/besteffort/pod1/abc" {
-		t.Fatal(got)
-	}
-	if got := CgroupsPath("/kubepods.slice/kubepods-pod1.slice", "abc"); got != "kubepods-pod1.slice:cri-shim:abc" {
-		t.Fatal(got)
+// The pause container's cgroup is named by the driver: a path under cgroupfs, slice:prefix:name
+// under systemd (system.slice without a parent: runc's systemd driver refuses containerd's default).
+func TestSpecCgroupsPath(t *testing.T) {
+	for _, c := range []struct {
+		driver       cgroupdriver.Driver
+		parent, want string
+	}{
+		{cgroupdriver.Cgroupfs, "/kubepods/besteffort/pod1", "/kubepods/besteffort/pod1/abc"},
+		{"", "/kubepods/besteffort/pod1", "/kubepods/besteffort/pod1/abc"},
+		{cgroupdriver.Cgroupfs, "", "/test/abc"}, // containerd's default: /<namespace>/<id>
+		{cgroupdriver.Systemd, "/kubepods.slice/kubepods-pod1.slice", "kubepods-pod1.slice:cri-shim:abc"},
+		{cgroupdriver.Systemd, "kubepods-pod1.slice", "kubepods-pod1.slice:cri-shim:abc"},
+		{cgroupdriver.Systemd, "", "system.slice:cri-shim:abc"},
+	} {
+		cfg := &runtime.PodSandboxConfig{
+			Metadata: &runtime.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "u"},
+			Linux:    &runtime.LinuxPodSandboxConfig{CgroupParent: c.parent},
+		}
+		spec := genSpec(t, SpecInput{ID: "abc", Config: cfg, Image: imagespec.ImageConfig{Cmd: []string{"/pause"}},
+			NetNSPath: "/run/netns/abc", CgroupDriver: c.driver})
+		if spec.Linux.CgroupsPath != c.want {
+			t.Errorf("%q %q: cgroupsPath %q, want %q", c.driver, c.parent, spec.Linux.CgroupsPath, c.want)
+		}
 	}
 }
 

@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -73,6 +72,8 @@ type SpecInput struct {
 	// RootfsPath, when set, is the pause container's rootfs directory (shared by pause containers;
 	// it has no snapshot of its own then).
 	RootfsPath string
+	// CgroupDriver names the pause container's cgroup (the zero value: cgroupfs).
+	CgroupDriver cgroupdriver.Driver
 }
 
 // SpecOpts returns the OCI spec options of the pause container, to apply over containerd's default
@@ -127,8 +128,8 @@ func SpecOpts(in SpecInput) ([]oci.SpecOpts, error) {
 	default:
 		return nil, fmt.Errorf("user namespaces of mode %s are not supported", u.GetMode())
 	}
-	if cg := config.GetLinux().GetCgroupParent(); cg != "" {
-		opts = append(opts, oci.WithCgroup(CgroupsPath(cg, in.ID)))
+	if cg := in.CgroupDriver.CgroupsPath(config.GetLinux().GetCgroupParent(), in.ID); cg != "" {
+		opts = append(opts, oci.WithCgroup(cg))
 	}
 
 	shm := in.Files.Shm
@@ -205,15 +206,6 @@ func SpecOpts(in SpecInput) ([]oci.SpecOpts, error) {
 	}
 	opts = append(opts, oci.WithAnnotations(ann))
 	return opts, nil
-}
-
-// CgroupsPath is the cgroup of a container with that parent: parent/id for cgroupfs, the
-// "slice:prefix:name" form for a systemd slice.
-func CgroupsPath(parent, id string) string {
-	if base := path.Base(parent); strings.HasSuffix(base, ".slice") {
-		return strings.Join([]string{base, "cri-shim", id}, ":")
-	}
-	return filepath.Join(parent, id)
 }
 
 func seccompOpts(sc *runtime.LinuxSandboxSecurityContext) (oci.SpecOpts, error) {

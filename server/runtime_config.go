@@ -15,10 +15,14 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// RuntimeConfig reports the cgroup driver: cgroupfs (cri-shim does not drive cgroups via systemd).
+// RuntimeConfig reports the cgroup driver (Options.CgroupDriver), which the kubelet adopts.
 func (s *RuntimeServer) RuntimeConfig(ctx context.Context, req *runtime.RuntimeConfigRequest) (*runtime.RuntimeConfigResponse, error) {
+	driver := runtime.CgroupDriver_CGROUPFS
+	if s.opts.CgroupDriver.IsSystemd() {
+		driver = runtime.CgroupDriver_SYSTEMD
+	}
 	return &runtime.RuntimeConfigResponse{
-		Linux: &runtime.LinuxRuntimeConfiguration{CgroupDriver: runtime.CgroupDriver_CGROUPFS},
+		Linux: &runtime.LinuxRuntimeConfiguration{CgroupDriver: driver},
 	}, nil
 }
 

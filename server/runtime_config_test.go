@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy/legacytest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -72,5 +73,24 @@ func TestVerboseStatusSandboxImage(t *testing.T) {
 	}
 	if got["sandboxImage"] != "registry.k8s.io/pause:3.10" || got["sandbox_image"] != "registry.k8s.io/pause:3.10" || got["log_level"] != "info" {
 		t.Fatalf("config info: %v", got)
+	}
+}
+
+// RuntimeConfig reports the configured cgroup driver, which the kubelet adopts; no driver set is
+// cgroupfs.
+func TestRuntimeConfigReportsCgroupDriver(t *testing.T) {
+	for d, want := range map[cgroupdriver.Driver]runtime.CgroupDriver{
+		cgroupdriver.Systemd:  runtime.CgroupDriver_SYSTEMD,
+		cgroupdriver.Cgroupfs: runtime.CgroupDriver_CGROUPFS,
+		"":                    runtime.CgroupDriver_CGROUPFS,
+	} {
+		c := dial(t, Options{Backend: legacytest.NewFakeRuntime(), CgroupDriver: d})
+		rc, err := c.RuntimeConfig(context.Background(), &runtime.RuntimeConfigRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rc.GetLinux().GetCgroupDriver(); got != want {
+			t.Errorf("driver %q: RuntimeConfig says %v, want %v", d, got, want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy"
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -53,6 +54,9 @@ type Options struct {
 	// Streaming hands out the URLs of Exec, Attach and PortForward (streaming.Server); nil
 	// answers Unimplemented.
 	Streaming StreamURLs
+	// CgroupDriver is the driver RuntimeConfig reports, which the kubelet follows; the zero value
+	// is cgroupfs.
+	CgroupDriver cgroupdriver.Driver
 	// Protected, when set, refuses with FailedPrecondition to stop, remove or update the resources
 	// of the sandboxes and containers it protects (standalone pods, which cri-shim itself runs);
 	// listing, status, exec and logs stay open.

@@ -165,6 +165,12 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	if err := checkTrustedDirs(cfg); err != nil {
 		return err
 	}
+	cgroupDriver, err := cfg.CgroupDriverOf()
+	if err != nil {
+		return err
+	}
+	cfg.CgroupDriver = string(cgroupDriver) // the effective driver, in a verbose Status too
+	logrus.WithField("cgroup_driver", cgroupDriver).Info("cgroup driver")
 	lis, err := listenCRI(cfg.Socket)
 	if err != nil {
 		return err
@@ -195,6 +201,7 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		RuntimeHandlers:   []legacy.RuntimeHandler{kuberuntime.RuncHandler("runc", kuberuntime.ResolveRuncBinary(cfg.RuncBinary))},
 		MaxCheckpointSize: int64(cfg.CheckpointMaxSizeMiB) << 20,
 		ExecIODrain:       time.Duration(cfg.ExecIODrainTimeout),
+		CgroupDriver:      cgroupDriver,
 	})
 	if err != nil {
 		lis.Close()
@@ -268,6 +275,7 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 		// its runc (and, for user namespaces, the kernel and snapshotter) can do them.
 		HandlerFeatures: rt.HandlerFeatures,
 		Protected:       protectPods,
+		CgroupDriver:    cgroupDriver,
 	})
 
 	if cfg.MetricsAddress != "" {

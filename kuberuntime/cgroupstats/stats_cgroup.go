@@ -11,13 +11,15 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy"
 	"golang.org/x/sys/unix"
 )
 
-// cgroupFS reads the statistics of cgroups straight from the cgroup filesystem (cgroupfs paths, no
-// systemd): cgroup v1 with one hierarchy per controller (the hybrid layout included, where
-// cgroup2 only serves as the systemd/unified tracking hierarchy), or pure cgroup v2.
+// cgroupFS reads the statistics of cgroups straight from the cgroup filesystem (the cgroupsPath of
+// either cgroup driver, found by cgroupdriver.Dir): cgroup v1 with one hierarchy per controller
+// (the hybrid layout included, where cgroup2 only serves as the systemd/unified tracking
+// hierarchy), or pure cgroup v2.
 type CgroupFS struct {
 	// unified is pure cgroup v2, rooted at v2Root.
 	Unified bool
@@ -144,12 +146,14 @@ type ReadOpts struct {
 	Limits bool
 }
 
-// read samples the cgroup at path (relative to each hierarchy's root). A cgroup missing from
-// every hierarchy is errCgroupGone; a controller missing alone is left out of the sample.
+// read samples the cgroup at path (an OCI cgroupsPath of either driver: cgroupdriver.Dir finds it
+// under each hierarchy's root). A cgroup missing from every hierarchy is errCgroupGone; a
+// controller missing alone is left out of the sample.
 func (r *StatReader) Read(path string, o ReadOpts) (CgroupSample, error) {
 	var s CgroupSample
-	if path == "" || strings.Contains(path, ":") {
-		return s, ErrCgroupGone // systemd-style paths are not ours to resolve
+	path, ok := cgroupdriver.Dir(path)
+	if !ok {
+		return s, ErrCgroupGone
 	}
 	if r.fs.Unified {
 		return r.readV2(filepath.Join(r.fs.V2Root, path), o)
@@ -289,7 +293,8 @@ func (r *StatReader) readV2(dir string, o ReadOpts) (CgroupSample, error) {
 
 // pids reads the process count of the cgroup at path.
 func (r *StatReader) Pids(path string) (uint64, bool) {
-	if path == "" || strings.Contains(path, ":") {
+	path, ok := cgroupdriver.Dir(path)
+	if !ok {
 		return 0, false
 	}
 	var file string

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
@@ -18,6 +19,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cap"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -76,6 +78,8 @@ type Input struct {
 	// RunAsNonRoot refuses a user that resolves to uid 0 (ErrVerifyNonRoot). CRI has no such field
 	// (the kubelet verifies it); the model's own callers (standalone pods) set it.
 	RunAsNonRoot bool
+	// CgroupDriver names the container's cgroup (the zero value: cgroupfs).
+	CgroupDriver cgroupdriver.Driver
 }
 
 // Host is what a container's spec depends on from the host it runs on; tests pin it.
@@ -243,8 +247,8 @@ func Opts(in Input) ([]oci.SpecOpts, error) {
 		return nil, err
 	}
 	opts = append(opts, resOpt, withContainerOOMScoreAdj(config.GetLinux().GetResources().GetOomScoreAdj(), in.Host))
-	if cg := in.SandboxConfig.GetLinux().GetCgroupParent(); cg != "" {
-		opts = append(opts, oci.WithCgroup(sandbox.CgroupsPath(cg, in.ID)))
+	if cg := in.CgroupDriver.CgroupsPath(in.SandboxConfig.GetLinux().GetCgroupParent(), in.ID); cg != "" {
+		opts = append(opts, oci.WithCgroup(cg))
 	}
 
 	// Namespaces: the sandbox's network, IPC and UTS; its PID namespace unless the container
@@ -613,13 +617,26 @@ func withoutAmbientCaps(_ context.Context, _ oci.Client, _ *containers.Container
 	return nil
 }
 
+// hugetlbAbsentSaid is set once the absence of the hugetlb controller was logged: the kubelet sends
+// hugepage limits for every container, and the host does not change.
+var hugetlbAbsentSaid atomic.Bool
+
+// logHugetlbAbsent says once at warning level that hugepage limits are ignored, then at debug.
+func logHugetlbAbsent() {
+	if hugetlbAbsentSaid.CompareAndSwap(false, true) {
+		logrus.Warn("hugetlb cgroup controller is absent: hugepage limits ignored (said once; later containers at debug level)")
+		return
+	}
+	logrus.Debug("hugetlb cgroup controller is absent: hugepage limits ignored")
+}
+
 // withResources sets the cgroup limits of the CRI resources.
 func withResources(r *runtime.LinuxContainerResources, host Host) (oci.SpecOpts, error) {
 	if r == nil {
 		return func(context.Context, oci.Client, *containers.Container, *runtimespec.Spec) error { return nil }, nil
 	}
 	if len(r.GetHugepageLimits()) > 0 && !host.HugetlbAvailable() {
-		logrus.Warn("hugetlb cgroup controller is absent: hugepage limits ignored")
+		logHugetlbAbsent()
 	}
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *runtimespec.Spec) error {
 		ApplyResources(s, r, host)

@@ -15,10 +15,13 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -429,6 +432,27 @@ func TestContainerSpec(t *testing.T) {
 			},
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				if s.Linux.CgroupsPath != "/kubepods/pod1/c1" {
+					t.Errorf("cgroups path %q", s.Linux.CgroupsPath)
+				}
+			},
+		},
+		{
+			name: "systemd cgroup parent",
+			sandbox: func(c *runtime.PodSandboxConfig) {
+				c.Linux = &runtime.LinuxPodSandboxConfig{CgroupParent: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice"}
+			},
+			input: func(in *Input) { in.CgroupDriver = cgroupdriver.Systemd },
+			check: func(t *testing.T, s *runtimespec.Spec) {
+				if s.Linux.CgroupsPath != "kubepods-besteffort-pod1.slice:cri-shim:c1" {
+					t.Errorf("cgroups path %q", s.Linux.CgroupsPath)
+				}
+			},
+		},
+		{
+			name:  "systemd without a cgroup parent",
+			input: func(in *Input) { in.CgroupDriver = cgroupdriver.Systemd },
+			check: func(t *testing.T, s *runtimespec.Spec) {
+				if s.Linux.CgroupsPath != "system.slice:cri-shim:c1" {
 					t.Errorf("cgroups path %q", s.Linux.CgroupsPath)
 				}
 			},
@@ -848,5 +872,33 @@ func TestUnsetHostFeaturesAreTheDefaults(t *testing.T) {
 	ApplyResources(s, in.Config.Linux.Resources, Host{})
 	if s.Linux.Resources.Memory.Limit == nil || *s.Linux.Resources.Memory.Limit != 1<<20 {
 		t.Fatalf("resources %+v", s.Linux.Resources.Memory)
+	}
+}
+
+// The kubelet sends hugepage limits for every container: on a host without the hugetlb controller
+// that is said once at warning level, not once per container.
+func TestHugetlbAbsentSaidOnce(t *testing.T) {
+	hugetlbAbsentSaid.Store(false)
+	hook := logtest.NewGlobal()
+	defer hook.Reset()
+	oldLevel := logrus.GetLevel()
+	logrus.SetLevel(logrus.DebugLevel)
+	defer logrus.SetLevel(oldLevel)
+	host := pinnedHost()
+	host.HugetlbAvailable = func() bool { return false }
+	res := &runtime.LinuxContainerResources{HugepageLimits: []*runtime.HugepageLimit{{PageSize: "2MB", Limit: 0}}}
+	for range 5 {
+		if _, err := withResources(res, host); err != nil {
+			t.Fatal(err)
+		}
+	}
+	levels := map[logrus.Level]int{}
+	for _, e := range hook.AllEntries() {
+		if strings.Contains(e.Message, "hugetlb") {
+			levels[e.Level]++
+		}
+	}
+	if levels[logrus.WarnLevel] != 1 || levels[logrus.DebugLevel] != 4 {
+		t.Fatalf("hugetlb messages by level: %v, want 1 warning and 4 debug", levels)
 	}
 }

@@ -65,6 +65,9 @@ type Config struct {
 	NRIPluginConfigDir           string   `toml:"nri_plugin_config_dir" json:"nri_plugin_config_dir" flag:"nri-plugin-config-dir" doc:"configuration files of the pre-installed plugins, <index>-<name>.conf or <name>.conf (containerd uses /etc/nri/conf.d); empty: none"`
 	NRIPluginRegistrationTimeout Duration `toml:"nri_plugin_registration_timeout" json:"nri_plugin_registration_timeout" flag:"nri-plugin-registration-timeout" doc:"how long a connecting NRI plugin may take to register"`
 	NRIPluginRequestTimeout      Duration `toml:"nri_plugin_request_timeout" json:"nri_plugin_request_timeout" flag:"nri-plugin-request-timeout" doc:"how long an NRI plugin may take to handle one event; a plugin that takes longer is disconnected and the call goes on without it"`
+
+	// The cgroup driver (cgroup_driver.go).
+	CgroupDriver string `toml:"cgroup_driver" json:"cgroup_driver" flag:"cgroup-driver" doc:"how pods' cgroups are named and made: systemd (the kubelet's *.slice parents; runc makes a scope per container through systemd) or cgroupfs (cgroup paths); must match the kubelet's cgroupDriver, which RuntimeConfig reports to it; empty: systemd when systemd is PID 1 (/run/systemd/system exists), else cgroupfs"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m", "90s") in TOML.
@@ -310,6 +313,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log_format", "%q is not text or json", c.LogFormat)
+	}
+	if err := c.validateCgroupDriver(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
