@@ -19,6 +19,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/seccomp"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/checkpointarchive"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
@@ -601,20 +602,20 @@ func TestRestoreImagesFromArchive(t *testing.T) {
 				c.ThreadCore.SeccompMode = nil
 			}
 		}
-		f.write(t, filepath.Join(src, criu.CheckpointImagesDir))
+		f.write(t, filepath.Join(src, checkpointarchive.ImagesDir))
 		archive := filepath.Join(t.TempDir(), "c.tar")
-		if _, err := writeTarArchive(src, archive); err != nil {
+		if _, err := checkpointarchive.Write(src, archive); err != nil {
 			t.Fatal(err)
 		}
-		cs, err := openCheckpoint(archive)
+		cs, err := checkpointarchive.Open(archive)
 		if err != nil {
 			t.Fatal(err)
 		}
 		root := t.TempDir()
-		if err := cs.install(t.Context(), root, 0); err != nil {
+		if err := cs.Install(t.Context(), filepath.Join(root, restoreDir), 0); err != nil {
 			t.Fatal(err)
 		}
-		err = criu.CheckRestoreImages(root, spec)
+		err = checkRestoreImages(root, spec)
 		if hostile && (!errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "bounding capabilities")) {
 			t.Errorf("hostile archive: %v", err)
 		}

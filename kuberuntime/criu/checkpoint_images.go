@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -1046,16 +1045,4 @@ func fromExternal(mounts []*mnt.MntEntry, m *mnt.MntEntry) bool {
 func (p *restorePolicy) specHasMountAt(typ, dst string) bool {
 	m := p.specMountAt(dst)
 	return m != nil && m.Type == typ
-}
-
-// checkRestoreImages checks the CRIU images of the checkpoint installed in a container's root
-// dir against the spec it was created with.
-func CheckRestoreImages(rootDir string, spec *runtimespec.Spec) error {
-	if spec == nil {
-		return fmt.Errorf("no spec to check the checkpoint's CRIU images against: %w", errdefs.ErrInvalidArgument)
-	}
-	if err := CheckCheckpointImages(filepath.Join(rootDir, RestoreDir, CheckpointImagesDir), spec); err != nil {
-		return fmt.Errorf("the checkpoint's processes are not what the request allows: %w", err)
-	}
-	return nil
 }
