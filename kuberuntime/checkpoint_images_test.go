@@ -20,6 +20,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/seccomp"
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/kuberuntime/checkpointarchive"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec/containerspectest"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
@@ -281,7 +282,7 @@ func itoa(v uint32) string { return strconv.FormatUint(uint64(v), 10) }
 // /proc/sys read-only (as the kubelet asks).
 func restoreSpec(t *testing.T, mut func(*runtime.ContainerConfig)) *runtimespec.Spec {
 	t.Helper()
-	in := baseInput(t)
+	in := containerspectest.BaseInput(t)
 	in.Config.Linux.SecurityContext = &runtime.LinuxContainerSecurityContext{
 		Capabilities:     &runtime.Capability{DropCapabilities: []string{"ALL"}},
 		Seccomp:          &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault},
@@ -295,7 +296,7 @@ func restoreSpec(t *testing.T, mut func(*runtime.ContainerConfig)) *runtimespec.
 	if mut != nil {
 		mut(in.Config)
 	}
-	s, err := generate(t, in, testRootfs(t))
+	s, err := containerspectest.Generate(t, in, containerspectest.Rootfs(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/kuberuntime/checkpointarchive"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec/containerspectest"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -204,9 +205,9 @@ func TestArchiveRestoreConfigRequestWins(t *testing.T) {
 	}
 
 	// The OCI spec the container is created with has the request's settings.
-	in := baseInput(t)
+	in := containerspectest.BaseInput(t)
 	in.Config = got
-	s, err := generate(t, in, testRootfs(t))
+	s, err := containerspectest.Generate(t, in, containerspectest.Rootfs(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,10 +220,10 @@ func TestArchiveRestoreConfigRequestWins(t *testing.T) {
 	if slices.ContainsFunc(s.Linux.Devices, func(d runtimespec.LinuxDevice) bool { return d.Path == "/dev/sda" }) {
 		t.Errorf("spec devices %+v", s.Linux.Devices)
 	}
-	if m := mountAt(s, "/host"); m == nil || m.Source != hostDir {
+	if m := containerspectest.MountAt(s, "/host"); m == nil || m.Source != hostDir {
 		t.Errorf("spec mount /host %+v", m)
 	}
-	if ns, ok := nsOf(s, runtimespec.NetworkNamespace); !ok || ns.Path == "" {
+	if ns, ok := containerspectest.NsOf(s, runtimespec.NetworkNamespace); !ok || ns.Path == "" {
 		t.Errorf("spec network namespace %+v %v: not the pod's", ns, ok)
 	}
 
