@@ -1,25 +1,20 @@
 package kuberuntime
 
 import (
-	"archive/tar"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/checkpointarchive"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/sirupsen/logrus"
@@ -28,16 +23,10 @@ import (
 )
 
 // Checkpoint/restore of containers with CRIU, through containerd's task Checkpoint (runc
-// checkpoint). A container checkpoint is an uncompressed tar archive:
-//
-//	checkpoint/   the CRIU images of the container's processes
-//	config.dump   checkpointConfig (JSON): the container, its pod, its image, the CRI config
-//	spec.dump     the container's OCI runtime spec (JSON)
-//	dump.log      CRIU's log of the dump
-//	rootfs-diff.tar  the container's file-system changes (an OCI layer tar)
-//
-// A pod checkpoint (CheckpointPod) is a directory with pod.dump (the sandbox config and the
-// containers) and one such tree per container, under its name. Restore: checkpoint_restore.go.
+// checkpoint). What a checkpoint looks like on disk (an archive for CheckpointContainer, a
+// directory for CheckpointPod) is kuberuntime/checkpointarchive's; this file takes one: it pauses
+// the tasks, has CRIU dump them, reads their file-system changes and resumes them. Restore:
+// checkpoint_restore.go.
 //
 // Everything starts with the probe of the host's CRIU (kuberuntime/criu, once per daemon): when it
 // does not work, every checkpoint and restore request answers FailedPrecondition with the reason.
@@ -45,56 +34,9 @@ import (
 // DefaultCheckpointTimeout bounds a checkpoint whose request names no timeout.
 const DefaultCheckpointTimeout = 5 * time.Minute
 
-// checkpointConfig is config.dump.
-type checkpointConfigFile struct {
-	ID              string          `json:"id"`
-	Name            string          `json:"name"`
-	SandboxID       string          `json:"sandbox_id"`
-	PodName         string          `json:"pod_name,omitempty"`
-	PodNamespace    string          `json:"pod_namespace,omitempty"`
-	PodUID          string          `json:"pod_uid,omitempty"`
-	RootfsImageName string          `json:"rootfs_image_name"`
-	RootfsImageRef  string          `json:"rootfs_image_ref"`
-	ImageID         string          `json:"image_id"`
-	OCIRuntime      string          `json:"oci_runtime"`
-	CRIUVersion     string          `json:"criu_version"`
-	CreatedAt       time.Time       `json:"created_at"`
-	CheckpointedAt  time.Time       `json:"checkpointed_at"`
-	ContainerConfig json.RawMessage `json:"container_config"`
-}
-
-// podCheckpointFile is pod.dump.
-type podCheckpointFile struct {
-	SandboxID      string            `json:"sandbox_id"`
-	RuntimeHandler string            `json:"runtime_handler"`
-	SandboxConfig  json.RawMessage   `json:"sandbox_config"`
-	Containers     map[string]string `json:"containers"` // name -> the directory of its checkpoint
-	CheckpointedAt time.Time         `json:"checkpointed_at"`
-}
-
-// checkLocation checks a checkpoint archive's location: absolute, in an existing directory, not a
-// directory itself, and nothing there yet: an archive never replaces a file (AlreadyExists, as
-// CreateContainer for a name in use; the kubelet names each checkpoint after its time). The write
-// refuses again (writeTarArchive), whatever appears there meanwhile.
-func checkLocation(location string) error {
-	if location == "" || !filepath.IsAbs(location) {
-		return fmt.Errorf("checkpoint location %q must be an absolute path: %w", location, errdefs.ErrInvalidArgument)
-	}
-	if fi, err := os.Stat(filepath.Dir(location)); err != nil || !fi.IsDir() {
-		return fmt.Errorf("checkpoint location %q: its directory does not exist: %w", location, errdefs.ErrInvalidArgument)
-	}
-	if fi, err := os.Stat(location); err == nil && fi.IsDir() {
-		return fmt.Errorf("checkpoint location %q is a directory: %w", location, errdefs.ErrInvalidArgument)
-	}
-	if _, err := os.Lstat(location); err == nil {
-		return fmt.Errorf("checkpoint location %q exists: a checkpoint never replaces a file: %w", location, errdefs.ErrAlreadyExists)
-	}
-	return nil
-}
-
 // CheckpointContainer implements Checkpointer.
 func (r *ContainerdRuntime) CheckpointContainer(ctx context.Context, id, location string, timeout time.Duration) error {
-	if err := checkLocation(location); err != nil {
+	if err := checkpointarchive.CheckLocation(location); err != nil {
 		return err
 	}
 	c, err := r.ctrs().store.get(id)
@@ -139,7 +81,7 @@ func (r *ContainerdRuntime) CheckpointContainer(ctx context.Context, id, locatio
 		return err
 	}
 	dumped := time.Since(start)
-	size, err := writeTarArchive(work, location)
+	size, err := checkpointarchive.Write(work, location)
 	if err != nil {
 		return fmt.Errorf("write checkpoint archive: %w", err)
 	}
@@ -151,7 +93,7 @@ func (r *ContainerdRuntime) CheckpointContainer(ctx context.Context, id, locatio
 // dumpContainer writes the CRIU images of the container's task and its dump files into dir; the
 // task keeps running (or stays paused).
 func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, task containerd.Task, dir string, info criu.CriuInfo) error {
-	images := filepath.Join(dir, criu.CheckpointImagesDir)
+	images := filepath.Join(dir, checkpointarchive.ImagesDir)
 	if err := os.Mkdir(images, 0o700); err != nil {
 		return err
 	}
@@ -180,7 +122,7 @@ func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, 
 		ref = c.meta.RepoDigest
 	}
 	labels := cinfo.Labels
-	cfg := checkpointConfigFile{
+	cfg := checkpointarchive.Config{
 		ID: c.meta.ID, Name: c.config.GetMetadata().GetName(), SandboxID: c.meta.SandboxID,
 		PodName: labels[LabelPodName], PodNamespace: labels[LabelPodNamespace], PodUID: labels[LabelPodUID],
 		RootfsImageName: image, RootfsImageRef: ref, ImageID: c.meta.ImageID, OCIRuntime: cinfo.Runtime.Name,
@@ -189,24 +131,15 @@ func (r *ContainerdRuntime) dumpContainer(ctx context.Context, c *podContainer, 
 	if _, err := task.Checkpoint(ctx, containerd.WithCheckpointImagePath(images), withCheckpointWorkPath(dir)); err != nil {
 		msg := err.Error()
 		// CRIU's stderr goes nowhere (runc does not read it): its words are in its log.
-		if log, rerr := os.ReadFile(filepath.Join(dir, "dump.log")); rerr == nil && len(log) > 0 {
+		if log, rerr := os.ReadFile(filepath.Join(dir, checkpointarchive.DumpLog)); rerr == nil && len(log) > 0 {
 			msg += " (CRIU: " + criu.CriuLogSummary(string(log)) + ")"
 		}
 		return fmt.Errorf("checkpoint container %s: %s", c.meta.ID, msg)
 	}
-	if err := r.writeRootfsDiff(ctx, cinfo.Snapshotter, cinfo.SnapshotKey, filepath.Join(dir, criu.CheckpointRootfsDiff)); err != nil {
+	if err := r.writeRootfsDiff(ctx, cinfo.Snapshotter, cinfo.SnapshotKey, filepath.Join(dir, checkpointarchive.RootfsDiff)); err != nil {
 		return fmt.Errorf("checkpoint container %s: file-system changes: %w", c.meta.ID, err)
 	}
-	for name, v := range map[string]any{criu.CheckpointConfig: cfg, criu.CheckpointSpec: spec} {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
+	return checkpointarchive.WriteDumps(dir, cfg, spec)
 }
 
 // resumeAfterDump resumes a task that was paused for a dump. A failed dump may have thawed it
@@ -362,141 +295,6 @@ func withCheckpointWorkPath(dir string) containerd.CheckpointTaskOpts {
 	}
 }
 
-// writeTarArchive writes the tree under dir (directories and regular files) as a tar archive to
-// location, atomically: a partial archive never appears there. It returns the archive's size.
-// The location's directory is opened once and everything happens relative to it (a directory
-// others can write to may have its entries swapped for symlinks meanwhile), and the archive never
-// replaces what is at the location: AlreadyExists.
-func writeTarArchive(dir, location string) (int64, error) {
-	parent, err := os.OpenFile(filepath.Dir(location), os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer parent.Close()
-	pfd := int(parent.Fd())
-	base := filepath.Base(location)
-	var tmpName string
-	var tfd int
-	for range 100 {
-		tmpName = "." + base + ".tmp-" + strconv.FormatUint(rand.Uint64(), 36)
-		tfd, err = unix.Openat(pfd, tmpName, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err != unix.EEXIST {
-			break
-		}
-	}
-	if err != nil {
-		return 0, fmt.Errorf("create a temporary file in %s: %w", filepath.Dir(location), err)
-	}
-	tmp := os.NewFile(uintptr(tfd), filepath.Join(filepath.Dir(location), tmpName))
-	placed := false
-	defer func() {
-		tmp.Close()
-		if !placed {
-			_ = unix.Unlinkat(pfd, tmpName, 0)
-		}
-	}()
-	tw := tar.NewWriter(tmp)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if !fi.IsDir() && !fi.Mode().IsRegular() {
-			return nil // CRIU writes none; a stray socket or link stays out
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		hdr, err := tar.FileInfoHeader(fi, "")
-		if err != nil {
-			return err
-		}
-		hdr.Name = filepath.ToSlash(rel)
-		if fi.IsDir() {
-			hdr.Name += "/"
-		}
-		hdr.Uname, hdr.Gname = "", ""
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if fi.IsDir() {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
-	})
-	if err == nil {
-		err = tw.Close()
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if err != nil {
-		return 0, err
-	}
-	fi, err := tmp.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if err := placeNoReplace(pfd, tmpName, base); err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			return 0, fmt.Errorf("checkpoint location %q exists: a checkpoint never replaces a file: %w", location, errdefs.ErrAlreadyExists)
-		}
-		return 0, err
-	}
-	placed = true
-	return fi.Size(), nil
-}
-
-// placeNoReplace renames name to newName in the directory dirfd unless newName exists (EEXIST):
-// renameat2 RENAME_NOREPLACE, or, on a file system without it, a hard link and an unlink.
-func placeNoReplace(dirfd int, name, newName string) error {
-	err := unix.Renameat2(dirfd, name, dirfd, newName, unix.RENAME_NOREPLACE)
-	if err != unix.EINVAL && err != unix.ENOSYS {
-		return err
-	}
-	if err := unix.Linkat(dirfd, name, dirfd, newName, 0); err != nil {
-		return err
-	}
-	return unix.Unlinkat(dirfd, name, 0)
-}
-
-// isCheckpointArchive tells whether an image reference is a local checkpoint archive (CRI-O's and
-// containerd's way to restore a container: CreateContainer with the archive as its image).
-func isCheckpointArchive(ref string) bool {
-	if !filepath.IsAbs(ref) {
-		return false
-	}
-	fi, err := os.Stat(ref)
-	if err != nil || !fi.Mode().IsRegular() {
-		return false
-	}
-	f, err := os.Open(ref)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err != nil {
-			return false
-		}
-		if hdr.Name == criu.CheckpointConfig {
-			return true
-		}
-	}
-}
-
 // CheckpointPod implements Checkpointer: it validates the request as CRI defines it, pauses every
 // selected container, dumps each, and resumes them all whatever happened.
 func (r *ContainerdRuntime) CheckpointPod(ctx context.Context, sandboxID, outputPath string, containerIDs []string, opts map[string]string) (retErr error) {
@@ -515,7 +313,7 @@ func (r *ContainerdRuntime) CheckpointPod(ctx context.Context, sandboxID, output
 		return fmt.Errorf("output_path %q must be an existing directory: %w", outputPath, errdefs.ErrInvalidArgument)
 	}
 	defer out.Close()
-	if empty, err := rootEmpty(out); err != nil || !empty {
+	if empty, err := checkpointarchive.EmptyDir(out); err != nil || !empty {
 		return fmt.Errorf("output_path %q is not empty: %w", outputPath, errdefs.ErrInvalidArgument)
 	}
 	if len(containerIDs) == 0 {
@@ -566,89 +364,8 @@ func (r *ContainerdRuntime) CheckpointPod(ctx context.Context, sandboxID, output
 		names = append(names, c.config.GetMetadata().GetName())
 	}
 	// pod.dump last: a directory that has it has the whole checkpoint.
-	if err := copyIntoRoot(work, out, append(names, criu.CheckpointPodConfig)); err != nil {
+	if err := checkpointarchive.CopyInto(work, out, append(names, checkpointarchive.PodDump)); err != nil {
 		return fmt.Errorf("write the pod checkpoint to %s: %w", outputPath, err)
-	}
-	return nil
-}
-
-// rootEmpty tells whether the directory of root has no entries.
-func rootEmpty(root *os.Root) (bool, error) {
-	d, err := root.Open(".")
-	if err != nil {
-		return false, err
-	}
-	defer d.Close()
-	names, err := d.Readdirnames(1)
-	if err == io.EOF {
-		return true, nil
-	}
-	return len(names) == 0 && err == nil, err
-}
-
-// copyIntoRoot copies the entries names of the directory src (directories and regular files, in
-// that order) into dst. Nothing is replaced (AlreadyExists) and nothing resolves outside dst;
-// on failure, what it copied is removed.
-func copyIntoRoot(src string, dst *os.Root, names []string) (retErr error) {
-	var made []string
-	defer func() {
-		if retErr != nil {
-			for _, n := range made {
-				if err := dst.RemoveAll(n); err != nil {
-					logrus.WithError(err).WithField("entry", n).Warn("remove a partial pod checkpoint")
-				}
-			}
-		}
-	}()
-	exists := func(err error) error {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%w: a checkpoint never replaces a file: %w", err, errdefs.ErrAlreadyExists)
-		}
-		return err
-	}
-	for _, name := range names {
-		top := filepath.Join(src, name)
-		err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(src, p)
-			if err != nil {
-				return err
-			}
-			switch {
-			case d.IsDir():
-				if err := dst.Mkdir(rel, 0o700); err != nil {
-					return exists(err)
-				}
-				if p == top {
-					made = append(made, name)
-				}
-				return nil
-			case d.Type().IsRegular():
-				in, err := os.Open(p)
-				if err != nil {
-					return err
-				}
-				defer in.Close()
-				out, err := dst.OpenFile(rel, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-				if err != nil {
-					return exists(err)
-				}
-				if p == top {
-					made = append(made, name)
-				}
-				_, err = io.Copy(out, in)
-				if err == nil {
-					err = out.Sync()
-				}
-				return errors.Join(err, out.Close())
-			}
-			return nil // CRIU writes no other kind of file; a stray socket or link stays out
-		})
-		if err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -704,7 +421,7 @@ func (r *ContainerdRuntime) checkpointPod(ctx context.Context, sb *podSandbox, o
 	if err != nil {
 		return err
 	}
-	pod := podCheckpointFile{SandboxID: sb.meta.ID, RuntimeHandler: sb.meta.RuntimeHandler, SandboxConfig: sbConfig,
+	pod := checkpointarchive.PodConfig{SandboxID: sb.meta.ID, RuntimeHandler: sb.meta.RuntimeHandler, SandboxConfig: sbConfig,
 		Containers: map[string]string{}, CheckpointedAt: time.Now()}
 	for i, c := range cs {
 		name := c.config.GetMetadata().GetName()
@@ -717,11 +434,7 @@ func (r *ContainerdRuntime) checkpointPod(ctx context.Context, sb *podSandbox, o
 		}
 		pod.Containers[name] = name
 	}
-	b, err := json.MarshalIndent(pod, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(outputPath, criu.CheckpointPodConfig), b, 0o600); err != nil {
+	if err := checkpointarchive.WritePodDump(outputPath, pod); err != nil {
 		return err
 	}
 	logrus.WithFields(logrus.Fields{"sandbox": sb.meta.ID, "containers": len(cs), "duration": time.Since(start)}).Info("pod checkpointed")

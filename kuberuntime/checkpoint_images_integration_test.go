@@ -14,6 +14,7 @@ import (
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mnt"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/checkpointarchive"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"google.golang.org/protobuf/proto"
@@ -25,10 +26,10 @@ import (
 func editCheckpointImages[M proto.Message](t *testing.T, src, pattern, magicName string, newMsg func() M, edit func(M)) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := extractTarArchive(context.Background(), src, dir, 0); err != nil {
+	if err := checkpointarchive.Extract(context.Background(), src, dir, 0); err != nil {
 		t.Fatal(err)
 	}
-	paths, _ := filepath.Glob(filepath.Join(dir, criu.CheckpointImagesDir, pattern))
+	paths, _ := filepath.Glob(filepath.Join(dir, checkpointarchive.ImagesDir, pattern))
 	if len(paths) == 0 {
 		t.Fatalf("no %s images in the checkpoint", pattern)
 	}
@@ -61,7 +62,7 @@ func editCheckpointImages[M proto.Message](t *testing.T, src, pattern, magicName
 		}
 	}
 	out := filepath.Join(t.TempDir(), "edited.tar")
-	if _, err := writeTarArchive(dir, out); err != nil {
+	if _, err := checkpointarchive.Write(dir, out); err != nil {
 		t.Fatal(err)
 	}
 	return out

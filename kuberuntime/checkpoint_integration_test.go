@@ -18,6 +18,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/checkpointarchive"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"golang.org/x/sys/unix"
@@ -130,8 +131,8 @@ func TestCheckpoint(t *testing.T) {
 		wantReason("checkpoint", e.rt.CheckpointContainer(ctx, id, loc, 0))
 		wantReason("pod checkpoint", e.rt.CheckpointPod(ctx, sb.ID, podOut, []string{id, id2}, nil))
 		fakePod := t.TempDir()
-		b, _ := json.Marshal(podCheckpointFile{SandboxID: sb.ID, Containers: map[string]string{"counter": "counter"}})
-		if err := os.WriteFile(filepath.Join(fakePod, criu.CheckpointPodConfig), b, 0o600); err != nil {
+		b, _ := json.Marshal(checkpointarchive.PodConfig{SandboxID: sb.ID, Containers: map[string]string{"counter": "counter"}})
+		if err := os.WriteFile(filepath.Join(fakePod, checkpointarchive.PodDump), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		_, _, err := e.rt.RestorePod(ctx, legacy.RestorePodRequest{CheckpointPath: fakePod, Config: podCfg("restored"),
@@ -170,13 +171,17 @@ func TestCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("checkpoint of the counter: %d bytes in %v", fi.Size(), time.Since(t0))
-		got := tarEntries(t, loc)
-		var cfg checkpointConfigFile
-		if err := json.Unmarshal([]byte(got[criu.CheckpointConfig]), &cfg); err != nil || cfg.ID != id || cfg.Name != "counter" {
-			t.Fatalf("config.dump %+v %v", cfg, err)
+		cs, err := checkpointarchive.Open(loc)
+		if err != nil || cs.Config.ID != id || cs.Config.Name != "counter" {
+			t.Fatalf("config.dump %+v %v", cs, err)
 		}
-		if _, ok := got["checkpoint/inventory.img"]; !ok || got[criu.CheckpointSpec] == "" {
-			t.Fatalf("archive entries %v", keys(got))
+		// Installed, it has its CRIU images (checkpoint/inventory.img) and spec.dump.
+		tree := filepath.Join(t.TempDir(), "tree")
+		if err := cs.Install(ctx, tree, 0); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(filepath.Join(tree, checkpointarchive.SpecDump)); err != nil || len(b) == 0 {
+			t.Fatalf("spec.dump: %d bytes, %v", len(b), err)
 		}
 		stillRunning("after a checkpoint")
 		t0 = time.Now()
@@ -185,7 +190,7 @@ func TestCheckpoint(t *testing.T) {
 		}
 		t.Logf("checkpoint of the pod (2 containers): %v", time.Since(t0))
 		stillRunning("after a pod checkpoint")
-		for _, f := range []string{criu.CheckpointPodConfig, "counter/checkpoint/inventory.img", "sleeper/config.dump"} {
+		for _, f := range []string{checkpointarchive.PodDump, "counter/checkpoint/inventory.img", "sleeper/config.dump"} {
 			if _, err := os.Stat(filepath.Join(podOut, f)); err != nil {
 				t.Error(err)
 			}
@@ -205,8 +210,8 @@ func TestCheckpoint(t *testing.T) {
 			return r
 		}
 		fakePod := t.TempDir()
-		b, _ := json.Marshal(podCheckpointFile{SandboxID: sb.ID, Containers: map[string]string{"counter": "counter", "sleeper": "sleeper"}})
-		if err := os.WriteFile(filepath.Join(fakePod, criu.CheckpointPodConfig), b, 0o600); err != nil {
+		b, _ := json.Marshal(checkpointarchive.PodConfig{SandboxID: sb.ID, Containers: map[string]string{"counter": "counter", "sleeper": "sleeper"}})
+		if err := os.WriteFile(filepath.Join(fakePod, checkpointarchive.PodDump), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		for name, r := range map[string]legacy.RestorePodRequest{
@@ -474,11 +479,11 @@ func TestCheckpointHelperFails(t *testing.T) {
 func emptyCheckpointArchive(t *testing.T) string {
 	t.Helper()
 	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, criu.CheckpointConfig), []byte(`{}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(src, checkpointarchive.ConfigDump), []byte(`{}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	archive := filepath.Join(t.TempDir(), "c.tar")
-	if _, err := writeTarArchive(src, archive); err != nil {
+	if _, err := checkpointarchive.Write(src, archive); err != nil {
 		t.Fatal(err)
 	}
 	return archive

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/checkpointarchive"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 )
 
@@ -65,8 +66,8 @@ func TestCheckpointPodOutputSwap(t *testing.T) {
 		t.Fatalf("the checkpoint wrote through the swapped-in symlink: %v", names)
 	}
 	if err == nil {
-		if _, serr := os.Stat(filepath.Join(out, criu.CheckpointPodConfig)); serr != nil {
-			t.Fatalf("checkpoint succeeded without %s: %v", criu.CheckpointPodConfig, serr)
+		if _, serr := os.Stat(filepath.Join(out, checkpointarchive.PodDump)); serr != nil {
+			t.Fatalf("checkpoint succeeded without %s: %v", checkpointarchive.PodDump, serr)
 		}
 	}
 }

@@ -153,7 +153,7 @@ func TestRestore(t *testing.T) {
 	restoreTime := time.Since(t0)
 	t.Logf("restore from the archive: CreateContainer %v, CreateContainer+StartContainer %v", createTime, restoreTime)
 	// Restored: the copy of the checkpoint is gone, CRIU's restore log stays.
-	if entries, err := os.ReadDir(filepath.Join(e.rt.containersRoot(), rid, criu.RestoreDir)); err != nil || len(entries) != 1 || entries[0].Name() != "work" {
+	if entries, err := os.ReadDir(filepath.Join(e.rt.containersRoot(), rid, restoreDir)); err != nil || len(entries) != 1 || entries[0].Name() != "work" {
 		t.Fatalf("restore dir after the start: %v %v", entries, err)
 	}
 	dstLog := filepath.Join(dstLogs, "counter.log")

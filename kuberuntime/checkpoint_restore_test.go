@@ -1,7 +1,6 @@
 package kuberuntime
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/checkpointarchive"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec/containerspectest"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -25,15 +26,15 @@ func writeCheckpointDir(t *testing.T, dir string, cfg *runtime.ContainerConfig) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.Marshal(checkpointConfigFile{ID: "old", Name: cfg.GetMetadata().GetName(), ImageID: "sha256:img",
+	b, err := json.Marshal(checkpointarchive.Config{ID: "old", Name: cfg.GetMetadata().GetName(), ImageID: "sha256:img",
 		RootfsImageName: "busybox:1", ContainerConfig: raw})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, criu.CheckpointImagesDir), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, checkpointarchive.ImagesDir), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{criu.CheckpointConfig: b, criu.CheckpointImagesDir + "/inventory.img": []byte("inv")} {
+	for name, data := range map[string][]byte{checkpointarchive.ConfigDump: b, checkpointarchive.ImagesDir + "/inventory.img": []byte("inv")} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -53,25 +54,25 @@ func TestRestoreFromArchive(t *testing.T) {
 	src := t.TempDir()
 	writeCheckpointDir(t, src, old)
 	archive := filepath.Join(t.TempDir(), "c.tar")
-	if _, err := writeTarArchive(src, archive); err != nil {
+	if _, err := checkpointarchive.Write(src, archive); err != nil {
 		t.Fatal(err)
 	}
-	if !isCheckpointArchive(archive) || isCheckpointArchive(src) || isCheckpointArchive("busybox:1") {
+	if !checkpointarchive.IsArchive(archive) || checkpointarchive.IsArchive(src) || checkpointarchive.IsArchive("busybox:1") {
 		t.Fatal("isCheckpointArchive")
 	}
 	for _, p := range []string{archive, src} {
-		cs, err := openCheckpoint(p)
+		cs, err := checkpointarchive.Open(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cs.archive != (p == archive) || cs.config.ImageID != "sha256:img" || cs.ctrConfig.GetWorkingDir() != "/w" {
+		if cs.Archive != (p == archive) || cs.Config.ImageID != "sha256:img" || cs.ContainerConfig.GetWorkingDir() != "/w" {
 			t.Fatalf("%s: %+v", p, cs)
 		}
 		root := t.TempDir()
-		if err := cs.install(context.Background(), root, 0); err != nil {
+		if err := cs.Install(context.Background(), filepath.Join(root, restoreDir), 0); err != nil {
 			t.Fatal(err)
 		}
-		if b, err := os.ReadFile(filepath.Join(root, criu.RestoreDir, criu.CheckpointImagesDir, "inventory.img")); err != nil || string(b) != "inv" {
+		if b, err := os.ReadFile(filepath.Join(root, restoreDir, checkpointarchive.ImagesDir, "inventory.img")); err != nil || string(b) != "inv" {
 			t.Fatalf("%s: installed inventory %q %v", p, b, err)
 		}
 		c := &podContainer{rootDir: root, meta: containerMetadata{Restore: true}}
@@ -82,7 +83,7 @@ func TestRestoreFromArchive(t *testing.T) {
 
 	// CreateContainer with the archive: the checkpointed process and image, the request's
 	// identity, logs and mounts (which must name the checkpointed container's).
-	cs, _ := openCheckpoint(archive)
+	cs, _ := checkpointarchive.Open(archive)
 	req := &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "again"}, Image: &runtime.ImageSpec{Image: archive},
 		Labels: map[string]string{"new": "1"}, LogPath: "new.log", Mounts: []*runtime.Mount{{ContainerPath: "/old", HostPath: "/srv"}}}
 	got, err := archiveRestoreConfig(cs, req)
@@ -120,40 +121,6 @@ func TestRestoreFromArchive(t *testing.T) {
 	}
 }
 
-func TestExtractTarArchiveRejects(t *testing.T) {
-	for name, hdr := range map[string]*tar.Header{
-		"parent":  {Name: "../evil", Typeflag: tar.TypeReg, Mode: 0o600},
-		"symlink": {Name: "link", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"},
-	} {
-		p := filepath.Join(t.TempDir(), "a.tar")
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tw := tar.NewWriter(f)
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		tw.Close()
-		f.Close()
-		dst := t.TempDir()
-		if err := extractTarArchive(context.Background(), p, dst, 0); !errdefs.IsInvalidArgument(err) {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-	// A checkpoint without CRIU images cannot be installed.
-	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, criu.CheckpointConfig), []byte(`{}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := openCheckpoint(src); !errdefs.IsInvalidArgument(err) {
-		t.Errorf("config without image: %v", err)
-	}
-	if err := (&checkpointSource{path: src}).install(context.Background(), t.TempDir(), 0); !errdefs.IsInvalidArgument(err) {
-		t.Errorf("no CRIU images: %v", err)
-	}
-}
-
 // hostileCheckpoint is a checkpointed container config that asks for more than any request
 // would give it: every capability, a host block device, no seccomp, the host's network and pid
 // namespaces, privileged mode and the host's root mounted read-write.
@@ -185,10 +152,10 @@ func TestArchiveRestoreConfigRequestWins(t *testing.T) {
 	src := t.TempDir()
 	writeCheckpointDir(t, src, hostileCheckpoint())
 	archive := filepath.Join(t.TempDir(), "c.tar")
-	if _, err := writeTarArchive(src, archive); err != nil {
+	if _, err := checkpointarchive.Write(src, archive); err != nil {
 		t.Fatal(err)
 	}
-	cs, err := openCheckpoint(archive)
+	cs, err := checkpointarchive.Open(archive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,9 +205,9 @@ func TestArchiveRestoreConfigRequestWins(t *testing.T) {
 	}
 
 	// The OCI spec the container is created with has the request's settings.
-	in := baseInput(t)
+	in := containerspectest.BaseInput(t)
 	in.Config = got
-	s, err := generate(t, in, testRootfs(t))
+	s, err := containerspectest.Generate(t, in, containerspectest.Rootfs(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,10 +220,10 @@ func TestArchiveRestoreConfigRequestWins(t *testing.T) {
 	if slices.ContainsFunc(s.Linux.Devices, func(d runtimespec.LinuxDevice) bool { return d.Path == "/dev/sda" }) {
 		t.Errorf("spec devices %+v", s.Linux.Devices)
 	}
-	if m := mountAt(s, "/host"); m == nil || m.Source != hostDir {
+	if m := containerspectest.MountAt(s, "/host"); m == nil || m.Source != hostDir {
 		t.Errorf("spec mount /host %+v", m)
 	}
-	if ns, ok := nsOf(s, runtimespec.NetworkNamespace); !ok || ns.Path == "" {
+	if ns, ok := containerspectest.NsOf(s, runtimespec.NetworkNamespace); !ok || ns.Path == "" {
 		t.Errorf("spec network namespace %+v %v: not the pod's", ns, ok)
 	}
 
@@ -282,7 +249,7 @@ func TestArchiveRestoreConfigRequestWins(t *testing.T) {
 	bad.WorkingDir = "relative"
 	badDir := t.TempDir()
 	writeCheckpointDir(t, badDir, bad)
-	badSrc, err := openCheckpoint(badDir)
+	badSrc, err := checkpointarchive.Open(badDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +267,7 @@ func TestRestoreNeedsTheRecord(t *testing.T) {
 	criu.CheckCRIU = func() criu.CriuInfo { return criu.CriuInfo{Path: "/usr/sbin/criu", Version: "4.1"} }
 
 	root := t.TempDir()
-	writeCheckpointDir(t, filepath.Join(root, criu.RestoreDir), &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "x"}})
+	writeCheckpointDir(t, filepath.Join(root, restoreDir), &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "x"}})
 	planted := &podContainer{rootDir: root}
 	if isRestore(planted) {
 		t.Error("a planted restore directory makes a restore")
@@ -315,5 +282,24 @@ func TestRestoreNeedsTheRecord(t *testing.T) {
 	}
 	if opts, err := restoreTaskOpts(restore); err != nil || len(opts) != 2 {
 		t.Errorf("restore: task options %d, %v", len(opts), err)
+	}
+}
+
+// TestCheckRestoreImages: the CRIU images checked are the ones installed under the container's
+// restore directory, against the spec it is created with, which must be there.
+func TestCheckRestoreImages(t *testing.T) {
+	root := t.TempDir()
+	if err := checkRestoreImages(root, &runtimespec.Spec{}); err == nil {
+		t.Error("no images installed: accepted")
+	}
+	if err := os.MkdirAll(filepath.Join(root, restoreDir, checkpointarchive.ImagesDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := checkRestoreImages(root, &runtimespec.Spec{})
+	if err == nil || !strings.Contains(err.Error(), "inventory.img") || !strings.Contains(err.Error(), "not what the request allows") {
+		t.Errorf("installed images without an inventory: %v", err)
+	}
+	if err := checkRestoreImages(root, nil); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("no spec: %v", err)
 	}
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/checkpointarchive"
 	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
-	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/legacy/crilog"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
@@ -32,8 +32,8 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 		return "", err
 	}
 	// A checkpoint archive as the image: a container restored from it (checkpoint_restore.go).
-	var restore *checkpointSource
-	if ref := config.GetImage().GetImage(); isCheckpointArchive(ref) {
+	var restore *checkpointarchive.Source
+	if ref := config.GetImage().GetImage(); checkpointarchive.IsArchive(ref) {
 		var err error
 		if config, restore, err = r.prepareRestore(ctx, ref, config); err != nil {
 			return "", err
@@ -44,7 +44,7 @@ func (r *ContainerdRuntime) CreateContainer(ctx context.Context, sandboxID strin
 
 // createContainer creates the container; restore, when set, is the checkpoint StartContainer
 // restores it from.
-func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID string, config *runtime.ContainerConfig, restore *checkpointSource) (_ string, retErr error) {
+func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID string, config *runtime.ContainerConfig, restore *checkpointarchive.Source) (_ string, retErr error) {
 	c := &containerCreation{r: r, st: r.ctrs(), config: config, restore: restore}
 	c.times.start = time.Now()
 	ctx = r.withNS(ctx)
@@ -91,7 +91,7 @@ type containerCreation struct {
 	r       *ContainerdRuntime
 	st      *containerState
 	config  *runtime.ContainerConfig
-	restore *checkpointSource
+	restore *checkpointarchive.Source
 
 	sb       *podSandbox
 	sbPid    uint32 // the sandbox's pause process
@@ -200,7 +200,7 @@ func (c *containerCreation) makeDirs(ctx context.Context) error {
 		os.RemoveAll(stateDir)
 	})
 	if c.restore != nil {
-		return c.restore.install(ctx, rootDir, c.r.opts.MaxCheckpointSize)
+		return c.restore.Install(ctx, filepath.Join(rootDir, restoreDir), c.r.opts.MaxCheckpointSize)
 	}
 	return nil
 }
@@ -360,8 +360,8 @@ func (c *containerCreation) checkRestoreImages(context.Context) error {
 	if c.restore == nil {
 		return nil
 	}
-	if err := criu.CheckRestoreImages(c.rootDir, c.spec); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", c.restore.path, err)
+	if err := checkRestoreImages(c.rootDir, c.spec); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", c.restore.Path, err)
 	}
 	return nil
 }

@@ -133,13 +133,8 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
-	snap := c.snapshot()
-	state, removing := snap.state, snap.removing
-	if removing {
-		return fmt.Errorf("container %s is being removed: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
-	}
-	if state != legacy.ContainerStateCreated {
-		return fmt.Errorf("container %s is %s, not created: %w", c.meta.ID, state, errdefs.ErrFailedPrecondition)
+	if err := checkStartable(c); err != nil {
+		return err
 	}
 	sb, err := r.sandboxes.get(c.meta.SandboxID)
 	if err != nil {
@@ -148,34 +143,16 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	// Held until the task is made: a stop waits for it, and no start follows (shim_grouping.go).
 	sb.startMu.RLock()
 	defer sb.startMu.RUnlock()
-	if sb.stopping {
-		return fmt.Errorf("%w %s: %w", errSandboxStopping, sb.meta.ID, errdefs.ErrFailedPrecondition)
-	}
-	if sb.status().State != legacy.SandboxStateReady {
-		return fmt.Errorf("sandbox %s is not ready: %w", sb.meta.ID, errdefs.ErrFailedPrecondition)
+	if err := checkSandboxStartable(sb); err != nil {
+		return err
 	}
 	ctx = r.withNS(ctx)
-	log := logrus.WithField("container", c.meta.ID)
 
 	taskMade := false
 	defer func() {
-		if retErr == nil {
-			return
+		if retErr != nil {
+			retErr = r.failStart(ctx, c, taskMade, retErr)
 		}
-		// A container that failed to start is exited, with the reason.
-		cctx, cancel := withoutCancel(ctx, cleanupTimeout)
-		defer cancel()
-		if taskMade {
-			if err := r.killDeleteTask(cctx, c.meta.ID); err != nil {
-				log.WithError(err).Warn("undo: delete task")
-			}
-		}
-		c.markStartFailed(retErr)
-		// The event before the waiters wake: a pod stop waiting for this exit publishes the
-		// sandbox's stopped event after it.
-		r.emitContainerEvent(legacy.ContainerEventStopped, c)
-		close(c.exited)
-		retErr = fmt.Errorf("%w: %w", legacy.ErrRunContainer, retErr)
 	}()
 
 	tOpen := time.Now()
@@ -189,28 +166,11 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	if err != nil {
 		return err
 	}
+	restore := len(restoreOpts) > 0
 	t0 := time.Now()
-	var pid uint32
-	var task containerd.Task // only for a restore: the client's handle starts it
-	if c.rootfs != nil && len(restoreOpts) == 0 {
-		// Created by this daemon: one Create call with the rootfs mounts kept from create.
-		pid, err = r.createTask(ctx, c.meta.ID, c.rootfs, ctrIO.dio)
-	} else {
-		cntr := c.cntr
-		if cntr == nil {
-			if cntr, err = r.loadContainer(ctx, c.meta.ID); err != nil {
-				return err
-			}
-		}
-		// For a restore, the runc shim only notes the checkpoint at the create: runc restore,
-		// and CRIU, run at the start, which is bounded below.
-		task, err = cntr.NewTask(ctx, func(string) (cio.IO, error) { return ctrIO.dio, nil }, restoreOpts...)
-		if err == nil {
-			pid = task.Pid()
-		}
-	}
+	pid, task, err := r.newContainerTask(ctx, c, ctrIO, restoreOpts)
 	if err != nil {
-		return fmt.Errorf("create task: %w", restoreError(c, err))
+		return err
 	}
 	taskMade = true
 	c.rootfs, c.cntr = nil, nil // not needed any more
@@ -220,22 +180,10 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 		return err
 	}
 	tStart := time.Now()
-	if task != nil {
-		if len(restoreOpts) > 0 {
-			// The shim runs runc restore, and it CRIU, now: bounded, its CRIU killed at the
-			// bound (restore_bound.go).
-			err = boundRestore(ctx, c.meta.ID, task.Start)
-		} else {
-			err = task.Start(ctx)
-		}
-		pid = task.Pid()
-	} else {
-		pid, err = r.startTask(ctx, c.meta.ID)
-	}
-	if err != nil {
+	if pid, err = r.runContainerTask(ctx, c, task, restore); err != nil {
 		return fmt.Errorf("start task: %w", restoreError(c, err))
 	}
-	if len(restoreOpts) > 0 {
+	if restore {
 		restored(c, time.Since(t0))
 	}
 	dStart := time.Since(tStart)
@@ -246,9 +194,95 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	r.emitContainerEvent(legacy.ContainerEventStarted, c)
 	r.monitorContainer(c, pid)
 	r.nriPostStartContainerBlocked(ctx, c)
-	log.WithFields(logrus.Fields{"pid": pid, "io": dOpen, "task": dTask, "start": dStart, "record": dRec,
+	logrus.WithFields(logrus.Fields{"container": c.meta.ID, "pid": pid, "io": dOpen, "task": dTask, "start": dStart, "record": dRec,
 		"total": time.Since(tOpen)}).Debug("container started")
 	return nil
+}
+
+// checkStartable: only a created container that is not being removed starts.
+func checkStartable(c *podContainer) error {
+	snap := c.snapshot()
+	if snap.removing {
+		return fmt.Errorf("container %s is being removed: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	if snap.state != legacy.ContainerStateCreated {
+		return fmt.Errorf("container %s is %s, not created: %w", c.meta.ID, snap.state, errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+// checkSandboxStartable: a container starts only in a ready sandbox that no stop has begun on.
+func checkSandboxStartable(sb *podSandbox) error {
+	if sb.stopping {
+		return fmt.Errorf("%w %s: %w", errSandboxStopping, sb.meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	if sb.status().State != legacy.SandboxStateReady {
+		return fmt.Errorf("sandbox %s is not ready: %w", sb.meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+// newContainerTask creates the container's task (not started yet) with its IO: with one Create
+// call and the rootfs mounts kept from create for a container this daemon created, else through
+// the client's container, which a restore needs. It returns the task's pid, and the client's
+// task handle when there is one (it is what starts the task then).
+func (r *ContainerdRuntime) newContainerTask(ctx context.Context, c *podContainer, ctrIO *containerIO, restoreOpts []containerd.NewTaskOpts) (uint32, containerd.Task, error) {
+	if c.rootfs != nil && len(restoreOpts) == 0 {
+		pid, err := r.createTask(ctx, c.meta.ID, c.rootfs, ctrIO.dio)
+		if err != nil {
+			return 0, nil, fmt.Errorf("create task: %w", restoreError(c, err))
+		}
+		return pid, nil, nil
+	}
+	cntr := c.cntr
+	if cntr == nil {
+		var err error
+		if cntr, err = r.loadContainer(ctx, c.meta.ID); err != nil {
+			return 0, nil, err
+		}
+	}
+	// For a restore, the runc shim only notes the checkpoint at the create: runc restore,
+	// and CRIU, run at the start, which is bounded (runContainerTask).
+	task, err := cntr.NewTask(ctx, func(string) (cio.IO, error) { return ctrIO.dio, nil }, restoreOpts...)
+	if err != nil {
+		return 0, nil, fmt.Errorf("create task: %w", restoreError(c, err))
+	}
+	return task.Pid(), task, nil
+}
+
+// runContainerTask starts the task newContainerTask made (through its handle, when it gave one)
+// and returns its pid.
+func (r *ContainerdRuntime) runContainerTask(ctx context.Context, c *podContainer, task containerd.Task, restore bool) (uint32, error) {
+	if task == nil {
+		return r.startTask(ctx, c.meta.ID)
+	}
+	var err error
+	if restore {
+		// The shim runs runc restore, and it CRIU, now: bounded, its CRIU killed at the
+		// bound (restore_bound.go).
+		err = boundRestore(ctx, c.meta.ID, task.Start)
+	} else {
+		err = task.Start(ctx)
+	}
+	return task.Pid(), err
+}
+
+// failStart makes a container that failed to start exited, with the reason (its task deleted
+// if one was made), and returns the start's error.
+func (r *ContainerdRuntime) failStart(ctx context.Context, c *podContainer, taskMade bool, err error) error {
+	cctx, cancel := withoutCancel(ctx, cleanupTimeout)
+	defer cancel()
+	if taskMade {
+		if derr := r.killDeleteTask(cctx, c.meta.ID); derr != nil {
+			logrus.WithError(derr).WithField("container", c.meta.ID).Warn("undo: delete task")
+		}
+	}
+	c.markStartFailed(err)
+	// The event before the waiters wake: a pod stop waiting for this exit publishes the
+	// sandbox's stopped event after it.
+	r.emitContainerEvent(legacy.ContainerEventStopped, c)
+	close(c.exited)
+	return fmt.Errorf("%w: %w", legacy.ErrRunContainer, err)
 }
 
 // monitorContainer records the container's exit when its task (of process pid) exits: the exit

@@ -4,5 +4,6 @@
 // ListContainerStats...). It owns the sandbox and container records and their stores, recovery
 // after a restart, NRI, checkpoint/restore, image volumes, user namespaces and the stats
 // collector; the leaves below it own one mechanism each: containerspec (the OCI spec),
-// exitmonitor (task exits), iopump (container stdio), cgroupstats (usage readers), criu.
+// exitmonitor (task exits), iopump (container stdio), cgroupstats (usage readers), criu (the
+// host's CRIU and the validation of CRIU images), checkpointarchive (a checkpoint on disk).
 package kuberuntime

@@ -128,121 +128,149 @@ func cgroupMetrics(fs *cgroupstats.CgroupFS, path string, ms *legacy.MetricSet) 
 	if !ok {
 		return
 	}
-	const userHZ = 100 // cpuacct.stat counts in USER_HZ ticks
 	var procsFile string
 	if fs.Unified {
-		dir := filepath.Join(fs.V2Root, path)
-		if cpu := kv(filepath.Join(dir, "cpu.stat")); cpu != nil {
-			ms.Add("container_cpu_usage_seconds_total", legacy.MetricCounter, cpu["usage_usec"]/1e6)
-			ms.Add("container_cpu_user_seconds_total", legacy.MetricCounter, cpu["user_usec"]/1e6)
-			ms.Add("container_cpu_system_seconds_total", legacy.MetricCounter, cpu["system_usec"]/1e6)
-			if _, ok := cpu["nr_periods"]; ok {
-				ms.Add("container_cpu_cfs_periods_total", legacy.MetricCounter, cpu["nr_periods"])
-				ms.Add("container_cpu_cfs_throttled_periods_total", legacy.MetricCounter, cpu["nr_throttled"])
-				ms.Add("container_cpu_cfs_throttled_seconds_total", legacy.MetricCounter, cpu["throttled_usec"]/1e6)
-			}
+		procsFile = cgroupV2Metrics(filepath.Join(fs.V2Root, path), ms)
+	} else {
+		procsFile = cgroupV1Metrics(fs, path, ms)
+	}
+	if procsFile != "" {
+		processMetrics(procsFile, ms)
+	}
+}
+
+// cgroupV2Metrics adds the metrics of the cgroup v2 directory dir; it returns its procs file.
+func cgroupV2Metrics(dir string, ms *legacy.MetricSet) (procsFile string) {
+	if cpu := kv(filepath.Join(dir, "cpu.stat")); cpu != nil {
+		ms.Add("container_cpu_usage_seconds_total", legacy.MetricCounter, cpu["usage_usec"]/1e6)
+		ms.Add("container_cpu_user_seconds_total", legacy.MetricCounter, cpu["user_usec"]/1e6)
+		ms.Add("container_cpu_system_seconds_total", legacy.MetricCounter, cpu["system_usec"]/1e6)
+		if _, ok := cpu["nr_periods"]; ok {
+			ms.Add("container_cpu_cfs_periods_total", legacy.MetricCounter, cpu["nr_periods"])
+			ms.Add("container_cpu_cfs_throttled_periods_total", legacy.MetricCounter, cpu["nr_throttled"])
+			ms.Add("container_cpu_cfs_throttled_seconds_total", legacy.MetricCounter, cpu["throttled_usec"]/1e6)
 		}
-		if usage, ok := legacy.Num(filepath.Join(dir, "memory.current")); ok {
-			ms.Add("container_memory_usage_bytes", legacy.MetricGauge, usage)
-			if st := kv(filepath.Join(dir, "memory.stat")); st != nil {
-				ms.Add("container_memory_working_set_bytes", legacy.MetricGauge, cgroupstats.Sub0(usage, st["inactive_file"]))
-				ms.Add("container_memory_cache", legacy.MetricGauge, st["file"])
-				ms.Add("container_memory_rss", legacy.MetricGauge, st["anon"])
-				ms.Add("container_memory_mapped_file", legacy.MetricGauge, st["file_mapped"])
-				if k, ok := st["kernel"]; ok {
-					ms.Add("container_memory_kernel_usage", legacy.MetricGauge, k)
-				} else {
-					ms.Add("container_memory_kernel_usage", legacy.MetricGauge, st["kernel_stack"]+st["slab"]+st["sock"]+st["pagetables"])
-				}
-				// memory.stat is hierarchical in v2: the container's scope is its hierarchy.
-				for _, scope := range []string{"container", "hierarchy"} {
-					ms.Add("container_memory_failures_total", legacy.MetricCounter, st["pgfault"], "pgfault", scope)
-					ms.Add("container_memory_failures_total", legacy.MetricCounter, st["pgmajfault"], "pgmajfault", scope)
-				}
-			}
-			if v, ok := legacy.Num(filepath.Join(dir, "memory.peak")); ok {
-				ms.Add("container_memory_max_usage_bytes", legacy.MetricGauge, v)
-			}
-			if v, ok := legacy.Num(filepath.Join(dir, "memory.swap.current")); ok {
-				ms.Add("container_memory_swap", legacy.MetricGauge, v)
-			}
-			if ev := kv(filepath.Join(dir, "memory.events")); ev != nil {
-				ms.Add("container_memory_failcnt", legacy.MetricCounter, ev["max"])
-				ms.Add("container_oom_events_total", legacy.MetricCounter, ev["oom_kill"])
-			}
+	}
+	if usage, ok := legacy.Num(filepath.Join(dir, "memory.current")); ok {
+		cgroupV2MemoryMetrics(dir, usage, ms)
+	}
+	pidsMetrics(dir, ms)
+	return filepath.Join(dir, "cgroup.procs")
+}
+
+// cgroupV2MemoryMetrics adds the memory metrics of the cgroup v2 directory dir, whose usage
+// (memory.current) is usage.
+func cgroupV2MemoryMetrics(dir string, usage uint64, ms *legacy.MetricSet) {
+	ms.Add("container_memory_usage_bytes", legacy.MetricGauge, usage)
+	if st := kv(filepath.Join(dir, "memory.stat")); st != nil {
+		ms.Add("container_memory_working_set_bytes", legacy.MetricGauge, cgroupstats.Sub0(usage, st["inactive_file"]))
+		ms.Add("container_memory_cache", legacy.MetricGauge, st["file"])
+		ms.Add("container_memory_rss", legacy.MetricGauge, st["anon"])
+		ms.Add("container_memory_mapped_file", legacy.MetricGauge, st["file_mapped"])
+		if k, ok := st["kernel"]; ok {
+			ms.Add("container_memory_kernel_usage", legacy.MetricGauge, k)
+		} else {
+			ms.Add("container_memory_kernel_usage", legacy.MetricGauge, st["kernel_stack"]+st["slab"]+st["sock"]+st["pagetables"])
 		}
-		if v, ok := legacy.Num(filepath.Join(dir, "pids.current")); ok {
-			ms.Add("container_threads", legacy.MetricGauge, v)
+		// memory.stat is hierarchical in v2: the container's scope is its hierarchy.
+		for _, scope := range []string{"container", "hierarchy"} {
+			ms.Add("container_memory_failures_total", legacy.MetricCounter, st["pgfault"], "pgfault", scope)
+			ms.Add("container_memory_failures_total", legacy.MetricCounter, st["pgmajfault"], "pgmajfault", scope)
 		}
-		if v, ok := legacy.Num(filepath.Join(dir, "pids.max")); ok {
-			ms.Add("container_threads_max", legacy.MetricGauge, v)
+	}
+	if v, ok := legacy.Num(filepath.Join(dir, "memory.peak")); ok {
+		ms.Add("container_memory_max_usage_bytes", legacy.MetricGauge, v)
+	}
+	if v, ok := legacy.Num(filepath.Join(dir, "memory.swap.current")); ok {
+		ms.Add("container_memory_swap", legacy.MetricGauge, v)
+	}
+	if ev := kv(filepath.Join(dir, "memory.events")); ev != nil {
+		ms.Add("container_memory_failcnt", legacy.MetricCounter, ev["max"])
+		ms.Add("container_oom_events_total", legacy.MetricCounter, ev["oom_kill"])
+	}
+}
+
+// cgroupV1Metrics adds the metrics of the cgroup v1 path, from each controller's hierarchy; it
+// returns the memory hierarchy's procs file ("" when there is none).
+func cgroupV1Metrics(fs *cgroupstats.CgroupFS, path string, ms *legacy.MetricSet) (procsFile string) {
+	const userHZ = 100 // cpuacct.stat counts in USER_HZ ticks
+	if root := fs.V1["cpuacct"]; root != "" {
+		dir := filepath.Join(root, path)
+		if v, ok := legacy.Num(filepath.Join(dir, "cpuacct.usage")); ok {
+			ms.Add("container_cpu_usage_seconds_total", legacy.MetricCounter, v/1e9)
+		}
+		if st := kv(filepath.Join(dir, "cpuacct.stat")); st != nil {
+			ms.Add("container_cpu_user_seconds_total", legacy.MetricCounter, st["user"]/userHZ)
+			ms.Add("container_cpu_system_seconds_total", legacy.MetricCounter, st["system"]/userHZ)
+		}
+	}
+	if root := fs.V1["cpu"]; root != "" {
+		if st := kv(filepath.Join(root, path, "cpu.stat")); st != nil {
+			ms.Add("container_cpu_cfs_periods_total", legacy.MetricCounter, st["nr_periods"])
+			ms.Add("container_cpu_cfs_throttled_periods_total", legacy.MetricCounter, st["nr_throttled"])
+			ms.Add("container_cpu_cfs_throttled_seconds_total", legacy.MetricCounter, st["throttled_time"]/1e9)
+		}
+	}
+	if root := fs.V1["memory"]; root != "" {
+		dir := filepath.Join(root, path)
+		if usage, ok := legacy.Num(filepath.Join(dir, "memory.usage_in_bytes")); ok {
+			cgroupV1MemoryMetrics(dir, usage, ms)
 		}
 		procsFile = filepath.Join(dir, "cgroup.procs")
-	} else {
-		if root := fs.V1["cpuacct"]; root != "" {
-			dir := filepath.Join(root, path)
-			if v, ok := legacy.Num(filepath.Join(dir, "cpuacct.usage")); ok {
-				ms.Add("container_cpu_usage_seconds_total", legacy.MetricCounter, v/1e9)
-			}
-			if st := kv(filepath.Join(dir, "cpuacct.stat")); st != nil {
-				ms.Add("container_cpu_user_seconds_total", legacy.MetricCounter, st["user"]/userHZ)
-				ms.Add("container_cpu_system_seconds_total", legacy.MetricCounter, st["system"]/userHZ)
-			}
+	}
+	if root := fs.V1["pids"]; root != "" {
+		pidsMetrics(filepath.Join(root, path), ms)
+	}
+	return procsFile
+}
+
+// pidsMetrics adds the thread count and limit of the pids controller's directory dir (the same
+// files in cgroup v1 and v2).
+func pidsMetrics(dir string, ms *legacy.MetricSet) {
+	if v, ok := legacy.Num(filepath.Join(dir, "pids.current")); ok {
+		ms.Add("container_threads", legacy.MetricGauge, v)
+	}
+	if v, ok := legacy.Num(filepath.Join(dir, "pids.max")); ok {
+		ms.Add("container_threads_max", legacy.MetricGauge, v)
+	}
+}
+
+// cgroupV1MemoryMetrics adds the memory metrics of the cgroup v1 memory directory dir, whose
+// usage (memory.usage_in_bytes) is usage.
+func cgroupV1MemoryMetrics(dir string, usage uint64, ms *legacy.MetricSet) {
+	ms.Add("container_memory_usage_bytes", legacy.MetricGauge, usage)
+	if st := kv(filepath.Join(dir, "memory.stat")); st != nil {
+		ms.Add("container_memory_working_set_bytes", legacy.MetricGauge, cgroupstats.Sub0(usage, st["total_inactive_file"]))
+		ms.Add("container_memory_cache", legacy.MetricGauge, st["total_cache"])
+		ms.Add("container_memory_rss", legacy.MetricGauge, st["total_rss"])
+		ms.Add("container_memory_mapped_file", legacy.MetricGauge, st["total_mapped_file"])
+		if v, ok := st["total_swap"]; ok {
+			ms.Add("container_memory_swap", legacy.MetricGauge, v)
 		}
-		if root := fs.V1["cpu"]; root != "" {
-			if st := kv(filepath.Join(root, path, "cpu.stat")); st != nil {
-				ms.Add("container_cpu_cfs_periods_total", legacy.MetricCounter, st["nr_periods"])
-				ms.Add("container_cpu_cfs_throttled_periods_total", legacy.MetricCounter, st["nr_throttled"])
-				ms.Add("container_cpu_cfs_throttled_seconds_total", legacy.MetricCounter, st["throttled_time"]/1e9)
-			}
-		}
-		if root := fs.V1["memory"]; root != "" {
-			dir := filepath.Join(root, path)
-			if usage, ok := legacy.Num(filepath.Join(dir, "memory.usage_in_bytes")); ok {
-				ms.Add("container_memory_usage_bytes", legacy.MetricGauge, usage)
-				if st := kv(filepath.Join(dir, "memory.stat")); st != nil {
-					ms.Add("container_memory_working_set_bytes", legacy.MetricGauge, cgroupstats.Sub0(usage, st["total_inactive_file"]))
-					ms.Add("container_memory_cache", legacy.MetricGauge, st["total_cache"])
-					ms.Add("container_memory_rss", legacy.MetricGauge, st["total_rss"])
-					ms.Add("container_memory_mapped_file", legacy.MetricGauge, st["total_mapped_file"])
-					if v, ok := st["total_swap"]; ok {
-						ms.Add("container_memory_swap", legacy.MetricGauge, v)
-					}
-					ms.Add("container_memory_failures_total", legacy.MetricCounter, st["pgfault"], "pgfault", "container")
-					ms.Add("container_memory_failures_total", legacy.MetricCounter, st["pgmajfault"], "pgmajfault", "container")
-					ms.Add("container_memory_failures_total", legacy.MetricCounter, st["total_pgfault"], "pgfault", "hierarchy")
-					ms.Add("container_memory_failures_total", legacy.MetricCounter, st["total_pgmajfault"], "pgmajfault", "hierarchy")
-				}
-				if v, ok := legacy.Num(filepath.Join(dir, "memory.max_usage_in_bytes")); ok {
-					ms.Add("container_memory_max_usage_bytes", legacy.MetricGauge, v)
-				}
-				if v, ok := legacy.Num(filepath.Join(dir, "memory.failcnt")); ok {
-					ms.Add("container_memory_failcnt", legacy.MetricCounter, v)
-				}
-				if v, ok := legacy.Num(filepath.Join(dir, "memory.kmem.usage_in_bytes")); ok {
-					ms.Add("container_memory_kernel_usage", legacy.MetricGauge, v)
-				}
-				if st := kv(filepath.Join(dir, "memory.oom_control")); st != nil {
-					if v, ok := st["oom_kill"]; ok {
-						ms.Add("container_oom_events_total", legacy.MetricCounter, v)
-					}
-				}
-			}
-			procsFile = filepath.Join(dir, "cgroup.procs")
-		}
-		if root := fs.V1["pids"]; root != "" {
-			dir := filepath.Join(root, path)
-			if v, ok := legacy.Num(filepath.Join(dir, "pids.current")); ok {
-				ms.Add("container_threads", legacy.MetricGauge, v)
-			}
-			if v, ok := legacy.Num(filepath.Join(dir, "pids.max")); ok {
-				ms.Add("container_threads_max", legacy.MetricGauge, v)
-			}
+		ms.Add("container_memory_failures_total", legacy.MetricCounter, st["pgfault"], "pgfault", "container")
+		ms.Add("container_memory_failures_total", legacy.MetricCounter, st["pgmajfault"], "pgmajfault", "container")
+		ms.Add("container_memory_failures_total", legacy.MetricCounter, st["total_pgfault"], "pgfault", "hierarchy")
+		ms.Add("container_memory_failures_total", legacy.MetricCounter, st["total_pgmajfault"], "pgmajfault", "hierarchy")
+	}
+	if v, ok := legacy.Num(filepath.Join(dir, "memory.max_usage_in_bytes")); ok {
+		ms.Add("container_memory_max_usage_bytes", legacy.MetricGauge, v)
+	}
+	if v, ok := legacy.Num(filepath.Join(dir, "memory.failcnt")); ok {
+		ms.Add("container_memory_failcnt", legacy.MetricCounter, v)
+	}
+	if v, ok := legacy.Num(filepath.Join(dir, "memory.kmem.usage_in_bytes")); ok {
+		ms.Add("container_memory_kernel_usage", legacy.MetricGauge, v)
+	}
+	if st := kv(filepath.Join(dir, "memory.oom_control")); st != nil {
+		if v, ok := st["oom_kill"]; ok {
+			ms.Add("container_oom_events_total", legacy.MetricCounter, v)
 		}
 	}
-	if procsFile == "" {
-		return
-	}
+}
+
+// processMetrics adds the count of the processes listed in procsFile, of their open files and of
+// their sockets.
+func processMetrics(procsFile string, ms *legacy.MetricSet) {
 	b, err := os.ReadFile(procsFile)
 	if err != nil {
 		return

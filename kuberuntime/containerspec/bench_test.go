@@ -1,4 +1,4 @@
-package containerspec
+package containerspec_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/sandbox"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -17,7 +18,7 @@ import (
 
 // benchSpecInput is a typical kubelet container: command, env, a service-account mount, resources,
 // a security context with a user and dropped capabilities, in a pod with the sandbox's files.
-func benchSpecInput(b *testing.B) (Input, string) {
+func benchSpecInput(b *testing.B) (containerspec.Input, string) {
 	dir := b.TempDir()
 	files := sandbox.Files{
 		Hostname: filepath.Join(dir, "hostname"), Hosts: filepath.Join(dir, "hosts"),
@@ -39,7 +40,7 @@ func benchSpecInput(b *testing.B) (Input, string) {
 	for i := range 20 {
 		envs = append(envs, &runtime.KeyValue{Key: fmt.Sprintf("SERVICE_%d_PORT", i), Value: []byte("tcp://10.96.0.1:443")})
 	}
-	return Input{
+	return containerspec.Input{
 		ID: fmt.Sprintf("%064d", 1),
 		Config: &runtime.ContainerConfig{
 			Metadata: &runtime.ContainerMetadata{Name: "app"},
@@ -66,7 +67,7 @@ func benchSpecInput(b *testing.B) (Input, string) {
 		Files:      files,
 		Image:      imagespec.ImageConfig{Entrypoint: []string{"/entry"}, Env: []string{"PATH=/bin"}, WorkingDir: "/"},
 		ImageName:  "registry.k8s.io/e2e-test-images/busybox:1.29-2",
-		Host:       DefaultHost(),
+		Host:       containerspec.DefaultHost(),
 	}, rootfs
 }
 
@@ -76,7 +77,7 @@ func BenchmarkContainerSpec(b *testing.B) {
 	ctx := namespaces.WithNamespace(context.Background(), "bench")
 	b.ReportAllocs()
 	for range b.N {
-		opts, err := Opts(in)
+		opts, err := containerspec.Opts(in)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -159,19 +159,79 @@ func (h Host) orDefault() Host {
 // image's /etc/passwd and /etc/group then).
 func Opts(in Input) ([]oci.SpecOpts, error) {
 	in.Host = in.Host.orDefault()
-	config := in.Config
-	sc := config.GetLinux().GetSecurityContext()
-	nsOpts := sc.GetNamespaceOptions()
+	sc := in.Config.GetLinux().GetSecurityContext()
 
 	opts := []oci.SpecOpts{
 		oci.WithoutRunMount,
 		sandbox.WithoutDefaultSecurity,
 	}
+	process, err := processOpts(in)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, process...)
+
+	// Security: privileged needs a privileged sandbox.
+	privileged := sc.GetPrivileged()
+	if privileged && !in.SandboxConfig.GetLinux().GetSecurityContext().GetPrivileged() {
+		return nil, fmt.Errorf("no privileged container allowed in a sandbox that is not privileged: %w", errdefs.ErrInvalidArgument)
+	}
+	if in.Host.CgroupUnified() && !privileged {
+		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.CgroupNamespace}))
+	}
+
+	// The pod's user namespace, if it has one: the container joins it, its mounts are idmapped.
+	userns, usernsOpts, err := containerUserns(in)
+	if err != nil {
+		return nil, err
+	}
+	mountOpt, err := withContainerMounts(in.Config, extraMounts(in, userns), userns != nil, in.Host)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, mountOpt)
+
+	security, err := securityOpts(in, privileged)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, security...)
+	resources, err := resourceOpts(in)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, resources...)
+	opts = append(opts, usernsOpts...)
+	namespaces, err := namespaceOpts(in)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, namespaces...)
+
+	// The user, resolved through the image's files, then the groups.
+	userOpts, err := userSpecOpts(sc, in.Image.User, in.RunAsNonRoot)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, withCachedUserLookup(in.UserCache, userLookupKey(in.ImageChainID, in.Image.User, sc, in.RunAsNonRoot), withImageRootfs(userOpts...)))
+
+	lsm, err := lsmOpts(in, privileged)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, lsm...)
+	return append(opts, withContainerAnnotations(in)), nil
+}
+
+// processOpts are the options of the container's process: its command from the CRI config and
+// the image, working directory, terminal and environment.
+func processOpts(in Input) ([]oci.SpecOpts, error) {
+	config := in.Config
 	args, err := processArgs(config, &in.Image)
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, oci.WithProcessArgs(args...), oci.WithDefaultPathEnv, oci.WithNewPrivileges)
+	opts := []oci.SpecOpts{oci.WithProcessArgs(args...), oci.WithDefaultPathEnv, oci.WithNewPrivileges}
 	if wd := config.GetWorkingDir(); wd != "" {
 		opts = append(opts, oci.WithProcessCwd(wd))
 	} else if in.Image.WorkingDir != "" {
@@ -194,30 +254,17 @@ func Opts(in Input) ([]oci.SpecOpts, error) {
 	for _, e := range config.GetEnvs() {
 		opts = append(opts, oci.WithEnv([]string{e.GetKey() + "=" + string(e.GetValue())}))
 	}
+	return opts, nil
+}
 
-	// Security: privileged needs a privileged sandbox.
-	privileged := sc.GetPrivileged()
-	if privileged && !in.SandboxConfig.GetLinux().GetSecurityContext().GetPrivileged() {
-		return nil, fmt.Errorf("no privileged container allowed in a sandbox that is not privileged: %w", errdefs.ErrInvalidArgument)
-	}
-	if in.Host.CgroupUnified() && !privileged {
-		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.CgroupNamespace}))
-	}
-
-	// The pod's user namespace, if it has one: the container joins it, its mounts are idmapped.
-	userns, usernsOpts, err := containerUserns(in)
-	if err != nil {
-		return nil, err
-	}
-	mountOpt, err := withContainerMounts(config, extraMounts(in, userns), userns != nil, in.Host)
-	if err != nil {
-		return nil, err
-	}
-	opts = append(opts, mountOpt)
-
+// securityOpts are the container's masked and read-only paths, devices, capabilities,
+// privileges and read-only root.
+func securityOpts(in Input, privileged bool) ([]oci.SpecOpts, error) {
+	config := in.Config
+	sc := config.GetLinux().GetSecurityContext()
 	// The kubelet sends the masked and read-only paths it wants (the defaults unless procMount is
 	// Unmasked); none are added by default.
-	opts = append(opts, oci.WithMaskedPaths([]string{}), oci.WithReadonlyPaths([]string{}))
+	opts := []oci.SpecOpts{oci.WithMaskedPaths([]string{}), oci.WithReadonlyPaths([]string{})}
 	if p := sc.GetMaskedPaths(); p != nil {
 		opts = append(opts, oci.WithMaskedPaths(p))
 	}
@@ -241,27 +288,35 @@ func Opts(in Input) ([]oci.SpecOpts, error) {
 	if sc.GetReadonlyRootfs() {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
+	return opts, nil
+}
 
-	resOpt, err := withResources(config.GetLinux().GetResources(), in.Host)
+// resourceOpts are the container's resources, OOM score and cgroup.
+func resourceOpts(in Input) ([]oci.SpecOpts, error) {
+	res := in.Config.GetLinux().GetResources()
+	resOpt, err := withResources(res, in.Host)
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, resOpt, withContainerOOMScoreAdj(config.GetLinux().GetResources().GetOomScoreAdj(), in.Host))
+	opts := []oci.SpecOpts{resOpt, withContainerOOMScoreAdj(res.GetOomScoreAdj(), in.Host)}
 	if cg := in.CgroupDriver.CgroupsPath(in.SandboxConfig.GetLinux().GetCgroupParent(), in.ID); cg != "" {
 		opts = append(opts, oci.WithCgroup(cg))
 	}
+	return opts, nil
+}
 
-	// Namespaces: the sandbox's network, IPC and UTS; its PID namespace unless the container
-	// wants its own, or the target container's.
-	opts = append(opts, usernsOpts...)
+// namespaceOpts: the sandbox's network, IPC and UTS namespaces; its PID namespace unless the
+// container wants its own, or the target container's.
+func namespaceOpts(in Input) ([]oci.SpecOpts, error) {
 	if in.SandboxPid == 0 {
 		return nil, fmt.Errorf("sandbox %s has no running pause process: %w", in.SandboxID, errdefs.ErrFailedPrecondition)
 	}
-	opts = append(opts,
+	opts := []oci.SpecOpts{
 		oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.NetworkNamespace, Path: nsPath(in.SandboxPid, "net")}),
 		oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.IPCNamespace, Path: nsPath(in.SandboxPid, "ipc")}),
 		oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.UTSNamespace, Path: nsPath(in.SandboxPid, "uts")}),
-	)
+	}
+	nsOpts := in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	switch nsOpts.GetPid() {
 	case runtime.NamespaceMode_CONTAINER:
 		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.PIDNamespace}))
@@ -273,16 +328,14 @@ func Opts(in Input) ([]oci.SpecOpts, error) {
 	default: // POD, and NODE (the pause process is then in the host's)
 		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.PIDNamespace, Path: nsPath(in.SandboxPid, "pid")}))
 	}
+	return opts, nil
+}
 
-	// The user, resolved through the image's files, then the groups.
-	userOpts, err := userSpecOpts(sc, in.Image.User, in.RunAsNonRoot)
-	if err != nil {
-		return nil, err
-	}
-	opts = append(opts, withCachedUserLookup(in.UserCache, userLookupKey(in.ImageChainID, in.Image.User, sc, in.RunAsNonRoot), withImageRootfs(userOpts...)))
-
-	// AppArmor (only when the host has it) and seccomp, after the capabilities (the default
-	// seccomp profile depends on them).
+// lsmOpts: AppArmor (only when the host has it) and seccomp, after the capabilities (the default
+// seccomp profile depends on them).
+func lsmOpts(in Input, privileged bool) ([]oci.SpecOpts, error) {
+	sc := in.Config.GetLinux().GetSecurityContext()
+	var opts []oci.SpecOpts
 	aa, err := apparmorOpt(sc, in.Host)
 	if err != nil {
 		return nil, err
@@ -302,18 +355,21 @@ func Opts(in Input) ([]oci.SpecOpts, error) {
 	if len(sc.GetSelinuxOptions().GetLevel()+sc.GetSelinuxOptions().GetType()) > 0 {
 		logrus.WithField("container", in.ID).Debug("SELinux options ignored: SELinux is off")
 	}
+	return opts, nil
+}
 
+// withContainerAnnotations annotates the spec with the container's type, pod and name.
+func withContainerAnnotations(in Input) oci.SpecOpts {
 	md := in.SandboxConfig.GetMetadata()
-	opts = append(opts, oci.WithAnnotations(map[string]string{
+	return oci.WithAnnotations(map[string]string{
 		sandbox.AnnotationContainerType:    ContainerTypeContainer,
 		sandbox.AnnotationSandboxID:        in.SandboxID,
 		sandbox.AnnotationSandboxName:      md.GetName(),
 		sandbox.AnnotationSandboxNamespace: md.GetNamespace(),
 		sandbox.AnnotationSandboxUID:       md.GetUid(),
-		AnnotationContainerName:            config.GetMetadata().GetName(),
+		AnnotationContainerName:            in.Config.GetMetadata().GetName(),
 		AnnotationImageName:                in.ImageName,
-	}))
-	return opts, nil
+	})
 }
 
 func nsPath(pid uint32, ns string) string { return fmt.Sprintf("/proc/%d/ns/%s", pid, ns) }

@@ -1,18 +1,19 @@
-package containerspec
+package containerspec_test
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec/containerspectest"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // FuzzContainerSpec generates the OCI spec of a container whose CRI ContainerConfig comes from the
-// fuzzer's bytes (merged over the one of baseInput), with the host pinned as in the table tests.
-// The property: no panic; errors are fine. `make fuzz` runs it for a bounded time; plain `go test`
-// runs the seeds.
+// fuzzer's bytes (merged over the one of containerspectest.BaseInput), with the host pinned as in
+// the table tests. The property: no panic; errors are fine. `make fuzz` runs it for a bounded
+// time; plain `go test` runs the seeds.
 func FuzzContainerSpec(f *testing.F) {
 	seeds := []*runtime.ContainerConfig{
 		{},
@@ -75,7 +76,7 @@ func FuzzContainerSpec(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		in := baseInput(t)
+		in := containerspectest.BaseInput(t)
 		cfg := proto.Clone(in.Config).(*runtime.ContainerConfig)
 		if (proto.UnmarshalOptions{Merge: true}).Unmarshal(data, cfg) != nil {
 			return
@@ -94,6 +95,6 @@ func FuzzContainerSpec(f *testing.F) {
 		}
 		in.Config = cfg
 		in.TargetPid = 43
-		generate(t, in, testRootfs(t)) //nolint:errcheck // errors are fine, panics are not
+		containerspectest.Generate(t, in, containerspectest.Rootfs(t)) //nolint:errcheck // errors are fine, panics are not
 	})
 }

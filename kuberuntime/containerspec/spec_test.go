@@ -1,7 +1,6 @@
-package containerspec
+package containerspec_test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,123 +8,26 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containerd/errdefs"
-
-	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/cgroupdriver"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec/containerspectest"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/sirupsen/logrus"
-	logtest "github.com/sirupsen/logrus/hooks/test"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
-
-// pinnedHost is a fixed host: cgroup v1 with swap and hugetlb, no AppArmor, shared mounts.
-func pinnedHost() Host {
-	return Host{
-		SwapAvailable:    func() bool { return true },
-		HugetlbAvailable: func() bool { return true },
-		CgroupUnified:    func() bool { return false },
-		AppArmorEnabled:  func() bool { return false },
-		CurrentCaps: func() ([]string, error) {
-			return []string{"CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN", "CAP_NET_RAW"}, nil
-		},
-		LookupMount:       func(string) (mount.Info, error) { return mount.Info{Mountpoint: "/", Optional: "shared:1"}, nil },
-		MakeMountShared:   func(string) error { return errors.New("unexpected") },
-		RestrictOOMScore:  func(adj int) int { return max(adj, -500) },
-		Hostname:          func() (string, error) { return "node1", nil },
-		RecursiveReadOnly: func() bool { return true },
-	}
-}
-
-// testRootfs is an image root with /etc/passwd and /etc/group.
-func testRootfs(t *testing.T) string {
-	t.Helper()
-	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	passwd := "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\nalice:x:1000:1001::/home/alice:/bin/sh\n"
-	group := "root:x:0:\nusers:x:1001:\nwheel:x:10:alice\naudio:x:29:alice,bob\nnogroup:x:65534:\n"
-	os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte(passwd), 0o644)
-	os.WriteFile(filepath.Join(root, "etc", "group"), []byte(group), 0o644)
-	return root
-}
 
 type specCase struct {
 	name    string
 	config  func(c *runtime.ContainerConfig)
 	sandbox func(c *runtime.PodSandboxConfig)
-	input   func(in *Input)
+	input   func(in *containerspec.Input)
 	wantErr string
 	check   func(t *testing.T, s *runtimespec.Spec)
 }
-
-func baseInput(t *testing.T) Input {
-	dir := t.TempDir()
-	files := sandbox.Files{
-		Hostname: filepath.Join(dir, "hostname"), Hosts: filepath.Join(dir, "hosts"),
-		ResolvConf: filepath.Join(dir, "resolv.conf"), Shm: filepath.Join(dir, "shm"),
-	}
-	for _, f := range []string{files.Hostname, files.Hosts, files.ResolvConf} {
-		os.WriteFile(f, nil, 0o644)
-	}
-	os.Mkdir(files.Shm, 0o755)
-	return Input{
-		ID: "c1",
-		Config: &runtime.ContainerConfig{
-			Metadata: &runtime.ContainerMetadata{Name: "app"},
-			Image:    &runtime.ImageSpec{Image: "busybox"},
-			Linux:    &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{}},
-		},
-		SandboxID: "s1",
-		SandboxConfig: &runtime.PodSandboxConfig{
-			Metadata: &runtime.PodSandboxMetadata{Name: "pod", Namespace: "ns", Uid: "uid1"},
-			Hostname: "podhost",
-		},
-		SandboxPid: 42,
-		Files:      files,
-		Image:      imagespec.ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"def"}, Env: []string{"PATH=/bin", "A=image"}, WorkingDir: "/img"},
-		ImageName:  "docker.io/library/busybox:latest",
-		Host:       pinnedHost(),
-	}
-}
-
-func generate(t *testing.T, in Input, rootfs string) (*runtimespec.Spec, error) {
-	t.Helper()
-	opts, err := Opts(in)
-	if err != nil {
-		return nil, err
-	}
-	opts = append([]oci.SpecOpts{oci.WithRootFSPath(rootfs)}, opts...)
-	ctx := namespaces.WithNamespace(context.Background(), "test")
-	return oci.GenerateSpec(ctx, nil, &containers.Container{ID: in.ID}, opts...)
-}
-
-func mountAt(s *runtimespec.Spec, dst string) *runtimespec.Mount {
-	for i := range s.Mounts {
-		if s.Mounts[i].Destination == dst {
-			return &s.Mounts[i]
-		}
-	}
-	return nil
-}
-
-func nsOf(s *runtimespec.Spec, typ runtimespec.LinuxNamespaceType) (runtimespec.LinuxNamespace, bool) {
-	for _, ns := range s.Linux.Namespaces {
-		if ns.Type == typ {
-			return ns, true
-		}
-	}
-	return runtimespec.LinuxNamespace{}, false
-}
-
-func hasEnv(s *runtimespec.Spec, kv string) bool { return slices.Contains(s.Process.Env, kv) }
 
 func TestContainerSpec(t *testing.T) {
 	hostDir := t.TempDir()
@@ -146,7 +48,7 @@ func TestContainerSpec(t *testing.T) {
 				if !slices.Equal(s.Process.Args, want) {
 					t.Errorf("args %q, want %q", s.Process.Args, want)
 				}
-				if !hasEnv(s, "A=cri") || hasEnv(s, "A=image") || !hasEnv(s, "B=b") || !hasEnv(s, "PATH=/bin") || !hasEnv(s, "HOSTNAME=podhost") {
+				if !containerspectest.HasEnv(s, "A=cri") || containerspectest.HasEnv(s, "A=image") || !containerspectest.HasEnv(s, "B=b") || !containerspectest.HasEnv(s, "PATH=/bin") || !containerspectest.HasEnv(s, "HOSTNAME=podhost") {
 					t.Errorf("env %q", s.Process.Env)
 				}
 				if s.Process.Cwd != "/work" {
@@ -179,7 +81,7 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name:    "no command at all",
-			input:   func(in *Input) { in.Image.Entrypoint, in.Image.Cmd = nil, nil },
+			input:   func(in *containerspec.Input) { in.Image.Entrypoint, in.Image.Cmd = nil, nil },
 			wantErr: "no command",
 		},
 		{
@@ -198,15 +100,15 @@ func TestContainerSpec(t *testing.T) {
 					runtimespec.NetworkNamespace: "/proc/42/ns/net", runtimespec.IPCNamespace: "/proc/42/ns/ipc",
 					runtimespec.UTSNamespace: "/proc/42/ns/uts", runtimespec.PIDNamespace: "/proc/42/ns/pid",
 				} {
-					if ns, ok := nsOf(s, typ); !ok || ns.Path != want {
+					if ns, ok := containerspectest.NsOf(s, typ); !ok || ns.Path != want {
 						t.Errorf("%s namespace %+v, want %s", typ, ns, want)
 					}
 				}
-				if ns, ok := nsOf(s, runtimespec.MountNamespace); !ok || ns.Path != "" {
+				if ns, ok := containerspectest.NsOf(s, runtimespec.MountNamespace); !ok || ns.Path != "" {
 					t.Errorf("mount namespace %+v", ns)
 				}
 				if s.Annotations[sandbox.AnnotationContainerType] != "container" || s.Annotations[sandbox.AnnotationSandboxID] != "s1" ||
-					s.Annotations[AnnotationContainerName] != "app" || s.Annotations[AnnotationImageName] != "docker.io/library/busybox:latest" {
+					s.Annotations[containerspec.AnnotationContainerName] != "app" || s.Annotations[containerspec.AnnotationImageName] != "docker.io/library/busybox:latest" {
 					t.Errorf("annotations %v", s.Annotations)
 				}
 			},
@@ -217,7 +119,7 @@ func TestContainerSpec(t *testing.T) {
 				c.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}
 			},
 			check: func(t *testing.T, s *runtimespec.Spec) {
-				if ns, ok := nsOf(s, runtimespec.PIDNamespace); !ok || ns.Path != "" {
+				if ns, ok := containerspectest.NsOf(s, runtimespec.PIDNamespace); !ok || ns.Path != "" {
 					t.Errorf("pid namespace %+v, want a new one", ns)
 				}
 			},
@@ -227,9 +129,9 @@ func TestContainerSpec(t *testing.T) {
 			config: func(c *runtime.ContainerConfig) {
 				c.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{Pid: runtime.NamespaceMode_TARGET, TargetId: "other"}
 			},
-			input: func(in *Input) { in.TargetPid = 77 },
+			input: func(in *containerspec.Input) { in.TargetPid = 77 },
 			check: func(t *testing.T, s *runtimespec.Spec) {
-				if ns, _ := nsOf(s, runtimespec.PIDNamespace); ns.Path != "/proc/77/ns/pid" {
+				if ns, _ := containerspectest.NsOf(s, runtimespec.PIDNamespace); ns.Path != "/proc/77/ns/pid" {
 					t.Errorf("pid namespace %+v", ns)
 				}
 			},
@@ -243,19 +145,19 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name:    "sandbox not running",
-			input:   func(in *Input) { in.SandboxPid = 0 },
+			input:   func(in *containerspec.Input) { in.SandboxPid = 0 },
 			wantErr: "no running pause process",
 		},
 		{
 			name: "sandbox files and shm mounted",
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				for _, dst := range []string{"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/dev/shm"} {
-					m := mountAt(s, dst)
+					m := containerspectest.MountAt(s, dst)
 					if m == nil || m.Type != "bind" || !slices.Contains(m.Options, "rw") {
 						t.Errorf("mount %s: %+v", dst, m)
 					}
 				}
-				if m := mountAt(s, "/dev/shm"); m == nil || !strings.HasSuffix(m.Source, "/shm") {
+				if m := containerspectest.MountAt(s, "/dev/shm"); m == nil || !strings.HasSuffix(m.Source, "/shm") {
 					t.Errorf("shm %+v", m)
 				}
 			},
@@ -267,7 +169,7 @@ func TestContainerSpec(t *testing.T) {
 					NamespaceOptions: &runtime.NamespaceOption{Ipc: runtime.NamespaceMode_NODE}}}
 			},
 			check: func(t *testing.T, s *runtimespec.Spec) {
-				if m := mountAt(s, "/dev/shm"); m == nil || m.Source != "/dev/shm" {
+				if m := containerspectest.MountAt(s, "/dev/shm"); m == nil || m.Source != "/dev/shm" {
 					t.Errorf("shm %+v", m)
 				}
 			},
@@ -282,11 +184,11 @@ func TestContainerSpec(t *testing.T) {
 				}
 			},
 			check: func(t *testing.T, s *runtimespec.Spec) {
-				ro := mountAt(s, "/data/ro")
+				ro := containerspectest.MountAt(s, "/data/ro")
 				if ro == nil || !slices.Equal(ro.Options, []string{"rbind", "rprivate", "ro"}) {
 					t.Errorf("ro mount %+v", ro)
 				}
-				d := mountAt(s, "/data")
+				d := containerspectest.MountAt(s, "/data")
 				if d == nil || !slices.Equal(d.Options, []string{"rbind", "rslave", "rw"}) {
 					t.Errorf("rslave mount %+v", d)
 				}
@@ -298,7 +200,7 @@ func TestContainerSpec(t *testing.T) {
 					slices.IndexFunc(s.Mounts, func(m runtimespec.Mount) bool { return m.Destination == "/data/ro" }) {
 					t.Error("/data/ro mounted before /data")
 				}
-				if h := mountAt(s, "/etc/hosts"); h == nil || h.Source != hostDir {
+				if h := containerspectest.MountAt(s, "/etc/hosts"); h == nil || h.Source != hostDir {
 					t.Errorf("/etc/hosts %+v", h)
 				}
 				n := 0
@@ -318,7 +220,7 @@ func TestContainerSpec(t *testing.T) {
 				c.Mounts = []*runtime.Mount{{ContainerPath: "/shared", HostPath: hostDir, Propagation: runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
 			},
 			check: func(t *testing.T, s *runtimespec.Spec) {
-				if m := mountAt(s, "/shared"); m == nil || !slices.Contains(m.Options, "rshared") {
+				if m := containerspectest.MountAt(s, "/shared"); m == nil || !slices.Contains(m.Options, "rshared") {
 					t.Errorf("mount %+v", m)
 				}
 				if s.Linux.RootfsPropagation != "rshared" {
@@ -357,11 +259,11 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name: "image volumes",
-			input: func(in *Input) {
+			input: func(in *containerspec.Input) {
 				in.VolumeMounts = []*runtime.Mount{{ContainerPath: "/vol", HostPath: hostDir}}
 			},
 			check: func(t *testing.T, s *runtimespec.Spec) {
-				if m := mountAt(s, "/vol"); m == nil || m.Source != hostDir {
+				if m := containerspectest.MountAt(s, "/vol"); m == nil || m.Source != hostDir {
 					t.Errorf("volume %+v", m)
 				}
 			},
@@ -441,7 +343,7 @@ func TestContainerSpec(t *testing.T) {
 			sandbox: func(c *runtime.PodSandboxConfig) {
 				c.Linux = &runtime.LinuxPodSandboxConfig{CgroupParent: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice"}
 			},
-			input: func(in *Input) { in.CgroupDriver = cgroupdriver.Systemd },
+			input: func(in *containerspec.Input) { in.CgroupDriver = cgroupdriver.Systemd },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				if s.Linux.CgroupsPath != "kubepods-besteffort-pod1.slice:cri-shim:c1" {
 					t.Errorf("cgroups path %q", s.Linux.CgroupsPath)
@@ -450,7 +352,7 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name:  "systemd without a cgroup parent",
-			input: func(in *Input) { in.CgroupDriver = cgroupdriver.Systemd },
+			input: func(in *containerspec.Input) { in.CgroupDriver = cgroupdriver.Systemd },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				if s.Linux.CgroupsPath != "system.slice:cri-shim:c1" {
 					t.Errorf("cgroups path %q", s.Linux.CgroupsPath)
@@ -501,7 +403,7 @@ func TestContainerSpec(t *testing.T) {
 					t.Errorf("caps %v", caps)
 				}
 				// The sandbox files are read-only with a read-only rootfs.
-				if m := mountAt(s, "/etc/hosts"); m == nil || !slices.Contains(m.Options, "ro") {
+				if m := containerspectest.MountAt(s, "/etc/hosts"); m == nil || !slices.Contains(m.Options, "ro") {
 					t.Errorf("/etc/hosts %+v", m)
 				}
 			},
@@ -589,10 +491,10 @@ func TestContainerSpec(t *testing.T) {
 				if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN") {
 					t.Errorf("caps %v", s.Process.Capabilities.Bounding)
 				}
-				if m := mountAt(s, "/sys"); m == nil || slices.Contains(m.Options, "ro") {
+				if m := containerspectest.MountAt(s, "/sys"); m == nil || slices.Contains(m.Options, "ro") {
 					t.Errorf("/sys %+v", m)
 				}
-				if m := mountAt(s, "/sys/fs/cgroup"); m == nil || m.Type != "cgroup" || slices.Contains(m.Options, "ro") {
+				if m := containerspectest.MountAt(s, "/sys/fs/cgroup"); m == nil || m.Type != "cgroup" || slices.Contains(m.Options, "ro") {
 					t.Errorf("/sys/fs/cgroup of a privileged container: %+v, want a writable cgroup mount", m)
 				}
 			},
@@ -600,7 +502,7 @@ func TestContainerSpec(t *testing.T) {
 		{
 			name: "the container's cgroup mounted read-only",
 			check: func(t *testing.T, s *runtimespec.Spec) {
-				m := mountAt(s, "/sys/fs/cgroup")
+				m := containerspectest.MountAt(s, "/sys/fs/cgroup")
 				if m == nil || m.Type != "cgroup" || !slices.Contains(m.Options, "ro") || !slices.Contains(m.Options, "nosuid") {
 					t.Errorf("/sys/fs/cgroup %+v, want a read-only cgroup mount", m)
 				}
@@ -616,7 +518,7 @@ func TestContainerSpec(t *testing.T) {
 				c.Mounts = []*runtime.Mount{{ContainerPath: "/sys/fs/cgroup", HostPath: hostDir}}
 			},
 			check: func(t *testing.T, s *runtimespec.Spec) {
-				if m := mountAt(s, "/sys/fs/cgroup"); m == nil || m.Type != "bind" || m.Source != hostDir {
+				if m := containerspectest.MountAt(s, "/sys/fs/cgroup"); m == nil || m.Type != "bind" || m.Source != hostDir {
 					t.Errorf("/sys/fs/cgroup %+v, want the user's bind mount", m)
 				}
 			},
@@ -627,10 +529,10 @@ func TestContainerSpec(t *testing.T) {
 				c.Mounts = []*runtime.Mount{{ContainerPath: "/sys", HostPath: hostDir}}
 			},
 			check: func(t *testing.T, s *runtimespec.Spec) {
-				if m := mountAt(s, "/sys/fs/cgroup"); m != nil {
+				if m := containerspectest.MountAt(s, "/sys/fs/cgroup"); m != nil {
 					t.Errorf("/sys/fs/cgroup %+v over the user's /sys", m)
 				}
-				if m := mountAt(s, "/sys"); m == nil || m.Source != hostDir {
+				if m := containerspectest.MountAt(s, "/sys"); m == nil || m.Source != hostDir {
 					t.Errorf("/sys %+v", m)
 				}
 			},
@@ -638,7 +540,7 @@ func TestContainerSpec(t *testing.T) {
 		// Users, resolved through the image's /etc/passwd and /etc/group.
 		{
 			name:  "root by default",
-			input: func(in *Input) { in.Image.User = "" },
+			input: func(in *containerspec.Input) { in.Image.User = "" },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				u := s.Process.User
 				if u.UID != 0 || u.GID != 0 {
@@ -648,7 +550,7 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name:  "image user by name",
-			input: func(in *Input) { in.Image.User = "alice" },
+			input: func(in *containerspec.Input) { in.Image.User = "alice" },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				u := s.Process.User
 				if u.UID != 1000 || u.GID != 1001 || !slices.Equal(u.AdditionalGids, []uint32{10, 29, 1001}) {
@@ -658,7 +560,7 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name:  "image user uid:gid",
-			input: func(in *Input) { in.Image.User = "1234:5678" },
+			input: func(in *containerspec.Input) { in.Image.User = "1234:5678" },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				u := s.Process.User
 				if u.UID != 1234 || u.GID != 5678 {
@@ -672,7 +574,7 @@ func TestContainerSpec(t *testing.T) {
 				c.Linux.SecurityContext.RunAsUser = &runtime.Int64Value{Value: 1000}
 				c.Linux.SecurityContext.SupplementalGroups = []int64{500, 10}
 			},
-			input: func(in *Input) { in.Image.User = "nobody" },
+			input: func(in *containerspec.Input) { in.Image.User = "nobody" },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				u := s.Process.User
 				if u.UID != 1000 || u.GID != 1001 || !slices.Equal(u.AdditionalGids, []uint32{10, 29, 500, 1001}) {
@@ -721,12 +623,12 @@ func TestContainerSpec(t *testing.T) {
 		},
 		{
 			name:    "non-root verification",
-			input:   func(in *Input) { in.RunAsNonRoot = true },
+			input:   func(in *containerspec.Input) { in.RunAsNonRoot = true },
 			wantErr: legacy.ErrVerifyNonRoot.Error(),
 		},
 		{
 			name:  "non-root verification passes",
-			input: func(in *Input) { in.RunAsNonRoot, in.Image.User = true, "nobody" },
+			input: func(in *containerspec.Input) { in.RunAsNonRoot, in.Image.User = true, "nobody" },
 			check: func(t *testing.T, s *runtimespec.Spec) {
 				if s.Process.User.UID != 65534 {
 					t.Errorf("user %+v", s.Process.User)
@@ -736,7 +638,7 @@ func TestContainerSpec(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			in := baseInput(t)
+			in := containerspectest.BaseInput(t)
 			if c.config != nil {
 				c.config(in.Config)
 			}
@@ -746,7 +648,7 @@ func TestContainerSpec(t *testing.T) {
 			if c.input != nil {
 				c.input(&in)
 			}
-			s, err := generate(t, in, testRootfs(t))
+			s, err := containerspectest.Generate(t, in, containerspectest.Rootfs(t))
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err %v, want one with %q", err, c.wantErr)
@@ -762,9 +664,9 @@ func TestContainerSpec(t *testing.T) {
 }
 
 func TestVerifyNonRootIsSentinel(t *testing.T) {
-	in := baseInput(t)
+	in := containerspectest.BaseInput(t)
 	in.RunAsNonRoot = true
-	_, err := generate(t, in, testRootfs(t))
+	_, err := containerspectest.Generate(t, in, containerspectest.Rootfs(t))
 	if !errors.Is(err, legacy.ErrVerifyNonRoot) {
 		t.Fatalf("err %v, want ErrVerifyNonRoot", err)
 	}
@@ -772,11 +674,11 @@ func TestVerifyNonRootIsSentinel(t *testing.T) {
 
 func TestPropagationMakesMountShared(t *testing.T) {
 	var made []string
-	in := baseInput(t)
+	in := containerspectest.BaseInput(t)
 	in.Host.LookupMount = func(string) (mount.Info, error) { return mount.Info{Mountpoint: "/mnt", Optional: ""}, nil }
 	in.Host.MakeMountShared = func(p string) error { made = append(made, p); return nil }
 	in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/x", HostPath: t.TempDir(), Propagation: runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
-	if _, err := generate(t, in, testRootfs(t)); err != nil {
+	if _, err := containerspectest.Generate(t, in, containerspectest.Rootfs(t)); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(made, []string{"/mnt"}) {
@@ -786,7 +688,7 @@ func TestPropagationMakesMountShared(t *testing.T) {
 	made = nil
 	in.Host.LookupMount = func(string) (mount.Info, error) { return mount.Info{Mountpoint: "/mnt", Optional: "master:3"}, nil }
 	in.Config.Mounts[0].Propagation = runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
-	if _, err := generate(t, in, testRootfs(t)); err != nil {
+	if _, err := containerspectest.Generate(t, in, containerspectest.Rootfs(t)); err != nil {
 		t.Fatal(err)
 	}
 	if len(made) != 0 {
@@ -798,7 +700,7 @@ func TestImageVolumeMounts(t *testing.T) {
 	root := t.TempDir()
 	config := &runtime.ContainerConfig{Mounts: []*runtime.Mount{{ContainerPath: "/covered", HostPath: "/tmp"}}}
 	img := &imagespec.ImageConfig{Volumes: map[string]struct{}{"/data": {}, "/covered": {}, "rel": {}}}
-	ms, err := ImageVolumeMounts(root, config, img)
+	ms, err := containerspec.ImageVolumeMounts(root, config, img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -829,10 +731,10 @@ func TestRecursiveReadOnlyMounts(t *testing.T) {
 		{"host runc lacks it", &runtime.Mount{ContainerPath: "/m", HostPath: hostDir, Readonly: true, RecursiveReadOnly: true}, false, "not supported"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			in := baseInput(t)
+			in := containerspectest.BaseInput(t)
 			in.Host.RecursiveReadOnly = func() bool { return c.supported }
 			in.Config.Mounts = []*runtime.Mount{c.mount}
-			s, err := generate(t, in, testRootfs(t))
+			s, err := containerspectest.Generate(t, in, containerspectest.Rootfs(t))
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) || !errdefs.IsInvalidArgument(err) {
 					t.Fatalf("err %v, want an InvalidArgument with %q", err, c.wantErr)
@@ -842,7 +744,7 @@ func TestRecursiveReadOnlyMounts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := mountAt(s, "/m")
+			m := containerspectest.MountAt(s, "/m")
 			if m == nil || !slices.Contains(m.Options, "ro") || !slices.Contains(m.Options, "rro") {
 				t.Fatalf("mount %+v", m)
 			}
@@ -853,52 +755,24 @@ func TestRecursiveReadOnlyMounts(t *testing.T) {
 // TestUnsetHostFeaturesAreTheDefaults: a Host that leaves features unset reads them from this
 // host (DefaultHost) instead of failing on them; the ones it sets are kept.
 func TestUnsetHostFeaturesAreTheDefaults(t *testing.T) {
-	in := baseInput(t)
-	in.Host = Host{Hostname: func() (string, error) { return "pinned", nil }}
+	in := containerspectest.BaseInput(t)
+	in.Host = containerspec.Host{Hostname: func() (string, error) { return "pinned", nil }}
 	in.SandboxConfig.Hostname = ""
 	in.Config.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 1 << 20, OomScoreAdj: 100}
-	s, err := generate(t, in, testRootfs(t))
+	s, err := containerspectest.Generate(t, in, containerspectest.Rootfs(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasEnv(s, "HOSTNAME=pinned") || s.Process.OOMScoreAdj == nil {
+	if !containerspectest.HasEnv(s, "HOSTNAME=pinned") || s.Process.OOMScoreAdj == nil {
 		t.Fatalf("env %v, oom_score_adj %v", s.Process.Env, s.Process.OOMScoreAdj)
 	}
 	in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/m", HostPath: t.TempDir(), Readonly: true, RecursiveReadOnly: true}}
-	if _, err := generate(t, in, testRootfs(t)); !errdefs.IsInvalidArgument(err) {
+	if _, err := containerspectest.Generate(t, in, containerspectest.Rootfs(t)); !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("recursive read-only with the default host: %v, want InvalidArgument", err)
 	}
 	s = &runtimespec.Spec{}
-	ApplyResources(s, in.Config.Linux.Resources, Host{})
+	containerspec.ApplyResources(s, in.Config.Linux.Resources, containerspec.Host{})
 	if s.Linux.Resources.Memory.Limit == nil || *s.Linux.Resources.Memory.Limit != 1<<20 {
 		t.Fatalf("resources %+v", s.Linux.Resources.Memory)
-	}
-}
-
-// The kubelet sends hugepage limits for every container: on a host without the hugetlb controller
-// that is said once at warning level, not once per container.
-func TestHugetlbAbsentSaidOnce(t *testing.T) {
-	hugetlbAbsentSaid.Store(false)
-	hook := logtest.NewGlobal()
-	defer hook.Reset()
-	oldLevel := logrus.GetLevel()
-	logrus.SetLevel(logrus.DebugLevel)
-	defer logrus.SetLevel(oldLevel)
-	host := pinnedHost()
-	host.HugetlbAvailable = func() bool { return false }
-	res := &runtime.LinuxContainerResources{HugepageLimits: []*runtime.HugepageLimit{{PageSize: "2MB", Limit: 0}}}
-	for range 5 {
-		if _, err := withResources(res, host); err != nil {
-			t.Fatal(err)
-		}
-	}
-	levels := map[logrus.Level]int{}
-	for _, e := range hook.AllEntries() {
-		if strings.Contains(e.Message, "hugetlb") {
-			levels[e.Level]++
-		}
-	}
-	if levels[logrus.WarnLevel] != 1 || levels[logrus.DebugLevel] != 4 {
-		t.Fatalf("hugetlb messages by level: %v, want 1 warning and 4 debug", levels)
 	}
 }

@@ -1,4 +1,4 @@
-package containerspec
+package containerspec_test
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec/containerspectest"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -17,23 +18,23 @@ func idmap(c, h, l uint32) *runtime.IDMapping {
 // TestContainerSpecUserns: a container of a pod with a user namespace joins the pause process's,
 // its pod files and image volumes are idmapped (not /dev/shm), CRI mounts keep their own mappings.
 func TestContainerSpecUserns(t *testing.T) {
-	rootfs := testRootfs(t)
+	rootfs := containerspectest.Rootfs(t)
 	m := []*runtime.IDMapping{idmap(0, 100000, 65536)}
 	podNS := &runtime.NamespaceOption{UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}}
 	vol := t.TempDir()
 
-	in := baseInput(t)
+	in := containerspectest.BaseInput(t)
 	in.SandboxConfig.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: podNS}}
 	in.VolumeMounts = []*runtime.Mount{{ContainerPath: "/data", HostPath: vol}}
 	in.Config.Mounts = []*runtime.Mount{
 		{ContainerPath: "/mapped", HostPath: vol, UidMappings: []*runtime.IDMapping{idmap(0, 5000, 10)}, GidMappings: []*runtime.IDMapping{idmap(0, 6000, 10)}},
 		{ContainerPath: "/plain", HostPath: vol},
 	}
-	s, err := generate(t, in, rootfs)
+	s, err := containerspectest.Generate(t, in, rootfs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, ok := nsOf(s, runtimespec.UserNamespace)
+	ns, ok := containerspectest.NsOf(s, runtimespec.UserNamespace)
 	if !ok || ns.Path != "/proc/42/ns/user" {
 		t.Fatalf("user namespace %+v %v, want the pause process's", ns, ok)
 	}
@@ -41,25 +42,25 @@ func TestContainerSpecUserns(t *testing.T) {
 	if fmt.Sprint(s.Linux.UIDMappings) != want || fmt.Sprint(s.Linux.GIDMappings) != want {
 		t.Fatalf("spec mappings %v %v", s.Linux.UIDMappings, s.Linux.GIDMappings)
 	}
-	for _, dst := range []string{etcHostname, etcHosts, resolvConf, "/data"} {
-		mt := mountAt(s, dst)
+	for _, dst := range []string{"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/data"} {
+		mt := containerspectest.MountAt(s, dst)
 		if mt == nil || fmt.Sprint(mt.UIDMappings) != want || fmt.Sprint(mt.GIDMappings) != want {
 			t.Fatalf("%s: %+v, want idmapped with the pod's mapping", dst, mt)
 		}
 	}
-	if mt := mountAt(s, devShm); mt == nil || mt.UIDMappings != nil {
+	if mt := containerspectest.MountAt(s, "/dev/shm"); mt == nil || mt.UIDMappings != nil {
 		t.Fatalf("/dev/shm: %+v, want a plain bind", mt)
 	}
-	if mt := mountAt(s, "/plain"); mt == nil || mt.UIDMappings != nil || mt.GIDMappings != nil {
+	if mt := containerspectest.MountAt(s, "/plain"); mt == nil || mt.UIDMappings != nil || mt.GIDMappings != nil {
 		t.Fatalf("/plain: %+v", mt)
 	}
-	if mt := mountAt(s, "/mapped"); mt == nil || fmt.Sprint(mt.UIDMappings) != "[{0 5000 10}]" || fmt.Sprint(mt.GIDMappings) != "[{0 6000 10}]" {
+	if mt := containerspectest.MountAt(s, "/mapped"); mt == nil || fmt.Sprint(mt.UIDMappings) != "[{0 5000 10}]" || fmt.Sprint(mt.GIDMappings) != "[{0 6000 10}]" {
 		t.Fatalf("/mapped: %+v", mt)
 	}
 
 	// The container's own options may repeat its pod's, or say NODE only when the pod does.
 	in.Config.Linux.SecurityContext.NamespaceOptions = podNS
-	if _, err := generate(t, in, rootfs); err != nil {
+	if _, err := containerspectest.Generate(t, in, rootfs); err != nil {
 		t.Fatalf("container repeating its pod's options: %v", err)
 	}
 	for name, u := range map[string]*runtime.UserNamespace{
@@ -68,45 +69,23 @@ func TestContainerSpecUserns(t *testing.T) {
 		"container":     {Mode: runtime.NamespaceMode_CONTAINER},
 	} {
 		in.Config.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{UsernsOptions: u}
-		if _, err := generate(t, in, rootfs); !errdefs.IsInvalidArgument(err) {
+		if _, err := containerspectest.Generate(t, in, rootfs); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("%s: %v, want InvalidArgument", name, err)
 		}
 	}
 
 	// Without a user namespace: no userns, no idmapped mounts, and a CRI mount asking for one is
 	// refused.
-	in = baseInput(t)
-	s, err = generate(t, in, rootfs)
+	in = containerspectest.BaseInput(t)
+	s, err = containerspectest.Generate(t, in, rootfs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := nsOf(s, runtimespec.UserNamespace); ok || mountAt(s, etcHosts).UIDMappings != nil {
+	if _, ok := containerspectest.NsOf(s, runtimespec.UserNamespace); ok || containerspectest.MountAt(s, "/etc/hosts").UIDMappings != nil {
 		t.Fatalf("user namespace without asking: %+v", s.Linux.Namespaces)
 	}
 	in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/mapped", HostPath: vol, UidMappings: m, GidMappings: m}}
-	if _, err := generate(t, in, rootfs); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "user namespace") {
+	if _, err := containerspectest.Generate(t, in, rootfs); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "user namespace") {
 		t.Fatalf("idmapped mount without a user namespace: %v", err)
-	}
-}
-
-func TestCheckMountMappings(t *testing.T) {
-	m := []*runtime.IDMapping{idmap(0, 100000, 65536)}
-	for _, tc := range []struct {
-		mount  *runtime.Mount
-		userns bool
-		ok     bool
-	}{
-		{&runtime.Mount{}, false, true},
-		{&runtime.Mount{UidMappings: m, GidMappings: m}, true, true},
-		{&runtime.Mount{UidMappings: m, GidMappings: m}, false, false},
-		{&runtime.Mount{UidMappings: m}, true, false},
-		{&runtime.Mount{UidMappings: m, GidMappings: []*runtime.IDMapping{idmap(0, 1, 0)}}, true, false},
-		{&runtime.Mount{UidMappings: []*runtime.IDMapping{idmap(0, 4294967295, 2)}, GidMappings: m}, true, false},
-		{&runtime.Mount{UidMappings: []*runtime.IDMapping{nil}, GidMappings: m}, true, false},
-	} {
-		err := checkMountMappings(tc.mount, tc.userns)
-		if (err == nil) != tc.ok || err != nil && !errdefs.IsInvalidArgument(err) {
-			t.Errorf("%v userns=%v: %v", tc.mount, tc.userns, err)
-		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -43,17 +42,17 @@ import (
 // framed the way CRIU reads them (criu/image.c, criu/protobuf.c), bounded in size.
 
 const (
-	CriuMaxImageBytes = 16 << 20 // one decoded image; CRIU's task images are a few KB
+	criuMaxImageBytes = 16 << 20 // one decoded image; CRIU's task images are a few KB
 	criuMaxImageFiles = 1 << 20  // files in the images directory
 	criuMaxThreads    = 1 << 16  // threads of all tasks
 	criuPidMax        = 1 << 22  // PID_MAX_LIMIT: CRIU keeps pids as int
-	CriuImagesV1_1    = 2        // CRTOOLS_IMAGES_V1_1, the only image format accepted
-	CriuMaxMounts     = 1 << 12  // mounts of a mount namespace (kubelet pods have tens)
+	criuImagesV1_1    = 2        // CRTOOLS_IMAGES_V1_1, the only image format accepted
+	criuMaxMounts     = 1 << 12  // mounts of a mount namespace (kubelet pods have tens)
 )
 
 var criuMagic = sync.OnceValue(func() magic.MagicMap { return magic.LoadMagic() })
 
-func CriuMagicOf(name string) uint32 { return uint32(criuMagic().ByName[name]) }
+func criuMagicOf(name string) uint32 { return uint32(criuMagic().ByName[name]) }
 
 // criuRawImage: the images CRIU writes without a magic (RAW_IMAGE_MAGIC: memory pages, tar
 // archives of tmpfs contents, netlink dumps of routes and rules, iptables-save output).
@@ -123,7 +122,7 @@ func readCRIUImage(fsys fs.FS, name, magicName string) (entries [][]byte, ok boo
 		return nil, false, errImage(name, "%v", err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, CriuMaxImageBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, criuMaxImageBytes+1))
 	if err != nil {
 		return nil, false, errImage(name, "%v", err)
 	}
@@ -136,8 +135,8 @@ func readCRIUImage(fsys fs.FS, name, magicName string) (entries [][]byte, ok boo
 
 // splitCRIUImage checks an image's magics and splits it into its entries.
 func SplitCRIUImage(b []byte, magicName string) ([][]byte, error) {
-	if len(b) > CriuMaxImageBytes {
-		return nil, fmt.Errorf("larger than %d bytes", CriuMaxImageBytes)
+	if len(b) > criuMaxImageBytes {
+		return nil, fmt.Errorf("larger than %d bytes", criuMaxImageBytes)
 	}
 	word := func() (uint32, bool) {
 		if len(b) < 4 {
@@ -148,11 +147,11 @@ func SplitCRIUImage(b []byte, magicName string) ([][]byte, error) {
 		return w, true
 	}
 	if magicName != "INVENTORY" {
-		if w, ok := word(); !ok || w != CriuMagicOf("IMG_COMMON") {
+		if w, ok := word(); !ok || w != criuMagicOf("IMG_COMMON") {
 			return nil, errors.New("no CRIU image head magic")
 		}
 	}
-	if w, ok := word(); !ok || w != CriuMagicOf(magicName) {
+	if w, ok := word(); !ok || w != criuMagicOf(magicName) {
 		return nil, fmt.Errorf("not a %s image", magicName)
 	}
 	var entries [][]byte
@@ -229,7 +228,7 @@ func readOne(fsys fs.FS, name, magicName string, m proto.Message) (bool, error) 
 
 // loadCRIUImagesFS reads the images that the check judges (checkCheckpointImages gives an
 // os.Root's: nothing is read outside the images directory).
-func LoadCRIUImagesFS(root fs.FS) (*criuImageSet, error) {
+func loadCRIUImagesFS(root fs.FS) (*criuImageSet, error) {
 	set := &criuImageSet{mounts: map[uint32][]*mnt.MntEntry{}, kinds: map[string]bool{},
 		programs: map[uint32]seccompProgram{}, chainChecked: map[uint32]error{}}
 	if err := set.scan(root); err != nil {
@@ -242,7 +241,7 @@ func LoadCRIUImagesFS(root fs.FS) (*criuImageSet, error) {
 	} else if !ok {
 		return nil, errImage("inventory.img", "missing")
 	}
-	if inv.GetImgVersion() != CriuImagesV1_1 {
+	if inv.GetImgVersion() != criuImagesV1_1 {
 		return nil, errImage("inventory.img", "image format %d is not supported", inv.GetImgVersion())
 	}
 	if set.rootIDs = inv.GetRootIds(); set.rootIDs == nil {
@@ -339,8 +338,8 @@ func (s *criuImageSet) scanOne(root fs.FS, e fs.DirEntry) error {
 		if err != nil {
 			return err
 		}
-		if len(s.mounts[uint32(nsID)])+len(entries) > CriuMaxMounts {
-			return errImage(name, "more than %d mounts", CriuMaxMounts)
+		if len(s.mounts[uint32(nsID)])+len(entries) > criuMaxMounts {
+			return errImage(name, "more than %d mounts", criuMaxMounts)
 		}
 		for _, e := range entries {
 			me := &mnt.MntEntry{}
@@ -419,8 +418,8 @@ func (s *criuImageSet) readTasks(root fs.FS) error {
 
 // Task states (compel/include/uapi/task-state.h).
 const (
-	CriuTaskAlive   = 1
-	CriuTaskDead    = 2
+	criuTaskAlive   = 1
+	criuTaskDead    = 2
 	criuTaskStopped = 3
 )
 
@@ -440,7 +439,7 @@ type restorePolicy struct {
 	namespaces                 map[runtimespec.LinuxNamespaceType]bool
 }
 
-func CapBits(names []string) uint64 {
+func capBits(names []string) uint64 {
 	var b uint64
 	for _, n := range names {
 		if i := slices.Index(cap.Known(), n); i >= 0 {
@@ -471,8 +470,8 @@ func newRestorePolicy(spec *runtimespec.Spec) *restorePolicy {
 		p.uid, p.gid = pr.User.UID, pr.User.GID
 		p.groups = append([]uint32{pr.User.GID}, pr.User.AdditionalGids...)
 		if c := pr.Capabilities; c != nil {
-			p.bnd, p.inh = CapBits(c.Bounding), CapBits(c.Inheritable)
-			prm := CapBits(c.Permitted) | CapBits(c.Effective) | CapBits(c.Ambient)
+			p.bnd, p.inh = capBits(c.Bounding), capBits(c.Inheritable)
+			prm := capBits(c.Permitted) | capBits(c.Effective) | capBits(c.Ambient)
 			p.inhCeil = p.inh | p.bnd
 			p.prmCeil = prm
 			if !p.nnp {
@@ -493,7 +492,7 @@ func newRestorePolicy(spec *runtimespec.Spec) *restorePolicy {
 }
 
 func (p *restorePolicy) mayHave(c string) bool {
-	return p.allCaps || p.prmCeil&CapBits([]string{c}) != 0
+	return p.allCaps || p.prmCeil&capBits([]string{c}) != 0
 }
 
 // checkCheckpointImages checks the CRIU images in dir against the spec the container is
@@ -505,11 +504,11 @@ func CheckCheckpointImages(dir string, spec *runtimespec.Spec) error {
 		return err
 	}
 	defer root.Close()
-	return CheckImagesFS(root.FS(), spec)
+	return checkImagesFS(root.FS(), spec)
 }
 
-func CheckImagesFS(fsys fs.FS, spec *runtimespec.Spec) error {
-	set, err := LoadCRIUImagesFS(fsys)
+func checkImagesFS(fsys fs.FS, spec *runtimespec.Spec) error {
+	set, err := loadCRIUImagesFS(fsys)
 	if err != nil {
 		return err
 	}
@@ -537,9 +536,9 @@ func (s *criuImageSet) check(p *restorePolicy) error {
 		}
 		tc := t.leader().GetTc()
 		switch tc.GetTaskState() {
-		case CriuTaskDead:
+		case criuTaskDead:
 			continue // a zombie: CRIU recreates it dead
-		case CriuTaskAlive, criuTaskStopped:
+		case criuTaskAlive, criuTaskStopped:
 		default:
 			return fmt.Errorf("task %d: task state %d", t.pid, tc.GetTaskState())
 		}
@@ -631,7 +630,7 @@ func (s *criuImageSet) checkTask(p *restorePolicy, t *criuTask) error {
 
 // Scheduling policies that need CAP_SYS_NICE (linux/sched.h).
 const (
-	SchedFIFO, schedRR, schedDeadline = 1, 2, 6
+	schedFIFO, schedRR, schedDeadline = 1, 2, 6
 	schedResetOnFork                  = 0x40000000
 )
 
@@ -651,7 +650,7 @@ func (s *criuImageSet) checkThread(p *restorePolicy, th criuThread, leader bool)
 	}
 	if !p.mayHave("CAP_SYS_NICE") {
 		switch tcore.GetSchedPolicy() &^ schedResetOnFork {
-		case SchedFIFO, schedRR, schedDeadline:
+		case schedFIFO, schedRR, schedDeadline:
 			return fmt.Errorf("real-time scheduling policy %d (no CAP_SYS_NICE)", tcore.GetSchedPolicy())
 		}
 		if tcore.GetSchedNice() < 0 {
@@ -920,7 +919,7 @@ func (p *restorePolicy) specHasMount(typ string, rw bool) bool {
 
 // hostPathExists: whether a masked or read-only path of the spec is there in this kernel's
 // proc and sys (runc skips the ones that are not).
-var HostPathExists = func(p string) bool {
+var hostPathExists = func(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
 }
@@ -964,7 +963,7 @@ func (p *restorePolicy) checkMountTree(mounts []*mnt.MntEntry, main bool) error 
 			return fmt.Errorf("mount at %s is restored by a CRIU plugin", mp)
 		}
 		ro := m.GetFlags()&MsRdonly != 0
-		if sm := p.specMountAt(mp); sm != nil && IsBindMount(sm) && slices.Contains(sm.Options, "ro") && !ro {
+		if sm := p.specMountAt(mp); sm != nil && isBindMount(sm) && slices.Contains(sm.Options, "ro") && !ro {
 			return fmt.Errorf("mount at %s is writable, the container's is read-only", mp)
 		}
 		if fromExternal(mounts, m) {
@@ -1001,7 +1000,7 @@ func (p *restorePolicy) checkMountTree(mounts []*mnt.MntEntry, main bool) error 
 	}
 	for _, mp := range p.spec.Linux.MaskedPaths {
 		mp = path.Clean(mp)
-		if !HostPathExists(mp) {
+		if !hostPathExists(mp) {
 			continue
 		}
 		m := byPoint[mp]
@@ -1011,7 +1010,7 @@ func (p *restorePolicy) checkMountTree(mounts []*mnt.MntEntry, main bool) error 
 	}
 	for _, mp := range p.spec.Linux.ReadonlyPaths {
 		mp = path.Clean(mp)
-		if !HostPathExists(mp) {
+		if !hostPathExists(mp) {
 			continue
 		}
 		if m := byPoint[mp]; m == nil || m.GetFlags()&MsRdonly == 0 {
@@ -1021,7 +1020,7 @@ func (p *restorePolicy) checkMountTree(mounts []*mnt.MntEntry, main bool) error 
 	return nil
 }
 
-func IsBindMount(m *runtimespec.Mount) bool {
+func isBindMount(m *runtimespec.Mount) bool {
 	return m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
 }
 
@@ -1046,16 +1045,4 @@ func fromExternal(mounts []*mnt.MntEntry, m *mnt.MntEntry) bool {
 func (p *restorePolicy) specHasMountAt(typ, dst string) bool {
 	m := p.specMountAt(dst)
 	return m != nil && m.Type == typ
-}
-
-// checkRestoreImages checks the CRIU images of the checkpoint installed in a container's root
-// dir against the spec it was created with.
-func CheckRestoreImages(rootDir string, spec *runtimespec.Spec) error {
-	if spec == nil {
-		return fmt.Errorf("no spec to check the checkpoint's CRIU images against: %w", errdefs.ErrInvalidArgument)
-	}
-	if err := CheckCheckpointImages(filepath.Join(rootDir, RestoreDir, CheckpointImagesDir), spec); err != nil {
-		return fmt.Errorf("the checkpoint's processes are not what the request allows: %w", err)
-	}
-	return nil
 }

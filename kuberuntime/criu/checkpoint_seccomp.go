@@ -33,27 +33,27 @@ func newSeccompData(arch, nr uint32, args [6]uint64) seccompData {
 
 // Classic BPF opcodes (linux/filter.h), the ones seccomp accepts.
 const (
-	BpfLD, bpfLDX, bpfST, bpfSTX, bpfALU, BpfJMP, BpfRET, bpfMISC = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
+	bpfLD, bpfLDX, bpfST, bpfSTX, bpfALU, bpfJMP, bpfRET, bpfMISC = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
 
-	BpfW                  = 0x00
-	BpfIMM, BpfABS        = 0x00, 0x20
+	bpfW                  = 0x00
+	bpfIMM, bpfABS        = 0x00, 0x20
 	bpfMEM, bpfLEN        = 0x60, 0x80
-	BpfK, bpfX, BpfA      = 0x00, 0x08, 0x10
+	bpfK, bpfX, bpfA      = 0x00, 0x08, 0x10
 	bpfADD, bpfSUB        = 0x00, 0x10
 	bpfMUL, bpfDIV        = 0x20, 0x30
 	bpfOR, bpfAND         = 0x40, 0x50
 	bpfLSH, bpfRSH        = 0x60, 0x70
 	bpfNEG, bpfXOR        = 0x80, 0xa0
-	bpfJA, BpfJEQ, bpfJGT = 0x00, 0x10, 0x20
-	BpfJGE, bpfJSET       = 0x30, 0x40
+	bpfJA, bpfJEQ, bpfJGT = 0x00, 0x10, 0x20
+	bpfJGE, bpfJSET       = 0x30, 0x40
 	bpfTAX, bpfTXA        = 0x00, 0x80
 
-	BpfMaxInsns = 4096 // BPF_MAXINSNS
+	bpfMaxInsns = 4096 // BPF_MAXINSNS
 	bpfMemWords = 16   // BPF_MEMWORDS
 )
 
 // bpfInsn is a struct sock_filter.
-type BpfInsn struct {
+type bpfInsn struct {
 	Code   uint16
 	Jt, Jf uint8
 	K      uint32
@@ -61,50 +61,50 @@ type BpfInsn struct {
 
 // seccompProgram is a filter the kernel would load: decoded, and checked as seccomp_check_filter
 // and bpf_check_classic check it.
-type seccompProgram []BpfInsn
+type seccompProgram []bpfInsn
 
 // parseSeccompProgram decodes a filter as CRIU gives it to seccomp(): struct sock_filter array
 // in native byte order.
 func parseSeccompProgram(b []byte) (seccompProgram, error) {
-	if len(b) == 0 || len(b)%8 != 0 || len(b)/8 > BpfMaxInsns {
+	if len(b) == 0 || len(b)%8 != 0 || len(b)/8 > bpfMaxInsns {
 		return nil, fmt.Errorf("a filter of %d bytes", len(b))
 	}
 	p := make(seccompProgram, len(b)/8)
 	for i := range p {
 		w := b[8*i:]
-		p[i] = BpfInsn{Code: binary.LittleEndian.Uint16(w), Jt: w[2], Jf: w[3], K: binary.LittleEndian.Uint32(w[4:])}
+		p[i] = bpfInsn{Code: binary.LittleEndian.Uint16(w), Jt: w[2], Jf: w[3], K: binary.LittleEndian.Uint32(w[4:])}
 	}
 	for i, in := range p {
 		left := uint32(len(p) - i - 1) // instructions after this one
 		switch in.Code {
-		case BpfLD | BpfW | BpfABS:
+		case bpfLD | bpfW | bpfABS:
 			if in.K >= 64 || in.K%4 != 0 {
 				return nil, fmt.Errorf("instruction %d loads at offset %d", i, in.K)
 			}
-		case BpfLD | BpfW | bpfLEN, bpfLDX | BpfW | bpfLEN, BpfRET | BpfK, BpfRET | BpfA,
-			bpfALU | bpfADD | BpfK, bpfALU | bpfADD | bpfX, bpfALU | bpfSUB | BpfK, bpfALU | bpfSUB | bpfX,
-			bpfALU | bpfMUL | BpfK, bpfALU | bpfMUL | bpfX, bpfALU | bpfDIV | bpfX,
-			bpfALU | bpfAND | BpfK, bpfALU | bpfAND | bpfX, bpfALU | bpfOR | BpfK, bpfALU | bpfOR | bpfX,
-			bpfALU | bpfXOR | BpfK, bpfALU | bpfXOR | bpfX, bpfALU | bpfLSH | bpfX, bpfALU | bpfRSH | bpfX,
-			bpfALU | bpfNEG, BpfLD | BpfIMM, bpfLDX | BpfIMM, bpfMISC | bpfTAX, bpfMISC | bpfTXA:
-		case bpfALU | bpfDIV | BpfK:
+		case bpfLD | bpfW | bpfLEN, bpfLDX | bpfW | bpfLEN, bpfRET | bpfK, bpfRET | bpfA,
+			bpfALU | bpfADD | bpfK, bpfALU | bpfADD | bpfX, bpfALU | bpfSUB | bpfK, bpfALU | bpfSUB | bpfX,
+			bpfALU | bpfMUL | bpfK, bpfALU | bpfMUL | bpfX, bpfALU | bpfDIV | bpfX,
+			bpfALU | bpfAND | bpfK, bpfALU | bpfAND | bpfX, bpfALU | bpfOR | bpfK, bpfALU | bpfOR | bpfX,
+			bpfALU | bpfXOR | bpfK, bpfALU | bpfXOR | bpfX, bpfALU | bpfLSH | bpfX, bpfALU | bpfRSH | bpfX,
+			bpfALU | bpfNEG, bpfLD | bpfIMM, bpfLDX | bpfIMM, bpfMISC | bpfTAX, bpfMISC | bpfTXA:
+		case bpfALU | bpfDIV | bpfK:
 			if in.K == 0 {
 				return nil, fmt.Errorf("instruction %d divides by zero", i)
 			}
-		case bpfALU | bpfLSH | BpfK, bpfALU | bpfRSH | BpfK:
+		case bpfALU | bpfLSH | bpfK, bpfALU | bpfRSH | bpfK:
 			if in.K >= 32 {
 				return nil, fmt.Errorf("instruction %d shifts by %d", i, in.K)
 			}
-		case BpfLD | bpfMEM, bpfLDX | bpfMEM, bpfST, bpfSTX:
+		case bpfLD | bpfMEM, bpfLDX | bpfMEM, bpfST, bpfSTX:
 			if in.K >= bpfMemWords {
 				return nil, fmt.Errorf("instruction %d uses scratch word %d", i, in.K)
 			}
-		case BpfJMP | bpfJA:
+		case bpfJMP | bpfJA:
 			if in.K >= left {
 				return nil, fmt.Errorf("instruction %d jumps out of the filter", i)
 			}
-		case BpfJMP | BpfJEQ | BpfK, BpfJMP | BpfJEQ | bpfX, BpfJMP | BpfJGE | BpfK, BpfJMP | BpfJGE | bpfX,
-			BpfJMP | bpfJGT | BpfK, BpfJMP | bpfJGT | bpfX, BpfJMP | bpfJSET | BpfK, BpfJMP | bpfJSET | bpfX:
+		case bpfJMP | bpfJEQ | bpfK, bpfJMP | bpfJEQ | bpfX, bpfJMP | bpfJGE | bpfK, bpfJMP | bpfJGE | bpfX,
+			bpfJMP | bpfJGT | bpfK, bpfJMP | bpfJGT | bpfX, bpfJMP | bpfJSET | bpfK, bpfJMP | bpfJSET | bpfX:
 			if uint32(in.Jt) >= left || uint32(in.Jf) >= left {
 				return nil, fmt.Errorf("instruction %d jumps out of the filter", i)
 			}
@@ -112,7 +112,7 @@ func parseSeccompProgram(b []byte) (seccompProgram, error) {
 			return nil, fmt.Errorf("instruction %d: opcode %#x is not allowed in a seccomp filter", i, in.Code)
 		}
 	}
-	if last := p[len(p)-1].Code; last != BpfRET|BpfK && last != BpfRET|BpfA {
+	if last := p[len(p)-1].Code; last != bpfRET|bpfK && last != bpfRET|bpfA {
 		return nil, errors.New("the filter does not end with a return")
 	}
 	return p, nil
@@ -135,17 +135,17 @@ func (p seccompProgram) run(d *seccompData) (uint32, error) {
 			src = x
 		}
 		switch in.Code {
-		case BpfLD | BpfW | BpfABS:
+		case bpfLD | bpfW | bpfABS:
 			a = d[in.K/4]
-		case BpfLD | BpfW | bpfLEN:
+		case bpfLD | bpfW | bpfLEN:
 			a = 64
-		case bpfLDX | BpfW | bpfLEN:
+		case bpfLDX | bpfW | bpfLEN:
 			x = 64
-		case BpfLD | BpfIMM:
+		case bpfLD | bpfIMM:
 			a = in.K
-		case bpfLDX | BpfIMM:
+		case bpfLDX | bpfIMM:
 			x = in.K
-		case BpfLD | bpfMEM:
+		case bpfLD | bpfMEM:
 			a = mem[in.K]
 		case bpfLDX | bpfMEM:
 			x = mem[in.K]
@@ -157,13 +157,13 @@ func (p seccompProgram) run(d *seccompData) (uint32, error) {
 			x = a
 		case bpfMISC | bpfTXA:
 			a = x
-		case BpfRET | BpfK:
+		case bpfRET | bpfK:
 			return in.K, nil
-		case BpfRET | BpfA:
+		case bpfRET | bpfA:
 			return a, nil
 		case bpfALU | bpfNEG:
 			a = -a
-		case BpfJMP | bpfJA:
+		case bpfJMP | bpfJA:
 			pc += int(in.K)
 		default:
 			switch in.Code & 0x07 {
@@ -196,14 +196,14 @@ func (p seccompProgram) run(d *seccompData) (uint32, error) {
 						a >>= src
 					}
 				}
-			case BpfJMP:
+			case bpfJMP:
 				var cond bool
 				switch in.Code & 0xf0 {
-				case BpfJEQ:
+				case bpfJEQ:
 					cond = a == src
 				case bpfJGT:
 					cond = a > src
-				case BpfJGE:
+				case bpfJGE:
 					cond = a >= src
 				case bpfJSET:
 					cond = a&src != 0
@@ -221,13 +221,13 @@ func (p seccompProgram) run(d *seccompData) (uint32, error) {
 
 // Seccomp return actions (linux/seccomp.h).
 const (
-	SeccompRetKillProcess = 0x80000000
+	seccompRetKillProcess = 0x80000000
 	seccompRetTrap        = 0x00030000
-	SeccompRetErrno       = 0x00050000
+	seccompRetErrno       = 0x00050000
 	seccompRetUserNotif   = 0x7fc00000
 	seccompRetTrace       = 0x7ff00000
 	seccompRetLog         = 0x7ffc0000
-	SeccompRetAllow       = 0x7fff0000
+	seccompRetAllow       = 0x7fff0000
 	seccompRetActionFull  = 0xffff0000
 )
 
@@ -237,7 +237,7 @@ const (
 // and treats an action it does not know as a kill. A call handed to a tracer or a user-space
 // notifier is not refused: whoever holds those may let it through.
 func seccompChainDenies(chain []seccompProgram, d *seccompData) (bool, error) {
-	ret := uint32(SeccompRetAllow)
+	ret := uint32(seccompRetAllow)
 	for _, p := range chain {
 		cur, err := p.run(d)
 		if err != nil {
@@ -248,7 +248,7 @@ func seccompChainDenies(chain []seccompProgram, d *seccompData) (bool, error) {
 		}
 	}
 	switch ret & seccompRetActionFull {
-	case SeccompRetAllow, seccompRetLog, seccompRetTrace, seccompRetUserNotif:
+	case seccompRetAllow, seccompRetLog, seccompRetTrace, seccompRetUserNotif:
 		return false, nil
 	}
 	return true, nil
@@ -257,9 +257,9 @@ func seccompChainDenies(chain []seccompProgram, d *seccompData) (bool, error) {
 // Audit architectures (linux/audit.h) and the x32 system call bit.
 const (
 	auditArchX8664   = 0xc000003e
-	AuditArchI386    = 0x40000003
+	auditArchI386    = 0x40000003
 	auditArchAarch64 = 0xc00000b7
-	X32SyscallBit    = 0x40000000
+	x32SyscallBit    = 0x40000000
 )
 
 // probeSyscall is a call a container must not make unless its profile lets it, with its number
@@ -274,7 +274,7 @@ type probeSyscall struct {
 // criuProbeSyscalls: what the default profiles refuse a container without privileges: kernel
 // keyrings, BPF, perf, userfaultfd, namespaces, mounts, tracing, modules, kexec, reboot, swap,
 // accounting, clocks, NUMA policy, file handles.
-var CriuProbeSyscalls = []probeSyscall{
+var criuProbeSyscalls = []probeSyscall{
 	{"acct", 163, 51, 163, 89},
 	{"add_key", 248, 286, 248, 217},
 	{"adjtimex", 159, 124, 159, 171},
@@ -331,7 +331,7 @@ var CriuProbeSyscalls = []probeSyscall{
 
 // probeArgs are the arguments each call is tried with: none set, all set, and every namespace
 // flag (the argument profiles test for clone and unshare).
-var ProbeArgs = [][6]uint64{
+var probeArgs = [][6]uint64{
 	{},
 	{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)},
 	{0x7e020000, 0x7e020000, 0x7e020000, 0x7e020000, 0x7e020000, 0x7e020000},
@@ -351,17 +351,17 @@ type probeArch struct {
 // native one, i386 (int 0x80) and x32; on arm64 the native one (AArch32 compat tasks are not
 // probed: their call numbers are not tabled here). Elsewhere none: the filters are then only
 // required to be there.
-func ProbeArches() []probeArch {
+func probeArches() []probeArch {
 	switch goruntime.GOARCH {
 	case "amd64":
 		return []probeArch{
 			{auditArchX8664, "SCMP_ARCH_X86_64", true, false, func(s probeSyscall) int { return s.amd64 }},
-			{AuditArchI386, "SCMP_ARCH_X86", false, true, func(s probeSyscall) int { return s.i386 }},
+			{auditArchI386, "SCMP_ARCH_X86", false, true, func(s probeSyscall) int { return s.i386 }},
 			{auditArchX8664, "SCMP_ARCH_X32", false, false, func(s probeSyscall) int {
 				if s.x32 < 0 {
 					return -1
 				}
-				return s.x32 | X32SyscallBit
+				return s.x32 | x32SyscallBit
 			}},
 		}
 	case "arm64":
@@ -375,7 +375,7 @@ func ProbeArches() []probeArch {
 // profile does not list is refused; a rule applies when all its argument conditions hold; the
 // call is let through if an applying rule's action lets it, else refused if an applying rule's
 // action or (no rule applying) the default action refuses it.
-func SpecDeniesCall(p *runtimespec.LinuxSeccomp, arch probeArch, name string, args [6]uint64) bool {
+func specDeniesCall(p *runtimespec.LinuxSeccomp, arch probeArch, name string, args [6]uint64) bool {
 	if len(p.Architectures) == 0 {
 		if !arch.native {
 			return true
@@ -454,14 +454,14 @@ func seccompArgsHold(conds []runtimespec.LinuxSeccompArg, args [6]uint64) bool {
 // checkSeccompChain: every probed call the spec's profile refuses, the thread's filters refuse
 // too. The answer names the first call let through.
 func checkSeccompChain(p *runtimespec.LinuxSeccomp, chain []seccompProgram) error {
-	for _, arch := range ProbeArches() {
-		for _, sc := range CriuProbeSyscalls {
+	for _, arch := range probeArches() {
+		for _, sc := range criuProbeSyscalls {
 			nr := arch.Nr(sc)
 			if nr < 0 {
 				continue
 			}
-			for _, args := range ProbeArgs {
-				if !SpecDeniesCall(p, arch, sc.Name, args) {
+			for _, args := range probeArgs {
+				if !specDeniesCall(p, arch, sc.Name, args) {
 					continue
 				}
 				d := newSeccompData(arch.Audit, uint32(nr), args)

@@ -75,7 +75,7 @@ func findCRIU() (string, error) {
 
 // criuProbeStepTimeout bounds each step of the probe: a dump or restore of a sleeping process
 // takes well under a second; one that takes this long hangs.
-var CriuProbeStepTimeout = 20 * time.Second
+var criuProbeStepTimeout = 20 * time.Second
 
 // criuNoBreakpoints is the environment that makes CRIU go without hardware breakpoints:
 // FI_NO_BREAKPOINTS, one of CRIU's non-fatal fault injections (its own tests use it; CRIU 4.2 does
@@ -93,7 +93,7 @@ func ProbeCRIU(ctx context.Context) CriuInfo {
 		return info
 	}
 	info := CriuInfo{Path: path}
-	info.Err = ProbeCRIUAt(ctx, &info)
+	info.Err = probeCRIUAt(ctx, &info)
 	info.Took = time.Since(start)
 	fields := logrus.Fields{"criu": path, "version": info.Version, "took": info.Took.Round(time.Millisecond)}
 	if info.Err != nil {
@@ -104,18 +104,18 @@ func ProbeCRIU(ctx context.Context) CriuInfo {
 	return info
 }
 
-func ProbeCRIUAt(ctx context.Context, info *CriuInfo) error {
+func probeCRIUAt(ctx context.Context, info *CriuInfo) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(cctx, info.Path, "--version").CombinedOutput(); err == nil {
-		info.Version = ParseCRIUVersion(string(out))
+		info.Version = parseCRIUVersion(string(out))
 	}
 	out, err := exec.CommandContext(cctx, info.Path, "check").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("criu %s check failed: %s", info.Version, CriuErrors(string(out), err))
 	}
 	err = criuDumpRestore(ctx, info.Path, nil)
-	var hang *CriuHangError
+	var hang *criuHangError
 	if err == nil || !errors.As(err, &hang) || os.Getenv("CRIU_FAULT") != "" {
 		return err
 	}
@@ -133,9 +133,9 @@ func ProbeCRIUAt(ctx context.Context, info *CriuInfo) error {
 }
 
 // criuHangError is a probe step that did not end in time.
-type CriuHangError struct{ msg string }
+type criuHangError struct{ msg string }
 
-func (e *CriuHangError) Error() string { return e.msg }
+func (e *criuHangError) Error() string { return e.msg }
 
 // criuDumpRestore dumps a sleeping process (its own session and PID namespace, as a container's
 // init has) with criu and restores it, with env added to criu's environment. The restored process
@@ -200,7 +200,7 @@ func criuDumpRestore(ctx context.Context, criu string, env []string) error {
 // runCRIUStep runs criu with args (bounded by criuProbeStepTimeout) and turns its failure into an
 // error with the Error lines of its log (dir/log).
 func runCRIUStep(ctx context.Context, criu string, env []string, dir, log string, args ...string) error {
-	ctx, cancel := context.WithTimeout(ctx, CriuProbeStepTimeout)
+	ctx, cancel := context.WithTimeout(ctx, criuProbeStepTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, criu, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -217,7 +217,7 @@ func runCRIUStep(ctx context.Context, criu string, env []string, dir, log string
 		return fmt.Errorf("criu %s of a test process: %w", args[0], ctx.Err())
 	}
 	if ctx.Err() != nil {
-		return &CriuHangError{fmt.Sprintf("criu %s of a test process did not end within %v (%s)", args[0], CriuProbeStepTimeout, CriuLogSummary(string(b)))}
+		return &criuHangError{fmt.Sprintf("criu %s of a test process did not end within %v (%s)", args[0], criuProbeStepTimeout, CriuLogSummary(string(b)))}
 	}
 	if len(b) == 0 {
 		b = out
@@ -235,7 +235,7 @@ func CriuUsable() (CriuInfo, error) {
 }
 
 // parseCRIUVersion reads "Version: 3.17.1" from `criu --version`.
-func ParseCRIUVersion(out string) string {
+func parseCRIUVersion(out string) string {
 	for _, l := range strings.Split(out, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Version:"); ok {
 			return strings.TrimSpace(v)

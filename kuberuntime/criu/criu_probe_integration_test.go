@@ -27,9 +27,9 @@ func TestCRIUProbe(t *testing.T) {
 		t.Skipf("the breakpoint part needs the criu of hack/setup.sh (%s), not %s", DefaultCRIUBinary, info.Path)
 	}
 
-	saved := CriuProbeStepTimeout
-	t.Cleanup(func() { CriuProbeStepTimeout = saved })
-	CriuProbeStepTimeout = 10 * time.Second
+	saved := criuProbeStepTimeout
+	t.Cleanup(func() { criuProbeStepTimeout = saved })
+	criuProbeStepTimeout = 10 * time.Second
 	t.Setenv("CRIU_FAULT", "")
 	withBreakpoints := ProbeCRIU(ctx)
 	t.Logf("with hardware breakpoints: %v (probe took %v)", withBreakpoints.Err, withBreakpoints.Took)

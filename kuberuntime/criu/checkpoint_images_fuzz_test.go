@@ -1,4 +1,4 @@
-package kuberuntime
+package criu
 
 import (
 	"os"
@@ -8,7 +8,6 @@ import (
 
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
 	"github.com/containerd/errdefs"
-	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -50,9 +49,9 @@ func fuzzRestoreSpec() *runtimespec.Spec {
 // hostile one).
 func FuzzCheckpointImages(f *testing.F) {
 	spec := fuzzRestoreSpec()
-	saved := criu.HostPathExists
-	defer func() { criu.HostPathExists = saved }()
-	criu.HostPathExists = func(string) bool { return true }
+	saved := hostPathExists
+	defer func() { hostPathExists = saved }()
+	hostPathExists = func(string) bool { return true }
 
 	// The seeds: the images of benignImages, and hostile variants, as written by go-criu.
 	imagesOf := func(fx *criuFixture) fstest.MapFS {
@@ -77,10 +76,10 @@ func FuzzCheckpointImages(f *testing.F) {
 	base.cores = map[uint32]*criucore.CoreEntry{1: base.cores[1]}
 	base.ids = map[uint32]*criucore.TaskKobjIdsEntry{1: base.ids[1]}
 	good := imagesOf(base)
-	if _, err := criu.LoadCRIUImagesFS(good); err != nil {
+	if _, err := loadCRIUImagesFS(good); err != nil {
 		f.Fatalf("the base images do not load: %v", err)
 	}
-	if err := criu.CheckImagesFS(good, spec); err != nil {
+	if err := checkImagesFS(good, spec); err != nil {
 		f.Fatalf("the base images are refused: %v", err)
 	}
 	f.Add(good["core-1.img"].Data, good["seccomp.img"].Data, good["mountpoints-13.img"].Data)
@@ -102,7 +101,7 @@ func FuzzCheckpointImages(f *testing.F) {
 		m["core-1.img"] = &fstest.MapFile{Data: core, Mode: 0o600}
 		m["seccomp.img"] = &fstest.MapFile{Data: sc, Mode: 0o600}
 		m["mountpoints-13.img"] = &fstest.MapFile{Data: mounts, Mode: 0o600}
-		if err := criu.CheckImagesFS(m, spec); err != nil && !errdefs.IsInvalidArgument(err) {
+		if err := checkImagesFS(m, spec); err != nil && !errdefs.IsInvalidArgument(err) {
 			t.Fatalf("not InvalidArgument: %v", err)
 		}
 	})

@@ -1,4 +1,4 @@
-package kuberuntime
+package checkpointarchive
 
 import (
 	"archive/tar"
@@ -170,7 +170,7 @@ func TestExtractCheckpointBomb(t *testing.T) {
 				t.Fatal(err)
 			}
 			dst := t.TempDir()
-			err = extractTarArchive(context.Background(), p, dst, 0)
+			err = Extract(context.Background(), p, dst, 0)
 			if n := treeSize(t, dst); n > int64(len(data)) {
 				t.Errorf("a %d-byte archive wrote %d bytes", len(data), n)
 			}
@@ -189,7 +189,7 @@ func TestExtractCheckpointBomb(t *testing.T) {
 			t.Fatal(err)
 		}
 		dst := t.TempDir()
-		err := extractTarArchive(context.Background(), p, dst, 4096)
+		err := Extract(context.Background(), p, dst, 4096)
 		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "4096") {
 			t.Errorf("archive over the maximum: %v", err)
 		}
@@ -198,7 +198,7 @@ func TestExtractCheckpointBomb(t *testing.T) {
 		}
 		// Under the maximum it is extracted whole.
 		dst = t.TempDir()
-		if err := extractTarArchive(context.Background(), p, dst, 6000); err != nil || treeSize(t, dst) != 6000 {
+		if err := Extract(context.Background(), p, dst, 6000); err != nil || treeSize(t, dst) != 6000 {
 			t.Errorf("archive under the maximum: %v, %d bytes", err, treeSize(t, dst))
 		}
 	})
@@ -211,7 +211,7 @@ func TestExtractCheckpointBomb(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if err := extractTarArchive(ctx, p, t.TempDir(), 0); err != context.Canceled {
+		if err := Extract(ctx, p, t.TempDir(), 0); err != context.Canceled {
 			t.Errorf("canceled extraction: %v", err)
 		}
 	})
@@ -243,7 +243,7 @@ func TestExtractCheckpointEntries(t *testing.T) {
 			if err := os.WriteFile(p, tarOf(t, hdrs...), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if err := extractTarArchive(context.Background(), p, dst, 0); !errdefs.IsInvalidArgument(err) {
+			if err := Extract(context.Background(), p, dst, 0); !errdefs.IsInvalidArgument(err) {
 				t.Errorf("%v, want InvalidArgument", err)
 			}
 			if entries, _ := os.ReadDir(parent); len(entries) != 1 {

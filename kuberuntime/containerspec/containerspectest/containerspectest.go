@@ -1,4 +1,7 @@
-package kuberuntime
+// Package containerspectest holds the spec builder's test inputs (a pinned host, an image root, a
+// pod container's input) and readers of the specs it makes, for the tests of containerspec and of
+// the packages that check those specs. It is imported by tests only.
+package containerspectest
 
 import (
 	"context"
@@ -19,11 +22,8 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// The spec builder's test inputs, for the runtime's tests that check the specs it makes (as
-// containerspec's own tests do).
-
-// pinnedHost is a fixed host: cgroup v1 with swap and hugetlb, no AppArmor, shared mounts.
-func pinnedHost() containerspec.Host {
+// PinnedHost is a fixed host: cgroup v1 with swap and hugetlb, no AppArmor, shared mounts.
+func PinnedHost() containerspec.Host {
 	return containerspec.Host{
 		SwapAvailable:    func() bool { return true },
 		HugetlbAvailable: func() bool { return true },
@@ -40,8 +40,8 @@ func pinnedHost() containerspec.Host {
 	}
 }
 
-// testRootfs is an image root with /etc/passwd and /etc/group.
-func testRootfs(t *testing.T) string {
+// Rootfs is an image root with /etc/passwd and /etc/group.
+func Rootfs(t testing.TB) string {
 	t.Helper()
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
@@ -54,8 +54,8 @@ func testRootfs(t *testing.T) string {
 	return root
 }
 
-// baseInput is a container of a pod with its files, on the pinned host.
-func baseInput(t *testing.T) containerspec.Input {
+// BaseInput is a container of a pod with its files, on the pinned host.
+func BaseInput(t testing.TB) containerspec.Input {
 	dir := t.TempDir()
 	files := sandbox.Files{
 		Hostname: filepath.Join(dir, "hostname"), Hosts: filepath.Join(dir, "hosts"),
@@ -81,11 +81,13 @@ func baseInput(t *testing.T) containerspec.Input {
 		Files:      files,
 		Image:      imagespec.ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"def"}, Env: []string{"PATH=/bin", "A=image"}, WorkingDir: "/img"},
 		ImageName:  "docker.io/library/busybox:latest",
-		Host:       pinnedHost(),
+		Host:       PinnedHost(),
 	}
 }
 
-func generate(t *testing.T, in containerspec.Input, rootfs string) (*runtimespec.Spec, error) {
+// Generate is the spec of in on the image root rootfs, as containerd generates it from the
+// builder's options.
+func Generate(t testing.TB, in containerspec.Input, rootfs string) (*runtimespec.Spec, error) {
 	t.Helper()
 	opts, err := containerspec.Opts(in)
 	if err != nil {
@@ -96,7 +98,8 @@ func generate(t *testing.T, in containerspec.Input, rootfs string) (*runtimespec
 	return oci.GenerateSpec(ctx, nil, &containers.Container{ID: in.ID}, opts...)
 }
 
-func mountAt(s *runtimespec.Spec, dst string) *runtimespec.Mount {
+// MountAt is the spec's mount at dst, nil when there is none.
+func MountAt(s *runtimespec.Spec, dst string) *runtimespec.Mount {
 	for i := range s.Mounts {
 		if s.Mounts[i].Destination == dst {
 			return &s.Mounts[i]
@@ -105,7 +108,8 @@ func mountAt(s *runtimespec.Spec, dst string) *runtimespec.Mount {
 	return nil
 }
 
-func nsOf(s *runtimespec.Spec, typ runtimespec.LinuxNamespaceType) (runtimespec.LinuxNamespace, bool) {
+// NsOf is the spec's namespace of type typ.
+func NsOf(s *runtimespec.Spec, typ runtimespec.LinuxNamespaceType) (runtimespec.LinuxNamespace, bool) {
 	for _, ns := range s.Linux.Namespaces {
 		if ns.Type == typ {
 			return ns, true
@@ -114,4 +118,5 @@ func nsOf(s *runtimespec.Spec, typ runtimespec.LinuxNamespaceType) (runtimespec.
 	return runtimespec.LinuxNamespace{}, false
 }
 
-func hasEnv(s *runtimespec.Spec, kv string) bool { return slices.Contains(s.Process.Env, kv) }
+// HasEnv tells whether the spec's process has the environment entry kv.
+func HasEnv(s *runtimespec.Spec, kv string) bool { return slices.Contains(s.Process.Env, kv) }

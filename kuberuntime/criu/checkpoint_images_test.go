@@ -1,4 +1,4 @@
-package kuberuntime
+package criu
 
 import (
 	"encoding/binary"
@@ -19,7 +19,8 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/pstree"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/seccomp"
 	"github.com/containerd/errdefs"
-	"github.com/cri-shim/cri-shim/kuberuntime/criu"
+	"github.com/cri-shim/cri-shim/kuberuntime/checkpointarchive"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec/containerspectest"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -49,7 +50,7 @@ func criuIDs(pid, net, ipc, uts, mntNs, user, tim uint32) *criucore.TaskKobjIdsE
 
 // capWords is a capability set as CRIU writes it.
 func capWords(names []string) []uint32 {
-	b := criu.CapBits(names)
+	b := capBits(names)
 	return []uint32{uint32(b), uint32(b >> 32)}
 }
 
@@ -68,7 +69,7 @@ func specCreds(s *runtimespec.Spec) *creds.CredsEntry {
 }
 
 // bpfAsm assembles a filter.
-func bpfAsm(ins ...criu.BpfInsn) []byte {
+func bpfAsm(ins ...bpfInsn) []byte {
 	b := make([]byte, 8*len(ins))
 	for i, in := range ins {
 		binary.LittleEndian.PutUint16(b[8*i:], in.Code)
@@ -83,11 +84,11 @@ func bpfAsm(ins ...criu.BpfInsn) []byte {
 // fails with EPERM, the rest is allowed. allowArch, when set, is an architecture whose calls
 // are all let through (what a hostile archive would do).
 func specFilter(p *runtimespec.LinuxSeccomp, allowArch uint32) []byte {
-	native := criu.ProbeArches()[0]
+	native := probeArches()[0]
 	var denied []uint32
-	for _, sc := range criu.CriuProbeSyscalls {
-		for _, args := range criu.ProbeArgs {
-			if nr := native.Nr(sc); nr >= 0 && criu.SpecDeniesCall(p, native, sc.Name, args) {
+	for _, sc := range criuProbeSyscalls {
+		for _, args := range probeArgs {
+			if nr := native.Nr(sc); nr >= 0 && specDeniesCall(p, native, sc.Name, args) {
 				denied = append(denied, uint32(nr))
 				break
 			}
@@ -97,19 +98,19 @@ func specFilter(p *runtimespec.LinuxSeccomp, allowArch uint32) []byte {
 	// 0 ld arch; 1 jeq allowArch → allow; 2 jeq native ? 3 : kill; 3 ld nr; 4 jge x32 → kill;
 	// 5.. jeq nr → errno; then allow, errno, kill.
 	allow, errno, kill := uint32(5+n), uint32(6+n), uint32(7+n)
-	ins := []criu.BpfInsn{
-		{Code: criu.BpfLD | criu.BpfW | criu.BpfABS, K: 4},
-		{Code: criu.BpfJMP | criu.BpfJEQ | criu.BpfK, K: allowArch, Jt: uint8(allow - 2), Jf: 0},
-		{Code: criu.BpfJMP | criu.BpfJEQ | criu.BpfK, K: native.Audit, Jt: 0, Jf: uint8(kill - 3)},
-		{Code: criu.BpfLD | criu.BpfW | criu.BpfABS, K: 0},
-		{Code: criu.BpfJMP | criu.BpfJGE | criu.BpfK, K: criu.X32SyscallBit, Jt: uint8(kill - 5), Jf: 0},
+	ins := []bpfInsn{
+		{Code: bpfLD | bpfW | bpfABS, K: 4},
+		{Code: bpfJMP | bpfJEQ | bpfK, K: allowArch, Jt: uint8(allow - 2), Jf: 0},
+		{Code: bpfJMP | bpfJEQ | bpfK, K: native.Audit, Jt: 0, Jf: uint8(kill - 3)},
+		{Code: bpfLD | bpfW | bpfABS, K: 0},
+		{Code: bpfJMP | bpfJGE | bpfK, K: x32SyscallBit, Jt: uint8(kill - 5), Jf: 0},
 	}
 	for i, nr := range denied {
 		pc := uint32(5 + i)
-		ins = append(ins, criu.BpfInsn{Code: criu.BpfJMP | criu.BpfJEQ | criu.BpfK, K: nr, Jt: uint8(errno - pc - 1)})
+		ins = append(ins, bpfInsn{Code: bpfJMP | bpfJEQ | bpfK, K: nr, Jt: uint8(errno - pc - 1)})
 	}
-	ins = append(ins, criu.BpfInsn{Code: criu.BpfRET | criu.BpfK, K: criu.SeccompRetAllow}, criu.BpfInsn{Code: criu.BpfRET | criu.BpfK, K: criu.SeccompRetErrno | 1},
-		criu.BpfInsn{Code: criu.BpfRET | criu.BpfK, K: criu.SeccompRetKillProcess})
+	ins = append(ins, bpfInsn{Code: bpfRET | bpfK, K: seccompRetAllow}, bpfInsn{Code: bpfRET | bpfK, K: seccompRetErrno | 1},
+		bpfInsn{Code: bpfRET | bpfK, K: seccompRetKillProcess})
 	return bpfAsm(ins...)
 }
 
@@ -131,11 +132,11 @@ func specMounts(s *runtimespec.Spec) []*mnt.MntEntry {
 	for _, m := range s.Mounts {
 		flags := uint32(0)
 		if slices.Contains(m.Options, "ro") {
-			flags = criu.MsRdonly
+			flags = MsRdonly
 		}
 		dst := path.Clean(m.Destination)
 		switch {
-		case criu.IsBindMount(&m):
+		case isBindMount(&m):
 			add(0, m.Source, dst, flags, dst)
 		case m.Type == "proc":
 			add(uint32(mnt.Fstype_PROC), "/", dst, flags, "")
@@ -152,10 +153,10 @@ func specMounts(s *runtimespec.Spec) []*mnt.MntEntry {
 		}
 	}
 	for _, p := range s.Linux.MaskedPaths {
-		add(uint32(mnt.Fstype_TMPFS), "/", p, criu.MsRdonly, "")
+		add(uint32(mnt.Fstype_TMPFS), "/", p, MsRdonly, "")
 	}
 	for _, p := range s.Linux.ReadonlyPaths {
-		add(uint32(mnt.Fstype_PROC), strings.TrimPrefix(p, "/proc"), p, criu.MsRdonly, "")
+		add(uint32(mnt.Fstype_PROC), strings.TrimPrefix(p, "/proc"), p, MsRdonly, "")
 	}
 	// Binds of a file system share its device.
 	for _, m := range out {
@@ -187,7 +188,7 @@ func specMounts(s *runtimespec.Spec) []*mnt.MntEntry {
 // refuses.
 func benignImages(s *runtimespec.Spec) *criuFixture {
 	f := &criuFixture{
-		inventory: &inventory.InventoryEntry{ImgVersion: u32(criu.CriuImagesV1_1), RootCgSet: u32(1),
+		inventory: &inventory.InventoryEntry{ImgVersion: u32(criuImagesV1_1), RootCgSet: u32(1),
 			RootIds: criuIDs(1, 2, 3, 4, 6, 7, 5)},
 		pstree: []*pstree.PstreeEntry{
 			{Pid: u32(1), Ppid: u32(0), Pgid: u32(1), Sid: u32(1), Threads: []uint32{1}},
@@ -209,7 +210,7 @@ func benignImages(s *runtimespec.Spec) *criuFixture {
 		core := &criucore.CoreEntry{Mtype: criucore.CoreEntry_X86_64.Enum(),
 			ThreadCore: &criucore.ThreadCoreEntry{FutexRla: proto.Uint64(0), FutexRlaLen: u32(0), Creds: specCreds(s), CgSet: u32(2)}}
 		if tid != 27 {
-			core.Tc = &criucore.TaskCoreEntry{TaskState: u32(criu.CriuTaskAlive), ExitCode: u32(0), Personality: u32(0), Flags: u32(0),
+			core.Tc = &criucore.TaskCoreEntry{TaskState: u32(criuTaskAlive), ExitCode: u32(0), Personality: u32(0), Flags: u32(0),
 				BlkSigset: proto.Uint64(0), Comm: proto.String("sh"), CgSet: u32(2), OomScoreAdj: proto.Int32(0)}
 		}
 		if s.Linux.Seccomp != nil {
@@ -280,7 +281,7 @@ func itoa(v uint32) string { return strconv.FormatUint(uint64(v), 10) }
 // /proc/sys read-only (as the kubelet asks).
 func restoreSpec(t *testing.T, mut func(*runtime.ContainerConfig)) *runtimespec.Spec {
 	t.Helper()
-	in := baseInput(t)
+	in := containerspectest.BaseInput(t)
 	in.Config.Linux.SecurityContext = &runtime.LinuxContainerSecurityContext{
 		Capabilities:     &runtime.Capability{DropCapabilities: []string{"ALL"}},
 		Seccomp:          &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault},
@@ -294,7 +295,7 @@ func restoreSpec(t *testing.T, mut func(*runtime.ContainerConfig)) *runtimespec.
 	if mut != nil {
 		mut(in.Config)
 	}
-	s, err := generate(t, in, testRootfs(t))
+	s, err := containerspectest.Generate(t, in, containerspectest.Rootfs(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,20 +333,20 @@ func TestCheckpointImagesRefused(t *testing.T) {
 			f.cores[26].Tc.OldSeccompMode = criucore.SeccompMode_disabled.Enum()
 		}, "task 26, thread 26: no seccomp filter"},
 		{"a filter allowing everything", func(f *criuFixture, _ *runtimespec.Spec) {
-			f.seccomp.SeccompFilters[0].Filter = bpfAsm(criu.BpfInsn{Code: criu.BpfRET | criu.BpfK, K: criu.SeccompRetAllow})
+			f.seccomp.SeccompFilters[0].Filter = bpfAsm(bpfInsn{Code: bpfRET | bpfK, K: seccompRetAllow})
 		}, "its seccomp filters let acct (SCMP_ARCH_X86_64) through"},
 		{"a filter allowing the i386 calls", func(f *criuFixture, s *runtimespec.Spec) {
-			f.seccomp.SeccompFilters[0].Filter = specFilter(s.Linux.Seccomp, criu.AuditArchI386)
+			f.seccomp.SeccompFilters[0].Filter = specFilter(s.Linux.Seccomp, auditArchI386)
 		}, "(SCMP_ARCH_X86) through"},
 		{"a filter chain that loops", func(f *criuFixture, s *runtimespec.Spec) {
 			f.seccomp.SeccompFilters[0].Prev = u32(0)
 		}, "out of range or a loop"},
 		{"a filter chain longer than the kernel takes", func(f *criuFixture, s *runtimespec.Spec) {
-			long := make([]criu.BpfInsn, criu.BpfMaxInsns)
+			long := make([]bpfInsn, bpfMaxInsns)
 			for i := range long {
-				long[i] = criu.BpfInsn{Code: criu.BpfLD | criu.BpfIMM}
+				long[i] = bpfInsn{Code: bpfLD | bpfIMM}
 			}
-			long[len(long)-1] = criu.BpfInsn{Code: criu.BpfRET | criu.BpfK, K: criu.SeccompRetErrno}
+			long[len(long)-1] = bpfInsn{Code: bpfRET | bpfK, K: seccompRetErrno}
 			f.seccomp.SeccompFilters = []*seccomp.SeccompFilter{{Filter: bpfAsm(long...)}}
 			for i := uint32(1); i < 9; i++ {
 				f.seccomp.SeccompFilters = append(f.seccomp.SeccompFilters, &seccomp.SeccompFilter{Filter: bpfAsm(long...), Prev: u32(i - 1)})
@@ -355,14 +356,14 @@ func TestCheckpointImagesRefused(t *testing.T) {
 			}
 		}, "more than the kernel's 32768 instructions"},
 		{"too many mounts", func(f *criuFixture, s *runtimespec.Spec) {
-			for i := 0; i < criu.CriuMaxMounts; i++ {
+			for i := 0; i < criuMaxMounts; i++ {
 				m := proto.Clone(mountOf(f, "/dev/mqueue")).(*mnt.MntEntry)
 				m.MntId, m.Mountpoint = u32(uint32(10000+i)), proto.String("/dev/mqueue/"+itoa(uint32(i)))
 				f.mounts[13] = append(f.mounts[13], m)
 			}
 		}, "more than 4096 mounts"},
 		{"a filter the kernel would not load", func(f *criuFixture, s *runtimespec.Spec) {
-			f.seccomp.SeccompFilters[0].Filter = bpfAsm(criu.BpfInsn{Code: criu.BpfLD | criu.BpfW | criu.BpfABS, K: 64}, criu.BpfInsn{Code: criu.BpfRET | criu.BpfA})
+			f.seccomp.SeccompFilters[0].Filter = bpfAsm(bpfInsn{Code: bpfLD | bpfW | bpfABS, K: 64}, bpfInsn{Code: bpfRET | bpfA})
 		}, "loads at offset 64"},
 		{"no_new_privs off", func(f *criuFixture, _ *runtimespec.Spec) {
 			f.cores[1].ThreadCore.Creds.NoNewPrivs = nil
@@ -392,7 +393,7 @@ func TestCheckpointImagesRefused(t *testing.T) {
 			f.cores[1].Tc.OomScoreAdj = proto.Int32(-1000)
 		}, "OOM score adjustment -1000"},
 		{"real-time scheduling", func(f *criuFixture, _ *runtimespec.Spec) {
-			f.cores[27].ThreadCore.SchedPolicy = u32(criu.SchedFIFO)
+			f.cores[27].ThreadCore.SchedPolicy = u32(schedFIFO)
 		}, "real-time scheduling policy"},
 		{"a writable sysfs", func(f *criuFixture, _ *runtimespec.Spec) {
 			mountOf(f, "/sys").Flags = u32(0)
@@ -453,7 +454,7 @@ func TestCheckpointImagesRefused(t *testing.T) {
 			f.raw["core-27.img"] = append(criuHead("CORE"), 0xff, 0, 0, 0, 1)
 		}, "core-27.img: entry of 255 bytes, 1 left"},
 		{"an oversized image", func(f *criuFixture, _ *runtimespec.Spec) {
-			f.raw["seccomp.img"] = append(criuHead("SECCOMP"), make([]byte, criu.CriuMaxImageBytes)...)
+			f.raw["seccomp.img"] = append(criuHead("SECCOMP"), make([]byte, criuMaxImageBytes)...)
 		}, "larger than"},
 		{"a field go-criu does not know", func(f *criuFixture, _ *runtimespec.Spec) {
 			f.cores[1].ThreadCore.Creds.ProtoReflect().SetUnknown([]byte{0xf8, 0x3f, 0x01}) // field 1023, varint 1
@@ -470,16 +471,16 @@ func TestCheckpointImagesRefused(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			saved := criu.HostPathExists
-			t.Cleanup(func() { criu.HostPathExists = saved })
-			criu.HostPathExists = func(string) bool { return true }
+			saved := hostPathExists
+			t.Cleanup(func() { hostPathExists = saved })
+			hostPathExists = func(string) bool { return true }
 			f := benignImages(spec)
 			if c.mut != nil {
 				c.mut(f, spec)
 			}
 			dir := t.TempDir()
 			f.write(t, dir)
-			err := criu.CheckCheckpointImages(dir, spec)
+			err := CheckCheckpointImages(dir, spec)
 			if c.want == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -504,8 +505,8 @@ func mountOf(f *criuFixture, point string) *mnt.MntEntry {
 
 // criuHead is the start of an image: the common magic and the image's.
 func criuHead(magicName string) []byte {
-	b := binary.LittleEndian.AppendUint32(nil, criu.CriuMagicOf("IMG_COMMON"))
-	return binary.LittleEndian.AppendUint32(b, criu.CriuMagicOf(magicName))
+	b := binary.LittleEndian.AppendUint32(nil, criuMagicOf("IMG_COMMON"))
+	return binary.LittleEndian.AppendUint32(b, criuMagicOf(magicName))
 }
 
 // TestCheckpointImagesPolicy: what the spec lets a process reach is accepted, by the kernel's
@@ -542,7 +543,7 @@ func TestCheckpointImagesPolicy(t *testing.T) {
 		{"no profile, own filters", func(c *runtime.ContainerConfig) {
 			c.Linux.SecurityContext.Seccomp = nil
 		}, func(f *criuFixture) {
-			f.seccomp = &seccomp.SeccompEntry{SeccompFilters: []*seccomp.SeccompFilter{{Filter: bpfAsm(criu.BpfInsn{Code: criu.BpfRET | criu.BpfK, K: criu.SeccompRetAllow})}}}
+			f.seccomp = &seccomp.SeccompEntry{SeccompFilters: []*seccomp.SeccompFilter{{Filter: bpfAsm(bpfInsn{Code: bpfRET | bpfK, K: seccompRetAllow})}}}
 			f.cores[1].ThreadCore.SeccompMode = criucore.SeccompMode_filter.Enum()
 			f.cores[1].ThreadCore.SeccompFilter = u32(0)
 		}, ""},
@@ -550,13 +551,13 @@ func TestCheckpointImagesPolicy(t *testing.T) {
 			f.cores[26].ThreadCore.SeccompMode = criucore.SeccompMode_strict.Enum()
 		}, ""},
 		{"a zombie", nil, func(f *criuFixture) {
-			f.cores[26].Tc.TaskState = u32(criu.CriuTaskDead)
+			f.cores[26].Tc.TaskState = u32(criuTaskDead)
 			f.cores[26].ThreadCore.Creds = nil
 			f.cores[27].ThreadCore.Creds = nil
 		}, ""},
 		{"a chain of two filters", nil, func(f *criuFixture) {
 			f.seccomp.SeccompFilters = append(f.seccomp.SeccompFilters,
-				&seccomp.SeccompFilter{Filter: bpfAsm(criu.BpfInsn{Code: criu.BpfRET | criu.BpfK, K: criu.SeccompRetAllow}), Prev: u32(0)})
+				&seccomp.SeccompFilter{Filter: bpfAsm(bpfInsn{Code: bpfRET | bpfK, K: seccompRetAllow}), Prev: u32(0)})
 			for _, c := range f.cores {
 				c.ThreadCore.SeccompFilter = u32(1)
 			}
@@ -565,14 +566,14 @@ func TestCheckpointImagesPolicy(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			spec := restoreSpec(t, c.req)
-			saved := criu.HostPathExists
-			t.Cleanup(func() { criu.HostPathExists = saved })
-			criu.HostPathExists = func(string) bool { return true }
+			saved := hostPathExists
+			t.Cleanup(func() { hostPathExists = saved })
+			hostPathExists = func(string) bool { return true }
 			f := benignImages(spec)
 			c.mut(f)
 			dir := t.TempDir()
 			f.write(t, dir)
-			err := criu.CheckCheckpointImages(dir, spec)
+			err := CheckCheckpointImages(dir, spec)
 			if c.want == "" && err != nil {
 				t.Fatalf("refused: %v", err)
 			}
@@ -583,17 +584,16 @@ func TestCheckpointImagesPolicy(t *testing.T) {
 	}
 }
 
-// TestRestoreImagesFromArchive: CreateContainer's sequence with an archive: the archive's
-// images, installed under the container's root dir, are checked against the spec the request
-// gives (the archive's own config asking for everything does not count).
-func TestRestoreImagesFromArchive(t *testing.T) {
+// TestCheckImagesOfAnArchive: the images of a checkpoint archive, once installed from it, are
+// checked against the spec the request gives: those of a container of that spec pass, hostile ones
+// (every capability, no seccomp) are refused.
+func TestCheckImagesOfAnArchive(t *testing.T) {
 	spec := restoreSpec(t, nil)
-	saved := criu.HostPathExists
-	t.Cleanup(func() { criu.HostPathExists = saved })
-	criu.HostPathExists = func(string) bool { return true }
+	saved := hostPathExists
+	t.Cleanup(func() { hostPathExists = saved })
+	hostPathExists = func(string) bool { return true }
 	for _, hostile := range []bool{false, true} {
 		src := t.TempDir()
-		writeCheckpointDir(t, src, hostileCheckpoint())
 		f := benignImages(spec)
 		if hostile {
 			for _, c := range f.cores {
@@ -601,20 +601,24 @@ func TestRestoreImagesFromArchive(t *testing.T) {
 				c.ThreadCore.SeccompMode = nil
 			}
 		}
-		f.write(t, filepath.Join(src, criu.CheckpointImagesDir))
-		archive := filepath.Join(t.TempDir(), "c.tar")
-		if _, err := writeTarArchive(src, archive); err != nil {
+		f.write(t, filepath.Join(src, checkpointarchive.ImagesDir))
+		cfg := checkpointarchive.Config{ID: "old", ImageID: "sha256:img", ContainerConfig: []byte(`{"metadata":{"name":"c"}}`)}
+		if err := checkpointarchive.WriteDumps(src, cfg, spec); err != nil {
 			t.Fatal(err)
 		}
-		cs, err := openCheckpoint(archive)
+		archive := filepath.Join(t.TempDir(), "c.tar")
+		if _, err := checkpointarchive.Write(src, archive); err != nil {
+			t.Fatal(err)
+		}
+		cs, err := checkpointarchive.Open(archive)
 		if err != nil {
 			t.Fatal(err)
 		}
-		root := t.TempDir()
-		if err := cs.install(t.Context(), root, 0); err != nil {
+		dst := filepath.Join(t.TempDir(), "restore")
+		if err := cs.Install(t.Context(), dst, 0); err != nil {
 			t.Fatal(err)
 		}
-		err = criu.CheckRestoreImages(root, spec)
+		err = CheckCheckpointImages(filepath.Join(dst, checkpointarchive.ImagesDir), spec)
 		if hostile && (!errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "bounding capabilities")) {
 			t.Errorf("hostile archive: %v", err)
 		}

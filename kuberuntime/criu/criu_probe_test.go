@@ -1,4 +1,4 @@
-package kuberuntime
+package criu
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cri-shim/cri-shim/kuberuntime/criu"
+	"github.com/containerd/errdefs"
 )
 
 // A dump log of CRIU 4.1.1 run by a root without CAP_SYS_RESOURCE whose open-files limit is 20000
@@ -25,17 +25,17 @@ pie: 22572: 22572: new_sp=0x7ff548947348 ip 0x7ff548a82503
 
 func TestCRIUErrorsLeaveOutBenignOnes(t *testing.T) {
 	// The rlimit line is all the Error there is in a hung dump's log: not its reason.
-	if got := criu.CriuErrors(hungDumpLog, errors.New("exit status 1")); strings.Contains(got, "rlimit") || got != "pie: 22572: 22572: new_sp=0x7ff548947348 ip 0x7ff548a82503" {
+	if got := CriuErrors(hungDumpLog, errors.New("exit status 1")); strings.Contains(got, "rlimit") || got != "pie: 22572: 22572: new_sp=0x7ff548947348 ip 0x7ff548a82503" {
 		t.Errorf("hung dump: %q", got)
 	}
-	if got := criu.CriuLogSummary(hungDumpLog); got != "its log ends with: pie: 22572: 22572: new_sp=0x7ff548947348 ip 0x7ff548a82503" {
+	if got := CriuLogSummary(hungDumpLog); got != "its log ends with: pie: 22572: 22572: new_sp=0x7ff548947348 ip 0x7ff548a82503" {
 		t.Errorf("summary of a hung dump: %q", got)
 	}
 	failed := hungDumpLog + "(00.4) Error (criu/cr-dump.c:2111): Dumping FAILED.\n(00.5) Unlock network\n"
-	if got := criu.CriuLogSummary(failed); got != "(00.4) Error (criu/cr-dump.c:2111): Dumping FAILED." {
+	if got := CriuLogSummary(failed); got != "(00.4) Error (criu/cr-dump.c:2111): Dumping FAILED." {
 		t.Errorf("summary of a failed dump: %q", got)
 	}
-	if got := criu.CriuLogSummary(""); got != "no log" {
+	if got := CriuLogSummary(""); got != "no log" {
 		t.Errorf("summary of no log: %q", got)
 	}
 }
@@ -95,9 +95,9 @@ func TestCRIUProbeFailures(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the probe's test process has a PID namespace of its own")
 	}
-	saved := criu.CriuProbeStepTimeout
-	t.Cleanup(func() { criu.CriuProbeStepTimeout = saved })
-	criu.CriuProbeStepTimeout = time.Second
+	saved := criuProbeStepTimeout
+	t.Cleanup(func() { criuProbeStepTimeout = saved })
+	criuProbeStepTimeout = time.Second
 	t.Setenv("CRIU_FAULT", "")
 	os.Unsetenv("CRIU_FAULT")
 	const rlimit = `echo "(00.3) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted" >> "$dir/$log"; `
@@ -135,14 +135,14 @@ func TestCRIUProbeFailures(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t0 := time.Now()
-			info := criu.CriuInfo{Path: tc.criu}
-			err := criu.ProbeCRIUAt(context.Background(), &info)
+			info := CriuInfo{Path: tc.criu}
+			err := probeCRIUAt(context.Background(), &info)
 			took := time.Since(t0)
 			t.Logf("%v after %v", err, took)
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("probe: %v\nwant:  %s", err, tc.want)
 			}
-			var hang *criu.CriuHangError
+			var hang *criuHangError
 			if errors.As(err, &hang) != tc.hang {
 				t.Errorf("a hang: %v, want %v", !tc.hang, tc.hang)
 			}
@@ -156,10 +156,43 @@ func TestCRIUProbeFailures(t *testing.T) {
 	}
 }
 
-// CRIU is installed beside the runc hack/setup.sh builds: the shims find it on the PATH that dir
-// heads.
-func TestDefaultCRIUBesideRunc(t *testing.T) {
-	if filepath.Dir(criu.DefaultCRIUBinary) != filepath.Dir(DefaultRuncBinary) {
-		t.Fatalf("criu %s, runc %s: not in one directory", criu.DefaultCRIUBinary, DefaultRuncBinary)
+// The output of Debian's CRIU 3.17.1 on a 6.18 kernel.
+const criuCheckOutput = `Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds
+Error (criu/vdso.c:613): vdso: Failed to fill self vdso symtable
+Error (criu/kerndat.c:1615): kerndat_vdso_fill_symtable failed when initializing kerndat.
+Error (criu/crtools.c:260): Could not initialize kernel features detection.
+`
+
+func TestCRIUOutput(t *testing.T) {
+	if v := parseCRIUVersion("Version: 3.17.1\n"); v != "3.17.1" {
+		t.Errorf("version %q", v)
+	}
+	if v := parseCRIUVersion("Version: 4.1\nGitID: v4.1\n"); v != "4.1" {
+		t.Errorf("version %q", v)
+	}
+	got := CriuErrors("Warn (criu/x.c:1): something\n"+criuCheckOutput, errors.New("exit status 1"))
+	if !strings.HasPrefix(got, "Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds; ") || strings.Contains(got, "Warn") {
+		t.Errorf("errors %q", got)
+	}
+	if got := CriuErrors("Looks good.\n", errors.New("exit status 1")); got != "Looks good." {
+		t.Errorf("no error lines: %q", got)
+	}
+	if got := CriuErrors("", errors.New("exit status 1")); got != "exit status 1" {
+		t.Errorf("no output: %q", got)
+	}
+}
+
+func TestCRIUUsable(t *testing.T) {
+	saved := CheckCRIU
+	t.Cleanup(func() { CheckCRIU = saved })
+	CheckCRIU = func() CriuInfo {
+		return CriuInfo{Path: "/usr/sbin/criu", Err: errors.New("criu 3.17.1 check failed: vdso")}
+	}
+	if _, err := CriuUsable(); !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "vdso") {
+		t.Fatalf("broken CRIU: %v", err)
+	}
+	CheckCRIU = func() CriuInfo { return CriuInfo{Path: "/usr/sbin/criu", Version: "4.1"} }
+	if info, err := CriuUsable(); err != nil || info.Version != "4.1" {
+		t.Fatalf("working CRIU: %+v %v", info, err)
 	}
 }

@@ -1,9 +1,8 @@
-package kuberuntime
+package checkpointarchive
 
 import (
 	"archive/tar"
 	"bytes"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
-	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 )
 
 // tarEntries lists an archive's entries with their content (directories end in /).
@@ -36,55 +34,14 @@ func tarEntries(t *testing.T, path string) map[string]string {
 	}
 }
 
-// The output of Debian's CRIU 3.17.1 on a 6.18 kernel.
-const criuCheckOutput = `Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds
-Error (criu/vdso.c:613): vdso: Failed to fill self vdso symtable
-Error (criu/kerndat.c:1615): kerndat_vdso_fill_symtable failed when initializing kerndat.
-Error (criu/crtools.c:260): Could not initialize kernel features detection.
-`
-
-func TestCRIUOutput(t *testing.T) {
-	if v := criu.ParseCRIUVersion("Version: 3.17.1\n"); v != "3.17.1" {
-		t.Errorf("version %q", v)
-	}
-	if v := criu.ParseCRIUVersion("Version: 4.1\nGitID: v4.1\n"); v != "4.1" {
-		t.Errorf("version %q", v)
-	}
-	got := criu.CriuErrors("Warn (criu/x.c:1): something\n"+criuCheckOutput, errors.New("exit status 1"))
-	if !strings.HasPrefix(got, "Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds; ") || strings.Contains(got, "Warn") {
-		t.Errorf("errors %q", got)
-	}
-	if got := criu.CriuErrors("Looks good.\n", errors.New("exit status 1")); got != "Looks good." {
-		t.Errorf("no error lines: %q", got)
-	}
-	if got := criu.CriuErrors("", errors.New("exit status 1")); got != "exit status 1" {
-		t.Errorf("no output: %q", got)
-	}
-}
-
-func TestCRIUUsable(t *testing.T) {
-	saved := criu.CheckCRIU
-	t.Cleanup(func() { criu.CheckCRIU = saved })
-	criu.CheckCRIU = func() criu.CriuInfo {
-		return criu.CriuInfo{Path: "/usr/sbin/criu", Err: errors.New("criu 3.17.1 check failed: vdso")}
-	}
-	if _, err := criu.CriuUsable(); !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "vdso") {
-		t.Fatalf("broken CRIU: %v", err)
-	}
-	criu.CheckCRIU = func() criu.CriuInfo { return criu.CriuInfo{Path: "/usr/sbin/criu", Version: "4.1"} }
-	if info, err := criu.CriuUsable(); err != nil || info.Version != "4.1" {
-		t.Fatalf("working CRIU: %+v %v", info, err)
-	}
-}
-
 func TestCheckLocation(t *testing.T) {
 	dir := t.TempDir()
 	for _, loc := range []string{"", "rel.tar", filepath.Join(dir, "missing", "c.tar"), dir} {
-		if err := checkLocation(loc); !errdefs.IsInvalidArgument(err) {
+		if err := CheckLocation(loc); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("%q: %v", loc, err)
 		}
 	}
-	if err := checkLocation(filepath.Join(dir, "c.tar")); err != nil {
+	if err := CheckLocation(filepath.Join(dir, "c.tar")); err != nil {
 		t.Error(err)
 	}
 }
@@ -110,7 +67,7 @@ func TestWriteTarArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	loc := filepath.Join(out, "c.tar")
-	size, err := writeTarArchive(src, loc)
+	size, err := Write(src, loc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,15 +87,15 @@ func TestWriteTarArchive(t *testing.T) {
 	if entries, _ := os.ReadDir(out); len(entries) != 1 {
 		t.Fatalf("temp files left: %v", entries)
 	}
-	if !isCheckpointArchive(loc) {
+	if !IsArchive(loc) {
 		t.Error("not recognised as a checkpoint archive")
 	}
-	if isCheckpointArchive(filepath.Join(src, "config.dump")) || isCheckpointArchive("busybox") || isCheckpointArchive("/nonexistent.tar") {
+	if IsArchive(filepath.Join(src, "config.dump")) || IsArchive("busybox") || IsArchive("/nonexistent.tar") {
 		t.Error("recognised what is not a checkpoint archive")
 	}
 	// An unreadable tree leaves nothing at the location.
 	loc2 := filepath.Join(out, "d.tar")
-	if _, err := writeTarArchive(filepath.Join(src, "missing"), loc2); err == nil {
+	if _, err := Write(filepath.Join(src, "missing"), loc2); err == nil {
 		t.Fatal("archive of a missing dir")
 	}
 	if entries, _ := os.ReadDir(out); len(entries) != 1 {
@@ -159,7 +116,7 @@ func keys(m map[string]string) []string {
 // 19, finding 11).
 func TestCheckpointLocationNoReplace(t *testing.T) {
 	src, out, elsewhere := t.TempDir(), t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, criu.CheckpointConfig), []byte(`{"id":"x"}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(src, ConfigDump), []byte(`{"id":"x"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	existing := filepath.Join(out, "existing.tar")
@@ -179,12 +136,12 @@ func TestCheckpointLocationNoReplace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, loc := range []string{existing, link, dangling} {
-		if err := checkLocation(loc); !errdefs.IsAlreadyExists(err) {
+		if err := CheckLocation(loc); !errdefs.IsAlreadyExists(err) {
 			t.Errorf("checkLocation %s: %v, want AlreadyExists", loc, err)
 		}
 		// The location may appear between the check and the write: the write refuses too.
-		if _, err := writeTarArchive(src, loc); !errdefs.IsAlreadyExists(err) {
-			t.Errorf("writeTarArchive %s: %v, want AlreadyExists", loc, err)
+		if _, err := Write(src, loc); !errdefs.IsAlreadyExists(err) {
+			t.Errorf("Write %s: %v, want AlreadyExists", loc, err)
 		}
 	}
 	for _, p := range []string{existing, target} {
@@ -209,7 +166,7 @@ func TestCheckpointLocationNoReplace(t *testing.T) {
 func TestCopyIntoRoot(t *testing.T) {
 	work := t.TempDir()
 	for name, data := range map[string]string{
-		"counter/config.dump": "{}", "counter/checkpoint/inventory.img": "inv", criu.CheckpointPodConfig: "{}",
+		"counter/config.dump": "{}", "counter/checkpoint/inventory.img": "inv", PodDump: "{}",
 	} {
 		p := filepath.Join(work, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -229,10 +186,10 @@ func TestCopyIntoRoot(t *testing.T) {
 	}
 
 	out := t.TempDir()
-	if err := copyIntoRoot(work, open(out), []string{"counter", criu.CheckpointPodConfig}); err != nil {
+	if err := CopyInto(work, open(out), []string{"counter", PodDump}); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]string{"counter/checkpoint/inventory.img": "inv", criu.CheckpointPodConfig: "{}"} {
+	for name, want := range map[string]string{"counter/checkpoint/inventory.img": "inv", PodDump: "{}"} {
 		if b, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(b) != want {
 			t.Errorf("%s: %q %v", name, b, err)
 		}
@@ -245,7 +202,7 @@ func TestCopyIntoRoot(t *testing.T) {
 	if err := os.Symlink(elsewhere, filepath.Join(out, "counter")); err != nil {
 		t.Fatal(err)
 	}
-	if err := copyIntoRoot(work, open(out), []string{"counter", criu.CheckpointPodConfig}); err == nil {
+	if err := CopyInto(work, open(out), []string{"counter", PodDump}); err == nil {
 		t.Error("copied through a symlink")
 	}
 	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
@@ -257,13 +214,13 @@ func TestCopyIntoRoot(t *testing.T) {
 
 	// An existing file is not replaced.
 	out = t.TempDir()
-	if err := os.WriteFile(filepath.Join(out, criu.CheckpointPodConfig), []byte("keep"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(out, PodDump), []byte("keep"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := copyIntoRoot(work, open(out), []string{"counter", criu.CheckpointPodConfig}); !errdefs.IsAlreadyExists(err) {
+	if err := CopyInto(work, open(out), []string{"counter", PodDump}); !errdefs.IsAlreadyExists(err) {
 		t.Errorf("existing pod.dump: %v, want AlreadyExists", err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(out, criu.CheckpointPodConfig)); string(b) != "keep" {
+	if b, _ := os.ReadFile(filepath.Join(out, PodDump)); string(b) != "keep" {
 		t.Errorf("pod.dump replaced: %q", b)
 	}
 	if _, err := os.Stat(filepath.Join(out, "counter")); !os.IsNotExist(err) {

@@ -1,4 +1,4 @@
-package kuberuntime
+package checkpointarchive
 
 import (
 	"archive/tar"
@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 )
 
 // FuzzCheckpointArchive extracts a checkpoint archive made of the fuzzer's bytes, with a maximum
@@ -30,7 +28,7 @@ func FuzzCheckpointArchive(f *testing.F) {
 		return b
 	}
 	for _, seed := range [][]byte{
-		tb(dir("checkpoint/"), reg("checkpoint/inventory.img", 3), reg(criu.CheckpointConfig, 10), reg("rootfs-diff.tar", 100)),
+		tb(dir("checkpoint/"), reg("checkpoint/inventory.img", 3), reg(ConfigDump, 10), reg("rootfs-diff.tar", 100)),
 		tb(reg("../sibling/evil", 3)),
 		tb(reg("/abs", 3)),
 		tb(&tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: "../sibling"}, reg("link/evil", 1)),
@@ -61,7 +59,7 @@ func FuzzCheckpointArchive(f *testing.F) {
 		if err := os.WriteFile(archive, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_ = extractTarArchive(context.Background(), archive, dst, int64(maxSize))
+		_ = Extract(context.Background(), archive, dst, int64(maxSize))
 
 		var written int64
 		err := filepath.WalkDir(parent, func(p string, d fs.DirEntry, err error) error {
