@@ -275,25 +275,12 @@ func newestExited(containers []*ContainerDetails, name string) *ContainerDetails
 // failed their liveness probe. It is the kubelet's computePodActions on the model's types.
 func ComputePodActions(pod *PodSpec, status *PodStatus, containers []*ContainerDetails, unhealthy map[string]bool) PodActions {
 	actions := PodActions{NextInitContainer: -1}
-	policy := pod.policy()
 	sb := newestSandbox(status)
-	switch {
-	case sb == nil:
-		actions.CreateSandbox, actions.Reason = true, "no sandbox"
-	case sb.State != SandboxStateReady:
-		actions.CreateSandbox, actions.Reason = true, "sandbox not ready"
-		actions.Attempt = sb.Attempt + 1
-	case sb.Labels[LabelSpecHash] != HashString(SandboxSpecHash(pod.Sandbox)):
-		actions.CreateSandbox, actions.Reason = true, "sandbox spec changed"
-		actions.Attempt = sb.Attempt + 1
-	default:
-		actions.SandboxID = sb.ID
-	}
-	if actions.CreateSandbox {
+	if sandboxActions(&actions, pod, sb) {
 		if sb != nil {
 			actions.KillPod = true
 			// A pod that must not restart and already ran its containers is done: no new sandbox.
-			if policy == RestartPolicyNever && len(containers) > 0 && actions.Reason == "sandbox not ready" {
+			if pod.policy() == RestartPolicyNever && len(containers) > 0 && actions.Reason == "sandbox not ready" {
 				actions.CreateSandbox = false
 				return actions
 			}
@@ -307,8 +294,34 @@ func ComputePodActions(pod *PodSpec, status *PodStatus, containers []*ContainerD
 		}
 		return actions
 	}
+	actions.ContainersToKill = unwantedContainers(pod, containers)
+	if !initContainerActions(&actions, pod, containers) {
+		return actions
+	}
+	containerActions(&actions, pod, containers, unhealthy)
+	return actions
+}
 
-	cstatus := containersStatus(pod, containers)
+// sandboxActions decides whether the pod needs a new sandbox (none, not ready, or its spec
+// changed) and tells it; otherwise it keeps the ready one.
+func sandboxActions(actions *PodActions, pod *PodSpec, sb *SandboxStatus) bool {
+	switch {
+	case sb == nil:
+		actions.CreateSandbox, actions.Reason = true, "no sandbox"
+	case sb.State != SandboxStateReady:
+		actions.CreateSandbox, actions.Reason = true, "sandbox not ready"
+		actions.Attempt = sb.Attempt + 1
+	case sb.Labels[LabelSpecHash] != HashString(SandboxSpecHash(pod.Sandbox)):
+		actions.CreateSandbox, actions.Reason = true, "sandbox spec changed"
+		actions.Attempt = sb.Attempt + 1
+	default:
+		actions.SandboxID = sb.ID
+	}
+	return actions.CreateSandbox
+}
+
+// unwantedContainers are the running containers the spec no longer has.
+func unwantedContainers(pod *PodSpec, containers []*ContainerDetails) []ContainerKill {
 	wanted := map[string]bool{}
 	for _, c := range pod.InitContainers {
 		wanted[c.Config.GetMetadata().GetName()] = true
@@ -316,52 +329,60 @@ func ComputePodActions(pod *PodSpec, status *PodStatus, containers []*ContainerD
 	for _, c := range pod.Containers {
 		wanted[c.Config.GetMetadata().GetName()] = true
 	}
-	// Running containers the spec no longer has go.
+	var kills []ContainerKill
 	for _, c := range containers {
 		if c.State == ContainerStateRunning && !wanted[c.Name] {
-			actions.ContainersToKill = append(actions.ContainersToKill, ContainerKill{ID: c.ID.ID, Name: c.Name,
+			kills = append(kills, ContainerKill{ID: c.ID.ID, Name: c.Name,
 				Message: fmt.Sprintf("Container %s is no longer in the pod's spec, it will be killed", c.Name)})
 		}
 	}
+	return kills
+}
 
-	// Init containers: one at a time, in order, until each exited 0. Once a regular container
-	// was created in this sandbox the pod is initialized.
-	initialized := len(pod.InitContainers) == 0
+// initContainerActions runs the init containers one at a time, in order, until each exited 0;
+// it tells whether the pod is initialized (once a regular container was created in this sandbox,
+// it is).
+func initContainerActions(actions *PodActions, pod *PodSpec, containers []*ContainerDetails) bool {
+	if len(pod.InitContainers) == 0 {
+		return true
+	}
 	for _, c := range containers {
 		if c.Config.GetLabels()[LabelContainerType] == "regular" {
-			initialized = true
+			return true
 		}
 	}
-	if !initialized {
-		for i, ic := range pod.InitContainers {
-			name := ic.Config.GetMetadata().GetName()
-			cur := newestContainer(containers, name)
-			switch {
-			case cur == nil:
-				actions.NextInitContainer = i
-				return actions
-			case cur.State == ContainerStateRunning:
-				return actions // wait for it
-			case cur.State == ContainerStateExited && cur.ExitCode == 0:
-				continue
-			case cur.State == ContainerStateExited && policy == RestartPolicyNever:
-				// The pod failed: stop it and leave it.
-				actions.KillPod = true
-				return actions
-			default:
-				actions.NextInitContainer = i
-				return actions
-			}
+	for i, ic := range pod.InitContainers {
+		cur := newestContainer(containers, ic.Config.GetMetadata().GetName())
+		switch {
+		case cur == nil:
+			actions.NextInitContainer = i
+			return false
+		case cur.State == ContainerStateRunning:
+			return false // wait for it
+		case cur.State == ContainerStateExited && cur.ExitCode == 0:
+			continue
+		case cur.State == ContainerStateExited && pod.policy() == RestartPolicyNever:
+			// The pod failed: stop it and leave it.
+			actions.KillPod = true
+			return false
+		default:
+			actions.NextInitContainer = i
+			return false
 		}
 	}
+	return true
+}
 
+// containerActions restarts the running containers whose spec changed or that failed their
+// liveness probe, and starts the others by the restart policy.
+func containerActions(actions *PodActions, pod *PodSpec, containers []*ContainerDetails, unhealthy map[string]bool) {
+	cstatus := containersStatus(pod, containers)
 	for i, spec := range pod.Containers {
 		name := spec.Config.GetMetadata().GetName()
 		cur := newestContainer(containers, name)
 		if cur != nil && cur.State == ContainerStateRunning {
-			want := spec.SpecHashLabel()
 			switch {
-			case cur.Config.GetLabels()[LabelSpecHash] != want:
+			case cur.Config.GetLabels()[LabelSpecHash] != spec.SpecHashLabel():
 				actions.ContainersToKill = append(actions.ContainersToKill, ContainerKill{ID: cur.ID.ID, Name: name,
 					Message: fmt.Sprintf("Container %s definition changed, will be restarted", name)})
 				actions.ContainersToStart = append(actions.ContainersToStart, i)
@@ -373,11 +394,10 @@ func ComputePodActions(pod *PodSpec, status *PodStatus, containers []*ContainerD
 			}
 			continue
 		}
-		if ShouldContainerBeRestarted(spec.Config, policy, cstatus) {
+		if ShouldContainerBeRestarted(spec.Config, pod.policy(), cstatus) {
 			actions.ContainersToStart = append(actions.ContainersToStart, i)
 		}
 	}
-	return actions
 }
 
 // SyncPod brings the pod to its spec: it computes the actions from status (the pod's status,
@@ -392,96 +412,31 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 	if status == nil {
 		status = &PodStatus{ID: pod.UID()}
 	}
-	obj := pod.EventObject()
-	log := logrus.WithField("pod", pod.FullName())
-
-	var containers []*ContainerDetails
-	unhealthy := map[string]bool{}
-	if sb := newestSandbox(status); sb != nil && sb.State == SandboxStateReady {
-		cs, err := s.Runtime.ListContainers(ctx, &ContainerFilter{SandboxID: sb.ID})
-		if err != nil {
-			result.Fail(fmt.Errorf("list containers of sandbox %s: %w", sb.ID, err))
-			return result
-		}
-		for _, c := range cs {
-			if c.SandboxID == sb.ID {
-				containers = append(containers, c)
-				if s.Unhealthy != nil && c.State == ContainerStateRunning && s.Unhealthy(pod, c.ID.ID) {
-					unhealthy[c.ID.ID] = true
-				}
-			}
-		}
-	} else if sb != nil {
-		// The containers of a stopped sandbox tell whether a Never pod already ran.
-		cs, err := s.Runtime.ListContainers(ctx, &ContainerFilter{SandboxID: sb.ID})
-		if err == nil {
-			for _, c := range cs {
-				if c.SandboxID == sb.ID {
-					containers = append(containers, c)
-				}
-			}
-		}
+	containers, unhealthy, err := s.sandboxContainers(ctx, pod, status)
+	if err != nil {
+		result.Fail(err)
+		return result
 	}
 	actions := ComputePodActions(pod, status, containers, unhealthy)
-	log.WithFields(logrus.Fields{"createSandbox": actions.CreateSandbox, "killPod": actions.KillPod,
+	logrus.WithField("pod", pod.FullName()).WithFields(logrus.Fields{"createSandbox": actions.CreateSandbox, "killPod": actions.KillPod,
 		"init": actions.NextInitContainer, "start": actions.ContainersToStart, "kill": actions.ContainersToKillNames()}).Trace("pod actions")
 
 	if actions.KillPod {
-		if actions.CreateSandbox && len(status.SandboxStatuses) > 0 {
-			s.Recorder.Eventf(obj, EventTypeNormal, SandboxChanged, "Pod sandbox changed (%s), it will be killed and re-created.", actions.Reason)
-		}
-		for _, c := range containers {
-			if c.State == ContainerStateRunning {
-				s.Recorder.Eventf(obj, EventTypeNormal, KillingContainer, "Stopping container %s", c.Name)
-			}
-		}
-		kill := s.killPod(ctx, pod, status, containers)
-		result.AddPodSyncResult(kill)
-		if kill.Error() != nil {
-			return result
-		}
-		if !actions.CreateSandbox {
+		if !s.killPodStep(ctx, &result, pod, status, containers, actions) || !actions.CreateSandbox {
 			return result
 		}
 	}
-	for _, k := range actions.ContainersToKill {
-		r := NewSyncResult(KillContainer, k.Name)
-		result.AddSyncResult(r)
-		s.Recorder.Eventf(obj, EventTypeNormal, KillingContainer, "%s", k.Message)
-		if err := s.killContainer(ctx, pod, k.ID, k.Name); err != nil {
-			r.Fail(ErrKillContainer, err.Error())
-			return result
-		}
+	if !s.killContainers(ctx, &result, pod, actions.ContainersToKill) {
+		return result
 	}
-
 	sandboxID := actions.SandboxID
 	if actions.CreateSandbox {
-		r := NewSyncResult(CreatePodSandbox, pod.FullName())
-		result.AddSyncResult(r)
-		cfg, err := s.sandboxConfig(ctx, pod, actions.Attempt)
-		if err != nil {
-			r.FailErr(ErrCreatePodSandbox, err)
-			s.Recorder.Eventf(obj, EventTypeWarning, FailedCreatePodSandBox, "Failed to generate sandbox config for pod %s: %v", pod.FullName(), err)
+		var ok bool
+		if sandboxID, ok = s.createSandbox(ctx, &result, pod, status, actions); !ok {
 			return result
-		}
-		id, res := s.Runtime.RunPodSandbox(ctx, cfg, pod.RuntimeHandler)
-		if err := res.Error(); err != nil {
-			r.FailErr(ErrCreatePodSandbox, err)
-			s.Recorder.Eventf(obj, EventTypeWarning, FailedCreatePodSandBox, "Failed to create pod sandbox: %v", err)
-			return result
-		}
-		sandboxID = id
-		// The older sandboxes were killed: remove them and their containers.
-		for _, old := range status.SandboxStatuses {
-			rr := NewSyncResult(RemovePodSandbox, old.ID)
-			if err := s.Runtime.RemovePodSandbox(ctx, old.ID); err != nil {
-				rr.Fail(err, err.Error())
-			}
-			result.AddSyncResult(rr)
 		}
 		containers = nil
 	}
-
 	if actions.NextInitContainer >= 0 {
 		s.startContainer(ctx, &result, pod, sandboxID, pod.InitContainers[actions.NextInitContainer], "init", containers)
 		return result
@@ -490,6 +445,95 @@ func (s *PodSyncer) SyncPod(ctx context.Context, pod *PodSpec, status *PodStatus
 		s.startContainer(ctx, &result, pod, sandboxID, pod.Containers[i], "regular", containers)
 	}
 	return result
+}
+
+// sandboxContainers lists the containers of the pod's newest sandbox, and which of the running
+// ones failed their liveness probe. Those of a stopped sandbox are listed too (best effort): they
+// tell whether a pod that must not restart already ran.
+func (s *PodSyncer) sandboxContainers(ctx context.Context, pod *PodSpec, status *PodStatus) ([]*ContainerDetails, map[string]bool, error) {
+	unhealthy := map[string]bool{}
+	sb := newestSandbox(status)
+	if sb == nil {
+		return nil, unhealthy, nil
+	}
+	cs, err := s.Runtime.ListContainers(ctx, &ContainerFilter{SandboxID: sb.ID})
+	if err != nil {
+		if sb.State != SandboxStateReady {
+			return nil, unhealthy, nil
+		}
+		return nil, nil, fmt.Errorf("list containers of sandbox %s: %w", sb.ID, err)
+	}
+	var containers []*ContainerDetails
+	for _, c := range cs {
+		if c.SandboxID != sb.ID {
+			continue
+		}
+		containers = append(containers, c)
+		if sb.State == SandboxStateReady && s.Unhealthy != nil && c.State == ContainerStateRunning && s.Unhealthy(pod, c.ID.ID) {
+			unhealthy[c.ID.ID] = true
+		}
+	}
+	return containers, unhealthy, nil
+}
+
+// killPodStep stops every sandbox of the pod and their containers, with the events; false when
+// that failed.
+func (s *PodSyncer) killPodStep(ctx context.Context, result *PodSyncResult, pod *PodSpec, status *PodStatus, containers []*ContainerDetails, actions PodActions) bool {
+	obj := pod.EventObject()
+	if actions.CreateSandbox && len(status.SandboxStatuses) > 0 {
+		s.Recorder.Eventf(obj, EventTypeNormal, SandboxChanged, "Pod sandbox changed (%s), it will be killed and re-created.", actions.Reason)
+	}
+	for _, c := range containers {
+		if c.State == ContainerStateRunning {
+			s.Recorder.Eventf(obj, EventTypeNormal, KillingContainer, "Stopping container %s", c.Name)
+		}
+	}
+	kill := s.killPod(ctx, pod, status, containers)
+	result.AddPodSyncResult(kill)
+	return kill.Error() == nil
+}
+
+// killContainers stops the containers the actions name, each with its event; false at the first
+// that could not be stopped.
+func (s *PodSyncer) killContainers(ctx context.Context, result *PodSyncResult, pod *PodSpec, kills []ContainerKill) bool {
+	for _, k := range kills {
+		r := NewSyncResult(KillContainer, k.Name)
+		result.AddSyncResult(r)
+		s.Recorder.Eventf(pod.EventObject(), EventTypeNormal, KillingContainer, "%s", k.Message)
+		if err := s.killContainer(ctx, pod, k.ID, k.Name); err != nil {
+			r.Fail(ErrKillContainer, err.Error())
+			return false
+		}
+	}
+	return true
+}
+
+// createSandbox runs the pod's new sandbox and removes the older ones (already killed) with
+// their containers; it returns the new sandbox's ID, or false when it could not be made.
+func (s *PodSyncer) createSandbox(ctx context.Context, result *PodSyncResult, pod *PodSpec, status *PodStatus, actions PodActions) (string, bool) {
+	obj := pod.EventObject()
+	r := NewSyncResult(CreatePodSandbox, pod.FullName())
+	result.AddSyncResult(r)
+	cfg, err := s.sandboxConfig(ctx, pod, actions.Attempt)
+	if err != nil {
+		r.FailErr(ErrCreatePodSandbox, err)
+		s.Recorder.Eventf(obj, EventTypeWarning, FailedCreatePodSandBox, "Failed to generate sandbox config for pod %s: %v", pod.FullName(), err)
+		return "", false
+	}
+	id, res := s.Runtime.RunPodSandbox(ctx, cfg, pod.RuntimeHandler)
+	if err := res.Error(); err != nil {
+		r.FailErr(ErrCreatePodSandbox, err)
+		s.Recorder.Eventf(obj, EventTypeWarning, FailedCreatePodSandBox, "Failed to create pod sandbox: %v", err)
+		return "", false
+	}
+	for _, old := range status.SandboxStatuses {
+		rr := NewSyncResult(RemovePodSandbox, old.ID)
+		if err := s.Runtime.RemovePodSandbox(ctx, old.ID); err != nil {
+			rr.Fail(err, err.Error())
+		}
+		result.AddSyncResult(rr)
+	}
+	return id, true
 }
 
 // sandboxConfig is the config a new sandbox of the pod is created with: the spec's, at that
