@@ -3,14 +3,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,22 +17,13 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// syncBuffer is a daemon's output, read by the test while the daemon writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// logFile is a daemon's output in a file, read by the test while the daemon writes it. A file, not
+// a pipe: a process the daemon leaves behind cannot hold the test's wait for its output.
+type logFile struct{ *os.File }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+func (f logFile) String() string {
+	data, _ := os.ReadFile(f.Name())
+	return string(data)
 }
 
 // TestDaemonAsService: started as systemd would (NOTIFY_SOCKET set), the daemon reports READY=1
@@ -96,19 +85,31 @@ func TestDaemonAsService(t *testing.T) {
 		"--socket", socket, "--cni-conf-dir", filepath.Join(dir, "net.d"),
 		"--static-pods-dir", filepath.Join(dir, "manifests"), "--static-pods-log-dir", filepath.Join(dir, "pod-logs"))
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
+	f, err := os.Create(filepath.Join(dir, "daemon.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := logFile{f}
+	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the daemon has exited, with its error in waitErr.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		select {
 		case <-exited:
 		default:
 			cmd.Process.Signal(syscall.SIGTERM)
-			<-exited
+			select {
+			case <-exited:
+			case <-time.After(60 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
 		}
 		if t.Failed() {
 			t.Logf("daemon output:\n%s", out)
@@ -150,8 +151,8 @@ func TestDaemonAsService(t *testing.T) {
 		t.Fatalf("%d info lines of a SIGHUP after the level went to warn, want 1 (before it)", n)
 	}
 	select {
-	case err := <-exited:
-		t.Fatalf("daemon exited after SIGHUP: %v", err)
+	case <-exited:
+		t.Fatalf("daemon exited after SIGHUP: %v", waitErr)
 	default:
 	}
 	if _, err := c.Version(ctx, &runtime.VersionRequest{}); err != nil {
@@ -163,9 +164,9 @@ func TestDaemonAsService(t *testing.T) {
 	}
 	next("STOPPING=1", 30*time.Second)
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("daemon exit: %v", err)
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("daemon exit: %v", waitErr)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("daemon did not exit after SIGTERM")
@@ -176,18 +177,13 @@ func TestDaemonAsService(t *testing.T) {
 // the daemon (and its containerd) stopped; the daemon asked to start in external mode then refuses,
 // saying what to do, and starts no containerd. Back in managed mode it finds the pod again.
 func TestExternalModeRefusedWhileManagedPodsRun(t *testing.T) {
-	bin := buildDaemon(t)
-	dir, err := os.MkdirTemp("/tmp", "crishim-mode-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testutil.UnmountAll(dir); os.RemoveAll(dir) })
-	conf := filepath.Join(dir, "net.d")
-	os.MkdirAll(conf, 0o755)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// The test registry serves the pause image; the pod is on the host's network.
+	dir, args := crashEnv(t, ctx, "mode", "crishimmd0", "10.91.0.0/24")
+	bin := buildDaemon(t)
 
-	d := startDaemon(t, bin, dir, "--cni-conf-dir", conf)
+	d := startDaemon(t, bin, dir, args...)
 	c := criClient(t, d.socket)
 	p, err := c.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: hostNetPod("modeswitch")})
 	if err != nil {
@@ -198,7 +194,7 @@ func TestExternalModeRefusedWhileManagedPodsRun(t *testing.T) {
 
 	ext := exec.CommandContext(ctx, bin, "--containerd-mode", "external", "--containerd-address", filepath.Join(dir, "system.sock"),
 		"--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"), "--socket", d.socket,
-		"--cni-conf-dir", conf, "--static-pods-dir", filepath.Join(dir, "manifests"), "--static-pods-log-dir", filepath.Join(dir, "pod-logs"))
+		"--static-pods-dir", filepath.Join(dir, "manifests"), "--static-pods-log-dir", filepath.Join(dir, "pod-logs"))
 	out, err := ext.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "containerd_mode is external, but 1 containers of namespace \"cri-shim\" started by the managed containerd") ||
 		!strings.Contains(string(out), p.PodSandboxId[:12]) || !strings.Contains(string(out), `containerd_mode = "managed"`) {
@@ -209,7 +205,7 @@ func TestExternalModeRefusedWhileManagedPodsRun(t *testing.T) {
 	}
 
 	// What the refusal says to do: managed mode, remove the pod.
-	d = startDaemon(t, bin, dir, "--cni-conf-dir", conf)
+	d = startDaemon(t, bin, dir, args...)
 	c = criClient(t, d.socket)
 	st, err := c.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: p.PodSandboxId})
 	if err != nil || st.Status.State != runtime.PodSandboxState_SANDBOX_READY {
