@@ -200,6 +200,7 @@ func TestExternalModeRefusedWhileManagedPodsRun(t *testing.T) {
 		!strings.Contains(string(out), p.PodSandboxId[:12]) || !strings.Contains(string(out), `containerd_mode = "managed"`) {
 		t.Fatalf("external mode with a managed pod running: %v\n%s", err, out)
 	}
+	t.Logf("refused: %s", out)
 	if strings.Contains(string(out), "waiting") || len(managedContainerdPids(dir)) != 0 {
 		t.Fatalf("external mode waited or started a containerd:\n%s", out)
 	}
