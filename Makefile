@@ -1,6 +1,7 @@
 # cri-shim: a Kubernetes CRI runtime on containerd.
 #   make run    install what is missing, then run the daemon (managed containerd) in the foreground
 #   make test   install what is missing, then unit, integration and critest conformance tests
+#   make install  the binary, the systemd unit and the default config under DESTDIR/PREFIX
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS ?= -buildvcs=false
@@ -8,13 +9,30 @@ CACHE ?= /var/cache/cri-shim
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 RUN_ARGS ?=
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
 
-.PHONY: all build setup run test unit integration fuzz critest bench fmt vet clean
+.PHONY: all build install setup run test unit integration fuzz critest bench fmt vet clean
 
 all: build
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/cri-shim ./cmd/cri-shim
+
+# The binary, the systemd unit (its paths filled in) and the config dir. The default config is
+# installed only where there is none: an existing config.toml is kept as it is.
+install: build
+	install -D -m 0755 bin/cri-shim $(DESTDIR)$(BINDIR)/cri-shim
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/cri-shim/config.d
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' packaging/cri-shim.service > $(DESTDIR)$(UNITDIR)/cri-shim.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/cri-shim.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/cri-shim/config.toml ]; then \
+		echo "kept the existing $(DESTDIR)$(SYSCONFDIR)/cri-shim/config.toml (the default is packaging/config.toml)"; \
+	else \
+		install -m 0644 packaging/config.toml $(DESTDIR)$(SYSCONFDIR)/cri-shim/config.toml; \
+	fi
 
 setup:
 	./hack/setup.sh

@@ -127,7 +127,7 @@ for _ in $(seq 600); do [ -S "$CTRD_SOCK" ] && crictl -r "unix://$CTRD_SOCK" ver
 crictl -r "unix://$CTRD_SOCK" version >/dev/null 2>&1 || { echo "bench.sh: containerd did not start" >&2; tail -30 "$RAW/containerd.log" >&2; exit 1; }
 CTRD_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$CTRD_PID/status")
 
-"$WORK/cri-shim" --containerd-address "$CTRD_SOCK" --root "$WORK/cri-shim-root" --state "$WORK/cri-shim-state" \
+"$WORK/cri-shim" --containerd-mode external --containerd-address "$CTRD_SOCK" --root "$WORK/cri-shim-root" --state "$WORK/cri-shim-state" \
   --socket "$SHIM_SOCK" --registry-config-path "$WORK/certs.d" --sandbox-image "$SANDBOX_IMAGE" \
   --cni-conf-dir "$CNI_CONF_DIR" --cni-bin-dir "$CNI_BIN_DIR" \
   --metrics-address 127.0.0.1:0 --enable-pprof --log-level "${BENCH_LOG_LEVEL:-info}" >"$RAW/cri-shim.log" 2>&1 &

@@ -113,8 +113,8 @@ func (s *Service) pull(ctx context.Context, named reference.Named, snapshotter s
 		Credentials:  creds.credentials,
 		UpdateClient: tr.updateClient,
 	}
-	if s.cfg.RegistryConfigPath != "" {
-		hostOpts.HostDir = config.HostDirFromRoot(s.cfg.RegistryConfigPath)
+	if dir := s.registryConfigPath(); dir != "" {
+		hostOpts.HostDir = config.HostDirFromRoot(dir)
 	}
 	resolver := docker.NewResolver(docker.ResolverOptions{
 		Hosts:   creds.registryHosts(config.ConfigureHosts(ctx, hostOpts)),

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
@@ -67,6 +68,10 @@ type Service struct {
 	removeMu  sync.Mutex // one RemoveImage at a time
 
 	pulls *pullGroup
+
+	// hostsDir is the registry hosts dir pulls use; it starts as cfg.RegistryConfigPath and changes
+	// with SetRegistryConfigPath.
+	hostsDir atomic.Pointer[string]
 
 	fsMu     sync.Mutex
 	fsCache  *fsInfo
@@ -127,6 +132,7 @@ func New(client *containerd.Client, cfg Config) (*Service, error) {
 		index:    newIndex(pinned),
 		pulls:    newPullGroup(cfg.MaxConcurrentPulls),
 	}
+	s.hostsDir.Store(&cfg.RegistryConfigPath)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -150,7 +156,23 @@ func (s *Service) Close() error {
 }
 
 // Config returns the service's configuration, defaults applied.
-func (s *Service) Config() Config { return s.cfg }
+func (s *Service) Config() Config {
+	cfg := s.cfg
+	cfg.RegistryConfigPath = s.registryConfigPath()
+	return cfg
+}
+
+// SetRegistryConfigPath makes the pulls that start from now on use the registry hosts dir path
+// ("" for the registries' defaults). The dir's files are read at each pull anyway: this is for a
+// new dir.
+func (s *Service) SetRegistryConfigPath(path string) { s.hostsDir.Store(&path) }
+
+func (s *Service) registryConfigPath() string {
+	if p := s.hostsDir.Load(); p != nil {
+		return *p
+	}
+	return s.cfg.RegistryConfigPath
+}
 
 func (s *Service) nsCtx(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, s.cfg.Namespace)

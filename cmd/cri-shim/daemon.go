@@ -17,6 +17,7 @@ import (
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/managed"
 	"github.com/cri-shim/cri-shim/imageservice"
+	"github.com/cri-shim/cri-shim/internal/sdnotify"
 	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
@@ -40,26 +41,39 @@ type backend struct {
 	supDone chan struct{}
 }
 
-// connectContainerd uses the containerd at cfg.ContainerdAddress when one answers there (unless a
-// managed one is forced), and otherwise starts a managed containerd under cri-shim's own dirs.
-func connectContainerd(ctx context.Context, cfg config.Config) (*backend, error) {
+// connectContainerd connects to the containerd of cfg's containerd_mode once checkMode allows it:
+// external, the one at containerd_address, waited for while it does not answer when wait is set (the
+// daemon) and tried once otherwise (the commands); managed, a containerd child under cri-shim's own
+// dirs, started unless one of an earlier run still serves there. Neither falls back to the other.
+func connectContainerd(ctx context.Context, cfg config.Config, wait bool, n *sdnotify.Notifier) (*backend, error) {
+	if err := checkMode(ctx, cfg, hostContainerd); err != nil {
+		return nil, err
+	}
 	b := &backend{cfg: cfg}
 	address := cfg.ContainerdAddress
-	if cfg.ManagedContainerd || !managed.Serving(ctx, address) {
+	switch cfg.ContainerdMode {
+	case config.ModeExternal:
+		if wait {
+			if err := waitExternal(ctx, address, managed.Probe, externalRetry, n); err != nil {
+				return nil, err
+			}
+		} else if err := managed.Probe(ctx, address); err != nil {
+			return nil, fmt.Errorf("containerd_mode external: no containerd answers at %s: %w", address, err)
+		}
+	case config.ModeManaged:
 		address = cfg.ManagedContainerdAddress()
 		if managed.Serving(ctx, address) {
 			// A managed containerd of an earlier run that outlived it: use it as it is.
 			logrus.WithField("address", address).Warn("a managed containerd from an earlier run is still serving; using it")
 		} else {
-			if !cfg.ManagedContainerd {
-				logrus.WithField("address", cfg.ContainerdAddress).Info("no containerd answers; starting a managed one")
-			}
 			m, err := managed.Start(ctx, managedConfig(cfg))
 			if err != nil {
 				return nil, err
 			}
 			b.managed = m
 		}
+	default:
+		return nil, fmt.Errorf("containerd_mode: %q is not %q or %q", cfg.ContainerdMode, config.ModeExternal, config.ModeManaged)
 	}
 	client, err := containerd.New(address, containerd.WithDefaultNamespace(cfg.ContainerdNamespace),
 		containerd.WithTimeout(10*time.Second), containerd.WithExtraDialOpts(kuberuntime.ContainerdDialOptions()))
@@ -68,7 +82,7 @@ func connectContainerd(ctx context.Context, cfg config.Config) (*backend, error)
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
 	}
 	b.client = client
-	logrus.WithFields(logrus.Fields{"address": address, "namespace": cfg.ContainerdNamespace, "managed": b.managed != nil}).Info("connected to containerd")
+	logrus.WithFields(logrus.Fields{"address": address, "namespace": cfg.ContainerdNamespace, "mode": cfg.ContainerdMode, "started": b.managed != nil}).Info("connected to containerd")
 	if b.managed != nil {
 		b.stopSup, b.supDone = make(chan struct{}), make(chan struct{})
 		go b.supervise()
@@ -158,7 +172,7 @@ func listenCRI(path string) (net.Listener, error) {
 	return l, nil
 }
 
-func runDaemon(ctx context.Context, cfg config.Config) error {
+func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 	applyGCPercent(cfg.GoGCPercent)
 	applyMemoryLimit(cfg.GoMemoryLimitMiB)
 	// root_dir, state_dir, the manifests and NRI dirs: root's alone (trusted_dirs.go).
@@ -177,7 +191,7 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	}
 	defer os.Remove(cfg.Socket)
 
-	b, err := connectContainerd(ctx, cfg)
+	b, err := connectContainerd(ctx, cfg, true, svc.notify)
 	if err != nil {
 		lis.Close()
 		return err
@@ -290,10 +304,24 @@ func runDaemon(ctx context.Context, cfg config.Config) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- grpcServer.Serve(lis) }()
 	logrus.WithFields(logrus.Fields{"socket": cfg.Socket, "version": version}).Info("cri-shim serving CRI")
+	svcCtx, stopSvc := context.WithCancel(ctx)
+	svcDone := make(chan struct{}, 2)
+	go func() {
+		defer func() { svcDone <- struct{}{} }()
+		if err := announceReady(svcCtx, cfg.Socket, svc.notify); err != nil && svcCtx.Err() == nil {
+			logrus.WithError(err).Error("tell the service manager cri-shim is ready")
+		}
+	}()
+	go func() {
+		defer func() { svcDone <- struct{}{} }()
+		reloadOnSignal(svcCtx, svc, &reloader{load: svc.load, cfg: cfg, images: images})
+	}()
+	defer func() { stopSvc(); <-svcDone; <-svcDone }()
 
 	select {
 	case <-ctx.Done():
 		logrus.Info("shutting down")
+		svc.notify.Notify(sdnotify.Stopping)
 	case err := <-serveErr:
 		return fmt.Errorf("grpc server: %w", err)
 	case <-streamServer.Done():

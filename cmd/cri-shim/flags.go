@@ -85,3 +85,10 @@ func applyFlags(fs *flag.FlagSet, scratch, cfg *config.Config) {
 		}
 	})
 }
+
+// flagSet tells whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

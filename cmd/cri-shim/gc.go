@@ -32,7 +32,7 @@ func gcMain(ctx context.Context, cfg config.Config, dryRun bool) error {
 	if !dryRun {
 		return errors.New("usage: cri-shim gc --dry-run [daemon flags] (the daemon itself collects every gc_interval)")
 	}
-	b, err := connectContainerd(ctx, cfg)
+	b, err := connectContainerd(ctx, cfg, false, nil)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 // newImageService returns the image service on the connected containerd.
 func newImageService(b *backend, cfg config.Config) (*imageservice.Service, error) {
 	root := ""
-	if b.managed != nil {
+	if cfg.ContainerdMode == config.ModeManaged {
 		root = managedConfig(cfg).Root
 	}
 	return imageservice.New(b.client, imageservice.Config{
@@ -26,7 +26,7 @@ func newImageService(b *backend, cfg config.Config) (*imageservice.Service, erro
 	})
 }
 
-// pullMain is `cri-shim pull`: it pulls through the same containerd (managed when needed) and the
+// pullMain is `cri-shim pull`: it pulls through the containerd of containerd_mode and the
 // model's image puller, as the daemon would.
 func pullMain(ctx context.Context, cfg config.Config, args []string) error {
 	// Credentials first: a password asked for or piped in is read before containerd starts.
@@ -39,7 +39,7 @@ func pullMain(ctx context.Context, cfg config.Config, args []string) error {
 			return err
 		}
 	}
-	b, err := connectContainerd(ctx, cfg)
+	b, err := connectContainerd(ctx, cfg, false, nil)
 	if err != nil {
 		return err
 	}

@@ -16,9 +16,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
+	"github.com/cri-shim/cri-shim/internal/sdnotify"
 	"github.com/sirupsen/logrus"
 )
 
@@ -102,16 +104,39 @@ func run(args []string) error {
 		}
 		return err
 	}
-	cfg, err := config.Load(*configPath)
+	// The daemon reloads its config on SIGHUP (systemctl reload) and is never killed by it.
+	var hup chan os.Signal
+	if sub == "daemon" {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
+	// The config files, then the flags over them, then validation: at start and at every reload.
+	load := func() (config.Config, []string, error) {
+		configDir := ""
+		if flagSet(fs, "config-dir") {
+			configDir = scratch.ConfigDir
+		}
+		cfg, files, err := config.LoadFiles(*configPath, configDir)
+		if err != nil {
+			return cfg, nil, err
+		}
+		applyFlags(fs, &scratch, &cfg)
+		if err := cfg.Validate(); err != nil {
+			return cfg, nil, fmt.Errorf("invalid config:\n%w", err)
+		}
+		return cfg, files, nil
+	}
+	cfg, files, err := load()
 	if err != nil {
 		return err
 	}
-	applyFlags(fs, &scratch, &cfg)
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid config:\n%w", err)
-	}
 	if err := setupLogging(cfg); err != nil {
 		return err
+	}
+	logrus.WithField("files", strings.Join(files, ",")).Debug("config loaded")
+	for _, w := range cfg.Warnings() {
+		logrus.Warn(w)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -133,17 +158,22 @@ func run(args []string) error {
 		if fs.NArg() != 0 {
 			return fmt.Errorf("unexpected arguments %q (see cri-shim --help)", fs.Args())
 		}
-		return runDaemon(ctx, cfg)
+		return runDaemon(ctx, cfg, service{notify: sdnotify.FromEnv(), reload: hup, load: load})
 	}
 }
 
 func setupLogging(cfg config.Config) error {
+	logrus.SetOutput(os.Stderr)
+	return applyLogSettings(cfg)
+}
+
+// applyLogSettings sets the log level and format of cfg.
+func applyLogSettings(cfg config.Config) error {
 	level, err := logrus.ParseLevel(cfg.LogLevel)
 	if err != nil {
 		return err
 	}
 	logrus.SetLevel(level)
-	logrus.SetOutput(os.Stderr)
 	if cfg.LogFormat == "json" {
 		logrus.SetFormatter(&logrus.JSONFormatter{TimestampFormat: "2006-01-02T15:04:05.000000000Z07:00"})
 	} else {

@@ -22,13 +22,26 @@ import (
 // file at the default path is not an error; a missing file given explicitly is.
 const DefaultPath = "/etc/cri-shim/config.toml"
 
+// DropInDirName is the drop-in dir next to the main file when config_dir is not set.
+const DropInDirName = "config.d"
+
+// The values of containerd_mode.
+const (
+	// ModeExternal uses the containerd at containerd_address and never starts one.
+	ModeExternal = "external"
+	// ModeManaged runs a containerd child under cri-shim's own dirs.
+	ModeManaged = "managed"
+)
+
 // Config is the daemon's configuration. The `toml` tag is the key in the file, `flag` the
 // command-line flag that overrides it, and `doc` the one-line comment `config default` prints.
 type Config struct {
+	ConfigDir                string   `toml:"config_dir" json:"config_dir" flag:"config-dir" doc:"drop-in dir: its *.toml files apply over the main file in lexical order, flags over all; set in the main file or by flag only; empty: config.d next to the main file (/etc/cri-shim/config.d by default)"`
 	Socket                   string   `toml:"socket" json:"socket" flag:"socket" doc:"unix socket the CRI gRPC services listen on (created mode 0660)"`
-	ContainerdAddress        string   `toml:"containerd_address" json:"containerd_address" flag:"containerd-address" doc:"containerd socket to use; when nothing answers there a managed containerd is started"`
+	ContainerdMode           string   `toml:"containerd_mode" json:"containerd_mode" flag:"containerd-mode" doc:"external: use the containerd at containerd_address, waiting for it while it does not answer, never starting one; managed: run a containerd child with its root, state and socket under root_dir and state_dir. Neither falls back to the other, and each refuses to start while the other still holds pods in containerd_namespace"`
+	ContainerdAddress        string   `toml:"containerd_address" json:"containerd_address" flag:"containerd-address" doc:"socket of the containerd containerd_mode external uses; managed mode checks it holds no pods of containerd_namespace, and refuses an address of its own (it means external)"`
 	ContainerdNamespace      string   `toml:"containerd_namespace" json:"containerd_namespace" flag:"containerd-namespace" doc:"containerd namespace holding cri-shim's pods, containers and images (kept apart from containerd's own CRI plugin, which uses k8s.io)"`
-	ManagedContainerd        bool     `toml:"managed_containerd" json:"managed_containerd" flag:"managed-containerd" doc:"always start a containerd child (root, state and socket under cri-shim's own dirs), even when one answers at containerd_address"`
+	ManagedContainerd        bool     `toml:"managed_containerd" json:"managed_containerd" flag:"managed-containerd" doc:"deprecated: true is containerd_mode = \"managed\""`
 	ContainerdBinaryDir      string   `toml:"containerd_binary_dir" json:"containerd_binary_dir" flag:"containerd-binary-dir" doc:"where the managed containerd and containerd-shim-runc-v2 binaries are; empty: PATH, then /var/cache/cri-shim/bin"`
 	RuncBinary               string   `toml:"runc_binary" json:"runc_binary" flag:"runc-binary" doc:"the runc the default runtime handler (runc) runs, passed to containerd-shim-runc-v2 as BinaryName; empty: /var/cache/cri-shim/bin/runc (built by hack/setup.sh) when it is there, else runc on containerd's PATH"`
 	RootDir                  string   `toml:"root_dir" json:"root_dir" flag:"root" doc:"persistent state (pod files, managed containerd's root)"`
@@ -90,6 +103,7 @@ func (d Duration) String() string { return time.Duration(d).String() }
 func Default() Config {
 	return Config{
 		Socket:                   "/run/cri-shim/cri-shim.sock",
+		ContainerdMode:           ModeManaged,
 		ContainerdAddress:        "/run/containerd/containerd.sock",
 		ContainerdNamespace:      "cri-shim",
 		RootDir:                  "/var/lib/cri-shim",
@@ -134,25 +148,88 @@ func (c *Config) NRISocketPath() string {
 	return filepath.Join(c.StateDir, "nri", "nri.sock")
 }
 
-// Load reads the TOML file at path over the defaults. An empty path means DefaultPath, which may be
-// absent.
+// Load reads the TOML file at path over the defaults, then its drop-ins (see LoadFiles). An empty
+// path means DefaultPath, which may be absent.
 func Load(path string) (Config, error) {
+	cfg, _, err := LoadFiles(path, "")
+	return cfg, err
+}
+
+// LoadFiles reads the main file at path over the defaults (an empty path means DefaultPath, which
+// may be absent), then every *.toml of the drop-in dir in lexical order, each over the ones before.
+// The drop-in dir is configDir when not empty (the --config-dir flag), else the main file's
+// config_dir, else config.d next to the main file; it may be absent unless named explicitly. The
+// result's ConfigDir is the dir used. LoadFiles returns the files read, in the order applied; each
+// error names its file.
+func LoadFiles(path, configDir string) (Config, []string, error) {
 	cfg := Default()
+	var files []string
 	explicit := path != ""
 	if !explicit {
 		path = DefaultPath
 	}
 	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := Decode(data, &cfg); err != nil {
+			return cfg, nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+		files = append(files, path)
+	case explicit || !errors.Is(err, os.ErrNotExist):
+		return cfg, nil, fmt.Errorf("config file: %w", err)
+	}
+
+	dirExplicit := configDir != "" || cfg.ConfigDir != ""
+	switch {
+	case configDir != "":
+		cfg.ConfigDir = configDir
+	case cfg.ConfigDir == "":
+		dir, err := filepath.Abs(filepath.Dir(path))
+		if err != nil {
+			return cfg, nil, fmt.Errorf("config_dir: %w", err)
+		}
+		cfg.ConfigDir = filepath.Join(dir, DropInDirName)
+	}
+	dropIns, err := dropInFiles(cfg.ConfigDir, dirExplicit)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("config_dir: %w", err)
+	}
+	for _, f := range dropIns {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("config drop-in: %w", err)
+		}
+		dir := cfg.ConfigDir
+		if err := Decode(data, &cfg); err != nil {
+			return cfg, nil, fmt.Errorf("config drop-in %s: %w", f, err)
+		}
+		if cfg.ConfigDir != dir {
+			return cfg, nil, fmt.Errorf("config drop-in %s: key config_dir: only the main file or --config-dir may set it", f)
+		}
+		files = append(files, f)
+	}
+	return cfg, files, nil
+}
+
+// dropInFiles lists dir's *.toml files in lexical order, leaving out hidden ones (editors' temporary
+// files). An absent dir has none, unless it was named explicitly.
+func dropInFiles(dir string, explicit bool) ([]string, error) {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if !explicit && errors.Is(err, os.ErrNotExist) {
-			return cfg, nil
+			return nil, nil
 		}
-		return cfg, fmt.Errorf("config file: %w", err)
+		return nil, err
 	}
-	if err := Decode(data, &cfg); err != nil {
-		return cfg, fmt.Errorf("config file %s: %w", path, err)
+	var files []string
+	for _, e := range entries { // os.ReadDir sorts by name
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".toml") || e.IsDir() {
+			continue
+		}
+		files = append(files, filepath.Join(dir, name))
 	}
-	return cfg, nil
+	return files, nil
 }
 
 // Decode parses TOML into cfg, keeping cfg's values for absent keys. Unknown keys and values of the
@@ -199,6 +276,21 @@ func (c *Config) Validate() error {
 		case filepath.Clean(p) != p:
 			bad(key, "must be a clean path (no '..', '//' or trailing '/'), got %q", p)
 		}
+	}
+	absPath("config_dir", c.ConfigDir, true)
+	switch c.ContainerdMode {
+	case ModeExternal:
+		if c.ManagedContainerd {
+			bad("containerd_mode", "%q contradicts managed_containerd = true (deprecated): drop managed_containerd", c.ContainerdMode)
+		}
+	case ModeManaged:
+		// A containerd named without a mode meant that one (it used to be taken when it answered):
+		// a managed containerd in its place would be a silent change.
+		if c.ContainerdAddress != Default().ContainerdAddress {
+			bad("containerd_mode", "%q, but containerd_address names %s: set containerd_mode = %q to use that containerd", c.ContainerdMode, c.ContainerdAddress, ModeExternal)
+		}
+	default:
+		bad("containerd_mode", "%q is not %q or %q", c.ContainerdMode, ModeExternal, ModeManaged)
 	}
 	absPath("socket", c.Socket, false)
 	// A unix socket path is limited to 107 bytes by the kernel.
@@ -318,6 +410,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// Warnings lists the deprecated keys c uses, each with its replacement.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.ManagedContainerd {
+		w = append(w, `managed_containerd is deprecated: use containerd_mode = "managed"`)
+	}
+	return w
 }
 
 func mustBeDir(errs *[]error, key, p string) {

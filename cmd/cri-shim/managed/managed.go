@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -185,18 +186,83 @@ func (c *Containerd) waitServing(ctx context.Context, timeout time.Duration) err
 
 // Serving tells whether a containerd answers on address.
 func Serving(ctx context.Context, address string) bool {
+	return Probe(ctx, address) == nil
+}
+
+// Probe asks the containerd at address whether it serves, within 2s, and says why not.
+func Probe(ctx context.Context, address string) error {
 	if _, err := os.Stat(address); err != nil {
-		return false
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	client, err := containerd.New(address, containerd.WithTimeout(time.Second))
 	if err != nil {
-		return false
+		return err
 	}
 	defer client.Close()
 	ok, err := client.IsServing(ctx)
-	return err == nil && ok
+	if err == nil && !ok {
+		err = errors.New("containerd answers but is not serving")
+	}
+	return err
+}
+
+// Containers lists the IDs of the containers of namespace in the containerd at address. It fails
+// when no containerd answers there.
+func Containers(ctx context.Context, address, namespace string) ([]string, error) {
+	if err := Probe(ctx, address); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	client, err := containerd.New(address, containerd.WithTimeout(time.Second), containerd.WithDefaultNamespace(namespace))
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	cs, err := client.Containers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID()
+	}
+	return ids, nil
+}
+
+// taskDir is where containerd's runtime v2 keeps a task's bundle under its state dir:
+// <state>/io.containerd.runtime.v2.task/<namespace>/<id>, holding the runc shim's init.pid.
+const taskDir = "io.containerd.runtime.v2.task"
+
+// LiveTasks lists the tasks of namespace whose init process still runs, from the bundles under the
+// state dir of a containerd that may be gone: its shims, and so its containers, outlive it.
+func LiveTasks(state, namespace string) ([]string, error) {
+	dir := filepath.Join(state, taskDir, namespace)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var live []string
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name(), "init.pid"))
+		if err != nil {
+			continue // a bundle whose task never started, or was deleted meanwhile
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		// Signal 0 checks the process exists; EPERM says it exists as another user's.
+		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			live = append(live, e.Name())
+		}
+	}
+	return live, nil
 }
 
 // Address is the socket the child serves on.
