@@ -12,7 +12,6 @@ import (
 
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/legacy/legacytest"
-	"github.com/cri-shim/cri-shim/sandbox"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -188,12 +187,9 @@ func TestConvertDNS(t *testing.T) {
 // resolv.conf merged with the dnsConfig for Default; none (the host's file, copied by the
 // sandbox) without a dnsConfig.
 func TestManagerSandboxDNS(t *testing.T) {
-	old := sandbox.HostResolvConf
-	sandbox.HostResolvConf = writeResolv(t, hostResolv)
-	t.Cleanup(func() { sandbox.HostResolvConf = old })
 	dir := t.TempDir()
 	fake := legacytest.NewFakeRuntime()
-	m, err := New(Options{Dir: filepath.Join(dir, "manifests"), Runtime: fake, ScanInterval: 20 * time.Millisecond, ResyncInterval: 20 * time.Millisecond})
+	m, err := New(Options{Dir: filepath.Join(dir, "manifests"), Runtime: fake, ScanInterval: 20 * time.Millisecond, ResyncInterval: 20 * time.Millisecond, HostResolvConf: writeResolv(t, hostResolv)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,10 @@ type Options struct {
 	// SeccompRoot is the dir of the Localhost seccomp profiles manifests name (empty: Localhost
 	// profiles are refused).
 	SeccompRoot string
+	// HostResolvConf is the host's resolv.conf, the base of a pod's DNS under the policies that
+	// use the node's (the same file the runtime gives a sandbox without a DNS config); default
+	// /etc/resolv.conf.
+	HostResolvConf string
 	// PodLogRoot holds the pods' log directories (default /var/log/pods).
 	PodLogRoot string
 	// Runtime runs the pods.
@@ -100,6 +104,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.ScanInterval <= 0 {
 		opts.ScanInterval = time.Second
+	}
+	if opts.HostResolvConf == "" {
+		opts.HostResolvConf = "/etc/resolv.conf"
 	}
 	if opts.ResyncInterval <= 0 {
 		opts.ResyncInterval = 2 * time.Second

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/cri-shim/cri-shim/legacy"
-	"github.com/cri-shim/cri-shim/sandbox"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -27,7 +26,7 @@ func (h runtimeHelper) GetClusterDNS(_ context.Context, spec *legacy.PodSpec) (*
 		// Not one of the manager's pods: its spec says its DNS.
 		return spec.Sandbox.GetDnsConfig(), nil
 	}
-	dns, warnings, err := podDNS(pod.DNSPolicy, pod.DNSConfig, sandbox.HostResolvConf)
+	dns, warnings, err := podDNS(pod.DNSPolicy, pod.DNSConfig, h.m.opts.HostResolvConf)
 	if err != nil {
 		return nil, err
 	}

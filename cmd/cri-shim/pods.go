@@ -18,6 +18,7 @@ import (
 	"github.com/cri-shim/cri-shim/imageservice"
 	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/cri-shim/cri-shim/server"
 	"github.com/cri-shim/cri-shim/standalone"
 	"google.golang.org/grpc"
@@ -44,8 +45,10 @@ func startStandalonePods(ctx context.Context, cfg config.Config, rt *kuberuntime
 		StateDir:    cfg.StateDir,
 		VolumeRoot:  filepath.Join(cfg.RootDir, "standalone", "volumes"),
 		SeccompRoot: filepath.Join(cfg.RootDir, "seccomp"),
-		PodLogRoot:  cfg.StaticPodsLogDir,
-		Runtime:     rt,
+		// The file a sandbox without a DNS config copies: the base of the pods' DNS.
+		HostResolvConf: sandbox.HostResolvConf,
+		PodLogRoot:     cfg.StaticPodsLogDir,
+		Runtime:        rt,
 		RecursiveReadOnly: func() bool {
 			return rt.HandlerFeatures(context.Background(), "").RecursiveReadOnlyMounts
 		},
