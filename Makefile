@@ -1,6 +1,8 @@
 # cri-shim: a Kubernetes CRI runtime on containerd.
 #   make run    install what is missing, then run the daemon (managed containerd) in the foreground
 #   make test   install what is missing, then unit, integration and critest conformance tests
+#   make test-node  build a Debian guest (cgroup v2 only, systemd, containerd service) and run the
+#               smoke test in it under QEMU (TCG); results in hack/guest/results.txt
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS ?= -buildvcs=false
@@ -9,7 +11,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 RUN_ARGS ?=
 
-.PHONY: all build setup run test unit integration fuzz critest bench fmt vet clean
+.PHONY: all build setup run test unit integration fuzz critest test-node bench fmt vet clean
 
 all: build
 
@@ -51,6 +53,12 @@ fuzz:
 
 critest: build
 	./test/critest/run.sh
+
+# a production-like node: hack/guest/build.sh makes (or reuses) the guest under
+# /var/cache/cri-shim/guest, hack/guest/run.sh boots it and writes hack/guest/results.txt.
+test-node: setup
+	./hack/guest/build.sh
+	./hack/guest/run.sh
 
 bench: build
 	SETUP_PROFILE=bench ./hack/setup.sh
