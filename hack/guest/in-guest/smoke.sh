@@ -37,6 +37,8 @@ expect "cri-shim runs in its service's cgroup" "0::/system.slice/cri-shim.servic
 expect "containerd runs in its service's cgroup" "0::/system.slice/containerd.service" \
   "$(cat "/proc/$(systemctl show -p MainPID --value containerd.service)/cgroup" 2>&1)"
 if waitfor 120 crictl version; then pass "cri-shim answers on /run/cri-shim/cri-shim.sock"; else fail "cri-shim answers" "$(crictl version 2>&1)"; fi
+expect "cri-shim connected to the system containerd (managed=false)" 1 \
+  "$(journalctl -b -u cri-shim.service -o cat | grep -c 'connected to containerd.*managed=false')"
 expect "cri-shim started no containerd of its own" "" "$(pgrep -a -P "$(systemctl show -p MainPID --value cri-shim.service)" containerd)"
 
 echo "== crictl info"
