@@ -45,6 +45,7 @@ echo "guest-test: $test exited $rc"
 journalctl -b -u cri-shim --no-pager -o short-monotonic >"$OUT/cri-shim.journal" 2>&1
 journalctl -b -u containerd --no-pager -o short-monotonic >"$OUT/containerd.journal" 2>&1
 journalctl -b --no-pager -o short-monotonic >"$OUT/journal.txt" 2>&1
+systemd-analyze critical-chain --no-pager multi-user.target >"$OUT/critical-chain.txt" 2>&1
 systemctl --failed --no-pager >"$OUT/failed-units.txt" 2>&1
 dmesg >"$OUT/dmesg.txt" 2>&1
 tar -C "$OUT" -cf /dev/vdb . && sync

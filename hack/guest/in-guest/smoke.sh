@@ -88,7 +88,8 @@ expect "memory.max (64 MiB)" 67108864 "$(cat "$cg/memory.max" 2>&1)"
 expect "cpu.max (quota 50000, period 100000)" "50000 100000" "$(cat "$cg/cpu.max" 2>&1)"
 w=$(cat "$cg/cpu.weight" 2>&1)
 if [[ $w =~ ^[0-9]+$ ]] && [ "$w" != 100 ]; then pass "cpu.weight set from cpu_shares 512 ($w)"; else fail "cpu.weight from cpu_shares 512" "got '$w' (100 is the default)"; fi
-expect "container's processes in its cgroup" yes "$( [ -s "$cg/cgroup.procs" ] && echo yes || echo no)"
+# (cgroup files report size 0: read them, do not test -s)
+expect "container's processes in its cgroup" yes "$( [ -n "$(cat "$cg/cgroup.procs" 2>/dev/null)" ] && echo yes || echo no)"
 
 echo "== stats"
 sleep 2
@@ -123,7 +124,9 @@ expect "container cgroups removed" "" "$(find /sys/fs/cgroup/kubepods -mindepth 
 
 echo "== cri-shim log"
 journalctl -b -u cri-shim --no-pager -o cat | grep -E 'level=(warning|error|fatal)' >"$OUT/cri-shim-warnings.txt"
-expect "cri-shim logged no warning or error" 0 "$(wc -l <"$OUT/cri-shim-warnings.txt")"
+# Expected here: the guest has no CRIU (checkpoint/restore is not part of this test).
+expected='msg="CRIU probe: checkpoint/restore will answer FailedPrecondition" error="criu is not installed'
+expect "cri-shim logged no warning or error but the expected CRIU one" 0 "$(grep -vcF "$expected" "$OUT/cri-shim-warnings.txt")"
 expect "cri-shim.service still active" active "$(systemctl is-active cri-shim.service)"
 
 echo "smoke: $fails failed"
