@@ -77,7 +77,9 @@ passed=$(grep -c '^PASS' "$checks" || true)
 failed=$(grep -c '^FAIL' "$checks" || true)
 {
   echo "test-node $TEST: passed $passed, failed $failed (guest exit code $(cat "$RUN/results/exit-code"))"
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+  # (this file itself does not make the tree dirty)
+  dirty=$(git -C "$ROOT" status --porcelain -- . ':!hack/guest/results.txt' 2>/dev/null | head -1)
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)${dirty:+ with uncommitted changes}"
   echo "guest: Debian bookworm under $(qemu-system-x86_64 --version | head -1), TCG, $CPUS vCPUs, $MEMORY, no network device"
   echo
   echo "## timings"
