@@ -114,6 +114,22 @@ crictl inspect "$OOM" >"$OUT/inspect-oom.json" 2>&1
 expect "OOM: reason" OOMKilled "$(jq -r .status.reason "$OUT/inspect-oom.json" 2>&1)"
 expect "OOM: exit code" 137 "$(jq -r .status.exitCode "$OUT/inspect-oom.json" 2>&1)"
 
+echo "== restart with the pod running"
+oldpid=$(systemctl show -p MainPID --value cri-shim.service)
+t0=$(date +%s.%N)
+out=$(systemctl restart cri-shim.service 2>&1) && pass "systemctl restart cri-shim" || fail "systemctl restart cri-shim" "$out"
+if waitfor 120 crictl version; then
+  pass "cri-shim answers again ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }') after the restart)"
+else
+  fail "cri-shim answers after the restart" "$(crictl version 2>&1)"
+fi
+expect "a new cri-shim process" yes "$( [ "$(systemctl show -p MainPID --value cri-shim.service)" != "$oldpid" ] && echo yes || echo no)"
+expect "pod adopted: still ready" SANDBOX_READY "$(crictl inspectp "$POD" 2>&1 | jq -r .status.state 2>&1)"
+expect "container adopted: still running" CONTAINER_RUNNING "$(crictl inspect "$CTR" 2>&1 | jq -r .status.state 2>&1)"
+expect "ExecSync after the restart" hello "$(crictl exec -s "$CTR" echo hello 2>&1)"
+expect "OOMKilled reason kept across the restart" OOMKilled "$(crictl inspect "$OOM" 2>&1 | jq -r .status.reason 2>&1)"
+expect "one containerd on the node (the system one)" 1 "$(pgrep -xc containerd)"
+
 echo "== stop and remove"
 out=$(crictl stopp "$POD" 2>&1) && pass StopPodSandbox || fail StopPodSandbox "$out"
 expect "container exited after StopPodSandbox" CONTAINER_EXITED "$(crictl inspect "$CTR" 2>&1 | jq -r .status.state 2>&1)"
