@@ -88,9 +88,6 @@ failed=$(grep -c '^FAIL' "$checks" || true)
   echo "host wall clock, QEMU start to QEMU exit: $total s${timed_out:+ (TIMED OUT)}"
   cat "$RUN/results/timings.txt"
   echo
-  echo "## boot: systemd-analyze critical-chain multi-user.target (in the guest)"
-  sed 's/\x1b\[[0-9;]*m//g' "$RUN/results/critical-chain.txt" 2>/dev/null || true
-  echo
   echo "## versions"
   cat "$RUN/results/versions.txt"
   echo

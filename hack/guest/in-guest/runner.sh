@@ -29,8 +29,9 @@ mono() { awk -v u="$(systemctl show -p "$1" --value ${2:+"$2"})" 'BEGIN { printf
 {
   echo "userspace (systemd) started: $(mono UserspaceTimestampMonotonic) s after kernel start"
   echo "multi-user.target reached: $(mono ActiveEnterTimestampMonotonic multi-user.target) s after kernel start"
-  echo "containerd.service active: $(mono ActiveEnterTimestampMonotonic containerd.service) s after kernel start"
-  echo "cri-shim.service active: $(mono ActiveEnterTimestampMonotonic cri-shim.service) s after kernel start"
+  for u in systemd-journald.service systemd-udev-trigger.service dbus.service containerd.service guest-images.service cri-shim.service; do
+    echo "$u: starting at $(mono InactiveExitTimestampMonotonic "$u") s, active at $(mono ActiveEnterTimestampMonotonic "$u") s"
+  done
 } >"$OUT/timings.txt"
 
 echo "guest-test: running $test (limit ${limit}s)"
@@ -45,7 +46,6 @@ echo "guest-test: $test exited $rc"
 journalctl -b -u cri-shim --no-pager -o short-monotonic >"$OUT/cri-shim.journal" 2>&1
 journalctl -b -u containerd --no-pager -o short-monotonic >"$OUT/containerd.journal" 2>&1
 journalctl -b --no-pager -o short-monotonic >"$OUT/journal.txt" 2>&1
-systemd-analyze critical-chain --no-pager multi-user.target >"$OUT/critical-chain.txt" 2>&1
 systemctl --failed --no-pager >"$OUT/failed-units.txt" 2>&1
 dmesg >"$OUT/dmesg.txt" 2>&1
 tar -C "$OUT" -cf /dev/vdb . && sync
