@@ -2,6 +2,8 @@
 #   make run    install what is missing, then run the daemon (managed containerd) in the foreground
 #   make test   install what is missing, then unit, integration and critest conformance tests
 #   make install  the binary, the systemd unit and the default config under DESTDIR/PREFIX
+#   make test-node  build a Debian guest (cgroup v2 only, systemd, containerd service) and run the
+#               smoke test in it under QEMU (TCG); results in hack/guest/results.txt
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS ?= -buildvcs=false
@@ -14,7 +16,7 @@ BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 
-.PHONY: all build install setup run test unit integration fuzz critest bench fmt vet clean
+.PHONY: all build install setup run test unit integration fuzz critest test-node bench fmt vet clean
 
 all: build
 
@@ -69,6 +71,12 @@ fuzz:
 
 critest: build
 	./test/critest/run.sh
+
+# a production-like node: hack/guest/build.sh makes (or reuses) the guest under
+# /var/cache/cri-shim/guest, hack/guest/run.sh boots it and writes hack/guest/results.txt.
+test-node: setup
+	./hack/guest/build.sh
+	./hack/guest/run.sh
 
 bench: build
 	SETUP_PROFILE=bench ./hack/setup.sh
