@@ -14,8 +14,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/pelletier/go-toml/v2"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/pelletier/go-toml/v2"
 )
 
 // RuncRuntimeType is the containerd shim that runs OCI runtimes with runc's command line (runc,
@@ -169,4 +169,3 @@ func writeRuntimesDefault(buf *bytes.Buffer, d Config) error {
 	}
 	return nil
 }
-
