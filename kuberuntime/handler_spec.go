@@ -171,3 +171,20 @@ func withRequestedDevicesOnly(config *runtime.ContainerConfig, base *runtimespec
 		return nil
 	}
 }
+
+// DefaultBaseSpec is containerd's default spec (what `ctr oci spec` prints), the usual start of a
+// base_runtime_spec, with ociVersion set to version when not empty: an OCI runtime that knows only
+// older specs, such as Debian 12's crun 1.8.1 (ociVersion 1.0.x alone), runs containers from a
+// base with its version.
+func DefaultBaseSpec(version string) (*runtimespec.Spec, error) {
+	ctx := namespaces.WithNamespace(context.Background(), "default")
+	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: "base"})
+	if err != nil {
+		return nil, err
+	}
+	s.Linux.CgroupsPath = ""
+	if version != "" {
+		s.Version = version
+	}
+	return s, nil
+}
