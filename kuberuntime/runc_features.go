@@ -135,9 +135,9 @@ func probeRunc(binary string) *runcFeatures {
 	var f *runcFeatures
 	out, err := exec.CommandContext(ctx, binary, "features").Output()
 	if err != nil {
-		logrus.WithError(err).WithField("runc", binary).Info("OCI runtime features unavailable (no features command): recursive read-only mounts and user namespaces off")
+		logrus.WithError(err).WithField("oci_runtime", binary).Info("OCI runtime features unavailable (no features command): recursive read-only mounts and user namespaces off")
 	} else if err := json.Unmarshal(out, &f); err != nil {
-		logrus.WithError(err).WithField("runc", binary).Warn("runc features: unreadable output")
+		logrus.WithError(err).WithField("oci_runtime", binary).Warn("runc features: unreadable output")
 		f = nil
 	}
 	runcFeaturesCache[binary] = f
@@ -200,7 +200,7 @@ func (r *ContainerdRuntime) HandlerFeatures(ctx context.Context, name string) le
 	}
 	rf := probeHandler(h)
 	f := legacy.HandlerFeatures{RecursiveReadOnlyMounts: rf != nil && slices.Contains(rf.MountOptions, "rro")}
-	log := logrus.WithFields(logrus.Fields{"handler": h.Name, "runc": RuncBinary(h)})
+	log := logrus.WithFields(logrus.Fields{"handler": h.Name, "oci_runtime": RuncBinary(h)})
 	why := ""
 	switch {
 	case h.Type != "io.containerd.runc.v2":
