@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything cri-shim and its tests need on a Debian machine, idempotently.
-#   - apt packages: runc, CNI plugins, iptables, iproute2, busybox-static (+ the dynamic busybox .deb,
+#   - apt packages: runc, crun (a second runtime handler), CNI plugins, iptables, iproute2, busybox-static (+ the dynamic busybox .deb,
 #     extracted, for the e2e test images), criu (Debian 12's 3.17.1; it works only on kernels before
 #     6.13, so see below)
 #   - CRIU $CRIU_VERSION from Debian trixie (kernels from 6.13 on need CRIU >= 4.1), with trixie's
@@ -41,7 +41,7 @@ log() { echo "setup: $*" >&2; }
 mkdir -p "$BIN"
 
 # --- Debian packages -------------------------------------------------------------------------
-pkgs=(runc containernetworking-plugins iptables iproute2 busybox-static ca-certificates criu libseccomp-dev pkg-config)
+pkgs=(runc crun containernetworking-plugins iptables iproute2 busybox-static ca-certificates criu libseccomp-dev pkg-config)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -257,11 +257,12 @@ func (c *containerCreation) buildSpecOpts(context.Context) (err error) {
 	c.specOpts, err = containerspec.Opts(containerspec.Input{
 		ID: c.id, Config: c.specConfig, SandboxID: sb.meta.ID, SandboxConfig: sb.config, SandboxPid: c.sbPid,
 		TargetPid: c.targetPid, Files: sb.files, Image: c.img.Config, ImageName: imageName, VolumeMounts: c.volumes,
-		ImageChainID: c.img.ChainID, UserCache: &c.r.userLookups, Host: specHost(), CgroupDriver: c.r.opts.CgroupDriver,
+		ImageChainID: c.img.ChainID, UserCache: &c.r.userLookups, Host: specHostFor(c.handler), CgroupDriver: c.r.opts.CgroupDriver,
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", legacy.ErrCreateContainerConfig, err)
 	}
+	c.specOpts = c.r.handlerSpec(sb.meta.RuntimeHandler).containerSpecOpts(c.specConfig, sb.config, c.specOpts)
 	return nil
 }
 

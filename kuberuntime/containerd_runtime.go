@@ -59,6 +59,9 @@ type Options struct {
 	Network PodNetwork
 	// RuntimeHandlers the pods may name; the first is the default. Empty: runc.
 	RuntimeHandlers []legacy.RuntimeHandler
+	// HandlerSpecs are what the handlers, by name, do to their pods' specs (handler_spec.go);
+	// a handler without one changes nothing.
+	HandlerSpecs map[string]HandlerSpec
 	// ShmSize is the size of a pod's /dev/shm; 0: 64 MiB.
 	ShmSize int64
 	// MaxCheckpointSize bounds the bytes a restore copies from a checkpoint into the container's

@@ -135,9 +135,9 @@ func probeRunc(binary string) *runcFeatures {
 	var f *runcFeatures
 	out, err := exec.CommandContext(ctx, binary, "features").Output()
 	if err != nil {
-		logrus.WithError(err).WithField("runc", binary).Info("runc features unavailable: recursive read-only mounts and user namespaces off")
+		logrus.WithError(err).WithField("oci_runtime", binary).Info("OCI runtime features unavailable (no features command): recursive read-only mounts and user namespaces off")
 	} else if err := json.Unmarshal(out, &f); err != nil {
-		logrus.WithError(err).WithField("runc", binary).Warn("runc features: unreadable output")
+		logrus.WithError(err).WithField("oci_runtime", binary).Warn("runc features: unreadable output")
 		f = nil
 	}
 	runcFeaturesCache[binary] = f
@@ -163,6 +163,26 @@ func specHost() containerspec.Host {
 	return h
 }
 
+// specHostFor is specHost for the containers of handler h: recursive read-only mounts are asked
+// of its own OCI runtime (Debian 12's crun 1.8.1 has no features command, so none are made for it).
+func specHostFor(h legacy.RuntimeHandler) containerspec.Host {
+	host := containerspec.DefaultHost()
+	host.RecursiveReadOnly = func() bool {
+		f := probeHandler(h)
+		return f != nil && slices.Contains(f.MountOptions, "rro")
+	}
+	return host
+}
+
+// probeHandler is the features of h's OCI runtime: nil for a shim other than runc's, whose
+// runtime cri-shim cannot ask, and for a runtime without a features command.
+func probeHandler(h legacy.RuntimeHandler) *runcFeatures {
+	if h.Type != "" && h.Type != "io.containerd.runc.v2" {
+		return nil
+	}
+	return probeRunc(RuncBinary(h))
+}
+
 // HandlerFeatures probes (once per handler) what the handler named name ("" the default) can do:
 // recursive read-only mounts when its runc has "rro"; user namespaces when its runc creates user
 // namespaces and idmapped mounts, its snapshotter mounts layers idmapped ("remap-ids": overlayfs
@@ -178,13 +198,15 @@ func (r *ContainerdRuntime) HandlerFeatures(ctx context.Context, name string) le
 	if f, ok := r.features[h.Name]; ok {
 		return f
 	}
-	rf := probeRunc(RuncBinary(h))
+	rf := probeHandler(h)
 	f := legacy.HandlerFeatures{RecursiveReadOnlyMounts: rf != nil && slices.Contains(rf.MountOptions, "rro")}
-	log := logrus.WithFields(logrus.Fields{"handler": h.Name, "runc": RuncBinary(h)})
+	log := logrus.WithFields(logrus.Fields{"handler": h.Name, "oci_runtime": RuncBinary(h)})
 	why := ""
 	switch {
+	case h.Type != "io.containerd.runc.v2":
+		why = fmt.Sprintf("the features of %s's runtime cannot be probed", h.Type)
 	case !rf.userns():
-		why = "runc creates no user namespaces or idmapped mounts (runc ≥ 1.2 needed)"
+		why = "the OCI runtime reports no user namespaces or idmapped mounts (runc ≥ 1.2 needed; a runtime without a features command, such as Debian 12's crun 1.8.1, reports none)"
 	default:
 		ctx, cancel := context.WithTimeout(r.withNS(ctx), 10*time.Second)
 		caps, err := r.client.GetSnapshotterCapabilities(ctx, snapshotterOr(h.Snapshotter))

@@ -174,7 +174,7 @@ func (r *ContainerdRuntime) newSandboxRun(ctx context.Context, config *runtime.P
 	md := config.GetMetadata()
 	handler, ok := r.handlers[runtimeHandler]
 	if !ok {
-		return nil, fmt.Errorf("unknown runtime handler %q: %w", runtimeHandler, errdefs.ErrInvalidArgument)
+		return nil, r.unknownHandler(runtimeHandler)
 	}
 	if runtimeHandler == "" {
 		runtimeHandler = handler.Name
@@ -357,6 +357,7 @@ func (s *sandboxRun) createPauseContainer(ctx context.Context) error {
 	if err != nil {
 		return s.failStart(fmt.Errorf("sandbox spec: %v: %w", err, errdefs.ErrInvalidArgument))
 	}
+	specOpts = r.handlerSpec(s.runtimeHandler).sandboxSpecOpts(config, specOpts)
 	labels := map[string]string{
 		LabelKind:         KindSandbox,
 		LabelSandboxID:    id,

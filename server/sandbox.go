@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -22,7 +23,7 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtime.RunPodSa
 		return nil, err
 	}
 	if !s.opts.Backend.HasRuntimeHandler(req.GetRuntimeHandler()) {
-		return nil, status.Errorf(codes.InvalidArgument, "unknown runtime handler %q", req.GetRuntimeHandler())
+		return nil, status.Errorf(codes.InvalidArgument, "unknown runtime handler %q (configured: %s)", req.GetRuntimeHandler(), strings.Join(s.opts.RuntimeHandlers, ", "))
 	}
 	id, result := s.opts.Backend.RunPodSandbox(ctx, config, req.GetRuntimeHandler())
 	if err := syncError(result); err != nil {

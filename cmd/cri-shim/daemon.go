@@ -198,6 +198,11 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 	}
 	defer b.close()
 
+	handlers, handlerSpecs, _, err := runtimeHandlers(cfg)
+	if err != nil {
+		lis.Close()
+		return err
+	}
 	images, err := newImageService(b, cfg)
 	if err != nil {
 		lis.Close()
@@ -205,14 +210,14 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 	}
 	defer images.Close()
 	rt, err := kuberuntime.NewContainerdRuntime(ctx, b.client, kuberuntime.Options{
-		Namespace:    cfg.ContainerdNamespace,
-		RootDir:      cfg.RootDir,
-		StateDir:     cfg.StateDir,
-		SandboxImage: cfg.SandboxImage,
-		Images:       kuberuntime.NewImageServiceBackend(images),
-		Network:      sandbox.NewNetwork(cfg.CNIBinDirs, cfg.CNIConfDir),
-		// runc: the configured binary, else the one hack/setup.sh builds, else containerd's PATH.
-		RuntimeHandlers:   []legacy.RuntimeHandler{kuberuntime.RuncHandler("runc", kuberuntime.ResolveRuncBinary(cfg.RuncBinary))},
+		Namespace:         cfg.ContainerdNamespace,
+		RootDir:           cfg.RootDir,
+		StateDir:          cfg.StateDir,
+		SandboxImage:      cfg.SandboxImage,
+		Images:            kuberuntime.NewImageServiceBackend(images),
+		Network:           sandbox.NewNetwork(cfg.CNIBinDirs, cfg.CNIConfDir),
+		RuntimeHandlers:   handlers,
+		HandlerSpecs:      handlerSpecs,
 		MaxCheckpointSize: int64(cfg.CheckpointMaxSizeMiB) << 20,
 		ExecIODrain:       time.Duration(cfg.ExecIODrainTimeout),
 		CgroupDriver:      cgroupDriver,
@@ -222,8 +227,10 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 		return err
 	}
 	defer rt.Close()
-	// Probe the default handler's features now: logged, and the first Status is not slowed.
-	rt.HandlerFeatures(ctx, "")
+	// Probe every handler's features now: logged, and the first Status is not slowed.
+	for _, h := range handlers {
+		rt.HandlerFeatures(ctx, h.Name)
+	}
 	// Probe CRIU in the background (a real dump and restore of a test process): the log says at
 	// start whether checkpoint/restore works here, and why not.
 	defer criu.StartCRIUProbe(ctx)()
@@ -288,6 +295,7 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 		// Recursive read-only mounts and user namespaces are advertised per handler, only when
 		// its runc (and, for user namespaces, the kernel and snapshotter) can do them.
 		HandlerFeatures: rt.HandlerFeatures,
+		RuntimeHandlers: cfg.RuntimeNames(),
 		Protected:       protectPods,
 		CgroupDriver:    cgroupDriver,
 	})

@@ -15,7 +15,12 @@ func newImageService(b *backend, cfg config.Config) (*imageservice.Service, erro
 	if cfg.ContainerdMode == config.ModeManaged {
 		root = managedConfig(cfg).Root
 	}
+	_, _, snapshotters, err := runtimeHandlers(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return imageservice.New(b.client, imageservice.Config{
+		RuntimeSnapshotters:    snapshotters,
 		Namespace:              cfg.ContainerdNamespace,
 		RegistryConfigPath:     cfg.RegistryConfigPath,
 		MaxConcurrentPulls:     cfg.MaxConcurrentPulls,

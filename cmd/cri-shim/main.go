@@ -40,6 +40,7 @@ func usage(fs *flag.FlagSet) func() {
   cri-shim [flags]             run the CRI daemon
   cri-shim version             print the version
   cri-shim config default      print every config key with its default and a comment
+  cri-shim config oci-spec [--oci-version V]  print containerd's default OCI spec (a base_runtime_spec to edit)
   cri-shim pull [flags] IMAGE  pull an image into cri-shim's containerd namespace
   cri-shim gc --dry-run        print the containers the config's GC policy would remove now
   cri-shim pods COMMAND        standalone pods: apply FILE, list, describe NAME, logs NAME [-c C] [-f], delete NAME
@@ -65,7 +66,10 @@ func run(args []string) error {
 				_, err := os.Stdout.Write(buf.Bytes())
 				return err
 			}
-			return errors.New("usage: cri-shim config default")
+			if len(args) >= 2 && args[1] == "oci-spec" {
+				return ociSpecMain(args[2:], os.Stdout)
+			}
+			return errors.New("usage: cri-shim config default | cri-shim config oci-spec [--oci-version V]")
 		}
 	}
 	sub := "daemon"

@@ -8,6 +8,8 @@
 #      CRITEST_NO_RATCHET=1 (record results without enforcing the baseline),
 #      CRITEST_BENCHMARK_DIR=DIR (run critest -benchmark instead, writing its JSON results to DIR),
 #      CRITEST_LOGS=DIR (where logs and JUnit reports go, default test/critest/last-run).
+# When crun is installed it is configured as a second runtime handler, crun, beside the default runc:
+# CRITEST_ARGS=-runtime-handler crun runs the specs on it (the ratchet is runc's).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -56,10 +58,26 @@ for _ in $(seq 600); do [ -s "$WORK/registry.addr" ] && break; kill -0 "$REG_PID
 [ -s "$WORK/registry.addr" ] || { echo "run.sh: test registry did not start" >&2; cat "$LOGS/registry.log" >&2; exit 1; }
 echo "run.sh: test registry on $(cat "$WORK/registry.addr")" >&2
 
+# crun as the handler crun: Debian 12's crun 1.8.1 runs specs of ociVersion 1.0.x alone, so its
+# specs start from containerd's default at 1.0.2. On a hybrid cgroup host whose v2 hierarchy holds
+# controllers crun refuses every container, whatever its cgroup manager: there it runs through a
+# wrapper that unmounts the v2 hierarchy in a mount namespace of its own (crun then sees cgroup v1).
+config=()
+if crun=$(command -v crun); then
+  "$WORK/cri-shim" config oci-spec --oci-version 1.0.2 >"$WORK/crun-base.json"
+  if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
+    printf '#!/bin/sh\nexec unshare -m --propagation slave sh -c '"'"'umount /sys/fs/cgroup/unified && exec %s "$@"'"'"' crun "$@"\n' "$crun" >"$WORK/crun"
+    chmod 0755 "$WORK/crun"
+    crun=$WORK/crun
+  fi
+  printf '[runtimes.crun]\nbinary_name = "%s"\nbase_runtime_spec = "%s"\n' "$crun" "$WORK/crun-base.json" >"$WORK/config.toml"
+  config=(--config "$WORK/config.toml")
+fi
+
 # NRI on the daemon's default socket (<state>/nri/nri.sock), which critest's NRI specs connect to.
 # Their plugins hold Synchronize open for 2s on purpose (a container created meanwhile must not be
 # lost), longer than NRI's default 2s request timeout: the run allows 10s.
-"$WORK/cri-shim" --managed-containerd --root "$WORK/root" --state "$WORK/state" --socket "$WORK/cri.sock" \
+"$WORK/cri-shim" "${config[@]}" --managed-containerd --root "$WORK/root" --state "$WORK/state" --socket "$WORK/cri.sock" \
   --static-pods-dir "$WORK/manifests" --static-pods-log-dir "$WORK/pod-logs" \
   --registry-config-path "$WORK/certs.d" --log-level debug --nri-plugin-request-timeout 10s \
   >"$LOGS/cri-shim.log" 2>&1 &

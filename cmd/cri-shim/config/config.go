@@ -81,6 +81,11 @@ type Config struct {
 
 	// The cgroup driver (cgroup_driver.go).
 	CgroupDriver string `toml:"cgroup_driver" json:"cgroup_driver" flag:"cgroup-driver" doc:"how pods' cgroups are named and made: systemd (the kubelet's *.slice parents; runc makes a scope per container through systemd) or cgroupfs (cgroup paths); must match the kubelet's cgroupDriver, which RuntimeConfig reports to it; empty: systemd when systemd is PID 1 (/run/systemd/system exists), else cgroupfs"`
+
+	// The runtime handlers (runtimes.go). Runtimes is a table, written after every key and
+	// without a flag.
+	DefaultRuntimeName string             `toml:"default_runtime_name" json:"default_runtime_name" flag:"default-runtime-name" doc:"the runtime handler of pods that name none (the empty RuntimeClass handler): one of the [runtimes.<name>] tables"`
+	Runtimes           map[string]Runtime `toml:"runtimes" json:"runtimes"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m", "90s") in TOML.
@@ -132,6 +137,9 @@ func Default() Config {
 		EnableNRI:                    true,
 		NRIPluginRegistrationTimeout: Duration(5 * time.Second),
 		NRIPluginRequestTimeout:      Duration(2 * time.Second),
+
+		DefaultRuntimeName: "runc",
+		Runtimes:           defaultRuntimes(),
 	}
 }
 
@@ -409,6 +417,9 @@ func (c *Config) Validate() error {
 	if err := c.validateCgroupDriver(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.validateRuntimes(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -446,13 +457,17 @@ type Field struct {
 	Value          reflect.Value
 }
 
-// Fields lists the keys of c in file order, with addressable values.
+// Fields lists the keys of c in file order, with addressable values: the top-level keys, each
+// with its flag (tables such as runtimes have none and are not listed).
 func (c *Config) Fields() []Field {
 	v := reflect.ValueOf(c).Elem()
 	t := v.Type()
 	out := make([]Field, 0, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
+		if f.Tag.Get("flag") == "" {
+			continue
+		}
 		out = append(out, Field{Key: f.Tag.Get("toml"), Flag: f.Tag.Get("flag"), Doc: f.Tag.Get("doc"), Value: v.Field(i)})
 	}
 	return out
@@ -469,5 +484,5 @@ func WriteDefault(buf *bytes.Buffer) error {
 		}
 		fmt.Fprintf(buf, "\n# %s\n%s", f.Doc, val)
 	}
-	return nil
+	return writeRuntimesDefault(buf, d)
 }
