@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -154,19 +155,9 @@ func withRequestedDevicesOnly(config *runtime.ContainerConfig, base *runtimespec
 				s.Linux.Resources.Devices = slices.Clone(base.Linux.Resources.Devices)
 			}
 		}
-		// The requested devices as the spec options add them (containerspec's withDevices).
-		for _, d := range config.GetDevices() {
-			p, err := filepath.EvalSymlinks(d.GetHostPath())
-			if err != nil {
-				return fmt.Errorf("device %s: %w", d.GetHostPath(), err)
-			}
-			perms := d.GetPermissions()
-			if perms == "" {
-				perms = "rwm"
-			}
-			if err := oci.WithDevices(p, d.GetContainerPath(), perms)(ctx, client, c, s); err != nil {
-				return fmt.Errorf("device %s: %w", d.GetHostPath(), err)
-			}
+		// The requested devices, as the spec builder adds them.
+		if err := containerspec.WithDevices(config)(ctx, client, c, s); err != nil {
+			return err
 		}
 		return nil
 	}

@@ -271,7 +271,7 @@ func securityOpts(in Input, privileged bool) ([]oci.SpecOpts, error) {
 	if p := sc.GetReadonlyPaths(); p != nil {
 		opts = append(opts, oci.WithReadonlyPaths(p))
 	}
-	opts = append(opts, withDevices(config))
+	opts = append(opts, WithDevices(config))
 	capsOpt, err := withCapabilities(sc, in.Host)
 	if err != nil {
 		return nil, err
@@ -600,8 +600,8 @@ func ensurePropagation(host Host, path string, slaveOK bool) error {
 	return nil
 }
 
-// withDevices adds the host devices the config asks for.
-func withDevices(config *runtime.ContainerConfig) oci.SpecOpts {
+// WithDevices adds the host devices the config asks for.
+func WithDevices(config *runtime.ContainerConfig) oci.SpecOpts {
 	return func(ctx context.Context, client oci.Client, c *containers.Container, s *runtimespec.Spec) error {
 		for _, d := range config.GetDevices() {
 			p, err := filepath.EvalSymlinks(d.GetHostPath())
