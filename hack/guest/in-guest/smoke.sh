@@ -54,7 +54,7 @@ expect "containerd runs in its service's cgroup" "0::/system.slice/containerd.se
   "$(cat "/proc/$(systemctl show -p MainPID --value containerd.service)/cgroup" 2>&1)"
 if waitfor 120 crictl version; then pass "cri-shim answers on /run/cri-shim/cri-shim.sock"; else fail "cri-shim answers" "$(crictl version 2>&1)"; fi
 expect "cri-shim connected to the system containerd (mode=external started=false)" 1 \
-  "$(journalctl -b -u cri-shim.service -o cat | grep -c 'connected to containerd.*mode=external started=false')"
+  "$(journalctl -b -u cri-shim.service -o cat | grep -c 'connected to containerd.*mode=external.*started=false')"
 expect "cri-shim started no containerd of its own" "" "$(pgrep -a -P "$(mainpid)" containerd)"
 crictl info >"$OUT/crictl-info.json" 2>&1
 expect "crictl info: RuntimeReady" true "$(jq -r '.status.conditions[] | select(.type == "RuntimeReady") | .status' "$OUT/crictl-info.json" 2>&1)"
