@@ -190,7 +190,7 @@ func (r *ContainerdRuntime) watchOOM() {
 							if changed, err := c.markOOMKilled(); err != nil {
 								logrus.WithError(err).WithField("container", c.meta.ID).Warn("write container status")
 							} else if changed {
-								logrus.WithField("container", c.meta.ID).Debug("OOM event after the exit: reason OOMKilled")
+								logrus.WithField("container", c.meta.ID).Info("OOM event after the exit: reason OOMKilled")
 							}
 						}
 					}

@@ -174,7 +174,12 @@ pods() {
   out=$(crictl start "$OOM" 2>&1) || fail "start the OOM container" "$out"
   exited() { [ "$(crictl inspect "$OOM" | jq -r .status.state)" = CONTAINER_EXITED ]; }
   if waitfor 120 exited; then pass "OOM container exited"; else fail "OOM container exited" "state $(crictl inspect "$OOM" 2>&1 | jq -r .status.state)"; fi
+  # The reason may come a moment after the exit: under systemd the scope's cgroup (memory.events)
+  # is gone with its last process, and containerd's OOM event tells it (logged when so).
+  oomreason() { [ "$(crictl inspect "$OOM" | jq -r .status.reason)" = OOMKilled ]; }
+  waitfor 5 oomreason
   crictl inspect "$OOM" >"$OUT/inspect-oom-$driver.json" 2>&1
+  note "exit reasons set by an OOM event after the exit so far: $(journalctl -b -u cri-shim.service -o cat | grep -c 'OOM event after the exit')"
   expect "OOM: reason" OOMKilled "$(jq -r .status.reason "$OUT/inspect-oom-$driver.json" 2>&1)"
   expect "OOM: exit code" 137 "$(jq -r .status.exitCode "$OUT/inspect-oom-$driver.json" 2>&1)"
   expect "the box container still running after its neighbour's OOM kill" CONTAINER_RUNNING "$(crictl inspect "$CTR" 2>&1 | jq -r .status.state 2>&1)"
