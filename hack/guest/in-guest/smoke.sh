@@ -170,6 +170,9 @@ pods() {
   fi
 
   echo "== [$driver] OOM"
+  # containerd's events, to see its OOM event (what sets the reason when the cgroup is gone).
+  /usr/local/bin/ctr -n cri-shim events >"$OUT/events-$driver.txt" 2>&1 &
+  local evpid=$!
   OOM=$(crictl create "$POD" /tmp/oom.json /tmp/pod.json 2>"$OUT/oom-$driver.err")
   out=$(crictl start "$OOM" 2>&1) || fail "start the OOM container" "$out"
   exited() { [ "$(crictl inspect "$OOM" | jq -r .status.state)" = CONTAINER_EXITED ]; }
@@ -179,6 +182,10 @@ pods() {
   oomreason() { [ "$(crictl inspect "$OOM" | jq -r .status.reason)" = OOMKilled ]; }
   waitfor 5 oomreason
   crictl inspect "$OOM" >"$OUT/inspect-oom-$driver.json" 2>&1
+  sleep 1
+  kill "$evpid" 2>/dev/null
+  wait "$evpid" 2>/dev/null
+  positive "containerd published /tasks/oom for the OOM container" "$(grep -c "/tasks/oom.*$OOM" "$OUT/events-$driver.txt")"
   note "exit reasons set by an OOM event after the exit so far: $(journalctl -b -u cri-shim.service -o cat | grep -c 'OOM event after the exit')"
   expect "OOM: reason" OOMKilled "$(jq -r .status.reason "$OUT/inspect-oom-$driver.json" 2>&1)"
   expect "OOM: exit code" 137 "$(jq -r .status.exitCode "$OUT/inspect-oom-$driver.json" 2>&1)"
