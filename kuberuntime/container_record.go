@@ -103,11 +103,23 @@ func (c *podContainer) taskGoneCh() chan struct{} {
 	return c.taskGone
 }
 
-// markOOMKilled notes that the container was OOM-killed (its exit reason is then OOMKilled).
-func (c *podContainer) markOOMKilled() {
+// markOOMKilled notes that the container was OOM-killed: its exit reason is then OOMKilled, also
+// when its exit is recorded already. containerd's OOM event may come after the exit: under the
+// systemd cgroup driver systemd removes a container's scope, memory.events with it, as soon as its
+// last process is gone, so the exit finds no OOM count to read and only the event tells it. It
+// returns whether a recorded exit's reason changed, and the error of writing the status file then.
+func (c *podContainer) markOOMKilled() (bool, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.oomKilled = true
-	c.mu.Unlock()
+	if c.state != legacy.ContainerStateExited || c.rec.Reason == legacy.ReasonOOMKilled || c.rec.Reason == legacy.ReasonStartError {
+		return false, nil
+	}
+	c.rec.Reason = legacy.ReasonOOMKilled
+	if c.removing {
+		return true, nil
+	}
+	return true, c.saveRecordLocked()
 }
 
 // markRemoving notes that the container is being removed: no start follows, and no status file

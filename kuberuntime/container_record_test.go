@@ -41,7 +41,9 @@ func TestContainerSnapshotIsACopy(t *testing.T) {
 func TestContainerMarkExitedOnce(t *testing.T) {
 	c := testRecordContainer(t)
 	c.markRunning(7)
-	c.markOOMKilled()
+	if changed, err := c.markOOMKilled(); changed || err != nil {
+		t.Fatalf("markOOMKilled of a running container: changed %v, %v", changed, err)
+	}
 	calls := 0
 	at := time.Unix(100, 0)
 	reason, ok := c.markExited(137, at, false, "bye", func(err error) {
@@ -164,5 +166,34 @@ func TestContainerSetResources(t *testing.T) {
 	rec, err := loadRecord(c.rootDir)
 	if err != nil || len(rec.Resources) == 0 {
 		t.Fatalf("status file without the resources: %+v, %v", rec, err)
+	}
+}
+
+// TestContainerOOMEventAfterTheExit: containerd's OOM event that comes after the exit was recorded
+// (under systemd the scope, and its memory.events, are gone by then) still makes the reason
+// OOMKilled, in the status file too; a start error stays what it is.
+func TestContainerOOMEventAfterTheExit(t *testing.T) {
+	c := testRecordContainer(t)
+	c.markRunning(7)
+	if reason, _ := c.markExited(137, time.Now(), false, "", nil); reason != legacy.ReasonError {
+		t.Fatalf("reason %q before the OOM event, want Error", reason)
+	}
+	if changed, err := c.markOOMKilled(); !changed || err != nil {
+		t.Fatalf("markOOMKilled after the exit: changed %v, %v", changed, err)
+	}
+	if snap := c.snapshot(); snap.rec.Reason != legacy.ReasonOOMKilled || snap.rec.ExitCode != 137 {
+		t.Fatalf("after the late OOM event: %+v", snap.rec)
+	}
+	if rec, err := loadRecord(c.rootDir); err != nil || rec.Reason != legacy.ReasonOOMKilled {
+		t.Fatalf("status file: %+v, %v", rec, err)
+	}
+	if changed, _ := c.markOOMKilled(); changed {
+		t.Fatal("a second OOM event reported a change")
+	}
+
+	failed := testRecordContainer(t)
+	failed.markStartFailed(errors.New("boom"))
+	if changed, _ := failed.markOOMKilled(); changed || failed.snapshot().rec.Reason != legacy.ReasonStartError {
+		t.Fatalf("an OOM event changed a start error: %+v", failed.snapshot().rec)
 	}
 }

@@ -187,7 +187,11 @@ func (r *ContainerdRuntime) watchOOM() {
 					}
 					if ev, ok := v.(*eventstypes.TaskOOM); ok {
 						if c, err := r.ctrs().store.get(ev.ContainerID); err == nil && c.meta.ID == ev.ContainerID {
-							c.markOOMKilled()
+							if changed, err := c.markOOMKilled(); err != nil {
+								logrus.WithError(err).WithField("container", c.meta.ID).Warn("write container status")
+							} else if changed {
+								logrus.WithField("container", c.meta.ID).Info("OOM event after the exit: reason OOMKilled")
+							}
 						}
 					}
 					delay = 200 * time.Millisecond

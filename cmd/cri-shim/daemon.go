@@ -179,11 +179,11 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 	if err := checkTrustedDirs(cfg); err != nil {
 		return err
 	}
-	cgroupDriver, err := cfg.CgroupDriverOf()
+	// The effective driver, in a verbose Status too.
+	cgroupDriver, err := cfg.ResolveCgroupDriver()
 	if err != nil {
 		return err
 	}
-	cfg.CgroupDriver = string(cgroupDriver) // the effective driver, in a verbose Status too
 	logrus.WithField("cgroup_driver", cgroupDriver).Info("cgroup driver")
 	lis, err := listenCRI(cfg.Socket)
 	if err != nil {

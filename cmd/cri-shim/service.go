@@ -116,6 +116,11 @@ func (r *reloader) reload() (applied, pending []string, err error) {
 		logrus.WithError(err).Error("reload: config not applied")
 		return nil, nil, err
 	}
+	// As the daemon resolved it at its start: an unset cgroup_driver is the host's, not a change.
+	if _, err := next.ResolveCgroupDriver(); err != nil {
+		logrus.WithError(err).Error("reload: config not applied")
+		return nil, nil, err
+	}
 	cur, nxt := r.cfg.Fields(), next.Fields()
 	for i, f := range cur {
 		if reflect.DeepEqual(f.Value.Interface(), nxt[i].Value.Interface()) {

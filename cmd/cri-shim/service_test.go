@@ -176,6 +176,9 @@ func TestReloadAppliesLiveKeysOnly(t *testing.T) {
 	defer hook.Reset()
 
 	cfg := config.Default()
+	if _, err := cfg.ResolveCgroupDriver(); err != nil { // as the daemon runs with it
+		t.Fatal(err)
+	}
 	if err := applyLogSettings(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -265,5 +268,38 @@ func TestSIGHUPReloads(t *testing.T) {
 	<-done
 	if logrus.GetLevel() != logrus.TraceLevel {
 		t.Fatalf("log level %s after SIGHUP, want trace", logrus.GetLevel())
+	}
+}
+
+// TestReloadUnsetCgroupDriverIsNoChange: the daemon runs with its cgroup driver resolved (an unset
+// key is the host's driver); the same files read again on a reload resolve the same way, so no
+// change of cgroup_driver is warned about. Another driver named in the files is one.
+func TestReloadUnsetCgroupDriverIsNoChange(t *testing.T) {
+	defer logrus.SetLevel(logrus.GetLevel())
+	cfg := config.Default()
+	running, err := cfg.ResolveCgroupDriver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := config.Default()
+	next.LogLevel = "debug"
+	r := &reloader{cfg: cfg, load: func() (config.Config, []string, error) { return next, nil, nil }}
+	applied, pending, err := r.reload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(applied, ",") != "log_level" || len(pending) != 0 {
+		t.Fatalf("applied %q, pending %q; want log_level and nothing pending", applied, pending)
+	}
+	if r.cfg.CgroupDriver != string(running) {
+		t.Fatalf("cgroup_driver in effect %q after the reload, want %q", r.cfg.CgroupDriver, running)
+	}
+
+	next.CgroupDriver = "cgroupfs"
+	if running == "cgroupfs" {
+		next.CgroupDriver = "systemd"
+	}
+	if _, pending, _ = r.reload(); strings.Join(pending, ",") != "cgroup_driver" {
+		t.Fatalf("pending %q after the files named another driver, want cgroup_driver", pending)
 	}
 }

@@ -10,9 +10,10 @@
 # Stages, each cached under $GUEST and redone only when its inputs change:
 #   1. host tools (qemu-system-x86, debootstrap, e2fsprogs, busybox-static) installed when missing
 #   2. base-<key>/: debootstrap of $SUITE with $PACKAGES (key: suite, mirror, packages)
-#   3. bin/: ctr (containerd's client, to import the test images), the pause program, cri-shim
+#   3. bin/: ctr (containerd's client, to import the test images), the pause program; install/:
+#      cri-shim as `make install DESTDIR=install` writes it (binary, unit, default config)
 #   4. images/: docker-archive tarballs of a static busybox image and a pause image
-#   5. root.img: base + binaries + hack/guest/files + hack/guest/in-guest + images
+#   5. root.img: base + binaries + install/ + hack/guest/files + hack/guest/in-guest + images
 # Needs root (debootstrap, device nodes). Network: deb.debian.org for apt and debootstrap, the Go
 # module proxy for ctr; the guest itself has no network device.
 set -euo pipefail
@@ -74,9 +75,11 @@ if [ ! -x "$GUEST/bin/ctr" ] || [ ! -f "$GUEST/bin/.ctr-$CONTAINERD_VERSION" ]; 
   rm -f "$GUEST"/bin/.ctr-*
   touch "$GUEST/bin/.ctr-$CONTAINERD_VERSION"
 fi
-log "building cri-shim and pause"
-version=$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo dev)
-(cd "$ROOT" && go build -trimpath -ldflags "-X main.version=$version" -o "$GUEST/bin/cri-shim" ./cmd/cri-shim)
+log "make install DESTDIR=$GUEST/install, building pause"
+# The guest runs cri-shim as a node would after `make install`: its unit in
+# /usr/local/lib/systemd/system, its default config in /etc/cri-shim (containerd_mode external).
+rm -rf "$GUEST/install"
+make -s -C "$ROOT" install DESTDIR="$GUEST/install" PREFIX=/usr/local SYSCONFDIR=/etc >&2
 (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w -buildid=' -o "$GUEST/bin/pause" ./test/critest/testregistry/programs/pause)
 
 # --- 4. test images ------------------------------------------------------------------------------
@@ -120,7 +123,8 @@ mkimage registry.k8s.io/pause:3.10 "$fs/pause" "$IMAGES/pause.tar" '["/pause"]'
 inputs() {
   echo "base $base_key size $IMAGE_SIZE"
   (cd "$BIN" && sha256sum containerd containerd-shim-runc-v2 runc crictl)
-  (cd "$GUEST" && sha256sum bin/ctr bin/cri-shim images/*.tar)
+  (cd "$GUEST" && sha256sum bin/ctr images/*.tar)
+  (cd "$GUEST/install" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
   (cd "$HERE" && find files in-guest -type f -print0 | sort -z | xargs -0 sha256sum)
   (cd "$HERE" && find files in-guest -type f -printf '%p %m\n' | sort)
 }
@@ -134,7 +138,8 @@ else
   cp -a --reflink=auto "$BASE" "$STAGE"
   rm -f "$STAGE/.complete"
   install -m 0755 "$BIN/containerd" "$BIN/containerd-shim-runc-v2" "$BIN/runc" "$BIN/crictl" \
-    "$GUEST/bin/ctr" "$GUEST/bin/cri-shim" "$STAGE/usr/local/bin/"
+    "$GUEST/bin/ctr" "$STAGE/usr/local/bin/"
+  cp -a "$GUEST/install/." "$STAGE/"
   # Config files and units, with their modes.
   (cd "$HERE/files" && find . -type f) | while read -r f; do
     install -D -m "$(stat -c %a "$HERE/files/$f")" "$HERE/files/$f" "$STAGE/${f#./}"
@@ -147,9 +152,10 @@ else
   echo crishim-guest >"$STAGE/etc/hostname"
   printf '127.0.0.1 localhost\n127.0.1.1 crishim-guest\n' >"$STAGE/etc/hosts"
   mkdir -p "$STAGE/etc/systemd/system/multi-user.target.wants"
-  for u in containerd.service cri-shim.service guest-images.service guest-test.service; do
+  for u in containerd.service guest-images.service guest-test.service; do
     ln -sf "/etc/systemd/system/$u" "$STAGE/etc/systemd/system/multi-user.target.wants/$u"
   done
+  ln -sf /usr/local/lib/systemd/system/cri-shim.service "$STAGE/etc/systemd/system/multi-user.target.wants/cri-shim.service"
   cp "$STAGE"/boot/vmlinuz-* "$GUEST/vmlinuz"
   cp "$STAGE"/boot/initrd.img-* "$GUEST/initrd.img"
   rm -f "$GUEST/root.img"

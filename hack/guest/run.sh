@@ -79,6 +79,11 @@ failed=$(grep -c '^FAIL' "$checks" || true)
   echo "test-node $TEST: passed $passed, failed $failed (guest exit code $(cat "$RUN/results/exit-code"))"
   # (this file itself does not make the tree dirty)
   dirty=$(git -C "$ROOT" status --porcelain -- . ':!hack/guest/results.txt' 2>/dev/null | head -1)
+  # The smoke's checks carry their section: [node], [systemd] and [cgroupfs] (one per cgroup
+  # driver), [service] (reload, the driver switch).
+  for tag in $(sed -n 's/^\(PASS\|FAIL\) \[\([a-z]*\)\].*/\2/p' "$checks" | awk '!seen[$0]++'); do
+    echo "  [$tag]: passed $(grep -c "^PASS \[$tag\]" "$checks"), failed $(grep -c "^FAIL \[$tag\]" "$checks")"
+  done
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)${dirty:+ with uncommitted changes}"
   echo "guest: Debian bookworm under $(qemu-system-x86_64 --version | head -1), TCG, $CPUS vCPUs, $MEMORY, no network device"
   echo

@@ -16,6 +16,18 @@ func (c *Config) CgroupDriverOf() (cgroupdriver.Driver, error) {
 	return d, nil
 }
 
+// ResolveCgroupDriver sets cgroup_driver to the driver in effect (CgroupDriverOf): the daemon
+// runs with it, and a reload compares the files' config, resolved the same way, with it, so that
+// an unset key is no change.
+func (c *Config) ResolveCgroupDriver() (cgroupdriver.Driver, error) {
+	d, err := c.CgroupDriverOf()
+	if err != nil {
+		return "", err
+	}
+	c.CgroupDriver = string(d)
+	return d, nil
+}
+
 // validateCgroupDriver refuses an unknown driver, and systemd on a host systemd did not boot:
 // runc could create no container there.
 func (c *Config) validateCgroupDriver() error {
