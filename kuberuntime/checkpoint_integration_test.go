@@ -3,6 +3,7 @@
 package kuberuntime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,15 +44,24 @@ func TestCheckpoint(t *testing.T) {
 	id2 := e.createStart(sb.ID, ctrCfg("sleeper", "sleep", "3600"))
 	done := e.createStart(sb.ID, ctrCfg("done", "true"))
 	e.waitExited(e.rt, done)
+	// count reads the counter's file; the script rewrites it in place (truncate, then write), so a
+	// read can land between the two and see it empty: read again then.
 	count := func(id string) int {
 		t.Helper()
-		res, err := e.rt.ExecSync(ctx, id, []string{"cat", "/tmp/count"}, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
+		var out []byte
+		for range 20 {
+			res, err := e.rt.ExecSync(ctx, id, []string{"cat", "/tmp/count"}, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out = bytes.TrimSpace(res.Stdout); len(out) > 0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(string(res.Stdout)))
+		n, err := strconv.Atoi(string(out))
 		if err != nil {
-			t.Fatalf("count %q: %v", res.Stdout, err)
+			t.Fatalf("count %q: %v", out, err)
 		}
 		return n
 	}
