@@ -22,11 +22,56 @@ var (
 	programsErr  error
 )
 
-// programs builds every program under programs/ once per process (CGO_ENABLED=0, linux/amd64,
-// reproducible flags) and returns the binaries by name.
+// ProgramsDirEnv names a directory of prebuilt programs, one executable per directory under
+// programs/ (pause, nginx, nnp), built as buildPrograms builds them: when set, the registry reads
+// them from there instead of compiling them, so it runs where there is no Go toolchain (the
+// test-node guest).
+const ProgramsDirEnv = "TESTREGISTRY_PROGRAMS_DIR"
+
+// programs returns the binaries by name, once per process: read from $TESTREGISTRY_PROGRAMS_DIR
+// when set, else built from the sources under programs/ (CGO_ENABLED=0, linux/amd64, reproducible
+// flags).
 func programs() (map[string][]byte, error) {
-	programsOnce.Do(func() { programBins, programsErr = buildPrograms() })
+	programsOnce.Do(func() {
+		if dir := os.Getenv(ProgramsDirEnv); dir != "" {
+			programBins, programsErr = readPrograms(dir)
+			return
+		}
+		programBins, programsErr = buildPrograms()
+	})
 	return programBins, programsErr
+}
+
+// ProgramNames are the programs the images carry, one per directory under programs/.
+func ProgramNames() ([]string, error) {
+	entries, err := programSources.ReadDir("programs")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// readPrograms reads every program of ProgramNames from dir.
+func readPrograms(dir string) (map[string][]byte, error) {
+	names, err := ProgramNames()
+	if err != nil {
+		return nil, err
+	}
+	bins := map[string][]byte{}
+	for _, n := range names {
+		data, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return nil, fmt.Errorf("prebuilt program %s (%s=%s): %w", n, ProgramsDirEnv, dir, err)
+		}
+		bins[n] = data
+	}
+	return bins, nil
 }
 
 func goBinary() string {

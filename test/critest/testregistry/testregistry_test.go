@@ -434,3 +434,40 @@ func TestStallAfterBytes(t *testing.T) {
 		t.Errorf("the stalled download ended without an error")
 	}
 }
+
+// TestReadPrograms: a directory of prebuilt programs gives the very binaries the registry builds,
+// and one that lacks a program fails naming it.
+func TestReadPrograms(t *testing.T) {
+	built, err := programs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := ProgramNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"nginx", "nnp", "pause"}; !slices.Equal(names, want) {
+		t.Fatalf("ProgramNames() = %v, want %v", names, want)
+	}
+	dir := t.TempDir()
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(dir, n), built[n], 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read, err := readPrograms(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if len(read[n]) == 0 || !slices.Equal(read[n], built[n]) {
+			t.Errorf("program %s read from %s differs from the built one", n, dir)
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, "nnp")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readPrograms(dir); err == nil || !strings.Contains(err.Error(), "prebuilt program nnp") {
+		t.Fatalf("readPrograms without nnp: err = %v, want one naming nnp", err)
+	}
+}

@@ -5,7 +5,8 @@
 //
 // --hosts-dir writes containerd's registry hosts dir mirroring registry.k8s.io, gcr.io,
 // k8s.gcr.io, public.ecr.aws and docker.io to the registry; --ready-file receives the registry's
-// host:port (atomically) once it serves.
+// host:port (atomically) once it serves. --programs-dir takes the images' programs (pause, nginx,
+// nnp) prebuilt from DIR instead of compiling them, for a machine without Go.
 package main
 
 import (
@@ -28,7 +29,11 @@ func main() {
 	verbose := flag.Bool("v", false, "log every request")
 	user := flag.String("user", "", "require basic auth with this username (and --password)")
 	password := flag.String("password", "", "password for --user")
+	programsDir := flag.String("programs-dir", "", "read the images' programs (pause, nginx, nnp) prebuilt from this directory instead of building them with go (sets "+testregistry.ProgramsDirEnv+")")
 	flag.Parse()
+	if *programsDir != "" {
+		os.Setenv(testregistry.ProgramsDirEnv, *programsDir)
+	}
 
 	logger := log.New(os.Stderr, "", log.LstdFlags)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
