@@ -13,6 +13,8 @@
 #   3. bin/: ctr (containerd's client, to import the test images), the pause program; install/:
 #      cri-shim as `make install DESTDIR=install` writes it (binary, unit, default config)
 #   4. images/: docker-archive tarballs of a static busybox image and a pause image
+#   4b. critest/: what the critest test needs (critest, ginkgo, the test registry, the images'
+#      programs prebuilt, the busybox binaries the registry builds its images from)
 #   5. root.img: base + binaries + install/ + hack/guest/files + hack/guest/in-guest + images
 # Needs root (debootstrap, device nodes). Network: deb.debian.org for apt and debootstrap, the Go
 # module proxy for ctr; the guest itself has no network device.
@@ -119,11 +121,26 @@ mkdir -p "$fs/pause"
 install -m 0755 "$GUEST/bin/pause" "$fs/pause/pause"
 mkimage registry.k8s.io/pause:3.10 "$fs/pause" "$IMAGES/pause.tar" '["/pause"]'
 
+# --- 4b. critest -------------------------------------------------------------------------------
+# GUEST_TEST=critest: critest and ginkgo from hack/setup.sh, the test registry with its programs
+# prebuilt here (the guest has no Go), the busybox binaries its images are made of.
+CRITEST=$GUEST/critest
+rm -rf "$CRITEST" && mkdir -p "$CRITEST/programs" "$CRITEST/busybox-dyn/bin"
+for b in critest ginkgo; do
+  [ -x "$BIN/$b" ] || { log "$BIN/$b missing: run hack/setup.sh (make setup)"; exit 1; }
+  install -m 0755 "$BIN/$b" "$CRITEST/"
+done
+(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w -buildid=' -o "$CRITEST/testregistry" ./test/critest/testregistry/cmd/testregistry)
+(cd "$ROOT" && CGO_ENABLED=0 GOAMD64=v1 go build -trimpath -ldflags='-s -w -buildid=' -o "$CRITEST/programs/" ./test/critest/testregistry/programs/...)
+install -m 0755 /bin/busybox "$CRITEST/busybox"
+install -m 0755 "$CACHE/busybox-dyn/bin/busybox" "$CRITEST/busybox-dyn/bin/busybox"
+
 # --- 5. root.img ---------------------------------------------------------------------------------
 inputs() {
   echo "base $base_key size $IMAGE_SIZE"
   (cd "$BIN" && sha256sum containerd containerd-shim-runc-v2 runc crictl)
   (cd "$GUEST" && sha256sum bin/ctr images/*.tar)
+  (cd "$GUEST" && find critest -type f -print0 | sort -z | xargs -0 sha256sum)
   (cd "$GUEST/install" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
   (cd "$HERE" && find files in-guest -type f -print0 | sort -z | xargs -0 sha256sum)
   (cd "$HERE" && find files in-guest -type f -printf '%p %m\n' | sort)
@@ -135,7 +152,9 @@ else
   log "assembling root.img (key $key)"
   STAGE=$GUEST/stage
   rm -rf "$STAGE"
-  cp -a --reflink=auto "$BASE" "$STAGE"
+  # (BASE/. : the base may be a symlink to a shared cache, which must stay untouched)
+  mkdir -p "$STAGE"
+  cp -a --reflink=auto "$BASE/." "$STAGE/"
   rm -f "$STAGE/.complete"
   install -m 0755 "$BIN/containerd" "$BIN/containerd-shim-runc-v2" "$BIN/runc" "$BIN/crictl" \
     "$GUEST/bin/ctr" "$STAGE/usr/local/bin/"
@@ -147,6 +166,7 @@ else
   mkdir -p "$STAGE/usr/local/lib/cri-shim-guest/images"
   install -m 0755 "$HERE"/in-guest/*.sh "$STAGE/usr/local/lib/cri-shim-guest/"
   install -m 0644 "$IMAGES"/*.tar "$STAGE/usr/local/lib/cri-shim-guest/images/"
+  cp -a "$CRITEST" "$STAGE/usr/local/lib/cri-shim-guest/critest"
   # A fixed machine id: no first-boot setup. systemd's own links enable the units.
   echo 0123456789abcdef0123456789abcdef >"$STAGE/etc/machine-id"
   echo crishim-guest >"$STAGE/etc/hostname"

@@ -7,6 +7,9 @@
 # exits non-zero when the guest reported no results or a check failed.
 # Env: GUEST_TEST (the in-guest test, default smoke), GUEST_TIMEOUT (seconds, default 1200),
 #      GUEST_CPUS (default 2), GUEST_MEMORY (default 3G).
+# GUEST_TEST=critest: GUEST_TIMEOUT defaults to 3600, GUEST_CRITEST picks its mode (full, subset,
+#      quick: see in-guest/critest.sh), and hack/guest/results-critest.txt gets the ratchet of
+#      hack/guest/critest-report.sh.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -15,6 +18,7 @@ CACHE=${CRI_SHIM_CACHE:-/var/cache/cri-shim}
 GUEST=${CRI_SHIM_GUEST_DIR:-$CACHE/guest}
 TEST=${GUEST_TEST:-smoke}
 TIMEOUT=${GUEST_TIMEOUT:-1200}
+[ "$TEST" = critest ] && TIMEOUT=${GUEST_TIMEOUT:-3600}
 CPUS=${GUEST_CPUS:-2}
 MEMORY=${GUEST_MEMORY:-3G}
 RUN=$GUEST/last-run
@@ -29,6 +33,7 @@ truncate -s 256M "$RUN/results.disk"
 # The runner inside stops its test a little before the host gives up, so results still come out.
 cmdline="root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all"
 cmdline+=" systemd.firstboot=off systemd.show_status=1 crishim.test=$TEST crishim.timeout=$((TIMEOUT * 3 / 4))"
+[ -n "${GUEST_CRITEST:-}" ] && cmdline+=" crishim.critest=$GUEST_CRITEST"
 qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$CPUS" -m "$MEMORY"
   -nodefaults -no-user-config -display none -nic none -no-reboot
   -serial "file:$RUN/console.log"
@@ -72,13 +77,14 @@ fi
 
 out=$RUN/results.txt
 [ "$TEST" = smoke ] && out=$HERE/results.txt
+[ "$TEST" = critest ] && out=$HERE/results-critest.txt
 checks=$RUN/results/checks.txt
 passed=$(grep -c '^PASS' "$checks" || true)
 failed=$(grep -c '^FAIL' "$checks" || true)
 {
   echo "test-node $TEST: passed $passed, failed $failed (guest exit code $(cat "$RUN/results/exit-code"))"
   # (this file itself does not make the tree dirty)
-  dirty=$(git -C "$ROOT" status --porcelain -- . ':!hack/guest/results.txt' 2>/dev/null | head -1)
+  dirty=$(git -C "$ROOT" status --porcelain -- . ':!hack/guest/results*.txt' 2>/dev/null | head -1)
   # The smoke's checks carry their section: [node], [systemd] and [cgroupfs] (one per cgroup
   # driver), [service] (reload, the driver switch).
   for tag in $(sed -n 's/^\(PASS\|FAIL\) \[\([a-z]*\)\].*/\2/p' "$checks" | awk '!seen[$0]++'); do
@@ -104,5 +110,10 @@ failed=$(grep -c '^FAIL' "$checks" || true)
   echo
   echo "full logs of this run: $RUN (console.log, results/)"
 } >"$out"
+ratchet=0
+if [ "$TEST" = critest ]; then
+  { echo; echo "## critest (hack/guest/critest-report.sh)"; } >>"$out"
+  "$HERE/critest-report.sh" "$RUN/results" >>"$out" || ratchet=1
+fi
 cat "$out"
-[ -z "$timed_out" ] && [ "$failed" = 0 ] && [ "$(cat "$RUN/results/exit-code")" = 0 ]
+[ -z "$timed_out" ] && [ "$failed" = 0 ] && [ "$ratchet" = 0 ] && [ "$(cat "$RUN/results/exit-code")" = 0 ]
