@@ -7,7 +7,7 @@
 # exits non-zero when the guest reported no results or a check failed.
 # Env: GUEST_TEST (the in-guest test, default smoke), GUEST_TIMEOUT (seconds, default 1200),
 #      GUEST_CPUS (default 2), GUEST_MEMORY (default 3G).
-# GUEST_TEST=critest: GUEST_TIMEOUT defaults to 3600, GUEST_CRITEST picks its mode (full, subset,
+# GUEST_TEST=critest: GUEST_TIMEOUT defaults to 4200, GUEST_CRITEST picks its mode (subset, full,
 #      quick: see in-guest/critest.sh), and hack/guest/results-critest.txt gets the ratchet of
 #      hack/guest/critest-report.sh.
 set -euo pipefail
@@ -18,7 +18,7 @@ CACHE=${CRI_SHIM_CACHE:-/var/cache/cri-shim}
 GUEST=${CRI_SHIM_GUEST_DIR:-$CACHE/guest}
 TEST=${GUEST_TEST:-smoke}
 TIMEOUT=${GUEST_TIMEOUT:-1200}
-[ "$TEST" = critest ] && TIMEOUT=${GUEST_TIMEOUT:-3600}
+[ "$TEST" = critest ] && TIMEOUT=${GUEST_TIMEOUT:-4200}
 CPUS=${GUEST_CPUS:-2}
 MEMORY=${GUEST_MEMORY:-3G}
 RUN=$GUEST/last-run

@@ -6,9 +6,12 @@
 # default with systemd as PID 1), then cgroupfs (a config.d drop-in and a restart).
 # The mode comes from crishim.critest= on the kernel command line (hack/guest/run.sh sets it from
 # GUEST_CRITEST):
-#   full (default)  systemd: every spec, then the Streaming specs again over websockets;
-#                   cgroupfs: the pod, container, stats, OOM and resource specs (SUBSET below)
-#   subset          both drivers: SUBSET only
+#   subset (default) both drivers: the pod, container, stats and OOM specs (SUBSET below). Under
+#                   TCG on 2 shared cores a spec takes ~15-30 s, so the full suite (142 specs) does
+#                   not fit the default GUEST_TIMEOUT; this is what the guest adds over the host run:
+#                   the cgroup drivers' paths under a systemd PID 1 and the service's config.
+#   full            systemd: every spec, then the Streaming specs again over websockets;
+#                   cgroupfs: SUBSET (needs GUEST_TIMEOUT=8400 or so)
 #   quick           both drivers: one spec (checks the plumbing)
 # Writes OUT/checks.txt (PASS/FAIL lines of the plumbing, tagged [node], [systemd], [cgroupfs]),
 # OUT/junit-<driver>.xml, OUT/critest-<driver>.log, OUT/critest-runs.txt (one line per critest run:
@@ -37,17 +40,17 @@ CONFD=/etc/cri-shim/config.d
 SOCK=/run/cri-shim/cri-shim.sock
 WORK=/run/critest
 PARALLEL=4
-# The pod, container, stats, OOM and resource specs (Container runtime holds the stats specs,
-# Security Context the cgroup and resource ones are not: they are namespaces and users).
+# The pod, container, stats and OOM specs: Container runtime holds the stats specs; critest v1.37.0
+# has no resource-update spec (the smoke test covers UpdateContainerResources under both drivers).
 SUBSET='\[k8s.io\] (PodSandbox|Container runtime|Container OOM|Multiple Containers|Idempotence)'
-mode=full
+mode=subset
 for w in $(cat /proc/cmdline); do
   case $w in crishim.critest=*) mode=${w#crishim.critest=} ;; esac
 done
 case $mode in
-  full) systemd_focus= cgroupfs_focus=$SUBSET ;;
-  subset) systemd_focus=$SUBSET cgroupfs_focus=$SUBSET ;;
-  quick) systemd_focus='should support creating container \[Conformance\]' cgroupfs_focus=$systemd_focus ;;
+  full) systemd_focus= systemd_timeout=75m cgroupfs_focus=$SUBSET ;;
+  subset) systemd_focus=$SUBSET systemd_timeout=20m cgroupfs_focus=$SUBSET ;;
+  quick) systemd_focus='should support creating container \[Conformance\]' systemd_timeout=10m cgroupfs_focus=$systemd_focus ;;
   *) echo "critest.sh: unknown crishim.critest=$mode" >&2; exit 2 ;;
 esac
 export PATH=$TOOLS:$PATH # ginkgo, which critest -parallel runs
@@ -127,7 +130,7 @@ expect_driver() {
   if grep -qi "$1" "$OUT/runtime-config-$TAG.txt"; then pass "RuntimeConfig reports cgroup driver $1"; else fail "RuntimeConfig reports cgroup driver $1" "$(cat "$OUT/runtime-config-$TAG.txt")"; fi
 }
 expect_driver systemd
-critest_run systemd systemd 25m "$systemd_focus" -parallel "$PARALLEL" -nri-socket /run/cri-shim/nri/nri.sock
+critest_run systemd systemd "$systemd_timeout" "$systemd_focus" -parallel "$PARALLEL" -nri-socket /run/cri-shim/nri/nri.sock
 if [ "$mode" = full ]; then
   critest_run systemd websocket 5m Streaming -websocket-exec -websocket-attach -websocket-portforward
 fi
@@ -137,7 +140,7 @@ TAG=cgroupfs
 printf 'cgroup_driver = "cgroupfs"\n' >"$CONFD/60-cgroupfs.toml"
 if restart_shim "cgroup_driver = cgroupfs in config.d"; then
   expect_driver cgroupfs
-  critest_run cgroupfs cgroupfs 10m "$cgroupfs_focus" -parallel "$PARALLEL" -nri-socket /run/cri-shim/nri/nri.sock
+  critest_run cgroupfs cgroupfs 20m "$cgroupfs_focus" -parallel "$PARALLEL" -nri-socket /run/cri-shim/nri/nri.sock
   cleanup_pods
 fi
 journalctl -b -u cri-shim.service -o cat | grep -E 'level=(warning|error|fatal)' >"$OUT/cri-shim-warnings.txt"
