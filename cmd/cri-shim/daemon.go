@@ -82,7 +82,12 @@ func connectContainerd(ctx context.Context, cfg config.Config, wait bool, n *sdn
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
 	}
 	b.client = client
-	logrus.WithFields(logrus.Fields{"address": address, "namespace": cfg.ContainerdNamespace, "mode": cfg.ContainerdMode, "started": b.managed != nil}).Info("connected to containerd")
+	version, err := checkContainerdVersion(ctx, client, address)
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	logrus.WithFields(logrus.Fields{"address": address, "version": version, "namespace": cfg.ContainerdNamespace, "mode": cfg.ContainerdMode, "started": b.managed != nil}).Info("connected to containerd")
 	if b.managed != nil {
 		b.stopSup, b.supDone = make(chan struct{}), make(chan struct{})
 		go b.supervise()
