@@ -82,7 +82,11 @@ func (p *podCIDRs) get() []string {
 // verboseInfo is a verbose Status's info: "config" (the effective config as JSON, with
 // "sandboxImage" added under the name kubeadm reads) and "podCIDRs" (from UpdateRuntimeConfig).
 func (s *RuntimeServer) verboseInfo() (map[string]string, error) {
-	b, err := json.Marshal(s.opts.Config)
+	var cfg any
+	if s.opts.Config != nil {
+		cfg = s.opts.Config()
+	}
+	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
 	}

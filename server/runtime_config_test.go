@@ -66,7 +66,7 @@ func TestVerboseStatusSandboxImage(t *testing.T) {
 		SandboxImage string `json:"sandbox_image"`
 		LogLevel     string `json:"log_level"`
 	}{"registry.k8s.io/pause:3.10", "info"}
-	c := dial(t, Options{Backend: legacytest.NewFakeRuntime(), Version: "test", Config: cfg, SandboxImage: cfg.SandboxImage})
+	c := dial(t, Options{Backend: legacytest.NewFakeRuntime(), Version: "test", Config: func() any { return cfg }, SandboxImage: cfg.SandboxImage})
 	var got map[string]any
 	if err := json.Unmarshal([]byte(verboseInfo(t, c)["config"]), &got); err != nil {
 		t.Fatal(err)

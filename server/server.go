@@ -41,8 +41,9 @@ type Options struct {
 	Backend Backend
 	// Images serves the CRI ImageService; nil answers Unimplemented.
 	Images runtime.ImageServiceServer
-	// Config is the effective daemon config, returned as JSON by a verbose Status.
-	Config any
+	// Config returns the effective daemon config (as a reload left it), returned as JSON by a
+	// verbose Status; nil: none.
+	Config func() any
 	// RuntimeHandlers are the runtime handlers pods may name (the default one first).
 	RuntimeHandlers []string
 	// RecursiveReadOnlyMounts is advertised for every handler: the host's runc applies them.

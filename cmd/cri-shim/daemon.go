@@ -290,11 +290,12 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 	streamServer.Start()
 	defer streamServer.Stop()
 	logrus.WithField("url", streamServer.URL().String()).Info("serving exec, attach and port-forward streams")
+	reload := &reloader{load: svc.load, cfg: cfg, images: images}
 	grpcServer := server.NewGRPCServer(server.Options{
 		Version:      version,
 		Backend:      rt,
 		Images:       server.NewImageServer(images),
-		Config:       cfg,
+		Config:       func() any { return reload.effective() },
 		SandboxImage: cfg.SandboxImage,
 		Streaming:    streamServer,
 		// Recursive read-only mounts and user namespaces are advertised per handler, only when
@@ -327,7 +328,7 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 	}()
 	go func() {
 		defer func() { svcDone <- struct{}{} }()
-		reloadOnSignal(svcCtx, svc, &reloader{load: svc.load, cfg: cfg, images: images})
+		reloadOnSignal(svcCtx, svc, reload)
 	}()
 	defer func() { stopSvc(); <-svcDone; <-svcDone }()
 
