@@ -94,3 +94,23 @@ func TestRuntimeConfigReportsCgroupDriver(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusConfinement: a verbose Status carries the host's confinement, each entry as JSON.
+func TestStatusConfinement(t *testing.T) {
+	c := dial(t, Options{Backend: legacytest.NewFakeRuntime(), Version: "test", Confinement: func() map[string]any {
+		return map[string]any{
+			"apparmor": map[string]any{"enabled": false, "reason": "AppArmor not enabled on this host (x): containers get no profile"},
+			"selinux":  map[string]any{"mode": "disabled"},
+		}
+	}})
+	info := verboseInfo(t, c)
+	if got, want := info["apparmor"], `{"enabled":false,"reason":"AppArmor not enabled on this host (x): containers get no profile"}`; got != want {
+		t.Errorf("apparmor %s, want %s", got, want)
+	}
+	if got, want := info["selinux"], `{"mode":"disabled"}`; got != want {
+		t.Errorf("selinux %s, want %s", got, want)
+	}
+	if info["config"] == "" {
+		t.Errorf("config gone: %v", info)
+	}
+}

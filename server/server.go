@@ -65,6 +65,9 @@ type Options struct {
 	// SandboxImage is the pause image pods run; a verbose Status reports it as the config's
 	// "sandboxImage", the key kubeadm and other tools read from a runtime's info.
 	SandboxImage string
+	// Confinement, when set, is the host's confinement as a verbose Status reports it: each entry
+	// (AppArmor, SELinux: available or why not) is an info key with its value as JSON.
+	Confinement func() map[string]any
 }
 
 // RuntimeServer implements CRI's RuntimeService. RPCs not implemented yet answer Unimplemented

@@ -21,6 +21,7 @@ import (
 	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/lsm"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/cri-shim/cri-shim/server"
 	"github.com/cri-shim/cri-shim/streaming"
@@ -184,6 +185,10 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 	if err := checkTrustedDirs(cfg); err != nil {
 		return err
 	}
+	// No start where SELinux enforces: cri-shim applies no labels (confinement.go).
+	if err := checkConfinement(lsm.HostAppArmor(), lsm.HostSELinux()); err != nil {
+		return err
+	}
 	// The effective driver, in a verbose Status too.
 	cgroupDriver, err := cfg.ResolveCgroupDriver()
 	if err != nil {
@@ -297,6 +302,7 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 		Images:       server.NewImageServer(images),
 		Config:       func() any { return reload.effective() },
 		SandboxImage: cfg.SandboxImage,
+		Confinement:  confinementInfo(lsm.HostAppArmor(), lsm.HostSELinux()),
 		Streaming:    streamServer,
 		// Recursive read-only mounts and user namespaces are advertised per handler, only when
 		// its runc (and, for user namespaces, the kernel and snapshotter) can do them.
