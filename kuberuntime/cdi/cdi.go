@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/containerd/errdefs"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
@@ -35,6 +36,8 @@ const AnnotationPrefix = cdilib.AnnotationPrefix
 type Registry struct {
 	dirs  []string
 	cache *cdilib.Cache
+	// rescanMu makes concurrent misses wait for one rescan.
+	rescanMu sync.Mutex
 }
 
 // New loads the spec files of dirs (later ones win on a device name both define) and starts
@@ -104,9 +107,16 @@ func Requested(config *runtime.ContainerConfig) ([]string, error) {
 }
 
 // Resolve checks that every device is defined by a spec file. The unknown ones are
-// InvalidArgument, named.
+// InvalidArgument, named. A miss rescans the directories first: the watch handles a change some
+// time after it, and a driver may write a device's spec file just before the container asking
+// for it is created.
 func (r *Registry) Resolve(devices []string) error {
-	if missing := r.missing(devices); len(missing) > 0 {
+	missing := r.missing(devices)
+	if len(missing) == 0 {
+		return nil
+	}
+	r.rescan()
+	if missing = r.missing(devices); len(missing) > 0 {
 		return r.unknown(missing)
 	}
 	return nil
@@ -149,6 +159,13 @@ func (r *Registry) missing(devices []string) []string {
 		}
 	}
 	return missing
+}
+
+// rescan reads the directories again (restarting their watch, the one way the cache offers).
+func (r *Registry) rescan() {
+	r.rescanMu.Lock()
+	defer r.rescanMu.Unlock()
+	_ = r.cache.Configure(cdilib.WithSpecDirs(r.dirs...)) // its error is always nil
 }
 
 // unknown is the error of devices no spec file defines; it names the spec files that did not

@@ -1,6 +1,7 @@
 package cdi
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -235,4 +236,20 @@ func TestLaterDirWins(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkInjected(t, spec, "foo", src)
+}
+
+// A request right after a spec file is written finds its device, though the watch handles the
+// write some time later.
+func TestRequestRightAfterWrite(t *testing.T) {
+	etc := t.TempDir()
+	r := newRegistry(t, etc)
+	for i := range 20 {
+		name := fmt.Sprintf("dev%d", i)
+		src := writeSpec(t, etc, name)
+		spec := baseSpec()
+		if err := r.Inject(spec, "vendor.example.com/device="+name); err != nil {
+			t.Fatalf("device %s right after its spec was written: %v", name, err)
+		}
+		checkInjected(t, spec, name, src)
+	}
 }
