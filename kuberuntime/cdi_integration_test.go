@@ -140,3 +140,29 @@ func TestCDIDevices(t *testing.T) {
 	writeCDISpec(t, dir, "later")
 	e.checkCDIDevice(e.createStart(sb.ID, cfg), "later")
 }
+
+// TestCDIFromNRIPlugin: a CDI device an NRI plugin adds at CreateContainer is in the container; an
+// unknown one fails the create, naming it, and leaves nothing.
+func TestCDIFromNRIPlugin(t *testing.T) {
+	e, dir := cdiEnv(t)
+	writeCDISpec(t, dir, "nri")
+	sock := e.startNRI()
+	p := newTestPlugin()
+	p.cdiDevices = map[string]string{"plugged": "vendor.example.com/device=nri", "unplugged": "vendor.example.com/device=absent"}
+	e.connect(p, sock, "cdi", "10")
+	waitCh(t, p.syncDone, "Synchronize")
+	ctx := context.Background()
+	sb, _ := e.podWithLogs("cdi-nri")
+
+	e.checkCDIDevice(e.createStart(sb.ID, ctrCfg("plugged", "sleep", "3600")), "nri")
+
+	before := e.containerFiles()
+	_, err := e.rt.CreateContainer(ctx, sb.ID, ctrCfg("unplugged", "sleep", "3600"))
+	if err == nil || !strings.Contains(err.Error(), "vendor.example.com/device=absent") {
+		t.Fatalf("create with a plugin's unknown CDI device: %v, want an error naming it", err)
+	}
+	t.Logf("plugin's unknown device: %v", err)
+	if left := e.containerLeftovers(sb.ID, "unplugged", before); len(left) > 0 {
+		t.Fatalf("the failed create left: %v", left)
+	}
+}
