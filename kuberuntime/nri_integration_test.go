@@ -40,7 +40,7 @@ type testPlugin struct {
 	mountSrc string
 	// cdiDevices are the CDI devices CreateContainer adds, by container name.
 	cdiDevices map[string]string
-	name     string
+	name       string
 	// runPodLinux is the Linux part of each pod of RunPodSandbox, by pod ID.
 	runPodLinux map[string]*api.LinuxPodSandbox
 }
