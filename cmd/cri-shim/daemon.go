@@ -231,6 +231,8 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 		MaxCheckpointSize: int64(cfg.CheckpointMaxSizeMiB) << 20,
 		ExecIODrain:       time.Duration(cfg.ExecIODrainTimeout),
 		CgroupDriver:      cgroupDriver,
+		EnableCDI:         cfg.EnableCDI,
+		CDISpecDirs:       cfg.CDISpecDirs,
 	})
 	if err != nil {
 		lis.Close()

@@ -97,8 +97,8 @@ func TestTrustedDirs(t *testing.T) {
 	}
 }
 
-// TestCheckTrustedDirsAtStart: the daemon's start checks root_dir, state_dir, the manifests dir
-// and the NRI plugin and config dirs, creating the first three (issue 19, finding 9).
+// TestCheckTrustedDirsAtStart: the daemon's start checks root_dir, state_dir, the manifests dir,
+// the NRI plugin and config dirs and the CDI spec dirs, creating the first three (issue 19, finding 9).
 func TestCheckTrustedDirsAtStart(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the owner checks need a root-owned test directory")
@@ -109,8 +109,9 @@ func TestCheckTrustedDirsAtStart(t *testing.T) {
 	cfg.StaticPodsDir = filepath.Join(base, "etc", "manifests")
 	cfg.EnableNRI = true
 	cfg.NRIPluginDir, cfg.NRIPluginConfigDir = filepath.Join(base, "nri", "plugins"), filepath.Join(base, "nri", "conf.d")
+	cfg.EnableCDI, cfg.CDISpecDirs = true, []string{filepath.Join(base, "cdi", "etc"), filepath.Join(base, "cdi", "run")}
 	if err := checkTrustedDirs(cfg); err != nil {
-		t.Fatalf("fresh dirs (the NRI ones missing): %v", err)
+		t.Fatalf("fresh dirs (the NRI and CDI ones missing): %v", err)
 	}
 	for dir, want := range map[string]os.FileMode{cfg.RootDir: 0o711, cfg.StateDir: 0o711, cfg.StaticPodsDir: 0o700} {
 		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != want {
@@ -118,7 +119,8 @@ func TestCheckTrustedDirsAtStart(t *testing.T) {
 		}
 	}
 	for key, dir := range map[string]string{"static_pods_dir": cfg.StaticPodsDir, "nri_plugin_dir": cfg.NRIPluginDir,
-		"nri_plugin_config_dir": cfg.NRIPluginConfigDir, "root_dir": cfg.RootDir, "state_dir": cfg.StateDir} {
+		"nri_plugin_config_dir": cfg.NRIPluginConfigDir, "root_dir": cfg.RootDir, "state_dir": cfg.StateDir,
+		"cdi_spec_dirs": cfg.CDISpecDirs[1]} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}

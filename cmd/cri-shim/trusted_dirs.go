@@ -15,7 +15,8 @@ import (
 // The daemon acts as root on what it finds in some directories: root_dir (pod and container
 // files; a container's restore directory makes StartContainer run CRIU as root), state_dir
 // (network namespaces, containerd's state and socket), the manifests directory (privileged
-// pods), the NRI plugins it executes and their configuration. Whoever can write one of them, or
+// pods), the NRI plugins it executes and their configuration, the CDI spec files (their hooks run
+// as root on the host, their mounts bring any host path into a container). Whoever can write one of them, or
 // replace it (write a directory above it), is root. So each must be owned by root and writable
 // by no one else, and so must every directory on its path, but for sticky ones like /tmp, where
 // others cannot move or remove root's entries. Checked once, at start.
@@ -46,6 +47,11 @@ func trustedDirs(cfg config.Config) []trustedDir {
 			if d.dir != "" {
 				dirs = append(dirs, d)
 			}
+		}
+	}
+	if cfg.EnableCDI {
+		for _, d := range cfg.CDISpecDirs {
+			dirs = append(dirs, trustedDir{key: "cdi_spec_dirs", dir: d})
 		}
 	}
 	return dirs
