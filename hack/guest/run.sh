@@ -91,6 +91,7 @@ failed=$(grep -c '^FAIL' "$checks" || true)
   echo
   echo "## timings"
   echo "guest build (last hack/guest/build.sh run): $(cat "$GUEST/last-build-seconds" 2>/dev/null || echo '?') s"
+  [ "$TEST" = kubelet ] && echo "kubelet build (hack/kubelet/build.sh, when it last built): $(cat "$CACHE/kubelet-${KUBELET_VERSION:-v1.37.2}/build-seconds" 2>/dev/null || echo '?') s"
   echo "host wall clock, QEMU start to the test runner starting (after multi-user.target): ${boot:-not seen} s"
   echo "host wall clock, QEMU start to QEMU exit: $total s${timed_out:+ (TIMED OUT)}"
   cat "$RUN/results/timings.txt"
