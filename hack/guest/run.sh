@@ -3,7 +3,8 @@
 # what its test runner wrote. The guest has no network device; its root disk is a throwaway
 # snapshot of root.img; a second raw disk receives the results as a tar archive. QEMU is killed by
 # its pid when GUEST_TIMEOUT seconds pass.
-# Writes $GUEST/last-run/ (console.log, results/) and, for the smoke test, hack/guest/results.txt;
+# Writes $GUEST/last-run/ (console.log, results/) and, for the smoke test, hack/guest/results.txt
+# (for the kubelet test, hack/guest/results-kubelet.txt);
 # exits non-zero when the guest reported no results or a check failed.
 # Env: GUEST_TEST (the in-guest test, default smoke), GUEST_TIMEOUT (seconds, default 1200),
 #      GUEST_CPUS (default 2), GUEST_MEMORY (default 3G).
@@ -72,13 +73,14 @@ fi
 
 out=$RUN/results.txt
 [ "$TEST" = smoke ] && out=$HERE/results.txt
+[ "$TEST" = kubelet ] && out=$HERE/results-kubelet.txt
 checks=$RUN/results/checks.txt
 passed=$(grep -c '^PASS' "$checks" || true)
 failed=$(grep -c '^FAIL' "$checks" || true)
 {
   echo "test-node $TEST: passed $passed, failed $failed (guest exit code $(cat "$RUN/results/exit-code"))"
   # (this file itself does not make the tree dirty)
-  dirty=$(git -C "$ROOT" status --porcelain -- . ':!hack/guest/results.txt' 2>/dev/null | head -1)
+  dirty=$(git -C "$ROOT" status --porcelain -- . ':!hack/guest/results*.txt' 2>/dev/null | head -1)
   # The smoke's checks carry their section: [node], [systemd] and [cgroupfs] (one per cgroup
   # driver), [service] (reload, the driver switch).
   for tag in $(sed -n 's/^\(PASS\|FAIL\) \[\([a-z]*\)\].*/\2/p' "$checks" | awk '!seen[$0]++'); do
@@ -89,6 +91,7 @@ failed=$(grep -c '^FAIL' "$checks" || true)
   echo
   echo "## timings"
   echo "guest build (last hack/guest/build.sh run): $(cat "$GUEST/last-build-seconds" 2>/dev/null || echo '?') s"
+  [ "$TEST" = kubelet ] && echo "kubelet build (hack/kubelet/build.sh, when it last built): $(cat "$CACHE/kubelet-${KUBELET_VERSION:-v1.37.2}/build-seconds" 2>/dev/null || echo '?') s"
   echo "host wall clock, QEMU start to the test runner starting (after multi-user.target): ${boot:-not seen} s"
   echo "host wall clock, QEMU start to QEMU exit: $total s${timed_out:+ (TIMED OUT)}"
   cat "$RUN/results/timings.txt"
@@ -102,6 +105,11 @@ failed=$(grep -c '^FAIL' "$checks" || true)
   echo "## cri-shim warnings and errors ($(wc -l <"$RUN/results/cri-shim-warnings.txt" 2>/dev/null || echo 0) lines; first 40)"
   head -40 "$RUN/results/cri-shim-warnings.txt" 2>/dev/null || true
   echo
+  if [ -f "$RUN/results/kubelet-errors.txt" ]; then
+    echo "## kubelet error lines ($(wc -l <"$RUN/results/kubelet-errors.txt")), distinct (count, file:line and message, ids and numbers as <id> <uid> N)"
+    cat "$RUN/results/kubelet-errors-distinct.txt"
+    echo
+  fi
   echo "full logs of this run: $RUN (console.log, results/)"
 } >"$out"
 cat "$out"
