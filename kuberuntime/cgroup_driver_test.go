@@ -188,10 +188,15 @@ func TestRemoveCgroupLeftoversSystemdScope(t *testing.T) {
 	old := cgroupRoot
 	cgroupRoot = root
 	defer func() { cgroupRoot = old }()
-	for _, d := range []string{scopeDir, "memory/" + scopeDir, "pids/" + scopeDir + "/busy"} {
+	quietLogs(t)
+	for _, d := range []string{scopeDir, "memory/" + scopeDir, "pids/" + scopeDir} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Not a cgroup (a regular file in it): left in place.
+	if err := os.WriteFile(filepath.Join(root, "pids", scopeDir, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	removeCgroupLeftovers(scopePath)
 	for d, want := range map[string]bool{scopeDir: false, "memory/" + scopeDir: false, "pids/" + scopeDir: true,

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/cri-shim/cri-shim/cgroupdriver"
@@ -23,13 +24,15 @@ import (
 var cgroupRoot = "/sys/fs/cgroup"
 
 // removeCgroupLeftovers removes the cgroup of a deleted task (its OCI cgroupsPath) from every
-// hierarchy where it is still there and empty. runc removes it when the task is deleted, except
-// when its create was cut short: the daemon killed under a RunPodSandbox or StartContainer takes
-// its managed containerd down, which cancels `runc create`, and containerd's clean-up of the
-// dead shim then leaves the empty cgroups behind (found by the kill -9 chaos test in
-// test/reliability). rmdir only ever removes an empty cgroup, so this cannot disturb a live one.
-// A systemd scope ("slice:prefix:name") is found where runc's systemd driver made it; systemd
-// stops an empty scope unit by itself, so its directory goes the same way.
+// hierarchy where it is still there. runc removes it when the task is deleted, except when its
+// create was cut short: the daemon killed under a RunPodSandbox or StartContainer takes its managed
+// containerd down, which cancels `runc create`, and containerd's clean-up of the dead shim then
+// leaves the cgroups behind, empty, or holding the `runc init` of a create whose shim containerd
+// forgot (both found by the kill -9 chaos test in test/reliability). The path is the deleted
+// task's own (its parent and its ID), so whatever still runs in it is a leftover of that create:
+// it is killed, and the cgroups are removed once empty, within cgroupLeftoverWait. A systemd scope
+// ("slice:prefix:name") is found where runc's systemd driver made it; systemd stops an empty scope
+// unit by itself, so its directory goes the same way.
 func removeCgroupLeftovers(cgroupsPath string) {
 	dir, ok := cgroupdriver.Dir(cgroupsPath)
 	if !ok || !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || dir == "/" {
@@ -43,13 +46,79 @@ func removeCgroupLeftovers(cgroupsPath string) {
 			}
 		}
 	}
-	for _, d := range dirs {
-		if err := os.Remove(d); err == nil {
-			logrus.WithField("cgroup", d).Debug("removed a cgroup left by an interrupted task create")
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			logrus.WithError(err).WithField("cgroup", d).Debug("cgroup left in place")
+	deadline := time.Now().Add(cgroupLeftoverWait)
+	for {
+		left := dirs[:0]
+		for _, d := range dirs {
+			err := removeCgroupTree(d)
+			switch {
+			case err == nil:
+				logrus.WithField("cgroup", d).Debug("removed a cgroup left by an interrupted task create")
+			case errors.Is(err, fs.ErrNotExist):
+			case errors.Is(err, syscall.EBUSY):
+				left = append(left, d) // its processes are still exiting
+			default:
+				logrus.WithError(err).WithField("cgroup", d).Warn("cgroup of a deleted task left in place")
+			}
+		}
+		dirs = left
+		if len(dirs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, d := range dirs {
+				logrus.WithFields(logrus.Fields{"cgroup": d, "pids": cgroupProcs(d)}).Warn("cgroup of a deleted task still busy: left in place")
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cgroupLeftoverWait bounds how long removeCgroupLeftovers waits for killed processes to leave.
+var cgroupLeftoverWait = 2 * time.Second
+
+// removeCgroupTree kills the processes in cgroup dir and the cgroups below it (a container may
+// have made some), and removes them, the deepest first; the error is dir's own removal's.
+func removeCgroupTree(dir string) error {
+	var tree []string
+	filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+		if err == nil && de.IsDir() {
+			tree = append(tree, p)
+		}
+		return nil
+	})
+	for _, d := range tree {
+		killCgroupProcs(d)
+	}
+	for i := len(tree) - 1; i > 0; i-- {
+		os.Remove(tree[i])
+	}
+	return os.Remove(dir)
+}
+
+// killCgroupProcs SIGKILLs the processes in cgroup dir.
+func killCgroupProcs(dir string) {
+	for _, pid := range cgroupProcs(dir) {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			logrus.WithFields(logrus.Fields{"cgroup": dir, "pid": pid}).Info("killed a process left in the cgroup of a deleted task")
 		}
 	}
+}
+
+// cgroupProcs are the pids in cgroup dir's cgroup.procs (none when it cannot be read).
+func cgroupProcs(dir string) []int {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // specCgroupsPath is the cgroupsPath in a containerd container's OCI spec ("" when unknown).

@@ -57,6 +57,7 @@ func (r *ContainerdRuntime) createContainer(ctx context.Context, sandboxID strin
 		}
 	}()
 	for _, step := range []func(context.Context) error{
+		c.resolveCDI,
 		c.ensureImage,
 		c.makeDirs,
 		c.mountImageVolumes,
@@ -112,6 +113,8 @@ type containerCreation struct {
 	imageVolumes []imageVolumeRecord
 	// Of resolveTargetPid.
 	targetPid uint32
+	// Of resolveCDI: the injection of the CDI devices asked for.
+	cdiOpts []oci.SpecOpts
 	// Of buildSpecOpts.
 	specOpts []oci.SpecOpts
 	// Of makeMetadata.
@@ -242,6 +245,15 @@ func (c *containerCreation) resolveTargetPid(context.Context) error {
 	return nil
 }
 
+// resolveCDI checks the CDI devices the config asks for, before anything of the container is
+// made.
+func (c *containerCreation) resolveCDI(context.Context) (err error) {
+	if c.cdiOpts, err = c.r.cdiSpecOpts(c.config, c.log); err != nil {
+		return fmt.Errorf("%w: %w", legacy.ErrCreateContainerConfig, err)
+	}
+	return nil
+}
+
 // buildSpecOpts makes the options of the container's spec from the config, the image and the
 // sandbox.
 func (c *containerCreation) buildSpecOpts(context.Context) (err error) {
@@ -263,6 +275,7 @@ func (c *containerCreation) buildSpecOpts(context.Context) (err error) {
 		return fmt.Errorf("%w: %w", legacy.ErrCreateContainerConfig, err)
 	}
 	c.specOpts = c.r.handlerSpec(sb.meta.RuntimeHandler).containerSpecOpts(c.specConfig, sb.config, c.specOpts)
+	c.specOpts = append(c.specOpts, c.cdiOpts...)
 	return nil
 }
 

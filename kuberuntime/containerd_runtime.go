@@ -13,6 +13,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/cri-shim/cri-shim/cgroupdriver"
+	"github.com/cri-shim/cri-shim/kuberuntime/cdi"
 	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/kuberuntime/exitmonitor"
 	"github.com/cri-shim/cri-shim/legacy"
@@ -73,6 +74,11 @@ type Options struct {
 	// CgroupDriver names the cgroups of pods and containers and is given to the runc handlers
 	// (SystemdCgroup); the zero value is cgroupfs.
 	CgroupDriver cgroupdriver.Driver
+	// EnableCDI injects the CDI devices containers ask for (cdi_devices, cdi.k8s.io/ annotations)
+	// and NRI plugins add, from the spec files of CDISpecDirs (empty: cdi.DefaultSpecDirs). Off,
+	// the requests are ignored, as containerd does with enable_cdi off.
+	EnableCDI   bool
+	CDISpecDirs []string
 }
 
 // ContainerdRuntime is the model's Runtime implemented on containerd.
@@ -91,6 +97,8 @@ type ContainerdRuntime struct {
 	// podStatus feeds the pod status cache (pod_status_cache.go).
 	podStatus *podStatusFeeder
 
+	// cdi resolves CDI devices (cdi.go); nil when CDI is off.
+	cdi *cdi.Registry
 	// imgCache remembers images' configs and unpacked layers (image_cache.go).
 	imgCache imageCache
 	// userLookups are the users looked up in images' files (containerspec.UserCache).
@@ -183,6 +191,7 @@ func NewContainerdRuntime(ctx context.Context, client *containerd.Client, opts O
 	r.releasePauseRootfsAtStart(ctx)
 	r.startPodStatusCache()
 	r.stats() // the stats collector reads from the start: a first stats call reads nothing (stats_list_cri.go)
+	r.startCDI()
 	return r, nil
 }
 
@@ -194,6 +203,7 @@ func (r *ContainerdRuntime) Close() error {
 	r.bgCancel()
 	r.wg.Wait()
 	r.releasePauseRootfsAtClose(drained)
+	r.stopCDI()
 	return nil
 }
 

@@ -302,6 +302,8 @@ type nriCreation struct {
 	block  *nri.PluginSyncBlock
 	obj    *nriObj
 	tmpl   *nri.Container
+	// injectCDI injects the CDI devices a plugin adds.
+	injectCDI func(*runtimespec.Spec, []string) error
 }
 
 // nriCreateContainer starts the NRI part of creating container id (nil when NRI is off).
@@ -310,7 +312,7 @@ func (r *ContainerdRuntime) nriCreateContainer(sb *podSandbox, id string, config
 	if n == nil {
 		return nil
 	}
-	return &nriCreation{n: n, sb: sb, id: id, config: config, block: n.adapt.BlockPluginSync()}
+	return &nriCreation{n: n, sb: sb, id: id, config: config, block: n.adapt.BlockPluginSync(), injectCDI: r.nriCDIInjector}
 }
 
 // adjust asks the plugins about the container, from its generated OCI spec, and applies their
@@ -338,10 +340,7 @@ func (h *nriCreation) adjust() containerd.NewContainerOpts {
 		}
 		n.applyAsync(rpl.GetUpdate(), rpl.GetEvict())
 		if adj := rpl.GetAdjust(); adj != nil {
-			g := nrigen.SpecGenerator(&rtgen.Generator{Config: spec},
-				nrigen.WithCDIDeviceInjector(func(_ *runtimespec.Spec, devices []string) error {
-					return fmt.Errorf("CDI devices %v: not supported by cri-shim", devices)
-				}))
+			g := nrigen.SpecGenerator(&rtgen.Generator{Config: spec}, nrigen.WithCDIDeviceInjector(h.injectCDI))
 			if err := g.Adjust(adj); err != nil {
 				return fmt.Errorf("NRI: adjust the container spec: %w", err)
 			}

@@ -38,7 +38,9 @@ type testPlugin struct {
 	adjust bool
 	// mountSrc, with adjust, is bind-mounted read-only at /nri-mnt.
 	mountSrc string
-	name     string
+	// cdiDevices are the CDI devices CreateContainer adds, by container name.
+	cdiDevices map[string]string
+	name       string
 	// runPodLinux is the Linux part of each pod of RunPodSandbox, by pod ID.
 	runPodLinux map[string]*api.LinuxPodSandbox
 }
@@ -128,6 +130,14 @@ func (p *testPlugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr
 	p.mu.Unlock()
 	if reject {
 		return nil, nil, errors.New("rejected by the test plugin")
+	}
+	p.mu.Lock()
+	cdiDevice := p.cdiDevices[ctr.GetName()]
+	p.mu.Unlock()
+	if cdiDevice != "" {
+		adj := &api.ContainerAdjustment{}
+		adj.AddCDIDevice(&api.CDIDevice{Name: cdiDevice})
+		return adj, nil, nil
 	}
 	if !p.adjust {
 		return nil, nil, nil

@@ -101,9 +101,10 @@ func (r *ContainerdRuntime) removeUnrecoverableSandbox(ctx context.Context, c co
 		log.WithError(err).Warn("remove unrecoverable sandbox")
 		return
 	}
-	removeCgroupLeftovers(cg) // cgroup_leftovers.go
-	// No task of the pod is left: a shim still there was forgotten by containerd.
+	// No task of the pod is left: a shim still there was forgotten by containerd. It goes first,
+	// so that no create it still runs puts a process back into the cgroups.
 	r.killOrphanShim(c.ID())
+	removeCgroupLeftovers(cg) // cgroup_leftovers.go
 }
 
 // removeStaleLeases deletes the temporary leases (the containerd client's WithLease, labelled

@@ -176,8 +176,9 @@ func (r *ContainerdRuntime) RemovePodSandbox(ctx context.Context, id string) err
 		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("delete pause container: %w", err)
 		}
-		removeCgroupLeftovers(cg) // cgroup_leftovers.go
+		// The orphan shim first: a create it still runs would put a process back into the cgroups.
 		r.killOrphanShim(sb.meta.ID)
+		removeCgroupLeftovers(cg) // cgroup_leftovers.go
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("load pause container: %w", err)
 	}

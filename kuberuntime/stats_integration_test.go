@@ -55,7 +55,7 @@ func TestStats(t *testing.T) {
 	}
 	time.Sleep(1200 * time.Millisecond)
 
-	before := cgroupCPU(t, fs, cgPath)
+	beforeAt, before := time.Now(), cgroupCPU(t, fs, cgPath)
 	st, err := e.rt.ContainerStats(ctx, id[:12])
 	if err != nil {
 		t.Fatal(err)
@@ -65,8 +65,17 @@ func TestStats(t *testing.T) {
 	if st.ID != id || st.SandboxID != sb.ID || st.Name != "burn" || st.Labels["ctr"] != "burn" {
 		t.Fatalf("attributes %+v", st)
 	}
-	if st.CPU == nil || st.CPU.At.IsZero() || st.CPU.UsageCoreNanoSeconds < before || st.CPU.UsageCoreNanoSeconds > after {
-		t.Fatalf("cpu %+v not between the cgroup's readings %d and %d", st.CPU, before, after)
+	if st.CPU == nil || st.CPU.At.IsZero() || st.CPU.UsageCoreNanoSeconds > after {
+		t.Fatalf("cpu %+v not at most the cgroup's reading %d after it", st.CPU, after)
+	}
+	// A fresh reading is at least the cgroup's reading before it; one the background sweep took
+	// just before that (a stats call within statsMaxAge of a reading gets it) is no older than that.
+	if st.CPU.At.Before(beforeAt) {
+		if age := beforeAt.Sub(st.CPU.At); age > statsMaxAge {
+			t.Fatalf("cpu %+v: a reading %v old, want at most %v", st.CPU, age, statsMaxAge)
+		}
+	} else if st.CPU.UsageCoreNanoSeconds < before {
+		t.Fatalf("cpu %+v below the cgroup's reading %d before it", st.CPU, before)
 	}
 	// A busy loop: well above a tenth of a core (the node has other work), at most one core.
 	if n := st.CPU.UsageNanoCores; n == nil || *n < 1e8 || *n > 1.2e9 {

@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/cri-shim/cri-shim/cgroupdriver"
+	"github.com/cri-shim/cri-shim/lsm"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -74,6 +75,9 @@ type SpecInput struct {
 	RootfsPath string
 	// CgroupDriver names the pause container's cgroup (the zero value: cgroupfs).
 	CgroupDriver cgroupdriver.Driver
+	// SELinux is the host's SELinux, which says once that pods' SELinux options are ignored; nil
+	// is this host's.
+	SELinux *lsm.SELinux
 }
 
 // SpecOpts returns the OCI spec options of the pause container, to apply over containerd's default
@@ -148,8 +152,16 @@ func SpecOpts(in SpecInput) ([]oci.SpecOpts, error) {
 	}
 	opts = append(opts, oci.WithoutMounts("/dev/shm"), oci.WithMounts(mounts))
 
-	// Security: user, groups, seccomp, privileged. SELinux options are ignored when SELinux is off
-	// (always here); AppArmor has no sandbox-level setting.
+	// Security: user, groups, seccomp, privileged. SELinux options are ignored (the runtime applies
+	// no labels and does not start where SELinux enforces), which is said once; the pause container
+	// gets no AppArmor profile, as containerd's (CRI has no sandbox-level AppArmor setting).
+	if o := sc.GetSelinuxOptions(); o.GetUser()+o.GetRole()+o.GetType()+o.GetLevel() != "" {
+		selinux := in.SELinux
+		if selinux == nil {
+			selinux = lsm.HostSELinux()
+		}
+		selinux.IgnoredOptions(in.ID)
+	}
 	user := ""
 	switch {
 	case sc.GetRunAsUser() != nil && sc.GetRunAsGroup() != nil:

@@ -84,7 +84,7 @@ func TestStatusConditionsAndVerbose(t *testing.T) {
 		{Type: legacy.RuntimeReady, Status: true},
 		{Type: legacy.NetworkReady, Status: false, Reason: "NetworkPluginNotReady", Message: "no config"},
 	}}
-	c := dial(t, Options{Backend: be, Config: map[string]string{"socket": "/x.sock"}, RecursiveReadOnlyMounts: true})
+	c := dial(t, Options{Backend: be, Config: func() any { return map[string]string{"socket": "/x.sock"} }, RecursiveReadOnlyMounts: true})
 	resp, err := c.Status(context.Background(), &runtime.StatusRequest{Verbose: true})
 	if err != nil {
 		t.Fatal(err)

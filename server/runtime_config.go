@@ -80,9 +80,14 @@ func (p *podCIDRs) get() []string {
 }
 
 // verboseInfo is a verbose Status's info: "config" (the effective config as JSON, with
-// "sandboxImage" added under the name kubeadm reads) and "podCIDRs" (from UpdateRuntimeConfig).
+// "sandboxImage" added under the name kubeadm reads), "podCIDRs" (from UpdateRuntimeConfig) and
+// the host's confinement ("apparmor", "selinux": Options.Confinement).
 func (s *RuntimeServer) verboseInfo() (map[string]string, error) {
-	b, err := json.Marshal(s.opts.Config)
+	var cfg any
+	if s.opts.Config != nil {
+		cfg = s.opts.Config()
+	}
+	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -100,5 +105,15 @@ func (s *RuntimeServer) verboseInfo() (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"config": string(b), "podCIDRs": string(cidrs)}, nil
+	info := map[string]string{"config": string(b), "podCIDRs": string(cidrs)}
+	if s.opts.Confinement != nil {
+		for k, v := range s.opts.Confinement() {
+			j, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("status info %q: %w", k, err)
+			}
+			info[k] = string(j)
+		}
+	}
+	return info, nil
 }

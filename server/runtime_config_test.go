@@ -66,7 +66,7 @@ func TestVerboseStatusSandboxImage(t *testing.T) {
 		SandboxImage string `json:"sandbox_image"`
 		LogLevel     string `json:"log_level"`
 	}{"registry.k8s.io/pause:3.10", "info"}
-	c := dial(t, Options{Backend: legacytest.NewFakeRuntime(), Version: "test", Config: cfg, SandboxImage: cfg.SandboxImage})
+	c := dial(t, Options{Backend: legacytest.NewFakeRuntime(), Version: "test", Config: func() any { return cfg }, SandboxImage: cfg.SandboxImage})
 	var got map[string]any
 	if err := json.Unmarshal([]byte(verboseInfo(t, c)["config"]), &got); err != nil {
 		t.Fatal(err)
@@ -92,5 +92,25 @@ func TestRuntimeConfigReportsCgroupDriver(t *testing.T) {
 		if got := rc.GetLinux().GetCgroupDriver(); got != want {
 			t.Errorf("driver %q: RuntimeConfig says %v, want %v", d, got, want)
 		}
+	}
+}
+
+// TestStatusConfinement: a verbose Status carries the host's confinement, each entry as JSON.
+func TestStatusConfinement(t *testing.T) {
+	c := dial(t, Options{Backend: legacytest.NewFakeRuntime(), Version: "test", Confinement: func() map[string]any {
+		return map[string]any{
+			"apparmor": map[string]any{"enabled": false, "reason": "AppArmor not enabled on this host (x): containers get no profile"},
+			"selinux":  map[string]any{"mode": "disabled"},
+		}
+	}})
+	info := verboseInfo(t, c)
+	if got, want := info["apparmor"], `{"enabled":false,"reason":"AppArmor not enabled on this host (x): containers get no profile"}`; got != want {
+		t.Errorf("apparmor %s, want %s", got, want)
+	}
+	if got, want := info["selinux"], `{"mode":"disabled"}`; got != want {
+		t.Errorf("selinux %s, want %s", got, want)
+	}
+	if info["config"] == "" {
+		t.Errorf("config gone: %v", info)
 	}
 }

@@ -41,8 +41,9 @@ type Options struct {
 	Backend Backend
 	// Images serves the CRI ImageService; nil answers Unimplemented.
 	Images runtime.ImageServiceServer
-	// Config is the effective daemon config, returned as JSON by a verbose Status.
-	Config any
+	// Config returns the effective daemon config (as a reload left it), returned as JSON by a
+	// verbose Status; nil: none.
+	Config func() any
 	// RuntimeHandlers are the runtime handlers pods may name (the default one first).
 	RuntimeHandlers []string
 	// RecursiveReadOnlyMounts is advertised for every handler: the host's runc applies them.
@@ -64,6 +65,9 @@ type Options struct {
 	// SandboxImage is the pause image pods run; a verbose Status reports it as the config's
 	// "sandboxImage", the key kubeadm and other tools read from a runtime's info.
 	SandboxImage string
+	// Confinement, when set, is the host's confinement as a verbose Status reports it: each entry
+	// (AppArmor, SELinux: available or why not) is an info key with its value as JSON.
+	Confinement func() map[string]any
 }
 
 // RuntimeServer implements CRI's RuntimeService. RPCs not implemented yet answer Unimplemented

@@ -3,13 +3,13 @@ package standalone
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/lsm"
 	corev1 "k8s.io/api/core/v1"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -17,18 +17,18 @@ import (
 // The security fields of a manifest. Each is either honoured as the kubelet honours it
 // (kuberuntime's security_context.go and helpers: the CRI fields it sets) or refused by Convert
 // with an error naming the field. None is dropped: a manifest asking for confinement the runtime
-// would not apply (an SELinux label, an AppArmor default profile, a Windows option) does not run
-// unconfined while its operator believes otherwise.
+// would not apply (an SELinux label, an AppArmor profile on a host without AppArmor, a Windows
+// option) does not run unconfined while its operator believes otherwise.
 //
 // Honoured: runAsUser, runAsGroup, runAsNonRoot, supplementalGroups, supplementalGroupsPolicy,
 // fsGroup (+ fsGroupChangePolicy), sysctls (namespaced ones), seccompProfile (+ the deprecated
-// seccomp annotations), appArmorProfile Unconfined and Localhost (on a host with AppArmor; + the
-// deprecated annotations), capabilities, privileged, readOnlyRootFilesystem,
+// seccomp annotations), appArmorProfile Unconfined, and RuntimeDefault and Localhost on a host
+// with AppArmor (+ the deprecated annotations), capabilities, privileged, readOnlyRootFilesystem,
 // allowPrivilegeEscalation, procMount, hostUsers; volumeMounts' mountPropagation,
 // recursiveReadOnly, subPathExpr.
 // Refused: seLinuxOptions and seLinuxChangePolicy (the runtime applies no SELinux label),
-// windowsOptions (Windows only), appArmorProfile RuntimeDefault (the runtime has no default
-// AppArmor profile to load), volumeMounts' bindMountOptions (the runtime ignores CRI mount options).
+// windowsOptions (Windows only), appArmorProfile RuntimeDefault and Localhost on a host without
+// AppArmor, volumeMounts' bindMountOptions (the runtime ignores CRI mount options).
 
 // The masked and read-only paths of /proc and /sys the kubelet sends for procMount Default
 // (k8s.io/kubernetes pkg/securitycontext, kept in sync with moby's defaults). The runtime adds
@@ -42,11 +42,9 @@ var (
 	defaultReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 )
 
-// appArmorEnabled tells whether the host has AppArmor (replaceable by tests).
-var appArmorEnabled = func() bool {
-	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
-	return err == nil && strings.HasPrefix(string(b), "Y")
-}
+// appArmorEnabled tells whether the runtime confines containers with AppArmor on this host
+// (replaceable by tests).
+var appArmorEnabled = func() bool { return lsm.HostAppArmor().Enabled() }
 
 // The fields of the security structs Convert knows (honours or refuses by name). A field added to
 // k8s.io/api later is refused by refuseUnknown until it is handled here.
@@ -419,11 +417,10 @@ func appArmorFromAnnotation(v string) (*corev1.AppArmorProfile, error) {
 	return nil, fmt.Errorf("apparmor profile %q: want runtime/default, unconfined or localhost/<name>", v)
 }
 
-// appArmorProfile is the CRI profile of a manifest's appArmorProfile (nil: none set). The
-// runtime applies a Localhost profile on a host with AppArmor and nothing for RuntimeDefault (it
-// has no default profile to load, unlike containerd's CRI): RuntimeDefault, and Localhost on a
-// host without AppArmor, are refused rather than run unconfined (the kubelet also refuses a pod
-// that needs AppArmor on a host without it).
+// appArmorProfile is the CRI profile of a manifest's appArmorProfile (nil: none set). On a host
+// with AppArmor the runtime applies a Localhost profile (which must be loaded) and its default
+// profile for RuntimeDefault; on a host without, both are refused rather than run unconfined (the
+// kubelet also refuses a pod that needs AppArmor on a host without it).
 func appArmorProfile(p *corev1.AppArmorProfile, field string) (*runtime.SecurityProfile, error) {
 	if p == nil {
 		return nil, nil
@@ -435,7 +432,10 @@ func appArmorProfile(p *corev1.AppArmorProfile, field string) (*runtime.Security
 	case corev1.AppArmorProfileTypeUnconfined:
 		return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Unconfined}, nil
 	case corev1.AppArmorProfileTypeRuntimeDefault:
-		return nil, fmt.Errorf("%s: RuntimeDefault is not supported: the runtime has no default AppArmor profile to apply (use Localhost with a profile loaded on the host, or Unconfined)", field)
+		if !appArmorEnabled() {
+			return nil, fmt.Errorf("%s: RuntimeDefault: AppArmor is not enabled on this host", field)
+		}
+		return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}, nil
 	case corev1.AppArmorProfileTypeLocalhost:
 		lp := strings.TrimSpace(ptrValue(p.LocalhostProfile))
 		if lp == "" {
@@ -446,7 +446,7 @@ func appArmorProfile(p *corev1.AppArmorProfile, field string) (*runtime.Security
 		}
 		return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: lp}, nil
 	}
-	return nil, fmt.Errorf("%s: type %q: want Localhost or Unconfined", field, p.Type)
+	return nil, fmt.Errorf("%s: type %q: want RuntimeDefault, Localhost or Unconfined", field, p.Type)
 }
 
 // checkSysctl refuses, as the kubelet does, a sysctl no namespace of the pod holds: one of the

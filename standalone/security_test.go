@@ -163,12 +163,12 @@ metadata: {name: p, annotations: {container.seccomp.security.alpha.kubernetes.io
 spec:
   containers: [{name: c, image: busybox:1.36}]
 `},
-	{name: "appArmor RuntimeDefault", refuse: "appArmorProfile", manifest: `
+	{name: "appArmor RuntimeDefault without AppArmor", refuse: "appArmorProfile", manifest: `
 metadata: {name: p}
 spec:
   containers: [{name: c, image: busybox:1.36, securityContext: {appArmorProfile: {type: RuntimeDefault}}}]
 `},
-	{name: "pod appArmor RuntimeDefault", refuse: "appArmorProfile", manifest: `
+	{name: "pod appArmor RuntimeDefault without AppArmor", refuse: "appArmorProfile", manifest: `
 metadata: {name: p}
 spec:
   securityContext: {appArmorProfile: {type: RuntimeDefault}}
@@ -486,6 +486,10 @@ spec:
 }
 
 func TestConvertSecurityFields(t *testing.T) {
+	// The cases' host has no AppArmor (TestConvertAppArmorLocalhost is one with it).
+	old := appArmorEnabled
+	appArmorEnabled = func() bool { return false }
+	defer func() { appArmorEnabled = old }()
 	for _, tc := range securityCases {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := convertYAML(t, tc.manifest)
@@ -507,7 +511,7 @@ func TestConvertSecurityFields(t *testing.T) {
 }
 
 // TestConvertAppArmorLocalhost: with AppArmor on the host, a Localhost profile goes to the runtime,
-// which applies it.
+// which applies it, and RuntimeDefault too (the runtime's default profile).
 func TestConvertAppArmorLocalhost(t *testing.T) {
 	old := appArmorEnabled
 	appArmorEnabled = func() bool { return true }
@@ -531,9 +535,19 @@ spec:
 			t.Errorf("%s: apparmor %v, want Localhost %s", n, ap, want)
 		}
 	}
-	// RuntimeDefault is refused even with AppArmor: the runtime loads no default profile.
-	if _, err := convertYAML(t, "metadata: {name: p}\nspec: {securityContext: {appArmorProfile: {type: RuntimeDefault}}, containers: [{name: c, image: b}]}"); err == nil {
-		t.Error("AppArmor RuntimeDefault accepted")
+	p, err = convertYAML(t, `
+metadata: {name: p, annotations: {container.apparmor.security.beta.kubernetes.io/d: runtime/default}}
+spec:
+  securityContext: {appArmorProfile: {type: RuntimeDefault}}
+  containers: [{name: c, image: b}, {name: d, image: b}]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"c", "d"} {
+		if ap := configOf(p, n).Linux.SecurityContext.Apparmor; ap == nil || !isProfile(ap, runtime.SecurityProfile_RuntimeDefault) {
+			t.Errorf("%s: apparmor %v, want RuntimeDefault", n, ap)
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/cri-shim/cri-shim/kuberuntime"
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/lsm"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/cri-shim/cri-shim/server"
 	"github.com/cri-shim/cri-shim/streaming"
@@ -82,7 +83,12 @@ func connectContainerd(ctx context.Context, cfg config.Config, wait bool, n *sdn
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
 	}
 	b.client = client
-	logrus.WithFields(logrus.Fields{"address": address, "namespace": cfg.ContainerdNamespace, "mode": cfg.ContainerdMode, "started": b.managed != nil}).Info("connected to containerd")
+	version, err := checkContainerdVersion(ctx, client, address)
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	logrus.WithFields(logrus.Fields{"address": address, "version": version, "namespace": cfg.ContainerdNamespace, "mode": cfg.ContainerdMode, "started": b.managed != nil}).Info("connected to containerd")
 	if b.managed != nil {
 		b.stopSup, b.supDone = make(chan struct{}), make(chan struct{})
 		go b.supervise()
@@ -179,6 +185,10 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 	if err := checkTrustedDirs(cfg); err != nil {
 		return err
 	}
+	// No start where SELinux enforces: cri-shim applies no labels (confinement.go).
+	if err := checkConfinement(lsm.HostAppArmor(), lsm.HostSELinux()); err != nil {
+		return err
+	}
 	// The effective driver, in a verbose Status too.
 	cgroupDriver, err := cfg.ResolveCgroupDriver()
 	if err != nil {
@@ -221,6 +231,8 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 		MaxCheckpointSize: int64(cfg.CheckpointMaxSizeMiB) << 20,
 		ExecIODrain:       time.Duration(cfg.ExecIODrainTimeout),
 		CgroupDriver:      cgroupDriver,
+		EnableCDI:         cfg.EnableCDI,
+		CDISpecDirs:       cfg.CDISpecDirs,
 	})
 	if err != nil {
 		lis.Close()
@@ -285,12 +297,14 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 	streamServer.Start()
 	defer streamServer.Stop()
 	logrus.WithField("url", streamServer.URL().String()).Info("serving exec, attach and port-forward streams")
+	reload := &reloader{load: svc.load, cfg: cfg, images: images}
 	grpcServer := server.NewGRPCServer(server.Options{
 		Version:      version,
 		Backend:      rt,
 		Images:       server.NewImageServer(images),
-		Config:       cfg,
+		Config:       func() any { return reload.effective() },
 		SandboxImage: cfg.SandboxImage,
+		Confinement:  confinementInfo(lsm.HostAppArmor(), lsm.HostSELinux()),
 		Streaming:    streamServer,
 		// Recursive read-only mounts and user namespaces are advertised per handler, only when
 		// its runc (and, for user namespaces, the kernel and snapshotter) can do them.
@@ -322,7 +336,7 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 	}()
 	go func() {
 		defer func() { svcDone <- struct{}{} }()
-		reloadOnSignal(svcCtx, svc, &reloader{load: svc.load, cfg: cfg, images: images})
+		reloadOnSignal(svcCtx, svc, reload)
 	}()
 	defer func() { stopSvc(); <-svcDone; <-svcDone }()
 

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -137,6 +138,22 @@ func TestDaemonManagedContainerd(t *testing.T) {
 	}
 	if !strings.Contains(s.Info["config"], `"containerd_namespace":"cri-shim"`) {
 		t.Fatalf("verbose config: %s", s.Info["config"])
+	}
+	// The host's confinement, as crictl info shows it: AppArmor's default profile or why none,
+	// SELinux's mode and that no labels are applied.
+	var aa struct {
+		Enabled        bool
+		DefaultProfile string
+		Reason         string
+	}
+	if err := json.Unmarshal([]byte(s.Info["apparmor"]), &aa); err != nil {
+		t.Fatalf("info apparmor %q: %v", s.Info["apparmor"], err)
+	}
+	if aa.Enabled && aa.DefaultProfile != "cri-shim.apparmor.d" || !aa.Enabled && !strings.HasPrefix(aa.Reason, "AppArmor not enabled on this host") {
+		t.Fatalf("info apparmor: %s", s.Info["apparmor"])
+	}
+	if !strings.Contains(s.Info["selinux"], `"labels":false`) || !strings.Contains(s.Info["selinux"], "applies no SELinux labels") {
+		t.Fatalf("info selinux: %s", s.Info["selinux"])
 	}
 
 	// A CNI config appears: the network becomes ready without a restart.

@@ -97,8 +97,8 @@ func TestTrustedDirs(t *testing.T) {
 	}
 }
 
-// TestCheckTrustedDirsAtStart: the daemon's start checks root_dir, state_dir, the manifests dir
-// and the NRI plugin and config dirs, creating the first three (issue 19, finding 9).
+// TestCheckTrustedDirsAtStart: the daemon's start checks root_dir, state_dir, the manifests dir,
+// the NRI plugin and config dirs and the CDI spec dirs, creating the first three (issue 19, finding 9).
 func TestCheckTrustedDirsAtStart(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the owner checks need a root-owned test directory")
@@ -109,8 +109,9 @@ func TestCheckTrustedDirsAtStart(t *testing.T) {
 	cfg.StaticPodsDir = filepath.Join(base, "etc", "manifests")
 	cfg.EnableNRI = true
 	cfg.NRIPluginDir, cfg.NRIPluginConfigDir = filepath.Join(base, "nri", "plugins"), filepath.Join(base, "nri", "conf.d")
+	cfg.EnableCDI, cfg.CDISpecDirs = true, []string{filepath.Join(base, "cdi", "etc"), filepath.Join(base, "cdi", "run")}
 	if err := checkTrustedDirs(cfg); err != nil {
-		t.Fatalf("fresh dirs (the NRI ones missing): %v", err)
+		t.Fatalf("fresh dirs (the NRI and CDI ones missing): %v", err)
 	}
 	for dir, want := range map[string]os.FileMode{cfg.RootDir: 0o711, cfg.StateDir: 0o711, cfg.StaticPodsDir: 0o700} {
 		if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != want {
@@ -118,7 +119,8 @@ func TestCheckTrustedDirsAtStart(t *testing.T) {
 		}
 	}
 	for key, dir := range map[string]string{"static_pods_dir": cfg.StaticPodsDir, "nri_plugin_dir": cfg.NRIPluginDir,
-		"nri_plugin_config_dir": cfg.NRIPluginConfigDir, "root_dir": cfg.RootDir, "state_dir": cfg.StateDir} {
+		"nri_plugin_config_dir": cfg.NRIPluginConfigDir, "root_dir": cfg.RootDir, "state_dir": cfg.StateDir,
+		"cdi_spec_dirs": cfg.CDISpecDirs[1]} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -143,4 +145,67 @@ func TestCheckTrustedDirsAtStart(t *testing.T) {
 	if err := checkTrustedDirs(cfg); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
 		t.Errorf("NRI dir under a world-writable parent: %v", err)
 	}
+}
+
+// TestTrustedConfig: the config files and the drop-in dir decide what the daemon runs as root, so
+// each must be root's and writable by no one else, on a trusted path; a missing drop-in dir is
+// fine.
+func TestTrustedConfig(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the owner checks need root (to chown test files to another user)")
+	}
+	dir := t.TempDir()
+	main := filepath.Join(dir, "config.toml")
+	dropDir := filepath.Join(dir, "config.d")
+	drop := filepath.Join(dropDir, "50-x.toml")
+	if err := os.Mkdir(dropDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{main, drop} {
+		if err := os.WriteFile(f, []byte("log_level = \"info\"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := checkTrustedConfig([]string{main, drop}, dropDir); err != nil {
+		t.Fatalf("root's 0644 files in root's dirs refused: %v", err)
+	}
+	if err := checkTrustedConfig([]string{main}, filepath.Join(dir, "absent.d")); err != nil {
+		t.Fatalf("a missing drop-in dir refused: %v", err)
+	}
+	link := filepath.Join(dir, "link.toml")
+	if err := os.Symlink(main, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkTrustedConfig([]string{link}, ""); err != nil {
+		t.Fatalf("a symlink to a trusted file refused: %v", err)
+	}
+
+	refused := func(what, want string, files []string, configDir string) {
+		t.Helper()
+		err := checkTrustedConfig(files, configDir)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error saying %q", what, err, want)
+		}
+	}
+	os.Chmod(drop, 0o666)
+	refused("a world-writable drop-in", "writable by group or others", []string{main, drop}, dropDir)
+	os.Chmod(drop, 0o644)
+	os.Chown(drop, 1000, 1000)
+	refused("a drop-in of another user", "owned by uid 1000", []string{main, drop}, dropDir)
+	os.Chown(drop, 0, 0)
+	os.Chmod(dropDir, 0o777)
+	refused("a world-writable drop-in dir", "writable by group or others", []string{main}, dropDir)
+	refused("a file in a world-writable dir", "writable by group or others", []string{drop}, "")
+	os.Chmod(dropDir, 0o755)
+	// A symlink into a dir others can write: the target's dir counts.
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o755)
+	target := filepath.Join(open, "c.toml")
+	os.WriteFile(target, nil, 0o644)
+	os.Chmod(open, 0o777)
+	link2 := filepath.Join(dir, "link2.toml")
+	os.Symlink(target, link2)
+	refused("a symlink to a file in a world-writable dir", "writable by group or others", []string{link2}, "")
+	os.Mkdir(filepath.Join(dir, "adir.toml"), 0o755)
+	refused("a directory as a config file", "not a regular file", []string{filepath.Join(dir, "adir.toml")}, "")
 }

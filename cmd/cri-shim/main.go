@@ -125,6 +125,12 @@ func run(args []string) error {
 		if err != nil {
 			return cfg, nil, err
 		}
+		if sub == "daemon" {
+			// The daemon acts as root on what its config says (trusted_dirs.go).
+			if err := checkTrustedConfig(files, cfg.ConfigDir); err != nil {
+				return cfg, nil, err
+			}
+		}
 		applyFlags(fs, &scratch, &cfg)
 		if err := cfg.Validate(); err != nil {
 			return cfg, nil, fmt.Errorf("invalid config:\n%w", err)

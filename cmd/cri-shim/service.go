@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cri-shim/cri-shim/cmd/cri-shim/config"
@@ -103,8 +104,17 @@ type registryHosts interface{ SetRegistryConfigPath(string) }
 // reloader applies the config files to the running daemon again.
 type reloader struct {
 	load   func() (config.Config, []string, error)
-	cfg    config.Config // in effect
 	images registryHosts
+
+	mu  sync.Mutex    // guards cfg: a verbose Status reads it while a reload writes it
+	cfg config.Config // in effect
+}
+
+// effective is the config in effect, as the last reload left it.
+func (r *reloader) effective() config.Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg
 }
 
 // reload reads the config again and applies the keys that can change live; the other changed keys
@@ -121,6 +131,8 @@ func (r *reloader) reload() (applied, pending []string, err error) {
 		logrus.WithError(err).Error("reload: config not applied")
 		return nil, nil, err
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	cur, nxt := r.cfg.Fields(), next.Fields()
 	for i, f := range cur {
 		if reflect.DeepEqual(f.Value.Interface(), nxt[i].Value.Interface()) {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
@@ -157,6 +158,21 @@ func TestDaemonAsService(t *testing.T) {
 	}
 	if _, err := c.Version(ctx, &runtime.VersionRequest{}); err != nil {
 		t.Fatalf("Version after SIGHUP: %v", err)
+	}
+	// crictl info shows the config in effect: the reloaded log level, the pending key as it was.
+	st, err := c.Status(ctx, &runtime.StatusRequest{Verbose: true})
+	if err != nil {
+		t.Fatalf("verbose Status after SIGHUP: %v", err)
+	}
+	var info struct {
+		LogLevel           string `json:"log_level"`
+		MaxConcurrentPulls int    `json:"max_concurrent_pulls"`
+	}
+	if err := json.Unmarshal([]byte(st.GetInfo()["config"]), &info); err != nil {
+		t.Fatalf("verbose Status config: %v", err)
+	}
+	if info.LogLevel != "warn" || info.MaxConcurrentPulls == 1 {
+		t.Fatalf("crictl info after the reload shows log_level %q, max_concurrent_pulls %d; want warn and the value before", info.LogLevel, info.MaxConcurrentPulls)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -15,7 +15,8 @@ import (
 // The daemon acts as root on what it finds in some directories: root_dir (pod and container
 // files; a container's restore directory makes StartContainer run CRIU as root), state_dir
 // (network namespaces, containerd's state and socket), the manifests directory (privileged
-// pods), the NRI plugins it executes and their configuration. Whoever can write one of them, or
+// pods), the NRI plugins it executes and their configuration, the CDI spec files (their hooks run
+// as root on the host, their mounts bring any host path into a container). Whoever can write one of them, or
 // replace it (write a directory above it), is root. So each must be owned by root and writable
 // by no one else, and so must every directory on its path, but for sticky ones like /tmp, where
 // others cannot move or remove root's entries. Checked once, at start.
@@ -46,6 +47,11 @@ func trustedDirs(cfg config.Config) []trustedDir {
 			if d.dir != "" {
 				dirs = append(dirs, d)
 			}
+		}
+	}
+	if cfg.EnableCDI {
+		for _, d := range cfg.CDISpecDirs {
+			dirs = append(dirs, trustedDir{key: "cdi_spec_dirs", dir: d})
 		}
 	}
 	return dirs
@@ -146,6 +152,61 @@ func checkTrustedEntry(key, dir, p string, final bool) error {
 	}
 	if fi.Mode().Perm()&0o022 != 0 && (final || fi.Mode()&os.ModeSticky == 0) {
 		return fmt.Errorf("%s: %s is writable by group or others (mode %04o): refusing to start; chmod go-w it", key, what, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// checkTrustedConfig checks the config files the daemon read and its drop-in dir: they decide
+// what it runs as root (runtime binaries, hooks, plugin dirs), so they are trusted as the
+// directories above: each file root's, writable by no one else, on a trusted path (through its
+// symlinks too), and the drop-in dir likewise, so that no one else can add a file to it. A missing
+// drop-in dir is fine. Checked at start and at every reload.
+func checkTrustedConfig(files []string, configDir string) error {
+	for _, f := range files {
+		if err := checkTrustedFile("config file", f); err != nil {
+			return err
+		}
+	}
+	if configDir != "" {
+		if err := checkTrustedPath("config_dir", configDir, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTrustedFile checks a file the daemon trusts: its directory's path and, when it is a
+// symlink, its target's as checkTrustedPath does, and the file itself: a regular file owned by
+// root and writable by no one else.
+func checkTrustedFile(key, file string) error {
+	if !filepath.IsAbs(file) {
+		abs, err := filepath.Abs(file)
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		file = abs
+	}
+	real, err := filepath.EvalSymlinks(file)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	for _, dir := range []string{filepath.Dir(file), filepath.Dir(real)} {
+		if err := checkTrustedPath(key, dir, false); err != nil {
+			return fmt.Errorf("%w (the directory of %s)", err, file)
+		}
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: %s is not a regular file", key, file)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != trustedOwner {
+		return fmt.Errorf("%s: %s is owned by uid %d, not root: refusing it; chown root it", key, file, st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s: %s is writable by group or others (mode %04o): refusing it; chmod go-w it", key, file, fi.Mode().Perm())
 	}
 	return nil
 }

@@ -15,7 +15,8 @@
 #   4. images/: docker-archive tarballs of a static busybox image and a pause image
 #   4b. critest/: what the critest test needs (critest, ginkgo, the test registry, the images'
 #      programs prebuilt, the busybox binaries the registry builds its images from)
-#   5. root.img: base + binaries + install/ + hack/guest/files + hack/guest/in-guest + images
+#   5. root.img: base + binaries + install/ + hack/guest/files + hack/guest/in-guest + images, and
+#      the kubelet when hack/kubelet/build.sh has built it (the kubelet test needs it; smoke does not)
 # Needs root (debootstrap, device nodes). Network: deb.debian.org for apt and debootstrap, the Go
 # module proxy for ctr; the guest itself has no network device.
 set -euo pipefail
@@ -24,6 +25,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$ROOT/hack/guest
 CACHE=${CRI_SHIM_CACHE:-/var/cache/cri-shim}
 BIN=$CACHE/bin
+KUBELET=$CACHE/kubelet-${KUBELET_VERSION:-v1.37.2}/kubelet
 GUEST=${CRI_SHIM_GUEST_DIR:-$CACHE/guest}
 SUITE=${GUEST_SUITE:-bookworm}
 MIRROR=${GUEST_MIRROR:-http://deb.debian.org/debian}
@@ -141,6 +143,7 @@ inputs() {
   (cd "$BIN" && sha256sum containerd containerd-shim-runc-v2 runc crictl)
   (cd "$GUEST" && sha256sum bin/ctr images/*.tar)
   (cd "$GUEST" && find critest -type f -print0 | sort -z | xargs -0 sha256sum)
+  if [ -x "$KUBELET" ]; then sha256sum "$KUBELET"; fi
   (cd "$GUEST/install" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
   (cd "$HERE" && find files in-guest -type f -print0 | sort -z | xargs -0 sha256sum)
   (cd "$HERE" && find files in-guest -type f -printf '%p %m\n' | sort)
@@ -152,13 +155,15 @@ else
   log "assembling root.img (key $key)"
   STAGE=$GUEST/stage
   rm -rf "$STAGE"
-  # (BASE/. : the base may be a symlink to a shared cache, which must stay untouched)
+  # BASE's contents, not BASE itself: BASE may be a symlink to a shared base (a second guest dir
+  # reusing one debootstrap), which cp -a would copy as a link, then stage into the shared base.
   mkdir -p "$STAGE"
   cp -a --reflink=auto "$BASE/." "$STAGE/"
   rm -f "$STAGE/.complete"
   install -m 0755 "$BIN/containerd" "$BIN/containerd-shim-runc-v2" "$BIN/runc" "$BIN/crictl" \
     "$GUEST/bin/ctr" "$STAGE/usr/local/bin/"
   cp -a "$GUEST/install/." "$STAGE/"
+  if [ -x "$KUBELET" ]; then install -m 0755 "$KUBELET" "$STAGE/usr/local/bin/kubelet"; else log "no $KUBELET (hack/kubelet/build.sh): the guest has no kubelet"; fi
   # Config files and units, with their modes.
   (cd "$HERE/files" && find . -type f) | while read -r f; do
     install -D -m "$(stat -c %a "$HERE/files/$f")" "$HERE/files/$f" "$STAGE/${f#./}"

@@ -3,7 +3,8 @@
 # what its test runner wrote. The guest has no network device; its root disk is a throwaway
 # snapshot of root.img; a second raw disk receives the results as a tar archive. QEMU is killed by
 # its pid when GUEST_TIMEOUT seconds pass.
-# Writes $GUEST/last-run/ (console.log, results/) and, for the smoke test, hack/guest/results.txt;
+# Writes $GUEST/last-run/ (console.log, results/) and, for the smoke test, hack/guest/results.txt
+# (for the kubelet test, hack/guest/results-kubelet.txt);
 # exits non-zero when the guest reported no results or a check failed.
 # Env: GUEST_TEST (the in-guest test, default smoke), GUEST_TIMEOUT (seconds, default 1200),
 #      GUEST_CPUS (default 2), GUEST_MEMORY (default 3G).
@@ -78,6 +79,7 @@ fi
 out=$RUN/results.txt
 [ "$TEST" = smoke ] && out=$HERE/results.txt
 [ "$TEST" = critest ] && out=$HERE/results-critest.txt
+[ "$TEST" = kubelet ] && out=$HERE/results-kubelet.txt
 checks=$RUN/results/checks.txt
 passed=$(grep -c '^PASS' "$checks" || true)
 failed=$(grep -c '^FAIL' "$checks" || true)
@@ -95,6 +97,7 @@ failed=$(grep -c '^FAIL' "$checks" || true)
   echo
   echo "## timings"
   echo "guest build (last hack/guest/build.sh run): $(cat "$GUEST/last-build-seconds" 2>/dev/null || echo '?') s"
+  [ "$TEST" = kubelet ] && echo "kubelet build (hack/kubelet/build.sh, when it last built): $(cat "$CACHE/kubelet-${KUBELET_VERSION:-v1.37.2}/build-seconds" 2>/dev/null || echo '?') s"
   echo "host wall clock, QEMU start to the test runner starting (after multi-user.target): ${boot:-not seen} s"
   echo "host wall clock, QEMU start to QEMU exit: $total s${timed_out:+ (TIMED OUT)}"
   cat "$RUN/results/timings.txt"
@@ -108,6 +111,11 @@ failed=$(grep -c '^FAIL' "$checks" || true)
   echo "## cri-shim warnings and errors ($(wc -l <"$RUN/results/cri-shim-warnings.txt" 2>/dev/null || echo 0) lines; first 40)"
   head -40 "$RUN/results/cri-shim-warnings.txt" 2>/dev/null || true
   echo
+  if [ -f "$RUN/results/kubelet-errors.txt" ]; then
+    echo "## kubelet error lines ($(wc -l <"$RUN/results/kubelet-errors.txt")), distinct (count, file:line and message, ids and numbers as <id> <uid> N)"
+    cat "$RUN/results/kubelet-errors-distinct.txt"
+    echo
+  fi
   echo "full logs of this run: $RUN (console.log, results/)"
 } >"$out"
 ratchet=0

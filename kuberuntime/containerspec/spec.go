@@ -21,6 +21,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/lsm"
 	"github.com/cri-shim/cri-shim/sandbox"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
@@ -90,8 +91,10 @@ type Host struct {
 	HugetlbAvailable func() bool
 	// CgroupUnified tells whether the host runs cgroup v2.
 	CgroupUnified func() bool
-	// AppArmorEnabled tells whether the host has AppArmor.
-	AppArmorEnabled func() bool
+	// AppArmor is the host's AppArmor: whether it is there, its loaded profiles, the default one.
+	AppArmor *lsm.AppArmor
+	// SELinux is the host's SELinux, which says once that SELinux options are ignored.
+	SELinux *lsm.SELinux
 	// CurrentCaps are the capabilities of the daemon (what "add ALL" gives).
 	CurrentCaps func() ([]string, error)
 	// LookupMount finds the mount holding a path; MakeMountShared makes a mount point shared.
@@ -110,7 +113,8 @@ type Host struct {
 func DefaultHost() Host {
 	h := Host{
 		CgroupUnified:     func() bool { return cgroups.Mode() == cgroups.Unified },
-		AppArmorEnabled:   hostAppArmorEnabled,
+		AppArmor:          lsm.HostAppArmor(),
+		SELinux:           lsm.HostSELinux(),
 		CurrentCaps:       cap.Current,
 		LookupMount:       mount.Lookup,
 		MakeMountShared:   func(mountpoint string) error { return unix.Mount("", mountpoint, "", unix.MS_SHARED, "") },
@@ -134,10 +138,15 @@ func (h Host) orDefault() Host {
 	pick(&h.SwapAvailable, d.SwapAvailable)
 	pick(&h.HugetlbAvailable, d.HugetlbAvailable)
 	pick(&h.CgroupUnified, d.CgroupUnified)
-	pick(&h.AppArmorEnabled, d.AppArmorEnabled)
 	pick(&h.RecursiveReadOnly, d.RecursiveReadOnly)
 	if h.CurrentCaps == nil {
 		h.CurrentCaps = d.CurrentCaps
+	}
+	if h.AppArmor == nil {
+		h.AppArmor = d.AppArmor
+	}
+	if h.SELinux == nil {
+		h.SELinux = d.SELinux
 	}
 	if h.LookupMount == nil {
 		h.LookupMount = d.LookupMount
@@ -332,11 +341,12 @@ func namespaceOpts(in Input) ([]oci.SpecOpts, error) {
 }
 
 // lsmOpts: AppArmor (only when the host has it) and seccomp, after the capabilities (the default
-// seccomp profile depends on them).
+// seccomp profile depends on them). SELinux options are ignored (the runtime applies no labels; it
+// does not start where SELinux enforces), which the host's SELinux says once.
 func lsmOpts(in Input, privileged bool) ([]oci.SpecOpts, error) {
 	sc := in.Config.GetLinux().GetSecurityContext()
 	var opts []oci.SpecOpts
-	aa, err := apparmorOpt(sc, in.Host)
+	aa, err := apparmorOpt(sc, in.Host.AppArmor)
 	if err != nil {
 		return nil, err
 	}
@@ -352,8 +362,8 @@ func lsmOpts(in Input, privileged bool) ([]oci.SpecOpts, error) {
 			opts = append(opts, sp)
 		}
 	}
-	if len(sc.GetSelinuxOptions().GetLevel()+sc.GetSelinuxOptions().GetType()) > 0 {
-		logrus.WithField("container", in.ID).Debug("SELinux options ignored: SELinux is off")
+	if hasSELinuxOptions(sc.GetSelinuxOptions()) {
+		in.Host.SELinux.IgnoredOptions(in.ID)
 	}
 	return opts, nil
 }
@@ -897,46 +907,6 @@ func verifyNonRoot(_ context.Context, _ oci.Client, _ *containers.Container, s *
 		return fmt.Errorf("%w: the container has run_as_non_root and would run as root (uid 0)", legacy.ErrVerifyNonRoot)
 	}
 	return nil
-}
-
-// apparmorOpt applies an AppArmor profile when the host has AppArmor; asking for one (other than
-// unconfined) on a host without it is an error.
-func apparmorOpt(sc *runtime.LinuxContainerSecurityContext, host Host) (oci.SpecOpts, error) {
-	p := sc.GetApparmor()
-	//nolint:staticcheck // the deprecated field is still sent by older kubelets
-	if p == nil && sc.GetApparmorProfile() != "" {
-		switch pp := sc.GetApparmorProfile(); {
-		case pp == "unconfined":
-			p = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Unconfined}
-		case pp == "runtime/default":
-			p = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
-		case strings.HasPrefix(pp, "localhost/"):
-			p = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: strings.TrimPrefix(pp, "localhost/")}
-		default:
-			return nil, fmt.Errorf("apparmor: unknown profile %q: %w", pp, errdefs.ErrInvalidArgument)
-		}
-	}
-	if p == nil || p.GetProfileType() == runtime.SecurityProfile_Unconfined {
-		return nil, nil
-	}
-	if !host.AppArmorEnabled() {
-		if p.GetProfileType() == runtime.SecurityProfile_RuntimeDefault {
-			return nil, nil // the runtime's default on a host without AppArmor: none
-		}
-		return nil, fmt.Errorf("apparmor profile %q requested but AppArmor is not enabled on the host: %w", p.GetLocalhostRef(), errdefs.ErrInvalidArgument)
-	}
-	if sc.GetPrivileged() {
-		return nil, nil
-	}
-	if p.GetProfileType() == runtime.SecurityProfile_Localhost {
-		return oci.WithApparmorProfile(p.GetLocalhostRef()), nil
-	}
-	return nil, nil
-}
-
-func hostAppArmorEnabled() bool {
-	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
-	return err == nil && strings.HasPrefix(string(b), "Y")
 }
 
 // containerSeccompOpt is the seccomp profile: RuntimeDefault (containerd's default profile),

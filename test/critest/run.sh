@@ -8,8 +8,10 @@
 #      CRITEST_NO_RATCHET=1 (record results without enforcing the baseline),
 #      CRITEST_BENCHMARK_DIR=DIR (run critest -benchmark instead, writing its JSON results to DIR),
 #      CRITEST_LOGS=DIR (where logs and JUnit reports go, default test/critest/last-run).
-# When crun is installed it is configured as a second runtime handler, crun, beside the default runc:
-# CRITEST_ARGS=-runtime-handler crun runs the specs on it (the ratchet is runc's).
+# When crun is installed it is configured as a second runtime handler, crun, beside the default runc,
+# and the specs run a second time on it after runc's: their results are a section of their own
+# (spec names with a " [crun]" suffix, in results.txt, notes.txt and baseline.txt alike).
+# CRITEST_CRUN=0 leaves that run out; CRITEST_ARGS=-runtime-handler crun runs the main one on crun.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -62,8 +64,9 @@ echo "run.sh: test registry on $(cat "$WORK/registry.addr")" >&2
 # specs start from containerd's default at 1.0.2. On a hybrid cgroup host whose v2 hierarchy holds
 # controllers crun refuses every container, whatever its cgroup manager: there it runs through a
 # wrapper that unmounts the v2 hierarchy in a mount namespace of its own (crun then sees cgroup v1).
-config=()
+config=() crun_handler=
 if crun=$(command -v crun); then
+  crun_handler=crun
   "$WORK/cri-shim" config oci-spec --oci-version 1.0.2 >"$WORK/crun-base.json"
   if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
     printf '#!/bin/sh\nexec unshare -m --propagation slave sh -c '"'"'umount /sys/fs/cgroup/unified && exec %s "$@"'"'"' crun "$@"\n' "$crun" >"$WORK/crun"
@@ -119,6 +122,20 @@ if [ -z "${CRITEST_BENCHMARK_DIR:-}" ] && [ -z "${CRITEST_FOCUS:-}" ] && [ "${CR
   set -e
   [ -s "$LOGS/junit-websocket.xml" ] && ws=(--junit-websocket "$LOGS/junit-websocket.xml")
 fi
+# The specs again on the crun handler.
+hs=()
+if [ -n "$crun_handler" ] && [ -z "${CRITEST_BENCHMARK_DIR:-}" ] && [ -z "${CRITEST_FOCUS:-}" ] && [ "${CRITEST_CRUN:-1}" = 1 ]; then
+  crunargs=(-runtime-endpoint "unix://$WORK/cri.sock" -image-endpoint "unix://$WORK/cri.sock"
+            -nri-socket "$WORK/state/nri/nri.sock" -runtime-handler "$crun_handler"
+            -ginkgo.junit-report "$LOGS/junit-crun.xml" -ginkgo.no-color -ginkgo.timeout 60m)
+  [ "$PARALLEL" -gt 1 ] && crunargs+=(-parallel "$PARALLEL")
+  cstart=$(date +%s)
+  set +e
+  (cd "$WORK" && critest "${crunargs[@]}") >"$LOGS/critest-crun.log" 2>&1
+  echo "run.sh: critest (handler crun) exited $? after $(( $(date +%s) - cstart ))s (log: $LOGS/critest-crun.log)" >&2
+  set -e
+  [ -s "$LOGS/junit-crun.xml" ] && hs=(--junit-handler "crun=$LOGS/junit-crun.xml")
+fi
 if [ -n "${CRITEST_BENCHMARK_DIR:-}" ]; then
   echo "run.sh: benchmark results in $CRITEST_BENCHMARK_DIR" >&2
   exit "$critest_rc"
@@ -126,8 +143,14 @@ fi
 [ -s "$LOGS/junit.xml" ] || { echo "run.sh: critest wrote no report" >&2; tail -50 "$LOGS/critest.log" >&2; exit 1; }
 
 ratchet=(--baseline "$HERE/baseline.txt")
+if [ ${#hs[@]} -eq 0 ]; then
+  # No crun run (CRITEST_CRUN=0, or no crun): its section of the baseline does not apply.
+  grep -v ' \[crun\]$' "$HERE/baseline.txt" >"$WORK/baseline.txt"
+  ratchet=(--baseline "$WORK/baseline.txt")
+  echo "run.sh: no crun run: the ratchet leaves out the baseline's [crun] specs" >&2
+fi
 [ "${CRITEST_NO_RATCHET:-}" = 1 ] && ratchet=()
 out=$HERE/results.txt
 [ -n "${CRITEST_FOCUS:-}" ] && out=$LOGS/results.txt   # a focused run does not replace the full results
-go run "$ROOT/test/critest/report" --junit "$LOGS/junit.xml" "${ws[@]}" --out "$out" --notes "$HERE/notes.txt" \
+go run "$ROOT/test/critest/report" --junit "$LOGS/junit.xml" "${ws[@]}" "${hs[@]}" --out "$out" --notes "$HERE/notes.txt" \
   --critest-version "$CRITEST_VERSION" "${ratchet[@]}"

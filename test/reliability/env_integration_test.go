@@ -275,6 +275,8 @@ type counts struct {
 	SharedPause int
 
 	cgroupIDs []string // the distinct cgroup names below the parent, for the leak report
+	// cgroupDetails: each cgroup's path and the processes in it, for the leak report.
+	cgroupDetails []string
 }
 
 func (c counts) String() string {
@@ -336,6 +338,7 @@ func (e *env) census(ctx context.Context) counts {
 			seen[b] = true
 			c.cgroupIDs = append(c.cgroupIDs, b)
 		}
+		c.cgroupDetails = append(c.cgroupDetails, cgroupDetail(p))
 	}
 	c.Shims = len(e.shimPids())
 
@@ -425,6 +428,17 @@ func (e *env) cgroupChildren() []string {
 	return out
 }
 
+// cgroupDetail is a cgroup's path with the pids and commands of the processes in it.
+func cgroupDetail(dir string) string {
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	var procs []string
+	for _, pid := range strings.Fields(string(b)) {
+		cmd, _ := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+		procs = append(procs, pid+" "+strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " "))
+	}
+	return fmt.Sprintf("%s procs=%q", dir, procs)
+}
+
 func countEntries(dir string) int {
 	ents, _ := os.ReadDir(dir)
 	return len(ents)
@@ -474,7 +488,7 @@ func leaks(base, after counts) []string {
 	chk("netns mounts", base.NetNSMounts, after.NetNSMounts)
 	chk("mounts", base.Mounts, after.Mounts)
 	if after.Cgroups > base.Cgroups {
-		out = append(out, fmt.Sprintf("cgroups %d -> %d (%v)", base.Cgroups, after.Cgroups, after.cgroupIDs))
+		out = append(out, fmt.Sprintf("cgroups %d -> %d (%v: %s)", base.Cgroups, after.Cgroups, after.cgroupIDs, strings.Join(after.cgroupDetails, "; ")))
 	}
 	chk("containerd containers", base.Containers, after.Containers)
 	chk("containerd tasks", base.Tasks, after.Tasks)

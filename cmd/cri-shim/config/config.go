@@ -79,6 +79,10 @@ type Config struct {
 	NRIPluginRegistrationTimeout Duration `toml:"nri_plugin_registration_timeout" json:"nri_plugin_registration_timeout" flag:"nri-plugin-registration-timeout" doc:"how long a connecting NRI plugin may take to register"`
 	NRIPluginRequestTimeout      Duration `toml:"nri_plugin_request_timeout" json:"nri_plugin_request_timeout" flag:"nri-plugin-request-timeout" doc:"how long an NRI plugin may take to handle one event; a plugin that takes longer is disconnected and the call goes on without it"`
 
+	// CDI (Container Device Interface) devices.
+	EnableCDI   bool     `toml:"enable_cdi" json:"enable_cdi" flag:"enable-cdi" doc:"inject the CDI devices containers ask for (CRI cdi_devices and cdi.k8s.io/ annotations) and NRI plugins add: device nodes, env, mounts and hooks from the spec files of cdi_spec_dirs; an unknown device fails CreateContainer (InvalidArgument); off: the requests are ignored, as containerd does"`
+	CDISpecDirs []string `toml:"cdi_spec_dirs" json:"cdi_spec_dirs" flag:"cdi-spec-dir" doc:"directories of CDI spec files (*.yaml, *.json), watched for changes; a later one wins on a device both define"`
+
 	// The cgroup driver (cgroup_driver.go).
 	CgroupDriver string `toml:"cgroup_driver" json:"cgroup_driver" flag:"cgroup-driver" doc:"how pods' cgroups are named and made: systemd (the kubelet's *.slice parents; runc makes a scope per container through systemd) or cgroupfs (cgroup paths); must match the kubelet's cgroupDriver, which RuntimeConfig reports to it; empty: systemd when systemd is PID 1 (/run/systemd/system exists), else cgroupfs"`
 
@@ -137,6 +141,9 @@ func Default() Config {
 		EnableNRI:                    true,
 		NRIPluginRegistrationTimeout: Duration(5 * time.Second),
 		NRIPluginRequestTimeout:      Duration(2 * time.Second),
+
+		EnableCDI:   true,
+		CDISpecDirs: []string{"/etc/cdi", "/var/run/cdi"},
 
 		DefaultRuntimeName: "runc",
 		Runtimes:           defaultRuntimes(),
@@ -407,6 +414,12 @@ func (c *Config) Validate() error {
 	}
 	if c.NRIPluginRequestTimeout <= 0 {
 		bad("nri_plugin_request_timeout", "must be positive, got %s", c.NRIPluginRequestTimeout)
+	}
+	if c.EnableCDI && len(c.CDISpecDirs) == 0 {
+		bad("cdi_spec_dirs", "must list at least one directory while enable_cdi is on")
+	}
+	for _, d := range c.CDISpecDirs {
+		absPath("cdi_spec_dirs", d, false)
 	}
 	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
 		bad("log_level", "%q is not one of trace, debug, info, warn, error", c.LogLevel)

@@ -16,19 +16,22 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
+	"github.com/cri-shim/cri-shim/lsm"
 	"github.com/cri-shim/cri-shim/sandbox"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// PinnedHost is a fixed host: cgroup v1 with swap and hugetlb, no AppArmor, shared mounts.
+// PinnedHost is a fixed host: cgroup v1 with swap and hugetlb, no AppArmor, no SELinux, shared
+// mounts.
 func PinnedHost() containerspec.Host {
 	return containerspec.Host{
 		SwapAvailable:    func() bool { return true },
 		HugetlbAvailable: func() bool { return true },
 		CgroupUnified:    func() bool { return false },
-		AppArmorEnabled:  func() bool { return false },
+		AppArmor:         lsm.NewAppArmor(lsm.AppArmorHost{Supported: func() (bool, string) { return false, "pinned host" }}),
+		SELinux:          lsm.NewSELinux(func() (lsm.SELinuxMode, error) { return lsm.SELinuxDisabled, nil }),
 		CurrentCaps: func() ([]string, error) {
 			return []string{"CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN", "CAP_NET_RAW"}, nil
 		},

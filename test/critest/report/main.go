@@ -2,10 +2,14 @@
 // ratchet: every spec listed in the baseline must pass.
 //
 //	go run ./test/critest/report --junit junit.xml --out results.txt --baseline baseline.txt \
-//	    [--notes notes.txt] [--critest-version v1.37.0]
+//	    [--junit-websocket ws.xml] [--junit-handler crun=crun.xml ...] [--notes notes.txt] \
+//	    [--critest-version v1.37.0]
 //
-// results.txt starts with the counts (passed, failed, skipped, critest version), then one line per
-// spec: "PASS <name>", "FAIL <name> -- <reason>" or "SKIP <name> -- <reason>". A failing or skipped
+// A run on another runtime handler is its own section: its specs carry the suffix " [<handler>]",
+// in the results, the notes and the baseline alike.
+//
+// results.txt starts with the counts (passed, failed, skipped, critest version; then each
+// handler section's own), then one line per spec: "PASS <name>", "FAIL <name> -- <reason>" or "SKIP <name> -- <reason>". A failing or skipped
 // spec's reason comes from notes.txt ("<name> -- <reason>" lines, for what we know cannot pass here)
 // or else from critest's own failure or skip message.
 package main
@@ -58,26 +62,56 @@ func main() {
 	baseline := flag.String("baseline", "", "specs that must pass")
 	notes := flag.String("notes", "", "known reasons for failing or skipped specs")
 	version := flag.String("critest-version", "v1.37.0", "critest version, for the header")
+	var handlers handlerReports
+	flag.Var(&handlers, "junit-handler", "NAME=PATH: the JUnit report of a run on runtime handler NAME (recorded with a \" [NAME]\" suffix); repeatable")
 	flag.Parse()
-	if err := run(*junit, *junitWS, *out, *baseline, *notes, *version); err != nil {
+	if err := run(*junit, *junitWS, handlers, *out, *baseline, *notes, *version); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
 }
 
-func run(junitPath, junitWSPath, outPath, baselinePath, notesPath, version string) error {
+// handlerReports are the --junit-handler flags: runtime handler name -> JUnit report.
+type handlerReports []handlerReport
+
+type handlerReport struct{ name, path string }
+
+func (h *handlerReports) String() string { return fmt.Sprint(*h) }
+
+func (h *handlerReports) Set(v string) error {
+	name, path, ok := strings.Cut(v, "=")
+	if !ok || name == "" || path == "" || strings.ContainsAny(name, " []") {
+		return fmt.Errorf("%q is not NAME=PATH", v)
+	}
+	*h = append(*h, handlerReport{name, path})
+	return nil
+}
+
+// HandlerSuffix marks the results of a run on runtime handler name.
+func HandlerSuffix(name string) string { return " [" + name + "]" }
+
+func run(junitPath, junitWSPath string, handlers handlerReports, outPath, baselinePath, notesPath, version string) error {
 	results, err := parseFile(junitPath, "")
 	if err != nil {
 		return err
 	}
+	extra := []handlerReport{}
 	if junitWSPath != "" {
-		ws, err := parseFile(junitWSPath, WebsocketSuffix)
+		extra = append(extra, handlerReport{"websocket", junitWSPath})
+	}
+	extra = append(extra, handlers...)
+	var sections []string
+	for _, h := range extra {
+		more, err := parseFile(h.path, HandlerSuffix(h.name))
 		if err != nil {
 			return err
 		}
-		results = append(results, ws...)
-		sort.Slice(results, func(i, j int) bool { return results[i].Name < results[j].Name })
+		results = append(results, more...)
+		if h.name != "websocket" {
+			sections = append(sections, h.name)
+		}
 	}
+	sort.Slice(results, func(i, j int) bool { return results[i].Name < results[j].Name })
 	known, err := readNotes(notesPath)
 	if err != nil {
 		return err
@@ -87,7 +121,7 @@ func run(junitPath, junitWSPath, outPath, baselinePath, notesPath, version strin
 			results[i].Reason = reason
 		}
 	}
-	text := Format(results, version)
+	text := Format(results, version, sections...)
 	if outPath != "" {
 		if err := os.WriteFile(outPath, []byte(text), 0o644); err != nil {
 			return err
@@ -110,7 +144,7 @@ func run(junitPath, junitWSPath, outPath, baselinePath, notesPath, version strin
 }
 
 // WebsocketSuffix marks the results of the Streaming specs run over websockets.
-const WebsocketSuffix = " [websocket]"
+var WebsocketSuffix = HandlerSuffix("websocket")
 
 // parseFile parses a JUnit report, appending suffix to every spec name.
 func parseFile(path, suffix string) ([]Result, error) {
@@ -204,11 +238,21 @@ func Counts(results []Result) (passed, failed, skipped int) {
 	return
 }
 
-// Format renders results.txt.
-func Format(results []Result, version string) string {
+// Format renders results.txt: the counts of all results, then those of each handler section's.
+func Format(results []Result, version string, sections ...string) string {
 	var b strings.Builder
 	p, f, s := Counts(results)
 	fmt.Fprintf(&b, "passed: %d\nfailed: %d\nskipped: %d\ncritest: %s\n", p, f, s, version)
+	for _, name := range sections {
+		var in []Result
+		for _, r := range results {
+			if strings.HasSuffix(r.Name, HandlerSuffix(name)) {
+				in = append(in, r)
+			}
+		}
+		p, f, s := Counts(in)
+		fmt.Fprintf(&b, "handler %s: passed %d, failed %d, skipped %d\n", name, p, f, s)
+	}
 	for _, r := range results {
 		if r.Status == "PASS" {
 			fmt.Fprintf(&b, "PASS %s\n", r.Name)

@@ -60,3 +60,50 @@ func TestParseFileSuffix(t *testing.T) {
 		}
 	}
 }
+
+// A run on another runtime handler is a section of its own: its specs carry the handler's suffix,
+// its counts a line of their own, and its baseline entries are enforced like the others.
+func TestHandlerSection(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	main := write("junit.xml", sample)
+	// On crun, B passes.
+	i, j := strings.Index(sample, `<testcase name="[It] [k8s.io] B fails"`), strings.Index(sample, `<testcase name="[It] [k8s.io] C skips"`)
+	crun := write("crun.xml", sample[:i]+`<testcase name="[It] [k8s.io] B fails" classname="CRI validation" status="passed"></testcase>
+    `+sample[j:])
+	out := dir + "/results.txt"
+	var hs handlerReports
+	if err := hs.Set("crun=" + crun); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"crun", "=x", "a b=x"} {
+		if err := hs.Set(bad); err == nil {
+			t.Errorf("--junit-handler %q accepted", bad)
+		}
+	}
+	baseline := write("baseline.txt", "[k8s.io] A passes\n[k8s.io] A passes [crun]\n[k8s.io] B fails [crun]\n")
+	if err := run(main, "", hs, out, baseline, "", "v1.37.0"); err != nil {
+		t.Fatalf("ratchet with the crun section: %v", err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, want := range []string{"passed: 3\nfailed: 1\nskipped: 2\ncritest: v1.37.0\nhandler crun: passed 2, failed 0, skipped 1\n",
+		"PASS [k8s.io] B fails [crun]\n", "FAIL [k8s.io] B fails -- "} {
+		if !strings.Contains(text, want) {
+			t.Errorf("results lack %q:\n%s", want, text)
+		}
+	}
+	baseline = write("baseline2.txt", "[k8s.io] B fails [crun]\n[k8s.io] D benchmark [crun]\n")
+	if err := run(main, "", hs, out, baseline, "", "v1.37.0"); err == nil || !strings.Contains(err.Error(), "D benchmark [crun]") {
+		t.Fatalf("a crun baseline spec that did not run passed the ratchet: %v", err)
+	}
+}
