@@ -2,8 +2,9 @@
 #   make run    install what is missing, then run the daemon (managed containerd) in the foreground
 #   make test   install what is missing, then unit, integration and critest conformance tests
 #   make install  the binary, the systemd unit and the default config under DESTDIR/PREFIX
-#   make test-node  build a Debian guest (cgroup v2 only, systemd, containerd service) and run the
-#               smoke test in it under QEMU (TCG); results in hack/guest/results.txt
+#   make test-node  build a Debian guest (cgroup v2 only, systemd, containerd service) and run in it
+#               under QEMU (TCG) the smoke test, a v1.37 kubelet with a static pod and critest;
+#               results in hack/guest/results*.txt
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS ?= -buildvcs=false
@@ -72,11 +73,16 @@ fuzz:
 critest: build
 	./test/critest/run.sh
 
-# a production-like node: hack/guest/build.sh makes (or reuses) the guest under
-# /var/cache/cri-shim/guest, hack/guest/run.sh boots it and writes hack/guest/results.txt.
+# a production-like node: hack/kubelet/build.sh builds (or reuses) the kubelet, hack/guest/build.sh
+# makes (or reuses) the guest under /var/cache/cri-shim/guest, and hack/guest/run.sh boots a fresh
+# copy of it for each test: smoke (results.txt), kubelet (results-kubelet.txt), critest
+# (results-critest.txt; GUEST_CRITEST=full GUEST_TIMEOUT=8400 for the whole suite).
 test-node: setup
+	./hack/kubelet/build.sh
 	./hack/guest/build.sh
 	./hack/guest/run.sh
+	GUEST_TEST=kubelet ./hack/guest/run.sh
+	GUEST_TEST=critest ./hack/guest/run.sh
 
 bench: build
 	SETUP_PROFILE=bench ./hack/setup.sh
