@@ -2,48 +2,21 @@ package kuberuntime
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/kuberuntime/cdi"
+	"github.com/cri-shim/cri-shim/kuberuntime/cdi/cditest"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// writeCDISpec writes a CDI spec file in dir defining vendor.example.com/device=<name>: the host's
-// /dev/null as /dev/vendor-<name>, env FOO=bar and a read-only bind mount of a file holding
-// "hello from <name>" at /etc/vendor-<name>.
+// writeCDISpec writes cditest's spec of vendor.example.com/device=<name> into dir, its data file
+// beside it.
 func writeCDISpec(t *testing.T, dir, name string) {
-	t.Helper()
-	src := filepath.Join(dir, "vendor-"+name+".data")
-	if err := os.WriteFile(src, []byte("hello from "+name+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	body := `cdiVersion: "0.6.0"
-kind: vendor.example.com/device
-devices:
-- name: ` + name + `
-  containerEdits:
-    deviceNodes:
-    - path: /dev/vendor-` + name + `
-      hostPath: /dev/null
-    env: ["FOO=bar"]
-    mounts:
-    - hostPath: ` + src + `
-      containerPath: /etc/vendor-` + name + `
-      options: ["ro", "bind"]
-`
-	tmp := filepath.Join(dir, ".tmp-"+name)
-	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "vendor-"+name+".yaml")); err != nil {
-		t.Fatal(err)
-	}
+	cditest.WriteSpec(t, dir, dir, name)
 }
 
 func TestCDISpecOpts(t *testing.T) {

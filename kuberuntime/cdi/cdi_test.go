@@ -9,43 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cri-shim/cri-shim/kuberuntime/cdi/cditest"
+
 	"github.com/containerd/errdefs"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// writeSpec writes a CDI spec file in dir defining vendor.example.com/device=<name>: /dev/null as
-// /dev/vendor-<name>, env FOO=bar and a read-only bind mount of a file at /etc/vendor-<name>. It
-// returns the mounted file.
+// writeSpec writes cditest's spec of vendor.example.com/device=<name> into dir.
 func writeSpec(t *testing.T, dir, name string) string {
-	t.Helper()
-	src := filepath.Join(t.TempDir(), "vendor-"+name)
-	if err := os.WriteFile(src, []byte("hello from "+name+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	body := `cdiVersion: "0.6.0"
-kind: vendor.example.com/device
-devices:
-- name: ` + name + `
-  containerEdits:
-    deviceNodes:
-    - path: /dev/vendor-` + name + `
-      hostPath: /dev/null
-    env: ["FOO=bar"]
-    mounts:
-    - hostPath: ` + src + `
-      containerPath: /etc/vendor-` + name + `
-      options: ["ro", "bind"]
-`
-	// Written aside and renamed in, as drivers do, so the watch never reads half a file.
-	tmp := filepath.Join(dir, ".tmp-"+name)
-	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "vendor-"+name+".yaml")); err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return cditest.WriteSpec(t, dir, t.TempDir(), name)
 }
 
 func newRegistry(t *testing.T, dirs ...string) *Registry {

@@ -24,16 +24,7 @@ CHECKS=$OUT/checks.txt
 : >"$CHECKS"
 fails=0
 TAG=node
-pass() { echo "PASS [$TAG] $1" | tee -a "$CHECKS"; }
-fail() { echo "FAIL [$TAG] $1 -- $2" | tee -a "$CHECKS"; fails=$((fails + 1)); }
-waitfor() {
-  local n=$1
-  shift
-  for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
-  return 1
-}
-since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-crictl() { /usr/local/bin/crictl "$@"; }
+. "$(dirname "$0")/checks.sh" # pass, fail, note, expect, positive, yesno, waitfor, since, crictl
 
 TOOLS=/usr/local/lib/cri-shim-guest/critest
 CONFD=/etc/cri-shim/config.d

@@ -16,22 +16,11 @@ CHECKS=$OUT/checks.txt
 : >"$CHECKS"
 fails=0
 TAG=node
-pass() { echo "PASS [$TAG] $1" | tee -a "$CHECKS"; }
-fail() { echo "FAIL [$TAG] $1 -- $2" | tee -a "$CHECKS"; fails=$((fails + 1)); }
-note() { echo "NOTE [$TAG] $1" | tee -a "$CHECKS"; }
-expect() { if [ "$3" = "$2" ]; then pass "$1 ($3)"; else fail "$1" "want '$2', got '$3'"; fi; }
-yesno() { if "$@" >/dev/null 2>&1; then echo yes; else echo no; fi; }
-waitfor() {
-  local n=$1
-  shift
-  for ((i = 0; i < n; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
-  return 1
-}
+. "$(dirname "$0")/checks.sh" # pass, fail, note, expect, positive, yesno, waitfor, since, crictl
 now() { date +%s.%N; }
 # between A B: B - A in seconds, one decimal.
 between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 timing() { echo "kubelet test: $1" | tee -a "$OUT/timings.txt"; }
-crictl() { /usr/local/bin/crictl "$@"; }
 mainpid() { systemctl show -p MainPID --value "$1"; }
 # klog: the kubelet's log since the unit started, one line per entry, each prefixed with the
 # journal's time (unix seconds with microseconds).
