@@ -15,6 +15,7 @@ import (
 	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
+	"github.com/cri-shim/cri-shim/internal/testutil"
 	"github.com/cri-shim/cri-shim/legacy"
 )
 
@@ -22,11 +23,7 @@ import (
 // shim is given crun as its binary, and crun's state of the container says running), with the
 // handler's passed-through pod annotations; a pod naming an unknown handler is InvalidArgument.
 func TestCrunHandler(t *testing.T) {
-	crun, err := exec.LookPath("crun")
-	if err != nil {
-		t.Skip("crun is not installed (hack/setup.sh installs Debian's crun package)")
-	}
-	crun = crunForHost(t, crun)
+	crun := testutil.Crun(t)
 	e := newEnv(t, "")
 	// Debian 12's crun 1.8.1 runs specs of ociVersion 1.0.x alone: its handler starts from a base
 	// spec of that version, as an operator's base_runtime_spec would.
@@ -93,23 +90,4 @@ func TestCrunHandler(t *testing.T) {
 	if err := res.Error(); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "configured: runc, crun") {
 		t.Fatalf("unknown handler: %v, want InvalidArgument naming runc and crun", err)
 	}
-}
-
-// crunForHost is the crun binary a handler can run here. crun (1.8.1 as later ones) refuses to
-// make cgroups on a hybrid host whose cgroup v2 hierarchy holds controllers ("cgroups in hybrid
-// mode not supported, drop all controllers from cgroupv2"), whatever its cgroup manager: there it
-// runs through a wrapper that hides the v2 hierarchy in a mount namespace of its own, so crun sees
-// a cgroup v1 host (the host's mounts are not touched). The test logs it.
-func crunForHost(t *testing.T, crun string) string {
-	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
-	if err != nil || strings.TrimSpace(string(b)) == "" {
-		return crun
-	}
-	t.Logf("hybrid cgroups with controllers %q in the v2 hierarchy: crun runs with /sys/fs/cgroup/unified unmounted in its own mount namespace", strings.TrimSpace(string(b)))
-	w := filepath.Join(t.TempDir(), "crun")
-	script := "#!/bin/sh\nexec unshare -m --propagation slave sh -c 'umount /sys/fs/cgroup/unified && exec " + crun + " \"$@\"' crun \"$@\"\n"
-	if err := os.WriteFile(w, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return w
 }

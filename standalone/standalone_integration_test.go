@@ -36,6 +36,12 @@ type itEnv struct {
 
 func newITEnv(t *testing.T, backoff *legacy.Backoff, gc legacy.ContainerGCPolicy) *itEnv {
 	t.Helper()
+	return newITEnvWith(t, backoff, gc, nil)
+}
+
+// newITEnvWith is newITEnv with the runtime's options changed by configure (nil: none).
+func newITEnvWith(t *testing.T, backoff *legacy.Backoff, gc legacy.ContainerGCPolicy, configure func(*kuberuntime.Options)) *itEnv {
+	t.Helper()
 	ctx := context.Background()
 	address := testutil.StartContainerd(t)
 	reg, err := testregistry.Start(ctx, testregistry.Options{Addr: "127.0.0.1:0"})
@@ -69,11 +75,15 @@ func newITEnv(t *testing.T, backoff *legacy.Backoff, gc legacy.ContainerGCPolicy
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { images.Close() })
-	rt, err := kuberuntime.NewContainerdRuntime(ctx, client, kuberuntime.Options{
+	opts := kuberuntime.Options{
 		Namespace: "sa-test", RootDir: filepath.Join(dir, "root"), StateDir: filepath.Join(dir, "state"),
 		SandboxImage: "registry.k8s.io/pause:3.10", Images: kuberuntime.NewImageServiceBackend(images),
 		Network: sandbox.NewNetwork([]string{"/opt/cni/bin", "/usr/lib/cni"}, conf),
-	})
+	}
+	if configure != nil {
+		configure(&opts)
+	}
+	rt, err := kuberuntime.NewContainerdRuntime(ctx, client, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
