@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/containerd/typeurl/v2"
 	"github.com/cri-shim/cri-shim/internal/testutil"
 	"github.com/cri-shim/cri-shim/legacy"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // TestCrunHandler: a pod naming the handler crun runs its sandbox and containers under crun (the
@@ -89,5 +91,57 @@ func TestCrunHandler(t *testing.T) {
 	_, res = e.rt.RunPodSandbox(context.Background(), podCfg("unknown"), "gvisor")
 	if err := res.Error(); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "configured: runc, crun") {
 		t.Fatalf("unknown handler: %v, want InvalidArgument naming runc and crun", err)
+	}
+}
+
+// TestPrivilegedWithoutHostDevices: a privileged container of a handler with
+// privileged_without_host_devices sees none of the host's devices (a block device of this host
+// stands for them), while one of the default handler sees them; both stay privileged otherwise.
+func TestPrivilegedWithoutHostDevices(t *testing.T) {
+	blocks, _ := os.ReadDir("/sys/block")
+	dev := ""
+	for _, b := range blocks {
+		if _, err := os.Stat(filepath.Join("/dev", b.Name())); err == nil && !strings.HasPrefix(b.Name(), "loop") {
+			dev = filepath.Join("/dev", b.Name())
+			break
+		}
+	}
+	if dev == "" {
+		t.Skip("this host has no block device under /dev to stand for the host's devices")
+	}
+	e := newEnv(t, "")
+	e.opts.RuntimeHandlers = append(DefaultRuntimeHandlers(), RuncHandler("nodev", ResolveRuncBinary("")))
+	e.opts.HandlerSpecs = map[string]HandlerSpec{"nodev": {PrivilegedWithoutHostDevices: true}}
+	e.rt = e.newRuntime()
+	if _, err := e.rt.images.PullImage(context.Background(), legacy.ImageSpec{Image: testBusybox}, nil, nil); err != nil {
+		t.Fatalf("pull %s: %v", testBusybox, err)
+	}
+	for _, tc := range []struct {
+		handler string
+		sees    bool
+	}{{"", true}, {"nodev", false}} {
+		cfg := podCfg("priv-" + tc.handler)
+		cfg.LogDirectory = filepath.Join(e.dir, "logs", "priv-"+tc.handler)
+		cfg.Linux.SecurityContext = &runtime.LinuxSandboxSecurityContext{Privileged: true}
+		sbID, res := e.rt.RunPodSandbox(context.Background(), cfg, tc.handler)
+		if err := res.Error(); err != nil {
+			t.Fatalf("handler %q: run a privileged pod: %v", tc.handler, err)
+		}
+		c := ctrCfg("c", "sleep", "600")
+		c.Linux.SecurityContext = &runtime.LinuxContainerSecurityContext{Privileged: true}
+		id := e.createStart(sbID, c)
+		res2, err := e.rt.ExecSync(context.Background(), id, []string{"sh", "-c", "test -e " + dev + " && echo yes || echo no; grep CapEff /proc/self/status"}, 10*time.Second)
+		if err != nil {
+			t.Fatalf("handler %q: exec: %v", tc.handler, err)
+		}
+		out := string(res2.Stdout)
+		if got := strings.HasPrefix(out, "yes"); got != tc.sees {
+			t.Errorf("handler %q: the privileged container sees %s: %v, want %v (%q)", tc.handler, dev, got, tc.sees, out)
+		}
+		// Still privileged: CAP_SYS_ADMIN (bit 21), which no default container has.
+		_, hex, _ := strings.Cut(out, "CapEff:")
+		if caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64); err != nil || caps&(1<<21) == 0 {
+			t.Errorf("handler %q: not privileged: %q", tc.handler, out)
+		}
 	}
 }
