@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
+	"github.com/cri-shim/cri-shim/kuberuntime/kmsgoom"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/protobuf/proto"
@@ -27,6 +30,7 @@ func (r *ContainerdRuntime) initContainers(ctx context.Context) error {
 		}
 	}
 	r.watchOOM()
+	r.watchKernelOOM()
 	ctx = r.withNS(ctx)
 	cs, err := r.client.Containers(ctx, fmt.Sprintf(`labels.%q==%q`, LabelKind, KindContainer))
 	if err != nil {
@@ -166,6 +170,41 @@ func (r *ContainerdRuntime) loadPodContainer(ctx context.Context, cntr container
 	return c, nil
 }
 
+// recordOOMKill marks container c OOM-killed (source: who said so), for its exit reason.
+func recordOOMKill(c *podContainer, source string) {
+	if changed, err := c.markOOMKilled(); err != nil {
+		logrus.WithError(err).WithField("container", c.meta.ID).Warn("write container status")
+	} else if changed {
+		logrus.WithFields(logrus.Fields{"container": c.meta.ID, "source": source}).Info("OOM kill known after the exit: reason OOMKilled")
+	}
+}
+
+// watchKernelOOM records the OOM kills the kernel logs in a container's cgroup (or one below it):
+// under the systemd driver the container's scope, memory.events with it, may be gone before its
+// count is read, and containerd's OOM event then never comes (kmsgoom). Without a readable kernel
+// log it says so once; containerd's events and the cgroup's count remain.
+func (r *ContainerdRuntime) watchKernelOOM() {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		err := kmsgoom.Watch(r.bg, kmsgPath, func(memcg string) {
+			for _, c := range r.ctrs().store.list() {
+				dir, ok := cgroupdriver.Dir(c.meta.CgroupsPath)
+				if ok && dir != "" && (memcg == dir || strings.HasPrefix(memcg, dir+"/")) {
+					recordOOMKill(c, "kernel log")
+					return
+				}
+			}
+		})
+		if err != nil {
+			logrus.WithError(err).Info("the kernel log cannot be read: OOM kills are known from containerd's events and the cgroups' counts only")
+		}
+	}()
+}
+
+// kmsgPath is the kernel log watchKernelOOM reads (a variable for tests).
+var kmsgPath = kmsgoom.Path
+
 // watchOOM records the OOM kills containerd reports, for the exit reason.
 func (r *ContainerdRuntime) watchOOM() {
 	r.wg.Add(1)
@@ -187,11 +226,7 @@ func (r *ContainerdRuntime) watchOOM() {
 					}
 					if ev, ok := v.(*eventstypes.TaskOOM); ok {
 						if c, err := r.ctrs().store.get(ev.ContainerID); err == nil && c.meta.ID == ev.ContainerID {
-							if changed, err := c.markOOMKilled(); err != nil {
-								logrus.WithError(err).WithField("container", c.meta.ID).Warn("write container status")
-							} else if changed {
-								logrus.WithField("container", c.meta.ID).Info("OOM event after the exit: reason OOMKilled")
-							}
+							recordOOMKill(c, "containerd event")
 						}
 					}
 					delay = 200 * time.Millisecond
