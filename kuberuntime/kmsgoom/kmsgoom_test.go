@@ -15,9 +15,9 @@ func TestParseRecord(t *testing.T) {
 		"6,1234,5678901,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=cri-shim-ab12.scope,mems_allowed=0,oom_memcg=/kubepods.slice/kubepods-pod1.slice,task_memcg=/kubepods.slice/kubepods-pod1.slice/cri-shim-ab12.scope,task=dd,pid=38287,uid=0\n SUBSYSTEM=x\n": "/kubepods.slice/kubepods-pod1.slice/cri-shim-ab12.scope",
 		// cgroupfs driver, cgroup v1's memory hierarchy.
 		"6,9,10,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kp/id1,task_memcg=/kp/id1,task=tail,pid=5,uid=0": "/kp/id1",
-		"6,9,10,-;Memory cgroup out of memory: Killed process 38287 (dd) total-vm:21724kB": "",
-		"4,9,10,-;oom-kill:constraint=CONSTRAINT_NONE,task_memcg=,task=x,pid=1,uid=0":      "",
-		"garbage": "",
+		"6,9,10,-;Memory cgroup out of memory: Killed process 38287 (dd) total-vm:21724kB":                                                                 "",
+		"4,9,10,-;oom-kill:constraint=CONSTRAINT_NONE,task_memcg=,task=x,pid=1,uid=0":                                                                      "",
+		"garbage":                              "",
 		"6,1,2,-;something else task_memcg=/x": "",
 	} {
 		got, ok := ParseRecord([]byte(rec))
