@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containerd/containerd/v2/contrib/apparmor"
 	"github.com/containerd/errdefs"
 )
 
@@ -56,7 +55,10 @@ func NewAppArmor(host AppArmorHost) *AppArmor {
 		host.Profiles = func() ([]byte, error) { return os.ReadFile(profilesPath) }
 	}
 	if host.Generate == nil {
-		host.Generate = apparmor.DumpDefaultProfile
+		// containerd's template lives in apparmorprofile (it pulls in containerd's packages).
+		host.Generate = func(string) (string, error) {
+			return "", errors.New("no default AppArmor profile generator (lsm/apparmorprofile gives one)")
+		}
 	}
 	if host.Load == nil {
 		host.Load = parserLoad
@@ -64,17 +66,9 @@ func NewAppArmor(host AppArmorHost) *AppArmor {
 	return &AppArmor{host: host}
 }
 
-var (
-	hostAppArmorOnce sync.Once
-	hostAppArmor     *AppArmor
-)
-
-// HostAppArmor is this host's AppArmor, shared by the whole process so that the default profile
-// is loaded once.
-func HostAppArmor() *AppArmor {
-	hostAppArmorOnce.Do(func() { hostAppArmor = NewAppArmor(AppArmorHost{}) })
-	return hostAppArmor
-}
+// AppArmorSupported tells whether containers can be confined by AppArmor on this host and, when
+// not, why.
+func AppArmorSupported() (bool, string) { return hostAppArmorSupported() }
 
 // Enabled tells whether containers can be confined by AppArmor on this host.
 func (a *AppArmor) Enabled() bool {

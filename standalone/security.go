@@ -44,7 +44,7 @@ var (
 
 // appArmorEnabled tells whether the runtime confines containers with AppArmor on this host
 // (replaceable by tests).
-var appArmorEnabled = func() bool { return lsm.HostAppArmor().Enabled() }
+var appArmorEnabled = func() bool { ok, _ := lsm.AppArmorSupported(); return ok }
 
 // The fields of the security structs Convert knows (honours or refuses by name). A field added to
 // k8s.io/api later is refused by refuseUnknown until it is handled here.

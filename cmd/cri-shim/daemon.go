@@ -22,6 +22,7 @@ import (
 	"github.com/cri-shim/cri-shim/kuberuntime/criu"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/lsm"
+	"github.com/cri-shim/cri-shim/lsm/apparmorprofile"
 	"github.com/cri-shim/cri-shim/sandbox"
 	"github.com/cri-shim/cri-shim/server"
 	"github.com/cri-shim/cri-shim/streaming"
@@ -186,7 +187,7 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 		return err
 	}
 	// No start where SELinux enforces: cri-shim applies no labels (confinement.go).
-	if err := checkConfinement(lsm.HostAppArmor(), lsm.HostSELinux()); err != nil {
+	if err := checkConfinement(apparmorprofile.Host(), lsm.HostSELinux()); err != nil {
 		return err
 	}
 	// The effective driver, in a verbose Status too.
@@ -304,7 +305,7 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 		Images:       server.NewImageServer(images),
 		Config:       func() any { return reload.effective() },
 		SandboxImage: cfg.SandboxImage,
-		Confinement:  confinementInfo(lsm.HostAppArmor(), lsm.HostSELinux()),
+		Confinement:  confinementInfo(apparmorprofile.Host(), lsm.HostSELinux()),
 		Streaming:    streamServer,
 		// Recursive read-only mounts and user namespaces are advertised per handler, only when
 		// its runc (and, for user namespaces, the kernel and snapshotter) can do them.

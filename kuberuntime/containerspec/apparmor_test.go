@@ -11,6 +11,7 @@ import (
 	"github.com/cri-shim/cri-shim/kuberuntime/containerspec"
 	"github.com/cri-shim/cri-shim/kuberuntime/containerspec/containerspectest"
 	"github.com/cri-shim/cri-shim/lsm"
+	"github.com/cri-shim/cri-shim/lsm/apparmorprofile"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
@@ -218,7 +219,7 @@ func TestSELinuxOptionsIgnoredSaidOnce(t *testing.T) {
 // The default host's AppArmor and SELinux are this host's.
 func TestDefaultHostLSMs(t *testing.T) {
 	h := containerspec.DefaultHost()
-	if h.AppArmor != lsm.HostAppArmor() || h.SELinux != lsm.HostSELinux() {
+	if h.AppArmor != apparmorprofile.Host() || h.SELinux != lsm.HostSELinux() {
 		t.Fatal("DefaultHost's AppArmor or SELinux is not the process's")
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/lsm"
+	"github.com/cri-shim/cri-shim/lsm/apparmorprofile"
 	"github.com/cri-shim/cri-shim/sandbox"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
@@ -113,7 +114,7 @@ type Host struct {
 func DefaultHost() Host {
 	h := Host{
 		CgroupUnified:     func() bool { return cgroups.Mode() == cgroups.Unified },
-		AppArmor:          lsm.HostAppArmor(),
+		AppArmor:          apparmorprofile.Host(),
 		SELinux:           lsm.HostSELinux(),
 		CurrentCaps:       cap.Current,
 		LookupMount:       mount.Lookup,
