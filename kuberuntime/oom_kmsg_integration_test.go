@@ -5,11 +5,10 @@ package kuberuntime
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cri-shim/cri-shim/kuberuntime/kmsgoom/kmsgoomtest"
 
 	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy"
@@ -20,15 +19,7 @@ import (
 // the scope can be gone before either is read); a kill logged in another cgroup changes nothing.
 // A FIFO stands in for /dev/kmsg.
 func TestKernelLogOOMKill(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "kmsg")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	w, err := os.OpenFile(fifo, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	fifo, w := kmsgoomtest.FakeLog(t)
 	old := kmsgPath
 	kmsgPath = fifo
 	defer func() { kmsgPath = old }()

@@ -4,9 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cri-shim/cri-shim/kuberuntime/kmsgoom/kmsgoomtest"
 )
 
 func TestParseRecord(t *testing.T) {
@@ -30,16 +31,7 @@ func TestParseRecord(t *testing.T) {
 // Watch reports the OOM kills logged after it started, skips the rest, and returns when its
 // context ends (a FIFO stands in for /dev/kmsg: a pollable file, one record per write).
 func TestWatch(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "kmsg")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The writer end first, so that the reader's open does not wait; held open all along.
-	w, err := os.OpenFile(fifo, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	fifo, w := kmsgoomtest.FakeLog(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	killed := make(chan string, 4)
 	done := make(chan error, 1)
