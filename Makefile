@@ -63,7 +63,8 @@ integration:
 # the machine is loaded, golang/go#75804, fixed in go1.27), one at a time.
 FUZZTIME ?= 30000x
 FUZZ_TARGETS := server:FuzzRunPodSandbox server:FuzzCreateContainer server:FuzzExec server:FuzzPortForward \
-	server:FuzzPullImage kuberuntime/containerspec:FuzzContainerSpec kuberuntime/checkpointarchive:FuzzCheckpointArchive kuberuntime/criu:FuzzCheckpointImages standalone:FuzzManifest legacy/crilog:FuzzReadLogs
+	server:FuzzPullImage kuberuntime/containerspec:FuzzContainerSpec kuberuntime/checkpointarchive:FuzzCheckpointArchive kuberuntime/criu:FuzzCheckpointImages standalone:FuzzManifest legacy/crilog:FuzzReadLogs \
+	kuberuntime/kmsgoom:FuzzParseRecord kuberuntime/cdi:FuzzRequested
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} in ./$${t%%:*}/ for $(FUZZTIME)"; \

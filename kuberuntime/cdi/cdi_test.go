@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cri-shim/cri-shim/kuberuntime/cdi/cditest"
+	"tags.cncf.io/container-device-interface/pkg/parser"
 
 	"github.com/containerd/errdefs"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
@@ -225,4 +226,32 @@ func TestRequestRightAfterWrite(t *testing.T) {
 		}
 		checkInjected(t, spec, name, src)
 	}
+}
+
+// FuzzRequested: any device names in the CRI field and the annotations; what is accepted is a
+// list of fully qualified names, each once, and a refusal is InvalidArgument.
+func FuzzRequested(f *testing.F) {
+	f.Add("vendor.example.com/device=foo", "cdi.k8s.io/a", "vendor.example.com/device=bar,vendor.example.com/device=foo")
+	f.Add("", "cdi.k8s.io/x", "nvidia.com/gpu=0")
+	f.Add("bad", "other", "x")
+	f.Fuzz(func(t *testing.T, field, key, value string) {
+		cfg := &runtime.ContainerConfig{
+			CDIDevices:  []*runtime.CDIDevice{{Name: field}},
+			Annotations: map[string]string{key: value},
+		}
+		devices, err := Requested(cfg)
+		if err != nil {
+			if !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("refusal %v is not InvalidArgument", err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, d := range devices {
+			if _, _, _, err := parser.ParseQualifiedName(d); err != nil || seen[d] {
+				t.Fatalf("accepted %q (duplicate %v): %v", d, seen[d], err)
+			}
+			seen[d] = true
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,4 +84,30 @@ func TestWatchKmsgEnds(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Watch on /dev/kmsg did not return when its context ended")
 	}
+}
+
+// A process in a container names its task (comm) and, when it may make cgroups, its cpuset
+// cgroup: both appear in the record. Neither can hand another container's cgroup in as
+// task_memcg: the first task_memcg field is the kernel's, and a cgroup name cannot hold '/'.
+func TestParseRecordHostileNames(t *testing.T) {
+	rec := "6,1,2,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=x,task_memcg=victim,mems_allowed=0,oom_memcg=/a,task_memcg=/a/mine,task=,task_memcg=/v,pid=9,uid=0"
+	if got, ok := ParseRecord([]byte(rec)); ok && got != "/a/mine" {
+		t.Fatalf("ParseRecord took %q from a name the container chose", got)
+	}
+}
+
+// FuzzParseRecord: any kmsg record; an accepted one names an absolute cgroup path that appears
+// in it as a whole task_memcg field.
+func FuzzParseRecord(f *testing.F) {
+	f.Add([]byte("6,9,10,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kp/id1,task_memcg=/kp/id1,task=tail,pid=5,uid=0"))
+	f.Add([]byte("6,9,10,-;Memory cgroup out of memory: Killed process 1 (dd)\n SUBSYSTEM=x"))
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		got, ok := ParseRecord(rec)
+		if !ok {
+			return
+		}
+		if !strings.HasPrefix(got, "/") || strings.ContainsAny(got, ",\n") || !strings.Contains(string(rec), "task_memcg="+got) {
+			t.Fatalf("ParseRecord(%q) = %q", rec, got)
+		}
+	})
 }
