@@ -30,8 +30,10 @@ var chaosSeeds = []int64{1, 7, 42}
 //     (containers and tasks, running or not), and every containerd container is visible in it;
 //   - no name is blocked: every pod whose lifecycle a kill broke can be cleaned up through CRI and
 //     run again with the same metadata, with its containers;
-//   - the counters' CRI logs are complete across the kills: no line lost or doubled, and exec
-//     works in them;
+//   - the counters' CRI logs run on across the kills: no line doubled or out of order, and a line
+//     lost only where a kill landed between the daemon's read of the FIFO and its write of the log
+//     (the output in its memory at that moment: at most one gap of maxGapLines per kill), and
+//     exec works in them;
 //   - after removing everything, the leak census is back to the baseline.
 func TestKill9DuringChurn(t *testing.T) {
 	seeds := chaosSeeds
@@ -178,11 +180,11 @@ func chaosRound(t *testing.T, ctx context.Context, e *env, seed int64, base coun
 				t.Errorf("stop %s: %v", id, err)
 				continue
 			}
-			n, err := checkCounterLog(st.Status.LogPath)
+			n, gaps, err := checkCounterLog(st.Status.LogPath, kills)
 			if err != nil {
 				t.Errorf("log of %s/%s: %v", pn.name, st.Status.Metadata.Name, err)
 			} else {
-				t.Logf("log of %s/%s: %d lines, none lost or doubled", pn.name, st.Status.Metadata.Name, n)
+				t.Logf("log of %s/%s: %d lines in order, none doubled, gaps (lines lost at a kill): %v", pn.name, st.Status.Metadata.Name, n, gaps)
 			}
 		}
 		if err := e.removeByName(ctx, pn); err != nil {
@@ -354,31 +356,83 @@ func checkViewMatchesContainerd(t *testing.T, ctx context.Context, e *env) {
 	t.Logf("after the kills, %d objects in containerd, CRI view:\n  %s", len(truth), strings.Join(view, "\n  "))
 }
 
+// maxGapLines bounds the lines one kill may lose: the counters write a line every 50 ms, and what
+// the daemon holds between reading a FIFO and writing the log is one read, written within
+// microseconds (a kill at any moment loses that and nothing else: the FIFO keeps the rest).
+const maxGapLines = 2
+
 // checkCounterLog reads a CRI log of `line N` and checks that N goes 0, 1, 2, ... with nothing
-// missing or doubled; it returns the number of lines.
-func checkCounterLog(path string) (int, error) {
+// doubled or out of order, and no more than maxKills gaps of at most maxGapLines lines each; it
+// returns the number of lines and the gaps' sizes.
+func checkCounterLog(path string, maxKills int) (int, []int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	want := 0
+	want, lines := 0, 0
+	var gaps []int
 	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
 		// <time> <stream> <tag> <content>
 		f := strings.SplitN(l, " ", 4)
 		if len(f) != 4 || f[2] != "F" {
-			return want, fmt.Errorf("not a full CRI log line: %q", l)
+			return lines, gaps, fmt.Errorf("not a full CRI log line: %q", l)
 		}
 		n, err := strconv.Atoi(strings.TrimPrefix(f[3], "line "))
 		if err != nil {
-			return want, fmt.Errorf("not a counter line: %q", l)
+			return lines, gaps, fmt.Errorf("not a counter line: %q", l)
 		}
-		if n != want {
-			return want, fmt.Errorf("line %d is %d (lost or doubled lines around it)", want, n)
+		switch {
+		case n < want:
+			return lines, gaps, fmt.Errorf("line %d after line %d: doubled or out of order", n, want-1)
+		case n > want:
+			gaps = append(gaps, n-want)
+			if n-want > maxGapLines || len(gaps) > maxKills {
+				return lines, gaps, fmt.Errorf("lines %d to %d lost: gaps %v for %d kills", want, n-1, gaps, maxKills)
+			}
 		}
-		want++
+		want = n + 1
+		lines++
 	}
-	if want < 20 {
-		return want, fmt.Errorf("only %d lines in %s", want, filepath.Base(path))
+	if lines < 20 {
+		return lines, gaps, fmt.Errorf("only %d lines in %s", lines, filepath.Base(path))
 	}
-	return want, nil
+	return lines, gaps, nil
+}
+
+func TestCheckCounterLog(t *testing.T) {
+	logOf := func(ns ...int) string {
+		var b strings.Builder
+		for _, n := range ns {
+			fmt.Fprintf(&b, "2026-12-07T00:00:00.000000000Z stdout F line %d\n", n)
+		}
+		return b.String()
+	}
+	seq := func(from, to int) []int {
+		var s []int
+		for i := from; i < to; i++ {
+			s = append(s, i)
+		}
+		return s
+	}
+	for _, c := range []struct {
+		name string
+		ns   []int
+		ok   bool
+	}{
+		{"complete", seq(0, 30), true},
+		{"one line lost at a kill", append(seq(0, 10), seq(11, 30)...), true},
+		{"a line doubled", append(seq(0, 10), seq(9, 30)...), false},
+		{"a gap longer than one read", append(seq(0, 10), seq(14, 30)...), false},
+		{"more gaps than kills", append(append(seq(0, 5), seq(6, 10)...), append(seq(11, 15), seq(16, 30)...)...), false},
+		{"too short", seq(0, 5), false},
+	} {
+		p := filepath.Join(t.TempDir(), "log")
+		if err := os.WriteFile(p, []byte(logOf(c.ns...)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, gaps, err := checkCounterLog(p, 2)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: gaps %v, err %v; want ok=%v", c.name, gaps, err, c.ok)
+		}
+	}
 }
