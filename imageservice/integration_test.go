@@ -220,6 +220,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		writeHostsDir(t, e.hostsDir, reg.Addr(), append(testregistry.UpstreamHosts, "test.local")...)
 	}
 	cfg := o.config
+	cfg.PullViaTransfer = cfg.PullViaTransfer || viaTransferForTest
 	cfg.Namespace = e.ns
 	cfg.ContainerdRoot = root
 	if cfg.RegistryConfigPath == "" {

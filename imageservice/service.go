@@ -46,6 +46,10 @@ type Config struct {
 	// PullProgressTimeout cancels a pull that transfers nothing for this long; default 5 min,
 	// negative disables it.
 	PullProgressTimeout time.Duration
+	// PullViaTransfer pulls through containerd's Transfer service (containerd talks to the
+	// registry, under its transfer config: max_concurrent_downloads, unpack_config, image
+	// verifiers) instead of the containerd client in this process.
+	PullViaTransfer bool
 	// PinnedImages are references reported as pinned (the sandbox image).
 	PinnedImages []string
 	// ContainerdRoot is containerd's root dir, used for ImageFsInfo's mountpoints when containerd
