@@ -153,7 +153,7 @@ func (s *Service) pull(ctx context.Context, named reference.Named, snapshotter s
 	log.WithField("snapshotter", snapshotter).Debug("pulling image")
 	var target ocispec.Descriptor
 	if via == "transfer" {
-		target, err = s.fetchViaTransfer(pctx, ref, snapshotter, labels, hostDir, hosts, refHost, creds, tr)
+		target, err = s.fetchViaTransfer(pctx, ref, snapshotter, labels, hostDir, tr)
 	} else {
 		target, err = s.fetchViaClient(pctx, ref, snapshotter, labels, hosts, tr)
 	}

@@ -27,26 +27,27 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// viaTransfer tells whether a pull with auth goes through containerd's Transfer service. A
-// RegistryToken (a bearer token for the registry) goes the client way: the Transfer service's
-// credential callback carries a user and a secret only.
+// viaTransfer tells whether a pull with auth goes through containerd's Transfer service.
+// Pulls that carry credentials go the client way: containerd's registry client follows a
+// redirect to the same host name on another port (or to a subdomain) with the Authorization
+// header Go's HTTP client copies, and only the client path's transport (credScope.authorize)
+// strips it; the Transfer service's credential callback has no bearer token (RegistryToken)
+// either.
 func (s *Service) viaTransfer(auth *runtime.AuthConfig) bool {
-	return s.cfg.PullViaTransfer && (auth == nil || auth.RegistryToken == "")
+	return s.cfg.PullViaTransfer && !hasCredentials(auth)
 }
 
-// fetchViaTransfer pulls ref through containerd's Transfer service: containerd talks to the
-// registry (the hosts dir is read there, under its own download limit and image verifiers), asks
-// this process for the credentials of each host that challenges it, stores the record ref with
-// labels and unpacks into snapshotter when its transfer config lists it. The tracker is fed from
-// the service's progress events. It returns the image's target.
-func (s *Service) fetchViaTransfer(ctx context.Context, ref, snapshotter string, labels map[string]string, hostDir string, hosts docker.RegistryHosts, refHost string, creds *credScope, tr *tracker) (ocispec.Descriptor, error) {
-	// The hosts the credentials may go to are those of the hosts dir, as on the client path;
-	// containerd resolves the same dir.
-	if _, err := hosts(refHost); err != nil {
-		return ocispec.Descriptor{}, err
-	}
+func hasCredentials(auth *runtime.AuthConfig) bool {
+	return auth != nil && (auth.Username != "" || auth.Password != "" || auth.Auth != "" || auth.IdentityToken != "" || auth.RegistryToken != "")
+}
+
+// fetchViaTransfer pulls ref, anonymously, through containerd's Transfer service: containerd
+// talks to the registry (reading the hosts dir itself, under its own download limit and image
+// verifiers), stores the record ref with labels and unpacks into snapshotter when its transfer
+// config lists it. The tracker is fed from the service's progress events. It returns the image's
+// target.
+func (s *Service) fetchViaTransfer(ctx context.Context, ref, snapshotter string, labels map[string]string, hostDir string, tr *tracker) (ocispec.Descriptor, error) {
 	opts := []registry.Opt{
-		registry.WithCredentials(transferCreds{creds}),
 		registry.WithHeaders(http.Header{"User-Agent": []string{userAgent}}),
 	}
 	if hostDir != "" {
@@ -94,17 +95,6 @@ func (s *Service) platformSpec() ocispec.Platform {
 		}
 	}
 	return platforms.DefaultSpec()
-}
-
-// transferCreds answers containerd's credential requests from the pull's credential scope.
-type transferCreds struct{ c *credScope }
-
-func (t transferCreds) GetCredentials(_ context.Context, _, host string) (registry.Credentials, error) {
-	user, secret, err := t.c.credentials(host)
-	if err != nil {
-		return registry.Credentials{}, err
-	}
-	return registry.Credentials{Host: host, Username: user, Secret: secret}, nil
 }
 
 // transferProgress turns the Transfer service's progress events into the tracker's state: the

@@ -90,6 +90,9 @@ type Config struct {
 	// without a flag.
 	DefaultRuntimeName string             `toml:"default_runtime_name" json:"default_runtime_name" flag:"default-runtime-name" doc:"the runtime handler of pods that name none (the empty RuntimeClass handler): one of the [runtimes.<name>] tables"`
 	Runtimes           map[string]Runtime `toml:"runtimes" json:"runtimes"`
+
+	// The image pull path (imageservice/transfer.go).
+	ImagePullViaTransfer bool `toml:"image_pull_via_transfer" json:"image_pull_via_transfer" flag:"image-pull-via-transfer" doc:"pull anonymous images through containerd's Transfer service (containerd talks to the registry: its transfer config's max_concurrent_downloads, unpack_config and image verifier plugins apply, not max_concurrent_downloads here) instead of the containerd client inside cri-shim; pulls with credentials always take the client path, whose transport keeps credentials from the hosts a registry redirects to; containerd's CRI calls the client path use_local_image_pull"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m", "90s") in TOML.
