@@ -154,6 +154,12 @@ func (s *Service) pull(ctx context.Context, named reference.Named, snapshotter s
 	var target ocispec.Descriptor
 	if via == "transfer" {
 		target, err = s.fetchViaTransfer(pctx, ref, snapshotter, labels, hostDir, tr)
+		if errors.Is(err, errNoTransferService) {
+			s.warnNoTransfer.Do(func() {
+				log.Warn("containerd serves no Transfer service (plugin io.containerd.grpc.v1.transfer off): pulling with the containerd client")
+			})
+			target, err = s.fetchViaClient(pctx, ref, snapshotter, labels, hosts, tr)
+		}
 	} else {
 		target, err = s.fetchViaClient(pctx, ref, snapshotter, labels, hosts, tr)
 	}

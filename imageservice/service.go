@@ -72,6 +72,8 @@ type Service struct {
 	removeMu  sync.Mutex // one RemoveImage at a time
 
 	pulls *pullGroup
+	// warnNoTransfer: the warning that containerd has no Transfer service, once.
+	warnNoTransfer sync.Once
 
 	// hostsDir is the registry hosts dir pulls use; it starts as cfg.RegistryConfigPath and changes
 	// with SetRegistryConfigPath.

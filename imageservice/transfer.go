@@ -158,6 +158,9 @@ func transferError(err error) error {
 	if err == nil {
 		return nil
 	}
+	if strings.Contains(err.Error(), "unknown service containerd.services.transfer.") {
+		return errNoTransferService
+	}
 	native := errgrpc.ToNative(err)
 	if errors.Is(native, context.Canceled) || errors.Is(native, context.DeadlineExceeded) {
 		return native
@@ -214,6 +217,10 @@ func causeFromText(msg string) error {
 	}
 	return nil
 }
+
+// errNoTransferService: the containerd serves no Transfer service (its plugin is off); pulls then
+// take the client path.
+var errNoTransferService = errors.New("containerd serves no Transfer service")
 
 var (
 	errUnreachable = errors.New("registry unreachable")

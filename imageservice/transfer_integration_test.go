@@ -81,3 +81,19 @@ func TestIntegrationTransferSlowPull(t *testing.T) {
 	}
 	t.Logf("slow pull in %s, %d progress updates", time.Since(start).Round(time.Millisecond), updates.Load())
 }
+
+// TestIntegrationTransferServiceMissing: with containerd's Transfer service off, pulls take the
+// client path instead of failing.
+func TestIntegrationTransferServiceMissing(t *testing.T) {
+	e := newEnv(t, envOpts{disabledPlugins: []string{"io.containerd.grpc.v1.transfer"}, config: Config{PullViaTransfer: true}})
+	img := randomImage(t, 4096, 1)
+	push(t, e.reg.Addr(), "app:1", img, nil)
+	wantID, _ := ids(t, img)
+	for i := 0; i < 2; i++ {
+		if id := e.mustPull("test.local/app:1"); id != wantID {
+			t.Fatalf("pull %d: %s, want %s", i, id, wantID)
+		}
+		e.remove("test.local/app:1")
+	}
+	e.expectNothingLeft("pulls")
+}

@@ -1,6 +1,7 @@
 package imageservice
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/transfer"
@@ -86,5 +87,15 @@ func TestViaTransferOnlyAnonymous(t *testing.T) {
 	s.cfg.PullViaTransfer = false
 	if s.viaTransfer(nil) {
 		t.Error("via transfer while off")
+	}
+}
+
+func TestTransferErrorNoService(t *testing.T) {
+	err := transferError(status.Error(codes.Unimplemented, "unknown service containerd.services.transfer.v1.Transfer"))
+	if !errors.Is(err, errNoTransferService) {
+		t.Errorf("%v: not errNoTransferService", err)
+	}
+	if errors.Is(transferError(status.Error(codes.Unimplemented, "schema 1 image manifests are no longer supported: not implemented")), errNoTransferService) {
+		t.Error("any Unimplemented taken for a missing service")
 	}
 }
