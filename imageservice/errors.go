@@ -66,6 +66,9 @@ func pullCode(err error) codes.Code {
 	if errors.Is(err, context.Canceled) {
 		return codes.Canceled
 	}
+	if errors.Is(err, errUnreachable) || errors.Is(err, errGarbage) {
+		return codes.Unavailable
+	}
 	var unexpected remoteerrors.ErrUnexpectedStatus
 	if errors.As(err, &unexpected) {
 		switch unexpected.StatusCode {

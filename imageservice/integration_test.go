@@ -86,7 +86,7 @@ type env struct {
 
 // startContainerd runs a containerd of its own (root, state and socket under a short /tmp dir,
 // CRI and NRI off) and stops it when the test ends.
-func startContainerd(t *testing.T) (*containerd.Client, string) {
+func startContainerd(t *testing.T, disabled ...string) (*containerd.Client, string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "cs-it-")
 	if err != nil {
@@ -97,7 +97,7 @@ func startContainerd(t *testing.T) (*containerd.Client, string) {
 	conf := fmt.Sprintf(`version = 3
 root = %q
 state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime", "io.containerd.podsandbox.controller.v1.podsandbox", "io.containerd.nri.v1.nri"]
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime", "io.containerd.podsandbox.controller.v1.podsandbox", "io.containerd.nri.v1.nri"%s]
 
 [grpc]
   address = %q
@@ -107,7 +107,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", 
 
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
-`, root, state, sock, sock+".ttrpc", filepath.Join(root, "opt"))
+`, root, state, quotedList(disabled), sock, sock+".ttrpc", filepath.Join(root, "opt"))
 	confPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -182,6 +182,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", 
 	}
 }
 
+// quotedList renders names as the tail of a TOML list: , "a", "b".
+func quotedList(names []string) string {
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, ", %q", n)
+	}
+	return b.String()
+}
+
 // writeHostsDir mirrors each upstream host to the registry at addr, with the mirror as the only
 // server (no fallback to the real registries).
 func writeHostsDir(t *testing.T, dir, addr string, hosts ...string) {
@@ -199,14 +208,16 @@ func writeHostsDir(t *testing.T, dir, addr string, hosts ...string) {
 }
 
 type envOpts struct {
-	reg    testregistry.Options
-	noReg  bool
-	config Config
+	// disabledPlugins are containerd plugins off besides CRI's and NRI.
+	disabledPlugins []string
+	reg             testregistry.Options
+	noReg           bool
+	config          Config
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
-	client, root := startContainerd(t)
+	client, root := startContainerd(t, o.disabledPlugins...)
 	e := &env{t: t, client: client, root: root, ns: "it"}
 	e.ctx = namespaces.WithNamespace(context.Background(), e.ns)
 	if !o.noReg {
@@ -220,6 +231,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		writeHostsDir(t, e.hostsDir, reg.Addr(), append(testregistry.UpstreamHosts, "test.local")...)
 	}
 	cfg := o.config
+	cfg.PullViaTransfer = cfg.PullViaTransfer || viaTransferForTest
 	cfg.Namespace = e.ns
 	cfg.ContainerdRoot = root
 	if cfg.RegistryConfigPath == "" {

@@ -109,17 +109,15 @@ func (s *Service) pull(ctx context.Context, named reference.Named, snapshotter s
 	tr := newTracker(ref, creds)
 	defer tr.closeIdle()
 
+	hostDir := s.registryConfigPath()
 	hostOpts := config.HostOptions{
 		Credentials:  creds.credentials,
 		UpdateClient: tr.updateClient,
 	}
-	if dir := s.registryConfigPath(); dir != "" {
-		hostOpts.HostDir = config.HostDirFromRoot(dir)
+	if hostDir != "" {
+		hostOpts.HostDir = config.HostDirFromRoot(hostDir)
 	}
-	resolver := docker.NewResolver(docker.ResolverOptions{
-		Hosts:   creds.registryHosts(config.ConfigureHosts(ctx, hostOpts)),
-		Headers: http.Header{"User-Agent": []string{"cri-shim"}},
-	})
+	hosts := creds.registryHosts(config.ConfigureHosts(ctx, hostOpts))
 
 	// The lease holds everything the pull writes until the image records exist; deleting it
 	// synchronously after a failure lets containerd's GC take what the pull left.
@@ -147,22 +145,24 @@ func (s *Service) pull(ctx context.Context, named reference.Named, snapshotter s
 	go s.monitor(pctx, cancel, tr, f, log, monitorDone)
 
 	labels := s.recordLabels(ref)
+	via := "client"
+	if s.viaTransfer(auth) {
+		via = "transfer"
+	}
+	log = log.WithField("via", via)
 	log.WithField("snapshotter", snapshotter).Debug("pulling image")
-	pullOpts := []containerd.RemoteOpt{
-		containerd.WithResolver(resolver),
-		containerd.WithPullUnpack,
-		containerd.WithPullSnapshotter(snapshotter),
-		containerd.WithPlatformMatcher(s.platform),
-		containerd.WithPullLabels(labels),
-		containerd.WithImageHandler(tr.handler(s.client.ContentStore())),
+	var target ocispec.Descriptor
+	if via == "transfer" {
+		target, err = s.fetchViaTransfer(pctx, ref, snapshotter, labels, hostDir, tr)
+		if errors.Is(err, errNoTransferService) {
+			s.warnNoTransfer.Do(func() {
+				log.Warn("containerd serves no Transfer service (plugin io.containerd.grpc.v1.transfer off): pulling with the containerd client")
+			})
+			target, err = s.fetchViaClient(pctx, ref, snapshotter, labels, hosts, tr)
+		}
+	} else {
+		target, err = s.fetchViaClient(pctx, ref, snapshotter, labels, hosts, tr)
 	}
-	if n := s.cfg.MaxConcurrentDownloads; n > 0 {
-		// A limiter of this pull's own: the bound is per image, as containerd documents its
-		// max_concurrent_downloads. (The client's WithMaxConcurrentDownloads is the parallelism of
-		// ranged fetches within one blob, not a bound on blobs.)
-		pullOpts = append(pullOpts, containerd.WithDownloadLimiter(semaphore.NewWeighted(int64(n))))
-	}
-	img, err := s.client.Pull(pctx, ref, pullOpts...)
 	fetched := time.Since(tr.start)
 	cause := context.Cause(pctx)
 	cancel(nil)
@@ -187,6 +187,7 @@ func (s *Service) pull(ctx context.Context, named reference.Named, snapshotter s
 	// whatever becomes of the request now that the content is all there.
 	bctx, bcancel := context.WithTimeout(context.WithoutCancel(lctx), time.Minute)
 	defer bcancel()
+	img := containerd.NewImageWithPlatform(s.client, images.Image{Name: ref, Target: target, Labels: labels}, s.platform)
 	cfgDesc, err := img.Config(bctx)
 	if err != nil {
 		return "", internalStatus(what+": image config", err)
@@ -226,6 +227,38 @@ func (s *Service) pull(ctx context.Context, named reference.Named, snapshotter s
 	pullDuration.Observe(time.Since(tr.start).Seconds())
 	return id, nil
 }
+
+// fetchViaClient pulls ref with the containerd client: the registry traffic runs in this
+// process, through the pull's own resolver (credential scope, progress tracking, download
+// limiter); containerd stores the content and unpacks it.
+func (s *Service) fetchViaClient(ctx context.Context, ref, snapshotter string, labels map[string]string, hosts docker.RegistryHosts, tr *tracker) (ocispec.Descriptor, error) {
+	resolver := docker.NewResolver(docker.ResolverOptions{
+		Hosts:   hosts,
+		Headers: http.Header{"User-Agent": []string{userAgent}},
+	})
+	pullOpts := []containerd.RemoteOpt{
+		containerd.WithResolver(resolver),
+		containerd.WithPullUnpack,
+		containerd.WithPullSnapshotter(snapshotter),
+		containerd.WithPlatformMatcher(s.platform),
+		containerd.WithPullLabels(labels),
+		containerd.WithImageHandler(tr.handler(s.client.ContentStore())),
+	}
+	if n := s.cfg.MaxConcurrentDownloads; n > 0 {
+		// A limiter of this pull's own: the bound is per image, as containerd documents its
+		// max_concurrent_downloads. (The client's WithMaxConcurrentDownloads is the parallelism of
+		// ranged fetches within one blob, not a bound on blobs.)
+		pullOpts = append(pullOpts, containerd.WithDownloadLimiter(semaphore.NewWeighted(int64(n))))
+	}
+	img, err := s.client.Pull(ctx, ref, pullOpts...)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return img.Target(), nil
+}
+
+// userAgent is what pulls send registries.
+const userAgent = "cri-shim"
 
 func (s *Service) recordLabels(ref string) map[string]string {
 	labels := map[string]string{LabelManaged: labelManagedValue}

@@ -46,6 +46,13 @@ type Config struct {
 	// PullProgressTimeout cancels a pull that transfers nothing for this long; default 5 min,
 	// negative disables it.
 	PullProgressTimeout time.Duration
+	// PullViaTransfer pulls anonymous images through containerd's Transfer service (containerd
+	// talks to the registry, under its transfer config: max_concurrent_downloads across pulls,
+	// unpack_config, image verifiers) instead of the containerd client in this process; pulls
+	// with credentials, and every pull when containerd serves no Transfer service, take the client
+	// path. MaxConcurrentDownloads does not apply to it, and its progress (and so the no-progress
+	// timeout) moves in containerd's 1 MiB steps.
+	PullViaTransfer bool
 	// PinnedImages are references reported as pinned (the sandbox image).
 	PinnedImages []string
 	// ContainerdRoot is containerd's root dir, used for ImageFsInfo's mountpoints when containerd
@@ -68,6 +75,8 @@ type Service struct {
 	removeMu  sync.Mutex // one RemoveImage at a time
 
 	pulls *pullGroup
+	// warnNoTransfer: the warning that containerd has no Transfer service, once.
+	warnNoTransfer sync.Once
 
 	// hostsDir is the registry hosts dir pulls use; it starts as cfg.RegistryConfigPath and changes
 	// with SetRegistryConfigPath.

@@ -27,6 +27,7 @@ func newImageService(b *backend, cfg config.Config) (*imageservice.Service, erro
 		MaxConcurrentDownloads: cfg.MaxConcurrentDownloads,
 		PullProgressTimeout:    time.Duration(cfg.ImagePullProgressTimeout),
 		PinnedImages:           []string{cfg.SandboxImage},
+		PullViaTransfer:        cfg.ImagePullViaTransfer,
 		ContainerdRoot:         root,
 	})
 }

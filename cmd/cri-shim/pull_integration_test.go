@@ -19,8 +19,14 @@ import (
 
 // `cri-shim pull` against a registry wanting a password: the password is never taken from the
 // command line (every user of the host reads /proc/PID/cmdline), and reaches the registry from
-// stdin or from crictl's $CRICTL_CREDS.
+// stdin or from crictl's $CRICTL_CREDS. On both pull paths (image_pull_via_transfer).
 func TestPullCLICredentials(t *testing.T) {
+	for _, via := range []bool{false, true} {
+		t.Run("image_pull_via_transfer="+strconv.FormatBool(via), func(t *testing.T) { testPullCLICredentials(t, via) })
+	}
+}
+
+func testPullCLICredentials(t *testing.T, viaTransfer bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	const user, password = "alice", "wonderland-7f3a"
@@ -39,7 +45,8 @@ func TestPullCLICredentials(t *testing.T) {
 	}
 	t.Cleanup(func() { testutil.UnmountAll(dir); os.RemoveAll(dir) })
 	bin := buildDaemon(t)
-	daemonFlags := []string{"--managed-containerd", "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state")}
+	daemonFlags := []string{"--managed-containerd", "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"),
+		"--image-pull-via-transfer=" + strconv.FormatBool(viaTransfer)}
 
 	// The environment of the test without any CRICTL_ variable of its own.
 	var baseEnv []string

@@ -90,6 +90,9 @@ type Config struct {
 	// without a flag.
 	DefaultRuntimeName string             `toml:"default_runtime_name" json:"default_runtime_name" flag:"default-runtime-name" doc:"the runtime handler of pods that name none (the empty RuntimeClass handler): one of the [runtimes.<name>] tables"`
 	Runtimes           map[string]Runtime `toml:"runtimes" json:"runtimes"`
+
+	// The image pull path (imageservice/transfer.go).
+	ImagePullViaTransfer bool `toml:"image_pull_via_transfer" json:"image_pull_via_transfer" flag:"image-pull-via-transfer" doc:"pull images through containerd's Transfer service: containerd fetches straight into its content store (no blob streamed through cri-shim), and its transfer config applies (max_concurrent_downloads across all pulls instead of max_concurrent_downloads here, unpack_config, image verifier plugins); pulls with credentials take the client path always, whose transport keeps them from the hosts a registry redirects to, and so does every pull when containerd serves no Transfer service; false: the containerd client inside cri-shim for all pulls (containerd's CRI calls it use_local_image_pull)"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m", "90s") in TOML.
@@ -147,6 +150,8 @@ func Default() Config {
 
 		DefaultRuntimeName: "runc",
 		Runtimes:           defaultRuntimes(),
+
+		ImagePullViaTransfer: true,
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -306,5 +307,24 @@ func TestContainerdMode(t *testing.T) {
 		if w := cfg.Warnings(); (len(w) > 0) != tc.warn || tc.warn && !strings.Contains(w[0], `containerd_mode = "managed"`) {
 			t.Errorf("%q: warnings %q", tc.body, w)
 		}
+	}
+}
+
+// image_pull_via_transfer: read from the file, printed by config default with its default.
+func TestImagePullViaTransferKey(t *testing.T) {
+	want := !Default().ImagePullViaTransfer
+	c := Default()
+	if err := Decode([]byte(fmt.Sprintf("image_pull_via_transfer = %t\n", want)), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.ImagePullViaTransfer != want {
+		t.Errorf("image_pull_via_transfer = %t not read", want)
+	}
+	var buf bytes.Buffer
+	if err := WriteDefault(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if line := fmt.Sprintf("\nimage_pull_via_transfer = %t\n", Default().ImagePullViaTransfer); !strings.Contains(buf.String(), line) {
+		t.Errorf("config default lacks %q", line)
 	}
 }
