@@ -9,6 +9,13 @@
 #   hack/benchclient run against cri-shim, then against containerd's CRI: pod start throughput
 #   (BENCH_PODS pods with one container, BENCH_PARALLEL at a time), then BENCH_CONTAINERS_PER_POD
 #   containers per pod and the List* / status latencies at that scale, RSS of the processes, teardown.
+# With BENCH_CRUN=1 each round then runs the benchclient throughput phase (pods of one container,
+# no fill, no list calls) on the runtime handler crun too, for cri-shim and for containerd's CRI
+# (each has a crun handler), as their own columns.
+# With BENCH_COUNT_RUNC=1 both runtimes run runc (and crun) through a wrapper that appends its
+# arguments to a log and execs the real binary; benchclient counts the runs of the throughput phase
+# by subcommand (create, start, state, kill, delete, ...), reported per pod started. The header
+# gives the wrapper's own cost per run (runc --version direct and wrapped).
 # The CPU seconds of cri-shim and containerd are sampled at each phase's start and end, so the
 # shared containerd's CPU is attributed to the runtime whose phase was running.
 # Prints one table and writes it to bench/results.md (with machine, load and versions); critest's
@@ -16,6 +23,8 @@
 #
 # Env: BENCH_ROUNDS (2), BENCH_PODS (100), BENCH_PARALLEL (10), BENCH_CONTAINERS_PER_POD (5),
 #      BENCH_LIST_N (300), BENCH_STATS_N (10), BENCH_CRITEST (1; 0 skips critest),
+#      BENCH_COUNT_RUNC (1; 0 runs runc unwrapped), BENCH_CRUN (1 when crun is installed; 0 skips the
+#      crun handler's runs),
 #      BENCH_PROFILE=DIR (save cri-shim CPU and heap profiles of each benchclient phase there),
 #      BENCH_OUT (bench/results.md), BENCH_CRISHIM_BIN (a cri-shim binary to use instead of building one),
 #      BENCH_PARAMS (critest's parameters file), BENCH_LOG_LEVEL (cri-shim's, info),
@@ -38,10 +47,15 @@ PARAMS=${BENCH_PARAMS:-$ROOT/hack/bench-params.yaml}
 CNI_CONF_DIR=${CNI_CONF_DIR:-/etc/cni/net.d}
 CNI_BIN_DIR=${CNI_BIN_DIR:-/usr/lib/cni}
 SANDBOX_IMAGE=registry.k8s.io/pause:3.10 # served by the test registry through the hosts dir
+COUNT_RUNC=${BENCH_COUNT_RUNC:-1}
+CRUN_BIN=$(command -v crun || true)
+CRUN=${BENCH_CRUN:-$([ -n "$CRUN_BIN" ] && echo 1 || echo 0)}
 
 for b in critest containerd containerd-shim-runc-v2 crictl runc; do
   command -v "$b" >/dev/null || { echo "bench.sh: $b missing: run hack/setup.sh (make setup)" >&2; exit 1; }
 done
+if [ "$CRUN" = 1 ] && [ -z "$CRUN_BIN" ]; then echo "bench.sh: BENCH_CRUN=1 but crun is not installed (hack/setup.sh installs it)" >&2; exit 1; fi
+RUNC_BIN=$(command -v runc)
 
 T0=$(date +%s)
 WORK=$(mktemp -d /tmp/crishim-bench.XXXXXX)
@@ -74,6 +88,48 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The OCI runtimes the two runtimes run, per runtime and handler: the binaries themselves, or
+# wrappers that log each run's arguments (one printf, then exec) for benchclient -oci-log. crun
+# refuses a hybrid cgroup host whose v2 hierarchy holds controllers: there its wrapper hides the v2
+# hierarchy in a mount namespace of its own (as internal/testutil.Crun), for both runtimes alike.
+OCI=$WORK/oci
+mkdir -p "$OCI"
+HYBRID=0
+[ -r /sys/fs/cgroup/unified/cgroup.controllers ] && [ -n "$(tr -d ' \n' </sys/fs/cgroup/unified/cgroup.controllers)" ] && HYBRID=1
+oci_runtime() { # NAME REAL [hybrid]: prints the binary a runtime is to run for NAME
+  local name=$1 real=$2 hybrid=${3:-}
+  if [ "$COUNT_RUNC" != 1 ] && [ -z "$hybrid" ]; then echo "$real"; return; fi
+  {
+    echo '#!/bin/sh'
+    [ "$COUNT_RUNC" = 1 ] && echo "printf '%s\n' \"\$*\" >>$OCI/$name.log"
+    if [ -n "$hybrid" ]; then
+      echo "exec unshare -m --propagation slave sh -c 'umount /sys/fs/cgroup/unified && exec $real \"\$@\"' $name \"\$@\""
+    else
+      echo "exec $real \"\$@\""
+    fi
+  } >"$OCI/$name"
+  chmod 0755 "$OCI/$name"
+  echo "$OCI/$name"
+}
+oci_log() { [ "$COUNT_RUNC" = 1 ] && echo "$OCI/$1.log" || true; } # NAME: the -oci-log of its runs
+SHIM_RUNC=$(oci_runtime runc-cri-shim "$RUNC_BIN")
+CTRD_RUNC=$(oci_runtime runc-containerd "$RUNC_BIN")
+SHIM_CRUN= CTRD_CRUN=
+if [ "$CRUN" = 1 ]; then
+  hy=; [ "$HYBRID" = 1 ] && hy=hybrid
+  SHIM_CRUN=$(oci_runtime crun-cri-shim "$CRUN_BIN" $hy)
+  CTRD_CRUN=$(oci_runtime crun-containerd "$CRUN_BIN" $hy)
+fi
+# What the wrapper costs a run: runc --version, direct and through a wrapper like the ones above.
+WRAP_COST=
+if [ "$COUNT_RUNC" = 1 ]; then
+  probe=$(COUNT_RUNC=1 OCI=$OCI/probe; mkdir -p "$OCI/probe"; oci_runtime runc-probe "$RUNC_BIN")
+  t_direct() { local t0; t0=$(date +%s%N); for _ in $(seq 100); do "$1" --version >/dev/null; done; echo $(( ($(date +%s%N) - t0) / 100000 )); }
+  d1=$(t_direct "$RUNC_BIN"); w1=$(t_direct "$probe"); d2=$(t_direct "$RUNC_BIN"); w2=$(t_direct "$probe")
+  WRAP_COST="runc --version 2 × 100 times, alternating: direct $(echo "scale=2; ($d1 + $d2) / 2000" | bc) ms a run, wrapped $(echo "scale=2; ($w1 + $w2) / 2000" | bc) ms"
+  rm -rf "$OCI/probe"
+fi
+
 log "building cri-shim, the test registry and benchclient"
 if [ -n "${BENCH_CRISHIM_BIN:-}" ]; then cp "$BENCH_CRISHIM_BIN" "$WORK/cri-shim"; else go build -o "$WORK/cri-shim" "$ROOT/cmd/cri-shim"; fi
 go build -o "$WORK/testregistry" "$ROOT/test/critest/testregistry/cmd/testregistry"
@@ -85,6 +141,18 @@ REG_PID=$!
 for _ in $(seq 600); do [ -s "$WORK/registry.addr" ] && break; kill -0 "$REG_PID" || break; sleep 0.1; done
 [ -s "$WORK/registry.addr" ] || { echo "bench.sh: test registry did not start" >&2; cat "$RAW/registry.log" >&2; exit 1; }
 
+# Debian 12's crun 1.8.1 runs specs of ociVersion 1.0.x alone: both runtimes' crun handlers start
+# from the same base spec, containerd's default at ociVersion 1.0.2 (cri-shim config oci-spec).
+CTRD_CRUN_TOML=
+if [ "$CRUN" = 1 ]; then
+  "$WORK/cri-shim" config oci-spec --oci-version 1.0.2 >"$WORK/crun-base-spec.json"
+  CTRD_CRUN_TOML="    [plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.crun]
+      runtime_type = \"io.containerd.runc.v2\"
+      base_runtime_spec = \"$WORK/crun-base-spec.json\"
+      [plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.crun.options]
+        SystemdCgroup = false
+        BinaryName = \"$CTRD_CRUN\""
+fi
 # containerd with its CRI plugin (NRI off: its socket is machine-wide; netns below our state dir).
 cat >"$WORK/containerd.toml" <<EOF
 version = 3
@@ -116,6 +184,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        BinaryName = "$CTRD_RUNC"
+$CTRD_CRUN_TOML
 [plugins."io.containerd.grpc.v1.cri"]
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
@@ -127,7 +197,15 @@ for _ in $(seq 600); do [ -S "$CTRD_SOCK" ] && crictl -r "unix://$CTRD_SOCK" ver
 crictl -r "unix://$CTRD_SOCK" version >/dev/null 2>&1 || { echo "bench.sh: containerd did not start" >&2; tail -30 "$RAW/containerd.log" >&2; exit 1; }
 CTRD_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$CTRD_PID/status")
 
-"$WORK/cri-shim" --containerd-mode external --containerd-address "$CTRD_SOCK" --root "$WORK/cri-shim-root" --state "$WORK/cri-shim-state" \
+{
+  echo "runc_binary = \"$SHIM_RUNC\""
+  if [ "$CRUN" = 1 ]; then
+    echo "[runtimes.crun]"
+    echo "binary_name = \"$SHIM_CRUN\""
+    echo "base_runtime_spec = \"$WORK/crun-base-spec.json\""
+  fi
+} >"$WORK/cri-shim.toml"
+"$WORK/cri-shim" --config "$WORK/cri-shim.toml" --containerd-mode external --containerd-address "$CTRD_SOCK" --root "$WORK/cri-shim-root" --state "$WORK/cri-shim-state" \
   --socket "$SHIM_SOCK" --registry-config-path "$WORK/certs.d" --sandbox-image "$SANDBOX_IMAGE" \
   --cni-conf-dir "$CNI_CONF_DIR" --cni-bin-dir "$CNI_BIN_DIR" \
   --metrics-address 127.0.0.1:0 --enable-pprof --log-level "${BENCH_LOG_LEVEL:-info}" >"$RAW/cri-shim.log" 2>&1 &
@@ -207,12 +285,19 @@ for r in $(seq "$ROUNDS"); do
     critest_args+=(-critest "cri-shim=$RAW/critest-cri-shim-$r" -critest "containerd-CRI=$RAW/critest-containerd-$r")
   fi
   phase cri-shim "client-$r" run_client "$SHIM_SOCK" cri-shim cri-shim "$RAW/client-cri-shim-$r.json" \
-    -proc "runtime=$SHIM_PID" -proc "containerd=$CTRD_PID"
+    -proc "runtime=$SHIM_PID" -proc "containerd=$CTRD_PID" -oci-log "$(oci_log runc-cri-shim)"
   phase containerd-CRI "client-$r" run_client "$CTRD_SOCK" containerd-CRI k8s.io "$RAW/client-containerd-$r.json" \
-    -proc "runtime=$CTRD_PID"
-  for rt in cri-shim containerd; do
-    f=$RAW/client-$rt-$r.json
-    [ "$rt" = containerd ] && name=containerd-CRI || name=cri-shim
+    -proc "runtime=$CTRD_PID" -oci-log "$(oci_log runc-containerd)"
+  if [ "$CRUN" = 1 ]; then
+    # the crun handler: the throughput phase and teardown only (one container a pod, no list calls).
+    crun_only=(-runtime-handler crun -containers-per-pod 1 -list-n 0 -stats-n 0)
+    phase cri-shim+crun "client-crun-$r" run_client "$SHIM_SOCK" cri-shim+crun cri-shim "$RAW/client-cri-shim+crun-$r.json" \
+      -proc "runtime=$SHIM_PID" -proc "containerd=$CTRD_PID" -oci-log "$(oci_log crun-cri-shim)" "${crun_only[@]}"
+    phase containerd-CRI+crun "client-crun-$r" run_client "$CTRD_SOCK" containerd-CRI+crun k8s.io "$RAW/client-containerd+crun-$r.json" \
+      -proc "runtime=$CTRD_PID" -oci-log "$(oci_log crun-containerd)" "${crun_only[@]}"
+  fi
+  for name in cri-shim containerd-CRI cri-shim+crun containerd-CRI+crun; do
+    f=$RAW/client-${name/containerd-CRI/containerd}-$r.json
     [ -s "$f" ] && client_args+=(-run "$name=$f")
   done
 done
@@ -230,6 +315,14 @@ mib() { echo "$(( $1 / 1024 )) MiB"; }
   echo "- one containerd (CRI plugin on, namespace k8s.io) serving both; cri-shim in namespace cri-shim on the same socket; CNI $CNI_CONF_DIR (bridge + portmap) and $CNI_BIN_DIR for both; sandbox image $SANDBOX_IMAGE from the local test registry"
   echo "- rounds (A B A B): $ROUNDS; critest params: $(grep -v '^#' "$PARAMS" | tr '\n' ' ')"
   echo "- benchclient: $PODS pods × 1 container started $PARALLEL at a time (the \"throughput:\" rows are those calls under that concurrency), then filled to $PER_POD containers per pod (\"fill:\"), then, once the machine is under 15 % busy, 5 unrecorded calls and $LIST_N measured of each List/status and $STATS_N of ListContainerStats at that scale, then teardown $PARALLEL at a time"
+  if [ "$COUNT_RUNC" = 1 ]; then
+    echo "- runc (and crun) run through a wrapper logging each run's arguments (BENCH_COUNT_RUNC=1) for both runtimes; its cost: $WRAP_COST"
+  else
+    echo "- runc runs unwrapped (BENCH_COUNT_RUNC=0)"
+  fi
+  if [ "$CRUN" = 1 ]; then
+    echo "- crun handler (BENCH_CRUN=1): $($CRUN_BIN --version | head -1), the same pods on the handler crun of each runtime (cri-shim [runtimes.crun], containerd runtimes.crun with BinaryName; both from containerd's default spec at ociVersion 1.0.2, as crun 1.8.1 wants), throughput phase and teardown only$([ "$HYBRID" = 1 ] && echo "; this host's cgroups are hybrid with controllers in v2, which crun refuses, so crun runs through unshare -m + umount of /sys/fs/cgroup/unified for both (three more execs a run)")"
+  fi
   echo "- idle RSS after start: containerd (CRI plugin loaded) $(mib "$CTRD_IDLE_RSS"), cri-shim $(mib "$SHIM_IDLE_RSS")"
   echo "- ratios are cri-shim / containerd-CRI; below 1 means cri-shim is faster (for the throughput line: above 1 is better)"
 } >"$WORK/header.md"

@@ -10,7 +10,8 @@ import (
 // The report's sections that compare every benchclient run name, not only A and B: runs of a
 // second runtime handler (bench.sh's "cri-shim+crun", "containerd-CRI+crun") get a column each.
 
-// runNames are A, B, then the other runtimes with benchclient runs, sorted.
+// runNames are A, B, then the other runtimes with benchclient runs: A's other handlers before B's
+// ("A+crun", "B+crun"), each sorted.
 func runNames(results map[string][]RunResult, a, b string) []string {
 	names := []string{a, b}
 	var rest []string
@@ -19,7 +20,13 @@ func runNames(results map[string][]RunResult, a, b string) []string {
 			rest = append(rest, n)
 		}
 	}
-	sort.Strings(rest)
+	sort.Slice(rest, func(i, j int) bool {
+		ai, aj := strings.HasPrefix(rest[i], a), strings.HasPrefix(rest[j], a)
+		if ai != aj {
+			return ai
+		}
+		return rest[i] < rest[j]
+	})
 	return append(names, rest...)
 }
 
