@@ -24,7 +24,8 @@
 # Env: BENCH_ROUNDS (2), BENCH_PODS (100), BENCH_PARALLEL (10), BENCH_CONTAINERS_PER_POD (5),
 #      BENCH_LIST_N (300), BENCH_STATS_N (10), BENCH_CRITEST (1; 0 skips critest),
 #      BENCH_COUNT_RUNC (1; 0 runs runc unwrapped), BENCH_CRUN (1 when crun is installed; 0 skips the
-#      crun handler's runs),
+#      crun handler's runs), BENCH_CRUN_CRITEST (0; 1 runs critest on the crun handlers too: ~2 × 4 min
+#      a round more),
 #      BENCH_PROFILE=DIR (save cri-shim CPU and heap profiles of each benchclient phase there),
 #      BENCH_OUT (bench/results.md), BENCH_CRISHIM_BIN (a cri-shim binary to use instead of building one),
 #      BENCH_PARAMS (critest's parameters file), BENCH_LOG_LEVEL (cri-shim's, info),
@@ -252,11 +253,12 @@ phase() {
   [ "$rc" = 0 ] || log "$name against $rt exited $rc"
 }
 
-run_critest() { # ENDPOINT DIR
-  mkdir -p "$2"
-  (cd "$WORK" && critest -runtime-endpoint "unix://$1" -image-endpoint "unix://$1" -benchmark \
-    -benchmarking-output-dir "$2" -benchmarking-params-file "$PARAMS" -ginkgo.no-color -ginkgo.timeout 30m) \
-    >"$2.log" 2>&1
+run_critest() { # ENDPOINT DIR [CRITEST-FLAGS...]
+  local ep=$1 dir=$2; shift 2
+  mkdir -p "$dir"
+  (cd "$WORK" && critest -runtime-endpoint "unix://$ep" -image-endpoint "unix://$ep" -benchmark "$@" \
+    -benchmarking-output-dir "$dir" -benchmarking-params-file "$PARAMS" -ginkgo.no-color -ginkgo.timeout 30m) \
+    >"$dir.log" 2>&1
 }
 run_client() { # ENDPOINT RUNTIME NAMESPACE OUT PROCS...
   local ep=$1 rt=$2 ns=$3 out=$4; shift 4
@@ -283,6 +285,11 @@ for r in $(seq "$ROUNDS"); do
     phase cri-shim "critest-$r" run_critest "$SHIM_SOCK" "$RAW/critest-cri-shim-$r"
     phase containerd-CRI "critest-$r" run_critest "$CTRD_SOCK" "$RAW/critest-containerd-$r"
     critest_args+=(-critest "cri-shim=$RAW/critest-cri-shim-$r" -critest "containerd-CRI=$RAW/critest-containerd-$r")
+    if [ "$CRUN" = 1 ] && [ "${BENCH_CRUN_CRITEST:-0}" = 1 ]; then
+      phase cri-shim+crun "critest-crun-$r" run_critest "$SHIM_SOCK" "$RAW/critest-cri-shim+crun-$r" -runtime-handler crun
+      phase containerd-CRI+crun "critest-crun-$r" run_critest "$CTRD_SOCK" "$RAW/critest-containerd+crun-$r" -runtime-handler crun
+      critest_args+=(-critest "cri-shim+crun=$RAW/critest-cri-shim+crun-$r" -critest "containerd-CRI+crun=$RAW/critest-containerd+crun-$r")
+    fi
   fi
   phase cri-shim "client-$r" run_client "$SHIM_SOCK" cri-shim cri-shim "$RAW/client-cri-shim-$r.json" \
     -proc "runtime=$SHIM_PID" -proc "containerd=$CTRD_PID" -oci-log "$(oci_log runc-cri-shim)"

@@ -149,6 +149,19 @@ func handlerTable(w io.Writer, s *samples, results map[string][]RunResult, a, b 
 			return "–"
 		})
 	}
+	// critest's serial figures, when the run had critest on the other handlers too.
+	for _, op := range []string{"RunPodSandbox", "StopPodSandbox", "CreateContainer", "StartContainer"} {
+		d := s.data["critest: "+op]
+		if len(d[names[2]]) == 0 && (len(names) < 4 || len(d[names[3]]) == 0) {
+			continue
+		}
+		row("critest: "+op+" median ms", func(n string) string {
+			if len(d[n]) > 0 {
+				return ms(percentile(d[n], 50))
+			}
+			return "–"
+		})
+	}
 	row("machine CPU ms per pod started", func(n string) string {
 		if v, ok := cpuPerPod(results[n], cpuMachine); ok {
 			return fmt.Sprintf("%.0f", v)
@@ -197,5 +210,8 @@ func handlerRatios(s *samples, results map[string][]RunResult, x, y string) stri
 	add("StartContainer", r, ok)
 	r, ok = machineCPURatio(in)
 	add("machine CPU per pod", r, ok)
+	if r, ok = opRatio("critest: RunPodSandbox", 50)(in); ok {
+		add("critest RunPodSandbox", r, ok)
+	}
 	return strings.Join(parts, ", ")
 }

@@ -76,6 +76,14 @@ func TestReportOCIRunsAndHandlerColumns(t *testing.T) {
 		"-run", "Z+crun=" + write("ac", run(1, 2, "crun", `{"create":20,"start":20}`, 50)),
 		"-run", "B+crun=" + write("bc", run(4, 4, "crun", `{"create":20,"start":20,"state":30}`, 100)),
 	}
+	critest := func(name string, runMs int) string {
+		d := filepath.Join(dir, name)
+		os.MkdirAll(d, 0o755)
+		write(name+"/pod.json", fmt.Sprintf(`{"operationsNames":["CreatePod"],"datapoints":[{"operationsDurationsNs":[%d000000]}]}`, runMs))
+		return d
+	}
+	args = append(args, "-critest", "Z="+critest("cz", 40), "-critest", "B="+critest("cb", 80),
+		"-critest", "Z+crun="+critest("czc", 20), "-critest", "B+crun="+critest("cbc", 80))
 	if err := reportMain(args); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +103,8 @@ func TestReportOCIRunsAndHandlerColumns(t *testing.T) {
 		"| pods/s | 5.00 | 2.50 | 10.00 | 2.50 |",
 		"| RunPodSandbox median ms | 100.00 | 200.00 | 50.00 | 100.00 |",
 		"| machine CPU ms per pod started | 300 | 600 | 200 | 400 |",
-		"Z+crun / B+crun: throughput 4.00×, RunPodSandbox 0.50×, StartContainer –, machine CPU per pod 0.50×; Z+crun / Z: throughput 2.00×, RunPodSandbox 0.50×, StartContainer –, machine CPU per pod 0.67×",
+		"| critest: RunPodSandbox median ms | 40.00 | 80.00 | 20.00 | 80.00 |",
+		"Z+crun / B+crun: throughput 4.00×, RunPodSandbox 0.50×, StartContainer –, machine CPU per pod 0.50×, critest RunPodSandbox 0.25×; Z+crun / Z: throughput 2.00×, RunPodSandbox 0.50×, StartContainer –, machine CPU per pod 0.67×, critest RunPodSandbox 0.50×",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in\n%s", want, got)
