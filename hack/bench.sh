@@ -93,16 +93,21 @@ trap cleanup EXIT
 # wrappers that log each run's arguments (one printf, then exec) for benchclient -oci-log. crun
 # refuses a hybrid cgroup host whose v2 hierarchy holds controllers: there its wrapper hides the v2
 # hierarchy in a mount namespace of its own (as internal/testutil.Crun), for both runtimes alike.
+# Debian 12's crun 1.8.1 refuses specs past ociVersion 1.0.x, and containerd's CRI builds the pause
+# container's spec without its handler's base_runtime_spec: the crun wrappers of both runtimes set
+# the bundle's ociVersion to BENCH_CRUN_OCI_VERSION (1.0.2; empty: leave it) before crun reads it.
 OCI=$WORK/oci
 mkdir -p "$OCI"
 HYBRID=0
 [ -r /sys/fs/cgroup/unified/cgroup.controllers ] && [ -n "$(tr -d ' \n' </sys/fs/cgroup/unified/cgroup.controllers)" ] && HYBRID=1
-oci_runtime() { # NAME REAL [hybrid]: prints the binary a runtime is to run for NAME
-  local name=$1 real=$2 hybrid=${3:-}
-  if [ "$COUNT_RUNC" != 1 ] && [ -z "$hybrid" ]; then echo "$real"; return; fi
+CRUN_OCI_VERSION=${BENCH_CRUN_OCI_VERSION-1.0.2}
+oci_runtime() { # NAME REAL [hybrid] [OCI-VERSION]: prints the binary a runtime is to run for NAME
+  local name=$1 real=$2 hybrid=${3:-} ociv=${4:-}
+  if [ "$COUNT_RUNC" != 1 ] && [ -z "$hybrid" ] && [ -z "$ociv" ]; then echo "$real"; return; fi
   {
     echo '#!/bin/sh'
     [ "$COUNT_RUNC" = 1 ] && echo "printf '%s\n' \"\$*\" >>$OCI/$name.log"
+    [ -n "$ociv" ] && echo "prev=; for a; do [ \"\$prev\" = --bundle ] && sed -i -E 's/\"ociVersion\": ?\"[^\"]*\"/\"ociVersion\":\"$ociv\"/' \"\$a/config.json\"; prev=\$a; done"
     if [ -n "$hybrid" ]; then
       echo "exec unshare -m --propagation slave sh -c 'umount /sys/fs/cgroup/unified && exec $real \"\$@\"' $name \"\$@\""
     else
@@ -118,8 +123,8 @@ CTRD_RUNC=$(oci_runtime runc-containerd "$RUNC_BIN")
 SHIM_CRUN= CTRD_CRUN=
 if [ "$CRUN" = 1 ]; then
   hy=; [ "$HYBRID" = 1 ] && hy=hybrid
-  SHIM_CRUN=$(oci_runtime crun-cri-shim "$CRUN_BIN" $hy)
-  CTRD_CRUN=$(oci_runtime crun-containerd "$CRUN_BIN" $hy)
+  SHIM_CRUN=$(oci_runtime crun-cri-shim "$CRUN_BIN" "$hy" "$CRUN_OCI_VERSION")
+  CTRD_CRUN=$(oci_runtime crun-containerd "$CRUN_BIN" "$hy" "$CRUN_OCI_VERSION")
 fi
 # What the wrapper costs a run: runc --version, direct and through a wrapper like the ones above.
 WRAP_COST=
@@ -142,14 +147,10 @@ REG_PID=$!
 for _ in $(seq 600); do [ -s "$WORK/registry.addr" ] && break; kill -0 "$REG_PID" || break; sleep 0.1; done
 [ -s "$WORK/registry.addr" ] || { echo "bench.sh: test registry did not start" >&2; cat "$RAW/registry.log" >&2; exit 1; }
 
-# Debian 12's crun 1.8.1 runs specs of ociVersion 1.0.x alone: both runtimes' crun handlers start
-# from the same base spec, containerd's default at ociVersion 1.0.2 (cri-shim config oci-spec).
 CTRD_CRUN_TOML=
 if [ "$CRUN" = 1 ]; then
-  "$WORK/cri-shim" config oci-spec --oci-version 1.0.2 >"$WORK/crun-base-spec.json"
   CTRD_CRUN_TOML="    [plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.crun]
       runtime_type = \"io.containerd.runc.v2\"
-      base_runtime_spec = \"$WORK/crun-base-spec.json\"
       [plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.crun.options]
         SystemdCgroup = false
         BinaryName = \"$CTRD_CRUN\""
@@ -203,7 +204,6 @@ CTRD_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$CTRD_PID/status")
   if [ "$CRUN" = 1 ]; then
     echo "[runtimes.crun]"
     echo "binary_name = \"$SHIM_CRUN\""
-    echo "base_runtime_spec = \"$WORK/crun-base-spec.json\""
   fi
 } >"$WORK/cri-shim.toml"
 "$WORK/cri-shim" --config "$WORK/cri-shim.toml" --containerd-mode external --containerd-address "$CTRD_SOCK" --root "$WORK/cri-shim-root" --state "$WORK/cri-shim-state" \
@@ -328,7 +328,7 @@ mib() { echo "$(( $1 / 1024 )) MiB"; }
     echo "- runc runs unwrapped (BENCH_COUNT_RUNC=0)"
   fi
   if [ "$CRUN" = 1 ]; then
-    echo "- crun handler (BENCH_CRUN=1): $($CRUN_BIN --version | head -1), the same pods on the handler crun of each runtime (cri-shim [runtimes.crun], containerd runtimes.crun with BinaryName; both from containerd's default spec at ociVersion 1.0.2, as crun 1.8.1 wants), throughput phase and teardown only$([ "$HYBRID" = 1 ] && echo "; this host's cgroups are hybrid with controllers in v2, which crun refuses, so crun runs through unshare -m + umount of /sys/fs/cgroup/unified for both (three more execs a run)")"
+    echo "- crun handler (BENCH_CRUN=1): $($CRUN_BIN --version | head -1), the same pods on the handler crun of each runtime (cri-shim [runtimes.crun], containerd runtimes.crun with BinaryName), throughput phase and teardown only$([ -n "$CRUN_OCI_VERSION" ] && echo "; the crun wrapper of both sets each bundle's ociVersion to $CRUN_OCI_VERSION before create (crun 1.8.1 refuses later ones; one sed a create)")$([ "$HYBRID" = 1 ] && echo "; this host's cgroups are hybrid with controllers in v2, which crun refuses, so crun runs through unshare -m + umount of /sys/fs/cgroup/unified for both (three more execs a run)")"
   fi
   echo "- idle RSS after start: containerd (CRI plugin loaded) $(mib "$CTRD_IDLE_RSS"), cri-shim $(mib "$SHIM_IDLE_RSS")"
   echo "- ratios are cri-shim / containerd-CRI; below 1 means cri-shim is faster (for the throughput line: above 1 is better)"
