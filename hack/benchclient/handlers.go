@@ -33,21 +33,30 @@ func runNames(results map[string][]RunResult, a, b string) []string {
 // ociSubcommandOrder puts the lifecycle's subcommands first, in the order a pod start runs them.
 var ociSubcommandOrder = []string{"create", "start", "state", "update", "exec", "kill", "delete", "features"}
 
-// ociRunsTable renders the OCI runtime's runs per pod started in the throughput phase, by
-// subcommand: the median over the rounds of each run name's counts.
-func ociRunsTable(w io.Writer, results map[string][]RunResult, a, b string) {
+// ociRunsTables renders the OCI runtime's runs per pod in the throughput phase and in the
+// teardown, by subcommand.
+func ociRunsTables(w io.Writer, results map[string][]RunResult, a, b string) {
+	ociRunsTable(w, results, a, b, "OCI runtime runs per pod started (throughput phase: pod + 1 container; from the runtime wrapper's log, median over rounds)",
+		func(r RunResult) map[string]int { return r.OCIRuns })
+	ociRunsTable(w, results, a, b, "OCI runtime runs per pod torn down (StopPodSandbox + RemovePodSandbox of a pod with all its containers: see the rounds' containers per pod)",
+		func(r RunResult) map[string]int { return r.OCITeardownRuns })
+}
+
+// ociRunsTable renders the OCI runtime's runs per pod of one phase (runsOf), by subcommand: the
+// median over the rounds of each run name's counts.
+func ociRunsTable(w io.Writer, results map[string][]RunResult, a, b, title string, runsOf func(RunResult) map[string]int) {
 	seen := map[string]bool{}
 	var cols []string
 	for _, n := range runNames(results, a, b) {
 		for _, r := range results[n] {
-			if r.OCIRuns == nil {
+			if runsOf(r) == nil {
 				continue
 			}
 			if !seen["\x00"+n] {
 				seen["\x00"+n] = true
 				cols = append(cols, n)
 			}
-			for sub := range r.OCIRuns {
+			for sub := range runsOf(r) {
 				seen[sub] = true
 			}
 		}
@@ -74,13 +83,14 @@ func ociRunsTable(w io.Writer, results map[string][]RunResult, a, b string) {
 	perPod := func(n, sub string) string {
 		var v []float64
 		for _, r := range results[n] {
-			if r.OCIRuns == nil || r.Pods == 0 {
+			runs := runsOf(r)
+			if runs == nil || r.Pods == 0 {
 				continue
 			}
-			c := r.OCIRuns[sub]
+			c := runs[sub]
 			if sub == "" {
 				c = 0
-				for _, k := range r.OCIRuns {
+				for _, k := range runs {
 					c += k
 				}
 			}
@@ -92,7 +102,7 @@ func ociRunsTable(w io.Writer, results map[string][]RunResult, a, b string) {
 		}
 		return fmt.Sprintf("%.2f", m)
 	}
-	fmt.Fprintf(w, "\n### OCI runtime runs per pod started (throughput phase: pod + 1 container; from the runtime wrapper's log, median over rounds)\n\n")
+	fmt.Fprintf(w, "\n### %s\n\n", title)
 	fmt.Fprintf(w, "| subcommand | %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---|", len(cols)))
 	for _, sub := range append(subs, "") {
 		label := sub

@@ -70,9 +70,9 @@ func TestReportOCIRunsAndHandlerColumns(t *testing.T) {
 	}
 	// A is named after B alphabetically: its handlers' columns still come first.
 	args := []string{"-a", "Z", "-b", "B", "-out", filepath.Join(dir, "r.md"),
-		"-run", "Z=" + write("a1", run(2, 3, "", `{"create":20,"start":20,"state":5}`, 100)),
+		"-run", "Z=" + write("a1", run(2, 3, "", `{"create":20,"start":20,"state":5},"oci_teardown_runs":{"kill":30}`, 100)),
 		"-run", "Z=" + write("a2", run(2, 3, "", `{"create":20,"start":20,"state":15}`, 100)),
-		"-run", "B=" + write("b", run(4, 6, "", `{"create":20,"start":20,"state":40,"delete":1}`, 200)),
+		"-run", "B=" + write("b", run(4, 6, "", `{"create":20,"start":20,"state":40,"delete":1},"oci_teardown_runs":{"kill":20}`, 200)),
 		"-run", "Z+crun=" + write("ac", run(1, 2, "crun", `{"create":20,"start":20}`, 50)),
 		"-run", "B+crun=" + write("bc", run(4, 4, "crun", `{"create":20,"start":20,"state":30}`, 100)),
 	}
@@ -98,6 +98,8 @@ func TestReportOCIRunsAndHandlerColumns(t *testing.T) {
 		"| state | 1.00 | 4.00 | 0.00 | 3.00 |", // A: the median of 0.5 and 1.5 per pod
 		"| delete | 0.00 | 0.10 | 0.00 | 0.00 |",
 		"| **all** | 5.00 | 8.10 | 4.00 | 7.00 |",
+		"### OCI runtime runs per pod torn down",
+		"| subcommand | Z | B |\n|---|---|---|\n| kill | 3.00 | 2.00 |", // only the runs that counted it have a column
 		"| | Z | B | Z+crun | B+crun |",
 		"| handler | (default: runc) | (default: runc) | crun | crun |",
 		"| pods/s | 5.00 | 2.50 | 10.00 | 2.50 |",

@@ -199,7 +199,7 @@ func reportMain(args []string) error {
 		}
 	}
 	cpuSplitTable(&w, results, *a, *b)
-	ociRunsTable(&w, results, *a, *b)
+	ociRunsTables(&w, results, *a, *b)
 	handlerTable(&w, &s, results, *a, *b)
 	for _, p := range phases {
 		if err := phaseTable(&w, p); err != nil {

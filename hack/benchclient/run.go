@@ -47,6 +47,8 @@ type RunResult struct {
 	Handler string `json:"handler,omitempty"`
 	// OCIRuns: the OCI runtime's runs in the throughput phase by subcommand, from -oci-log.
 	OCIRuns map[string]int `json:"oci_runs,omitempty"`
+	// OCITeardownRuns: the same for the teardown.
+	OCITeardownRuns map[string]int `json:"oci_teardown_runs,omitempty"`
 }
 
 type recorder struct {
@@ -332,6 +334,11 @@ func runMain(args []string) error {
 	if *keep {
 		torn = 0
 	}
+	if *ociLog != "" {
+		if ociFrom, err = ociLogSize(*ociLog); err != nil {
+			return err
+		}
+	}
 	start = time.Now()
 	parallelDo(torn, *parallel, func(i int) {
 		if podList[i].id == "" {
@@ -349,6 +356,11 @@ func runMain(args []string) error {
 		rec.add("teardown: RemovePodSandbox", time.Since(t))
 	})
 	res.TeardownSeconds = time.Since(start).Seconds()
+	if *ociLog != "" && torn > 0 {
+		if res.OCITeardownRuns, err = countOCIRuns(*ociLog, ociFrom); err != nil {
+			return err
+		}
+	}
 	sample("end")
 
 	b, err := json.MarshalIndent(res, "", " ")
