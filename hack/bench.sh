@@ -25,7 +25,8 @@
 #      BENCH_LIST_N (300), BENCH_STATS_N (10), BENCH_CRITEST (1; 0 skips critest),
 #      BENCH_COUNT_RUNC (1; 0 runs runc unwrapped), BENCH_CRUN (1 when crun is installed; 0 skips the
 #      crun handler's runs), BENCH_CRUN_CRITEST (0; 1 runs critest on the crun handlers too: ~2 × 4 min
-#      a round more),
+#      a round more), BENCH_CRUN_OCI_VERSION (1.0.2: the ociVersion the crun wrappers give the
+#      bundles; empty leaves them),
 #      BENCH_PROFILE=DIR (save cri-shim CPU and heap profiles of each benchclient phase there),
 #      BENCH_OUT (bench/results.md), BENCH_CRISHIM_BIN (a cri-shim binary to use instead of building one),
 #      BENCH_PARAMS (critest's parameters file), BENCH_LOG_LEVEL (cri-shim's, info),
