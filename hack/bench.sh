@@ -19,7 +19,7 @@
 # The CPU seconds of cri-shim and containerd are sampled at each phase's start and end, so the
 # shared containerd's CPU is attributed to the runtime whose phase was running.
 # Prints one table and writes it to bench/results.md (with machine, load and versions); critest's
-# and benchclient's raw JSON stay in bench/raw/.
+# and benchclient's raw JSON, and the OCI runtime wrappers' logs, stay in bench/raw/.
 #
 # Env: BENCH_ROUNDS (2), BENCH_PODS (100), BENCH_PARALLEL (10), BENCH_CONTAINERS_PER_POD (5),
 #      BENCH_LIST_N (300), BENCH_STATS_N (10), BENCH_CRITEST (1; 0 skips critest),
@@ -312,6 +312,8 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 
+# the wrappers' logs (a line of arguments per OCI runtime run, critest's runs too) stay with the raw results.
+[ "$COUNT_RUNC" = 1 ] && cp "$OCI"/*.log "$RAW/" 2>/dev/null || true
 mib() { echo "$(( $1 / 1024 )) MiB"; }
 {
   echo "# cri-shim vs containerd's CRI plugin on one containerd"
