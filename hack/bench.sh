@@ -9,13 +9,24 @@
 #   hack/benchclient run against cri-shim, then against containerd's CRI: pod start throughput
 #   (BENCH_PODS pods with one container, BENCH_PARALLEL at a time), then BENCH_CONTAINERS_PER_POD
 #   containers per pod and the List* / status latencies at that scale, RSS of the processes, teardown.
+# With BENCH_CRUN=1 each round then runs the benchclient throughput phase (pods of one container,
+# no fill, no list calls) on the runtime handler crun too, for cri-shim and for containerd's CRI
+# (each has a crun handler), as their own columns.
+# With BENCH_COUNT_RUNC=1 both runtimes run runc (and crun) through a wrapper that appends its
+# arguments to a log and execs the real binary; benchclient counts the runs of the throughput phase
+# by subcommand (create, start, state, kill, delete, ...), reported per pod started. The header
+# gives the wrapper's own cost per run (runc --version direct and wrapped).
 # The CPU seconds of cri-shim and containerd are sampled at each phase's start and end, so the
 # shared containerd's CPU is attributed to the runtime whose phase was running.
 # Prints one table and writes it to bench/results.md (with machine, load and versions); critest's
-# and benchclient's raw JSON stay in bench/raw/.
+# and benchclient's raw JSON, and the OCI runtime wrappers' logs, stay in bench/raw/.
 #
 # Env: BENCH_ROUNDS (2), BENCH_PODS (100), BENCH_PARALLEL (10), BENCH_CONTAINERS_PER_POD (5),
 #      BENCH_LIST_N (300), BENCH_STATS_N (10), BENCH_CRITEST (1; 0 skips critest),
+#      BENCH_COUNT_RUNC (1; 0 runs runc unwrapped), BENCH_CRUN (1 when crun is installed; 0 skips the
+#      crun handler's runs), BENCH_CRUN_CRITEST (0; 1 runs critest on the crun handlers too: ~2 × 4 min
+#      a round more), BENCH_CRUN_OCI_VERSION (1.0.2: the ociVersion the crun wrappers give the
+#      bundles; empty leaves them),
 #      BENCH_PROFILE=DIR (save cri-shim CPU and heap profiles of each benchclient phase there),
 #      BENCH_OUT (bench/results.md), BENCH_CRISHIM_BIN (a cri-shim binary to use instead of building one),
 #      BENCH_PARAMS (critest's parameters file), BENCH_LOG_LEVEL (cri-shim's, info),
@@ -38,10 +49,15 @@ PARAMS=${BENCH_PARAMS:-$ROOT/hack/bench-params.yaml}
 CNI_CONF_DIR=${CNI_CONF_DIR:-/etc/cni/net.d}
 CNI_BIN_DIR=${CNI_BIN_DIR:-/usr/lib/cni}
 SANDBOX_IMAGE=registry.k8s.io/pause:3.10 # served by the test registry through the hosts dir
+COUNT_RUNC=${BENCH_COUNT_RUNC:-1}
+CRUN_BIN=$(command -v crun || true)
+CRUN=${BENCH_CRUN:-$([ -n "$CRUN_BIN" ] && echo 1 || echo 0)}
 
 for b in critest containerd containerd-shim-runc-v2 crictl runc; do
   command -v "$b" >/dev/null || { echo "bench.sh: $b missing: run hack/setup.sh (make setup)" >&2; exit 1; }
 done
+if [ "$CRUN" = 1 ] && [ -z "$CRUN_BIN" ]; then echo "bench.sh: BENCH_CRUN=1 but crun is not installed (hack/setup.sh installs it)" >&2; exit 1; fi
+RUNC_BIN=$(command -v runc)
 
 T0=$(date +%s)
 WORK=$(mktemp -d /tmp/crishim-bench.XXXXXX)
@@ -74,6 +90,55 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The OCI runtimes the two runtimes run, per runtime and handler: the binaries themselves, or
+# wrappers that log each run's arguments (one printf, then exec) for benchclient -oci-log. crun
+# refuses a hybrid cgroup host whose v2 hierarchy holds controllers: there its wrapper hides the v2
+# hierarchy in a mount namespace of its own (as internal/testutil.Crun), for both runtimes alike.
+# Debian 12's crun 1.8.1 refuses specs past ociVersion 1.0.x, and containerd's CRI builds the pause
+# container's spec without its handler's base_runtime_spec: the crun wrappers of both runtimes set
+# the bundle's ociVersion to BENCH_CRUN_OCI_VERSION (1.0.2; empty: leave it) before crun reads it.
+OCI=$WORK/oci
+mkdir -p "$OCI"
+HYBRID=0
+[ -r /sys/fs/cgroup/unified/cgroup.controllers ] && [ -n "$(tr -d ' \n' </sys/fs/cgroup/unified/cgroup.controllers)" ] && HYBRID=1
+CRUN_OCI_VERSION=${BENCH_CRUN_OCI_VERSION-1.0.2}
+oci_runtime() { # NAME REAL [hybrid] [OCI-VERSION]: prints the binary a runtime is to run for NAME
+  local name=$1 real=$2 hybrid=${3:-} ociv=${4:-}
+  if [ "$COUNT_RUNC" != 1 ] && [ -z "$hybrid" ] && [ -z "$ociv" ]; then echo "$real"; return; fi
+  {
+    echo '#!/bin/sh'
+    [ "$COUNT_RUNC" = 1 ] && echo "printf '%s\n' \"\$*\" >>$OCI/$name.log"
+    [ -n "$ociv" ] && echo "prev=; for a; do [ \"\$prev\" = --bundle ] && sed -i -E 's/\"ociVersion\": ?\"[^\"]*\"/\"ociVersion\":\"$ociv\"/' \"\$a/config.json\"; prev=\$a; done"
+    if [ -n "$hybrid" ]; then
+      echo "exec unshare -m --propagation slave sh -c 'umount /sys/fs/cgroup/unified && exec $real \"\$@\"' $name \"\$@\""
+    else
+      echo "exec $real \"\$@\""
+    fi
+  } >"$OCI/$name"
+  chmod 0755 "$OCI/$name"
+  echo "$OCI/$name"
+}
+oci_log() { [ "$COUNT_RUNC" = 1 ] && echo "$OCI/$1.log" || true; } # NAME: the -oci-log of its runs
+SHIM_RUNC=$(oci_runtime runc-cri-shim "$RUNC_BIN")
+CTRD_RUNC=$(oci_runtime runc-containerd "$RUNC_BIN")
+SHIM_CRUN= CTRD_CRUN=
+if [ "$CRUN" = 1 ]; then
+  hy=; [ "$HYBRID" = 1 ] && hy=hybrid
+  SHIM_CRUN=$(oci_runtime crun-cri-shim "$CRUN_BIN" "$hy" "$CRUN_OCI_VERSION")
+  CTRD_CRUN=$(oci_runtime crun-containerd "$CRUN_BIN" "$hy" "$CRUN_OCI_VERSION")
+fi
+# What the wrapper adds to a run: a wrapper like the ones above around true(1), against true
+# alone, alternating (true costs next to nothing, so the difference is the wrapper's own exec,
+# printf and exec again; runc's own start is tens of ms).
+WRAP_COST=
+if [ "$COUNT_RUNC" = 1 ]; then
+  probe=$(OCI=$OCI/probe; mkdir -p "$OCI"; oci_runtime probe "$(command -v true)")
+  us_per_run() { local t0; t0=$(date +%s%N); for _ in $(seq 200); do "$1" --version >/dev/null; done; echo $(( ($(date +%s%N) - t0) / 200000 )); }
+  d1=$(us_per_run "$(command -v true)"); w1=$(us_per_run "$probe"); d2=$(us_per_run "$(command -v true)"); w2=$(us_per_run "$probe")
+  WRAP_COST="$(( (w1 + w2 - d1 - d2) / 2 )) µs a run (true(1) 2 × 200 times direct, $(( (d1 + d2) / 2 )) µs a run, and wrapped, $(( (w1 + w2) / 2 )) µs, alternating)"
+  rm -rf "$OCI/probe"
+fi
+
 log "building cri-shim, the test registry and benchclient"
 if [ -n "${BENCH_CRISHIM_BIN:-}" ]; then cp "$BENCH_CRISHIM_BIN" "$WORK/cri-shim"; else go build -o "$WORK/cri-shim" "$ROOT/cmd/cri-shim"; fi
 go build -o "$WORK/testregistry" "$ROOT/test/critest/testregistry/cmd/testregistry"
@@ -85,6 +150,14 @@ REG_PID=$!
 for _ in $(seq 600); do [ -s "$WORK/registry.addr" ] && break; kill -0 "$REG_PID" || break; sleep 0.1; done
 [ -s "$WORK/registry.addr" ] || { echo "bench.sh: test registry did not start" >&2; cat "$RAW/registry.log" >&2; exit 1; }
 
+CTRD_CRUN_TOML=
+if [ "$CRUN" = 1 ]; then
+  CTRD_CRUN_TOML="    [plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.crun]
+      runtime_type = \"io.containerd.runc.v2\"
+      [plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.crun.options]
+        SystemdCgroup = false
+        BinaryName = \"$CTRD_CRUN\""
+fi
 # containerd with its CRI plugin (NRI off: its socket is machine-wide; netns below our state dir).
 cat >"$WORK/containerd.toml" <<EOF
 version = 3
@@ -116,6 +189,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        BinaryName = "$CTRD_RUNC"
+$CTRD_CRUN_TOML
 [plugins."io.containerd.grpc.v1.cri"]
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
@@ -127,7 +202,14 @@ for _ in $(seq 600); do [ -S "$CTRD_SOCK" ] && crictl -r "unix://$CTRD_SOCK" ver
 crictl -r "unix://$CTRD_SOCK" version >/dev/null 2>&1 || { echo "bench.sh: containerd did not start" >&2; tail -30 "$RAW/containerd.log" >&2; exit 1; }
 CTRD_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$CTRD_PID/status")
 
-"$WORK/cri-shim" --containerd-mode external --containerd-address "$CTRD_SOCK" --root "$WORK/cri-shim-root" --state "$WORK/cri-shim-state" \
+{
+  echo "runc_binary = \"$SHIM_RUNC\""
+  if [ "$CRUN" = 1 ]; then
+    echo "[runtimes.crun]"
+    echo "binary_name = \"$SHIM_CRUN\""
+  fi
+} >"$WORK/cri-shim.toml"
+"$WORK/cri-shim" --config "$WORK/cri-shim.toml" --containerd-mode external --containerd-address "$CTRD_SOCK" --root "$WORK/cri-shim-root" --state "$WORK/cri-shim-state" \
   --socket "$SHIM_SOCK" --registry-config-path "$WORK/certs.d" --sandbox-image "$SANDBOX_IMAGE" \
   --cni-conf-dir "$CNI_CONF_DIR" --cni-bin-dir "$CNI_BIN_DIR" \
   --metrics-address 127.0.0.1:0 --enable-pprof --log-level "${BENCH_LOG_LEVEL:-info}" >"$RAW/cri-shim.log" 2>&1 &
@@ -174,11 +256,12 @@ phase() {
   [ "$rc" = 0 ] || log "$name against $rt exited $rc"
 }
 
-run_critest() { # ENDPOINT DIR
-  mkdir -p "$2"
-  (cd "$WORK" && critest -runtime-endpoint "unix://$1" -image-endpoint "unix://$1" -benchmark \
-    -benchmarking-output-dir "$2" -benchmarking-params-file "$PARAMS" -ginkgo.no-color -ginkgo.timeout 30m) \
-    >"$2.log" 2>&1
+run_critest() { # ENDPOINT DIR [CRITEST-FLAGS...]
+  local ep=$1 dir=$2; shift 2
+  mkdir -p "$dir"
+  (cd "$WORK" && critest -runtime-endpoint "unix://$ep" -image-endpoint "unix://$ep" -benchmark "$@" \
+    -benchmarking-output-dir "$dir" -benchmarking-params-file "$PARAMS" -ginkgo.no-color -ginkgo.timeout 30m) \
+    >"$dir.log" 2>&1
 }
 run_client() { # ENDPOINT RUNTIME NAMESPACE OUT PROCS...
   local ep=$1 rt=$2 ns=$3 out=$4; shift 4
@@ -205,18 +288,32 @@ for r in $(seq "$ROUNDS"); do
     phase cri-shim "critest-$r" run_critest "$SHIM_SOCK" "$RAW/critest-cri-shim-$r"
     phase containerd-CRI "critest-$r" run_critest "$CTRD_SOCK" "$RAW/critest-containerd-$r"
     critest_args+=(-critest "cri-shim=$RAW/critest-cri-shim-$r" -critest "containerd-CRI=$RAW/critest-containerd-$r")
+    if [ "$CRUN" = 1 ] && [ "${BENCH_CRUN_CRITEST:-0}" = 1 ]; then
+      phase cri-shim+crun "critest-crun-$r" run_critest "$SHIM_SOCK" "$RAW/critest-cri-shim+crun-$r" -runtime-handler crun
+      phase containerd-CRI+crun "critest-crun-$r" run_critest "$CTRD_SOCK" "$RAW/critest-containerd+crun-$r" -runtime-handler crun
+      critest_args+=(-critest "cri-shim+crun=$RAW/critest-cri-shim+crun-$r" -critest "containerd-CRI+crun=$RAW/critest-containerd+crun-$r")
+    fi
   fi
   phase cri-shim "client-$r" run_client "$SHIM_SOCK" cri-shim cri-shim "$RAW/client-cri-shim-$r.json" \
-    -proc "runtime=$SHIM_PID" -proc "containerd=$CTRD_PID"
+    -proc "runtime=$SHIM_PID" -proc "containerd=$CTRD_PID" -oci-log "$(oci_log runc-cri-shim)"
   phase containerd-CRI "client-$r" run_client "$CTRD_SOCK" containerd-CRI k8s.io "$RAW/client-containerd-$r.json" \
-    -proc "runtime=$CTRD_PID"
-  for rt in cri-shim containerd; do
-    f=$RAW/client-$rt-$r.json
-    [ "$rt" = containerd ] && name=containerd-CRI || name=cri-shim
+    -proc "runtime=$CTRD_PID" -oci-log "$(oci_log runc-containerd)"
+  if [ "$CRUN" = 1 ]; then
+    # the crun handler: the throughput phase and teardown only (one container a pod, no list calls).
+    crun_only=(-runtime-handler crun -containers-per-pod 1 -list-n 0 -stats-n 0)
+    phase cri-shim+crun "client-crun-$r" run_client "$SHIM_SOCK" cri-shim+crun cri-shim "$RAW/client-cri-shim+crun-$r.json" \
+      -proc "runtime=$SHIM_PID" -proc "containerd=$CTRD_PID" -oci-log "$(oci_log crun-cri-shim)" "${crun_only[@]}"
+    phase containerd-CRI+crun "client-crun-$r" run_client "$CTRD_SOCK" containerd-CRI+crun k8s.io "$RAW/client-containerd+crun-$r.json" \
+      -proc "runtime=$CTRD_PID" -oci-log "$(oci_log crun-containerd)" "${crun_only[@]}"
+  fi
+  for name in cri-shim containerd-CRI cri-shim+crun containerd-CRI+crun; do
+    f=$RAW/client-${name/containerd-CRI/containerd}-$r.json
     [ -s "$f" ] && client_args+=(-run "$name=$f")
   done
 done
 
+# the wrappers' logs (a line of arguments per OCI runtime run, critest's runs too) stay with the raw results.
+[ "$COUNT_RUNC" = 1 ] && cp "$OCI"/*.log "$RAW/" 2>/dev/null || true
 mib() { echo "$(( $1 / 1024 )) MiB"; }
 {
   echo "# cri-shim vs containerd's CRI plugin on one containerd"
@@ -230,6 +327,14 @@ mib() { echo "$(( $1 / 1024 )) MiB"; }
   echo "- one containerd (CRI plugin on, namespace k8s.io) serving both; cri-shim in namespace cri-shim on the same socket; CNI $CNI_CONF_DIR (bridge + portmap) and $CNI_BIN_DIR for both; sandbox image $SANDBOX_IMAGE from the local test registry"
   echo "- rounds (A B A B): $ROUNDS; critest params: $(grep -v '^#' "$PARAMS" | tr '\n' ' ')"
   echo "- benchclient: $PODS pods × 1 container started $PARALLEL at a time (the \"throughput:\" rows are those calls under that concurrency), then filled to $PER_POD containers per pod (\"fill:\"), then, once the machine is under 15 % busy, 5 unrecorded calls and $LIST_N measured of each List/status and $STATS_N of ListContainerStats at that scale, then teardown $PARALLEL at a time"
+  if [ "$COUNT_RUNC" = 1 ]; then
+    echo "- runc (and crun) run through a wrapper logging each run's arguments (BENCH_COUNT_RUNC=1) for both runtimes; the wrapper adds $WRAP_COST"
+  else
+    echo "- runc runs unwrapped (BENCH_COUNT_RUNC=0)"
+  fi
+  if [ "$CRUN" = 1 ]; then
+    echo "- crun handler (BENCH_CRUN=1): $($CRUN_BIN --version | head -1), the same pods on the handler crun of each runtime (cri-shim [runtimes.crun], containerd runtimes.crun with BinaryName), throughput phase and teardown only$([ -n "$CRUN_OCI_VERSION" ] && echo "; the crun wrapper of both sets each bundle's ociVersion to $CRUN_OCI_VERSION before create (crun 1.8.1 refuses later ones; one sed a create)")$([ "$HYBRID" = 1 ] && echo "; this host's cgroups are hybrid with controllers in v2, which crun refuses, so crun runs through unshare -m + umount of /sys/fs/cgroup/unified for both (three more execs a run)")"
+  fi
   echo "- idle RSS after start: containerd (CRI plugin loaded) $(mib "$CTRD_IDLE_RSS"), cri-shim $(mib "$SHIM_IDLE_RSS")"
   echo "- ratios are cri-shim / containerd-CRI; below 1 means cri-shim is faster (for the throughput line: above 1 is better)"
 } >"$WORK/header.md"

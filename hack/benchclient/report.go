@@ -199,6 +199,8 @@ func reportMain(args []string) error {
 		}
 	}
 	cpuSplitTable(&w, results, *a, *b)
+	ociRunsTables(&w, results, *a, *b)
+	handlerTable(&w, &s, results, *a, *b)
 	for _, p := range phases {
 		if err := phaseTable(&w, p); err != nil {
 			return err
@@ -286,50 +288,6 @@ func phaseTable(w io.Writer, file string) error {
 	return sc.Err()
 }
 
-// targets checks the goals of the performance issue against this run.
-func targets(w io.Writer, s *samples, results map[string][]RunResult, a, b string) {
-	fmt.Fprintf(w, "\n### Targets (this run)\n\n| target | measured | met |\n|---|---|---|\n")
-	yes := func(ok bool) string {
-		if ok {
-			return "yes"
-		}
-		return "**no**"
-	}
-	for _, op := range []string{"RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "CreateContainer",
-		"StartContainer", "StopContainer", "RemoveContainer"} {
-		d := s.data["critest: "+op]
-		if d == nil || len(d[a]) == 0 || len(d[b]) == 0 {
-			continue
-		}
-		r := float64(percentile(d[a], 50)) / float64(percentile(d[b], 50))
-		fmt.Fprintf(w, "| %s median ≤ 0.8× | %.2f× | %s |\n", op, r, yes(r <= 0.8))
-	}
-	if ra, rb := results[a], results[b]; len(ra) > 0 && len(rb) > 0 {
-		r := medianStart(rb) / medianStart(ra)
-		fmt.Fprintf(w, "| pod start throughput ≥ 1.25× | %.2f× | %s |\n", r, yes(r >= 1.25))
-		var maxRSS int64
-		for _, r := range ra {
-			maxRSS = max(maxRSS, r.Procs["runtime"]["full"].RSSKiB)
-		}
-		fmt.Fprintf(w, "| %s RSS with %d pods / %d containers ≤ 60 MiB | %.1f MiB | %s |\n", a, ra[0].Pods,
-			ra[0].ContainersRunning, float64(maxRSS)/1024, yes(maxRSS <= 60*1024))
-	}
-	for _, op := range s.order {
-		if !strings.HasPrefix(op, "List") || strings.Contains(op, "CPU") || strings.Contains(op, "by pod") {
-			continue
-		}
-		d := s.data[op]
-		if len(d[a]) == 0 || len(d[b]) == 0 {
-			continue
-		}
-		p99 := float64(percentile(d[a], 99)) / 1e6
-		fmt.Fprintf(w, "| %s p99 ≤ 2 ms | %.2f ms | %s |\n", op, p99, yes(p99 <= 2))
-		r := float64(percentile(d[a], 50)) / float64(percentile(d[b], 50))
-		r99 := float64(percentile(d[a], 99)) / float64(percentile(d[b], 99))
-		fmt.Fprintf(w, "| %s ≤ 0.5× (median; p99) | %.2f×; %.2f× | %s |\n", op, r, r99, yes(r <= 0.5 && r99 <= 0.5))
-	}
-}
-
 // cpuSplitTable renders where a pod start's CPU went in the throughput phase (cpusplit.go): ms of
 // CPU per pod started, each kind's median over the rounds, and the ratio of the machine totals.
 func cpuSplitTable(w io.Writer, results map[string][]RunResult, a, b string) {
@@ -341,22 +299,7 @@ func cpuSplitTable(w io.Writer, results map[string][]RunResult, a, b string) {
 		{cpuContainers, "container processes (runc init + pause / sleep)"},
 		{"other", "other (kernel threads, the client, the rest of the machine)"},
 	}
-	perPod := func(rt, key string) (float64, bool) {
-		var v []float64
-		for _, r := range results[rt] {
-			if r.StartCPU == nil || r.Pods == 0 {
-				continue
-			}
-			x, ok := r.StartCPU[key]
-			if key == "other" {
-				x, ok = r.StartCPU.other(), true
-			}
-			if ok {
-				v = append(v, x*1000/float64(r.Pods))
-			}
-		}
-		return median(v)
-	}
+	perPod := func(rt, key string) (float64, bool) { return cpuPerPod(results[rt], key) }
 	if _, ok := perPod(a, cpuMachine); !ok {
 		return
 	}
@@ -380,4 +323,23 @@ func cpuSplitTable(w io.Writer, results map[string][]RunResult, a, b string) {
 	if okA && okB && ma > 0 {
 		fmt.Fprintf(w, "\nMachine CPU per pod started: %s / %s = **%.2f×** (with %d pods starting at a time the machine's CPUs are saturated: this bounds the throughput)\n", a, b, ma/mb, results[a][0].Parallel)
 	}
+}
+
+// cpuPerPod is the CPU ms per pod started of one kind of process (or "other") in the throughput
+// phase, the median over the rounds; false when no round sampled it.
+func cpuPerPod(rs []RunResult, key string) (float64, bool) {
+	var v []float64
+	for _, r := range rs {
+		if r.StartCPU == nil || r.Pods == 0 {
+			continue
+		}
+		x, ok := r.StartCPU[key]
+		if key == "other" {
+			x, ok = r.StartCPU.other(), true
+		}
+		if ok {
+			v = append(v, x*1000/float64(r.Pods))
+		}
+	}
+	return median(v)
 }

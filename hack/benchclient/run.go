@@ -43,6 +43,12 @@ type RunResult struct {
 	StartCPU CPUSplit `json:"start_cpu,omitempty"`
 	// SettleSeconds: how long the filled node took to go quiet before the list calls.
 	SettleSeconds float64 `json:"settle_seconds,omitempty"`
+	// Handler: the runtime handler the pods named (empty: the runtime's default).
+	Handler string `json:"handler,omitempty"`
+	// OCIRuns: the OCI runtime's runs in the throughput phase by subcommand, from -oci-log.
+	OCIRuns map[string]int `json:"oci_runs,omitempty"`
+	// OCITeardownRuns: the same for the teardown.
+	OCITeardownRuns map[string]int `json:"oci_teardown_runs,omitempty"`
 }
 
 type recorder struct {
@@ -96,6 +102,8 @@ func runMain(args []string) error {
 	ns := fs.String("namespace", "", "the endpoint's containerd namespace (to find its shims)")
 	keep := fs.Bool("keep", false, "leave the pods running at the end (for measuring by hand); no teardown")
 	atFull := fs.String("at-full", "", "shell command run once all containers run (e.g. to take a heap profile)")
+	handler := fs.String("runtime-handler", "", "the runtime handler (RuntimeClass) the pods name; empty: the runtime's default")
+	ociLog := fs.String("oci-log", "", "log of the OCI runtime wrapper (a line of arguments per run): count its runs in the throughput phase")
 	procs := labeledPIDs{}
 	fs.Var(procs, "proc", "LABEL=PID of a runtime process to sample (repeatable)")
 	fs.Parse(args)
@@ -118,7 +126,7 @@ func runMain(args []string) error {
 	ctx := context.Background()
 
 	res := &RunResult{Name: *name, Pods: *pods, Parallel: *parallel, ContainersPerPod: *perPod,
-		Ops: map[string][]int64{}, Procs: map[string]map[string]ProcSample{}}
+		Ops: map[string][]int64{}, Procs: map[string]map[string]ProcSample{}, Handler: *handler}
 	rec := &recorder{res: res}
 	sample := func(when string) {
 		for label, pid := range procs {
@@ -171,6 +179,12 @@ func runMain(args []string) error {
 
 	// (1) pod start throughput.
 	const tp = "throughput: "
+	var ociFrom int64
+	if *ociLog != "" {
+		if ociFrom, err = ociLogSize(*ociLog); err != nil {
+			return err
+		}
+	}
 	cpuBefore, cpuErr := sampleCPUSplit(procs["runtime"], procs["containerd"], *ctrdAddr, *ns)
 	start := time.Now()
 	parallelDo(*pods, *parallel, func(i int) {
@@ -183,7 +197,7 @@ func runMain(args []string) error {
 			Linux:        &runtimeapi.LinuxPodSandboxConfig{},
 		}
 		t := time.Now()
-		r, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+		r, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: *handler})
 		if err != nil {
 			rec.fail("RunPodSandbox: %v", err)
 			return
@@ -198,6 +212,11 @@ func runMain(args []string) error {
 	if cpuErr == nil {
 		if after, err := sampleCPUSplit(procs["runtime"], procs["containerd"], *ctrdAddr, *ns); err == nil {
 			res.StartCPU = after.sub(cpuBefore)
+		}
+	}
+	if *ociLog != "" {
+		if res.OCIRuns, err = countOCIRuns(*ociLog, ociFrom); err != nil {
+			return err
 		}
 	}
 
@@ -315,6 +334,11 @@ func runMain(args []string) error {
 	if *keep {
 		torn = 0
 	}
+	if *ociLog != "" {
+		if ociFrom, err = ociLogSize(*ociLog); err != nil {
+			return err
+		}
+	}
 	start = time.Now()
 	parallelDo(torn, *parallel, func(i int) {
 		if podList[i].id == "" {
@@ -332,6 +356,11 @@ func runMain(args []string) error {
 		rec.add("teardown: RemovePodSandbox", time.Since(t))
 	})
 	res.TeardownSeconds = time.Since(start).Seconds()
+	if *ociLog != "" && torn > 0 {
+		if res.OCITeardownRuns, err = countOCIRuns(*ociLog, ociFrom); err != nil {
+			return err
+		}
+	}
 	sample("end")
 
 	b, err := json.MarshalIndent(res, "", " ")
