@@ -49,6 +49,8 @@ type env struct {
 	log *os.File
 	rt  runtime.RuntimeServiceClient
 	img runtime.ImageServiceClient
+	// conn is the connection of rt and img, to the daemon started last.
+	conn *grpc.ClientConn
 }
 
 // newEnv builds the daemon, starts the registry and writes the CNI config. name must be unique
@@ -160,6 +162,13 @@ func (e *env) start() {
 		e.t.Fatal(err)
 	}
 	e.root.Cleanup(func() { conn.Close() })
+	// The connection to a killed daemon is closed: a call still made on it would otherwise
+	// reconnect it to the new daemon and keep it open there, which the leak census would count
+	// as the daemon's goroutines.
+	if e.conn != nil {
+		e.conn.Close()
+	}
+	e.conn = conn
 	e.rt, e.img = runtime.NewRuntimeServiceClient(conn), runtime.NewImageServiceClient(conn)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
