@@ -33,6 +33,8 @@ type sandboxMetadata struct {
 	// GroupedShim: the sandbox has a record in containerd's sandbox store, and its containers'
 	// records name it (shim_grouping.go).
 	GroupedShim bool `json:"grouped_shim,omitempty"`
+	// PauseLess: the sandbox has no pause process; its namespaces are pinned (sandbox_pauseless.go).
+	PauseLess bool `json:"pause_less,omitempty"`
 }
 
 func init() {

@@ -1,0 +1,211 @@
+package kuberuntime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	"github.com/cri-shim/cri-shim/cgroupdriver"
+	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/sandbox"
+	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Pods without a pause process.
+//
+// A pod whose containers share no PID namespace (the kubelet's default) needs no process of its
+// own: what its pause process held, its network, IPC and UTS namespaces (and its user namespace),
+// is pinned by bind mounts under the pod's state dir (sandbox/nspin.go), its hostname and sysctls
+// are set in those namespaces, and its containers join them by path. The sandbox keeps its
+// containerd container (the record that restart recovery lists, with its metadata) but no
+// snapshot and no task.
+//
+// Its containers' tasks are grouped in one shim by the io.kubernetes.cri.sandbox-id annotation
+// (the runc shim's "start" finds the shim of the group by the socket named after the sandbox's
+// ID): the first container's task starts the shim, and the shim serves until its last task is
+// deleted, whichever container came first. The containers' records do not name the sandbox
+// (shim_grouping.go): containerd would then look for the shim of a sandbox task, which there is
+// not.
+//
+// The sandbox is Ready from RunPodSandbox until StopPodSandbox; a marker file in its state dir
+// says so across restarts (it goes at the stop, before anything else).
+
+// canRunPauseLess tells whether a pod can run without a pause process: its containers share no
+// PID namespace, and its runtime is the runc shim (which groups a pod's containers without a
+// sandbox task; other runtimes, VM-based ones among them, need their sandbox).
+func canRunPauseLess(config *runtime.PodSandboxConfig, h legacy.RuntimeHandler) bool {
+	return config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() != runtime.NamespaceMode_POD &&
+		groupsShims(h.Type)
+}
+
+// pauseLessReadyFile is the marker of a pause-less sandbox that is Ready.
+const pauseLessReadyFile = "ready"
+
+func (r *ContainerdRuntime) pauseLessReadyPath(id string) string {
+	return filepath.Join(r.SandboxStateDir(id), pauseLessReadyFile)
+}
+
+// podNamespaces are the pinned namespaces of a pause-less sandbox.
+func (s *podSandbox) podNamespaces() sandbox.PodNamespaces {
+	return sandbox.PodNamespacesOf(s.config, s.files, s.meta.NetNSPath)
+}
+
+// pauseLessSpec is the OCI spec recorded with a pause-less sandbox's container: no process, the
+// namespaces its containers join, its hostname, sysctls and cgroup, and the sandbox annotations
+// (which NRI plugins and the verbose status read, as a pause container's).
+func pauseLessSpec(id string, config *runtime.PodSandboxConfig, ns sandbox.PodNamespaces, usernsPath string, driver cgroupdriver.Driver) *runtimespec.Spec {
+	md := config.GetMetadata()
+	spec := &runtimespec.Spec{
+		Version:  runtimespec.Version,
+		Hostname: config.GetHostname(),
+		Annotations: map[string]string{
+			sandbox.AnnotationContainerType:    sandbox.ContainerTypeSandbox,
+			sandbox.AnnotationSandboxID:        id,
+			sandbox.AnnotationSandboxName:      md.GetName(),
+			sandbox.AnnotationSandboxNamespace: md.GetNamespace(),
+			sandbox.AnnotationSandboxUID:       md.GetUid(),
+			sandbox.AnnotationSandboxLogDir:    config.GetLogDirectory(),
+		},
+		Linux: &runtimespec.Linux{Sysctl: config.GetLinux().GetSysctls()},
+	}
+	if cg := driver.CgroupsPath(config.GetLinux().GetCgroupParent(), id); cg != "" {
+		spec.Linux.CgroupsPath = cg
+	}
+	add := func(t runtimespec.LinuxNamespaceType, path string) {
+		if path != "" {
+			spec.Linux.Namespaces = append(spec.Linux.Namespaces, runtimespec.LinuxNamespace{Type: t, Path: path})
+		}
+	}
+	add(runtimespec.NetworkNamespace, ns.Net)
+	add(runtimespec.IPCNamespace, ns.IPC)
+	add(runtimespec.UTSNamespace, ns.UTS)
+	add(runtimespec.UserNamespace, usernsPath)
+	return spec
+}
+
+// checkPauseLessSysctls refuses, before anything is made, sysctls that are not in a namespace of
+// the pod's own.
+func checkPauseLessSysctls(config *runtime.PodSandboxConfig) error {
+	ns := sandbox.PodNamespacesOf(config, sandbox.Files{IPCNS: "ipc", UTSNS: "uts"}, "net")
+	if _, err := ns.CheckSysctls(config.GetLinux().GetSysctls()); err != nil {
+		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// createPodRecord makes the sandbox's containerd container: its record and metadata, no snapshot,
+// no task.
+func (s *sandboxRun) createPodRecord(ctx context.Context) error {
+	r, id, md := s.r, s.id, s.config.GetMetadata()
+	ns := sandbox.PodNamespacesOf(s.config, s.sb.files, s.sb.meta.NetNSPath)
+	spec := pauseLessSpec(id, s.config, ns, usernsPinnedPath(s.userns, s.sb.files), r.opts.CgroupDriver)
+	labels := map[string]string{
+		LabelKind:         KindSandbox,
+		LabelSandboxID:    id,
+		LabelPodName:      md.GetName(),
+		LabelPodNamespace: md.GetNamespace(),
+		LabelPodUID:       md.GetUid(),
+		LabelAttempt:      strconv.FormatUint(uint64(md.GetAttempt()), 10),
+	}
+	s.copyMeta = s.sb.meta
+	stopTimer := stepTimer(&s.times.container)
+	_, err := r.client.NewContainer(ctx, id,
+		containerd.WithSpec(spec),
+		containerd.WithContainerLabels(labels),
+		containerd.WithContainerExtension(sandboxExtensionID, &s.copyMeta),
+		containerd.WithRuntime(s.handler.Type, s.handler.Options))
+	if err != nil {
+		return s.failStart(fmt.Errorf("create the sandbox's container record: %w", err))
+	}
+	s.undo = append(s.undo, func(cctx context.Context) {
+		if err := r.client.ContainerService().Delete(cctx, id); err != nil && !errdefs.IsNotFound(err) {
+			s.log.WithError(err).Warn("undo: delete the sandbox's container record")
+		}
+	})
+	stopTimer()
+	if b, err := json.Marshal(spec); err == nil {
+		s.pauseSpec = b
+		saveSpecJSON(s.rootDir, b)
+	}
+	s.recordNetwork(ctx)
+	return nil
+}
+
+// pinNamespaces pins the pod's IPC and UTS namespaces (a pod with a user namespace got them with
+// its network namespace), then sets its hostname and sysctls in them.
+func (s *sandboxRun) pinNamespaces(ctx context.Context) error {
+	if err := s.netnsMade.wait(); err != nil {
+		return s.failNet(err)
+	}
+	stopTimer := stepTimer(&s.times.task)
+	ns := sandbox.PodNamespacesOf(s.config, s.sb.files, s.sb.meta.NetNSPath)
+	if s.userns == nil {
+		if err := sandbox.PinIPCUTS(ns.IPC, ns.UTS); err != nil {
+			return s.failStart(fmt.Errorf("pin the pod's namespaces: %w", err))
+		}
+	}
+	// The undo of the pod's files unpins them (Files.Cleanup).
+	if err := ns.SetUp(s.config.GetHostname(), s.config.GetLinux().GetSysctls()); err != nil {
+		return s.failStart(fmt.Errorf("set up the pod's namespaces: %w", err))
+	}
+	s.result.AddSyncResult(s.startResult)
+	stopTimer()
+	return nil
+}
+
+// markPinnedReady writes the marker of a Ready pause-less sandbox (for restart recovery).
+func (s *sandboxRun) markPinnedReady(context.Context) error {
+	p := s.r.pauseLessReadyPath(s.id)
+	err := os.MkdirAll(filepath.Dir(p), 0o711)
+	if err == nil {
+		err = os.WriteFile(p, nil, 0o600)
+	}
+	if err != nil {
+		s.startResult.FailErr(legacy.ErrRunContainer, err)
+		return err
+	}
+	return nil
+}
+
+// stopPauseLess marks a pause-less sandbox not Ready: the first thing its stop does.
+func (r *ContainerdRuntime) stopPauseLess(id string) error {
+	if err := os.Remove(r.pauseLessReadyPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// pauseLessReady tells whether a recovered pause-less sandbox is still Ready: set up whole, not
+// stopped, and its namespaces still pinned (a reboot takes them).
+func (r *ContainerdRuntime) pauseLessReady(sb *podSandbox) bool {
+	if !sb.meta.NetworkReady {
+		return false
+	}
+	if _, err := os.Stat(r.pauseLessReadyPath(sb.meta.ID)); err != nil {
+		return false
+	}
+	ns := sb.podNamespaces()
+	for _, p := range []string{ns.Net, ns.IPC, ns.UTS} {
+		if p != "" && !sandbox.Pinned(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// podNSOf is the pinned namespaces a container of the sandbox joins; nil when it has a pause
+// process, whose namespaces the container joins.
+func podNSOf(sb *podSandbox) *sandbox.PodNamespaces {
+	if !sb.meta.PauseLess {
+		return nil
+	}
+	ns := sb.podNamespaces()
+	return &ns
+}
