@@ -46,7 +46,19 @@ type env struct {
 	ctrdAddress, ctrdState string
 }
 
+// pauseLessTests: CRI_SHIM_TEST_PAUSE_LESS=1 turns pause_less_pods on in every test's runtime and
+// makes podCfg's pods as the kubelet does (a PID namespace per container): the sandbox and
+// container suites then run on pods without a pause process. Tests that need the pause process
+// (they kill it) are for the default run.
+var pauseLessTests = os.Getenv("CRI_SHIM_TEST_PAUSE_LESS") == "1"
+
 func newEnv(t *testing.T, plugins string) *env {
+	t.Helper()
+	return newEnvWith(t, plugins, nil)
+}
+
+// newEnvWith is newEnv with the runtime's options changed by opts first.
+func newEnvWith(t *testing.T, plugins string, opts func(*Options)) *env {
 	t.Helper()
 	if os.Getenv("CRISHIM_TEST_DEBUG") != "" {
 		logrus.SetLevel(logrus.TraceLevel)
@@ -108,6 +120,10 @@ func newEnv(t *testing.T, plugins string) *env {
 	}
 	t.Cleanup(func() { images.Close() })
 	e.opts.Images = NewImageServiceBackend(images)
+	e.opts.PauseLessPods = pauseLessTests
+	if opts != nil {
+		opts(&e.opts)
+	}
 	e.rt = e.newRuntime()
 	return e
 }
@@ -142,8 +158,18 @@ func podCfg(name string) *runtime.PodSandboxConfig {
 		Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "test", Uid: "uid-" + name},
 		Hostname: name,
 		Labels:   map[string]string{"pod": name},
-		Linux:    &runtime.LinuxPodSandboxConfig{},
+		Linux:    testPodLinux(),
 	}
+}
+
+// testPodLinux is a test pod's Linux config: none, or the kubelet's namespace options when the tests
+// run pause-less (pauseLessTests).
+func testPodLinux() *runtime.LinuxPodSandboxConfig {
+	if !pauseLessTests {
+		return &runtime.LinuxPodSandboxConfig{}
+	}
+	return &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}}
 }
 
 func (e *env) run(cfg *runtime.PodSandboxConfig) *legacy.SandboxStatus {

@@ -349,7 +349,8 @@ func namespaceOpts(in Input) ([]oci.SpecOpts, error) {
 
 // pinnedNamespaceOpts: the pinned network, IPC and UTS namespaces of a pod without a pause process
 // (the host's where it has none of its own); a PID namespace of the container's own, the target
-// container's, or the host's: such a pod has no PID namespace to share.
+// container's, or the host's: such a pod has no PID namespace to share (its containers are made
+// with the kubelet's default, CONTAINER).
 func pinnedNamespaceOpts(in Input) ([]oci.SpecOpts, error) {
 	ns := in.PodNS
 	join := func(t runtimespec.LinuxNamespaceType, path string) oci.SpecOpts {
@@ -365,8 +366,6 @@ func pinnedNamespaceOpts(in Input) ([]oci.SpecOpts, error) {
 	}
 	nsOpts := in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	switch nsOpts.GetPid() {
-	case runtime.NamespaceMode_CONTAINER:
-		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.PIDNamespace}))
 	case runtime.NamespaceMode_TARGET:
 		if in.TargetPid == 0 {
 			return nil, fmt.Errorf("target container %q of the pid namespace is not running: %w", nsOpts.GetTargetId(), errdefs.ErrFailedPrecondition)
@@ -375,7 +374,9 @@ func pinnedNamespaceOpts(in Input) ([]oci.SpecOpts, error) {
 	case runtime.NamespaceMode_NODE:
 		opts = append(opts, oci.WithHostNamespace(runtimespec.PIDNamespace))
 	default:
-		return nil, fmt.Errorf("sandbox %s shares no PID namespace (its pod's namespace options do not ask for one): %w", in.SandboxID, errdefs.ErrFailedPrecondition)
+		// CONTAINER; and POD (no options at all), which the pod's own options overrule: the pod
+		// shares no PID namespace, so the container gets one of its own.
+		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.PIDNamespace}))
 	}
 	return opts, nil
 }

@@ -181,7 +181,7 @@ func TestContainerSpec(t *testing.T) {
 			},
 		},
 		{
-			name: "pod without a pause process has no pod pid namespace to share",
+			name: "pod without a pause process has no pod pid namespace to share: a container asking for it gets its own",
 			config: func(c *runtime.ContainerConfig) {
 				c.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD}
 			},
@@ -189,7 +189,11 @@ func TestContainerSpec(t *testing.T) {
 				in.SandboxPid = 0
 				in.PodNS = &sandbox.PodNamespaces{Net: "/n", IPC: "/i", UTS: "/u"}
 			},
-			wantErr: "shares no PID namespace",
+			check: func(t *testing.T, s *runtimespec.Spec) {
+				if ns, ok := containerspectest.NsOf(s, runtimespec.PIDNamespace); !ok || ns.Path != "" {
+					t.Errorf("pid namespace %+v %v, want a new one", ns, ok)
+				}
+			},
 		},
 		{
 			name:    "sandbox not running",
