@@ -6,15 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
+	"github.com/containerd/containerd/api/services/tasks/v1"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -33,6 +38,11 @@ import (
 // deleted, whichever container came first. The containers' records do not name the sandbox
 // (shim_grouping.go): containerd would then look for the shim of a sandbox task, which there is
 // not.
+//
+// The shim of such a pod exits with the deletion of its last task, and its socket goes a little
+// after containerd's delete returned: a container started right then would be told to use the
+// exiting shim. So the pod's task creations are serialized, and one that finds no task of the pod
+// left waits for the pod's shim to stop listening (newPauseLessTask).
 //
 // The sandbox is Ready from RunPodSandbox until StopPodSandbox; a marker file in its state dir
 // says so across restarts (it goes at the stop, before anything else).
@@ -208,4 +218,88 @@ func podNSOf(sb *podSandbox) *sandbox.PodNamespaces {
 	}
 	ns := sb.podNamespaces()
 	return &ns
+}
+
+// shimExitWait bounds the wait for the exiting shim of a pod without tasks; shimStartTries and
+// shimStartRetryDelay the new tries of a task whose shim went away under its start all the same.
+const (
+	shimExitWait        = 5 * time.Second
+	shimStartTries      = 3
+	shimStartRetryDelay = 50 * time.Millisecond
+)
+
+// newPauseLessTask creates the task of a container in a pod without a pause process, once a shim
+// of the pod that is exiting is gone.
+func (r *ContainerdRuntime) newPauseLessTask(ctx context.Context, sb *podSandbox, c *podContainer, ctrIO *containerIO, restoreOpts []containerd.NewTaskOpts) (uint32, containerd.Task, error) {
+	sb.taskMu.Lock()
+	defer sb.taskMu.Unlock()
+	if err := r.awaitExitingShim(ctx, sb.meta.ID, c.meta.ID); err != nil {
+		return 0, nil, err
+	}
+	pid, task, err := r.newContainerTask(ctx, c, ctrIO, restoreOpts)
+	for try := 0; err != nil && shimGoingAway(err) && try < shimStartTries; try++ {
+		logrus.WithError(err).WithField("container", c.meta.ID).Debug("the pod's shim went away under the task's start: again")
+		time.Sleep(shimStartRetryDelay)
+		pid, task, err = r.newContainerTask(ctx, c, ctrIO, restoreOpts)
+	}
+	return pid, task, err
+}
+
+// awaitExitingShim waits, when no container of the sandbox but self has a task, for the pod's shim
+// to stop listening: that shim is exiting.
+func (r *ContainerdRuntime) awaitExitingShim(ctx context.Context, sandboxID, self string) error {
+	sock := r.shimSocket(sandboxID)
+	if !shimListening(sock) {
+		return nil // no shim: the task starts one
+	}
+	resp, err := r.client.TaskService().List(ctx, &tasks.ListTasksRequest{})
+	if err != nil {
+		return fmt.Errorf("list tasks: %w", err)
+	}
+	mine := map[string]bool{}
+	for _, pc := range r.ctrs().store.ofSandbox(sandboxID) {
+		mine[pc.meta.ID] = pc.meta.ID != self
+	}
+	for _, t := range resp.GetTasks() {
+		if mine[t.GetID()] {
+			return nil // the shim serves the pod's tasks
+		}
+	}
+	deadline := time.Now().Add(shimExitWait)
+	for {
+		if !shimListening(sock) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			// Not exiting after all: the task joins it.
+			logrus.WithField("sandbox", sandboxID).Warn("the pod's shim serves no task and did not exit")
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// shimListening tells whether a shim listens on sock (an exiting shim may leave its socket file).
+func shimListening(sock string) bool {
+	if sock == "" {
+		return false
+	}
+	conn, err := net.DialTimeout("unix", sock, 100*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// shimGoingAway tells whether a task's creation failed because the shim of its group was exiting:
+// containerd found no shim to connect to, and created nothing.
+func shimGoingAway(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "failed to start shim") &&
+		(strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such file or directory"))
 }

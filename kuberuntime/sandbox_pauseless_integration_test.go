@@ -326,3 +326,20 @@ func TestPauseLessPodSurvivesRestart(t *testing.T) {
 		e.checkPodGone(id)
 	}
 }
+
+// The pod's shim exits with its last task; a container started right after (a kubelet replacing
+// the pod's only container) starts a new one, however close it comes after the exit.
+func TestPauseLessContainerReplacedAtOnce(t *testing.T) {
+	e := pauseLessEnv(t)
+	ctx := context.Background()
+	sb := e.run(kubeletPod("again"))
+	e.pullBusybox()
+	cfg := kubeletCtr("only", "sh", "-c", "exit 0")
+	for i := 0; i < 10; i++ {
+		id := e.createStart(sb.ID, cfg)
+		e.waitExited(e.rt, id)
+		if err := e.rt.RemoveContainer(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package kuberuntime
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/containerd/containerd/v2/plugins"
@@ -93,5 +94,20 @@ func TestPauseLessSpec(t *testing.T) {
 	s = pauseLessSpec("x", config, sandbox.PodNamespaces{IPC: "/i"}, "", cgroupdriver.Cgroupfs)
 	if len(s.Linux.Namespaces) != 1 || s.Linux.Namespaces[0].Type != runtimespec.IPCNamespace {
 		t.Errorf("host network: namespaces %+v", s.Linux.Namespaces)
+	}
+}
+
+func TestShimGoingAway(t *testing.T) {
+	refused := errors.New("create task: failed to start shim: start failed: failed to create TTRPC connection: dial unix /run/containerd/s/9ce8: connect: connection refused")
+	if !shimGoingAway(refused) {
+		t.Error("a refused connection to the group's shim is not taken for its exit")
+	}
+	for _, err := range []error{
+		errors.New(`create task: OCI runtime create failed: exec: "nope": executable file not found`),
+		errors.New("create task: ttrpc: closed"),
+	} {
+		if shimGoingAway(err) {
+			t.Errorf("%v taken for the shim's exit", err)
+		}
 	}
 }

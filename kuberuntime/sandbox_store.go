@@ -55,6 +55,9 @@ type podSandbox struct {
 	// delete its pause task after all the others (shim_grouping.go).
 	startMu  sync.RWMutex
 	stopping bool
+	// taskMu serializes the task creations of a pod without a pause process, whose first task
+	// starts the pod's shim (sandbox_pauseless.go).
+	taskMu sync.Mutex
 
 	// mu guards the fields below it up to exitedAt; only the methods of sandbox_store.go and
 	// sandbox_record.go take it.
