@@ -64,7 +64,18 @@ func (r *ContainerdRuntime) pauseLessReadyPath(id string) string {
 
 // podNamespaces are the pinned namespaces of a pause-less sandbox.
 func (s *podSandbox) podNamespaces() sandbox.PodNamespaces {
-	return sandbox.PodNamespacesOf(s.config, s.files, s.meta.NetNSPath)
+	return podNamespacesOf(s.config, s.files, s.meta.NetNSPath)
+}
+
+// podNamespacesOf are the pinned namespaces of a pause-less pod, with its gid mapping when it has a
+// user namespace.
+func podNamespacesOf(config *runtime.PodSandboxConfig, files sandbox.Files, netnsPath string) sandbox.PodNamespaces {
+	ns := sandbox.PodNamespacesOf(config, files, netnsPath)
+	if m := sandboxUsernsMapping(config); m != nil {
+		gid := m.GID
+		ns.GIDMap = &gid
+	}
+	return ns
 }
 
 // pauseLessSpec is the OCI spec recorded with a pause-less sandbox's container: no process, the
@@ -155,7 +166,7 @@ func (s *sandboxRun) pinNamespaces(ctx context.Context) error {
 		return s.failNet(err)
 	}
 	stopTimer := stepTimer(&s.times.task)
-	ns := sandbox.PodNamespacesOf(s.config, s.sb.files, s.sb.meta.NetNSPath)
+	ns := podNamespacesOf(s.config, s.sb.files, s.sb.meta.NetNSPath)
 	if s.userns == nil {
 		if err := sandbox.PinIPCUTS(ns.IPC, ns.UTS); err != nil {
 			return s.failStart(fmt.Errorf("pin the pod's namespaces: %w", err))

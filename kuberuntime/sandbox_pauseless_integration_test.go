@@ -343,3 +343,75 @@ func TestPauseLessContainerReplacedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A pause-less pod on the host's network and IPC: its containers are in the host's network, UTS
+// and IPC namespaces, and nothing of those is pinned.
+func TestPauseLessHostNetwork(t *testing.T) {
+	e := pauseLessEnv(t)
+	ctx := context.Background()
+	cfg := kubeletPod("hostnet")
+	cfg.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
+	cfg.Linux.SecurityContext.NamespaceOptions.Ipc = runtime.NamespaceMode_NODE
+	sb := e.run(cfg)
+	if sb.Pid != 0 || sb.NetNSPath != "" {
+		t.Fatalf("status %+v", sb)
+	}
+	e.pullBusybox()
+	id := e.createStart(sb.ID, kubeletCtr("c", "sleep", "600"))
+	st, err := e.rt.ContainerStatus(ctx, id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"net", "ipc", "uts"} {
+		if own, ctr := nsInode(t, "/proc/self/ns/"+ns), nsInode(t, filepath.Join("/proc", itoa(st.Pid), "ns", ns)); own != ctr {
+			t.Errorf("%s namespace %d, want the host's %d", ns, ctr, own)
+		}
+	}
+	if m := mountsOf(t, sb.ID); len(m) > 0 {
+		t.Errorf("mounts of a host-namespaces pod: %v", m)
+	}
+}
+
+// A pause-less pod with a user namespace: its IPC and UTS namespaces are made in it, its
+// containers join the pinned user namespace, and its hostname is set.
+func TestPauseLessUserNamespacePod(t *testing.T) {
+	e := pauseLessEnv(t)
+	ctx := context.Background()
+	if f := e.rt.HandlerFeatures(ctx, ""); !f.UserNamespaces {
+		t.Fatalf("the default handler does not advertise user namespaces; run hack/setup.sh: %+v", f)
+	}
+	mapping := []*runtime.IDMapping{{ContainerId: 0, HostId: 300000, Length: 65536}}
+	userns := &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: mapping, Gids: mapping}
+	cfg := kubeletPod("userns")
+	cfg.Hostname = "userns-host"
+	cfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = userns
+	cfg.Linux.Sysctls = map[string]string{"net.ipv4.ping_group_range": "0 0"}
+	sb := e.run(cfg)
+	if sb.Pid != 0 {
+		t.Fatalf("sandbox pid %d, want none", sb.Pid)
+	}
+	e.pullBusybox()
+	ctr := kubeletCtr("c", "sleep", "600")
+	ctr.Linux.SecurityContext.NamespaceOptions.UsernsOptions = userns
+	id := e.createStart(sb.ID, ctr)
+	st, err := e.rt.ContainerStatus(ctx, id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := sandbox.PodFiles(e.rt.SandboxRootDir(sb.ID), e.rt.SandboxStateDir(sb.ID), false)
+	for typ, pin := range map[string]string{"user": files.Userns, "net": sb.NetNSPath, "ipc": files.IPCNS, "uts": files.UTSNS} {
+		if got, want := nsInode(t, filepath.Join("/proc", itoa(st.Pid), "ns", typ)), nsInode(t, pin); got != want {
+			t.Errorf("%s namespace %d, want the pinned %d", typ, got, want)
+		}
+	}
+	if h := e.execOut(t, id, "hostname"); h != "userns-host" {
+		t.Errorf("hostname %q", h)
+	}
+	if v := e.execOut(t, id, "cat", "/proc/sys/net/ipv4/ping_group_range"); strings.Join(strings.Fields(v), " ") != "0 0" {
+		t.Errorf("ping_group_range %q", v)
+	}
+	if err := e.rt.RemovePodSandbox(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.checkPodGone(sb.ID)
+}

@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"sort"
+	"strconv"
 	"strings"
 
+	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -192,6 +194,9 @@ func inNamespaces(paths map[int]string, fn func() error) error {
 // PodNamespaces are the paths of a pause-less pod's pinned namespaces; "" is the host's.
 type PodNamespaces struct {
 	Net, IPC, UTS string
+	// GIDMap is the gid mapping of the pod's user namespace, nil without one: sysctls that hold
+	// group IDs are written from the host's user namespace, and the pod's IDs are mapped for them.
+	GIDMap *runtimespec.LinuxIDMapping
 }
 
 // SetUp sets the pod's hostname in its UTS namespace and its sysctls in the namespaces they
@@ -199,6 +204,10 @@ type PodNamespaces struct {
 // written (CheckSysctls).
 func (ns PodNamespaces) SetUp(hostname string, sysctls map[string]string) error {
 	classes, err := ns.CheckSysctls(sysctls)
+	if err != nil {
+		return err
+	}
+	sysctls, err = ns.hostSysctlValues(sysctls)
 	if err != nil {
 		return err
 	}
@@ -236,6 +245,40 @@ func (ns PodNamespaces) SetUp(hostname string, sysctls map[string]string) error 
 		}
 		return nil
 	})
+}
+
+// hostSysctlValues are the sysctls' values as the host's user namespace writes them: the group
+// range of net.ipv4.ping_group_range mapped to the host's IDs in a pod with a user namespace (the
+// kernel reads it in the writer's user namespace; runc writes it from the container's).
+func (ns PodNamespaces) hostSysctlValues(sysctls map[string]string) (map[string]string, error) {
+	if ns.GIDMap == nil {
+		return sysctls, nil
+	}
+	out := make(map[string]string, len(sysctls))
+	for k, v := range sysctls {
+		out[k] = v
+		if normalSysctlName(k) != "net.ipv4.ping_group_range" {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 {
+			return nil, fmt.Errorf("sysctl %s=%q: two group IDs expected", k, v)
+		}
+		var mapped []string
+		for _, g := range f {
+			n, err := strconv.ParseUint(g, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("sysctl %s=%q: %w", k, v, err)
+			}
+			m := ns.GIDMap
+			if n < uint64(m.ContainerID) || n >= uint64(m.ContainerID)+uint64(m.Size) {
+				return nil, fmt.Errorf("sysctl %s=%q: group %d is not mapped in the pod's user namespace", k, v, n)
+			}
+			mapped = append(mapped, strconv.FormatUint(uint64(m.HostID)+n-uint64(m.ContainerID), 10))
+		}
+		out[k] = strings.Join(mapped, " ")
+	}
+	return out, nil
 }
 
 // SysctlClass is the namespace a sysctl belongs to.

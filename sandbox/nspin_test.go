@@ -244,3 +244,19 @@ func TestNamespacesInUsernsPinsIPCUTS(t *testing.T) {
 		t.Fatalf("hostname %q", got)
 	}
 }
+
+func TestHostSysctlValuesMapGroups(t *testing.T) {
+	in := map[string]string{"net.ipv4.ping_group_range": "0 1000", "kernel.shmmax": "5"}
+	same, err := PodNamespaces{}.hostSysctlValues(in)
+	if err != nil || same["net.ipv4.ping_group_range"] != "0 1000" {
+		t.Fatalf("without a user namespace: %v %v", same, err)
+	}
+	ns := PodNamespaces{GIDMap: &runtimespec.LinuxIDMapping{ContainerID: 0, HostID: 300000, Size: 65536}}
+	out, err := ns.hostSysctlValues(in)
+	if err != nil || out["net.ipv4.ping_group_range"] != "300000 301000" || out["kernel.shmmax"] != "5" {
+		t.Fatalf("mapped: %v %v", out, err)
+	}
+	if _, err := ns.hostSysctlValues(map[string]string{"net/ipv4/ping_group_range": "0 70000"}); err == nil {
+		t.Fatal("a group outside the mapping accepted")
+	}
+}
