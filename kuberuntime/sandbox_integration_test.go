@@ -576,6 +576,7 @@ func TestSandboxSurvivesRestart(t *testing.T) {
 // race is a matter of timing and this test catches it only sometimes; TestMakeFileMountPoints
 // checks the mechanism.
 func TestSandboxFirstPodsAtOnce(t *testing.T) {
+	needsPause(t)
 	e := newEnv(t, "")
 	ctx := context.Background()
 	var wg sync.WaitGroup

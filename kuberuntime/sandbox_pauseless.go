@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/cgroupdriver"
+	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
 	"github.com/cri-shim/cri-shim/sandbox"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
@@ -81,7 +83,7 @@ func podNamespacesOf(config *runtime.PodSandboxConfig, files sandbox.Files, netn
 // pauseLessSpec is the OCI spec recorded with a pause-less sandbox's container: no process, the
 // namespaces its containers join, its hostname, sysctls and cgroup, and the sandbox annotations
 // (which NRI plugins and the verbose status read, as a pause container's).
-func pauseLessSpec(id string, config *runtime.PodSandboxConfig, ns sandbox.PodNamespaces, usernsPath string, driver cgroupdriver.Driver) *runtimespec.Spec {
+func pauseLessSpec(id, namespace string, config *runtime.PodSandboxConfig, ns sandbox.PodNamespaces, usernsPath string, driver cgroupdriver.Driver) *runtimespec.Spec {
 	md := config.GetMetadata()
 	spec := &runtimespec.Spec{
 		Version:  runtimespec.Version,
@@ -96,8 +98,10 @@ func pauseLessSpec(id string, config *runtime.PodSandboxConfig, ns sandbox.PodNa
 		},
 		Linux: &runtimespec.Linux{Sysctl: config.GetLinux().GetSysctls()},
 	}
-	if cg := driver.CgroupsPath(config.GetLinux().GetCgroupParent(), id); cg != "" {
-		spec.Linux.CgroupsPath = cg
+	spec.Linux.CgroupsPath = driver.CgroupsPath(config.GetLinux().GetCgroupParent(), id)
+	if spec.Linux.CgroupsPath == "" {
+		// containerd's default, which a pause container without a parent would have had.
+		spec.Linux.CgroupsPath = path.Join("/", namespace, id)
 	}
 	add := func(t runtimespec.LinuxNamespaceType, path string) {
 		if path != "" {
@@ -109,6 +113,35 @@ func pauseLessSpec(id string, config *runtime.PodSandboxConfig, ns sandbox.PodNa
 	add(runtimespec.UTSNamespace, ns.UTS)
 	add(runtimespec.UserNamespace, usernsPath)
 	return spec
+}
+
+// ensurePodCgroup makes the pod's cgroup parent under the cgroupfs driver, as runc makes the
+// parents of a pause container's cgroup: the pod's resources are written there before any of its
+// containers runs. (The kubelet makes it first; under systemd its slice is the kubelet's, or
+// systemd's when the first container's scope is made.)
+func (r *ContainerdRuntime) ensurePodCgroup(config *runtime.PodSandboxConfig) error {
+	parent, ok := cgroupdriver.ParentDir(config.GetLinux().GetCgroupParent())
+	if !ok || r.opts.CgroupDriver.IsSystemd() {
+		return nil
+	}
+	fs := cgroupstats.DetectCgroupFS()
+	if fs == nil {
+		return nil
+	}
+	var roots []string
+	if fs.Unified {
+		roots = append(roots, fs.V2Root)
+	} else {
+		for _, root := range fs.V1 {
+			roots = append(roots, root)
+		}
+	}
+	for _, root := range roots {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Clean("/"+parent)), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkPauseLessSysctls refuses, before anything is made, sysctls that are not in a namespace of
@@ -126,7 +159,10 @@ func checkPauseLessSysctls(config *runtime.PodSandboxConfig) error {
 func (s *sandboxRun) createPodRecord(ctx context.Context) error {
 	r, id, md := s.r, s.id, s.config.GetMetadata()
 	ns := sandbox.PodNamespacesOf(s.config, s.sb.files, s.sb.meta.NetNSPath)
-	spec := pauseLessSpec(id, s.config, ns, usernsPinnedPath(s.userns, s.sb.files), r.opts.CgroupDriver)
+	spec := pauseLessSpec(id, r.namespace, s.config, ns, usernsPinnedPath(s.userns, s.sb.files), r.opts.CgroupDriver)
+	if err := r.ensurePodCgroup(s.config); err != nil {
+		return s.failStart(fmt.Errorf("the pod's cgroup parent: %w", err))
+	}
 	labels := map[string]string{
 		LabelKind:         KindSandbox,
 		LabelSandboxID:    id,

@@ -68,7 +68,7 @@ func TestCheckPauseLessSysctls(t *testing.T) {
 func TestPauseLessSpec(t *testing.T) {
 	config := podWith(&runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}, map[string]string{"kernel.shmmax": "7"})
 	ns := sandbox.PodNamespaces{Net: "/netns/x", IPC: "/state/x/ipcns", UTS: "/state/x/utsns"}
-	s := pauseLessSpec("x", config, ns, "/state/x/userns", cgroupdriver.Cgroupfs)
+	s := pauseLessSpec("x", "k8s", config, ns, "/state/x/userns", cgroupdriver.Cgroupfs)
 	if s.Process != nil || s.Root != nil {
 		t.Fatalf("a spec with a process or rootfs: %+v", s)
 	}
@@ -91,9 +91,14 @@ func TestPauseLessSpec(t *testing.T) {
 		t.Errorf("annotations %v", s.Annotations)
 	}
 	// The host's namespaces are not in it.
-	s = pauseLessSpec("x", config, sandbox.PodNamespaces{IPC: "/i"}, "", cgroupdriver.Cgroupfs)
+	s = pauseLessSpec("x", "k8s", config, sandbox.PodNamespaces{IPC: "/i"}, "", cgroupdriver.Cgroupfs)
 	if len(s.Linux.Namespaces) != 1 || s.Linux.Namespaces[0].Type != runtimespec.IPCNamespace {
 		t.Errorf("host network: namespaces %+v", s.Linux.Namespaces)
+	}
+	// No cgroup parent: containerd's default cgroup, as a pause container's.
+	config.Linux.CgroupParent = ""
+	if s = pauseLessSpec("x", "k8s", config, ns, "", cgroupdriver.Cgroupfs); s.Linux.CgroupsPath != "/k8s/x" {
+		t.Errorf("cgroup without a parent %q", s.Linux.CgroupsPath)
 	}
 }
 

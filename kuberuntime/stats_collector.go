@@ -320,7 +320,8 @@ func (c *statsCollector) samplePodLocked(ctx context.Context, sb *podSandbox, ct
 // sumPodLocked fills e with the sum of the pod's pause container's and containers' readings.
 func (c *statsCollector) sumPodLocked(ctx context.Context, e *sampled, sb *podSandbox, ctrs []*podContainer, now time.Time) {
 	var parts []*sampled
-	if cg := c.pauseCgroupLocked(ctx, sb); cg != "" {
+	pauseLess := sb.meta.PauseLess // no pause cgroup: the containers' only (sandbox_pauseless.go)
+	if cg := c.pauseCgroupLocked(ctx, sb); cg != "" && !pauseLess {
 		pause := c.pauses[sb.meta.ID]
 		if pause == nil {
 			pause = &sampled{}
@@ -331,7 +332,7 @@ func (c *statsCollector) sumPodLocked(ctx context.Context, e *sampled, sb *podSa
 	}
 	// Containers report no process count: theirs are read here, for the pod's.
 	var pids uint64
-	pidsOK := len(parts) > 0 && parts[0].ok && parts[0].cg.HasPids
+	pidsOK := pauseLess || len(parts) > 0 && parts[0].ok && parts[0].cg.HasPids
 	if len(parts) > 0 {
 		pids = parts[0].cg.Pids
 	}
