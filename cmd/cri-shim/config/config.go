@@ -139,6 +139,7 @@ func Default() Config {
 		GoGCPercent:              75,
 		GoMemoryLimitMiB:         0,
 		LogLevel:                 "info",
+		PauseLessPods:            true,
 		LogFormat:                "text",
 
 		EnableNRI:                    true,
