@@ -15,7 +15,9 @@ import (
 
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
 	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
@@ -173,11 +175,12 @@ func (s *sandboxRun) createPodRecord(ctx context.Context) error {
 	}
 	s.copyMeta = s.sb.meta
 	stopTimer := stepTimer(&s.times.container)
-	_, err := r.client.NewContainer(ctx, id,
-		containerd.WithSpec(spec),
-		containerd.WithContainerLabels(labels),
-		containerd.WithContainerExtension(sandboxExtensionID, &s.copyMeta),
-		containerd.WithRuntime(s.handler.Type, s.handler.Options))
+	rec, err := podRecord(id, labels, spec, &s.copyMeta, s.handler)
+	if err == nil {
+		// Straight to the store: no snapshot to protect, so no lease around it (the client's
+		// NewContainer takes one).
+		_, err = r.client.ContainerService().Create(ctx, rec)
+	}
 	if err != nil {
 		return s.failStart(fmt.Errorf("create the sandbox's container record: %w", err))
 	}
@@ -193,6 +196,29 @@ func (s *sandboxRun) createPodRecord(ctx context.Context) error {
 	}
 	s.recordNetwork(ctx)
 	return nil
+}
+
+// podRecord is the containerd container of a pause-less sandbox.
+func podRecord(id string, labels map[string]string, spec *runtimespec.Spec, meta *sandboxMetadata, h legacy.RuntimeHandler) (containers.Container, error) {
+	specAny, err := typeurl.MarshalAny(spec)
+	if err != nil {
+		return containers.Container{}, err
+	}
+	metaAny, err := typeurl.MarshalAny(meta)
+	if err != nil {
+		return containers.Container{}, err
+	}
+	c := containers.Container{
+		ID: id, Labels: labels, Spec: specAny,
+		Runtime:    containers.RuntimeInfo{Name: h.Type},
+		Extensions: map[string]typeurl.Any{sandboxExtensionID: metaAny},
+	}
+	if h.Options != nil {
+		if c.Runtime.Options, err = typeurl.MarshalAny(h.Options); err != nil {
+			return containers.Container{}, err
+		}
+	}
+	return c, nil
 }
 
 // pinNamespaces pins the pod's IPC and UTS namespaces (a pod with a user namespace got them with
