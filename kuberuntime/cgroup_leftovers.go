@@ -130,6 +130,18 @@ func specCgroupsPath(ctx context.Context, c containerd.Container) string {
 	return s.Linux.CgroupsPath
 }
 
+// shimSocket is the socket of the shim of task (or group) id, named as containerd's
+// shim.SocketAddress names it; "" when the daemon's containerd address is not known.
+func (r *ContainerdRuntime) shimSocket(id string) string {
+	cc, ok := r.client.Conn().(*grpc.ClientConn)
+	if !ok {
+		return ""
+	}
+	address := strings.TrimPrefix(cc.Target(), "unix://")
+	sum := sha256.Sum256([]byte(filepath.Join(address, r.namespace, id)))
+	return fmt.Sprintf("/run/containerd/s/%x", sum)
+}
+
 // killOrphanShim kills the runc shim of task id when it outlived its task. When containerd is
 // stopped while it starts a shim (the daemon killed under a RunPodSandbox takes its managed
 // containerd down), the shim process runs but its bundle lacks the address containerd needs to
@@ -143,10 +155,8 @@ func (r *ContainerdRuntime) killOrphanShim(id string) {
 		return
 	}
 	address := strings.TrimPrefix(cc.Target(), "unix://")
-	// A live shim listens on its socket, named as containerd's shim.SocketAddress names it: no
-	// socket, no shim, and no need to look through /proc.
-	sum := sha256.Sum256([]byte(filepath.Join(address, r.namespace, id)))
-	sock := fmt.Sprintf("/run/containerd/s/%x", sum)
+	// A live shim listens on its socket: no socket, no shim, and no need to look through /proc.
+	sock := r.shimSocket(id)
 	if _, err := os.Stat(sock); err != nil {
 		return
 	}

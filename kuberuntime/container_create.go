@@ -143,7 +143,7 @@ func (c *containerCreation) reserve(sandboxID string) error {
 		return err
 	}
 	sbStatus := sb.status()
-	if sbStatus.State != legacy.SandboxStateReady || sbStatus.Pid == 0 {
+	if sbStatus.State != legacy.SandboxStateReady || sbStatus.Pid == 0 && !sb.meta.PauseLess {
 		return fmt.Errorf("sandbox %s is not ready: %w", sb.meta.ID, errdefs.ErrFailedPrecondition)
 	}
 	md := c.config.GetMetadata()
@@ -267,7 +267,7 @@ func (c *containerCreation) buildSpecOpts(context.Context) (err error) {
 		imageName = c.img.Name
 	}
 	c.specOpts, err = containerspec.Opts(containerspec.Input{
-		ID: c.id, Config: c.specConfig, SandboxID: sb.meta.ID, SandboxConfig: sb.config, SandboxPid: c.sbPid,
+		ID: c.id, Config: c.specConfig, SandboxID: sb.meta.ID, SandboxConfig: sb.config, SandboxPid: c.sbPid, PodNS: podNSOf(sb),
 		TargetPid: c.targetPid, Files: sb.files, Image: c.img.Config, ImageName: imageName, VolumeMounts: c.volumes,
 		ImageChainID: c.img.ChainID, UserCache: &c.r.userLookups, Host: specHostFor(c.handler), CgroupDriver: c.r.opts.CgroupDriver,
 	})

@@ -168,7 +168,13 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	}
 	restore := len(restoreOpts) > 0
 	t0 := time.Now()
-	pid, task, err := r.newContainerTask(ctx, c, ctrIO, restoreOpts)
+	var pid uint32
+	var task containerd.Task
+	if sb.meta.PauseLess {
+		pid, task, err = r.newPauseLessTask(ctx, sb, c, ctrIO, restoreOpts) // sandbox_pauseless.go
+	} else {
+		pid, task, err = r.newContainerTask(ctx, c, ctrIO, restoreOpts)
+	}
 	if err != nil {
 		return err
 	}

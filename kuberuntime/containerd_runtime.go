@@ -79,6 +79,9 @@ type Options struct {
 	// the requests are ignored, as containerd does with enable_cdi off.
 	EnableCDI   bool
 	CDISpecDirs []string
+	// PauseLessPods runs the pods whose containers share no PID namespace without a pause
+	// process: their namespaces are pinned instead (sandbox_pauseless.go).
+	PauseLessPods bool
 }
 
 // ContainerdRuntime is the model's Runtime implemented on containerd.

@@ -25,6 +25,7 @@ import (
 // shim is given crun as its binary, and crun's state of the container says running), with the
 // handler's passed-through pod annotations; a pod naming an unknown handler is InvalidArgument.
 func TestCrunHandler(t *testing.T) {
+	needsPause(t) // it checks crun runs the pause container, and the pod annotations its spec passes
 	crun := testutil.Crun(t)
 	e := newEnv(t, "")
 	// Debian 12's crun 1.8.1 runs specs of ociVersion 1.0.x alone: its handler starts from a base

@@ -66,7 +66,7 @@ func (e *env) unrecordedSandbox(name string) (id, nsPath string) {
 	}
 	id = newID()
 	files := sandbox.PodFiles(e.rt.SandboxRootDir(id), e.rt.SandboxStateDir(id), false)
-	if nsPath, err = e.rt.newPodNetNS(id, nil, files); err != nil {
+	if nsPath, err = e.rt.newPodNetNS(id, nil, files, false); err != nil {
 		e.t.Fatal(err)
 	}
 	if _, err := e.rt.setupPodNetwork(context.Background(), id, nsPath, raw, cfg); err != nil {

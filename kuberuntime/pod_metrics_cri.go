@@ -44,21 +44,19 @@ func (r *ContainerdRuntime) ListPodSandboxMetrics(ctx context.Context) ([]*legac
 			continue
 		}
 		pm := &legacy.PodMetrics{SandboxID: sb.meta.ID}
-		if pid != 0 && !sb.hostNetwork() {
-			if n := readPodNetwork(pid, time.Now()); n != nil {
-				ms := &legacy.MetricSet{At: n.At, Labels: []string{sb.meta.ID, sb.config.GetMetadata().GetName()}}
-				for _, i := range n.Interfaces {
-					ms.Add("container_network_receive_bytes_total", legacy.MetricCounter, i.RxBytes, i.Name)
-					ms.Add("container_network_receive_packets_total", legacy.MetricCounter, i.RxPackets, i.Name)
-					ms.Add("container_network_receive_packets_dropped_total", legacy.MetricCounter, i.RxDropped, i.Name)
-					ms.Add("container_network_receive_errors_total", legacy.MetricCounter, i.RxErrors, i.Name)
-					ms.Add("container_network_transmit_bytes_total", legacy.MetricCounter, i.TxBytes, i.Name)
-					ms.Add("container_network_transmit_packets_total", legacy.MetricCounter, i.TxPackets, i.Name)
-					ms.Add("container_network_transmit_packets_dropped_total", legacy.MetricCounter, i.TxDropped, i.Name)
-					ms.Add("container_network_transmit_errors_total", legacy.MetricCounter, i.TxErrors, i.Name)
-				}
-				pm.Metrics = ms.Out
+		if n := sb.readNetwork(pid, time.Now()); n != nil {
+			ms := &legacy.MetricSet{At: n.At, Labels: []string{sb.meta.ID, sb.config.GetMetadata().GetName()}}
+			for _, i := range n.Interfaces {
+				ms.Add("container_network_receive_bytes_total", legacy.MetricCounter, i.RxBytes, i.Name)
+				ms.Add("container_network_receive_packets_total", legacy.MetricCounter, i.RxPackets, i.Name)
+				ms.Add("container_network_receive_packets_dropped_total", legacy.MetricCounter, i.RxDropped, i.Name)
+				ms.Add("container_network_receive_errors_total", legacy.MetricCounter, i.RxErrors, i.Name)
+				ms.Add("container_network_transmit_bytes_total", legacy.MetricCounter, i.TxBytes, i.Name)
+				ms.Add("container_network_transmit_packets_total", legacy.MetricCounter, i.TxPackets, i.Name)
+				ms.Add("container_network_transmit_packets_dropped_total", legacy.MetricCounter, i.TxDropped, i.Name)
+				ms.Add("container_network_transmit_errors_total", legacy.MetricCounter, i.TxErrors, i.Name)
 			}
+			pm.Metrics = ms.Out
 		}
 		for _, pc := range c.r.ctrs().store.ofSandboxIn(all, sb.meta.ID) {
 			if cm := c.containerMetrics(pc); cm != nil {

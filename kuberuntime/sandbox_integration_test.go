@@ -46,7 +46,19 @@ type env struct {
 	ctrdAddress, ctrdState string
 }
 
+// pauseLessTests: CRI_SHIM_TEST_PAUSE_LESS=1 turns pause_less_pods on in every test's runtime and
+// makes podCfg's pods as the kubelet does (a PID namespace per container): the sandbox and
+// container suites then run on pods without a pause process. Tests that need the pause process
+// (they kill it) are for the default run.
+var pauseLessTests = os.Getenv("CRI_SHIM_TEST_PAUSE_LESS") == "1"
+
 func newEnv(t *testing.T, plugins string) *env {
+	t.Helper()
+	return newEnvWith(t, plugins, nil)
+}
+
+// newEnvWith is newEnv with the runtime's options changed by opts first.
+func newEnvWith(t *testing.T, plugins string, opts func(*Options)) *env {
 	t.Helper()
 	if os.Getenv("CRISHIM_TEST_DEBUG") != "" {
 		logrus.SetLevel(logrus.TraceLevel)
@@ -108,6 +120,10 @@ func newEnv(t *testing.T, plugins string) *env {
 	}
 	t.Cleanup(func() { images.Close() })
 	e.opts.Images = NewImageServiceBackend(images)
+	e.opts.PauseLessPods = pauseLessTests
+	if opts != nil {
+		opts(&e.opts)
+	}
 	e.rt = e.newRuntime()
 	return e
 }
@@ -142,8 +158,26 @@ func podCfg(name string) *runtime.PodSandboxConfig {
 		Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "test", Uid: "uid-" + name},
 		Hostname: name,
 		Labels:   map[string]string{"pod": name},
-		Linux:    &runtime.LinuxPodSandboxConfig{},
+		Linux:    testPodLinux(),
 	}
+}
+
+// needsPause skips a test that looks at (or kills) the pause process when the suite runs
+// pause-less: TestPauseLess* cover those pods.
+func needsPause(t *testing.T) {
+	if pauseLessTests {
+		t.Skip("looks at the pause process, which CRI_SHIM_TEST_PAUSE_LESS=1 pods do not have (TestPauseLess* cover them)")
+	}
+}
+
+// testPodLinux is a test pod's Linux config: none, or the kubelet's namespace options when the tests
+// run pause-less (pauseLessTests).
+func testPodLinux() *runtime.LinuxPodSandboxConfig {
+	if !pauseLessTests {
+		return &runtime.LinuxPodSandboxConfig{}
+	}
+	return &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}}
 }
 
 func (e *env) run(cfg *runtime.PodSandboxConfig) *legacy.SandboxStatus {
@@ -231,6 +265,7 @@ func fetch(addr string) (string, error) {
 }
 
 func TestSandboxPodsReachEachOther(t *testing.T) {
+	needsPause(t)
 	e := newEnv(t, "")
 	ctx := context.Background()
 	a := e.run(podCfg("a"))
@@ -349,6 +384,7 @@ func TestSandboxHostPort(t *testing.T) {
 }
 
 func TestSandboxHostNetwork(t *testing.T) {
+	needsPause(t)
 	e := newEnv(t, "")
 	cfg := podCfg("hostnet")
 	cfg.Linux.SecurityContext = &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{
@@ -488,6 +524,7 @@ func TestSandboxNetNSFailureLeavesNothing(t *testing.T) {
 }
 
 func TestSandboxSurvivesRestart(t *testing.T) {
+	needsPause(t)
 	e := newEnv(t, "")
 	ctx := context.Background()
 	a := e.run(podCfg("keep"))
@@ -511,6 +548,9 @@ func TestSandboxSurvivesRestart(t *testing.T) {
 		t.Fatal("name not reserved after restart")
 	}
 	// The exit monitor works again: killing the pause process makes the sandbox NotReady.
+	if st.Pid == 0 {
+		t.Fatal("no pause process to kill") // kill(0) would be the test's process group
+	}
 	if err := unix.Kill(int(st.Pid), unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -536,6 +576,7 @@ func TestSandboxSurvivesRestart(t *testing.T) {
 // race is a matter of timing and this test catches it only sometimes; TestMakeFileMountPoints
 // checks the mechanism.
 func TestSandboxFirstPodsAtOnce(t *testing.T) {
+	needsPause(t)
 	e := newEnv(t, "")
 	ctx := context.Background()
 	var wg sync.WaitGroup

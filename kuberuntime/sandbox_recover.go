@@ -164,6 +164,12 @@ func (r *ContainerdRuntime) loadSandbox(ctx context.Context, c containerd.Contai
 	// Until a stop tears it down, assume the network may hold something (an IP lease, port
 	// mappings): CNI DEL is harmless when it holds nothing.
 	sb.netUp = !sb.hostNetwork()
+	if meta.PauseLess {
+		if r.pauseLessReady(sb) { // sandbox_pauseless.go
+			sb.state = legacy.SandboxStateReady
+		}
+		return sb, nil
+	}
 	task, err := c.Task(ctx, nil)
 	if err != nil {
 		return sb, nil // no task: stopped

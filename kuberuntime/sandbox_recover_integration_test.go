@@ -59,6 +59,7 @@ func (p proc) running() bool {
 // another layout, or none: half made) is removed at start with everything of its pod: its
 // containers, their processes, the pause, the pod's shim, the sandbox record and the mounts.
 func TestRecoverRemovesUnreadableSandboxWithItsContainersAndShim(t *testing.T) {
+	needsPause(t)
 	e := newEnv(t, "")
 	ctx := e.rt.withNS(context.Background())
 	sb, _ := e.podWithLogs("unreadable")

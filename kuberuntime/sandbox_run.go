@@ -73,7 +73,7 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 	ctx = r.withNS(ctx)
 	defer run.finish(ctx)
 	run.times.start = time.Now()
-	for _, step := range []func(context.Context) error{
+	steps := []func(context.Context) error{
 		run.ensureImage,
 		run.makeRecordAndFiles,
 		run.startNetwork,
@@ -82,7 +82,18 @@ func (r *ContainerdRuntime) RunPodSandbox(ctx context.Context, config *runtime.P
 		run.startPauseTask,
 		run.awaitNetwork,
 		run.awaitSandboxRecord,
-	} {
+	}
+	if run.pauseLess {
+		steps = []func(context.Context) error{ // sandbox_pauseless.go
+			run.makeRecordAndFiles,
+			run.startNetwork,
+			run.createPodRecord,
+			run.pinNamespaces,
+			run.awaitNetwork,
+			run.markPinnedReady,
+		}
+	}
+	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return "", run.result // the step recorded its failure
 		}
@@ -108,11 +119,13 @@ type sandboxRun struct {
 	runtimeHandler string
 	userns         *legacy.PodUsernsMapping
 	hostNet        bool
-	id, name       string
-	log            *logrus.Entry
-	result         legacy.PodSyncResult
-	netResult      *legacy.SyncResult
-	startResult    *legacy.SyncResult
+	// pauseLess: the pod runs no pause process (sandbox_pauseless.go).
+	pauseLess   bool
+	id, name    string
+	log         *logrus.Entry
+	result      legacy.PodSyncResult
+	netResult   *legacy.SyncResult
+	startResult *legacy.SyncResult
 
 	// undo collects the steps to take back, last first, when the sandbox fails.
 	undo   []func(context.Context)
@@ -188,10 +201,17 @@ func (r *ContainerdRuntime) newSandboxRun(ctx context.Context, config *runtime.P
 	if !hostNet && r.net == nil {
 		return nil, fmt.Errorf("no pod network is configured: %w", errdefs.ErrFailedPrecondition)
 	}
+	pauseLess := r.opts.PauseLessPods && canRunPauseLess(config, handler)
+	if pauseLess {
+		if err := checkPauseLessSysctls(config); err != nil {
+			return nil, err
+		}
+	}
 	id := newID()
 	return &sandboxRun{
 		r: r, config: config, handler: handler, runtimeHandler: runtimeHandler, userns: userns, hostNet: hostNet,
-		id: id, name: nameKey(md), failed: true, releaseRootfs: func() {},
+		pauseLess: pauseLess,
+		id:        id, name: nameKey(md), failed: true, releaseRootfs: func() {},
 		log:         logrus.WithFields(logrus.Fields{"sandbox": id, "pod": fullName}),
 		netResult:   legacy.NewSyncResult(legacy.SetupNetwork, fullName),
 		startResult: legacy.NewSyncResult(legacy.StartContainer, fullName),
@@ -258,7 +278,7 @@ func (s *sandboxRun) makeRecordAndFiles(context.Context) error {
 		config: config,
 		meta: sandboxMetadata{
 			ID: s.id, Config: rawConfig, RuntimeHandler: s.runtimeHandler, RuntimeType: s.handler.Type,
-			Image: r.opts.SandboxImage, CreatedAt: time.Now(),
+			Image: r.opts.SandboxImage, CreatedAt: time.Now(), PauseLess: s.pauseLess,
 		},
 	}
 	hostIPC := config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetIpc() == runtime.NamespaceMode_NODE
@@ -291,7 +311,7 @@ func (s *sandboxRun) startNetwork(ctx context.Context) error {
 		nsPath := r.podNetNSPath(id)
 		makeNetNS := func() error {
 			defer stepTimer(&s.times.netNS)()
-			_, err := r.newPodNetNS(id, s.userns, s.sb.files)
+			_, err := r.newPodNetNS(id, s.userns, s.sb.files, s.pauseLess)
 			return err
 		}
 		if s.userns == nil {
@@ -421,8 +441,14 @@ func (s *sandboxRun) createPauseContainer(ctx context.Context) error {
 	} else {
 		saveSpecJSON(s.rootDir, s.pauseSpec)
 	}
-	// The pod's network is recorded in the container's metadata as soon as CNI is done, while the
-	// pause task is being created and started.
+	s.recordNetwork(ctx)
+	return nil
+}
+
+// recordNetwork records the pod's network in the sandbox's container metadata as soon as CNI is
+// done, while the next steps run.
+func (s *sandboxRun) recordNetwork(ctx context.Context) {
+	r, id := s.r, s.id
 	network := s.network
 	s.netRecorded = inBackground(func() error {
 		o := network.wait()
@@ -438,7 +464,6 @@ func (s *sandboxRun) createPauseContainer(ctx context.Context) error {
 	})
 	netRecorded := s.netRecorded
 	s.undo = append(s.undo, func(context.Context) { netRecorded.wait() })
-	return nil
 }
 
 // createPauseTask creates the pause container's task, once the network namespace it joins is there.
@@ -529,7 +554,9 @@ func (s *sandboxRun) publish() {
 	r.podSandboxChanged(sb, time.Now())
 	r.emitSandboxEvent(legacy.ContainerEventCreated, sb)
 	r.emitSandboxEvent(legacy.ContainerEventStarted, sb)
-	r.monitorExit(sb, nil) // its own Wait call: it returns the exit status even after the exit
+	if !sb.meta.PauseLess {
+		r.monitorExit(sb, nil) // its own Wait call: it returns the exit status even after the exit
+	}
 	t := s.times
 	s.log.WithFields(logrus.Fields{"ip": sb.meta.IP, "pid": sb.pid, "total": time.Since(t.start), "image": t.image,
 		"files": t.files, "netns": t.netNS, "cni": t.cni, "container": t.container, "task": t.task, "start": t.startTask,

@@ -51,7 +51,11 @@ func (r *ContainerdRuntime) stopLocked(ctx context.Context, sb *podSandbox, resu
 	go func() {
 		defer wg.Done()
 		defer func(t time.Time) { tPause = time.Since(t) }(time.Now())
-		if err := r.deletePauseTask(ctx, id); err != nil {
+		stop := func() error { return r.deletePauseTask(ctx, id) }
+		if sb.meta.PauseLess {
+			stop = func() error { return r.stopPauseLess(id) } // sandbox_pauseless.go
+		}
+		if err := stop(); err != nil {
 			killResult.Fail(legacy.ErrKillContainer, err.Error())
 			return
 		}

@@ -33,6 +33,8 @@ type sandboxMetadata struct {
 	// GroupedShim: the sandbox has a record in containerd's sandbox store, and its containers'
 	// records name it (shim_grouping.go).
 	GroupedShim bool `json:"grouped_shim,omitempty"`
+	// PauseLess: the sandbox has no pause process; its namespaces are pinned (sandbox_pauseless.go).
+	PauseLess bool `json:"pause_less,omitempty"`
 }
 
 func init() {
@@ -53,6 +55,9 @@ type podSandbox struct {
 	// delete its pause task after all the others (shim_grouping.go).
 	startMu  sync.RWMutex
 	stopping bool
+	// taskMu serializes the task creations of a pod without a pause process, whose first task
+	// starts the pod's shim (sandbox_pauseless.go).
+	taskMu sync.Mutex
 
 	// mu guards the fields below it up to exitedAt; only the methods of sandbox_store.go and
 	// sandbox_record.go take it.

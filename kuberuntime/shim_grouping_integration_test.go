@@ -41,6 +41,7 @@ func (e *env) shimsOf(ids ...string) []string {
 // bundle's "sandbox" file says it took that path), one shim serves the pod, and the record and
 // the shim go with the pod.
 func TestContainersJoinThePauseShim(t *testing.T) {
+	needsPause(t)
 	e := newEnv(t, "")
 	ctx := e.rt.withNS(context.Background())
 	sb, _ := e.podWithLogs("grouped")
@@ -116,6 +117,7 @@ func mustCreate(t *testing.T, e *env, sandboxID, name string) string {
 // A sandbox record that no pause container goes with (a daemon killed between the two) is
 // deleted when the daemon starts; records of others' (unlabelled) are left alone.
 func TestRecoverDeletesStaleSandboxRecords(t *testing.T) {
+	needsPause(t)
 	e := newEnv(t, "")
 	ctx := e.rt.withNS(context.Background())
 	live := e.run(podCfg("live"))

@@ -61,7 +61,8 @@ func TestVerboseStatusSpecFile(t *testing.T) {
 	check := func(what string, got, want *runtimespec.Spec) {
 		t.Helper()
 		if got.Linux == nil || want.Linux == nil || got.Linux.CgroupsPath != want.Linux.CgroupsPath ||
-			got.Hostname != want.Hostname || len(got.Mounts) != len(want.Mounts) || got.Process.Args[0] != want.Process.Args[0] {
+			got.Hostname != want.Hostname || len(got.Mounts) != len(want.Mounts) || (got.Process == nil) != (want.Process == nil) ||
+			got.Process != nil && got.Process.Args[0] != want.Process.Args[0] {
 			t.Fatalf("%s: spec differs from containerd's:\n%+v\n%+v", what, got, want)
 		}
 	}

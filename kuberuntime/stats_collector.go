@@ -15,6 +15,7 @@ import (
 	"github.com/cri-shim/cri-shim/cgroupdriver"
 	"github.com/cri-shim/cri-shim/kuberuntime/cgroupstats"
 	"github.com/cri-shim/cri-shim/legacy"
+	"github.com/cri-shim/cri-shim/sandbox"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 )
@@ -312,17 +313,15 @@ func (c *statsCollector) samplePodLocked(ctx context.Context, sb *podSandbox, ct
 	if !e.ok {
 		c.sumPodLocked(ctx, e, sb, ctrs, now)
 	}
-	e.net = nil
-	if pid != 0 && !sb.hostNetwork() {
-		e.net = readPodNetwork(pid, c.now())
-	}
+	e.net = sb.readNetwork(pid, c.now())
 	return e
 }
 
 // sumPodLocked fills e with the sum of the pod's pause container's and containers' readings.
 func (c *statsCollector) sumPodLocked(ctx context.Context, e *sampled, sb *podSandbox, ctrs []*podContainer, now time.Time) {
 	var parts []*sampled
-	if cg := c.pauseCgroupLocked(ctx, sb); cg != "" {
+	pauseLess := sb.meta.PauseLess // no pause cgroup: the containers' only (sandbox_pauseless.go)
+	if cg := c.pauseCgroupLocked(ctx, sb); cg != "" && !pauseLess {
 		pause := c.pauses[sb.meta.ID]
 		if pause == nil {
 			pause = &sampled{}
@@ -333,7 +332,7 @@ func (c *statsCollector) sumPodLocked(ctx context.Context, e *sampled, sb *podSa
 	}
 	// Containers report no process count: theirs are read here, for the pod's.
 	var pids uint64
-	pidsOK := len(parts) > 0 && parts[0].ok && parts[0].cg.HasPids
+	pidsOK := pauseLess || len(parts) > 0 && parts[0].ok && parts[0].cg.HasPids
 	if len(parts) > 0 {
 		pids = parts[0].cg.Pids
 	}
@@ -400,12 +399,30 @@ func (c *statsCollector) pauseCgroupLocked(ctx context.Context, sb *podSandbox) 
 	return cg
 }
 
-// readPodNetwork reads the counters of the network namespace of process pid.
-func readPodNetwork(pid uint32, at time.Time) *legacy.NetworkStats {
-	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/net/dev")
+// readNetwork reads the counters of the ready pod's network namespace: that of its pause process
+// (pid), or, for a pod without one, the pinned namespace itself. nil for the host's network.
+func (sb *podSandbox) readNetwork(pid uint32, at time.Time) *legacy.NetworkStats {
+	if sb.hostNetwork() {
+		return nil
+	}
+	var b []byte
+	var err error
+	switch {
+	case pid != 0:
+		b, err = os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/net/dev")
+	case sb.meta.PauseLess && sb.meta.NetNSPath != "":
+		b, err = sandbox.ReadNetDev(sb.meta.NetNSPath)
+	default:
+		return nil
+	}
 	if err != nil {
 		return nil
 	}
+	return parseNetDev(b, at)
+}
+
+// parseNetDev reads /proc/net/dev's counters; eth0 is the default interface when there is one.
+func parseNetDev(b []byte, at time.Time) *legacy.NetworkStats {
 	ifs := cgroupstats.ParseNetDev(b)
 	if len(ifs) == 0 {
 		return nil

@@ -37,12 +37,21 @@ func sandboxUsernsMapping(config *runtime.PodSandboxConfig) *legacy.PodUsernsMap
 }
 
 // newPodNetNS makes the pod's network namespace: inside a new user namespace with the pod's
-// mapping, pinned at files.Userns, for a pod with a user namespace; a plain one otherwise.
-func (r *ContainerdRuntime) newPodNetNS(id string, m *legacy.PodUsernsMapping, files sandbox.Files) (string, error) {
+// mapping, pinned at files.Userns, for a pod with a user namespace; a plain one otherwise. A
+// pause-less pod with a user namespace gets its IPC and UTS namespaces in it too, pinned at
+// files.IPCNS and files.UTSNS (sandbox_pauseless.go).
+func (r *ContainerdRuntime) newPodNetNS(id string, m *legacy.PodUsernsMapping, files sandbox.Files, pauseLess bool) (string, error) {
 	if m == nil {
 		return sandbox.NewNetNS(r.netnsDir(), id)
 	}
-	p, err := sandbox.NewNetNSInUserns(r.netnsDir(), id, m.UID, m.GID)
+	var ipcPath, utsPath string
+	if pauseLess {
+		utsPath = files.UTSNS
+		if files.Shm != "/dev/shm" { // not the host's IPC
+			ipcPath = files.IPCNS
+		}
+	}
+	p, err := sandbox.NewNamespacesInUserns(r.netnsDir(), id, m.UID, m.GID, ipcPath, utsPath)
 	if err != nil {
 		return "", err
 	}

@@ -31,6 +31,9 @@ type Files struct {
 	Shm string
 	// Userns is where the pod's user namespace is pinned when it has one (userns.go).
 	Userns string
+	// IPCNS and UTSNS are where a pod without a pause process pins its IPC and UTS namespaces
+	// (nspin.go).
+	IPCNS, UTSNS string
 }
 
 // PodFiles returns where the files of pod id live.
@@ -41,6 +44,8 @@ func PodFiles(rootDir, stateDir string, hostIPC bool) Files {
 		ResolvConf: filepath.Join(rootDir, "resolv.conf"),
 		Shm:        filepath.Join(stateDir, "shm"),
 		Userns:     filepath.Join(stateDir, "userns"),
+		IPCNS:      filepath.Join(stateDir, "ipcns"),
+		UTSNS:      filepath.Join(stateDir, "utsns"),
 	}
 	if hostIPC {
 		f.Shm = "/dev/shm"
@@ -106,10 +111,10 @@ func (f Files) Write(config *runtime.PodSandboxConfig, shmSize int64) (retErr er
 	return nil
 }
 
-// Cleanup unmounts the pod's /dev/shm and unpins its user namespace; removing the dirs is the
-// caller's. Not mounted is fine.
+// Cleanup unmounts the pod's /dev/shm and unpins its user, IPC and UTS namespaces; removing the
+// dirs is the caller's. Not mounted is fine.
 func (f Files) Cleanup() error {
-	return errors.Join(unpinUserns(f.Userns), f.unmountShm())
+	return errors.Join(unpinUserns(f.Userns), unpinNS(f.IPCNS), unpinNS(f.UTSNS), f.unmountShm())
 }
 
 func (f Files) unmountShm() error {

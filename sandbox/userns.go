@@ -24,27 +24,44 @@ import (
 // uid and gid, and pins it at dir/id like NewNetNS. The user namespace lives as long as the network
 // namespace (which holds it); PinUserns gives it a path of its own.
 func NewNetNSInUserns(dir, id string, uid, gid runtimespec.LinuxIDMapping) (string, error) {
+	return NewNamespacesInUserns(dir, id, uid, gid, "", "")
+}
+
+// NewNamespacesInUserns is NewNetNSInUserns that also makes an IPC and a UTS namespace owned by the
+// new user namespace and pins them at ipcPath and utsPath (a pod without a pause process: nspin.go);
+// an empty path is a namespace not made. On failure nothing is left.
+func NewNamespacesInUserns(dir, id string, uid, gid runtimespec.LinuxIDMapping, ipcPath, utsPath string) (string, error) {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, id)
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return "", fmt.Errorf("create netns mount point: %w", err)
+	pins := map[int]string{unix.CLONE_NEWNET: path}
+	if ipcPath != "" {
+		pins[unix.CLONE_NEWIPC] = ipcPath
 	}
-	f.Close()
+	if utsPath != "" {
+		pins[unix.CLONE_NEWUTS] = utsPath
+	}
+	if err := createMountPoints(pins); err != nil {
+		return "", err
+	}
+	var flags uintptr
+	for f := range pins {
+		flags |= uintptr(f)
+	}
 	// A short-lived child (stopped before it runs anything) is cloned into a new user namespace
-	// with the mappings and unshares a network namespace there, which is pinned from its /proc.
-	err = sys.UnshareAfterEnterUserns(mappingString(uid), mappingString(gid), unix.CLONE_NEWNET, func(pid int) error {
-		src := fmt.Sprintf("/proc/%d/ns/net", pid)
-		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("pin network namespace at %s: %w", path, err)
+	// with the mappings and unshares the namespaces there, which are pinned from its /proc.
+	err := sys.UnshareAfterEnterUserns(mappingString(uid), mappingString(gid), flags, func(pid int) error {
+		for f, p := range pins {
+			src := fmt.Sprintf("/proc/%d/ns/%s", pid, nsName(f))
+			if err := unix.Mount(src, p, "none", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("pin %s namespace at %s: %w", nsName(f), p, err)
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		_ = unix.Unmount(path, unix.MNT_DETACH)
-		os.Remove(path)
+		unpinAll(pins)
 		return "", fmt.Errorf("network namespace in a user namespace: %w", err)
 	}
 	return path, nil

@@ -79,6 +79,9 @@ func newITEnvWith(t *testing.T, backoff *legacy.Backoff, gc legacy.ContainerGCPo
 		Namespace: "sa-test", RootDir: filepath.Join(dir, "root"), StateDir: filepath.Join(dir, "state"),
 		SandboxImage: "registry.k8s.io/pause:3.10", Images: kuberuntime.NewImageServiceBackend(images),
 		Network: sandbox.NewNetwork([]string{"/opt/cni/bin", "/usr/lib/cni"}, conf),
+		// CRI_SHIM_TEST_PAUSE_LESS=1 runs the standalone pods without a pause process, as the
+		// daemon's default does.
+		PauseLessPods: os.Getenv("CRI_SHIM_TEST_PAUSE_LESS") == "1",
 	}
 	if configure != nil {
 		configure(&opts)

@@ -234,6 +234,7 @@ func runDaemon(ctx context.Context, cfg config.Config, svc service) error {
 		CgroupDriver:      cgroupDriver,
 		EnableCDI:         cfg.EnableCDI,
 		CDISpecDirs:       cfg.CDISpecDirs,
+		PauseLessPods:     cfg.PauseLessPods,
 	})
 	if err != nil {
 		lis.Close()

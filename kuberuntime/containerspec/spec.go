@@ -62,6 +62,9 @@ type Input struct {
 	SandboxID     string
 	SandboxConfig *runtime.PodSandboxConfig
 	SandboxPid    uint32
+	// PodNS, set for a pod without a pause process, are the paths of its pinned namespaces, which
+	// the container joins instead of the pause process's.
+	PodNS *sandbox.PodNamespaces
 	// TargetPid is the pid whose pid namespace the container joins with NamespaceMode_TARGET.
 	TargetPid uint32
 	// Files are the pod's hostname, hosts, resolv.conf and /dev/shm.
@@ -318,6 +321,9 @@ func resourceOpts(in Input) ([]oci.SpecOpts, error) {
 // namespaceOpts: the sandbox's network, IPC and UTS namespaces; its PID namespace unless the
 // container wants its own, or the target container's.
 func namespaceOpts(in Input) ([]oci.SpecOpts, error) {
+	if in.PodNS != nil {
+		return pinnedNamespaceOpts(in)
+	}
 	if in.SandboxPid == 0 {
 		return nil, fmt.Errorf("sandbox %s has no running pause process: %w", in.SandboxID, errdefs.ErrFailedPrecondition)
 	}
@@ -337,6 +343,40 @@ func namespaceOpts(in Input) ([]oci.SpecOpts, error) {
 		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.PIDNamespace, Path: nsPath(in.TargetPid, "pid")}))
 	default: // POD, and NODE (the pause process is then in the host's)
 		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.PIDNamespace, Path: nsPath(in.SandboxPid, "pid")}))
+	}
+	return opts, nil
+}
+
+// pinnedNamespaceOpts: the pinned network, IPC and UTS namespaces of a pod without a pause process
+// (the host's where it has none of its own); a PID namespace of the container's own, the target
+// container's, or the host's: such a pod has no PID namespace to share (its containers are made
+// with the kubelet's default, CONTAINER).
+func pinnedNamespaceOpts(in Input) ([]oci.SpecOpts, error) {
+	ns := in.PodNS
+	join := func(t runtimespec.LinuxNamespaceType, path string) oci.SpecOpts {
+		if path == "" {
+			return oci.WithHostNamespace(t)
+		}
+		return oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: t, Path: path})
+	}
+	opts := []oci.SpecOpts{
+		join(runtimespec.NetworkNamespace, ns.Net),
+		join(runtimespec.IPCNamespace, ns.IPC),
+		join(runtimespec.UTSNamespace, ns.UTS),
+	}
+	nsOpts := in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	switch nsOpts.GetPid() {
+	case runtime.NamespaceMode_TARGET:
+		if in.TargetPid == 0 {
+			return nil, fmt.Errorf("target container %q of the pid namespace is not running: %w", nsOpts.GetTargetId(), errdefs.ErrFailedPrecondition)
+		}
+		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.PIDNamespace, Path: nsPath(in.TargetPid, "pid")}))
+	case runtime.NamespaceMode_NODE:
+		opts = append(opts, oci.WithHostNamespace(runtimespec.PIDNamespace))
+	default:
+		// CONTAINER; and POD (no options at all), which the pod's own options overrule: the pod
+		// shares no PID namespace, so the container gets one of its own.
+		opts = append(opts, oci.WithLinuxNamespace(runtimespec.LinuxNamespace{Type: runtimespec.PIDNamespace}))
 	}
 	return opts, nil
 }

@@ -144,6 +144,58 @@ func TestContainerSpec(t *testing.T) {
 			wantErr: "not running",
 		},
 		{
+			name: "pod without a pause process: the pinned namespaces, a pid namespace of its own",
+			config: func(c *runtime.ContainerConfig) {
+				c.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}
+			},
+			input: func(in *containerspec.Input) {
+				in.SandboxPid = 0
+				in.PodNS = &sandbox.PodNamespaces{Net: "/run/netns/p", IPC: "/run/p/ipcns", UTS: "/run/p/utsns"}
+			},
+			check: func(t *testing.T, s *runtimespec.Spec) {
+				for typ, want := range map[runtimespec.LinuxNamespaceType]string{
+					runtimespec.NetworkNamespace: "/run/netns/p", runtimespec.IPCNamespace: "/run/p/ipcns",
+					runtimespec.UTSNamespace: "/run/p/utsns", runtimespec.PIDNamespace: "",
+				} {
+					if ns, ok := containerspectest.NsOf(s, typ); !ok || ns.Path != want {
+						t.Errorf("%s namespace %+v, want at %q", typ, ns, want)
+					}
+				}
+			},
+		},
+		{
+			name: "pod without a pause process on the host's network and IPC, host pid",
+			config: func(c *runtime.ContainerConfig) {
+				c.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{Pid: runtime.NamespaceMode_NODE}
+			},
+			input: func(in *containerspec.Input) {
+				in.SandboxPid = 0
+				in.PodNS = &sandbox.PodNamespaces{}
+			},
+			check: func(t *testing.T, s *runtimespec.Spec) {
+				for _, typ := range []runtimespec.LinuxNamespaceType{runtimespec.NetworkNamespace, runtimespec.IPCNamespace, runtimespec.UTSNamespace, runtimespec.PIDNamespace} {
+					if ns, ok := containerspectest.NsOf(s, typ); ok {
+						t.Errorf("%s namespace %+v, want the host's", typ, ns)
+					}
+				}
+			},
+		},
+		{
+			name: "pod without a pause process has no pod pid namespace to share: a container asking for it gets its own",
+			config: func(c *runtime.ContainerConfig) {
+				c.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD}
+			},
+			input: func(in *containerspec.Input) {
+				in.SandboxPid = 0
+				in.PodNS = &sandbox.PodNamespaces{Net: "/n", IPC: "/i", UTS: "/u"}
+			},
+			check: func(t *testing.T, s *runtimespec.Spec) {
+				if ns, ok := containerspectest.NsOf(s, runtimespec.PIDNamespace); !ok || ns.Path != "" {
+					t.Errorf("pid namespace %+v %v, want a new one", ns, ok)
+				}
+			},
+		},
+		{
 			name:    "sandbox not running",
 			input:   func(in *containerspec.Input) { in.SandboxPid = 0 },
 			wantErr: "no running pause process",

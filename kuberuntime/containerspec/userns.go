@@ -37,7 +37,8 @@ func sameUserns(pod, ctr *runtime.UserNamespace) bool {
 }
 
 // containerUserns returns the pod's mapping (nil: host user namespace) and the spec options that put
-// a container in its pod's user namespace: /proc/<pause pid>/ns/user.
+// a container in its pod's user namespace: /proc/<pause pid>/ns/user, or its pinned one in a pod
+// without a pause process.
 func containerUserns(in Input) (*legacy.PodUsernsMapping, []oci.SpecOpts, error) {
 	podNS := in.SandboxConfig.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	ctrNS := in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions()
@@ -52,6 +53,10 @@ func containerUserns(in Input) (*legacy.PodUsernsMapping, []oci.SpecOpts, error)
 	m, err := legacy.UsernsMapping(podNS)
 	if err != nil || m == nil {
 		return nil, nil, err
+	}
+	if in.PodNS != nil {
+		// A pod without a pause process: its pinned user namespace.
+		return m, []oci.SpecOpts{sandbox.WithUsernsPath(in.Files.Userns, m.UID, m.GID)}, nil
 	}
 	if in.SandboxPid == 0 {
 		return nil, nil, fmt.Errorf("sandbox %s has no running pause process: %w", in.SandboxID, errdefs.ErrFailedPrecondition)

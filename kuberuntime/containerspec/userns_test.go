@@ -7,6 +7,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/cri-shim/cri-shim/kuberuntime/containerspec/containerspectest"
+	"github.com/cri-shim/cri-shim/sandbox"
 	runtimespec "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -87,5 +88,30 @@ func TestContainerSpecUserns(t *testing.T) {
 	in.Config.Mounts = []*runtime.Mount{{ContainerPath: "/mapped", HostPath: vol, UidMappings: m, GidMappings: m}}
 	if _, err := containerspectest.Generate(t, in, rootfs); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "user namespace") {
 		t.Fatalf("idmapped mount without a user namespace: %v", err)
+	}
+}
+
+// TestContainerSpecUsernsPauseLess: a container of a pod without a pause process joins the pod's
+// pinned user namespace, with its other pinned namespaces.
+func TestContainerSpecUsernsPauseLess(t *testing.T) {
+	rootfs := containerspectest.Rootfs(t)
+	m := []*runtime.IDMapping{idmap(0, 100000, 65536)}
+	in := containerspectest.BaseInput(t)
+	in.SandboxConfig.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER,
+			UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: m}}}}
+	in.Config.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}
+	in.SandboxPid = 0
+	in.Files.Userns = "/run/p/userns"
+	in.PodNS = &sandbox.PodNamespaces{Net: "/run/netns/p", IPC: "/run/p/ipcns", UTS: "/run/p/utsns"}
+	s, err := containerspectest.Generate(t, in, rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns, ok := containerspectest.NsOf(s, runtimespec.UserNamespace); !ok || ns.Path != "/run/p/userns" {
+		t.Fatalf("user namespace %+v %v, want the pinned one", ns, ok)
+	}
+	if ns, _ := containerspectest.NsOf(s, runtimespec.UTSNamespace); ns.Path != "/run/p/utsns" {
+		t.Fatalf("uts namespace %+v", ns)
 	}
 }

@@ -86,6 +86,9 @@ type Config struct {
 	// The cgroup driver (cgroup_driver.go).
 	CgroupDriver string `toml:"cgroup_driver" json:"cgroup_driver" flag:"cgroup-driver" doc:"how pods' cgroups are named and made: systemd (the kubelet's *.slice parents; runc makes a scope per container through systemd) or cgroupfs (cgroup paths); must match the kubelet's cgroupDriver, which RuntimeConfig reports to it; empty: systemd when systemd is PID 1 (/run/systemd/system exists), else cgroupfs"`
 
+	// Pods without a pause process (kuberuntime/sandbox_pauseless.go).
+	PauseLessPods bool `toml:"pause_less_pods" json:"pause_less_pods" flag:"pause-less-pods" doc:"run the pods whose containers share no PID namespace (the kubelet's default) on the runc handlers without a pause process: their network, IPC and UTS namespaces (and user namespace) are pinned as files, their containers join them; pods sharing a PID namespace keep the pause container. Applies to pods created from then on; existing pods keep how they were made"`
+
 	// The runtime handlers (runtimes.go). Runtimes is a table, written after every key and
 	// without a flag.
 	DefaultRuntimeName string             `toml:"default_runtime_name" json:"default_runtime_name" flag:"default-runtime-name" doc:"the runtime handler of pods that name none (the empty RuntimeClass handler): one of the [runtimes.<name>] tables"`
@@ -139,6 +142,7 @@ func Default() Config {
 		GoGCPercent:              75,
 		GoMemoryLimitMiB:         0,
 		LogLevel:                 "info",
+		PauseLessPods:            true,
 		LogFormat:                "text",
 
 		EnableNRI:                    true,
