@@ -103,6 +103,8 @@ func runMain(args []string) error {
 	keep := fs.Bool("keep", false, "leave the pods running at the end (for measuring by hand); no teardown")
 	atFull := fs.String("at-full", "", "shell command run once all containers run (e.g. to take a heap profile)")
 	handler := fs.String("runtime-handler", "", "the runtime handler (RuntimeClass) the pods name; empty: the runtime's default")
+	serialPods := fs.Int("serial-pods", 20, "pods run, given a container, stopped and removed one at a time before the throughput phase (the \"serial:\" rows)")
+	sharePID := fs.Bool("share-pid", false, "pods share one PID namespace among their containers (shareProcessNamespace); default: one per container, as the kubelet makes pods")
 	ociLog := fs.String("oci-log", "", "log of the OCI runtime wrapper (a line of arguments per run): count its runs in the throughput phase")
 	procs := labeledPIDs{}
 	fs.Var(procs, "proc", "LABEL=PID of a runtime process to sample (repeatable)")
@@ -177,6 +179,49 @@ func runMain(args []string) error {
 		return true
 	}
 
+	podConfig := func(name, uid string) *runtimeapi.PodSandboxConfig {
+		pid := runtimeapi.NamespaceMode_CONTAINER
+		if *sharePID {
+			pid = runtimeapi.NamespaceMode_POD
+		}
+		return &runtimeapi.PodSandboxConfig{
+			Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "bench", Uid: uid},
+			Hostname:     name,
+			LogDirectory: filepath.Join(*logDir, uid),
+			// The namespace options the kubelet sends for a pod without hostNetwork/hostPID/hostIPC.
+			Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: pid, Ipc: runtimeapi.NamespaceMode_POD},
+			}},
+		}
+	}
+
+	// (0) a pod's life one call at a time, on an idle node, with the kubelet's pods (critest's
+	// own benchmark pods set no namespace options: one PID namespace for the pod).
+	const sp = "serial: "
+	for i := 0; i < *serialPods; i++ {
+		cfg := podConfig(fmt.Sprintf("serial-%d", i), fmt.Sprintf("serial-%s-%d", runID, i))
+		t := time.Now()
+		r, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: *handler})
+		if err != nil {
+			rec.fail("RunPodSandbox: %v", err)
+			continue
+		}
+		rec.add(sp+"RunPodSandbox", time.Since(t))
+		startContainer(pod{id: r.PodSandboxId, cfg: cfg}, 0, sp)
+		t = time.Now()
+		if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: r.PodSandboxId}); err != nil {
+			rec.fail("StopPodSandbox: %v", err)
+		} else {
+			rec.add(sp+"StopPodSandbox (1 container)", time.Since(t))
+		}
+		t = time.Now()
+		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: r.PodSandboxId}); err != nil {
+			rec.fail("RemovePodSandbox: %v", err)
+		} else {
+			rec.add(sp+"RemovePodSandbox", time.Since(t))
+		}
+	}
+
 	// (1) pod start throughput.
 	const tp = "throughput: "
 	var ociFrom int64
@@ -189,13 +234,7 @@ func runMain(args []string) error {
 	start := time.Now()
 	parallelDo(*pods, *parallel, func(i int) {
 		t0 := time.Now()
-		cfg := &runtimeapi.PodSandboxConfig{
-			Metadata: &runtimeapi.PodSandboxMetadata{Name: fmt.Sprintf("bench-%d", i), Namespace: "bench",
-				Uid: fmt.Sprintf("bench-%s-%d", runID, i)},
-			Hostname:     fmt.Sprintf("bench-%d", i),
-			LogDirectory: filepath.Join(*logDir, fmt.Sprintf("%s-%d", runID, i)),
-			Linux:        &runtimeapi.LinuxPodSandboxConfig{},
-		}
+		cfg := podConfig(fmt.Sprintf("bench-%d", i), fmt.Sprintf("bench-%s-%d", runID, i))
 		t := time.Now()
 		r, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: *handler})
 		if err != nil {

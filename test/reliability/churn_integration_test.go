@@ -22,8 +22,21 @@ func (e *env) podConfig(ns, name string, attempt uint32) *runtime.PodSandboxConf
 		Metadata:     &runtime.PodSandboxMetadata{Name: name, Namespace: ns, Uid: uid, Attempt: attempt},
 		Hostname:     name,
 		LogDirectory: filepath.Join(e.dir, "logs", uid),
-		Linux:        &runtime.LinuxPodSandboxConfig{CgroupParent: e.cgroup},
+		Linux: &runtime.LinuxPodSandboxConfig{CgroupParent: e.cgroup, SecurityContext: &runtime.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{Pid: pidMode(name)},
+		}},
 	}
+}
+
+// pidMode gives half the pods (by name, so that a pod run again under its name is the same) the
+// kubelet's default, a PID namespace per container (the daemon runs them without a pause
+// process), and the other half one PID namespace for the pod (shareProcessNamespace: they keep
+// the pause process), so that both kinds go through the churn and the kills.
+func pidMode(name string) runtime.NamespaceMode {
+	if name != "" && (name[len(name)-1]-'0')%2 == 1 {
+		return runtime.NamespaceMode_POD
+	}
+	return runtime.NamespaceMode_CONTAINER
 }
 
 // ctrConfig is a container printing a counter every 50ms until it gets SIGTERM.
