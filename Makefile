@@ -55,8 +55,11 @@ vet:
 unit:
 	go test ./...
 
+# then the runtime's and the standalone pods' suites again with the pods the kubelet makes (a PID
+# namespace per container), which run without a pause process.
 integration:
 	CRI_SHIM_INTEGRATION=1 go test -tags integration -count=1 -p 1 -timeout 30m ./...
+	CRI_SHIM_INTEGRATION=1 CRI_SHIM_TEST_PAUSE_LESS=1 go test -tags integration -count=1 -p 1 -timeout 30m ./kuberuntime/ ./standalone/
 
 # each fuzz target for a bounded number of runs (not a duration: with a -fuzztime duration, go1.26's
 # fuzz coordinator can fail a target with a bare "context deadline exceeded" at the deadline when

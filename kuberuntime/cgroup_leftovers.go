@@ -166,6 +166,7 @@ func (r *ContainerdRuntime) killOrphanShim(id string) {
 			os.Remove(sock)
 		}
 	}()
+	listeners := socketInodes(sock)
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
@@ -173,7 +174,7 @@ func (r *ContainerdRuntime) killOrphanShim(id string) {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-		if err != nil || !bytes.Contains(b, []byte(id)) {
+		if err != nil || !bytes.Contains(b, []byte("containerd-shim")) {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
@@ -186,7 +187,12 @@ func (r *ContainerdRuntime) killOrphanShim(id string) {
 				flags[strings.TrimLeft(args[i], "-")] = args[i+1]
 			}
 		}
-		if flags["id"] != id || flags["namespace"] != r.namespace || flags["address"] != address {
+		if flags["namespace"] != r.namespace || flags["address"] != address {
+			continue
+		}
+		// A pod without a pause process has its shim started by its first container's task
+		// (with that container's id), listening on the pod's socket all the same.
+		if flags["id"] != id && !holdsSocket(pid, listeners) {
 			continue
 		}
 		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
@@ -194,4 +200,40 @@ func (r *ContainerdRuntime) killOrphanShim(id string) {
 			logrus.WithFields(logrus.Fields{"sandbox": id, "pid": pid}).Info("killed a shim left by an interrupted task create")
 		}
 	}
+}
+
+// socketInodes are the fd link names ("socket:[inode]") of the unix sockets bound at path, from
+// /proc/net/unix (the daemon's network namespace, which the shims share).
+func socketInodes(path string) map[string]bool {
+	b, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		// Num RefCount Protocol Flags Type St Inode Path
+		f := strings.Fields(line)
+		if len(f) == 8 && f[7] == path {
+			out["socket:["+f[6]+"]"] = true
+		}
+	}
+	return out
+}
+
+// holdsSocket tells whether process pid has one of the sockets open.
+func holdsSocket(pid int, sockets map[string]bool) bool {
+	if len(sockets) == 0 {
+		return false
+	}
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		if l, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil && sockets[l] {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package kuberuntime
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,5 +96,29 @@ func TestRemoveCgroupLeftoversKillsWhatRunsInIt(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("the cgroup is still there: %v", err)
+	}
+}
+
+// TestHoldsSocket: the process listening on a unix socket is found by the socket's path (how the
+// shim of a pod without a pause process is found: its -id is its first container's).
+func TestHoldsSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	socks := socketInodes(path)
+	if len(socks) != 1 {
+		t.Fatalf("socketInodes(%s) = %v, want one", path, socks)
+	}
+	if !holdsSocket(os.Getpid(), socks) {
+		t.Errorf("this process listens on %s but holdsSocket says no", path)
+	}
+	if holdsSocket(os.Getppid(), socks) {
+		t.Errorf("the parent process does not hold %s", path)
+	}
+	if s := socketInodes(path + "-none"); len(s) != 0 {
+		t.Errorf("socketInodes of an unbound path = %v", s)
 	}
 }

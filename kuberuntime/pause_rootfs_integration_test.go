@@ -16,6 +16,7 @@ import (
 // is left after the pods are gone is that one rootfs (snapshot, lease, mount), found again by a
 // restarted runtime.
 func TestPauseRootfsIsShared(t *testing.T) {
+	needsPause(t)
 	e := newEnv(t, "")
 	ctx := namespaces.WithNamespace(context.Background(), "crishim-test")
 	a := e.run(podCfg("share-a"))

@@ -3,6 +3,7 @@
 package reliability
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -79,7 +80,29 @@ func (e *env) upPod(ctx context.Context, ns, name string) (podID string, ctrIDs 
 			return p.PodSandboxId, ctrIDs, fmt.Errorf("container %s of %s is %v, not running", id, name, st.Status.State)
 		}
 	}
+	// Up once each counter has logged: its trap is set then. In a container with a PID namespace
+	// of its own, sh is PID 1, and the kernel drops a SIGTERM that comes before the trap (no
+	// handler), so a stop would wait out its timeout and kill.
+	for _, cn := range []string{"a", "b"} {
+		if err := waitLogged(ctx, filepath.Join(cfg.LogDirectory, cn+".log"), 30*time.Second); err != nil {
+			return p.PodSandboxId, ctrIDs, fmt.Errorf("container %s of %s: %w", cn, name, err)
+		}
+	}
 	return p.PodSandboxId, ctrIDs, nil
+}
+
+// waitLogged waits until the CRI log at path has a line.
+func waitLogged(ctx context.Context, path string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte("\n")) {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("nothing logged in %s within %s", path, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // downPod does what a kubelet does to end a pod: stop and remove its containers (each must have
