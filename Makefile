@@ -55,8 +55,8 @@ vet:
 unit:
 	go test ./...
 
-# then the runtime's and the standalone pods' suites again with the pods the kubelet makes (a PID
-# namespace per container), which run without a pause process.
+# Every package's integration tests; then the runtime's and the standalone pods' again with the pods
+# the kubelet makes (a PID namespace per container), which run without a pause process.
 integration:
 	CRI_SHIM_INTEGRATION=1 go test -tags integration -count=1 -p 1 -timeout 30m ./...
 	CRI_SHIM_INTEGRATION=1 CRI_SHIM_TEST_PAUSE_LESS=1 go test -tags integration -count=1 -p 1 -timeout 30m ./kuberuntime/ ./standalone/
