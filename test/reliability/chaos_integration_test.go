@@ -301,7 +301,13 @@ func checkViewMatchesContainerd(t *testing.T, ctx context.Context, e *env) {
 		}
 		task, ok := truth[p.Id]
 		view = append(view, fmt.Sprintf("pod %s/%s %s task=%q", p.Metadata.Name, p.Id[:12], p.State, task))
+		// A pod without a pause process (pidMode) is ready with no task: its record in
+		// containerd and its network (pinned namespace, IP) are what it has.
+		pauseLess := pidMode(p.Metadata.Name) == runtime.NamespaceMode_CONTAINER
 		switch {
+		case pauseLess && p.State == runtime.PodSandboxState_SANDBOX_READY && (!ok || task != "" || st.Status.GetNetwork().GetIp() == ""):
+			t.Errorf("pod %s (%s) without a pause is READY, containerd has it %v with task %q, IP %q", p.Id, p.Metadata.Name, ok, task, st.Status.GetNetwork().GetIp())
+		case pauseLess:
 		case p.State == runtime.PodSandboxState_SANDBOX_READY && task != "running":
 			t.Errorf("pod %s (%s) is READY, containerd has it %v with task %q", p.Id, p.Metadata.Name, ok, task)
 		case p.State == runtime.PodSandboxState_SANDBOX_NOTREADY && task == "running":
