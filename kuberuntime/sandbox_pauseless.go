@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -165,14 +164,7 @@ func (s *sandboxRun) createPodRecord(ctx context.Context) error {
 	if err := r.ensurePodCgroup(s.config); err != nil {
 		return s.failStart(fmt.Errorf("the pod's cgroup parent: %w", err))
 	}
-	labels := map[string]string{
-		LabelKind:         KindSandbox,
-		LabelSandboxID:    id,
-		LabelPodName:      md.GetName(),
-		LabelPodNamespace: md.GetNamespace(),
-		LabelPodUID:       md.GetUid(),
-		LabelAttempt:      strconv.FormatUint(uint64(md.GetAttempt()), 10),
-	}
+	labels := sandboxLabels(id, md)
 	s.copyMeta = s.sb.meta
 	stopTimer := stepTimer(&s.times.container)
 	rec, err := podRecord(id, labels, spec, &s.copyMeta, s.handler)

@@ -378,14 +378,7 @@ func (s *sandboxRun) createPauseContainer(ctx context.Context) error {
 		return s.failStart(fmt.Errorf("sandbox spec: %v: %w", err, errdefs.ErrInvalidArgument))
 	}
 	specOpts = r.handlerSpec(s.runtimeHandler).sandboxSpecOpts(config, specOpts)
-	labels := map[string]string{
-		LabelKind:         KindSandbox,
-		LabelSandboxID:    id,
-		LabelPodName:      md.GetName(),
-		LabelPodNamespace: md.GetNamespace(),
-		LabelPodUID:       md.GetUid(),
-		LabelAttempt:      strconv.FormatUint(uint64(md.GetAttempt()), 10),
-	}
+	labels := sandboxLabels(id, md)
 	if groupsShims(s.handler.Type) {
 		s.sb.meta.GroupedShim = true // shim_grouping.go
 	}
@@ -686,4 +679,16 @@ func snapshotterOr(s string) string {
 		return defaults.DefaultSnapshotter
 	}
 	return s
+}
+
+// sandboxLabels are the labels of a sandbox's containerd container, by which recovery finds it.
+func sandboxLabels(id string, md *runtime.PodSandboxMetadata) map[string]string {
+	return map[string]string{
+		LabelKind:         KindSandbox,
+		LabelSandboxID:    id,
+		LabelPodName:      md.GetName(),
+		LabelPodNamespace: md.GetNamespace(),
+		LabelPodUID:       md.GetUid(),
+		LabelAttempt:      strconv.FormatUint(uint64(md.GetAttempt()), 10),
+	}
 }
