@@ -95,7 +95,7 @@ for b in "${missing[@]}"; do
       timed "$b" env CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OUTDIR/$b.tmp" "k8s.io/kubernetes/test/images/$b" ;;
     e2e_node.test)
       log "go test -c k8s.io/kubernetes/test/e2e_node (long: tens of minutes on 2 shared cores)"
-      timed e2e_node.test env CGO_ENABLED=0 go test -c -trimpath -tags providerless -ldflags "$ldflags" \
+      timed e2e_node.test env CGO_ENABLED=0 go test -c -vet=off -trimpath -tags providerless -ldflags "$ldflags" \
         -o "$OUTDIR/e2e_node.test.tmp" k8s.io/kubernetes/test/e2e_node ;;
   esac
   mv "$OUTDIR/$b.tmp" "$OUTDIR/$b"

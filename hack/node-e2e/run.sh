@@ -56,6 +56,8 @@ log() { echo "node-e2e: $*" >&2; }
 # directories over the kubelet's host paths, starts the registry and the runtime, runs the suite.
 # Its processes are ended by its own trap; cgroups, kernel settings and dirs by the outer one.
 inner() {
+  # Every process of the run in the run's cgroups, so the outer cleanup finds what outlives it.
+  into_cgroup harness "$BASHPID"
   if sr=$(command -v systemd-run); then
     # A non-executable file over it: exec.LookPath skips it.
     : >"$WORK/no-systemd-run"; chmod 0644 "$WORK/no-systemd-run"
@@ -94,12 +96,12 @@ inner() {
   if [ "$RUNTIME" = containerd ]; then
     SOCK=$WORK/containerd.sock
     write_containerd_config
-    (into_runtime_cgroup "$BASHPID"; exec containerd --config "$WORK/containerd.toml") >"$LOGS/containerd.log" 2>&1 &
+    (into_cgroup runtime "$BASHPID"; exec containerd --config "$WORK/containerd.toml") >"$LOGS/containerd.log" 2>&1 &
   else
     SOCK=$WORK/cri.sock
     # The RuntimeClass specs name the handler test-handler (the suite's preconfigured one): runc.
     printf '[runtimes.test-handler]\nruntime_type = "io.containerd.runc.v2"\n' >"$WORK/config.toml"
-    (into_runtime_cgroup "$BASHPID"; exec "$WORK/cri-shim" --config "$WORK/config.toml" --containerd-mode managed \
+    (into_cgroup runtime "$BASHPID"; exec "$WORK/cri-shim" --config "$WORK/config.toml" --containerd-mode managed \
       --root "$WORK/root" --state "$WORK/state" --socket "$SOCK" --cgroup-driver cgroupfs \
       --registry-config-path "$WORK/certs.d" --log-level debug) >"$LOGS/cri-shim.log" 2>&1 &
   fi
@@ -177,7 +179,7 @@ kill_shims() {
 }
 
 cgroup_mounts() { awk '$3 == "cgroup" { print $2 }' /proc/self/mounts; }
-into_runtime_cgroup() { local m; for m in $(cgroup_mounts); do echo "$1" >"$m/$CG/runtime/cgroup.procs"; done; }
+into_cgroup() { local m; for m in $(cgroup_mounts); do echo "$2" >"$m/$CG/$1/cgroup.procs"; done; }
 
 if [ "${1:-}" = --inner ]; then
   inner
@@ -249,12 +251,13 @@ for d in "${HOST_DIRS[@]}"; do
   mkdir -p "$d"; MADE_DIRS=("$d" "${MADE_DIRS[@]}")
 done
 
-# The run's cgroup root in every v1 hierarchy, kubelet/ and runtime/ below it.
+# The run's cgroup root in every v1 hierarchy: kubelet/, runtime/ (cri-shim or containerd) and
+# harness/ (the registry, the suite, its API server) below it.
 for m in $(cgroup_mounts); do
   d=$m/$CG
-  mkdir -p "$d/kubelet" "$d/runtime"; CG_DIRS+=("$d")
+  mkdir -p "$d/kubelet" "$d/runtime" "$d/harness"; CG_DIRS+=("$d")
   if [ -e "$m/cpuset.cpus" ]; then
-    for c in "$d" "$d/kubelet" "$d/runtime"; do
+    for c in "$d" "$d/kubelet" "$d/runtime" "$d/harness"; do
       cat "$m/cpuset.cpus" >"$c/cpuset.cpus"; cat "$m/cpuset.mems" >"$c/cpuset.mems"
     done
   fi
