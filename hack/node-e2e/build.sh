@@ -3,7 +3,7 @@
 #   $CRI_SHIM_CACHE/node-e2e-$KUBELET_VERSION/   (default /var/cache/cri-shim/node-e2e-v1.37.2)
 #     e2e_node.test   go test -c k8s.io/kubernetes/test/e2e_node (runs its own etcd, API server and
 #                     namespace controller with --run-services-mode)
-#     kubelet         hack/kubelet/build.sh's kubelet, copied beside it (the suite's --k8s-bin-dir)
+#     kubelet         hack/kubelet/build.sh's kubelet, copied beside it (where the suite looks for it)
 #     ginkgo          the ginkgo CLI of the version k8s.io/kubernetes pins
 #     agnhost, nonewprivs   test/images/{agnhost,nonewprivs}, static, for the test registry
 # Each is skipped when it is there. The wrapper module is hack/kubelet/build.sh's: k8s.io/kubernetes

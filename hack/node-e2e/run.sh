@@ -117,14 +117,13 @@ inner() {
   mkdir -p "$WORK/run"
   cd "$WORK/run"
   local args=(--container-runtime-endpoint "unix://$SOCK" --image-service-endpoint "unix://$SOCK"
-    --k8s-bin-dir "$BIN" --node-name "$NODE" --prepull-images=false --report-dir "$LOGS"
+    --node-name "$NODE" --prepull-images=false --report-dir "$LOGS"
     "--kubelet-flags=$kflags")
   log "ginkgo --procs $PROCS --focus '$FOCUS' --skip '$SKIP' e2e_node.test -- ${args[*]}"
-  local start rc
+  local start rc=0
   start=$(date +%s)
   "$BIN/ginkgo" --procs "$PROCS" --focus "$FOCUS" --skip "$SKIP" --timeout "$TIMEOUT" --no-color \
-    --junit-report junit.xml --output-dir "$LOGS" "$BIN/e2e_node.test" -- "${args[@]}" >"$LOGS/e2e.log" 2>&1
-  rc=$?
+    --junit-report junit.xml --output-dir "$LOGS" "$BIN/e2e_node.test" -- "${args[@]}" >"$LOGS/e2e.log" 2>&1 || rc=$?
   echo "$(( $(date +%s) - start ))" >"$LOGS/run-seconds"
   log "the suite exited $rc after $(cat "$LOGS/run-seconds")s (log: $LOGS/e2e.log)"
   return 0
@@ -205,8 +204,10 @@ CG=crishim-e2e-$$
 NODE=$(hostname | tr '[:upper:]' '[:lower:]')
 CG_DIRS=() MADE_DIRS=() NS_PID=
 declare -A SYSCTL_BEFORE=()
+# Every kernel setting but counters and the per-interface ones (other runs add and remove interfaces).
 sysctl_snapshot() {
-  sysctl -a 2>/dev/null | grep -Ev '^(fs\.(dentry|inode|file-nr|aio-nr|quota)|kernel\.(random|ns_last_pid|pty\.nr)|net\.netfilter\.nf_conntrack_count)'
+  sysctl -a 2>/dev/null | grep -Ev '^(fs\.(dentry|inode|file-nr|aio-nr|quota)|kernel\.(random|ns_last_pid|pty\.nr)|net\.netfilter\.nf_conntrack_count)' |
+    awk -F. '!($1 == "net" && ($3 == "conf" || $3 == "neigh") && $4 != "all" && $4 != "default")'
 }
 
 cleanup() {
