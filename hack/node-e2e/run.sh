@@ -82,7 +82,7 @@ inner() {
   }
   trap stop_inner EXIT
 
-  "$WORK/registry" --bin-dir "$BIN" --hosts-dir "$WORK/certs.d" --ready-file "$WORK/registry.addr" \
+  "$WORK/registry" --bin-dir "$BIN" --netutil "$WORK/netutil" --hosts-dir "$WORK/certs.d" --ready-file "$WORK/registry.addr" \
     >"$LOGS/registry.log" 2>&1 &
   reg_pid=$!
   for _ in $(seq 1200); do [ -s "$WORK/registry.addr" ] && break; kill -0 "$reg_pid" || break; sleep 0.1; done
@@ -150,6 +150,9 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 [plugins."io.containerd.cri.v1.runtime"]
   enable_selinux = false
   netns_mounts_under_state_dir = true
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "/etc/cni/net.d"
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
@@ -267,6 +270,7 @@ done
 log "building cri-shim and the node e2e registry"
 go build -o "$WORK/cri-shim" "$ROOT/cmd/cri-shim"
 go build -o "$WORK/registry" "$ROOT/test/e2e_node/registry"
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$WORK/netutil" "$ROOT/test/e2e_node/registry/netutil"
 
 export WORK LOGS CG NODE BIN RUNTIME FOCUS SKIP PROCS TIMEOUT
 unshare -m --propagation slave "$0" --inner &

@@ -2,7 +2,7 @@
 // test/utils/image/manifest.go) pulls, from the critest test registry on 127.0.0.1, until SIGTERM
 // or SIGINT.
 //
-//	go run ./test/e2e_node/registry --bin-dir DIR --hosts-dir DIR --ready-file FILE
+//	go run ./test/e2e_node/registry --bin-dir DIR --netutil FILE --hosts-dir DIR --ready-file FILE
 //
 // It starts test/critest/testregistry (whose images and hosts dir it keeps) and pushes into it the
 // e2e-test-images the suite names, built on its dynamic busybox image: agnhost and nonewprivs are
@@ -65,13 +65,14 @@ type image struct {
 
 func main() {
 	binDir := flag.String("bin-dir", "", "directory holding agnhost and nonewprivs (hack/node-e2e/build.sh's cache)")
+	netutil := flag.String("netutil", "", "the static test/e2e_node/registry/netutil binary: curl and nc in the agnhost image")
 	hostsDir := flag.String("hosts-dir", "", "write containerd's registry hosts dir (DIR/<host>/hosts.toml) here")
 	readyFile := flag.String("ready-file", "", "write the registry's host:port to this file once every image is served")
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	flag.Parse()
 	logger := log.New(os.Stderr, "", log.LstdFlags)
-	if *binDir == "" {
-		logger.Fatal("e2e registry: --bin-dir is required")
+	if *binDir == "" || *netutil == "" {
+		logger.Fatal("e2e registry: --bin-dir and --netutil are required")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -82,7 +83,7 @@ func main() {
 	}
 	defer reg.Close()
 
-	imgs, err := images(ctx, reg, *binDir)
+	imgs, err := images(ctx, reg, *binDir, *netutil)
 	if err != nil {
 		logger.Fatalf("e2e registry: %v", err)
 	}
@@ -106,7 +107,7 @@ func main() {
 }
 
 // images are the node e2e images (tags of k8s.io/kubernetes v1.37.2's test/utils/image/manifest.go).
-func images(ctx context.Context, reg *testregistry.Registry, binDir string) ([]image, error) {
+func images(ctx context.Context, reg *testregistry.Registry, binDir, netutilPath string) ([]image, error) {
 	read := func(n string) ([]byte, error) {
 		b, err := os.ReadFile(filepath.Join(binDir, n))
 		if err != nil {
@@ -117,6 +118,10 @@ func images(ctx context.Context, reg *testregistry.Registry, binDir string) ([]i
 	busybox := testregistry.E2EBusybox
 	agnhost := func() ([]file, error) {
 		bin, err := read("agnhost")
+		if err != nil {
+			return nil, err
+		}
+		nu, err := os.ReadFile(netutilPath)
 		if err != nil {
 			return nil, err
 		}
@@ -137,6 +142,11 @@ func images(ctx context.Context, reg *testregistry.Registry, binDir string) ([]i
 			// Specs run "bash -c ..." in agnhost (upstream installs bash); busybox's sh does
 			// what they ask of it.
 			{name: "bin/bash", mode: 0o755, data: []byte("#!/bin/sh\nexec /bin/sh \"$@\"\n")},
+			// curl and nc as the specs call them (busybox's have no timeouts and no UDP),
+			// ahead of busybox's on PATH.
+			{name: "usr/local/bin/netutil", mode: 0o755, data: nu},
+			{name: "usr/local/bin/curl", link: "netutil"},
+			{name: "usr/local/bin/nc", link: "netutil"},
 		}, nil
 	}
 	agnhostConfig := func(c *v1.Config) {
