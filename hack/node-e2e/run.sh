@@ -81,6 +81,7 @@ inner() {
     if [ -n "$reg_pid" ] && kill -0 "$reg_pid" 2>/dev/null; then kill -TERM "$reg_pid"; wait "$reg_pid"; fi
   }
   trap stop_inner EXIT
+  trap 'exit 143' TERM INT
 
   "$WORK/registry" --bin-dir "$BIN" --netutil "$WORK/netutil" --hosts-dir "$WORK/certs.d" --ready-file "$WORK/registry.addr" \
     >"$LOGS/registry.log" 2>&1 &
@@ -245,6 +246,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 
 for k in "${SYSCTLS[@]}"; do SYSCTL_BEFORE[$k]=$(sysctl -n "$k"); done
 sysctl_snapshot >"$WORK/sysctl-before"
