@@ -147,6 +147,7 @@ func images(ctx context.Context, reg *testregistry.Registry, binDir, netutilPath
 			{name: "usr/local/bin/netutil", mode: 0o755, data: nu},
 			{name: "usr/local/bin/curl", link: "netutil"},
 			{name: "usr/local/bin/nc", link: "netutil"},
+			{name: "usr/local/bin/nmeter", link: "netutil"},
 		}, nil
 	}
 	agnhostConfig := func(c *v1.Config) {
@@ -164,8 +165,19 @@ func images(ctx context.Context, reg *testregistry.Registry, binDir, netutilPath
 	marker := func(n string) func() ([]file, error) {
 		return func() ([]file, error) { return []file{{name: n, mode: 0o644, data: []byte(n + "\n")}}, nil }
 	}
+	// busybox's nmeter applet, which the container-lifecycle specs time their logs with.
+	nmeter := func() ([]file, error) {
+		nu, err := os.ReadFile(netutilPath)
+		if err != nil {
+			return nil, err
+		}
+		return []file{
+			{name: "usr/local/bin/netutil", mode: 0o755, data: nu},
+			{name: "usr/local/bin/nmeter", link: "netutil"},
+		}, nil
+	}
 	return []image{
-		{refs: []string{e2e + "busybox:1.37.0-2", e2e + "busybox:1.36.1-1"}, from: busybox},
+		{refs: []string{e2e + "busybox:1.37.0-2", e2e + "busybox:1.36.1-1"}, from: busybox, files: nmeter},
 		{refs: []string{e2e + "agnhost:2.66.1", e2e + "agnhost:2.55"}, from: busybox, files: agnhost, config: agnhostConfig},
 		{refs: []string{e2e + "nginx:1.27.0-2"}, from: testregistry.E2ENginx},
 		{refs: []string{e2e + "nginx:1.28.0-2"}, from: testregistry.E2ENginx, files: marker("nginx-1.28")},

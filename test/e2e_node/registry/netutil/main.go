@@ -1,11 +1,14 @@
 // Command netutil stands in for curl and nc in the node e2e agnhost image (upstream's carries
-// Alpine's curl and netcat-openbsd; busybox's wget and nc lack timeouts and UDP). It is one static
-// binary run under either name (argv[0]), and does the subset the suite's specs use:
+// Alpine's curl and netcat-openbsd; busybox's wget and nc lack timeouts and UDP), and for
+// busybox's nmeter applet (Debian builds busybox without it) in the busybox image. It is one static
+// binary run under each name (argv[0]), and does the subset the suite's specs use:
 //
 //	curl [-gqsSfLkI] [-m|--max-time SEC] [--connect-timeout SEC] [-o FILE] [-X METHOD]
 //	     [-d|--data DATA] [-H HEADER] [-w '%{http_code}'] URL
 //	nc [-u] [-z] [-v] [-w SEC] HOST PORT     (stdin sent, the answer printed)
 //	nc -l [-u] [-p] PORT                     (one TCP connection or UDP datagram printed)
+//	nmeter [-d MSEC] FORMAT                  (only %[N]t: the time, with N digits of seconds'
+//	                                          fraction; a line each MSEC, until stdout closes)
 //
 // Exit codes follow curl's: 7 connection refused or unreachable, 28 timeout, 22 an HTTP error
 // with -f, 3 a malformed URL, 2 a bad option; nc exits 1 on any failure.
@@ -35,6 +38,8 @@ func main() {
 		os.Exit(curl(args, os.Stdout, os.Stderr))
 	case "nc", "netcat":
 		os.Exit(nc(args, os.Stdin, os.Stdout, os.Stderr))
+	case "nmeter":
+		os.Exit(nmeter(args, time.Now, os.Stdout, os.Stderr))
 	default:
 		fmt.Fprintf(os.Stderr, "netutil: run as curl or nc, not %q\n", name)
 		os.Exit(2)
@@ -368,4 +373,80 @@ func ncListen(o ncOpts, stdout io.Writer) error {
 	defer conn.Close()
 	_, err = io.Copy(stdout, conn)
 	return err
+}
+
+// nmeter prints the FORMAT line every -d milliseconds until writing fails (the reader went away).
+// Only the %[N]t (time of day in UTC, HH:MM:SS with N fraction digits) and %% directives are
+// supported: the suite's container-lifecycle specs take milliseconds from `nmeter -d0 '%3t'`.
+func nmeter(args []string, now func() time.Time, stdout, stderr io.Writer) int {
+	delay := time.Second
+	format := ""
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-d" && i+1 < len(args):
+			i++
+			ms, err := strconv.Atoi(args[i])
+			if err != nil || ms < 0 {
+				fmt.Fprintf(stderr, "nmeter: bad delay %q\n", args[i])
+				return 1
+			}
+			delay = time.Duration(ms) * time.Millisecond
+		case strings.HasPrefix(a, "-d") && len(a) > 2:
+			ms, err := strconv.Atoi(a[2:])
+			if err != nil || ms < 0 {
+				fmt.Fprintf(stderr, "nmeter: bad delay %q\n", a[2:])
+				return 1
+			}
+			delay = time.Duration(ms) * time.Millisecond
+		default:
+			format = a
+		}
+	}
+	if format == "" {
+		fmt.Fprintln(stderr, "usage: nmeter [-d MSEC] FORMAT")
+		return 1
+	}
+	for {
+		line, err := nmeterLine(format, now().UTC())
+		if err != nil {
+			fmt.Fprintf(stderr, "nmeter: %v\n", err)
+			return 1
+		}
+		if _, err := io.WriteString(stdout, line+"\n"); err != nil {
+			return 0
+		}
+		time.Sleep(delay)
+	}
+}
+
+func nmeterLine(format string, t time.Time) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(format); i++ {
+		if format[i] != '%' {
+			b.WriteByte(format[i])
+			continue
+		}
+		i++
+		digits := 0
+		for i < len(format) && format[i] >= '0' && format[i] <= '9' {
+			digits = digits*10 + int(format[i]-'0')
+			i++
+		}
+		if i >= len(format) {
+			return "", fmt.Errorf("format %q ends in a directive", format)
+		}
+		switch format[i] {
+		case '%':
+			b.WriteByte('%')
+		case 't':
+			b.WriteString(t.Format("15:04:05"))
+			if digits > 0 {
+				frac := fmt.Sprintf("%09d", t.Nanosecond())
+				b.WriteString("." + frac[:min(digits, 9)])
+			}
+		default:
+			return "", fmt.Errorf("directive %%%c is not supported", format[i])
+		}
+	}
+	return b.String(), nil
 }

@@ -119,3 +119,32 @@ func TestNcTCPRoundTripAndBadUsage(t *testing.T) {
 		t.Fatalf("bad usage: exit %d, want 1", code)
 	}
 }
+
+func TestNmeterPrintsTheTimeWithMilliseconds(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 678901234, time.UTC)
+	var out, errOut bytes.Buffer
+	w := &limitedWriter{w: &out, n: 2}
+	if code := nmeter([]string{"-d0", "%3t"}, func() time.Time { return at }, w, &errOut); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	if out.String() != "03:04:05.678\n03:04:05.678\n" {
+		t.Fatalf("printed %q", out.String())
+	}
+	if code := nmeter([]string{"-d", "0", "%c"}, func() time.Time { return at }, w, &errOut); code != 1 {
+		t.Fatalf("unsupported directive: exit %d, want 1", code)
+	}
+}
+
+// limitedWriter takes n writes, then fails as a closed pipe does.
+type limitedWriter struct {
+	w *bytes.Buffer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n == 0 {
+		return 0, fmt.Errorf("closed pipe")
+	}
+	l.n--
+	return l.w.Write(p)
+}
