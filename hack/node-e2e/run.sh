@@ -216,7 +216,13 @@ sysctl_snapshot() {
 
 cleanup() {
   set +e
-  if [ -n "$NS_PID" ] && kill -0 "$NS_PID" 2>/dev/null; then kill -TERM "$NS_PID"; timeout 90 tail --pid "$NS_PID" -f /dev/null; fi
+  if [ -n "$NS_PID" ] && kill -0 "$NS_PID" 2>/dev/null; then
+    # An interrupted run: the suite (ginkgo, whose processes stop their kubelet and services on
+    # SIGTERM) and the namespace's shell, which then stops the runtime and the registry.
+    # shellcheck disable=SC2046
+    kill -TERM $(for m in $(cgroup_mounts); do cat "$m/$CG/harness/cgroup.procs"; done 2>/dev/null | sort -u) "$NS_PID" 2>/dev/null
+    timeout 90 tail --pid "$NS_PID" -f /dev/null
+  fi
   # Whatever is left in the run's cgroups (a kubelet after an interrupted run, containers) is
   # the run's own: end it, then remove the cgroups, deepest first.
   local d k now pids
