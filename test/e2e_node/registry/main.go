@@ -185,6 +185,9 @@ func images(ctx context.Context, reg *testregistry.Registry, binDir, netutilPath
 		{refs: []string{e2e + "nonroot:1.5"}, from: busybox, config: func(c *v1.Config) { c.User = "1234" }},
 		// util-linux's ipcs in upstream's image: the test registry's busybox carries a stand-in.
 		{refs: []string{e2e + "ipc-utils:1.4"}, from: busybox, files: marker("ipc-utils")},
+		// Upstream's is Debian with dnsutils: the specs ask it for hostname -f, which the dynamic
+		// busybox answers through glibc and /etc/hosts as well.
+		{refs: []string{e2e + "glibc-dns-testing:2.1.1"}, from: busybox, files: marker("glibc-dns-testing")},
 		{refs: []string{e2e + "kitten:1.8"}, from: busybox, files: marker("kitten")},
 		{refs: []string{e2e + "nautilus:1.8"}, from: busybox, files: marker("nautilus")},
 		{refs: []string{"registry.k8s.io/pause:3.10.2"}, from: testregistry.SandboxImage},
