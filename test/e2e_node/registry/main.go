@@ -16,11 +16,19 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"math/big"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -129,6 +137,10 @@ func images(ctx context.Context, reg *testregistry.Registry, binDir, netutilPath
 		if err != nil {
 			return nil, err
 		}
+		crt, key, err := selfSignedLocalhost()
+		if err != nil {
+			return nil, err
+		}
 		// As upstream's Dockerfile: a user and a group defined in the image.
 		p += "user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\n"
 		g += "user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n"
@@ -136,6 +148,10 @@ func images(ctx context.Context, reg *testregistry.Registry, binDir, netutilPath
 			{name: "agnhost", mode: 0o755, data: bin},
 			{name: "agnhost-2", link: "agnhost"},
 			{name: "uploads", dir: true, mode: 0o777},
+			// netexec --tls-cert-file /localhost.crt (the HTTPS lifecycle-hook specs): upstream
+			// ships porter's test certificate; any certificate does, the kubelet not checking it.
+			{name: "localhost.crt", mode: 0o644, data: crt},
+			{name: "localhost.key", mode: 0o644, data: key},
 			{name: "etc/passwd", mode: 0o644, data: []byte(p)},
 			{name: "etc/group", mode: 0o644, data: []byte(g)},
 			{name: "home/user-defined-in-image", dir: true, mode: 0o755, uid: 1000, gid: 1000},
@@ -192,6 +208,34 @@ func images(ctx context.Context, reg *testregistry.Registry, binDir, netutilPath
 		{refs: []string{e2e + "nautilus:1.8"}, from: busybox, files: marker("nautilus")},
 		{refs: []string{"registry.k8s.io/pause:3.10.2"}, from: testregistry.SandboxImage},
 	}, nil
+}
+
+// selfSignedLocalhost is a certificate for localhost and 127.0.0.1 and its key, PEM.
+func selfSignedLocalhost() ([]byte, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    created,
+		NotAfter:     created.AddDate(100, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
 
 // push builds every image from its base in reg and pushes it under each of its references.
