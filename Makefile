@@ -17,7 +17,7 @@ BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 
-.PHONY: all build install setup run test unit integration fuzz critest test-node bench fmt vet clean
+.PHONY: all build install setup run test unit integration fuzz critest test-node test-node-e2e bench fmt vet clean
 
 all: build
 
@@ -87,6 +87,15 @@ test-node: setup
 	./hack/guest/run.sh
 	GUEST_TEST=kubelet ./hack/guest/run.sh
 	GUEST_TEST=critest ./hack/guest/run.sh
+
+# the Kubernetes node e2e suite (k8s.io/kubernetes v1.37 test/e2e_node: [NodeConformance], no
+# [Flaky]/[Slow]/[Serial]) on this host: hack/node-e2e/build.sh builds (or reuses) e2e_node.test, the
+# kubelet and ginkgo from the Go module proxy; hack/node-e2e/run.sh runs a real kubelet and API server
+# against cri-shim (NODE_E2E_RUNTIME=containerd: containerd's own CRI); results in
+# test/e2e_node/results*.txt, ratchet test/e2e_node/baseline.txt.
+test-node-e2e: setup
+	./hack/node-e2e/build.sh
+	./hack/node-e2e/run.sh
 
 bench: build
 	SETUP_PROFILE=bench ./hack/setup.sh

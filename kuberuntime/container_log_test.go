@@ -172,7 +172,7 @@ func TestExitWithFIFOTerminationMessage(t *testing.T) {
 	testutil.Within(t, 5*time.Second, "exit handling", func() { r.handleContainerExit(c, false, 1, time.Now()) })
 	snap := c.snapshot()
 	state, rec := snap.state, snap.rec
-	if state != legacy.ContainerStateExited || rec.Message != "" || rec.ExitCode != 1 {
+	if state != legacy.ContainerStateExited || rec.Message != "" || rec.TerminationMessage != "" || rec.ExitCode != 1 {
 		t.Fatalf("state %v, record %+v", state, rec)
 	}
 }
@@ -230,5 +230,37 @@ func TestExitWithHungTerminationMessageRead(t *testing.T) {
 	}
 	if snap := c.snapshot(); snap.state != legacy.ContainerStateExited || snap.rec.Message != "" || snap.rec.Reason != legacy.ReasonCompleted {
 		t.Fatalf("state %v, record %+v", snap.state, snap.rec)
+	}
+}
+
+// The termination message is the model's status message (as the kubelet composes its own), and not
+// the runtime's: the CRI status carries only the latter, the kubelet reading the file itself and
+// appending it (a runtime that reported both made it "DONE: DONE").
+func TestTerminationMessageIsNotTheRuntimeMessage(t *testing.T) {
+	r := &ContainerdRuntime{bg: context.Background(), sandboxes: newSandboxStore()}
+	host := filepath.Join(t.TempDir(), "termination-log")
+	os.WriteFile(host, []byte("DONE"), 0o644)
+	c := terminationContainer(t, host)
+	testutil.Within(t, 5*time.Second, "exit handling", func() { r.handleContainerExit(c, false, 0, time.Now()) })
+	d := r.details(c)
+	if d.Message != "DONE" || d.RuntimeMessage != "" {
+		t.Fatalf("message %q, runtime message %q; want %q and none", d.Message, d.RuntimeMessage, "DONE")
+	}
+
+	// A start that failed: the runtime's message, and no termination message to add.
+	c = terminationContainer(t, filepath.Join(t.TempDir(), "none"))
+	c.markStartFailed(errors.New("exec: no such file"))
+	if d := r.details(c); d.RuntimeMessage != "exec: no such file" || d.Message != "exec: no such file" {
+		t.Fatalf("start failure: message %q, runtime message %q", d.Message, d.RuntimeMessage)
+	}
+}
+
+func TestJoinMessages(t *testing.T) {
+	for _, tc := range []struct{ runtimeMsg, termination, want string }{
+		{"", "", ""}, {"a", "", "a"}, {"", "b", "b"}, {"a", "b", "a: b"},
+	} {
+		if got := joinMessages(tc.runtimeMsg, tc.termination); got != tc.want {
+			t.Errorf("joinMessages(%q, %q) = %q, want %q", tc.runtimeMsg, tc.termination, got, tc.want)
+		}
 	}
 }

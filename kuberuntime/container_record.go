@@ -151,7 +151,7 @@ func (c *podContainer) markExited(code uint32, at time.Time, oom bool, message s
 	default:
 		c.rec.Reason = legacy.ReasonError
 	}
-	c.rec.Message = message
+	c.rec.TerminationMessage = message
 	err := c.saveRecordLocked()
 	if recorded != nil {
 		recorded(err)

@@ -59,7 +59,7 @@ func TestContainerMarkExitedOnce(t *testing.T) {
 		t.Fatalf("first exit: reason %q ok %v, %d calls, exited closed %v", reason, ok, calls, isClosed(c.exited))
 	}
 	snap := c.snapshot()
-	if snap.state != legacy.ContainerStateExited || snap.pid != 0 || snap.rec.ExitCode != 137 || !snap.rec.FinishedAt.Equal(at) || snap.rec.Message != "bye" {
+	if snap.state != legacy.ContainerStateExited || snap.pid != 0 || snap.rec.ExitCode != 137 || !snap.rec.FinishedAt.Equal(at) || snap.rec.TerminationMessage != "bye" || snap.rec.Message != "" {
 		t.Fatalf("after the exit: %+v", snap)
 	}
 	rec, err := loadRecord(c.rootDir)

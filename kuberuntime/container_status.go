@@ -30,9 +30,10 @@ func (r *ContainerdRuntime) details(c *podContainer) *legacy.ContainerDetails {
 			CreatedAt: c.meta.CreatedAt, StartedAt: rec.StartedAt, FinishedAt: rec.FinishedAt,
 			ExitCode: int(rec.ExitCode), Image: c.meta.ImageRef, ImageID: c.meta.ImageID,
 			ImageRef: c.meta.ImageID, Hash: hash, RestartCount: int(md.GetAttempt()),
-			Reason: rec.Reason, Message: rec.Message, LogPath: c.meta.LogPath,
+			Reason: rec.Reason, Message: joinMessages(rec.Message, rec.TerminationMessage), LogPath: c.meta.LogPath,
 		},
-		SandboxID: c.meta.SandboxID, Attempt: md.GetAttempt(), Config: c.config,
+		RuntimeMessage: rec.Message,
+		SandboxID:      c.meta.SandboxID, Attempt: md.GetAttempt(), Config: c.config,
 		ImageName: c.meta.ImageRef, UID: c.meta.UID, GID: c.meta.GID, Groups: c.meta.Groups, Pid: pid,
 	}
 	// The status names the image by its first tag and references it by digest when it has them,
@@ -48,6 +49,18 @@ func (r *ContainerdRuntime) details(c *podContainer) *legacy.ContainerDetails {
 	}
 	d.Mounts = statusMounts(c.config.GetMounts(), c.meta.ImageVolumes)
 	return d
+}
+
+// joinMessages is the container's message as the kubelet composes it: the runtime's, then the
+// termination message.
+func joinMessages(runtimeMsg, termination string) string {
+	switch {
+	case runtimeMsg == "":
+		return termination
+	case termination == "":
+		return runtimeMsg
+	}
+	return runtimeMsg + ": " + termination
 }
 
 // ContainerStatus returns the status of the container id (or a unique prefix of it); verbose

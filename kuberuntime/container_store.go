@@ -75,7 +75,10 @@ type containerRecord struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	ExitCode   int32     `json:"exit_code"`
 	Reason     string    `json:"reason,omitempty"`
-	Message    string    `json:"message,omitempty"`
+	// Message is the runtime's own word on the state (why the start failed).
+	Message string `json:"message,omitempty"`
+	// TerminationMessage is the content of the termination-message file, read at the exit.
+	TerminationMessage string `json:"termination_message,omitempty"`
 	// Resources are the container's current resources (after updates), protobuf.
 	Resources []byte `json:"resources,omitempty"`
 }

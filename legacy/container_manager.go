@@ -37,8 +37,12 @@ type ContainerManager interface {
 // what CRI adds.
 type ContainerDetails struct {
 	ContainerStatus
-	SandboxID string
-	Attempt   uint32
+	// RuntimeMessage is the runtime's own message (why the start failed), without the
+	// termination message that ContainerStatus.Message ends with: what the CRI status reports,
+	// since the kubelet reads the termination-message file itself and appends it.
+	RuntimeMessage string
+	SandboxID      string
+	Attempt        uint32
 	// Config is the CRI config the container was created with.
 	Config *runtime.ContainerConfig
 	// Mounts are the config's mounts as the status reports them (image volumes with the image's

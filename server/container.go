@@ -238,7 +238,7 @@ func toCRIContainerStatus(d *legacy.ContainerDetails) *runtime.ContainerStatus {
 		ImageRef:    d.ImageRef,
 		ImageId:     d.ImageID,
 		Reason:      d.Reason,
-		Message:     d.Message,
+		Message:     d.RuntimeMessage,
 		Labels:      d.Config.GetLabels(),
 		Annotations: d.Config.GetAnnotations(),
 		Mounts:      statusMounts(d),

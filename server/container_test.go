@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/cri-shim/cri-shim/legacy"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -152,5 +154,21 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 	if _, err := c.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: id}); status.Code(err) != codes.NotFound {
 		t.Fatalf("status after remove: %v", err)
+	}
+}
+
+// The CRI status carries the runtime's own message, never the termination message: the kubelet
+// reads the termination-message file itself and appends it to what the runtime says.
+func TestCRIContainerStatusLeavesOutTheTerminationMessage(t *testing.T) {
+	d := &legacy.ContainerDetails{
+		ContainerStatus: legacy.ContainerStatus{State: legacy.ContainerStateExited, Message: "DONE"},
+		Config:          &runtime.ContainerConfig{},
+	}
+	if got := toCRIContainerStatus(d).GetMessage(); got != "" {
+		t.Errorf("message %q, want none", got)
+	}
+	d.RuntimeMessage, d.Message = "start failed", "start failed"
+	if got := toCRIContainerStatus(d).GetMessage(); got != "start failed" {
+		t.Errorf("message %q, want %q", got, "start failed")
 	}
 }
