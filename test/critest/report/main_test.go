@@ -88,7 +88,7 @@ func TestHandlerSection(t *testing.T) {
 		}
 	}
 	baseline := write("baseline.txt", "[k8s.io] A passes\n[k8s.io] A passes [crun]\n[k8s.io] B fails [crun]\n")
-	if err := run(main, "", hs, out, baseline, "", "v1.37.0"); err != nil {
+	if err := run(main, "", hs, out, baseline, "", "v1.37.0", false); err != nil {
 		t.Fatalf("ratchet with the crun section: %v", err)
 	}
 	b, err := os.ReadFile(out)
@@ -103,7 +103,20 @@ func TestHandlerSection(t *testing.T) {
 		}
 	}
 	baseline = write("baseline2.txt", "[k8s.io] B fails [crun]\n[k8s.io] D benchmark [crun]\n")
-	if err := run(main, "", hs, out, baseline, "", "v1.37.0"); err == nil || !strings.Contains(err.Error(), "D benchmark [crun]") {
+	if err := run(main, "", hs, out, baseline, "", "v1.37.0", false); err == nil || !strings.Contains(err.Error(), "D benchmark [crun]") {
 		t.Fatalf("a crun baseline spec that did not run passed the ratchet: %v", err)
+	}
+}
+
+// TestRanOf: a focused run holds to the baseline only the specs that ran; a baseline spec that
+// ran and failed still fails the ratchet.
+func TestRanOf(t *testing.T) {
+	results := []Result{{Name: "a", Status: "PASS"}, {Name: "b", Status: "FAIL"}, {Name: "c", Status: "SKIP"}}
+	ran := RanOf(results, []string{"a", "b", "c", "d"})
+	if strings.Join(ran, ",") != "a,b" {
+		t.Fatalf("RanOf = %v, want a,b", ran)
+	}
+	if missing := Ratchet(results, ran); strings.Join(missing, ",") != "b" {
+		t.Errorf("Ratchet over the specs that ran = %v, want b", missing)
 	}
 }
