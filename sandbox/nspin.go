@@ -300,6 +300,9 @@ var ipcSysctls = map[string]bool{
 // ClassifySysctl tells which namespace the sysctl name (dots or slashes between its segments)
 // belongs to, as runc decides which sysctls a container may set.
 func ClassifySysctl(name string) SysctlClass {
+	if !wellFormedSysctl(name) {
+		return SysctlNone
+	}
 	n := normalSysctlName(name)
 	switch {
 	case ipcSysctls[n] || strings.HasPrefix(n, "fs.mqueue."):
@@ -310,6 +313,25 @@ func ClassifySysctl(name string) SysctlClass {
 		return SysctlUTS
 	}
 	return SysctlNone
+}
+
+// wellFormedSysctl tells whether name is a sysctl name that names a file below its own prefix:
+// no empty, "." or ".." segment (net/../kernel/core_pattern would be the host's core_pattern, written
+// by the daemon), no NUL.
+func wellFormedSysctl(name string) bool {
+	if name == "" || strings.ContainsRune(name, 0) {
+		return false
+	}
+	sep := "."
+	if strings.Contains(name, "/") {
+		sep = "/"
+	}
+	for _, seg := range strings.Split(name, sep) {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // normalSysctlName is the name with dots between its segments: a name with slashes has slashes as
@@ -347,6 +369,9 @@ func (ns PodNamespaces) CheckSysctls(sysctls map[string]string) (map[SysctlClass
 			have = ns.Net != ""
 		case SysctlUTS:
 			have = ns.UTS != ""
+		}
+		if !wellFormedSysctl(k) {
+			return nil, fmt.Errorf("sysctl %q is not a sysctl name (an empty, \".\" or \"..\" segment)", k)
 		}
 		if !have {
 			return nil, fmt.Errorf("sysctl %q is not in a namespace of the pod's own", k)
