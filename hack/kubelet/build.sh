@@ -10,6 +10,9 @@
 #   Env: KUBELET_VERSION (default v1.37.2), CRI_SHIM_CACHE (default /var/cache/cri-shim).
 set -euo pipefail
 
+# shellcheck source=../lib/k8s-wrapper-module.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/k8s-wrapper-module.sh"
+
 VERSION=${KUBELET_VERSION:-v1.37.2}
 CACHE=${CRI_SHIM_CACHE:-/var/cache/cri-shim}
 OUTDIR=$CACHE/kubelet-$VERSION
@@ -22,30 +25,13 @@ if [ -x "$OUTDIR/kubelet" ]; then
   exit 0
 fi
 start=$(date +%s)
-staging=v0.${VERSION#v1.}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
 log "reading k8s.io/kubernetes@$VERSION's go.mod from the module proxy"
-gomod=$(go mod download -json "k8s.io/kubernetes@$VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
-[ -f "$gomod" ] || { log "no go.mod for k8s.io/kubernetes@$VERSION"; exit 1; }
-goversion=$(awk '$1 == "go" { print $2; exit }' "$gomod")
-mapfile -t mods < <(awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "$gomod")
-((${#mods[@]})) || { log "no staging replacements found in $gomod"; exit 1; }
-log "${#mods[@]} staging modules, each replaced with its $staging release"
-
-{
-  echo "module kubeletbuild"
-  echo
-  echo "go $goversion"
-  echo
-  echo "require k8s.io/kubernetes $VERSION"
-  echo
-  echo "replace ("
-  for m in "${mods[@]}"; do echo "	$m => $m $staging"; done
-  echo ")"
-} >go.mod
+k8s_wrapper_module kubeletbuild "$VERSION" || exit 1
+log "each k8s.io staging module replaced with its v0.${VERSION#v1.} release"
 printf 'package main\n\nimport _ "k8s.io/kubernetes/cmd/kubelet"\n' >tools.go
 # go mod tidy pulls in every requirement the kubelet's import graph needs, at the versions
 # k8s.io/kubernetes pins (minimal version selection keeps them).

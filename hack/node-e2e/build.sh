@@ -12,6 +12,9 @@
 #   Env: KUBELET_VERSION (default v1.37.2), CRI_SHIM_CACHE (default /var/cache/cri-shim).
 set -euo pipefail
 
+# shellcheck source=../lib/k8s-wrapper-module.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/k8s-wrapper-module.sh"
+
 VERSION=${KUBELET_VERSION:-v1.37.2}
 CACHE=${CRI_SHIM_CACHE:-/var/cache/cri-shim}
 OUTDIR=$CACHE/node-e2e-$VERSION
@@ -37,28 +40,12 @@ if ((${#missing[@]} == 0)); then
 fi
 log "to build: ${missing[*]}"
 
-staging=v0.${VERSION#v1.}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-gomod=$(go mod download -json "k8s.io/kubernetes@$VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
-[ -f "$gomod" ] || { log "no go.mod for k8s.io/kubernetes@$VERSION"; exit 1; }
-goversion=$(awk '$1 == "go" { print $2; exit }' "$gomod")
-ginkgo_version=$(awk '$1 == "github.com/onsi/ginkgo/v2" { print $2; exit }' "$gomod")
-mapfile -t mods < <(awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "$gomod")
-((${#mods[@]})) || { log "no staging replacements found in $gomod"; exit 1; }
-{
-  echo "module nodee2ebuild"
-  echo
-  echo "go $goversion"
-  echo
-  echo "require k8s.io/kubernetes $VERSION"
-  echo
-  echo "replace ("
-  for m in "${mods[@]}"; do echo "	$m => $m $staging"; done
-  echo ")"
-} >go.mod
+k8s_wrapper_module nodee2ebuild "$VERSION" || exit 1
+ginkgo_version=$(awk '$1 == "github.com/onsi/ginkgo/v2" { print $2; exit }' "$K8S_GOMOD")
 cat >tools.go <<'GO'
 //go:build tools
 
