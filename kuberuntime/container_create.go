@@ -323,8 +323,9 @@ func (c *containerCreation) createRecord(ctx context.Context) error {
 		containerd.WithContainerLabels(c.labels),
 		containerd.WithRuntime(c.handler.Type, c.handler.Options),
 	}
-	if c.sb.meta.GroupedShim {
-		recordOpts = append(recordOpts, containerd.WithSandbox(c.sb.meta.ID)) // shim_grouping.go
+	if c.sb.meta.GroupedShim || c.sb.meta.PauseLess {
+		// shim_grouping.go; pod_shim.go for a pod without a pause process.
+		recordOpts = append(recordOpts, containerd.WithSandbox(c.sb.meta.ID))
 	}
 	rootfs, spec0, err := r.newContainerRecordFirst(ctx, id, img.Name, snapshotter, img.ChainID, snapOpts,
 		append([]containerd.NewContainerOpts{timed(&c.times.spec, withSpecAndMetadata(c.specOpts, &c.meta, &c.spec, c.nri.adjust()))}, recordOpts...)...)

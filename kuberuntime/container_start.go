@@ -19,6 +19,7 @@ import (
 	"github.com/cri-shim/cri-shim/streaming"
 
 	"github.com/containerd/cgroups/v3"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
@@ -173,7 +174,7 @@ func (r *ContainerdRuntime) StartContainer(ctx context.Context, id string) (retE
 	if sb.meta.PauseLess {
 		pid, task, err = r.newPauseLessTask(ctx, sb, c, ctrIO, restoreOpts) // sandbox_pauseless.go
 	} else {
-		pid, task, err = r.newContainerTask(ctx, c, ctrIO, restoreOpts)
+		pid, task, err = r.newContainerTask(ctx, c, ctrIO, restoreOpts, nil)
 	}
 	if err != nil {
 		return err
@@ -232,9 +233,13 @@ func checkSandboxStartable(sb *podSandbox) error {
 // call and the rootfs mounts kept from create for a container this daemon created, else through
 // the client's container, which a restore needs. It returns the task's pid, and the client's
 // task handle when there is one (it is what starts the task then).
-func (r *ContainerdRuntime) newContainerTask(ctx context.Context, c *podContainer, ctrIO *containerIO, restoreOpts []containerd.NewTaskOpts) (uint32, containerd.Task, error) {
+func (r *ContainerdRuntime) newContainerTask(ctx context.Context, c *podContainer, ctrIO *containerIO, restoreOpts []containerd.NewTaskOpts, shim *podShimTarget) (uint32, containerd.Task, error) {
 	if c.rootfs != nil && len(restoreOpts) == 0 {
-		pid, err := r.createTask(ctx, c.meta.ID, c.rootfs, ctrIO.dio)
+		var taskOpts *runcoptions.Options
+		if shim != nil {
+			taskOpts = shim.options
+		}
+		pid, err := r.createTask(ctx, c.meta.ID, c.rootfs, ctrIO.dio, taskOpts)
 		if err != nil {
 			return 0, nil, fmt.Errorf("create task: %w", restoreError(c, err))
 		}
@@ -246,6 +251,9 @@ func (r *ContainerdRuntime) newContainerTask(ctx context.Context, c *podContaine
 		if cntr, err = r.loadContainer(ctx, c.meta.ID); err != nil {
 			return 0, nil, err
 		}
+	}
+	if shim != nil {
+		restoreOpts = append(restoreOpts, containerd.WithTaskAPIEndpoint(shim.endpoint, shimTaskAPIVersion))
 	}
 	// For a restore, the runc shim only notes the checkpoint at the create: runc restore,
 	// and CRIU, run at the start, which is bounded (runContainerTask).

@@ -293,19 +293,32 @@ const (
 	shimStartRetryDelay = 50 * time.Millisecond
 )
 
-// newPauseLessTask creates the task of a container in a pod without a pause process, once a shim
-// of the pod that is exiting is gone.
+// newPauseLessTask creates the task of a container in a pod without a pause process: in the pod's
+// shim by its address once it runs (pod_shim.go), else through the shim binary, which starts the
+// pod's shim once one that is exiting is gone.
 func (r *ContainerdRuntime) newPauseLessTask(ctx context.Context, sb *podSandbox, c *podContainer, ctrIO *containerIO, restoreOpts []containerd.NewTaskOpts) (uint32, containerd.Task, error) {
 	sb.taskMu.Lock()
 	defer sb.taskMu.Unlock()
+	if shim := r.podShimForTask(ctx, sb); shim != nil {
+		pid, task, err := r.newContainerTask(ctx, c, ctrIO, restoreOpts, shim)
+		if err == nil || shimListening(r.shimSocket(sb.meta.ID)) {
+			return pid, task, err
+		}
+		// The shim went away under the create (containerd made nothing): start one.
+		logrus.WithError(err).WithField("container", c.meta.ID).Info("the pod's shim went away under the task's create: starting one")
+		r.forgetPodShim(ctx, sb)
+	}
 	if err := r.awaitExitingShim(ctx, sb.meta.ID, c.meta.ID); err != nil {
 		return 0, nil, err
 	}
-	pid, task, err := r.newContainerTask(ctx, c, ctrIO, restoreOpts)
+	pid, task, err := r.newContainerTask(ctx, c, ctrIO, restoreOpts, nil)
 	for try := 0; err != nil && shimGoingAway(err) && try < shimStartTries; try++ {
 		logrus.WithError(err).WithField("container", c.meta.ID).Debug("the pod's shim went away under the task's start: again")
 		time.Sleep(shimStartRetryDelay)
-		pid, task, err = r.newContainerTask(ctx, c, ctrIO, restoreOpts)
+		pid, task, err = r.newContainerTask(ctx, c, ctrIO, restoreOpts, nil)
+	}
+	if err == nil {
+		r.notePodShimUp(ctx, sb)
 	}
 	return pid, task, err
 }

@@ -117,6 +117,14 @@ func TestPauseLessPod(t *testing.T) {
 	e.pullBusybox()
 	a := e.createStart(sb.ID, kubeletCtr("a", "sleep", "600"))
 	b := e.createStart(sb.ID, kubeletCtr("b", "sleep", "600"))
+	// The first task started the pod's shim; the second reached it by its address.
+	if e.reachedByAddress(a, sb.ID) || !e.reachedByAddress(b, sb.ID) {
+		t.Errorf("tasks reached by the pod shim's address: first %v, second %v; want false, true",
+			e.reachedByAddress(a, sb.ID), e.reachedByAddress(b, sb.ID))
+	}
+	if _, err := e.client.SandboxStore().Get(ctx, sb.ID); err != nil {
+		t.Errorf("the pod shim's sandbox record: %v", err)
+	}
 	pids := map[string]uint32{}
 	for _, id := range []string{a, b} {
 		st, err := e.rt.ContainerStatus(ctx, id, false)
@@ -191,9 +199,19 @@ func TestPauseLessPod(t *testing.T) {
 	if shims := e.shimsOf(sb.ID, a, b, c3); len(shims) != 1 {
 		t.Errorf("shims of the pod: %v, want one", shims)
 	}
+	if !e.reachedByAddress(c3, sb.ID) {
+		t.Error("third container: its task did not reach the pod's shim by address")
+	}
 
 	if res := e.rt.StopPodSandbox(ctx, sb.ID); res.Error() != nil {
 		t.Fatal(res.Error())
+	}
+	// containerd shuts no shim down for tasks that name their sandbox: the stop does.
+	if !e.waitNoShim(sb.ID, a, b, c3) {
+		t.Errorf("the pod's shim after the stop: %v", e.shimsOf(sb.ID, a, b, c3))
+	}
+	if _, err := e.client.SandboxStore().Get(ctx, sb.ID); !errdefs.IsNotFound(err) {
+		t.Errorf("the pod shim's sandbox record after the stop: %v, want NotFound", err)
 	}
 	if st, _ := e.rt.PodSandboxStatus(ctx, sb.ID, false); st.State != legacy.SandboxStateNotReady {
 		t.Fatalf("stopped sandbox: %+v", st)
@@ -210,6 +228,23 @@ func TestPauseLessPod(t *testing.T) {
 }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+
+// reachedByAddress tells whether containerd created container id's task in the shim of sandbox
+// sb by that shim's address, without running the shim binary: only that path writes the bundle's
+// "sandbox" file.
+func (e *env) reachedByAddress(id, sb string) bool {
+	b, err := os.ReadFile(filepath.Join(e.ctrdState, "io.containerd.runtime.v2.task", e.opts.Namespace, id, "sandbox"))
+	return err == nil && string(b) == sb
+}
+
+// waitNoShim waits (bounded) for the shims of the ids to be gone and tells whether they are.
+func (e *env) waitNoShim(ids ...string) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.shimsOf(ids...)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return len(e.shimsOf(ids...)) == 0
+}
 
 // checkPodGone checks that nothing of the sandbox is left: record, dirs, netns, mounts, shim.
 func (e *env) checkPodGone(id string) {
@@ -319,6 +354,9 @@ func TestPauseLessPodSurvivesRestart(t *testing.T) {
 	if e.execOut(t, a, "hostname") != e.execOut(t, b, "hostname") {
 		t.Error("containers before and after the restart in different UTS namespaces")
 	}
+	if !e.reachedByAddress(b, keep.ID) {
+		t.Error("container started after the restart: its task did not reach the pod's shim by address")
+	}
 	for _, id := range []string{keep.ID, stopped.ID} {
 		if err := rt2.RemovePodSandbox(ctx, id); err != nil {
 			t.Fatal(err)
@@ -327,8 +365,8 @@ func TestPauseLessPodSurvivesRestart(t *testing.T) {
 	}
 }
 
-// The pod's shim exits with its last task; a container started right after (a kubelet replacing
-// the pod's only container) starts a new one, however close it comes after the exit.
+// The pod's shim outlives its last task: a container started right after (a kubelet replacing the
+// pod's only container) reaches it by its address, however close it comes after the exit.
 func TestPauseLessContainerReplacedAtOnce(t *testing.T) {
 	e := pauseLessEnv(t)
 	ctx := context.Background()
@@ -337,11 +375,54 @@ func TestPauseLessContainerReplacedAtOnce(t *testing.T) {
 	cfg := kubeletCtr("only", "sh", "-c", "exit 0")
 	for i := 0; i < 10; i++ {
 		id := e.createStart(sb.ID, cfg)
+		if i > 0 && !e.reachedByAddress(id, sb.ID) {
+			t.Errorf("container %d: its task did not reach the pod's shim by address", i)
+		}
 		e.waitExited(e.rt, id)
 		if err := e.rt.RemoveContainer(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if err := e.rt.RemovePodSandbox(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.checkPodGone(sb.ID)
+}
+
+// A pod whose shim was killed: the next container starts a new shim (the record of the old one is
+// dropped), and the one after reaches that new shim by its address.
+func TestPauseLessPodShimKilled(t *testing.T) {
+	e := pauseLessEnv(t)
+	ctx := context.Background()
+	sb := e.run(kubeletPod("shimkill"))
+	e.pullBusybox()
+	a := e.createStart(sb.ID, kubeletCtr("a", "sleep", "600"))
+	shims := e.shimsOf(sb.ID, a)
+	if len(shims) != 1 {
+		t.Fatalf("shims of the pod: %v, want one", shims)
+	}
+	pid, _ := strconv.Atoi(shims[0])
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// containerd learns of the shim's death and the container's exit (its "shim delete" kills
+	// the container's process).
+	e.waitExited(e.rt, a)
+	b := e.createStart(sb.ID, kubeletCtr("b", "sleep", "600"))
+	if e.reachedByAddress(b, sb.ID) {
+		t.Error("the container after the kill was sent to the dead shim's address")
+	}
+	c := e.createStart(sb.ID, kubeletCtr("c", "sleep", "600"))
+	if !e.reachedByAddress(c, sb.ID) {
+		t.Error("the container after that: its task did not reach the new shim by address")
+	}
+	if got := e.execOut(t, c, "echo", "ok"); got != "ok" {
+		t.Errorf("exec in the last container: %q", got)
+	}
+	if err := e.rt.RemovePodSandbox(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.checkPodGone(sb.ID)
 }
 
 // A pause-less pod on the host's network and IPC: its containers are in the host's network, UTS

@@ -43,7 +43,8 @@ func (r *ContainerdRuntime) recover(ctx context.Context) error {
 		known[sb.meta.ID] = true
 		r.sandboxes.add(sb)
 	}
-	r.removeStaleSandboxRecords(ctx, known) // shim_grouping.go
+	records := r.removeStaleSandboxRecords(ctx, known) // shim_grouping.go
+	r.recoverPodShims(ctx, records)                    // pod_shim.go
 	// An unknown sandbox's network first: its DEL needs the netns and the journal in its state dir
 	// (network_journal.go). A state dir whose DEL failed stays, for CleanStaleNetNS to retry.
 	unreleased := map[string]bool{}

@@ -468,7 +468,7 @@ func (s *sandboxRun) createPauseTask(ctx context.Context) error {
 	var err error
 	if s.container == nil {
 		nullIO, _ := cio.NullIO(s.id)
-		_, err = s.r.createTask(ctx, s.id, s.rootfs, nullIO)
+		_, err = s.r.createTask(ctx, s.id, s.rootfs, nullIO, nil)
 	} else {
 		_, err = s.container.NewTask(ctx, cio.NullIO)
 	}

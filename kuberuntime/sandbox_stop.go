@@ -53,7 +53,14 @@ func (r *ContainerdRuntime) stopLocked(ctx context.Context, sb *podSandbox, resu
 		defer func(t time.Time) { tPause = time.Since(t) }(time.Now())
 		stop := func() error { return r.deletePauseTask(ctx, id) }
 		if sb.meta.PauseLess {
-			stop = func() error { return r.stopPauseLess(id) } // sandbox_pauseless.go
+			stop = func() error {
+				if err := r.stopPauseLess(id); err != nil { // sandbox_pauseless.go
+					return err
+				}
+				// Its tasks are deleted (StopPodContainers waited for them): the shim can go.
+				r.shutdownPodShim(ctx, sb) // pod_shim.go
+				return nil
+			}
 		}
 		if err := stop(); err != nil {
 			killResult.Fail(legacy.ErrKillContainer, err.Error())
@@ -174,6 +181,9 @@ func (r *ContainerdRuntime) RemovePodSandbox(ctx context.Context, id string) err
 	}
 	if err := r.deletePauseTask(ctx, sb.meta.ID); err != nil {
 		return err
+	}
+	if sb.meta.PauseLess {
+		r.shutdownPodShim(ctx, sb) // pod_shim.go; what still serves a task is killed below
 	}
 	if c, err := r.client.LoadContainer(ctx, sb.meta.ID); err == nil {
 		cg := specCgroupsPath(ctx, c)

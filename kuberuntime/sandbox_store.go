@@ -56,8 +56,10 @@ type podSandbox struct {
 	startMu  sync.RWMutex
 	stopping bool
 	// taskMu serializes the task creations of a pod without a pause process, whose first task
-	// starts the pod's shim (sandbox_pauseless.go).
+	// starts the pod's shim (sandbox_pauseless.go), and guards shimUp: that pod's shim runs and
+	// has its record in containerd's sandbox store (pod_shim.go).
 	taskMu sync.Mutex
+	shimUp bool
 
 	// mu guards the fields below it up to exitedAt; only the methods of sandbox_store.go and
 	// sandbox_record.go take it.

@@ -54,15 +54,20 @@ func (r *ContainerdRuntime) deleteSandboxRecord(ctx context.Context, id string) 
 
 // removeStaleSandboxRecords deletes the sandbox records of containerd's sandbox store (in the
 // runtime's namespace) that belong to no known sandbox: a daemon killed between making a record
-// and its pause container, or between removing them.
-func (r *ContainerdRuntime) removeStaleSandboxRecords(ctx context.Context, known map[string]bool) {
+// and its pause container, or between removing them. It returns the known sandboxes that have one.
+func (r *ContainerdRuntime) removeStaleSandboxRecords(ctx context.Context, known map[string]bool) map[string]bool {
+	kept := map[string]bool{}
 	list, err := r.client.SandboxStore().List(ctx)
 	if err != nil {
 		logrus.WithError(err).Warn("recover: list containerd's sandbox records")
-		return
+		return kept
 	}
 	for _, sb := range list {
-		if known[sb.ID] || sb.Labels[LabelKind] != KindSandbox {
+		if sb.Labels[LabelKind] != KindSandbox {
+			continue
+		}
+		if known[sb.ID] {
+			kept[sb.ID] = true
 			continue
 		}
 		if err := r.deleteSandboxRecord(ctx, sb.ID); err != nil {
@@ -71,6 +76,7 @@ func (r *ContainerdRuntime) removeStaleSandboxRecords(ctx context.Context, known
 		}
 		logrus.WithField("sandbox", sb.ID).Info("recover: deleted the sandbox record of an unknown sandbox")
 	}
+	return kept
 }
 
 // errSandboxStopping: a container start in a sandbox that is being stopped.

@@ -6,11 +6,13 @@ import (
 
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/api/types"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/typeurl/v2"
 )
 
 // Tasks by id, through containerd's task service: the hot paths (StartContainer, RunPodSandbox,
@@ -30,7 +32,7 @@ func (r *ContainerdRuntime) loadTask(ctx context.Context, id string) (containerd
 
 // createTask creates container id's task with the given rootfs mounts and stdio, and returns its
 // pid.
-func (r *ContainerdRuntime) createTask(ctx context.Context, id string, rootfs []mount.Mount, io cio.IO) (uint32, error) {
+func (r *ContainerdRuntime) createTask(ctx context.Context, id string, rootfs []mount.Mount, io cio.IO, opts *runcoptions.Options) (uint32, error) {
 	cfg := io.Config()
 	req := &tasks.CreateTaskRequest{
 		ContainerID: id,
@@ -41,6 +43,13 @@ func (r *ContainerdRuntime) createTask(ctx context.Context, id string, rootfs []
 	}
 	for _, m := range rootfs {
 		req.Rootfs = append(req.Rootfs, &types.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
+	}
+	if opts != nil {
+		a, err := typeurl.MarshalAnyToProto(opts)
+		if err != nil {
+			return 0, err
+		}
+		req.Options = a
 	}
 	resp, err := r.client.TaskService().Create(ctx, req)
 	if err != nil {
