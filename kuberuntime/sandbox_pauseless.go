@@ -37,15 +37,14 @@ import (
 //
 // Its containers' tasks are grouped in one shim by the io.kubernetes.cri.sandbox-id annotation
 // (the runc shim's "start" finds the shim of the group by the socket named after the sandbox's
-// ID): the first container's task starts the shim, and the shim serves until its last task is
-// deleted, whichever container came first. The containers' records do not name the sandbox
-// (shim_grouping.go): containerd would then look for the shim of a sandbox task, which there is
-// not.
+// ID): the first container's task starts the shim, the later ones reach it by its address
+// (pod_shim.go), and it serves until the pod's stop, whichever container came first.
 //
-// The shim of such a pod exits with the deletion of its last task, and its socket goes a little
-// after containerd's delete returned: a container started right then would be told to use the
-// exiting shim. So the pod's task creations are serialized, and one that finds no task of the pod
-// left waits for the pod's shim to stop listening (newPauseLessTask).
+// A shim that exits with a pod's last task (one whose container's record names no sandbox, made
+// by an earlier version, shuts it down at its deletion) leaves its socket a little after
+// containerd's delete returned: a container started right then would be told to use the exiting
+// shim. So the pod's task creations are serialized, and one that finds no task of the pod left
+// waits for the pod's shim to stop listening (newPauseLessTask).
 //
 // The sandbox is Ready from RunPodSandbox until StopPodSandbox; a marker file in its state dir
 // says so across restarts (it goes at the stop, before anything else).
