@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark of cri-shim and containerd's built-in CRI plugin, on ONE containerd.
+# Side-by-side benchmark of cri-shim and containerd's built-in CRI plugin, each as a node runs it.
 #
 # Starts, in a temp dir: the local test registry; containerd (the one of hack/setup.sh, v2.2.9) with
 # its CRI plugin enabled (namespace k8s.io; same CNI conf dir and plugins, same registry hosts dir and
-# sandbox image as cri-shim, cgroupfs); cri-shim on the same containerd (namespace cri-shim, its own
-# socket). Then, BENCH_ROUNDS times (A B A B ...):
+# sandbox image as cri-shim, cgroupfs); cri-shim with its managed containerd (the same binary, the
+# CRI plugin off: what a cri-shim node runs), so that each runtime's containerd holds only its own
+# pods' memory and CPU (BENCH_SHARED_CONTAINERD=1: cri-shim on the CRI plugin's containerd instead,
+# namespace cri-shim). Then, BENCH_ROUNDS times (A B A B ...):
 #   critest -benchmark (hack/bench-params.yaml) against cri-shim, then against containerd's CRI;
 #   hack/benchclient run against cri-shim, then against containerd's CRI: pod start throughput
 #   (BENCH_PODS pods with one container, BENCH_PARALLEL at a time), then BENCH_CONTAINERS_PER_POD
@@ -16,8 +18,8 @@
 # arguments to a log and execs the real binary; benchclient counts the runs of the throughput phase
 # by subcommand (create, start, state, kill, delete, ...), reported per pod started. The header
 # gives the wrapper's own cost per run (runc --version direct and wrapped).
-# The CPU seconds of cri-shim and containerd are sampled at each phase's start and end, so the
-# shared containerd's CPU is attributed to the runtime whose phase was running.
+# The CPU seconds of cri-shim and of each runtime's containerd are sampled at each phase's start and
+# end (a shared containerd's CPU goes to the runtime whose phase was running).
 # Prints one table and writes it to bench/results.md (with machine, load and versions); critest's
 # and benchclient's raw JSON, and the OCI runtime wrappers' logs, stay in bench/raw/.
 #
@@ -27,6 +29,7 @@
 #      crun handler's runs), BENCH_CRUN_CRITEST (0; 1 runs critest on the crun handlers too: ~2 × 4 min
 #      a round more), BENCH_CRUN_OCI_VERSION (1.0.2: the ociVersion the crun wrappers give the
 #      bundles; empty leaves them),
+#      BENCH_SHARED_CONTAINERD (0; 1 runs cri-shim on containerd-CRI's containerd),
 #      BENCH_PROFILE=DIR (save cri-shim CPU and heap profiles of each benchclient phase there),
 #      BENCH_OUT (bench/results.md), BENCH_CRISHIM_BIN (a cri-shim binary to use instead of building one),
 #      BENCH_PARAMS (critest's parameters file), BENCH_LOG_LEVEL (cri-shim's, info),
@@ -52,6 +55,7 @@ SANDBOX_IMAGE=registry.k8s.io/pause:3.10 # served by the test registry through t
 COUNT_RUNC=${BENCH_COUNT_RUNC:-1}
 CRUN_BIN=$(command -v crun || true)
 CRUN=${BENCH_CRUN:-$([ -n "$CRUN_BIN" ] && echo 1 || echo 0)}
+SHARED_CTRD=${BENCH_SHARED_CONTAINERD:-0}
 
 for b in critest containerd containerd-shim-runc-v2 crictl runc; do
   command -v "$b" >/dev/null || { echo "bench.sh: $b missing: run hack/setup.sh (make setup)" >&2; exit 1; }
@@ -67,6 +71,8 @@ uptime >"$RAW/uptime-start"
 CTRD_SOCK=$WORK/containerd.sock
 SHIM_SOCK=$WORK/cri-shim.sock
 REG_PID= CTRD_PID= SHIM_PID=
+# cri-shim's containerd: its managed one, or containerd-CRI's (BENCH_SHARED_CONTAINERD=1).
+SHIM_CTRD_SOCK= SHIM_CTRD_PID=
 log() { echo "bench.sh [$(( $(date +%s) - T0 ))s]: $*" >&2; }
 
 cleanup() {
@@ -75,13 +81,16 @@ cleanup() {
     [ -S "$sock" ] || continue
     timeout 300 crictl --timeout 60s -r "unix://$sock" -i "unix://$sock" rmp -a -f >/dev/null 2>&1
   done
+  # cri-shim stops its managed containerd as it exits.
   if [ -n "$SHIM_PID" ] && kill -0 "$SHIM_PID" 2>/dev/null; then kill -TERM "$SHIM_PID"; wait "$SHIM_PID"; fi
   if [ -n "$CTRD_PID" ] && kill -0 "$CTRD_PID" 2>/dev/null; then kill -TERM "$CTRD_PID"; wait "$CTRD_PID"; fi
-  # shims outlive containerd: kill the ones of this containerd (by pid, found by their -address).
+  # shims outlive containerd: kill the ones of these containerds (by pid, found by their -address).
   for p in /proc/[0-9]*; do
-    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "containerd-shim.*-address $CTRD_SOCK "; then
-      kill -KILL "${p#/proc/}" 2>/dev/null
-    fi
+    for sock in "$CTRD_SOCK" $SHIM_CTRD_SOCK; do
+      if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "containerd-shim.*-address $sock "; then
+        kill -KILL "${p#/proc/}" 2>/dev/null
+      fi
+    done
   done
   if [ -n "$REG_PID" ] && kill -0 "$REG_PID" 2>/dev/null; then kill -TERM "$REG_PID"; wait "$REG_PID"; fi
   # unmount whatever is still mounted below the work dir (netns, rootfs, shm), deepest first.
@@ -209,7 +218,12 @@ CTRD_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$CTRD_PID/status")
     echo "binary_name = \"$SHIM_CRUN\""
   fi
 } >"$WORK/cri-shim.toml"
-"$WORK/cri-shim" --config "$WORK/cri-shim.toml" --containerd-mode external --containerd-address "$CTRD_SOCK" --root "$WORK/cri-shim-root" --state "$WORK/cri-shim-state" \
+if [ "$SHARED_CTRD" = 1 ]; then
+  ctrd_flags=(--containerd-mode external --containerd-address "$CTRD_SOCK")
+else
+  ctrd_flags=(--containerd-mode managed)
+fi
+"$WORK/cri-shim" --config "$WORK/cri-shim.toml" "${ctrd_flags[@]}" --root "$WORK/cri-shim-root" --state "$WORK/cri-shim-state" \
   --socket "$SHIM_SOCK" --registry-config-path "$WORK/certs.d" --sandbox-image "$SANDBOX_IMAGE" \
   --cni-conf-dir "$CNI_CONF_DIR" --cni-bin-dir "$CNI_BIN_DIR" \
   --metrics-address 127.0.0.1:0 --enable-pprof --log-level "${BENCH_LOG_LEVEL:-info}" >"$RAW/cri-shim.log" 2>&1 &
@@ -222,7 +236,17 @@ for _ in $(seq 100); do
   [ -n "$METRICS" ] && break; sleep 0.1
 done
 SHIM_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$SHIM_PID/status")
-log "registry $(cat "$WORK/registry.addr"), containerd pid $CTRD_PID, cri-shim pid $SHIM_PID (metrics $METRICS)"
+if [ "$SHARED_CTRD" = 1 ]; then
+  SHIM_CTRD_SOCK=$CTRD_SOCK SHIM_CTRD_PID=$CTRD_PID
+else
+  line=$(grep -m1 'msg="started managed containerd"' "$RAW/cri-shim.log" || true)
+  SHIM_CTRD_SOCK=$(sed -n 's/.* address=\([^ ]*\).*/\1/p' <<<"$line")
+  SHIM_CTRD_PID=$(sed -n 's/.* pid=\([0-9]*\).*/\1/p' <<<"$line")
+  [ -S "$SHIM_CTRD_SOCK" ] && kill -0 "$SHIM_CTRD_PID" 2>/dev/null ||
+    { echo "bench.sh: cri-shim's managed containerd not found in its log" >&2; cat "$RAW/cri-shim.log" >&2; exit 1; }
+fi
+SHIM_CTRD_IDLE_RSS=$(awk '/VmRSS/{print $2}' "/proc/$SHIM_CTRD_PID/status")
+log "registry $(cat "$WORK/registry.addr"), containerd pid $CTRD_PID, cri-shim pid $SHIM_PID (metrics $METRICS), its containerd pid $SHIM_CTRD_PID"
 
 if [ -n "${BENCH_HOLD:-}" ]; then
   cat >"$BENCH_HOLD" <<EOF2
@@ -230,6 +254,8 @@ SHIM_SOCK=$SHIM_SOCK
 CTRD_SOCK=$CTRD_SOCK
 SHIM_PID=$SHIM_PID
 CTRD_PID=$CTRD_PID
+SHIM_CTRD_SOCK=$SHIM_CTRD_SOCK
+SHIM_CTRD_PID=$SHIM_CTRD_PID
 METRICS=$METRICS
 WORK=$WORK
 BENCHCLIENT=$WORK/benchclient
@@ -242,17 +268,20 @@ fi
 
 cpu() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+# ctrd_pid RUNTIME: the pid of the runtime's containerd.
+ctrd_pid() { case $1 in cri-shim*) echo "$SHIM_CTRD_PID" ;; *) echo "$CTRD_PID" ;; esac; }
 # phase RUNTIME NAME CMD...: runs CMD, appends each process's CPU seconds used to phases.tsv.
 phase() {
   local rt=$1 name=$2; shift 2
-  local s0 c0 t0 rc=0
-  s0=$(cpu "$SHIM_PID"); c0=$(cpu "$CTRD_PID"); t0=$(date +%s.%N)
+  local s0 c0 t0 rc=0 cp
+  cp=$(ctrd_pid "$rt")
+  s0=$(cpu "$SHIM_PID"); c0=$(cpu "$cp"); t0=$(date +%s.%N)
   log "$name against $rt"
   "$@" || rc=$?
   local secs
   secs=$(echo "$(date +%s.%N) - $t0" | bc)
   printf '%s\t%s\tcri-shim\t%s\t%s\t%s\n' "$rt" "$name" "$(echo "$(cpu "$SHIM_PID") - $s0" | bc)" "$(rss "$SHIM_PID")" "$secs" >>"$RAW/phases.tsv"
-  printf '%s\t%s\tcontainerd\t%s\t%s\t%s\n' "$rt" "$name" "$(echo "$(cpu "$CTRD_PID") - $c0" | bc)" "$(rss "$CTRD_PID")" "$secs" >>"$RAW/phases.tsv"
+  printf '%s\t%s\tcontainerd\t%s\t%s\t%s\n' "$rt" "$name" "$(echo "$(cpu "$cp") - $c0" | bc)" "$(rss "$cp")" "$secs" >>"$RAW/phases.tsv"
   [ "$rc" = 0 ] || log "$name against $rt exited $rc"
 }
 
@@ -264,7 +293,8 @@ run_critest() { # ENDPOINT DIR [CRITEST-FLAGS...]
     >"$dir.log" 2>&1
 }
 run_client() { # ENDPOINT RUNTIME NAMESPACE OUT PROCS...
-  local ep=$1 rt=$2 ns=$3 out=$4; shift 4
+  local ep=$1 rt=$2 ns=$3 out=$4 csock=$CTRD_SOCK; shift 4
+  case $rt in cri-shim*) csock=$SHIM_CTRD_SOCK ;; esac
   local prof= hook=() curl_pid=
   if [ -n "${BENCH_PROFILE:-}" ] && [ "$rt" = cri-shim ] && [ -n "$METRICS" ]; then
     mkdir -p "$BENCH_PROFILE"
@@ -275,7 +305,7 @@ run_client() { # ENDPOINT RUNTIME NAMESPACE OUT PROCS...
   fi
   "$WORK/benchclient" run "${hook[@]}" -endpoint "unix://$ep" -name "$rt" -out "$out" -pods "$PODS" -parallel "$PARALLEL" \
     -containers-per-pod "$PER_POD" -list-n "$LIST_N" -stats-n "$STATS_N" -log-dir "$WORK/logs" \
-    -containerd-address "$CTRD_SOCK" -namespace "$ns" "$@"
+    -containerd-address "$csock" -namespace "$ns" "$@"
   if [ -n "$prof" ]; then
     curl -s -o "$prof.heap.pprof" "http://$METRICS/debug/pprof/heap"
     wait "$curl_pid"
@@ -295,14 +325,14 @@ for r in $(seq "$ROUNDS"); do
     fi
   fi
   phase cri-shim "client-$r" run_client "$SHIM_SOCK" cri-shim cri-shim "$RAW/client-cri-shim-$r.json" \
-    -proc "runtime=$SHIM_PID" -proc "containerd=$CTRD_PID" -oci-log "$(oci_log runc-cri-shim)"
+    -proc "runtime=$SHIM_PID" -proc "containerd=$SHIM_CTRD_PID" -oci-log "$(oci_log runc-cri-shim)"
   phase containerd-CRI "client-$r" run_client "$CTRD_SOCK" containerd-CRI k8s.io "$RAW/client-containerd-$r.json" \
     -proc "runtime=$CTRD_PID" -oci-log "$(oci_log runc-containerd)"
   if [ "$CRUN" = 1 ]; then
     # the crun handler: the throughput phase and teardown only (one container a pod, no list calls).
     crun_only=(-runtime-handler crun -containers-per-pod 1 -list-n 0 -stats-n 0)
     phase cri-shim+crun "client-crun-$r" run_client "$SHIM_SOCK" cri-shim+crun cri-shim "$RAW/client-cri-shim+crun-$r.json" \
-      -proc "runtime=$SHIM_PID" -proc "containerd=$CTRD_PID" -oci-log "$(oci_log crun-cri-shim)" "${crun_only[@]}"
+      -proc "runtime=$SHIM_PID" -proc "containerd=$SHIM_CTRD_PID" -oci-log "$(oci_log crun-cri-shim)" "${crun_only[@]}"
     phase containerd-CRI+crun "client-crun-$r" run_client "$CTRD_SOCK" containerd-CRI+crun k8s.io "$RAW/client-containerd+crun-$r.json" \
       -proc "runtime=$CTRD_PID" -oci-log "$(oci_log crun-containerd)" "${crun_only[@]}"
   fi
@@ -316,7 +346,7 @@ done
 [ "$COUNT_RUNC" = 1 ] && cp "$OCI"/*.log "$RAW/" 2>/dev/null || true
 mib() { echo "$(( $1 / 1024 )) MiB"; }
 {
-  echo "# cri-shim vs containerd's CRI plugin on one containerd"
+  if [ "$SHARED_CTRD" = 1 ]; then echo "# cri-shim vs containerd's CRI plugin on one containerd"; else echo "# cri-shim vs containerd's CRI plugin"; fi
   echo
   echo "Generated by \`make bench\` (hack/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'), $(( $(date +%s) - T0 )) s wall."
   echo
@@ -324,7 +354,12 @@ mib() { echo "$(( $1 / 1024 )) MiB"; }
   echo "- load: at start \`$(cat "$RAW/uptime-start" 2>/dev/null)\`; at end \`$(uptime)\` (the machine is shared: the A B A B interleaving is there for that)"
   [ -n "${BENCH_CRISHIM_BIN:-}" ] && echo "- cri-shim binary: $BENCH_CRISHIM_BIN"
   echo "- containerd $(containerd --version | awk '{print $3}'), $(runc --version | head -1), critest v1.37.0, cri-shim $(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null), $(go version | awk '{print $3}')"
-  echo "- one containerd (CRI plugin on, namespace k8s.io) serving both; cri-shim in namespace cri-shim on the same socket; CNI $CNI_CONF_DIR (bridge + portmap) and $CNI_BIN_DIR for both; sandbox image $SANDBOX_IMAGE from the local test registry"
+  if [ "$SHARED_CTRD" = 1 ]; then
+    echo "- one containerd (CRI plugin on, namespace k8s.io) serving both; cri-shim in namespace cri-shim on the same socket (BENCH_SHARED_CONTAINERD=1)"
+  else
+    echo "- containerd-CRI: containerd with its CRI plugin (namespace k8s.io); cri-shim: its managed containerd, the same binary with the CRI plugin off (namespace cri-shim), as a cri-shim node runs it; each runtime's memory and CPU rows count its own containerd"
+  fi
+  echo "- CNI $CNI_CONF_DIR (bridge + portmap) and $CNI_BIN_DIR for both; sandbox image $SANDBOX_IMAGE from the local test registry"
   echo "- rounds (A B A B): $ROUNDS; critest params: $(grep -v '^#' "$PARAMS" | tr '\n' ' ')"
   echo "- benchclient: $PODS pods × 1 container started $PARALLEL at a time (the \"throughput:\" rows are those calls under that concurrency), then filled to $PER_POD containers per pod (\"fill:\"), then, once the machine is under 15 % busy, 5 unrecorded calls and $LIST_N measured of each List/status and $STATS_N of ListContainerStats at that scale, then teardown $PARALLEL at a time"
   if [ "$COUNT_RUNC" = 1 ]; then
@@ -335,9 +370,9 @@ mib() { echo "$(( $1 / 1024 )) MiB"; }
   if [ "$CRUN" = 1 ]; then
     echo "- crun handler (BENCH_CRUN=1): $($CRUN_BIN --version | head -1), the same pods on the handler crun of each runtime (cri-shim [runtimes.crun], containerd runtimes.crun with BinaryName), throughput phase and teardown only$([ -n "$CRUN_OCI_VERSION" ] && echo "; the crun wrapper of both sets each bundle's ociVersion to $CRUN_OCI_VERSION before create (crun 1.8.1 refuses later ones; one sed a create)")$([ "$HYBRID" = 1 ] && echo "; this host's cgroups are hybrid with controllers in v2, which crun refuses, so crun runs through unshare -m + umount of /sys/fs/cgroup/unified for both (three more execs a run)")"
   fi
-  echo "- idle RSS after start: containerd (CRI plugin loaded) $(mib "$CTRD_IDLE_RSS"), cri-shim $(mib "$SHIM_IDLE_RSS")"
+  echo "- idle RSS after start: containerd (CRI plugin loaded) $(mib "$CTRD_IDLE_RSS"), cri-shim $(mib "$SHIM_IDLE_RSS")$([ "$SHARED_CTRD" = 1 ] || echo ", cri-shim's containerd $(mib "$SHIM_CTRD_IDLE_RSS")")"
   echo "- ratios are cri-shim / containerd-CRI; below 1 means cri-shim is faster (for the throughput line: above 1 is better)"
 } >"$WORK/header.md"
 go run "$ROOT/hack/benchclient" report -header "$WORK/header.md" -out "$OUT" "${critest_args[@]}" "${client_args[@]}" \
-  -phases "$RAW/phases.tsv"
+  -phases "$RAW/phases.tsv" $([ "$SHARED_CTRD" = 1 ] && echo -shared-containerd)
 log "done in $(( $(date +%s) - T0 ))s; table in $OUT"

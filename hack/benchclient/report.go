@@ -112,6 +112,7 @@ func reportMain(args []string) error {
 	a := fs.String("a", "cri-shim", "runtime A (the numerator of the ratios)")
 	b := fs.String("b", "containerd-CRI", "runtime B")
 	out := fs.String("out", "", "also write the report here")
+	shared := fs.Bool("shared-containerd", false, "both runtimes ran on one containerd (bench.sh BENCH_SHARED_CONTAINERD=1)")
 	fs.Parse(args)
 
 	var s samples
@@ -202,11 +203,11 @@ func reportMain(args []string) error {
 	ociRunsTables(&w, results, *a, *b)
 	handlerTable(&w, &s, results, *a, *b)
 	for _, p := range phases {
-		if err := phaseTable(&w, p); err != nil {
+		if err := phaseTable(&w, p, *shared); err != nil {
 			return err
 		}
 	}
-	targets(&w, &s, results, *a, *b)
+	targets(&w, &s, results, *a, *b, *shared)
 
 	fmt.Print(w.String())
 	if *out != "" {
@@ -244,7 +245,7 @@ func median(v []float64) (float64, bool) {
 
 // phaseTable sums the CPU seconds each process used while each runtime's phases ran. The file has
 // lines "PHASE-RUNTIME<TAB>PHASE<TAB>PROCESS<TAB>CPU-SECONDS-USED<TAB>RSS-KIB-AT-END<TAB>SECONDS".
-func phaseTable(w io.Writer, file string) error {
+func phaseTable(w io.Writer, file string, sharedContainerd bool) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
@@ -279,7 +280,11 @@ func phaseTable(w io.Writer, file string) error {
 			wall[fl[0]] += secs
 		}
 	}
-	fmt.Fprintf(w, "\n### CPU seconds by phase (bench.sh; one containerd serves both, so its CPU is attributed by which runtime's phase was running)\n\n")
+	if sharedContainerd {
+		fmt.Fprintf(w, "\n### CPU seconds by phase (bench.sh; one containerd serves both, so its CPU is attributed by which runtime's phase was running)\n\n")
+	} else {
+		fmt.Fprintf(w, "\n### CPU seconds by phase (bench.sh; each runtime's own containerd)\n\n")
+	}
 	fmt.Fprintln(w, "| phases of | process | CPU s used | max RSS at a phase end MiB | wall s of those phases |")
 	fmt.Fprintln(w, "|---|---|---|---|---|")
 	for _, k := range keys {

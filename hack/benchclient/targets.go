@@ -182,7 +182,7 @@ func targetGroups(in targetInputs) []struct {
 }
 
 // targets renders the goals against this run, one table with a row per goal.
-func targets(w io.Writer, s *samples, results map[string][]RunResult, a, b string) {
+func targets(w io.Writer, s *samples, results map[string][]RunResult, a, b string, sharedContainerd bool) {
 	in := targetInputs{s: s, results: results, a: a, b: b}
 	fmt.Fprintf(w, "\n### Targets (this run; ratios %s / %s)\n\n| target | measured | met |\n|---|---|---|\n", a, b)
 	for _, g := range targetGroups(in) {
@@ -196,10 +196,15 @@ func targets(w io.Writer, s *samples, results map[string][]RunResult, a, b strin
 			fmt.Fprintf(w, "| %s | %s | %s |\n", t.label(), measured, t.evaluate(r, ok))
 		}
 	}
-	fmt.Fprintf(w, "\nMedians unless a target says p99; \"not measured\": the run had no such samples (critest rows with BENCH_CRITEST=0). "+
-		"The RSS target compares %[1]s + containerd at the node's fullest in %[1]s's throughput run with containerd alone at its fullest in %[2]s's: "+
-		"one containerd serves both, so its RSS in %[1]s's phase also holds its CRI plugin (loaded, idle) and what the Go heap kept from %[2]s's earlier phases, "+
-		"and its RSS in %[2]s's phase what it kept from %[1]s's; round 1's %[1]s phase runs first on a fresh containerd and is the least burdened. "+
-		"The shims (the same count and size for both) are not in it. The issue's targets replace the absolute ones of before (List* p99 ≤ 2 ms, %[1]s RSS ≤ 60 MiB): "+
-		"on a shared machine an absolute figure measures the neighbours.\n", a, b)
+	fmt.Fprintf(w, "\nMedians unless a target says p99; \"not measured\": the run had no such samples (critest rows with BENCH_CRITEST=0). ")
+	if sharedContainerd {
+		fmt.Fprintf(w, "The RSS target compares %[1]s + containerd at the node's fullest in %[1]s's throughput run with containerd alone at its fullest in %[2]s's: "+
+			"one containerd serves both, so its RSS in %[1]s's phase also holds its CRI plugin (loaded, idle) and what the Go heap kept from %[2]s's earlier phases, "+
+			"and its RSS in %[2]s's phase what it kept from %[1]s's; round 1's %[1]s phase runs first on a fresh containerd and is the least burdened. ", a, b)
+	} else {
+		fmt.Fprintf(w, "The RSS target compares %[1]s + its containerd (the CRI plugin off) at the node's fullest in %[1]s's throughput run with "+
+			"containerd (its CRI plugin serving) at its fullest in %[2]s's: each runtime has a containerd of its own. ", a, b)
+	}
+	fmt.Fprintf(w, "The shims (the same count and size for both) are not in it. The issue's targets replace the absolute ones of before (List* p99 ≤ 2 ms, %[1]s RSS ≤ 60 MiB): "+
+		"on a shared machine an absolute figure measures the neighbours.\n", a)
 }
