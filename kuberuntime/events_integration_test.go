@@ -113,21 +113,12 @@ func TestUpdatePodSandboxResourcesCgroup(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
 	cfg := podCfg("resources")
-	parent := fmt.Sprintf("/crishim-test-res-%d", os.Getpid())
+	var sbID string
+	parent := e.cgroupParentFor(t, "res", func() string { return sbID })
 	cfg.Linux.CgroupParent = parent
 	sb := e.run(cfg)
+	sbID = sb.ID
 	fs := cgroupstats.DetectCgroupFS()
-	t.Cleanup(func() {
-		_ = e.rt.StopPodSandbox(ctx, sb.ID).Error()
-		_ = e.rt.RemovePodSandbox(ctx, sb.ID)
-		if fs.Unified {
-			os.Remove(filepath.Join(fs.V2Root, parent))
-			return
-		}
-		for _, root := range fs.V1 {
-			os.Remove(filepath.Join(root, parent))
-		}
-	})
 	res := &runtime.LinuxContainerResources{MemoryLimitInBytes: 200 << 20, CpuQuota: 50000, CpuPeriod: 100000}
 	over := &runtime.LinuxContainerResources{MemoryLimitInBytes: 56 << 20}
 	if err := e.rt.UpdatePodSandboxResources(ctx, sb.ID, over, res); err != nil {

@@ -107,6 +107,9 @@ func newEnvWith(t *testing.T, plugins string, opts func(*Options)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.client.Close() })
+	// The cgroup named after the namespace (containerd's default parent of a pod without one) goes
+	// with the last test that used it: it is removed only when empty.
+	t.Cleanup(func() { removeTestCgroup("/crishim-test") })
 	e.opts = Options{
 		Namespace:    "crishim-test",
 		RootDir:      filepath.Join(dir, "root"),
@@ -126,6 +129,30 @@ func newEnvWith(t *testing.T, plugins string, opts func(*Options)) *env {
 	}
 	e.rt = e.newRuntime()
 	return e
+}
+
+// removeTestCgroup removes the (empty) cgroup path a test made, from every hierarchy of the host:
+// the v1 controllers' and the v2 one (a hybrid host's too, where runc makes it as well).
+func removeTestCgroup(path string) {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, d := range append(dirs, "/sys/fs/cgroup") {
+		os.Remove(filepath.Join(d, path))
+	}
+}
+
+// cgroupParentFor returns a cgroup parent of the test's own, removed at the end once the pod is
+// gone (the test's cleanup runs before the env's, so it removes the pod first).
+func (e *env) cgroupParentFor(t *testing.T, name string, sandboxID func() string) string {
+	parent := fmt.Sprintf("/crishim-test-%s-%d", name, os.Getpid())
+	t.Cleanup(func() {
+		if id := sandboxID(); id != "" {
+			ctx := context.Background()
+			_ = e.rt.StopPodSandbox(ctx, id).Error()
+			_ = e.rt.RemovePodSandbox(ctx, id)
+		}
+		removeTestCgroup(parent)
+	})
+	return parent
 }
 
 func (e *env) newRuntime() *ContainerdRuntime {

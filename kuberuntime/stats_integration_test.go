@@ -4,10 +4,7 @@ package kuberuntime
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -211,23 +208,15 @@ func TestStatsWithCgroupParent(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
 	cfg := podCfg("parent")
-	parent := fmt.Sprintf("/crishim-test-stats-%d", os.Getpid())
+	var sbID string
+	parent := e.cgroupParentFor(t, "stats", func() string { return sbID })
 	cfg.Linux.CgroupParent = parent
 	sb := e.run(cfg)
+	sbID = sb.ID
 	if _, err := e.rt.images.PullImage(ctx, legacy.ImageSpec{Image: testBusybox}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	id := e.createStart(sb.ID, ctrCfg("burn", "sh", "-c", "while :; do :; done"))
-	t.Cleanup(func() {
-		fs := cgroupstats.DetectCgroupFS()
-		if fs.Unified {
-			os.Remove(filepath.Join(fs.V2Root, parent))
-			return
-		}
-		for _, root := range fs.V1 {
-			os.Remove(filepath.Join(root, parent))
-		}
-	})
 	time.Sleep(1200 * time.Millisecond)
 	if _, err := e.rt.PodSandboxStats(ctx, sb.ID); err != nil {
 		t.Fatal(err)
