@@ -132,6 +132,37 @@ func probeCRIUAt(ctx context.Context, info *CriuInfo) error {
 		err, criuNoBreakpoints, info.Version, fix)
 }
 
+// probeDirPrefix names the probe's work dirs, followed by the pid of the process probing.
+const probeDirPrefix = "cri-shim-criu-probe-"
+
+// staleUnownedProbeDir is the age past which a probe dir that names no pid (an older layout) is
+// taken for a leftover.
+const staleUnownedProbeDir = time.Hour
+
+// sweepProbeDirs removes the probe dirs under tmp left by processes that are gone (a daemon killed
+// while it probed): the dir names its owner's pid, and a live owner's dir is left alone.
+func sweepProbeDirs(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, probeDirPrefix+"*"))
+	for _, d := range dirs {
+		owner, _, named := strings.Cut(strings.TrimPrefix(filepath.Base(d), probeDirPrefix), "-")
+		pid, err := strconv.Atoi(owner)
+		switch {
+		case named && err == nil && pid > 0:
+			if unix.Kill(pid, 0) != unix.ESRCH {
+				continue // alive (or not ours to signal)
+			}
+		default:
+			st, err := os.Lstat(d)
+			if err != nil || time.Since(st.ModTime()) < staleUnownedProbeDir {
+				continue
+			}
+		}
+		if err := os.RemoveAll(d); err == nil {
+			logrus.WithField("dir", d).Info("CRIU probe: removed the work dir of a probe that did not finish")
+		}
+	}
+}
+
 // criuHangError is a probe step that did not end in time.
 type criuHangError struct{ msg string }
 
@@ -145,7 +176,8 @@ func criuDumpRestore(ctx context.Context, criu string, env []string) error {
 	if err != nil {
 		return fmt.Errorf("no sleep binary for a test process to dump: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "cri-shim-criu-probe-")
+	sweepProbeDirs(os.TempDir())
+	dir, err := os.MkdirTemp("", probeDirPrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return err
 	}

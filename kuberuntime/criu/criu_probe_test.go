@@ -3,7 +3,9 @@ package criu
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -194,5 +196,38 @@ func TestCRIUUsable(t *testing.T) {
 	CheckCRIU = func() CriuInfo { return CriuInfo{Path: "/usr/sbin/criu", Version: "4.1"} }
 	if info, err := CriuUsable(); err != nil || info.Version != "4.1" {
 		t.Fatalf("working CRIU: %+v %v", info, err)
+	}
+}
+
+// A probe's work dir left by a process that is gone is removed; a live process's, and a recent
+// dir of the older layout (no pid), are left.
+func TestSweepProbeDirs(t *testing.T) {
+	tmp := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name string) string {
+		p := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Join(p, "images"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	gone := mk(fmt.Sprintf("%s%d-123", probeDirPrefix, dead.Process.Pid))
+	live := mk(fmt.Sprintf("%s%d-456", probeDirPrefix, os.Getpid()))
+	oldRecent := mk(probeDirPrefix + "789")
+	oldStale := mk(probeDirPrefix + "790")
+	past := time.Now().Add(-2 * staleUnownedProbeDir)
+	if err := os.Chtimes(oldStale, past, past); err != nil {
+		t.Fatal(err)
+	}
+	other := mk("something-else")
+	sweepProbeDirs(tmp)
+	for p, want := range map[string]bool{gone: false, live: true, oldRecent: true, oldStale: false, other: true} {
+		_, err := os.Stat(p)
+		if got := err == nil; got != want {
+			t.Errorf("%s there: %v, want %v", filepath.Base(p), got, want)
+		}
 	}
 }
