@@ -68,6 +68,10 @@ inner() {
     mkdir -p "$own"
     mount --bind "$own" "$d"
   done
+  # containerd's CRI refuses a Bidirectional volume whose source is not on a shared mount (on a
+  # systemd host every mount is): the run's /var/lib/kubelet is made shared, a peer group inside
+  # this namespace only (it stays the host's slave, so nothing propagates out).
+  [ "$RUNTIME" = containerd ] && mount --make-shared /var/lib/kubelet
 
   reg_pid= rt_pid=
   stop_inner() {
