@@ -68,6 +68,10 @@ inner() {
     mkdir -p "$own"
     mount --bind "$own" "$d"
   done
+  # containerd's CRI refuses a Bidirectional volume whose source is not on a shared mount (on a
+  # systemd host every mount is): the run's /var/lib/kubelet is made shared, a peer group inside
+  # this namespace only (it stays the host's slave, so nothing propagates out).
+  [ "$RUNTIME" = containerd ] && mount --make-shared /var/lib/kubelet
 
   reg_pid= rt_pid=
   stop_inner() {
@@ -130,6 +134,9 @@ inner() {
   return 0
 }
 
+# containerd's CRI plugin as hack/bench.sh runs it. restrict_oom_score_adj: a process here may not
+# lower its oom_score_adj (runc init gets EPERM for the pause container's -998, and every sandbox
+# fails), so requests below containerd's own are raised to it, as cri-shim does.
 write_containerd_config() {
   cat >"$WORK/containerd.toml" <<EOF
 version = 3
@@ -149,6 +156,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   [plugins."io.containerd.cri.v1.images".pinned_images]
     sandbox = "registry.k8s.io/pause:3.10"
 [plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
   enable_selinux = false
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.cri.v1.runtime".cni]
@@ -224,8 +232,10 @@ cleanup() {
     timeout 90 tail --pid "$NS_PID" -f /dev/null
   fi
   # Whatever is left in the run's cgroups (a kubelet after an interrupted run, containers) is
-  # the run's own: end it, then remove the cgroups, deepest first.
+  # the run's own: end it, then remove the cgroups, deepest first. The kubelet makes its cgroup
+  # root in the v2 hierarchy of a hybrid host too (the run itself uses only the v1 ones).
   local d k now pids
+  for d in $(awk '$3 == "cgroup2" { print $2 }' /proc/self/mounts); do CG_DIRS+=("$d/$CG"); done
   for d in "${CG_DIRS[@]}"; do
     [ -d "$d" ] || continue
     for _ in 1 2 3; do
