@@ -119,8 +119,13 @@ inner() {
   # own root; no system cgroup (its default moves every process of the root cgroup into it).
   local kflags="--cgroup-driver=cgroupfs --cgroup-root=/$CG --kubelet-cgroups=/$CG/kubelet"
   kflags+=" --runtime-cgroups=/$CG/runtime --system-cgroups= --fail-cgroupv1=false --fail-swap-on=false --v=2"
+  # The suite writes its kubeconfig, kubelet config and static-pod dirs into its working dir,
+  # which ginkgo makes the test binary's own, and runs the kubelet found beside it: both run from
+  # the run's dir (hard links, or copies across file systems), not from the cache.
   mkdir -p "$WORK/run"
   cd "$WORK/run"
+  local b
+  for b in e2e_node.test kubelet; do ln -f "$BIN/$b" "$b" 2>/dev/null || cp "$BIN/$b" "$b"; done
   local args=(--container-runtime-endpoint "unix://$SOCK" --image-service-endpoint "unix://$SOCK"
     --node-name "$NODE" --prepull-images=false --report-dir "$LOGS"
     "--kubelet-flags=$kflags")
@@ -128,7 +133,7 @@ inner() {
   local start rc=0
   start=$(date +%s)
   "$BIN/ginkgo" --procs "$PROCS" --focus "$FOCUS" --skip "$SKIP" --timeout "$TIMEOUT" --no-color \
-    --junit-report junit.xml --output-dir "$LOGS" "$BIN/e2e_node.test" -- "${args[@]}" >"$LOGS/e2e.log" 2>&1 || rc=$?
+    --junit-report junit.xml --output-dir "$LOGS" "$WORK/run/e2e_node.test" -- "${args[@]}" >"$LOGS/e2e.log" 2>&1 || rc=$?
   echo "$(( $(date +%s) - start ))" >"$LOGS/run-seconds"
   log "the suite exited $rc after $(cat "$LOGS/run-seconds")s (log: $LOGS/e2e.log)"
   return 0
