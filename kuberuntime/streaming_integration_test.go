@@ -230,6 +230,8 @@ func TestStreaming(t *testing.T) {
 		cfg := ctrCfg("nginx")
 		cfg.Image.Image = testregistry.E2ENginx
 		e.createStart(sb.ID, cfg)
+		// The container runs before nginx listens: forwarding before that is refused.
+		waitListening(t, sb.NetNSPath, "127.0.0.1:80")
 		// An IPv6-only listener of the test's own in the pod.
 		var l6 net.Listener
 		if err := inNetNS(sb.NetNSPath, func() (err error) { l6, err = net.Listen("tcp6", "[::1]:8086"); return }); err != nil {
@@ -344,6 +346,28 @@ func TestStreaming(t *testing.T) {
 		}
 		e.waitExited(e.rt, id)
 	})
+}
+
+// waitListening waits (bounded) until something listens on addr in the network namespace.
+func waitListening(t *testing.T, netns, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := inNetNS(netns, func() error {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s in the pod: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // portForwardNginx forwards to the nginx (port 80) and the IPv6 listener (8086) of the pod, over
