@@ -27,6 +27,8 @@ for b in critest ginkgo containerd crictl; do
 done
 
 WORK=$(mktemp -d /tmp/crishim-critest.XXXXXX)
+# critest's own temp dirs (cri-tools makes some and leaves them) go with the run's dir.
+mkdir -p "$WORK/tmp"
 # Searchable by all (as /run is): a pod in a user namespace runs as unprivileged host uids, which
 # must reach its rootfs under containerd's state dir.
 chmod 0711 "$WORK"
@@ -104,7 +106,7 @@ fi
 echo "run.sh: critest ${args[*]}" >&2
 start=$(date +%s)
 set +e
-(cd "$WORK" && critest "${args[@]}") >"$LOGS/critest.log" 2>&1
+(cd "$WORK" && TMPDIR="$WORK/tmp" critest "${args[@]}") >"$LOGS/critest.log" 2>&1
 critest_rc=$?
 set -e
 echo "run.sh: critest exited $critest_rc after $(( $(date +%s) - start ))s (log: $LOGS/critest.log)" >&2
@@ -117,7 +119,7 @@ if [ -z "${CRITEST_BENCHMARK_DIR:-}" ] && [ -z "${CRITEST_FOCUS:-}" ] && [ "${CR
           -ginkgo.junit-report "$LOGS/junit-websocket.xml" -ginkgo.no-color -ginkgo.timeout 20m
           -ginkgo.focus Streaming -websocket-exec -websocket-attach -websocket-portforward)
   set +e
-  (cd "$WORK" && critest "${wsargs[@]}") >"$LOGS/critest-websocket.log" 2>&1
+  (cd "$WORK" && TMPDIR="$WORK/tmp" critest "${wsargs[@]}") >"$LOGS/critest-websocket.log" 2>&1
   echo "run.sh: critest (websocket streaming) exited $? (log: $LOGS/critest-websocket.log)" >&2
   set -e
   [ -s "$LOGS/junit-websocket.xml" ] && ws=(--junit-websocket "$LOGS/junit-websocket.xml")
@@ -131,7 +133,7 @@ if [ -n "$crun_handler" ] && [ -z "${CRITEST_BENCHMARK_DIR:-}" ] && [ -z "${CRIT
   [ "$PARALLEL" -gt 1 ] && crunargs+=(-parallel "$PARALLEL")
   cstart=$(date +%s)
   set +e
-  (cd "$WORK" && critest "${crunargs[@]}") >"$LOGS/critest-crun.log" 2>&1
+  (cd "$WORK" && TMPDIR="$WORK/tmp" critest "${crunargs[@]}") >"$LOGS/critest-crun.log" 2>&1
   echo "run.sh: critest (handler crun) exited $? after $(( $(date +%s) - cstart ))s (log: $LOGS/critest-crun.log)" >&2
   set -e
   [ -s "$LOGS/junit-crun.xml" ] && hs=(--junit-handler "crun=$LOGS/junit-crun.xml")
