@@ -177,7 +177,10 @@ func (r *ContainerdRuntime) recoverPodShims(ctx context.Context, records map[str
 		if shimListening(r.shimSocket(id)) {
 			sb.shimUp = true
 		} else {
-			sb.shimUp = true // for forgetPodShim to clear
+			// Up until its record is gone: were the delete to fail, the next task would find the
+			// record without an address (containerd then looks for a shim it does not have), so it
+			// retries the delete first (podShimForTask).
+			sb.shimUp = true
 			r.forgetPodShim(ctx, sb)
 		}
 		sb.taskMu.Unlock()
