@@ -144,6 +144,11 @@ const staleUnownedProbeDir = time.Hour
 func sweepProbeDirs(tmp string) {
 	dirs, _ := filepath.Glob(filepath.Join(tmp, probeDirPrefix+"*"))
 	for _, d := range dirs {
+		// The temp dir is every local user's: only a dir of this user's is the probe's.
+		st, err := os.Lstat(d)
+		if err != nil || !st.IsDir() || st.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()) {
+			continue
+		}
 		owner, _, named := strings.Cut(strings.TrimPrefix(filepath.Base(d), probeDirPrefix), "-")
 		pid, err := strconv.Atoi(owner)
 		switch {
@@ -152,8 +157,7 @@ func sweepProbeDirs(tmp string) {
 				continue // alive (or not ours to signal)
 			}
 		default:
-			st, err := os.Lstat(d)
-			if err != nil || time.Since(st.ModTime()) < staleUnownedProbeDir {
+			if time.Since(st.ModTime()) < staleUnownedProbeDir {
 				continue
 			}
 		}

@@ -223,9 +223,20 @@ func TestSweepProbeDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := mk("something-else")
+	// Another user's dir of the probe's name, and a link of that name: not the probe's to remove.
+	foreign := mk(fmt.Sprintf("%s%d-789", probeDirPrefix, dead.Process.Pid))
+	foreignOK := os.Getuid() == 0 && os.Chown(foreign, 65534, 65534) == nil
+	link := filepath.Join(tmp, fmt.Sprintf("%s%d-790", probeDirPrefix, dead.Process.Pid))
+	if err := os.Symlink(other, link); err != nil {
+		t.Fatal(err)
+	}
 	sweepProbeDirs(tmp)
-	for p, want := range map[string]bool{gone: false, live: true, oldRecent: true, oldStale: false, other: true} {
-		_, err := os.Stat(p)
+	want := map[string]bool{gone: false, live: true, oldRecent: true, oldStale: false, other: true, link: true}
+	if foreignOK {
+		want[foreign] = true
+	}
+	for p, want := range want {
+		_, err := os.Lstat(p)
 		if got := err == nil; got != want {
 			t.Errorf("%s there: %v, want %v", filepath.Base(p), got, want)
 		}
